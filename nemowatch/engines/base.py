@@ -1,0 +1,145 @@
+"""The engine seam: one small protocol that both engines (local, nemo) implement.
+
+The pipeline drives a job through these calls in order and checkpoints the ledger between
+them; it never knows which engine it talks to. Every value passed across the seam is plain
+data that can be stored as JSON in the ledger, so that a restarted daemon can resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from nemowatch.rules import EditSpec, ExportSpec
+
+
+@dataclass(frozen=True)
+class Job:
+    """What an engine needs to know about one job."""
+
+    id: str
+    rule: str
+    source: Path  # the claimed file (inside the inbox's processing/ folder)
+    instructions: tuple[str, ...]
+    edit: EditSpec
+    export: ExportSpec
+    work_dir: Path  # scratch space for this job, kept until the job ends
+
+
+@dataclass(frozen=True)
+class Session:
+    """An editing session. `data` is engine-specific, JSON-serialisable, kept in the ledger."""
+
+    id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Media:
+    """A source the engine has accepted ("uploaded")."""
+
+    name: str
+    duration: float  # seconds
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    has_audio: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class EditEventKind(StrEnum):
+    TEXT = "text"  # something the engine says about the edit, fit to show a user
+    TOOL = "tool"  # an operation the engine performed (debug detail)
+    WARNING = "warning"  # e.g. a phrase the engine did not understand
+    PROGRESS = "progress"  # still working
+
+
+@dataclass(frozen=True)
+class EditEvent:
+    kind: EditEventKind
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A timeline in NemoVideo's shape, so both engines describe an edit the same way.
+
+    `tracks` is the draft's `t`: each track a dict with `tt` (0 video, 1 audio, 7 text)
+    and `sg` (segments); `duration_ms` is `d`; `metadata` is `m`.
+    """
+
+    tracks: tuple[dict[str, Any], ...]
+    duration_ms: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": list(self.tracks), "d": self.duration_ms, "m": dict(self.metadata)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Draft:
+        return cls(
+            tracks=tuple(data.get("t", ())),
+            duration_ms=int(data.get("d", 0)),
+            metadata=dict(data.get("m", {})),
+        )
+
+    @property
+    def duration(self) -> float:
+        return self.duration_ms / 1000.0
+
+
+class RenderState(StrEnum):
+    PENDING = "pending"  # submitted, not started
+    PROCESSING = "processing"  # running
+    COMPLETED = "completed"  # finished; the result can be downloaded
+    FAILED = "failed"  # finished without a result; `error` says why
+    LOST = "lost"  # the engine no longer knows this render (local: the process died)
+
+
+@dataclass(frozen=True)
+class Render:
+    id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RenderStatus:
+    state: RenderState
+    progress: float | None = None  # 0..100, for display only
+    error: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Credits:
+    available: float
+    frozen: float = 0.0
+    total: float | None = None
+
+
+class Engine(Protocol):
+    """What the pipeline needs from an editing engine."""
+
+    name: str
+
+    async def open_session(self, job: Job) -> Session: ...
+
+    async def upload(self, session: Session, source: Path) -> Media: ...
+
+    def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]: ...
+
+    async def draft(self, session: Session) -> Draft: ...
+
+    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render: ...
+
+    async def poll(self, render: Render) -> RenderStatus: ...
+
+    async def download(self, render: Render, dest: Path) -> None: ...
+
+    async def credits(self) -> Credits | None: ...
+
+    async def close(self) -> None: ...
