@@ -1,0 +1,383 @@
+"""The job ledger: SQLite (WAL) in the state directory.
+
+One row per job, keyed by a job id, with its content fingerprint, the engine's ids (session,
+uploaded media, render), and one history row per state change. The ledger is what makes a
+restarted daemon resume instead of repeat, and what `status` reads while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from nemowatch.errors import NemowatchError
+
+
+class JobState(StrEnum):
+    DETECTED = "detected"  # seen in an inbox (kept in memory only, until claimed)
+    SETTLING = "settling"  # waiting for size/mtime to stop changing (in memory only)
+    CLAIMED = "claimed"  # renamed into processing/; owned by this daemon
+    UPLOADING = "uploading"  # handing the source to the engine
+    EDITING = "editing"  # sending the edit instructions
+    EXPORTING = "exporting"  # render submitted / running
+    DOWNLOADING = "downloading"  # fetching the result to a hidden name in the outbox
+    VERIFYING = "verifying"  # probing the result before it gets its final name
+    DONE = "done"  # output published under its final name
+    FAILED = "failed"  # gave up; `error` says why and `retryable` whether trying again helps
+    SKIPPED = "skipped"  # nothing to do (a byte-identical file was already done)
+
+
+FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.SKIPPED})
+
+# Columns a caller may set with `transition` or `update`, and whether they hold JSON.
+_FIELDS: dict[str, bool] = {
+    "claimed": False,
+    "fingerprint": False,
+    "size": False,
+    "attempts": False,
+    "retryable": False,
+    "session": True,
+    "media": True,
+    "edits_done": False,
+    "draft": True,
+    "render": True,
+    "output": False,
+    "error": False,
+    "warnings": True,
+    "disposed": False,
+    "timings": True,
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    engine TEXT NOT NULL,
+    source TEXT NOT NULL,            -- where the file was dropped
+    source_size INTEGER,
+    source_mtime_ns INTEGER,
+    source_inode INTEGER,
+    claimed TEXT,                    -- where the file is while the job runs
+    fingerprint TEXT,                -- SHA-256 of the content
+    size INTEGER,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retryable INTEGER,
+    session TEXT,                    -- JSON: the engine's session
+    media TEXT,                      -- JSON: the uploaded source
+    edits_done INTEGER NOT NULL DEFAULT 0,
+    draft TEXT,                      -- JSON: the planned timeline
+    render TEXT,                     -- JSON: the submitted render
+    output TEXT,                     -- the published file
+    error TEXT,
+    warnings TEXT,                   -- JSON list of strings
+    disposed TEXT,                   -- where the source went after the job (or "deleted")
+    timings TEXT,                    -- JSON: seconds per step
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs(fingerprint);
+CREATE INDEX IF NOT EXISTS jobs_source ON jobs(source);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    at REAL NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_job ON transitions(job_id);
+"""
+
+
+class LedgerError(NemowatchError):
+    """The ledger cannot be opened or written (disk full, permissions, corrupt database)."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    rule: str
+    engine: str
+    source: Path
+    source_size: int | None
+    source_mtime_ns: int | None
+    source_inode: int | None
+    claimed: Path | None
+    fingerprint: str | None
+    size: int | None
+    state: JobState
+    attempts: int
+    retryable: bool | None
+    session: dict[str, Any] | None
+    media: dict[str, Any] | None
+    edits_done: int
+    draft: dict[str, Any] | None
+    render: dict[str, Any] | None
+    output: Path | None
+    error: str | None
+    warnings: list[str]
+    disposed: str | None
+    timings: dict[str, float]
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> JobRecord:
+        def loads(value: str | None) -> Any:
+            return json.loads(value) if value else None
+
+        return cls(
+            id=row["id"],
+            rule=row["rule"],
+            engine=row["engine"],
+            source=Path(row["source"]),
+            source_size=row["source_size"],
+            source_mtime_ns=row["source_mtime_ns"],
+            source_inode=row["source_inode"],
+            claimed=Path(row["claimed"]) if row["claimed"] else None,
+            fingerprint=row["fingerprint"],
+            size=row["size"],
+            state=JobState(row["state"]),
+            attempts=row["attempts"],
+            retryable=None if row["retryable"] is None else bool(row["retryable"]),
+            session=loads(row["session"]),
+            media=loads(row["media"]),
+            edits_done=row["edits_done"],
+            draft=loads(row["draft"]),
+            render=loads(row["render"]),
+            output=Path(row["output"]) if row["output"] else None,
+            error=row["error"],
+            warnings=loads(row["warnings"]) or [],
+            disposed=row["disposed"],
+            timings=loads(row["timings"]) or {},
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            finished_at=row["finished_at"],
+        )
+
+
+def new_job_id() -> str:
+    """A short unique id, safe in file names."""
+    return uuid.uuid4().hex[:12]
+
+
+class Ledger:
+    """The SQLite job store. Every method is one transaction."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(
+                f"cannot open the job ledger {path}: {exc}",
+                hint="check that state_dir exists, is writable, and has free space",
+            ) from exc
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, **kwargs: Any) -> Ledger:
+        return cls(state_dir / "ledger.sqlite3", **kwargs)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write the job ledger {self.path}: {exc}") from exc
+
+    def create(
+        self,
+        *,
+        job_id: str,
+        rule: str,
+        engine: str,
+        source: Path,
+        claimed: Path | None,
+        source_size: int | None = None,
+        source_mtime_ns: int | None = None,
+        source_inode: int | None = None,
+        state: JobState = JobState.CLAIMED,
+    ) -> JobRecord:
+        now = self._clock()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (id, rule, engine, source, source_size, source_mtime_ns,"
+                " source_inode, claimed, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    rule,
+                    engine,
+                    str(source),
+                    source_size,
+                    source_mtime_ns,
+                    source_inode,
+                    str(claimed) if claimed else None,
+                    state.value,
+                    now,
+                    now,
+                ),
+            )
+            db.execute(
+                "INSERT INTO transitions (job_id, from_state, to_state, at) VALUES (?, ?, ?, ?)",
+                (job_id, JobState.DETECTED.value, state.value, now),
+            )
+        return self.get(job_id)
+
+    def transition(
+        self, job_id: str, state: JobState, *, detail: str | None = None, **fields: Any
+    ) -> JobRecord:
+        """Move a job to `state`, setting `fields` in the same write, and record the change."""
+        now = self._clock()
+        assignments, values = self._assignments(fields)
+        assignments += ["state = ?", "updated_at = ?"]
+        values += [state.value, now]
+        if state in FINISHED:
+            assignments.append("finished_at = ?")
+            values.append(now)
+        with self._transaction() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"no job {job_id} in the ledger {self.path}")
+            db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id))
+            db.execute(
+                "INSERT INTO transitions (job_id, from_state, to_state, at, detail)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (job_id, row["state"], state.value, now, detail),
+            )
+        return self.get(job_id)
+
+    def update(self, job_id: str, **fields: Any) -> JobRecord:
+        """Checkpoint `fields` without changing the state."""
+        assignments, values = self._assignments(fields)
+        assignments.append("updated_at = ?")
+        values.append(self._clock())
+        with self._transaction() as db:
+            db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id))
+        return self.get(job_id)
+
+    @staticmethod
+    def _assignments(fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        assignments: list[str] = []
+        values: list[Any] = []
+        for name, value in fields.items():
+            if name not in _FIELDS:
+                raise ValueError(f"unknown ledger field {name!r}")
+            if _FIELDS[name] and value is not None:
+                value = json.dumps(value, sort_keys=True)
+            elif isinstance(value, Path):
+                value = str(value)
+            assignments.append(f"{name} = ?")
+            values.append(value)
+        return assignments, values
+
+    def get(self, job_id: str) -> JobRecord:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no job {job_id} in the ledger {self.path}")
+        return JobRecord.from_row(row)
+
+    def find(self, job_id_prefix: str) -> list[JobRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE id LIKE ? ORDER BY created_at", (job_id_prefix + "%",)
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def unfinished(self) -> list[JobRecord]:
+        """Jobs a previous run left mid-way, oldest first."""
+        placeholders = ", ".join("?" for _ in FINISHED)
+        rows = self._db.execute(
+            f"SELECT * FROM jobs WHERE state NOT IN ({placeholders}) ORDER BY created_at",
+            tuple(state.value for state in FINISHED),
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def undisposed(self) -> list[JobRecord]:
+        """Finished jobs whose source has not yet been archived, kept, deleted or quarantined."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE state IN (?, ?, ?) AND disposed IS NULL"
+            " AND claimed IS NOT NULL ORDER BY created_at",
+            (JobState.DONE.value, JobState.FAILED.value, JobState.SKIPPED.value),
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def done_with_fingerprint(self, fingerprint: str, rule: str) -> JobRecord | None:
+        """The earliest finished job of `rule` that produced an output from the same bytes."""
+        row = self._db.execute(
+            "SELECT * FROM jobs WHERE fingerprint = ? AND rule = ? AND state = ?"
+            " ORDER BY created_at LIMIT 1",
+            (fingerprint, rule, JobState.DONE.value),
+        ).fetchone()
+        return JobRecord.from_row(row) if row else None
+
+    def knows_source(self, source: Path, size: int, mtime_ns: int, inode: int) -> bool:
+        """Whether this exact file (same path, size, mtime, inode) was already taken.
+
+        A source kept in place after its job (`after: keep`) must not be taken again; a
+        file that is touched or replaced gets a new mtime or inode and is new work.
+        """
+        row = self._db.execute(
+            "SELECT 1 FROM jobs WHERE source = ? AND source_size = ? AND source_mtime_ns = ?"
+            " AND source_inode = ? LIMIT 1",
+            (str(source), size, mtime_ns, inode),
+        ).fetchone()
+        return row is not None
+
+    def claimed_paths(self) -> set[Path]:
+        rows = self._db.execute("SELECT claimed FROM jobs WHERE claimed IS NOT NULL").fetchall()
+        return {Path(row["claimed"]) for row in rows}
+
+    def jobs(self, state: JobState | None = None, limit: int = 50) -> list[JobRecord]:
+        if state is None:
+            rows = self._db.execute(
+                "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC LIMIT ?",
+                (state.value, limit),
+            ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def counts(self) -> dict[JobState, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+        return {JobState(row["state"]): row["n"] for row in rows}
+
+    def history(self, job_id: str) -> list[tuple[str | None, str, float, str | None]]:
+        rows = self._db.execute(
+            "SELECT from_state, to_state, at, detail FROM transitions WHERE job_id = ? ORDER BY id",
+            (job_id,),
+        ).fetchall()
+        return [(row["from_state"], row["to_state"], row["at"], row["detail"]) for row in rows]

@@ -1,0 +1,97 @@
+"""The ledger: real SQLite in a temporary state directory."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from nemowatch.ledger import JobState, Ledger, LedgerError
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    opened = Ledger.in_state_dir(tmp_path / "state")
+    yield opened
+    opened.close()
+
+
+def make_job(ledger: Ledger, job_id: str = "job1", source: str = "/in/a.mp4") -> None:
+    ledger.create(
+        job_id=job_id,
+        rule="reels",
+        engine="local",
+        source=Path(source),
+        claimed=Path("/in/processing") / f"{job_id}__a.mp4",
+        source_size=10,
+        source_mtime_ns=123,
+        source_inode=7,
+    )
+
+
+def test_the_ledger_uses_write_ahead_logging(ledger: Ledger) -> None:
+    with sqlite3.connect(ledger.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_new_job_starts_claimed_with_its_history(ledger: Ledger) -> None:
+    make_job(ledger)
+    record = ledger.get("job1")
+    assert record.state is JobState.CLAIMED
+    assert ledger.history("job1")[0][:2] == ("detected", "claimed")
+
+
+def test_each_transition_is_recorded_with_its_fields(ledger: Ledger) -> None:
+    make_job(ledger)
+    ledger.transition("job1", JobState.UPLOADING, session={"id": "s1", "data": {}})
+    record = ledger.transition("job1", JobState.EDITING, media={"name": "a.mp4"})
+    assert record.session == {"id": "s1", "data": {}}
+    assert record.media == {"name": "a.mp4"}
+    assert [to for (_, to, _, _) in ledger.history("job1")] == [
+        "claimed",
+        "uploading",
+        "editing",
+    ]
+
+
+def test_unfinished_jobs_survive_reopening(tmp_path: Path) -> None:
+    first = Ledger.in_state_dir(tmp_path)
+    make_job(first, "a")
+    make_job(first, "b", "/in/b.mp4")
+    first.transition("a", JobState.EXPORTING, render={"id": "r1", "data": {}})
+    first.transition("b", JobState.DONE, output=Path("/out/b.mp4"))
+    first.close()
+    second = Ledger.in_state_dir(tmp_path)
+    unfinished = second.unfinished()
+    assert [record.id for record in unfinished] == ["a"]
+    assert unfinished[0].render == {"id": "r1", "data": {}}
+    second.close()
+
+
+def test_a_done_fingerprint_is_found_for_the_same_rule_only(ledger: Ledger) -> None:
+    make_job(ledger)
+    ledger.update("job1", fingerprint="abc")
+    assert ledger.done_with_fingerprint("abc", "reels") is None  # not done yet
+    ledger.transition("job1", JobState.DONE)
+    assert ledger.done_with_fingerprint("abc", "reels") is not None
+    assert ledger.done_with_fingerprint("abc", "other") is None
+
+
+def test_a_known_source_is_recognised_by_path_size_mtime_and_inode(ledger: Ledger) -> None:
+    make_job(ledger)
+    assert ledger.knows_source(Path("/in/a.mp4"), 10, 123, 7)
+    assert not ledger.knows_source(Path("/in/a.mp4"), 10, 124, 7)  # touched: new work
+
+
+def test_unknown_fields_are_refused(ledger: Ledger) -> None:
+    make_job(ledger)
+    with pytest.raises(ValueError, match="unknown ledger field"):
+        ledger.update("job1", colour="red")
+
+
+def test_an_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(LedgerError, match="cannot open the job ledger"):
+        Ledger.in_state_dir(blocker / "state")

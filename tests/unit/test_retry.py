@@ -1,0 +1,58 @@
+"""The retry policy, tested without sleeping: `sleep` is a recorder."""
+
+from __future__ import annotations
+
+import pytest
+
+from nemowatch import retry
+from nemowatch.errors import MediaError, TransientError
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+class Flaky:
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return "ok"
+
+
+async def test_transient_errors_are_retried_with_exponential_backoff() -> None:
+    sleep = Recorder()
+    operation = Flaky([TransientError("503"), TransientError("503")])
+    assert await retry.call(operation, attempts=3, sleep=sleep) == "ok"
+    assert sleep.delays == [1.0, 2.0]
+
+
+async def test_retry_after_wins_over_the_schedule() -> None:
+    sleep = Recorder()
+    operation = Flaky([TransientError("429", retry_after=17.0)])
+    await retry.call(operation, attempts=3, sleep=sleep)
+    assert sleep.delays == [17.0]
+
+
+async def test_permanent_errors_are_not_retried() -> None:
+    sleep = Recorder()
+    operation = Flaky([MediaError("corrupt")])
+    with pytest.raises(MediaError):
+        await retry.call(operation, attempts=3, sleep=sleep)
+    assert operation.calls == 1
+    assert sleep.delays == []
+
+
+async def test_the_last_transient_error_is_raised_when_attempts_run_out() -> None:
+    operation = Flaky([TransientError(f"fail {n}") for n in range(5)])
+    with pytest.raises(TransientError, match="fail 2"):
+        await retry.call(operation, attempts=3, sleep=Recorder())
+    assert operation.calls == 3
