@@ -88,8 +88,6 @@ class MediaError(NemowatchError):
 class EngineError(NemowatchError):
     """The engine failed on a file it accepted (FFmpeg exit status, or the API's message)."""
 
-    def __init__(
-        self, message: str, *, retryable: bool = False, hint: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retryable = retryable

@@ -1,0 +1,238 @@
+"""Cross-field checks: rule names, inboxes and outboxes, match overlap, output templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nemowatch.config import load_config, outputs_problems
+from nemowatch.errors import ConfigError, ConfigProblem
+
+
+def rule_yaml(name: str, inbox: str, outbox: str, **extra: str) -> str:
+    lines = [f"  - name: {name}", f"    inbox: {inbox}", f"    outbox: {outbox}"]
+    lines += [f"    {key}: {value}" for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def config_of(tmp_path: Path, *rules: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text("rules:\n" + "".join(rules), encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path) -> list[ConfigProblem]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return caught.value.problems
+
+
+# ---- names -----------------------------------------------------------------------------------
+
+
+def test_duplicate_rule_names_are_rejected_at_the_second_name(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in1", "out1"), rule_yaml("reels", "in2", "out2"))
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (5, "rules[1].name")
+    assert problem.message == 'duplicate rule name "reels" (first used at line 2)'
+
+
+def test_duplicate_rule_name_in_another_file_names_where_it_was_first_used(
+    tmp_path: Path,
+) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in1", "out1"))
+    path.write_text("rules_dir: rules.d\n" + path.read_text(), encoding="utf-8")
+    (tmp_path / "rules.d").mkdir()
+    (tmp_path / "rules.d" / "more.yaml").write_text("{name: reels, inbox: in2, outbox: out2}\n")
+
+    (problem,) = problems_of(path)
+
+    assert problem.file == str(tmp_path / "rules.d" / "more.yaml")
+    assert problem.message == 'duplicate rule name "reels" (first used at config.yaml:3)'
+
+
+def test_distinct_rule_names_are_accepted(tmp_path: Path) -> None:
+    path = config_of(
+        tmp_path, rule_yaml("reels", "in1", "out1"), rule_yaml("stories", "in2", "out2")
+    )
+
+    assert [rule.name for rule in load_config(path).rules] == ["reels", "stories"]
+
+
+# ---- same inbox, overlapping match -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ('"*.mp4"', '"*.mp4"'),  # identical
+        ('"*.mp4"', '"*.MP4"'),  # matching ignores case
+        ('"*"', '"*.mov"'),  # a bare * takes everything
+        ('"*.mp4"', '"clip-*.mp4"'),  # same extension
+        ('"*.mp4"', '"intro.mp4"'),  # a literal name the other pattern matches
+    ],
+)
+def test_same_inbox_with_overlapping_match_is_rejected(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    path = config_of(
+        tmp_path,
+        rule_yaml("a", "in", "out1", match=first),
+        rule_yaml("b", "in", "out2", match=second),
+    )
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (9, "rules[1].match")
+    assert problem.message.startswith(f'{second} overlaps {first} of rule "a", which watches')
+
+
+def test_same_inbox_overlaps_the_default_match(tmp_path: Path) -> None:
+    path = config_of(
+        tmp_path, rule_yaml("a", "in", "out1"), rule_yaml("b", "in", "out2", match='"*.mkv"')
+    )
+
+    (problem,) = problems_of(path)
+
+    assert problem.message.startswith('"*.mkv" overlaps "*.mkv" of rule "a"')
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ('"*.mp4"', '"*.mov"'),
+        ('["*.mp4", "*.m4v"]', '["*.mov", "*.mkv"]'),
+        ('"intro.mp4"', '"outro.mp4"'),
+    ],
+)
+def test_same_inbox_with_disjoint_match_is_accepted(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    path = config_of(
+        tmp_path,
+        rule_yaml("a", "in", "out1", match=first),
+        rule_yaml("b", "in", "out2", match=second),
+    )
+
+    assert len(load_config(path).rules) == 2
+
+
+def test_different_inboxes_may_match_the_same_files(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("a", "in1", "out1"), rule_yaml("b", "in2", "out2"))
+
+    assert len(load_config(path).rules) == 2
+
+
+# ---- inboxes and outboxes --------------------------------------------------------------------
+
+
+def test_outbox_inside_its_own_inbox_is_rejected(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in", "in/edited"))
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (4, "rules[0].outbox")
+    assert problem.message == (
+        f"{tmp_path / 'in' / 'edited'} is inside its own inbox ({tmp_path / 'in'});"
+        " finished videos would be taken as new footage"
+    )
+
+
+def test_outbox_equal_to_its_inbox_is_one_problem(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "videos", "./videos"))
+
+    (problem,) = problems_of(path)
+
+    assert problem.path == "rules[0].outbox"
+    assert problem.message.startswith(f"{tmp_path / 'videos'} is its own inbox;")
+
+
+def test_outbox_inside_another_rules_inbox_is_rejected(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("a", "in-a", "out-a"), rule_yaml("b", "in-b", "in-a/b"))
+
+    (problem,) = problems_of(path)
+
+    assert problem.path == "rules[1].outbox"
+    assert 'inside rule "a"\'s inbox' in problem.message
+
+
+def test_inbox_inside_an_outbox_is_rejected(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("a", "in-a", "out"), rule_yaml("b", "out/again", "out-b"))
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (6, "rules[1].inbox")
+    assert 'inside rule "a"\'s outbox' in problem.message
+
+
+def test_chained_rules_with_separate_folders_are_accepted(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("a", "raw", "cut"), rule_yaml("b", "other", "final"))
+
+    assert len(load_config(path).rules) == 2
+
+
+# ---- outputs templates -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{stem}.mp4", "{stem}-edited.mp4", "{date}/{rule}-{stem}.mp4", "{stem}.{ext}.mp4"],
+)
+def test_good_output_templates_are_accepted(template: str) -> None:
+    assert outputs_problems(template) == []
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("../{stem}.mp4", '"../{stem}.mp4" leads out of the outbox (".."); remove the ".."'),
+        ("{date}/../../{stem}.mp4", '"{date}/../../{stem}.mp4" leads out of the outbox'),
+        ("/tmp/{stem}.mp4", '"/tmp/{stem}.mp4" is absolute; outputs are named inside the outbox'),
+    ],
+)
+def test_output_templates_escaping_the_outbox_are_rejected(template: str, message: str) -> None:
+    (problem,) = outputs_problems(template)
+
+    assert problem.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{stem}-{size}.mp4", "unknown field {size}"),
+        ("{}.mp4", "unknown field {}"),
+        ("{stem.upper}.mp4", "unknown field {stem.upper}"),
+        ("{date:%Y}/{stem}.mp4", "{date} takes no format or conversion"),
+        ("{stem.mp4", "is not a valid template"),
+        ("{stem}.mov", 'must end in ".mp4"'),
+        ("{stem}.{ext}", 'must end in ".mp4"'),
+        ("{date}/", "names no file"),
+    ],
+)
+def test_bad_output_templates_are_rejected(template: str, message: str) -> None:
+    (problem,) = outputs_problems(template)
+
+    assert message in problem
+
+
+def test_output_template_problem_points_at_the_outputs_line(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", outputs='"../{stem}.mp4"'))
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (5, "rules[0].outputs")
+    assert problem.message == '"../{stem}.mp4" leads out of the outbox (".."); remove the ".."'
+
+
+def test_rule_with_a_field_error_still_gets_its_cross_field_checks(tmp_path: Path) -> None:
+    path = config_of(
+        tmp_path,
+        rule_yaml("reels", "in", "in/out", settle_seconds="soon", outputs='"{stem}.mov"'),
+    )
+
+    paths = [problem.path for problem in problems_of(path)]
+
+    assert paths == ["rules[0].outbox", "rules[0].settle_seconds", "rules[0].outputs"]
