@@ -1,0 +1,269 @@
+"""The command line: run, check, process, status, init.
+
+Exit status: 0 ok, 1 a job or command failed, 2 usage, 78 (EX_CONFIG) invalid config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nemowatch import __version__, logs
+from nemowatch.config import EX_CONFIG, Config, check_report, default_config_path, load_config
+from nemowatch.errors import ConfigError, NemowatchError
+from nemowatch.ledger import FINISHED, JobRecord, JobState, Ledger, new_job_id
+
+RUNNING = (
+    JobState.UPLOADING,
+    JobState.EDITING,
+    JobState.EXPORTING,
+    JobState.DOWNLOADING,
+    JobState.VERIFYING,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except ConfigError as error:
+        print(f"nemowatch: {error}", file=sys.stderr)
+        return EX_CONFIG
+    except NemowatchError as error:
+        print(f"nemowatch: {error}", file=sys.stderr)
+        if error.hint:
+            print(f"  hint: {error.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nemowatch",
+        description="Watch folders, edit videos: footage dropped in an inbox comes out "
+        "finished in the outbox.",
+    )
+    parser.add_argument("--version", action="version", version=f"nemowatch {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "--config",
+            "-c",
+            type=Path,
+            default=None,
+            help="config file (default: $NEMOWATCH_CONFIG, else ~/.config/nemowatch/config.yaml)",
+        )
+        return sub
+
+    run = with_config(commands.add_parser("run", help="run the daemon in the foreground"))
+    run.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
+    with_config(commands.add_parser("check", help="validate the config and rules, then exit"))
+    process = with_config(
+        commands.add_parser("process", help="process one file now, without the daemon")
+    )
+    process.add_argument("file", type=Path)
+    process.add_argument("--rule", required=True, help="the rule whose edit to apply")
+    status = with_config(commands.add_parser("status", help="jobs in the ledger, by state"))
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--limit", type=int, default=10, help="recent jobs to list")
+    init = commands.add_parser("init", help="write a starter config and create its folders")
+    init.add_argument("directory", type=Path)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config if args.config is not None else default_config_path()
+    return load_config(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nemowatch.daemon import Daemon
+
+    config = _config(args)
+    json_logs = {"auto": None, "console": False, "json": True}[args.log_format]
+    logs.configure(config.log_level, json=json_logs)
+    daemon = Daemon(config)
+    return asyncio.run(daemon.run())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    for warning in check_report(config):
+        print(f"warning: {warning}")
+    for warning in _instruction_warnings(config):
+        print(f"warning: {warning}")
+    rules = len(config.rules)
+    print(f"{config.source}: ok ({rules} rule{'s' if rules != 1 else ''}, engine {config.engine})")
+    return 0
+
+
+def _instruction_warnings(config: Config) -> list[str]:
+    """Phrases of each rule's instructions that the local engine would not understand."""
+    if config.engine != "local":
+        return []
+    from nemowatch.engines.local.instructions import parse_instruction
+
+    warnings = []
+    for rule in config.rules:
+        for index, text in enumerate(rule.instructions):
+            _spec, unknown = parse_instruction(text)
+            for phrase in unknown:
+                warnings.append(
+                    f"rules[{rule.name}].instructions[{index}]: the local engine does not "
+                    f"understand {phrase!r}; it will be ignored"
+                )
+    return warnings
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from nemowatch.daemon import make_engine
+    from nemowatch.pipeline import Pipeline
+
+    config = _config(args)
+    logs.configure(config.log_level)
+    rule = next((rule for rule in config.rules if rule.name == args.rule), None)
+    if rule is None:
+        names = ", ".join(rule.name for rule in config.rules)
+        print(f"nemowatch: no rule named {args.rule!r} (rules: {names})", file=sys.stderr)
+        return 2
+    source = args.file.resolve()
+    if not source.is_file():
+        print(f"nemowatch: {args.file}: no such file", file=sys.stderr)
+        return 1
+    # the file was named explicitly: process it even if it was done before, leave it in place
+    rule = rule.model_copy(update={"reprocess_duplicates": True})
+    ledger = Ledger.in_state_dir(config.state_dir)
+    engine = make_engine(config)
+    pipeline = Pipeline(
+        engine,
+        ledger,
+        state_dir=config.state_dir,
+        max_attempts=config.max_attempts,
+        dispose_sources=False,
+    )
+    record = ledger.create(
+        job_id=new_job_id(), rule=rule.name, engine=engine.name, source=source, claimed=source
+    )
+
+    async def go() -> JobRecord:
+        try:
+            return await pipeline.run(record.id, rule)
+        finally:
+            await engine.close()
+
+    try:
+        result = asyncio.run(go())
+    finally:
+        ledger.close()
+    if result.state is JobState.DONE:
+        print(result.output)
+        return 0
+    print(f"nemowatch: {source.name}: {result.error}", file=sys.stderr)
+    return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _config(args)
+    ledger = Ledger.in_state_dir(config.state_dir)
+    try:
+        counts = ledger.counts()
+        recent = ledger.jobs(limit=args.limit)
+    finally:
+        ledger.close()
+    summary = {
+        "queued": counts.get(JobState.CLAIMED, 0),
+        "running": sum(counts.get(state, 0) for state in RUNNING),
+        "done": counts.get(JobState.DONE, 0),
+        "failed": counts.get(JobState.FAILED, 0),
+        "skipped": counts.get(JobState.SKIPPED, 0),
+    }
+    if args.json:
+        payload: dict[str, Any] = {
+            **summary,
+            "states": {state.value: count for state, count in counts.items()},
+            "recent": [_job_json(record) for record in recent],
+        }
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(", ".join(f"{name}: {count}" for name, count in summary.items()))
+    for record in recent:
+        line = f"{record.id}  {record.state.value:<11} {record.rule:<12} {record.source.name}"
+        if record.output:
+            line += f" -> {record.output}"
+        elif record.state is JobState.FAILED and record.error:
+            line += f"  ({record.error})"
+        print(line)
+    return 0
+
+
+def _job_json(record: JobRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "rule": record.rule,
+        "state": record.state.value,
+        "finished": record.state in FINISHED,
+        "source": str(record.source),
+        "output": str(record.output) if record.output else None,
+        "error": record.error,
+        "retryable": record.retryable,
+        "attempts": record.attempts,
+        "warnings": record.warnings,
+        "timings": record.timings,
+        "created_at": datetime.fromtimestamp(record.created_at).astimezone().isoformat(),
+    }
+
+
+STARTER = """\
+# nemowatch config, written by `nemowatch init`. See config.example.yaml for every setting.
+engine: local
+state_dir: ./state
+rules:
+  - name: edited
+    inbox: ./inbox            # drop videos here
+    outbox: ./outbox          # finished MP4s appear here
+    instructions:
+      - cut out silences
+    export: {format: mp4, resolution: 1080p, quality: high}
+    outputs: "{stem}-edited.mp4"
+"""
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    directory: Path = args.directory
+    config_path = directory / "config.yaml"
+    if config_path.exists():
+        print(f"nemowatch: {config_path} exists; not overwriting it", file=sys.stderr)
+        return 1
+    for folder in ("inbox", "outbox", "state"):
+        (directory / folder).mkdir(parents=True, exist_ok=True)
+    config_path.write_text(STARTER, encoding="utf-8")
+    load_config(config_path)  # the starter must always be valid
+    print(f"wrote {config_path}")
+    print(f"start it with: nemowatch run --config {config_path}")
+    print(f"then drop a video into {directory / 'inbox'}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "process": cmd_process,
+    "status": cmd_status,
+    "init": cmd_init,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

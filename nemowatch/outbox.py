@@ -1,0 +1,164 @@
+"""The outbox and the source's way out: naming, verify, atomic publish, disposition.
+
+A result is written under a hidden temporary name in the outbox, probed, and only then
+renamed into place, so a half-written MP4 is never visible under its final name. A source
+is never deleted or moved away before its output is published.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from nemowatch.config import TEMPLATE_FIELDS, AfterFailure, AfterSuccess, OnConflict
+from nemowatch.engines.base import Draft
+from nemowatch.errors import EngineError, MediaError
+from nemowatch.intake import free_name, move_no_replace
+from nemowatch.probe import Probe, moov_before_mdat, probe
+
+TEMP_SUFFIX = ".nemowatch-part"
+
+DURATION_TOLERANCE = 0.1  # seconds between the planned and the published duration
+
+
+def output_name(template: str, *, source_name: str, rule: str, when: datetime) -> PurePosixPath:
+    """The output's path relative to the outbox, from a template such as "{stem}-reel.mp4".
+
+    Raises ValueError when the template uses unknown fields or would leave the outbox.
+    """
+    source = PurePosixPath(source_name)
+    values = {
+        "stem": source.stem,
+        "ext": source.suffix.lstrip("."),
+        "rule": rule,
+        "date": when.strftime("%Y-%m-%d"),
+    }
+    pieces: list[str] = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        pieces.append(literal)
+        if field is None:
+            continue
+        if field not in values or spec or conversion:
+            raise ValueError(
+                f"outputs template {template!r}: unknown field {{{field}}}"
+                f" (use {', '.join('{' + name + '}' for name in TEMPLATE_FIELDS)})"
+            )
+        pieces.append(values[field])
+    relative = PurePosixPath("".join(pieces))
+    if relative.is_absolute() or ".." in relative.parts or not relative.name:
+        raise ValueError(f"outputs template {template!r} gives {relative}, outside the outbox")
+    if any(part.startswith(".") for part in relative.parts):
+        # a hidden name would be invisible to people and ignored by other watchers
+        relative = PurePosixPath(*[part.lstrip(".") or "_" for part in relative.parts])
+    return relative
+
+
+def temp_path(outbox: Path, relative: PurePosixPath, job_id: str) -> Path:
+    """The hidden name a result is written under before it is verified."""
+    final = outbox / relative
+    return final.parent / f".{final.name}.{job_id}{TEMP_SUFFIX}"
+
+
+def verify(path: Path, draft: Draft) -> Probe:
+    """Probe a result: streams present, duration as planned, index at the front (mp4)."""
+    try:
+        result = probe(path)
+    except MediaError as exc:
+        raise EngineError(f"the result {path.name} is not a readable video: {exc}") from exc
+    if result.video is None:
+        raise EngineError(f"the result {path.name} has no video stream")
+    planned_audio = any(track.get("tt") == 1 and track.get("sg") for track in draft.tracks)
+    if planned_audio and result.audio is None:
+        raise EngineError(f"the result {path.name} has no audio stream, but one was planned")
+    duration = result.video.duration or result.duration
+    if draft.duration_ms and abs(duration - draft.duration) > DURATION_TOLERANCE:
+        raise EngineError(
+            f"the result {path.name} lasts {duration:.3f} s, but {draft.duration:.3f} s was planned"
+        )
+    is_mp4 = path.name.endswith(".mp4" + TEMP_SUFFIX) or path.suffix == ".mp4"
+    if is_mp4 and not moov_before_mdat(path):
+        raise EngineError(f"the result {path.name} is not streamable (index after the data)")
+    return result
+
+
+def publish(temp: Path, final: Path, on_conflict: OnConflict) -> Path | None:
+    """Give a verified result its final name. Returns None when `skip` kept an existing file."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if on_conflict is OnConflict.OVERWRITE:
+        os.replace(temp, final)
+        return final
+    if on_conflict is OnConflict.SKIP and final.exists():
+        temp.unlink(missing_ok=True)
+        return None
+    return move_no_replace(temp, final.parent, final.name)
+
+
+def dispose_success(
+    claimed: Path, *, source: Path, inbox: Path, after: AfterSuccess, when: datetime
+) -> str:
+    """Archive, keep or delete a source whose output is published. Returns where it went."""
+    if after is AfterSuccess.DELETE:
+        claimed.unlink(missing_ok=True)
+        return "deleted"
+    if after is AfterSuccess.KEEP and not source.exists():
+        os.rename(claimed, source)  # the name is free: put it back where it was dropped
+        return str(source)
+    archive = inbox / "done" / when.strftime("%Y-%m-%d")
+    return str(move_no_replace(claimed, archive, source.name))
+
+
+def dispose_failure(
+    claimed: Path,
+    *,
+    source: Path,
+    inbox: Path,
+    after: AfterFailure,
+    report: dict[str, Any],
+) -> tuple[str, Path]:
+    """Move a failed source to failed/ (or back) and write `<name>.error.json` in failed/."""
+    failed = inbox / "failed"
+    failed.mkdir(parents=True, exist_ok=True)
+    if after is AfterFailure.KEEP and not source.exists():
+        os.rename(claimed, source)
+        where = source
+        report_name = free_name(failed, source.name + ".error.json")
+    else:
+        where = move_no_replace(claimed, failed, source.name)
+        report_name = where.name + ".error.json"
+    report = {**report, "file": str(where)}
+    report.setdefault(
+        "how_to_retry",
+        "fix the cause, then move the file back into the inbox: "
+        f"mv {_quote(where)} {_quote(inbox)}/",
+    )
+    write_json_atomic(failed / report_name, report)
+    return str(where), failed / report_name
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+def stray_temps(outboxes: Iterable[Path], active_job_ids: set[str]) -> list[Path]:
+    """Hidden partial results in the outboxes that belong to no running job."""
+    found: list[Path] = []
+    for outbox in outboxes:
+        if not outbox.is_dir():
+            continue
+        for path in outbox.rglob(f".*{TEMP_SUFFIX}"):
+            job_id = path.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
+            if job_id not in active_job_ids:
+                found.append(path)
+    return found
+
+
+def _quote(path: Path) -> str:
+    text = str(path)
+    return "'" + text.replace("'", "'\\''") + "'"

@@ -1,0 +1,363 @@
+"""One job through an Engine, checkpointed in the ledger before and after every step.
+
+    claimed -> uploading -> editing -> exporting -> downloading -> verifying -> done
+                                      (or failed / skipped)
+
+A job resumes from the state the ledger holds: a render already submitted is polled
+again, never re-submitted blindly; an instruction already sent is not sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from nemowatch import outbox, retry
+from nemowatch.config import AfterSuccess, Rule
+from nemowatch.engines.base import (
+    Draft,
+    EditEventKind,
+    Engine,
+    Job,
+    Render,
+    RenderState,
+    RenderStatus,
+    Session,
+)
+from nemowatch.errors import EngineError, MediaError, NemowatchError
+from nemowatch.ledger import JobRecord, JobState, Ledger
+
+log = structlog.get_logger("nemowatch.pipeline")
+
+POLL_FIRST = 0.5  # seconds before the first render poll; doubles up to POLL_MAX
+POLL_MAX = 30.0
+RENDER_DEADLINE = 4 * 3600.0  # seconds a render may take before the job fails
+MAX_LOST_RENDERS = 2  # re-submissions allowed when the engine lost a render (local: crash)
+
+
+def fingerprint(path: Path, chunk_size: int = 1 << 20) -> tuple[str, int]:
+    """SHA-256 and size of a file, reading it once."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class Pipeline:
+    """Drives jobs through one engine. Stateless between jobs; the ledger holds the state."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        *,
+        state_dir: Path,
+        max_attempts: int = 3,
+        sleep: retry.Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = datetime.now,
+        dispose_sources: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.state_dir = state_dir
+        self.max_attempts = max_attempts
+        self._sleep = sleep
+        self._clock = clock
+        self._now = now
+        self.dispose_sources = dispose_sources  # False for `nemowatch process`: leave the file
+
+    def job_for(self, record: JobRecord, rule: Rule) -> Job:
+        assert record.claimed is not None
+        return Job(
+            id=record.id,
+            rule=rule.name,
+            source=record.claimed,
+            instructions=rule.instructions,
+            edit=rule.edit,
+            export=rule.export,
+            work_dir=self.state_dir / "work" / record.id,
+        )
+
+    async def run(self, job_id: str, rule: Rule) -> JobRecord:
+        """Take a job from its current state to done, failed or skipped.
+
+        Cancellation (daemon stopping) leaves the ledger at the last checkpoint.
+        """
+        record = self.ledger.get(job_id)
+        started = self._clock()
+        with structlog.contextvars.bound_contextvars(
+            job_id=record.id, rule=record.rule, source=str(record.source)
+        ):
+            record = self.ledger.update(job_id, attempts=record.attempts + 1)
+            try:
+                if record.attempts > self.max_attempts + 2:
+                    # a file that keeps killing the daemon must not be tried forever
+                    raise EngineError(
+                        f"gave up after {record.attempts - 1} interrupted attempts",
+                        retryable=True,
+                    )
+                record = await self._drive(record, rule)
+            except asyncio.CancelledError:
+                log.info("job.interrupted", state=self.ledger.get(job_id).state.value)
+                raise
+            except NemowatchError as error:
+                record = self._fail(self.ledger.get(job_id), rule, error)
+            except OSError as error:
+                record = self._fail(
+                    self.ledger.get(job_id),
+                    rule,
+                    EngineError(f"file system error: {error}", retryable=True),
+                )
+            total = round(self._clock() - started, 3)
+            if record.state is JobState.DONE:
+                log.info(
+                    "job.done",
+                    output=str(record.output),
+                    seconds=total,
+                    timings=record.timings,
+                    warnings=record.warnings,
+                )
+            elif record.state is JobState.SKIPPED:
+                log.info("job.skipped", reason=record.error, seconds=total)
+            return record
+
+    async def _drive(self, record: JobRecord, rule: Rule) -> JobRecord:
+        job = self.job_for(record, rule)
+        timings: dict[str, float] = dict(record.timings)
+
+        if record.state is JobState.CLAIMED:
+            step = self._clock()
+            if record.fingerprint is None:
+                digest, size = await asyncio.to_thread(fingerprint, job.source)
+                record = self.ledger.update(record.id, fingerprint=digest, size=size)
+            assert record.fingerprint is not None
+            if not rule.reprocess_duplicates:
+                earlier = self.ledger.done_with_fingerprint(record.fingerprint, rule.name)
+                if earlier is not None and earlier.id != record.id:
+                    return self._skip_duplicate(record, rule, earlier)
+            session = await self._call(lambda: self.engine.open_session(job))
+            timings["claim"] = round(self._clock() - step, 3)
+            record = self.ledger.transition(
+                record.id, JobState.UPLOADING, session=asdict(session), timings=timings
+            )
+
+        session = Session(**(record.session or {"id": record.id}))
+
+        if record.state is JobState.UPLOADING:
+            step = self._clock()
+            media = await self._call(lambda: self.engine.upload(session, job.source))
+            timings["upload"] = round(self._clock() - step, 3)
+            log.info("upload.done", duration=media.duration)
+            record = self.ledger.transition(
+                record.id, JobState.EDITING, media=asdict(media), timings=timings
+            )
+
+        if record.state is JobState.EDITING:
+            step = self._clock()
+            warnings = list(record.warnings)
+            for index in range(record.edits_done, len(job.instructions)):
+                async for event in self.engine.edit(session, job.instructions[index]):
+                    if event.kind is EditEventKind.WARNING:
+                        warnings.append(event.text)
+                        log.warning("edit.not_understood", phrase=event.text)
+                    elif event.kind is EditEventKind.TEXT:
+                        log.info("edit.text", text=event.text)
+                    else:
+                        log.debug("edit.event", kind=event.kind.value, text=event.text)
+                record = self.ledger.update(record.id, edits_done=index + 1, warnings=warnings)
+            draft = await self._call(lambda: self.engine.draft(session))
+            timings["edit"] = round(self._clock() - step, 3)
+            log.info("edit.done", planned_seconds=draft.duration, tracks=len(draft.tracks))
+            record = self.ledger.transition(
+                record.id, JobState.EXPORTING, draft=draft.to_json(), timings=timings
+            )
+
+        assert record.draft is not None
+        draft = Draft.from_json(record.draft)
+
+        if record.state in (JobState.DOWNLOADING, JobState.VERIFYING):
+            # interrupted after the render: the result may be gone with the crash
+            assert record.render is not None
+            status = await self._call(lambda: self.engine.poll(Render(**record.render)))
+            if status.state is not RenderState.COMPLETED:
+                record = self.ledger.transition(
+                    record.id, JobState.EXPORTING, render=None, detail="result lost; re-render"
+                )
+
+        if record.state is JobState.EXPORTING:
+            step = self._clock()
+            render = await self._render(record, session, draft, rule)
+            timings["export"] = round(self._clock() - step, 3)
+            record = self.ledger.transition(
+                record.id, JobState.DOWNLOADING, render=asdict(render), timings=timings
+            )
+
+        assert record.render is not None
+        render = Render(**record.render)
+        relative = outbox.output_name(
+            rule.outputs, source_name=record.source.name, rule=rule.name, when=self._now()
+        )
+        temp = outbox.temp_path(rule.outbox, relative, record.id)
+
+        if record.state is JobState.DOWNLOADING:
+            step = self._clock()
+            temp.parent.mkdir(parents=True, exist_ok=True)
+            temp.unlink(missing_ok=True)
+            await self._call(lambda: self.engine.download(render, temp))
+            timings["download"] = round(self._clock() - step, 3)
+            record = self.ledger.transition(record.id, JobState.VERIFYING, timings=timings)
+
+        step = self._clock()
+        try:
+            await asyncio.to_thread(outbox.verify, temp, draft)
+            final = outbox.publish(temp, rule.outbox / relative, rule.on_conflict)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        timings["verify"] = round(self._clock() - step, 3)
+        if final is None:
+            log.info("outbox.kept_existing", output=str(rule.outbox / relative))
+        record = self.ledger.transition(
+            record.id, JobState.DONE, output=final, timings=timings, error=None
+        )
+        log.info("outbox.published", output=str(final))
+        await self._cleanup(job)
+        return self.dispose(record, rule)
+
+    async def _render(
+        self, record: JobRecord, session: Session, draft: Draft, rule: Rule
+    ) -> Render:
+        """Submit (unless already submitted) and poll until the render completes."""
+        render = Render(**record.render) if record.render else None
+        lost = 0
+        while True:
+            if render is None:
+                render = await self._call(lambda: self.engine.export(session, draft, rule.export))
+                self.ledger.update(record.id, render=asdict(render))
+                log.info("render.submitted", render_id=render.id)
+            status = await self._wait(render)
+            if status.state is RenderState.COMPLETED:
+                return render
+            if status.state is RenderState.LOST and lost < MAX_LOST_RENDERS:
+                lost += 1
+                log.warning("render.lost", render_id=render.id)
+                render = None
+                self.ledger.update(record.id, render=None)
+                continue
+            raise EngineError(f"the render failed: {status.error or status.state.value}")
+
+    async def _wait(self, render: Render) -> RenderStatus:
+        delay = POLL_FIRST
+        deadline = self._clock() + RENDER_DEADLINE
+        while True:
+            status = await self._call(lambda: self.engine.poll(render))
+            if status.state not in (RenderState.PENDING, RenderState.PROCESSING):
+                return status
+            if self._clock() > deadline:
+                raise EngineError(
+                    f"the render did not finish within {RENDER_DEADLINE / 3600:.0f} h",
+                    retryable=True,
+                )
+            log.info("render.poll", render_id=render.id, progress=status.progress)
+            await self._sleep(delay)
+            delay = min(delay * 2, POLL_MAX)
+
+    async def _call(self, operation: Callable[[], Any]) -> Any:
+        return await retry.call(operation, attempts=self.max_attempts, sleep=self._sleep)
+
+    async def _cleanup(self, job: Job) -> None:
+        await asyncio.to_thread(_remove_tree, job.work_dir)
+
+    def _skip_duplicate(self, record: JobRecord, rule: Rule, earlier: JobRecord) -> JobRecord:
+        reason = f"duplicate of job {earlier.id} (output {earlier.output})"
+        record = self.ledger.transition(record.id, JobState.SKIPPED, error=reason)
+        return self.dispose(record, rule)
+
+    def dispose(self, record: JobRecord, rule: Rule) -> JobRecord:
+        """Send a finished job's source where the rule says. Idempotent after a crash."""
+        if record.claimed is None or record.disposed is not None:
+            return record
+        if not self.dispose_sources:
+            if record.state is JobState.FAILED:
+                log.info("job.report", **self.error_report(record))
+            return self.ledger.update(record.id, disposed="kept")
+        if not record.claimed.exists():
+            return self.ledger.update(record.id, disposed="missing")
+        when = self._now()
+        if record.state is JobState.DONE:
+            where = outbox.dispose_success(
+                record.claimed,
+                source=record.source,
+                inbox=rule.inbox,
+                after=rule.after.success,
+                when=when,
+            )
+        elif record.state is JobState.SKIPPED:
+            # never delete on a guess: a duplicate is archived beside the original
+            where = outbox.dispose_success(
+                record.claimed,
+                source=record.source,
+                inbox=rule.inbox,
+                after=AfterSuccess.ARCHIVE,
+                when=when,
+            )
+        else:
+            where, _report = outbox.dispose_failure(
+                record.claimed,
+                source=record.source,
+                inbox=rule.inbox,
+                after=rule.after.failure,
+                report=self.error_report(record),
+            )
+        log.info("source.disposed", to=where)
+        return self.ledger.update(record.id, disposed=where)
+
+    def _fail(self, record: JobRecord, rule: Rule, error: NemowatchError) -> JobRecord:
+        step = record.state.value
+        message = str(error)
+        retryable = False if isinstance(error, MediaError) else bool(error.retryable)
+        record = self.ledger.transition(
+            record.id,
+            JobState.FAILED,
+            error=f"{step}: {message}",
+            retryable=retryable,
+            detail=error.hint,
+        )
+        log.error("job.failed", step=step, error=message, hint=error.hint, retryable=retryable)
+        _remove_tree(self.state_dir / "work" / record.id)
+        return self.dispose(record, rule)
+
+    def error_report(self, record: JobRecord) -> dict[str, Any]:
+        detail = next(
+            (d for (_, to, _, d) in reversed(self.ledger.history(record.id)) if to == "failed"),
+            None,
+        )
+        step, _, message = (record.error or "unknown: unknown error").partition(": ")
+        return {
+            "job_id": record.id,
+            "rule": record.rule,
+            "source": str(record.source),
+            "failed_at": self._now().astimezone().isoformat(timespec="seconds"),
+            "step": step,
+            "error": message,
+            "hint": detail,
+            "retryable": bool(record.retryable),
+            "attempts": record.attempts,
+        }
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,226 @@
+"""What a media file holds: container, streams and their durations, read with PyAV.
+
+Engine-neutral: the local engine probes sources before editing, and the outbox probes
+results before publishing them. Errors of PyAV and the filesystem become `MediaError` here.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import av.error
+from av.stream import Disposition
+
+from nemowatch.errors import MediaError
+
+# PyAV reports the container's duration in FFmpeg's AV_TIME_BASE (microseconds).
+_MICROSECONDS = 1_000_000
+
+_UNREADABLE_HINT = (
+    "check that the file plays in a video player, then copy or export it again "
+    "and drop the new copy into the inbox"
+)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of a media file. Fields that do not apply to its kind are None."""
+
+    kind: str  # "video", "audio", "image" (cover art), "subtitle", "data", ...
+    codec: str
+    profile: str | None
+    pix_fmt: str | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    sample_rate: int | None
+    channels: int | None
+    duration: float | None  # seconds
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A media file's container and streams."""
+
+    format_name: str
+    duration: float  # seconds, as the container states it
+    streams: tuple[StreamInfo, ...]
+
+    @property
+    def video(self) -> StreamInfo | None:
+        """The first video stream (cover art excluded), if any."""
+        return next((stream for stream in self.streams if stream.kind == "video"), None)
+
+    @property
+    def audio(self) -> StreamInfo | None:
+        """The first audio stream, if any."""
+        return next((stream for stream in self.streams if stream.kind == "audio"), None)
+
+
+def probe(path: Path) -> Probe:
+    """Read the container and stream facts of `path`.
+
+    Raises `MediaError` when the file is missing, empty, unreadable or not a media file.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    if size == 0:
+        raise _unreadable(path, "the file is empty, 0 bytes")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return _read(container, path)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise _unreadable(path, _reason(exc)) from exc
+
+
+def moov_before_mdat(path: Path) -> bool:
+    """Whether an MP4's index (`moov`) comes before its media data (`mdat`): "fast start".
+
+    A player can then start streaming before the whole file has arrived.
+    """
+    try:
+        with path.open("rb") as file:
+            for box_type in _top_level_box_types(file):
+                if box_type == b"moov":
+                    return True
+                if box_type == b"mdat":
+                    return False
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    return False
+
+
+def _read(container: av.container.InputContainer, path: Path) -> Probe:
+    streams = container.streams
+    if not streams:
+        raise _unreadable(path, "it holds no audio or video streams")
+    durations = {stream.index: _declared_duration(stream) for stream in streams}
+    undeclared = [stream for stream in streams if durations[stream.index] is None]
+    if undeclared:
+        # Matroska, WebM and MPEG-TS often state no per-stream duration: measure it from
+        # the packets, which is cheap (no decoding) and exact to the last packet.
+        durations.update(_measured_durations(container, undeclared))
+    infos = tuple(_stream_info(stream, durations[stream.index]) for stream in streams)
+    if container.duration is not None:
+        duration = container.duration / _MICROSECONDS
+    else:
+        duration = max((info.duration or 0.0 for info in infos), default=0.0)
+    return Probe(format_name=container.format.name, duration=duration, streams=infos)
+
+
+def _declared_duration(stream: av.stream.Stream) -> float | None:
+    if stream.duration is None or stream.time_base is None or stream.duration <= 0:
+        return None
+    return float(stream.duration * stream.time_base)
+
+
+def _measured_durations(
+    container: av.container.InputContainer, streams: list[av.stream.Stream]
+) -> dict[int, float | None]:
+    ends: dict[int, float] = {}
+    for packet in container.demux(*streams):
+        if packet.pts is None or packet.time_base is None:
+            continue  # the flush packet at the end of each stream
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+        index = packet.stream.index
+        ends[index] = max(end, ends.get(index, end))
+    measured: dict[int, float | None] = {}
+    for stream in streams:
+        last = ends.get(stream.index)
+        start = 0.0
+        if stream.start_time is not None and stream.time_base is not None:
+            start = float(stream.start_time * stream.time_base)
+        measured[stream.index] = None if last is None else max(0.0, last - start)
+    return measured
+
+
+def _stream_info(stream: av.stream.Stream, duration: float | None) -> StreamInfo:
+    context = stream.codec_context
+    codec = context.name if context is not None else "unknown"
+    profile = context.profile if context is not None else None
+    if isinstance(stream, av.VideoStream):
+        rate = stream.average_rate or stream.guessed_rate
+        attached = bool(stream.disposition & Disposition.attached_pic)
+        return StreamInfo(
+            kind="image" if attached else "video",
+            codec=codec,
+            profile=profile,
+            pix_fmt=stream.codec_context.pix_fmt,
+            width=stream.codec_context.width or None,
+            height=stream.codec_context.height or None,
+            fps=float(rate) if rate else None,
+            sample_rate=None,
+            channels=None,
+            duration=duration,
+        )
+    if isinstance(stream, av.AudioStream):
+        return StreamInfo(
+            kind="audio",
+            codec=codec,
+            profile=profile,
+            pix_fmt=None,
+            width=None,
+            height=None,
+            fps=None,
+            sample_rate=stream.codec_context.sample_rate or None,
+            channels=stream.codec_context.layout.nb_channels or None,
+            duration=duration,
+        )
+    return StreamInfo(
+        kind=stream.type,
+        codec=codec,
+        profile=None,
+        pix_fmt=None,
+        width=None,
+        height=None,
+        fps=None,
+        sample_rate=None,
+        channels=None,
+        duration=duration,
+    )
+
+
+def _top_level_box_types(file: BinaryIO) -> Iterator[bytes]:
+    """The types of an ISO-BMFF file's top-level boxes, in file order."""
+    offset = 0
+    while True:
+        file.seek(offset)
+        header = file.read(8)
+        if len(header) < 8:
+            return
+        size, box_type = struct.unpack(">I4s", header)
+        header_size = 8
+        if size == 1:  # the real size follows as a 64-bit number
+            large = file.read(8)
+            if len(large) < 8:
+                return
+            (size,) = struct.unpack(">Q", large)
+            header_size = 16
+        yield box_type
+        if size == 0:  # the box runs to the end of the file
+            return
+        if size < header_size:
+            return  # a damaged header: stop rather than loop forever
+        offset += size
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return str(exc.strerror)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def _unreadable(path: Path, reason: str) -> MediaError:
+    return MediaError(
+        f"{path.name} is not a readable video ({reason}): {_UNREADABLE_HINT}",
+        hint=_UNREADABLE_HINT,
+    )

@@ -1,0 +1,142 @@
+"""The daemon as a subprocess, watching temporary folders, with its JSON log captured."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEADLINE = 60.0  # seconds any one wait may take before the test fails
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float = DEADLINE, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def write_config(folder: Path, rules: list[dict[str, Any]], **settings: Any) -> Path:
+    """A config file in `folder` with fast settle and scan times suited to tests."""
+    config: dict[str, Any] = {
+        "engine": "local",
+        "state_dir": str(folder / "state"),
+        "concurrency": 2,
+        "scan_interval": 2,
+        "grace_period": 5,
+        **settings,
+        "rules": rules,
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def rule(folder: Path, name: str = "clips", **fields: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "inbox": str(folder / "inbox" / name),
+        "outbox": str(folder / "outbox" / name),
+        "settle_seconds": 0.5,
+        "export": {"format": "mp4", "resolution": "source", "quality": "low"},
+        **fields,
+    }
+
+
+class Daemon:
+    """`nemowatch run` in a child process."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Daemon:
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nemowatch.cli",
+                "run",
+                "--config",
+                str(self.config),
+                "--log-format",
+                "json",
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=environment,
+        )
+        handle.close()
+        wait_for(lambda: self.saw("daemon.started"), what="daemon.started")
+        return self
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        if not self.log.exists():
+            return
+        for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+
+    def saw(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        return [
+            entry
+            for entry in self.events()
+            if entry.get("event") == event
+            and all(entry.get(key) == value for key, value in fields.items())
+        ]
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+
+def ledger_states(state_dir: Path) -> dict[str, str]:
+    """job id -> state, read straight from the daemon's SQLite ledger."""
+    path = state_dir / "ledger.sqlite3"
+    if not path.exists():
+        return {}
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        return dict(db.execute("SELECT id, state FROM jobs").fetchall())
+
+
+def files(folder: Path, pattern: str = "*") -> list[Path]:
+    return (
+        sorted(path for path in folder.rglob(pattern) if path.is_file()) if folder.exists() else []
+    )

@@ -1,0 +1,111 @@
+"""Probing media files with PyAV, and finding the MP4 index."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from nemowatch.errors import MediaError
+from nemowatch.probe import moov_before_mdat, probe
+from tests.media import Clips, write_random_bytes
+
+
+def box(box_type: bytes, payload: bytes = b"") -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), box_type) + payload
+
+
+def large_box(box_type: bytes, payload: bytes = b"") -> bytes:
+    return struct.pack(">I4sQ", 1, box_type, 16 + len(payload)) + payload
+
+
+def test_a_clip_shows_its_video_and_audio_streams(clips: Clips) -> None:
+    facts = probe(clips.basic)
+
+    assert facts.format_name.startswith("mov,mp4")
+    assert facts.duration == pytest.approx(3.0, abs=0.05)
+    assert facts.video is not None
+    assert (facts.video.codec, facts.video.pix_fmt) == ("h264", "yuv420p")
+    assert (facts.video.width, facts.video.height, facts.video.fps) == (160, 120, 25.0)
+    assert facts.video.duration == pytest.approx(3.0, abs=0.001)
+    assert facts.audio is not None
+    assert (facts.audio.codec, facts.audio.sample_rate, facts.audio.channels) == ("aac", 44100, 1)
+    assert facts.audio.duration == pytest.approx(3.0, abs=0.03)
+
+
+def test_a_clip_without_audio_has_no_audio_stream(clips: Clips) -> None:
+    facts = probe(clips.no_audio)
+
+    assert facts.audio is None
+    assert [stream.kind for stream in facts.streams] == ["video"]
+
+
+def test_streams_that_state_no_duration_are_measured_from_their_packets(clips: Clips) -> None:
+    facts = probe(clips.matroska)
+
+    assert facts.format_name.startswith("matroska")
+    assert facts.video is not None and facts.audio is not None
+    assert facts.video.duration == pytest.approx(2.0, abs=0.001)
+    assert facts.audio.duration == pytest.approx(2.0, abs=0.03)
+
+
+def test_an_empty_file_is_not_a_readable_video(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+
+    with pytest.raises(MediaError, match=r"empty\.mp4 is not a readable video \(the file is empty"):
+        probe(empty)
+
+
+def test_random_bytes_are_not_a_readable_video(tmp_path: Path) -> None:
+    noise = write_random_bytes(tmp_path / "noise.mp4")
+
+    with pytest.raises(MediaError, match=r"noise\.mp4 is not a readable video") as raised:
+        probe(noise)
+
+    assert raised.value.hint is not None and "video player" in raised.value.hint
+
+
+def test_a_missing_file_is_not_a_readable_video(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match=r"gone\.mp4 is not a readable video"):
+        probe(tmp_path / "gone.mp4")
+
+
+def test_an_index_before_the_media_data_is_fast_start(tmp_path: Path) -> None:
+    path = tmp_path / "fast.mp4"
+    path.write_bytes(box(b"ftyp", b"isom") + box(b"moov", b"\0" * 20) + box(b"mdat", b"\1" * 50))
+
+    assert moov_before_mdat(path) is True
+
+
+def test_an_index_after_the_media_data_is_not_fast_start(tmp_path: Path) -> None:
+    path = tmp_path / "slow.mp4"
+    path.write_bytes(box(b"ftyp", b"isom") + box(b"mdat", b"\1" * 50) + box(b"moov", b"\0" * 20))
+
+    assert moov_before_mdat(path) is False
+
+
+def test_boxes_with_64_bit_sizes_are_skipped_correctly(tmp_path: Path) -> None:
+    path = tmp_path / "large.mp4"
+    path.write_bytes(box(b"ftyp") + large_box(b"free", b"mdat" * 10) + box(b"moov"))
+
+    assert moov_before_mdat(path) is True
+
+
+def test_a_box_running_to_the_end_of_the_file_ends_the_search(tmp_path: Path) -> None:
+    path = tmp_path / "open.mp4"
+    path.write_bytes(box(b"ftyp") + struct.pack(">I4s", 0, b"mdat") + b"moov" * 10)
+
+    assert moov_before_mdat(path) is False
+
+
+def test_a_file_without_an_index_is_not_fast_start(tmp_path: Path) -> None:
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(box(b"ftyp") + b"\0\0")
+
+    assert moov_before_mdat(path) is False
+
+
+def test_ffmpeg_without_faststart_writes_the_index_last(clips: Clips) -> None:
+    assert moov_before_mdat(clips.basic) is False
