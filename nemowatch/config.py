@@ -377,6 +377,7 @@ class _Builder:
         try:
             if isinstance(node, yaml.SequenceNode):
                 return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
+            assert isinstance(node, yaml.MappingNode)
             return self._mapping(node, loc)
         finally:
             self.open.discard(id(node))
@@ -658,9 +659,9 @@ def _cross_check(loaded: list[_Loaded]) -> list[ConfigProblem]:
         # one problem per folder is enough: it is the same fix whichever rule it clashes with
         for role in ("outbox", "inbox"):
             clashes = (_folder_clash(item, other, role) for other in [item, *loaded])
-            message = next((clash for clash in clashes if clash), None)
-            if message:
-                problems.append(origin.problem((role,), message))
+            clash_message = next((clash for clash in clashes if clash), None)
+            if clash_message:
+                problems.append(origin.problem((role,), clash_message))
         if item.knows("outputs"):
             export_format = rule.export.format if item.knows("export") else None
             texts = outputs_problems(rule.outputs, export_format)

@@ -13,11 +13,11 @@ import asyncio
 import hashlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -37,6 +37,8 @@ from nemowatch.errors import EngineError, MediaError, NemowatchError
 from nemowatch.ledger import JobRecord, JobState, Ledger
 
 log = structlog.get_logger("nemowatch.pipeline")
+
+T = TypeVar("T")
 
 POLL_FIRST = 0.5  # seconds before the first render poll; doubles up to POLL_MAX
 POLL_MAX = 30.0
@@ -191,7 +193,8 @@ class Pipeline:
         if record.state in (JobState.DOWNLOADING, JobState.VERIFYING):
             # interrupted after the render: the result may be gone with the crash
             assert record.render is not None
-            status = await self._call(lambda: self.engine.poll(Render(**record.render)))
+            previous = Render(**record.render)
+            status = await self._call(lambda: self.engine.poll(previous))
             if status.state is not RenderState.COMPLETED:
                 record = self.ledger.transition(
                     record.id, JobState.EXPORTING, render=None, detail="result lost; re-render"
@@ -275,7 +278,7 @@ class Pipeline:
             await self._sleep(delay)
             delay = min(delay * 2, POLL_MAX)
 
-    async def _call(self, operation: Callable[[], Any]) -> Any:
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         return await retry.call(operation, attempts=self.max_attempts, sleep=self._sleep)
 
     async def _cleanup(self, job: Job) -> None:

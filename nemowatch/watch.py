@@ -72,7 +72,7 @@ def inbox_watches(rules: Sequence[Rule]) -> list[InboxWatch]:
 
 def _event_observer() -> BaseObserver:
     """The platform's event observer (inotify, FSEvents, ...)."""
-    if Observer.__name__ == "InotifyObserver":
+    if getattr(Observer, "__name__", "") == "InotifyObserver":
         from watchdog.observers.inotify import InotifyObserver
 
         # Full events report a file renamed in from outside the inbox as a move (a finished
