@@ -128,6 +128,8 @@ class Pipeline:
                 log.info(
                     "job.done",
                     output=str(record.output),
+                    source_seconds=(record.media or {}).get("duration"),
+                    output_seconds=(record.draft or {}).get("d", 0) / 1000,
                     seconds=total,
                     timings=record.timings,
                     warnings=record.warnings,

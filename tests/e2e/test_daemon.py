@@ -252,3 +252,19 @@ def test_check_passes_on_the_example_config() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+def test_a_file_no_rule_matches_is_logged_once_and_left_alone(tmp_path: Path, clips) -> None:
+    config = write_config(tmp_path, [rule(tmp_path)], scan_interval=0.5)
+    daemon = Daemon(config, tmp_path / "daemon.log").start()
+    inbox = tmp_path / "inbox" / "clips"
+    try:
+        (inbox / "notes.txt").write_text("shopping list")
+        wait_for(lambda: daemon.saw("file.no_rule"), what="file.no_rule")
+        scans = 4
+        time.sleep(scans * 0.5 + 0.5)  # several reconciliation scans see it again
+        assert len(daemon.saw("file.no_rule")) == 1
+        assert (inbox / "notes.txt").read_text() == "shopping list"
+        assert not daemon.saw("job.claimed")
+    finally:
+        assert daemon.stop() == 0
