@@ -33,14 +33,14 @@ class StreamInfo:
 
     kind: str  # "video", "audio", "image" (cover art), "subtitle", "data", ...
     codec: str
-    profile: str | None
-    pix_fmt: str | None
-    width: int | None
-    height: int | None
-    fps: float | None
-    sample_rate: int | None
-    channels: int | None
     duration: float | None  # seconds
+    profile: str | None = None
+    pix_fmt: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,6 @@ def _stream_info(stream: av.stream.Stream, duration: float | None) -> StreamInfo
             width=stream.codec_context.width or None,
             height=stream.codec_context.height or None,
             fps=float(rate) if rate else None,
-            sample_rate=None,
-            channels=None,
             duration=duration,
         )
     if isinstance(stream, av.AudioStream):
@@ -165,26 +163,11 @@ def _stream_info(stream: av.stream.Stream, duration: float | None) -> StreamInfo
             kind="audio",
             codec=codec,
             profile=profile,
-            pix_fmt=None,
-            width=None,
-            height=None,
-            fps=None,
             sample_rate=stream.codec_context.sample_rate or None,
             channels=stream.codec_context.layout.nb_channels or None,
             duration=duration,
         )
-    return StreamInfo(
-        kind=stream.type,
-        codec=codec,
-        profile=None,
-        pix_fmt=None,
-        width=None,
-        height=None,
-        fps=None,
-        sample_rate=None,
-        channels=None,
-        duration=duration,
-    )
+    return StreamInfo(kind=stream.type, codec=codec, duration=duration)
 
 
 def _top_level_box_types(file: BinaryIO) -> Iterator[bytes]:

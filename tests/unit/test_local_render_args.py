@@ -16,8 +16,10 @@ from nemowatch.rules import ExportSpec, Quality, SilenceCut
 
 SOURCE = Path("/inbox/processing/talk.mp4")
 OUTPUT = Path("/work/job/.render.partial.mp4")
-VIDEO = StreamInfo("video", "h264", "High", "yuv420p", 160, 120, 25.0, None, None, 10.0)
-AUDIO = StreamInfo("audio", "aac", "LC", None, None, None, None, 44100, 1, 10.0)
+VIDEO = StreamInfo(
+    "video", "h264", 10.0, profile="High", pix_fmt="yuv420p", width=160, height=120, fps=25.0
+)
+AUDIO = StreamInfo("audio", "aac", 10.0, profile="LC", sample_rate=44100, channels=1)
 WITH_AUDIO = Probe("mov,mp4,m4a,3gp,3g2,mj2", 10.0, (VIDEO, AUDIO))
 WITHOUT_AUDIO = Probe("mov,mp4,m4a,3gp,3g2,mj2", 10.0, (VIDEO,))
 
