@@ -238,6 +238,8 @@ class Pipeline:
         record = self.ledger.transition(
             record.id, JobState.DONE, output=final, timings=timings, error=None
         )
+        if rule.report and final is not None:
+            self._write_report(record, rule, final)
         log.info("outbox.published", output=str(final))
         await self._cleanup(job)
         return self.dispose(record, rule)
@@ -285,6 +287,28 @@ class Pipeline:
 
     async def _cleanup(self, job: Job) -> None:
         await asyncio.to_thread(_remove_tree, job.work_dir)
+
+    def _write_report(self, record: JobRecord, rule: Rule, output: Path) -> None:
+        """`<output>.json`: what was asked, what was planned, what was warned, how long."""
+        report = {
+            "job_id": record.id,
+            "rule": rule.name,
+            "engine": record.engine,
+            "source": str(record.source),
+            "output": str(output),
+            "instructions": list(rule.instructions),
+            "edit": rule.edit.model_dump(mode="json", exclude_unset=True),
+            "export": rule.export.model_dump(mode="json"),
+            "media": record.media,
+            "plan": record.draft,
+            "warnings": record.warnings,
+            "timings": record.timings,
+            "finished_at": self._now().astimezone().isoformat(timespec="seconds"),
+        }
+        try:
+            outbox.write_json_atomic(output.with_name(output.name + ".json"), report)
+        except OSError as error:
+            log.warning("report.not_written", output=str(output), error=str(error))
 
     def _skip_duplicate(self, record: JobRecord, rule: Rule, earlier: JobRecord) -> JobRecord:
         reason = f"duplicate of job {earlier.id} (output {earlier.output})"

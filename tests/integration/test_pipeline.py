@@ -148,3 +148,19 @@ async def test_a_corrupt_file_fails_with_a_report_beside_it(world) -> None:
     assert "bad.mp4" in report["error"]
     assert "mv " in report["how_to_retry"]
     assert not list(world.rule.outbox.iterdir())
+
+
+async def test_a_report_beside_the_output_holds_spec_plan_warnings_and_timings(
+    world, clips
+) -> None:
+    rule = world.rule.model_copy(
+        update={"report": True, "instructions": ("cut out silences, and make it sparkle",)}
+    )
+    record = await world.pipeline.run(world.drop(clips.silences, "talk.mp4", rule=rule), rule)
+    assert record.state is JobState.DONE
+    report = json.loads((rule.outbox / "talk.mp4.json").read_text())
+    assert report["output"] == str(rule.outbox / "talk.mp4")
+    assert report["plan"]["d"] == record.draft["d"]
+    assert any("make it sparkle" in warning for warning in report["warnings"])
+    assert set(report["timings"]) >= {"upload", "edit", "export", "verify"}
+    assert report["instructions"] == ["cut out silences, and make it sparkle"]
