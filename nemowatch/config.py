@@ -123,6 +123,7 @@ class Rule(Frozen):
     on_conflict: OnConflict = OnConflict.RENAME
     after: After = After()
     reprocess_duplicates: bool = False  # a byte-identical file dropped again is skipped
+    report: bool = False  # write <output>.json beside each output: spec, plan, warnings, timings
 
     @field_validator("name")
     @classmethod
@@ -666,7 +667,23 @@ def _cross_check(loaded: list[_Loaded]) -> list[ConfigProblem]:
             export_format = rule.export.format if item.knows("export") else None
             texts = outputs_problems(rule.outputs, export_format)
             problems.extend(origin.problem(("outputs",), text) for text in texts)
+        if item.knows("instructions"):
+            problems.extend(_instruction_conflicts(rule.instructions, origin))
     return problems
+
+
+def _instruction_conflicts(instructions: tuple[str, ...], origin: _Origin) -> list[ConfigProblem]:
+    """Instructions of one rule that ask for two values of one setting ("vertical", "16:9").
+
+    Checked whichever engine runs: the contradiction is in what the user asked for.
+    """
+    # imported here: the engines import the config's types, so a top-level import is a cycle
+    from nemowatch.engines.local.instructions import find_conflicts
+
+    return [
+        origin.problem(("instructions", conflict.instruction), conflict.message)
+        for conflict in find_conflicts(instructions)
+    ]
 
 
 def _folder_clash(item: _Loaded, other: _Loaded, role: str) -> str | None:

@@ -81,6 +81,15 @@ class EditSpec(Frozen):
             return None
         return value
 
+    @field_validator("aspect", mode="before")
+    @classmethod
+    def _unquoted_aspect(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969: take it back
+        if isinstance(value, int) and not isinstance(value, bool):
+            minutes, seconds = divmod(value, 60)
+            return f"{minutes}:{seconds}"
+        return value
+
     @field_validator("title", mode="before")
     @classmethod
     def _expand_title(cls, value: object) -> object:

@@ -1,12 +1,14 @@
 """Tiny test clips, generated with the same FFmpeg binary the local engine uses.
 
-Video is FFmpeg's `testsrc2` pattern; audio is a steady tone, nothing, or a "speech-like"
-tone (220 Hz, its loudness swinging 4 times a second like syllables) switched to exact
-digital silence during given intervals.
+Video is FFmpeg's `testsrc2` pattern, or a different test pattern after each given scene
+change; audio is a steady tone, nothing, or a "speech-like" tone (220 Hz, its loudness
+swinging 4 times a second like syllables) switched to exact digital silence during given
+intervals and made quieter or louder during others.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import subprocess
 from collections.abc import Sequence
@@ -19,6 +21,8 @@ from nemowatch.engines.local.ffmpeg import find_ffmpeg
 AudioKind = Literal["tone", "none", "speech_with_silences"]
 
 SPEECH = "0.5*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*4*t))"
+# The pictures a clip cycles through at its scene changes: each looks unlike the others.
+SCENE_SOURCES = ("testsrc2", "smptebars", "rgbtestsrc", "testsrc")
 # Edges of a silence closer than this to the clip's ends count as touching them (as in plan).
 _EDGE = 0.05
 
@@ -35,6 +39,21 @@ class ClipLayout:
     sample_rate: int
     channels: int
     silences: tuple[tuple[float, float], ...]
+    gains: tuple[tuple[float, float, float], ...] = ()  # (start, end, factor) on the audio
+    scene_changes: tuple[float, ...] = ()  # seconds at which the picture switches
+
+    @property
+    def phrases(self) -> tuple[tuple[float, float], ...]:
+        """The speech between the silences (the whole clip if it has none)."""
+        spans = []
+        position = 0.0
+        for start, end in sorted(self.silences):
+            if start > position:
+                spans.append((position, start))
+            position = max(position, end)
+        if self.seconds > position:
+            spans.append((position, self.seconds))
+        return tuple(spans)
 
     @property
     def width(self) -> int:
@@ -63,6 +82,8 @@ def make_clip(
     fps: int = 25,
     audio: AudioKind = "tone",
     silences: Sequence[tuple[float, float]] = (),
+    gains: Sequence[tuple[float, float, float]] = (),
+    scene_changes: Sequence[float] = (),
     sample_rate: int = 44100,
     channels: int = 1,
     tone_hz: float = 440.0,
@@ -71,17 +92,24 @@ def make_clip(
     """Write a clip to `path` (container chosen by its extension) and describe it.
 
     The defaults (44.1 kHz mono) differ from what the engine outputs (48 kHz stereo) on
-    purpose, so tests see the conversion happen.
+    purpose, so tests see the conversion happen. `gains` (start, end, factor) scale the
+    audio in their intervals; at each of `scene_changes` (seconds) the picture switches
+    to the next of SCENE_SOURCES, on a key frame.
     """
     binary = ffmpeg or find_ffmpeg()
     length = _number(seconds)
     arguments = [str(binary), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-    arguments += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={length}"]
+    if not scene_changes:
+        arguments += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={length}"]
     if audio != "none":
         expression = f"0.4*sin(2*PI*{_number(tone_hz)}*t)" if audio == "tone" else SPEECH
         # Commas inside a filter's arguments are escaped for the filter graph parser.
         gates = "".join(
             f"*not(between(t\\,{_number(start)}\\,{_number(end)}))" for start, end in silences
+        )
+        gates += "".join(
+            f"*(1+{_number(factor - 1)}*between(t\\,{_number(start)}\\,{_number(end)}))"
+            for start, end, factor in gains
         )
         channel_expressions = "|".join([expression + gates] * channels)
         arguments += [
@@ -90,6 +118,11 @@ def make_clip(
             "-i",
             f"aevalsrc={channel_expressions}:s={sample_rate}:d={length}",
         ]
+    if scene_changes:
+        # The audio is input 0; the pictures come from the graph, video stream first.
+        arguments += _scene_video(seconds, size, fps, scene_changes)
+        arguments += ["-map", "[video]"] + (["-map", "0:a"] if audio != "none" else [])
+        arguments += ["-force_key_frames", ",".join(_number(time) for time in scene_changes)]
     arguments += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     arguments += ["-g", str(fps)]
     if audio == "none":
@@ -107,7 +140,54 @@ def make_clip(
         sample_rate=sample_rate,
         channels=channels,
         silences=tuple(silences) if audio == "speech_with_silences" else (),
+        gains=tuple(gains) if audio != "none" else (),
+        scene_changes=tuple(scene_changes),
     )
+
+
+def _scene_video(seconds: float, size: str, fps: int, scene_changes: Sequence[float]) -> list[str]:
+    """A filter graph that plays SCENE_SOURCES in turn, switching at `scene_changes`."""
+    edges = [0.0, *sorted(scene_changes), seconds]
+    parts = [
+        f"{SCENE_SOURCES[index % len(SCENE_SOURCES)]}=size={size}:rate={fps}"
+        f":duration={_number(end - start)}[v{index}]"
+        for index, (start, end) in enumerate(itertools.pairwise(edges))
+    ]
+    joined = "".join(f"[v{index}]" for index in range(len(parts)))
+    graph = ";".join([*parts, f"{joined}concat=n={len(parts)}:v=1:a=0[video]"])
+    return ["-filter_complex", graph]
+
+
+def speech_layout(
+    seconds: float, *, seed: int = 7
+) -> tuple[list[tuple[float, float]], list[tuple[float, float, float]]]:
+    """Deterministic talk: phrases of 2–8 s separated by 0.6–2 s of silence.
+
+    Returns the silences (from the start, a short one; to the end, what is left) and a
+    gain for each phrase between 0.35 and 1, so some phrases are louder than others.
+    """
+    choose = random.Random(seed)
+    silences: list[tuple[float, float]] = []
+    gains: list[tuple[float, float, float]] = []
+    position = round(choose.uniform(0.6, 1.2), 1)
+    silences.append((0.0, position))
+    while True:
+        phrase_end = round(position + choose.uniform(2.0, 8.0), 1)
+        pause_end = round(phrase_end + choose.uniform(0.6, 2.0), 1)
+        if pause_end > seconds - 3.5:
+            break
+        silences.append((phrase_end, pause_end))
+        gains.append((position, phrase_end, _gain(choose)))
+        position = pause_end
+    # The last phrase (at least 2 s) and at least 1.5 s of silence to the end.
+    phrase_end = round(min(position + choose.uniform(2.0, 8.0), seconds - 1.5), 1)
+    gains.append((position, phrase_end, _gain(choose)))
+    silences.append((phrase_end, seconds))
+    return silences, gains
+
+
+def _gain(choose: random.Random) -> float:
+    return round(choose.uniform(0.35, 1.0), 2)
 
 
 def write_random_bytes(path: Path, size: int = 4096, seed: int = 0) -> Path:
@@ -119,6 +199,8 @@ def write_random_bytes(path: Path, size: int = 4096, seed: int = 0) -> Path:
 def _number(value: float) -> str:
     return f"{value:g}"
 
+
+TWO_MINUTES_SILENCES, TWO_MINUTES_GAINS = speech_layout(120)
 
 # name -> (file name, make_clip arguments). Clips are made on first use, once per session.
 CLIP_CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
@@ -135,6 +217,19 @@ CLIP_CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
     "portrait": ("portrait.mp4", {"seconds": 1, "size": "120x160", "audio": "tone"}),
     "matroska": ("matroska.mkv", {"seconds": 2, "audio": "tone"}),
     "long": ("long.mp4", {"seconds": 30, "size": "320x240", "audio": "tone"}),
+    "two_minutes": (
+        "two_minutes.mp4",
+        {
+            "seconds": 120,
+            "size": "160x90",
+            "fps": 30,
+            "audio": "speech_with_silences",
+            "silences": TWO_MINUTES_SILENCES,
+            "gains": TWO_MINUTES_GAINS,
+            "scene_changes": (17, 41, 66, 90, 104),
+            "sample_rate": 16000,  # the audio is computed per sample: 16 kHz is 3x faster
+        },
+    ),
 }
 
 
@@ -184,6 +279,13 @@ class Clips:
     def long(self) -> Path:
         """30 s, 320x240, tone: long enough that rendering it takes a moment (about 1 s)."""
         return self.layout("long").path
+
+    @property
+    def two_minutes(self) -> Path:
+        """120 s, 160x90 at 30 fps: a talk of 2–8 s phrases of differing loudness between
+        0.6–2 s silences, in five shots (scene changes at 17, 41, 66, 90 and 104 s).
+        `layout("two_minutes")` has its phrases, silences and scene changes."""
+        return self.layout("two_minutes").path
 
     def distinct(self, count: int) -> list[Path]:
         """`count` 1 s clips whose contents all differ (each has its own tone)."""

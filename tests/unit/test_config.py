@@ -9,6 +9,7 @@ import pytest
 
 from nemowatch.config import DEFAULT_MATCH, check_report, load_config
 from nemowatch.errors import ConfigError, ConfigProblem
+from nemowatch.rules import EditSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -192,7 +193,7 @@ def test_unknown_nested_key_lists_the_keys_of_that_mapping(tmp_path: Path) -> No
 
     problem = only_problem(config_path)
 
-    assert problem.message == 'unknown key "colour" (allowed: cut_silences)'
+    assert problem.message == f'unknown key "colour" (allowed: {", ".join(EditSpec.model_fields)})'
 
 
 def test_missing_required_key_points_at_its_rule(tmp_path: Path) -> None:
@@ -489,3 +490,14 @@ def test_check_report_is_empty_when_inboxes_exist(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
 
     assert check_report(load_config(write(tmp_path / "config.yaml", RULE))) == []
+
+
+def test_an_unquoted_aspect_ratio_is_understood(tmp_path: Path) -> None:
+    # YAML 1.1 reads 9:16 without quotes as the number 556 (base 60)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"rules:\n  - name: r\n    inbox: {tmp_path}/in\n    outbox: {tmp_path}/out\n"
+        "    edit:\n      aspect: 9:16\n",
+        encoding="utf-8",
+    )
+    assert load_config(config).rules[0].edit.aspect == "9:16"

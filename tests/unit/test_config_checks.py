@@ -236,3 +236,65 @@ def test_rule_with_a_field_error_still_gets_its_cross_field_checks(tmp_path: Pat
     paths = [problem.path for problem in problems_of(path)]
 
     assert paths == ["rules[0].outbox", "rules[0].settle_seconds", "rules[0].outputs"]
+
+
+# ---- contradicting instructions --------------------------------------------------------------
+
+INSTRUCTIONS = """\
+rules:
+  - name: reels
+    inbox: in
+    outbox: out
+    instructions:
+      - make it vertical
+      - add background music
+      - "16:9"
+"""
+
+
+def test_contradicting_instructions_are_an_error_at_the_later_instruction(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(INSTRUCTIONS, encoding="utf-8")
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (8, "rules[0].instructions[2]")
+    assert problem.message == (
+        '"16:9" contradicts "make it vertical" (aspect 9:16 vs 16:9); keep one'
+    )
+
+
+def test_a_contradiction_inside_one_instruction_points_at_that_instruction(
+    tmp_path: Path,
+) -> None:
+    path = config_of(
+        tmp_path, rule_yaml("reels", "in", "out", instructions='"2x speed, half speed"')
+    )
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (5, "rules[0].instructions[0]")
+    assert problem.message == '"half speed" contradicts "2x speed" (speed 2x vs 0.5x); keep one'
+
+
+def test_contradicting_instructions_are_an_error_for_the_nemo_engine_too(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("engine: nemo\n" + INSTRUCTIONS, encoding="utf-8")
+
+    (problem,) = problems_of(path)
+
+    assert problem.path == "rules[0].instructions[2]"
+
+
+def test_a_structured_edit_may_override_the_text_without_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        INSTRUCTIONS.replace('      - "16:9"\n', "") + '    edit: {aspect: "16:9"}\n',
+        encoding="utf-8",
+    )
+
+    (rule,) = load_config(path).rules
+
+    assert rule.edit.aspect == "16:9"

@@ -1,18 +1,31 @@
-"""Reading silencedetect's report, and planning which segments of the source to keep."""
+"""Reading the analysis passes' reports, and planning which segments of the source to keep."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from nemowatch.engines.base import Draft
-from nemowatch.engines.local.analysis import Silence, parse_silencedetect, shortest_silence
+from nemowatch.engines.local.analysis import (
+    SILENT_DB,
+    Analysis,
+    Silence,
+    audio_arguments,
+    parse_loudness,
+    parse_scene_scores,
+    parse_silencedetect,
+    scene_arguments,
+    shortest_silence,
+)
 from nemowatch.engines.local.plan import (
     Segment,
     draft_from_segments,
     kept_segments,
+    plan_segments,
     segments_of,
 )
-from nemowatch.rules import SilenceCut
+from nemowatch.rules import EditSpec, SilenceCut, Trim
 
 SILENCEDETECT_STDERR = """\
 Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'clip.mp4':
@@ -24,7 +37,44 @@ Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'clip.mp4':
 size=N/A time=00:00:10.00 bitrate=N/A speed= 657x
 """
 
+# The audio pass with loudness: silencedetect's lines among ametadata's (abridged).
+AUDIO_STDERR = """\
+Stream mapping:
+  Stream #0:1 -> #0:0 (aac (native) -> pcm_s16le (native))
+[Parsed_ametadata_4 @ 0x7f3408014880] frame:0    pts:0       pts_time:0
+[Parsed_ametadata_4 @ 0x7f3408014880] lavfi.astats.Overall.RMS_level=-12.563584
+Output #0, null, to 'pipe:':
+  Stream #0:0(und): Audio: pcm_s16le, 16000 Hz, mono, s16, 256 kb/s (default)
+[Parsed_ametadata_4 @ 0x7f3408014880] frame:1    pts:8000    pts_time:0.5
+[Parsed_ametadata_4 @ 0x7f3408014880] lavfi.astats.Overall.RMS_level=-12.597586
+[Parsed_silencedetect_0 @ 0x7f34080028c0] silence_start: 0.999917
+[Parsed_ametadata_4 @ 0x7f3408014880] frame:2    pts:16000   pts_time:1
+[Parsed_ametadata_4 @ 0x7f3408014880] lavfi.astats.Overall.RMS_level=-87.441924
+[Parsed_ametadata_4 @ 0x7f3408014880] frame:3    pts:24000   pts_time:1.5
+[Parsed_ametadata_4 @ 0x7f3408014880] lavfi.astats.Overall.RMS_level=-inf
+[Parsed_silencedetect_0 @ 0x7f34080028c0] silence_end: 2.000104 | silence_duration: 1.000188
+[Parsed_ametadata_4 @ 0x7f3408014880] frame:4    pts:32000   pts_time:2
+[Parsed_ametadata_4 @ 0x7f3408014880] lavfi.astats.Overall.RMS_level=-30.5
+"""
+
+# The key-frame pass (abridged); the first key frame has no score (nothing before it).
+SCENE_STDERR = """\
+Stream mapping:
+  Stream #0:0 -> #0:0 (h264 (native) -> wrapped_avframe (native))
+[Parsed_metadata_2 @ 0x7f3d3c00fc00] frame:0    pts:15360   pts_time:1
+[Parsed_metadata_2 @ 0x7f3d3c00fc00] lavfi.scene_score=0.019306
+Output #0, null, to 'pipe:':
+  Stream #0:0(und): Video: wrapped_avframe, yuv420p(progressive), 64x36, 30 fps (default)
+[Parsed_metadata_2 @ 0x7f3d3c00fc00] frame:1    pts:30720   pts_time:2
+[Parsed_metadata_2 @ 0x7f3d3c00fc00] lavfi.scene_score=0.925955
+[Parsed_metadata_2 @ 0x7f3d3c00fc00] frame:2    pts:614400  pts_time:40.0400
+[Parsed_metadata_2 @ 0x7f3d3c00fc00] lavfi.scene_score=nan
+[Parsed_metadata_2 @ 0x7f3d3c00fc00] frame:3    pts:1244160 pts_time:81.0811
+[Parsed_metadata_2 @ 0x7f3d3c00fc00] lavfi.scene_score=0.5
+"""
+
 NO_MARGIN = SilenceCut(margin=0.0, min_cut=0.2)
+SOURCE = Path("/inbox/processing/talk.mp4")
 
 
 # silencedetect's report
@@ -55,6 +105,68 @@ def test_a_negative_start_from_decoder_delay_is_clamped_to_zero() -> None:
 
 def test_only_silences_long_enough_to_survive_their_margins_are_detected() -> None:
     assert shortest_silence(SilenceCut(margin=0.2, min_cut=0.2)) == pytest.approx(0.6)
+
+
+def test_loudness_is_read_per_window_with_digital_silence_floored() -> None:
+    assert parse_loudness(AUDIO_STDERR) == [
+        (0.0, -12.563584),
+        (0.5, -12.597586),
+        (1.0, -87.441924),
+        (1.5, SILENT_DB),
+        (2.0, -30.5),
+    ]
+
+
+def test_silences_are_read_from_the_same_pass_as_loudness() -> None:
+    assert parse_silencedetect(AUDIO_STDERR) == [Silence(0.999917, 2.000104)]
+
+
+def test_scene_scores_are_read_per_key_frame_and_put_on_the_frame_grid() -> None:
+    fps = 30000 / 1001
+
+    assert parse_scene_scores(SCENE_STDERR, fps) == [
+        (30 / fps, 0.019306),
+        (60 / fps, 0.925955),
+        (2430 / fps, 0.5),
+    ]
+
+
+def test_scene_scores_without_a_frame_rate_keep_their_printed_times() -> None:
+    assert parse_scene_scores(SCENE_STDERR) == [(1.0, 0.019306), (2.0, 0.925955), (81.0811, 0.5)]
+
+
+def test_the_audio_pass_measures_loudness_in_the_same_run_as_silences() -> None:
+    assert audio_arguments(SOURCE, SilenceCut(), loudness=True) == [
+        *["-hide_banner", "-nostdin", "-nostats", "-vn", "-sn", "-dn", "-i", str(SOURCE)],
+        "-map",
+        "0:a:0",
+        "-af",
+        "silencedetect=n=-28dB:d=0.6,aresample=16000,asetnsamples=n=8000:p=0,"
+        "astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=RMS_level,"
+        "ametadata=mode=print:key=lavfi.astats.Overall.RMS_level",
+        *["-f", "null", "-"],
+    ]
+
+
+def test_the_scene_pass_decodes_only_key_frames_as_thumbnails() -> None:
+    assert scene_arguments(SOURCE) == [
+        *["-hide_banner", "-nostdin", "-nostats", "-skip_frame", "nokey"],
+        *["-an", "-sn", "-dn", "-i", str(SOURCE), "-map", "0:v:0"],
+        "-vf",
+        "scale=64:36:flags=fast_bilinear,select='gt(scene\\,0)',"
+        "metadata=mode=print:key=lavfi.scene_score",
+        *["-f", "null", "-"],
+    ]
+
+
+def test_speech_is_what_lies_between_the_silences() -> None:
+    analysis = Analysis(duration=10.0, silences=(Silence(0.0, 1.0), Silence(4.0, 5.5)))
+
+    assert analysis.speech() == (Segment(1.0, 4.0), Segment(5.5, 10.0))
+
+
+def test_without_silences_the_whole_source_is_speech() -> None:
+    assert Analysis(duration=10.0).speech() == (Segment(0.0, 10.0),)
 
 
 # kept segments
@@ -108,6 +220,47 @@ def test_without_a_frame_rate_edges_are_kept_as_detected() -> None:
     segments = kept_segments(10.0, [Silence(2.01, 4.05)], NO_MARGIN, fps=None)
 
     assert segments == [Segment(0.0, 2.01), Segment(4.05, 10.0)]
+
+
+# the plan: trim, then cut silences, then (tested in test_local_highlight) a highlight
+
+
+def test_a_plain_edit_keeps_the_whole_source() -> None:
+    assert plan_segments(
+        duration=10.0, fps=25.0, spec=EditSpec(), analysis=Analysis(duration=10.0)
+    ) == [Segment(0.0, 10.0)]
+
+
+def test_a_trim_keeps_its_part_on_the_frame_grid() -> None:
+    spec = EditSpec(trim=Trim(start=1.01, end=4.0))
+
+    segments = plan_segments(duration=10.0, fps=25.0, spec=spec, analysis=Analysis(10.0))
+
+    assert segments == [Segment(1.0, 4.0)]
+
+
+def test_a_trim_past_the_end_keeps_nothing() -> None:
+    spec = EditSpec(trim=Trim(start=12.0))
+
+    assert plan_segments(duration=10.0, fps=25.0, spec=spec, analysis=Analysis(10.0)) == []
+
+
+def test_silences_are_cut_inside_the_trim_and_to_its_edges() -> None:
+    analysis = Analysis(duration=10.0, silences=(Silence(0.5, 2.6), Silence(5.0, 6.0)))
+    spec = EditSpec(trim=Trim(start=1.0, end=9.0), cut_silences=SilenceCut(margin=0.2))
+
+    segments = plan_segments(duration=10.0, fps=25.0, spec=spec, analysis=analysis)
+
+    # the first silence straddles the trim's start: it is cut from there, less one margin
+    assert segments == [Segment(2.4, 5.2), Segment(5.8, 9.0)]
+
+
+def test_without_cut_silences_the_silences_stay() -> None:
+    analysis = Analysis(duration=10.0, silences=(Silence(5.0, 6.0),))
+
+    assert plan_segments(duration=10.0, fps=25.0, spec=EditSpec(), analysis=analysis) == [
+        Segment(0.0, 10.0)
+    ]
 
 
 # the draft

@@ -1,20 +1,41 @@
-"""Audio analysis for the local engine: where the silences are.
+"""Analysis for the local engine: what the planner needs to know about a source.
 
-One audio-only FFmpeg pass (`silencedetect`, no video decoding) whose stderr is parsed
-by a pure function.
+At most two FFmpeg passes, run at the same time, each parsed by a pure function:
+
+- audio only (`-vn`: the video is never decoded): `silencedetect` for the silences and,
+  for a highlight reel, `astats` over half-second windows for loudness;
+- key frames only (`-skip_frame nokey`, shrunk to a thumbnail): `select`'s scene score
+  between consecutive key frames, for where the shots change. Encoders put key frames at
+  hard cuts and every second or few, so this sees the cuts for a tiny share of the
+  decoding work.
+
+Only what the edit needs is run: nothing for a plain transcode.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from nemowatch.engines.local.ffmpeg import run_ffmpeg
-from nemowatch.rules import SilenceCut
+from nemowatch.rules import EditSpec, SilenceCut
+
+LOUDNESS_WINDOW = 0.5  # seconds of audio per loudness measurement
+SILENT_DB = -120.0  # the loudness given to digital silence (astats says -inf)
+# The audio is resampled for loudness so a window is a fixed count of samples whatever
+# the source's rate; 16 kHz keeps the speech band and costs little.
+_LOUDNESS_RATE = 16000
+_LOUDNESS_KEY = "lavfi.astats.Overall.RMS_level"
+_SCENE_KEY = "lavfi.scene_score"
+# Scene scores compare whole frames: a thumbnail scores hard cuts as well as full size.
+_THUMBNAIL = "64:36"
 
 _SILENCE_START = re.compile(r"\bsilence_start:\s*(-?[\d.]+(?:e-?\d+)?)")
 _SILENCE_END = re.compile(r"\bsilence_end:\s*(-?[\d.]+(?:e-?\d+)?)")
+_PTS_TIME = re.compile(r"\bpts_time:\s*(\S+)")
 
 
 @dataclass(frozen=True)
@@ -29,17 +50,72 @@ class Silence:
         return self.end - self.start
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the source to keep (or to consider keeping), in seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the analysis passes found in a source; empty where a pass was not needed."""
+
+    duration: float  # source seconds
+    silences: tuple[Silence, ...] = ()  # in order, from the audio pass
+    # (window start, loudness in dB RMS) per LOUDNESS_WINDOW seconds; empty without audio
+    loudness: tuple[tuple[float, float], ...] = ()
+    # (time, scene-change score 0..1) at key frames that differ from the one before
+    scenes: tuple[tuple[float, float], ...] = ()
+
+    def speech(self) -> tuple[Segment, ...]:
+        """The stretches between the silences, within [0, duration]."""
+        spans: list[Segment] = []
+        position = 0.0
+        for silence in sorted(self.silences, key=lambda silence: silence.start):
+            start = min(max(silence.start, 0.0), self.duration)
+            if start > position:
+                spans.append(Segment(position, start))
+            position = max(position, min(silence.end, self.duration))
+        if self.duration > position:
+            spans.append(Segment(position, self.duration))
+        return tuple(spans)
+
+
+def snap(time: float, fps: float | None, duration: float) -> float:
+    """`time` moved to the nearest frame boundary (and not past the end of the source)."""
+    if fps is None or fps <= 0:
+        return min(time, duration)
+    return min(round(time * fps) / fps, duration)
+
+
 def shortest_silence(cut: SilenceCut) -> float:
     """The shortest silence worth detecting: after its margins it is still `min_cut` long."""
     return cut.min_cut + 2 * cut.margin
 
 
-def silencedetect_arguments(source: Path, cut: SilenceCut) -> list[str]:
-    """FFmpeg arguments for the silence pass over the first audio stream of `source`."""
-    detector = (
+def audio_arguments(source: Path, cut: SilenceCut, *, loudness: bool) -> list[str]:
+    """FFmpeg arguments for the audio pass over the first audio stream of `source`.
+
+    With `loudness`, the same pass also prints the RMS level of every LOUDNESS_WINDOW.
+    """
+    chain = [
         f"silencedetect=n={format_number(cut.threshold_db)}dB"
         f":d={format_number(shortest_silence(cut))}"
-    )
+    ]
+    if loudness:
+        samples = round(LOUDNESS_WINDOW * _LOUDNESS_RATE)
+        chain += [
+            f"aresample={_LOUDNESS_RATE}",
+            f"asetnsamples=n={samples}:p=0",
+            "astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=RMS_level",
+            f"ametadata=mode=print:key={_LOUDNESS_KEY}",
+        ]
     return [
         "-hide_banner",
         "-nostdin",
@@ -52,7 +128,36 @@ def silencedetect_arguments(source: Path, cut: SilenceCut) -> list[str]:
         "-map",
         "0:a:0",
         "-af",
-        detector,
+        ",".join(chain),
+        "-f",
+        "null",
+        "-",
+    ]
+
+
+def silencedetect_arguments(source: Path, cut: SilenceCut) -> list[str]:
+    """FFmpeg arguments for the silence pass alone."""
+    return audio_arguments(source, cut, loudness=False)
+
+
+def scene_arguments(source: Path) -> list[str]:
+    """FFmpeg arguments for the scene pass: key frames only, as thumbnails, scored."""
+    return [
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-skip_frame",
+        "nokey",  # the decoder drops every other frame before decoding it
+        "-an",
+        "-sn",
+        "-dn",
+        "-i",
+        str(source),
+        "-map",
+        "0:v:0",
+        "-vf",
+        f"scale={_THUMBNAIL}:flags=fast_bilinear,select='gt(scene\\,0)',"
+        f"metadata=mode=print:key={_SCENE_KEY}",
         "-f",
         "null",
         "-",
@@ -77,6 +182,72 @@ def parse_silencedetect(stderr: str, duration: float | None = None) -> list[Sile
     return silences
 
 
+def parse_loudness(stderr: str) -> list[tuple[float, float]]:
+    """(window start, dB) for each window `astats` measured, silence floored at SILENT_DB."""
+    return [
+        (time, max(SILENT_DB, value)) for time, value in _printed_metadata(stderr, _LOUDNESS_KEY)
+    ]
+
+
+def parse_scene_scores(stderr: str, fps: float | None = None) -> list[tuple[float, float]]:
+    """(time, score) for each key frame `select` scored above 0, times on the frame grid."""
+    # pts_time is printed with 6 digits: NTSC frame times come back a hair off the grid.
+    return [
+        (snap(time, fps, math.inf), min(1.0, max(0.0, value)))
+        for time, value in _printed_metadata(stderr, _SCENE_KEY)
+    ]
+
+
+async def analyse(
+    source: Path,
+    spec: EditSpec,
+    *,
+    ffmpeg: Path,
+    duration: float,
+    has_audio: bool,
+    fps: float | None,
+) -> Analysis:
+    """Run the passes `spec` needs on `source`, at the same time, and gather their findings.
+
+    Silences when `spec` cuts them or asks for a highlight (with the default SilenceCut if
+    it does not cut them); loudness and scene scores only for a highlight. A source
+    without audio has no silences and no loudness.
+    """
+    highlight = spec.max_duration is not None
+    listen = has_audio and (spec.cut_silences is not None or highlight)
+    cut = spec.cut_silences or SilenceCut()
+
+    async def audio_pass() -> tuple[list[Silence], list[tuple[float, float]]]:
+        if not listen:
+            return [], []
+        arguments = audio_arguments(source, cut, loudness=highlight)
+        stderr = await run_ffmpeg(arguments, ffmpeg=ffmpeg)
+        return parse_silencedetect(stderr, duration), parse_loudness(stderr)
+
+    async def scene_pass() -> list[tuple[float, float]]:
+        if not highlight:
+            return []
+        stderr = await run_ffmpeg(scene_arguments(source), ffmpeg=ffmpeg)
+        return parse_scene_scores(stderr, fps)
+
+    audio_task = asyncio.ensure_future(audio_pass())
+    scene_task = asyncio.ensure_future(scene_pass())
+    try:
+        (silences, loudness), scenes = await asyncio.gather(audio_task, scene_task)
+    except BaseException:
+        # gather leaves the other pass running when one fails: stop its FFmpeg too.
+        for task in (audio_task, scene_task):
+            task.cancel()
+        await asyncio.gather(audio_task, scene_task, return_exceptions=True)
+        raise
+    return Analysis(
+        duration=duration,
+        silences=tuple(silences),
+        loudness=tuple(loudness),
+        scenes=tuple(scenes),
+    )
+
+
 async def detect_silences(
     source: Path, cut: SilenceCut, *, ffmpeg: Path, duration: float | None
 ) -> list[Silence]:
@@ -89,3 +260,32 @@ def format_number(value: float) -> str:
     """A number as FFmpeg reads it: no exponent, no trailing zeros ("0.6", "-28", "2.04")."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
+
+
+def _printed_metadata(stderr: str, key: str) -> list[tuple[float, float]]:
+    """(pts_time, value) for each `key=value` line that `metadata=mode=print` wrote.
+
+    Each frame's values follow a line with its `pts_time`; unreadable values are skipped.
+    """
+    found: list[tuple[float, float]] = []
+    time: float | None = None
+    prefix = key + "="
+    for line in stderr.splitlines():
+        if (match := _PTS_TIME.search(line)) is not None:
+            time = _number_or_none(match.group(1))  # "NOPTS": a frame without a time
+            continue
+        position = line.find(prefix)
+        if position < 0 or time is None:
+            continue
+        value = _number_or_none(line[position + len(prefix) :].strip())
+        if value is not None:
+            found.append((time, value))
+    return found
+
+
+def _number_or_none(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return None if math.isnan(value) else value

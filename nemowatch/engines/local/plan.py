@@ -1,21 +1,28 @@
 """The local engine's planner: which parts of the source to keep, as a Draft. Pure.
 
+`plan_segments` applies an edit in this order: trim (keep only part of the source), cut
+silences, then a highlight reel (`highlight`) when what is left is longer than the reel
+may be.
+
 Silences become cuts: each silence gives up `margin` seconds on both sides (so speech is
 never clipped), and what is left of it is cut if it is at least `min_cut` long. A silence
-that touches the start or the end of the source is cut right to that edge, since there is
-no speech on that side to protect. Kept segments are snapped to the video's frame grid:
-video can only be cut between frames, and audio cut at the same instants stays in sync.
+that touches the start or the end of the source (or of the trim) is cut right to that
+edge, since there is no speech on that side to protect. Kept segments are snapped to the
+video's frame grid: video can only be cut between frames, and audio cut at the same
+instants stays in sync.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from nemowatch.engines.base import Draft
-from nemowatch.engines.local.analysis import Silence
-from nemowatch.rules import SilenceCut
+from nemowatch.engines.local.analysis import Analysis, Silence
+from nemowatch.engines.local.analysis import Segment as Segment  # re-exported: part of the plan
+from nemowatch.engines.local.analysis import snap as snap  # re-exported: part of the plan
+from nemowatch.engines.local.highlight import choose_highlight
+from nemowatch.rules import EditSpec, SilenceCut, Trim
 
 VIDEO_TRACK = 0
 AUDIO_TRACK = 1
@@ -24,28 +31,83 @@ AUDIO_TRACK = 1
 # silence detector place stream edges a few milliseconds apart.
 _EDGE_TOLERANCE = 0.05
 
+# Durations of frame-snapped segments add up with rounding errors only.
+_TOLERANCE = 1e-6
 
-@dataclass(frozen=True)
-class Segment:
-    """A stretch of the source to keep, in seconds."""
 
-    start: float
-    end: float
+def plan_segments(
+    *, duration: float, fps: float | None, spec: EditSpec, analysis: Analysis
+) -> list[Segment]:
+    """The parts of a `duration`-long source that `spec` keeps, in source order.
 
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
+    Trim, then cut silences (if `spec.cut_silences`), then choose a highlight (if
+    `spec.max_duration` and what is left would play longer, at `spec.speed`). Empty when
+    nothing is left (a trim past the end, a source that is all silence).
+    """
+    window = trimmed(duration, spec.trim, fps)
+    if window is None:
+        return []
+    cut = spec.cut_silences
+    if cut is not None:
+        segments = kept_between(window, duration, analysis.silences, cut, fps)
+    else:
+        segments = [window]
+    if spec.max_duration is None:
+        return segments
+    target = spec.max_duration * (spec.speed or 1.0)  # in source seconds
+    if sum(segment.duration for segment in segments) <= target + _TOLERANCE:
+        return segments
+    highlight_cut = cut or SilenceCut()
+    return choose_highlight(
+        segments,
+        kept_segments(duration, analysis.silences, highlight_cut, fps),
+        analysis,
+        target=target,
+        fps=fps,
+        threshold_db=highlight_cut.threshold_db,
+    )
+
+
+def trimmed(duration: float, trim: Trim | None, fps: float | None) -> Segment | None:
+    """The part of the source a trim keeps, on the frame grid; None if it keeps nothing."""
+    if trim is None:
+        return Segment(0.0, duration)
+    start = snap(min(trim.start, duration), fps, duration)
+    end = snap(duration if trim.end is None else min(trim.end, duration), fps, duration)
+    return Segment(start, end) if end > start else None
 
 
 def kept_segments(
     duration: float, silences: Sequence[Silence], cut: SilenceCut, fps: float | None
 ) -> list[Segment]:
     """The parts of a `duration`-long source left after cutting `silences` as `cut` says."""
+    return kept_between(Segment(0.0, duration), duration, silences, cut, fps)
+
+
+def kept_between(
+    window: Segment,
+    duration: float,
+    silences: Sequence[Silence],
+    cut: SilenceCut,
+    fps: float | None,
+) -> list[Segment]:
+    """The parts of `window` (of a `duration`-long source) left after cutting `silences`.
+
+    The window's edges count as the source's: a silence touching one is cut right to it.
+    """
     cuts: list[Segment] = []
     for silence in sorted(silences, key=lambda silence: silence.start):
-        start = 0.0 if silence.start <= _EDGE_TOLERANCE else silence.start + cut.margin
-        end = duration if silence.end >= duration - _EDGE_TOLERANCE else silence.end - cut.margin
-        start, end = max(0.0, start), min(duration, end)
+        if silence.end <= window.start or silence.start >= window.end:
+            continue
+        start = (
+            window.start
+            if silence.start <= window.start + _EDGE_TOLERANCE
+            else silence.start + cut.margin
+        )
+        end = (
+            window.end if silence.end >= window.end - _EDGE_TOLERANCE else silence.end - cut.margin
+        )
+        start, end = max(window.start, start), min(window.end, end)
         if end - start < max(cut.min_cut, 1e-9):
             continue  # too short to be worth a cut (or nothing left after the margins)
         if cuts and start <= cuts[-1].end:
@@ -53,21 +115,14 @@ def kept_segments(
         else:
             cuts.append(Segment(start, end))
     kept: list[Segment] = []
-    position = 0.0
-    for removed in [*cuts, Segment(duration, duration)]:
+    position = window.start
+    for removed in [*cuts, Segment(window.end, window.end)]:
         start = snap(position, fps, duration)
         end = snap(removed.start, fps, duration)
         if end > start:
             kept.append(Segment(start, end))
         position = removed.end
     return kept
-
-
-def snap(time: float, fps: float | None, duration: float) -> float:
-    """`time` moved to the nearest frame boundary (and not past the end of the source)."""
-    if fps is None or fps <= 0:
-        return min(time, duration)
-    return min(round(time * fps) / fps, duration)
 
 
 def draft_from_segments(

@@ -1,0 +1,34 @@
+"""The one-line timeline summary that status and explain print."""
+
+from __future__ import annotations
+
+from nemowatch.engines.base import Draft
+
+
+def test_a_reel_reads_as_video_music_and_title() -> None:
+    draft = Draft(
+        tracks=(
+            {
+                "tt": 0,
+                "sg": [
+                    {"s": 0, "e": 30000, "at": 0, "d": 30000},
+                    {"s": 40000, "e": 67600, "at": 30000, "d": 27600},
+                ],
+            },
+            {
+                "tt": 1,
+                "sg": [{"at": 0, "d": 57600}],
+                "m": {"kind": "music", "source": "lofi", "volume": 0.35, "duck": None},
+            },
+            {"tt": 7, "sg": [{"text": "Urban Dreams", "at": 0, "d": 3000}]},
+        ),
+        duration_ms=57600,
+    )
+    assert draft.summary() == (
+        "Timeline (3 tracks): video 0–57.6 s from 2 pieces, music lofi 35 %, title 0–3 s"
+    )
+
+
+def test_a_cloud_draft_without_output_times_uses_its_duration() -> None:
+    draft = Draft(tracks=({"tt": 0, "sg": [{"id": "clip1"}]},), duration_ms=12000)
+    assert draft.summary() == "Timeline (1 track): video 0–12 s"
