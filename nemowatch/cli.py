@@ -1,4 +1,4 @@
-"""The command line: run, check, process, status, init.
+"""The command line: run, check, process, explain, status, init.
 
 Exit status: 0 ok, 1 a job or command failed, 2 usage, 78 (EX_CONFIG) invalid config.
 """
@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     process.add_argument("file", type=Path)
     process.add_argument("--rule", required=True, help="the rule whose edit to apply")
+    explain = with_config(
+        commands.add_parser("explain", help="show what a rule would do to a file (no render)")
+    )
+    explain.add_argument("file", type=Path)
+    explain.add_argument("--rule", default=None, help="the rule to use (default: by inbox)")
     status = with_config(commands.add_parser("status", help="jobs in the ledger, by state"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--limit", type=int, default=10, help="recent jobs to list")
@@ -174,6 +179,25 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from nemowatch import explain
+
+    config = _config(args)
+    logs.configure("warning")
+    source = args.file.resolve()
+    if not source.is_file():
+        print(f"nemowatch: {args.file}: no such file", file=sys.stderr)
+        return 1
+    try:
+        rule = explain.choose_rule(config, source, args.rule)
+    except LookupError as error:
+        print(f"nemowatch: {error}", file=sys.stderr)
+        return 2
+    plan = asyncio.run(explain.plan_for(config, source, rule))
+    print(explain.describe(source, rule, plan))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
     ledger = Ledger.in_state_dir(config.state_dir)
@@ -260,6 +284,7 @@ COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
     "process": cmd_process,
+    "explain": cmd_explain,
     "status": cmd_status,
     "init": cmd_init,
 }

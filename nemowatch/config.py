@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError
 
 from nemowatch.errors import ConfigError, ConfigProblem
-from nemowatch.rules import EditSpec, ExportSpec, Frozen, matches
+from nemowatch.rules import MOODS, EditSpec, ExportSpec, Frozen, matches
 
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd's RestartPreventExitStatus uses it
 
@@ -293,6 +293,10 @@ class _Origin:
     def problem(self, loc: Loc, message: str) -> ConfigProblem:
         return ConfigProblem(self.file, self.line(loc), dotted(self.shown + loc), message)
 
+    def within(self, key: str) -> _Origin:
+        """The origin of the mapping under `key` of this one."""
+        return replace(self, node=(*self.node, key), shown=(*self.shown, key))
+
     def where(self, loc: Loc, seen_from: _Origin) -> str:
         """Where `loc` is, said from `seen_from`: "line 4", or "other.yaml:4"."""
         line = self.line(loc)
@@ -514,6 +518,11 @@ def _load_rule(
         problems.append(origin.problem((), f"expected {_RULE_SHAPE}, got {_shown(data)}"))
         return None
     data = _expand_paths(data, PATH_RULE_FIELDS, origin, environ, problems)
+    edit = data.get("edit")
+    music = edit.get("music") if isinstance(edit, dict) else None
+    if isinstance(edit, dict) and isinstance(music, str) and music.strip().lower() not in MOODS:
+        # a music file or folder, like the folders, is relative to the file it is written in
+        data["edit"] = _expand_paths(edit, ("music",), origin.within("edit"), environ, problems)
     try:
         return _Loaded(Rule.model_validate(data), origin)
     except ValidationError as exc:

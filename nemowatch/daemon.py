@@ -40,7 +40,8 @@ def make_engine(config: Config) -> Engine:
     if config.engine == "local":
         from nemowatch.engines.local import LocalEngine
 
-        return LocalEngine()
+        # built-in music moods are generated once and reused from here
+        return LocalEngine(cache_dir=config.state_dir / "cache")
     raise ConfigError(
         [
             ConfigProblem(

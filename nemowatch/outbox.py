@@ -64,15 +64,30 @@ def temp_path(outbox: Path, relative: PurePosixPath, job_id: str) -> Path:
     return final.parent / f".{final.name}.{job_id}{TEMP_SUFFIX}"
 
 
+EXPORT_FORMATS = ("mp4", "mov", "webm", "gif")
+
+
 def verify(path: Path, draft: Draft) -> Probe:
-    """Probe a result: streams present, duration as planned, index at the front (mp4)."""
+    """Probe a result: streams present, duration as planned, the container the draft
+    planned (when it says), and for MP4/MOV the index at the front.
+
+    A GIF has no sound to expect, and neither it nor a WebM has an index to check.
+    """
     try:
         result = probe(path)
     except MediaError as exc:
         raise EngineError(f"the result {path.name} is not a readable video: {exc}") from exc
     if result.video is None:
         raise EngineError(f"the result {path.name} has no video stream")
-    planned_audio = any(track.get("tt") == 1 and track.get("sg") for track in draft.tracks)
+    planned_format = draft.metadata.get("format")
+    container = _container(result.format_name)
+    if planned_format in EXPORT_FORMATS and container != _container_of_format(planned_format):
+        raise EngineError(
+            f"the result {path.name} is {result.format_name}, but {planned_format} was planned"
+        )
+    planned_audio = container != "gif" and any(
+        track.get("tt") == 1 and track.get("sg") for track in draft.tracks
+    )
     if planned_audio and result.audio is None:
         raise EngineError(f"the result {path.name} has no audio stream, but one was planned")
     duration = result.video.duration or result.duration
@@ -80,10 +95,26 @@ def verify(path: Path, draft: Draft) -> Probe:
         raise EngineError(
             f"the result {path.name} lasts {duration:.3f} s, but {draft.duration:.3f} s was planned"
         )
-    is_mp4 = path.name.endswith(".mp4" + TEMP_SUFFIX) or path.suffix == ".mp4"
-    if is_mp4 and not moov_before_mdat(path):
+    promised_fast_start = planned_format in ("mp4", "mov") or (
+        path.name.endswith(".mp4" + TEMP_SUFFIX) or path.suffix == ".mp4"
+    )
+    if container == "mp4" and promised_fast_start and not moov_before_mdat(path):
         raise EngineError(f"the result {path.name} is not streamable (index after the data)")
     return result
+
+
+def _container(format_name: str) -> str:
+    """The family of a container as PyAV names it: "mp4" (MP4, MOV), "webm", "gif"."""
+    names = set(format_name.split(","))
+    if names & {"mov", "mp4"}:
+        return "mp4"
+    if names & {"webm", "matroska"}:
+        return "webm"
+    return format_name
+
+
+def _container_of_format(export_format: str) -> str:
+    return "mp4" if export_format in ("mp4", "mov") else export_format
 
 
 def publish(temp: Path, final: Path, on_conflict: OnConflict) -> Path | None:

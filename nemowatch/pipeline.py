@@ -215,6 +215,11 @@ class Pipeline:
         relative = outbox.output_name(
             rule.outputs, source_name=record.source.name, rule=rule.name, when=self._now()
         )
+        rendered_format = render.data.get("format")
+        if rendered_format and relative.suffix.lower() != f".{rendered_format}":
+            # the instructions chose another format than the template's extension says
+            log.warning("outbox.extension_changed", template=rule.outputs, format=rendered_format)
+            relative = relative.with_suffix(f".{rendered_format}")
         temp = outbox.temp_path(rule.outbox, relative, record.id)
 
         if record.state is JobState.DOWNLOADING:

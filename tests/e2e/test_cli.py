@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nemowatch.probe import probe
-from tests.e2e.harness import rule, write_config
+from tests.e2e.harness import files, rule, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -101,3 +101,29 @@ def test_a_missing_config_is_a_config_error(tmp_path: Path) -> None:
     result = nemowatch("run", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 78
     assert "nope.yaml" in result.stderr
+
+
+def test_explain_shows_the_plan_without_rendering(tmp_path: Path, clips) -> None:
+    config = write_config(
+        tmp_path,
+        [
+            rule(
+                tmp_path,
+                instructions=[
+                    "cut out silences, add background music, and make it sparkle",
+                    'add the title "Urban Dreams" for 3 seconds',
+                ],
+                edit={"aspect": "9:16"},
+            )
+        ],
+    )
+    result = nemowatch("explain", str(clips.silences), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "Rule:  clips" in text
+    assert "'make it sparkle': not understood" in text
+    assert "silences: 2," in text  # the clip's two pauses
+    assert "Timeline (4 tracks): video 0–6.3 s from 3 pieces" in text
+    assert "music lofi 35 %" in text and "title 0–3 s" in text
+    assert not files(tmp_path / "outbox")
+    assert not (tmp_path / "state" / "ledger.sqlite3").exists()  # nothing recorded

@@ -25,8 +25,9 @@ from nemowatch.engines.base import (
 )
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local import render as render_module
+from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.ffmpeg import find_ffmpeg, run_ffmpeg
-from nemowatch.engines.local.plan import Segment, draft_from_segments
+from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.errors import EngineError, MediaError
 from nemowatch.probe import Probe, moov_before_mdat, probe
 from nemowatch.rules import EditSpec, ExportSpec, Quality, SilenceCut
@@ -185,13 +186,15 @@ async def test_edit_says_what_it_will_do_and_warns_about_the_rest(
     engine = LocalEngine()
     session = await engine.open_session(make_job(clips.basic, tmp_path / "work"))
 
-    events = await edit_events(engine, session, "cut out silences, and add background music")
+    events = await edit_events(
+        engine, session, "cut out silences, and make it look like a Wes Anderson film"
+    )
 
     assert [(event.kind, event.text) for event in events] == [
         (EditEventKind.TEXT, "will cut silences below -28 dB"),
         (
             EditEventKind.WARNING,
-            'not understood by the local engine, ignored: "add background music"',
+            'not understood by the local engine, ignored: "make it look like a Wes Anderson film"',
         ),
     ]
 
@@ -260,14 +263,11 @@ async def test_a_very_long_filter_graph_is_passed_through_a_file(
     engine = LocalEngine()
     session = await engine.open_session(make_job(clips.basic, tmp_path / "work"))
     segments = [Segment(0.0, 1.0), Segment(2.0, 3.0)]
-    draft = draft_from_segments(
+    draft = build_draft(
         segments,
-        source_name="basic.mp4",
-        source_duration=3.0,
-        width=160,
-        height=120,
-        fps=25.0,
-        has_audio=True,
+        source=SourceFacts("basic.mp4", 3.0, 160, 120, 25.0, has_audio=True),
+        edit=EditSpec(),
+        export=ExportSpec(quality=Quality.LOW),
     )
 
     render = await engine.export(session, draft, ExportSpec(quality=Quality.LOW))
@@ -277,6 +277,69 @@ async def test_a_very_long_filter_graph_is_passed_through_a_file(
     assert result.video.duration == pytest.approx(2.0, abs=0.05)
     assert result.audio.duration == pytest.approx(2.0, abs=0.05)
     assert (tmp_path / "work" / "render.filtergraph.txt").read_text().startswith("[0:V:0]split=2")
+
+
+async def test_music_that_does_not_exist_fails_the_draft_naming_it(
+    clips: Clips, tmp_path: Path
+) -> None:
+    missing = tmp_path / "tracks" / "theme.mp3"
+    engine = LocalEngine()
+    session = await engine.open_session(
+        make_job(clips.basic, tmp_path / "work", edit=EditSpec(music=str(missing)))
+    )
+
+    with pytest.raises(MediaError, match=r"the music '.*tracks/theme\.mp3' does not exist"):
+        await engine.draft(session)
+
+
+async def test_a_draft_and_session_restored_from_json_export_after_a_restart(
+    clips: Clips, tmp_path: Path
+) -> None:
+    job = make_job(
+        clips.basic,
+        tmp_path / "work",
+        instructions=("export as webm",),
+        edit=EditSpec.model_validate({"music": "calm", "title": "Hello", "aspect": "1:1"}),
+        export=ExportSpec(quality=Quality.LOW),
+    )
+    first = LocalEngine()
+    session = await first.open_session(job)
+    draft = await first.draft(session)
+    stored = json.dumps(
+        {"session": {"id": session.id, "data": session.data}, "draft": draft.to_json()}
+    )
+
+    restored = json.loads(stored)
+    render = await LocalEngine().export(
+        Session(**restored["session"]), Draft.from_json(restored["draft"]), job.export
+    )
+
+    result = probe(Path(render.data["path"]))
+    assert Path(render.data["path"]).name == "render.webm"
+    assert json.loads(json.dumps(render.data)) == render.data
+    assert result.video is not None and (result.video.width, result.video.height) == (120, 120)
+    assert result.audio is not None
+
+
+async def test_a_phone_video_shown_upright_keeps_its_upright_shape(
+    clips: Clips, tmp_path: Path
+) -> None:
+    # stored 160x120, to be shown turned a quarter: 120x160 (a phone held upright)
+    turned = tmp_path / "turned.mp4"
+    subprocess.run(
+        [
+            *[str(find_ffmpeg()), "-hide_banner", "-loglevel", "error"],
+            *["-display_rotation", "90", "-i", str(clips.basic), "-c", "copy", str(turned)],
+        ],
+        check=True,
+    )
+    job = make_job(turned, tmp_path / "work", export=ExportSpec(resolution="240p"))
+
+    _, draft, result = await produce(LocalEngine(), job, tmp_path / "out.mp4")
+
+    assert (draft.metadata["width"], draft.metadata["height"]) == (240, 320)
+    assert result.video is not None
+    assert (result.video.width, result.video.height) == (240, 320)
 
 
 async def test_a_render_whose_file_is_gone_is_lost(clips: Clips, tmp_path: Path) -> None:
@@ -354,7 +417,6 @@ async def test_cancelling_the_run_kills_ffmpeg() -> None:
 DAEMON = """\
 import asyncio
 from nemowatch.engines.local.ffmpeg import find_ffmpeg, run_ffmpeg
-from nemowatch.engines.local.plan import Segment, draft_from_segments
 asyncio.run(run_ffmpeg({arguments!r}, ffmpeg=find_ffmpeg()))
 """
 

@@ -164,3 +164,10 @@ async def test_a_report_beside_the_output_holds_spec_plan_warnings_and_timings(
     assert any("make it sparkle" in warning for warning in report["warnings"])
     assert set(report["timings"]) >= {"upload", "edit", "export", "verify"}
     assert report["instructions"] == ["cut out silences, and make it sparkle"]
+
+
+async def test_a_format_chosen_in_the_text_gives_the_output_its_extension(world, clips) -> None:
+    rule = world.rule.model_copy(update={"instructions": ("export as webm",)})
+    record = await world.pipeline.run(world.drop(clips.basic, rule=rule), rule)
+    assert record.state is JobState.DONE
+    assert record.output == rule.outbox / "clip.webm"

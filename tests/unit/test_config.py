@@ -501,3 +501,16 @@ def test_an_unquoted_aspect_ratio_is_understood(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert load_config(config).rules[0].edit.aspect == "9:16"
+
+
+def test_a_relative_music_path_is_relative_to_the_rule_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"rules:\n  - name: r\n    inbox: {tmp_path}/in\n    outbox: {tmp_path}/out\n"
+        "    edit:\n      music: tracks/\n  - name: s\n"
+        f"    inbox: {tmp_path}/in2\n    outbox: {tmp_path}/out2\n    edit: {{music: lofi}}\n",
+        encoding="utf-8",
+    )
+    first, second = load_config(config).rules
+    assert first.edit.music == str(tmp_path / "tracks")
+    assert second.edit.music == "lofi"

@@ -2,47 +2,78 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
 from nemowatch.engines.base import Draft
-from nemowatch.engines.local.analysis import format_number, silencedetect_arguments
+from nemowatch.engines.local.analysis import Segment, format_number
 from nemowatch.engines.local.ffmpeg import missing_features, parse_major_version, stderr_tail
-from nemowatch.engines.local.plan import Segment, draft_from_segments
-from nemowatch.engines.local.render import filter_graph, render_arguments, scale_filter
-from nemowatch.probe import Probe, StreamInfo
-from nemowatch.rules import ExportSpec, Quality, SilenceCut
+from nemowatch.engines.local.music import MusicChoice
+from nemowatch.engines.local.render import (
+    LoudnessMeasurement,
+    RenderFiles,
+    atempo_chain,
+    audio_chains,
+    corrected_limiter,
+    drawtext_filter,
+    duck_expression,
+    encoder_arguments,
+    filter_graph,
+    filter_value,
+    measure_arguments,
+    normalization_plan,
+    parse_loudnorm,
+    parse_measurement,
+    render_arguments,
+    scale_filter,
+    shape_chains,
+    text_file_contents,
+    wrap_text,
+)
+from nemowatch.engines.local.timeline import SourceFacts, TextItem, build_draft
+from nemowatch.rules import EditSpec, ExportSpec, Quality
 
 SOURCE = Path("/inbox/processing/talk.mp4")
 OUTPUT = Path("/work/job/.render.partial.mp4")
-VIDEO = StreamInfo(
-    "video", "h264", 10.0, profile="High", pix_fmt="yuv420p", width=160, height=120, fps=25.0
-)
-AUDIO = StreamInfo("audio", "aac", 10.0, profile="LC", sample_rate=44100, channels=1)
-WITH_AUDIO = Probe("mov,mp4,m4a,3gp,3g2,mj2", 10.0, (VIDEO, AUDIO))
-WITHOUT_AUDIO = Probe("mov,mp4,m4a,3gp,3g2,mj2", 10.0, (VIDEO,))
+FONT = Path("/site-packages/nemowatch/data/fonts/font.otf")
+TEXT_FILE = Path("/work/job/render.text-0.txt")
+MUSIC = Path("/cache/mood-lofi.wav")
+FILES = RenderFiles(font=FONT, text_files=(TEXT_FILE,), music=MUSIC)
+TALK = SourceFacts("talk.mp4", 10.0, 160, 120, 25.0, has_audio=True)
+SILENT_TALK = SourceFacts("talk.mp4", 10.0, 160, 120, 25.0, has_audio=False)
+LOFI = MusicChoice("lofi", generated=True)
 
 HEAD = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y", "-i", str(SOURCE)]
-VIDEO_ENCODING = ["-c:v", "libx264", "-profile:v", "high", "-preset", "faster", "-crf", "20"]
+VIDEO_ENCODING = ["-c:v", "libx264", "-profile:v", "high", "-preset", "veryfast", "-crf", "20"]
 VIDEO_ENCODING += ["-pix_fmt", "yuv420p"]
 AUDIO_ENCODING = ["-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2"]
-TAIL = ["-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4", str(OUTPUT)]
+TAIL = ["-movflags", "+faststart", "-f", "mp4", str(OUTPUT)]
+TO_STEREO = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
 
 
-def draft(segments: list[Segment], *, has_audio: bool = True) -> Draft:
-    return draft_from_segments(
+def draft(
+    segments: list[Segment],
+    *,
+    source: SourceFacts = TALK,
+    export: ExportSpec | None = None,
+    speech: list[Segment] | None = None,
+    music: MusicChoice | None = None,
+    **edit: object,
+) -> Draft:
+    return build_draft(
         segments,
-        source_name=SOURCE.name,
-        source_duration=10.0,
-        width=160,
-        height=120,
-        fps=25.0,
-        has_audio=has_audio,
+        source=source,
+        edit=EditSpec.model_validate(edit),
+        export=export or ExportSpec(),
+        speech=speech or [],
+        music=music,
     )
 
 
 CUT = draft([Segment(0.0, 2.2), Segment(3.8, 10.0)])
+WHOLE = [Segment(0.0, 10.0)]
 
 
 def test_cuts_are_one_graph_of_trims_with_fades_at_each_cut_then_concat() -> None:
@@ -53,70 +84,422 @@ def test_cuts_are_one_graph_of_trims_with_fades_at_each_cut_then_concat() -> Non
         "[0:a:0]asplit=2[a0][a1];"
         "[a0]atrim=start=0:end=2.2,asetpts=PTS-STARTPTS,afade=t=out:st=2.19:d=0.01[a0c];"
         "[a1]atrim=start=3.8:end=10,asetpts=PTS-STARTPTS,afade=t=in:st=0:d=0.01[a1c];"
-        "[v0c][a0c][v1c][a1c]concat=n=2:v=1:a=1[joined][audio];"
-        "[joined]scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p[video]"
+        "[v0c][a0c][v1c][a1c]concat=n=2:v=1:a=1[joined][cut];"
+        "[joined]scale=160:120,setsar=1,format=yuv420p[video];"
+        f"[cut]{TO_STEREO},apad=whole_dur=8.4,atrim=end=8.4[audio]"
     )
 
-    arguments = render_arguments(CUT, ExportSpec(), SOURCE, WITH_AUDIO, OUTPUT)
+    arguments = render_arguments(CUT, ExportSpec(), SOURCE, OUTPUT, FILES)
 
     assert arguments == [
         *HEAD,
-        *["-filter_complex", graph, "-map", "[video]", "-map", "[audio]"],
+        *["-filter_complex", graph, "-map", "[video]", "-map", "[audio]", "-map_chapters", "-1"],
         *VIDEO_ENCODING,
         *AUDIO_ENCODING,
         *TAIL,
     ]
 
 
-def test_keeping_the_whole_source_is_a_plain_encode() -> None:
-    whole = draft([Segment(0.0, 10.0)])
+def test_keeping_the_whole_source_needs_no_split_or_concat() -> None:
+    graph = filter_graph(draft(WHOLE), ExportSpec(), FILES)
 
-    arguments = render_arguments(whole, ExportSpec(), SOURCE, WITH_AUDIO, OUTPUT)
-
-    assert arguments == [
-        *HEAD,
-        *["-map", "0:V:0", "-map", "0:a:0"],
-        *["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p"],
-        *VIDEO_ENCODING,
-        *AUDIO_ENCODING,
-        *TAIL,
-    ]
+    assert graph == (
+        "[0:V:0]trim=start=0:end=10,setpts=PTS-STARTPTS[joined];"
+        "[0:a:0]atrim=start=0:end=10,asetpts=PTS-STARTPTS[cut];"
+        "[joined]scale=160:120,setsar=1,format=yuv420p[video];"
+        f"[cut]{TO_STEREO},apad=whole_dur=10,atrim=end=10[audio]"
+    )
 
 
 def test_a_source_without_audio_renders_video_only() -> None:
-    silent = draft([Segment(0.0, 10.0)], has_audio=False)
+    silent = draft(WHOLE, source=SILENT_TALK)
 
-    arguments = render_arguments(silent, ExportSpec(), SOURCE, WITHOUT_AUDIO, OUTPUT)
+    arguments = render_arguments(silent, ExportSpec(), SOURCE, OUTPUT, FILES)
 
+    graph = (
+        "[0:V:0]trim=start=0:end=10,setpts=PTS-STARTPTS[joined];"
+        "[joined]scale=160:120,setsar=1,format=yuv420p[video]"
+    )
     assert arguments == [
         *HEAD,
-        *["-map", "0:V:0", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p"],
+        *["-filter_complex", graph, "-map", "[video]", "-map_chapters", "-1"],
         *VIDEO_ENCODING,
         *TAIL,
     ]
 
 
 def test_cuts_of_a_source_without_audio_concatenate_video_only() -> None:
-    silent = draft([Segment(0.0, 1.0), Segment(2.0, 3.0)], has_audio=False)
+    silent = draft([Segment(0.0, 1.0), Segment(2.0, 3.0)], source=SILENT_TALK)
 
-    graph = filter_graph(silent, ExportSpec(), has_audio=False)
-
-    assert graph == (
+    assert filter_graph(silent, ExportSpec(), FILES) == (
         "[0:V:0]split=2[v0][v1];"
         "[v0]trim=start=0:end=1,setpts=PTS-STARTPTS[v0c];"
         "[v1]trim=start=2:end=3,setpts=PTS-STARTPTS[v1c];"
         "[v0c][v1c]concat=n=2:v=1:a=0[joined];"
-        "[joined]scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p[video]"
+        "[joined]scale=160:120,setsar=1,format=yuv420p[video]"
     )
 
 
 def test_a_segment_between_two_cuts_fades_in_and_out() -> None:
-    middle = draft([Segment(1.0, 2.0)])
+    graph = filter_graph(draft([Segment(1.0, 2.0)]), ExportSpec(), FILES)
 
-    graph = filter_graph(middle, ExportSpec(), has_audio=True)
+    assert (
+        "[0:a:0]atrim=start=1:end=2,asetpts=PTS-STARTPTS,"
+        "afade=t=in:st=0:d=0.01,afade=t=out:st=0.99:d=0.01[cut]"
+    ) in graph
 
-    assert "[a0]atrim=start=1:end=2,asetpts=PTS-STARTPTS,afade=t=in:st=0:d=0.01," in graph
-    assert "afade=t=out:st=0.99:d=0.01[a0c]" in graph
+
+def test_a_draft_of_an_earlier_version_still_renders() -> None:
+    # shaped as drafts were before the timeline: source facts under width/height/fps
+    earlier = Draft.from_json(
+        {
+            "t": [
+                {"tt": 0, "sg": [{"s": 0, "e": 1000, "at": 0}]},
+                {"tt": 1, "sg": [{"s": 0, "e": 1000, "at": 0}]},
+            ],
+            "d": 1000,
+            "m": {"width": 160, "height": 120, "fps": 25.0, "source_duration_ms": 3000},
+        }
+    )
+
+    assert filter_graph(earlier, ExportSpec(resolution="720p"), FILES) == (
+        "[0:V:0]trim=start=0:end=1,setpts=PTS-STARTPTS[joined];"
+        "[0:a:0]atrim=start=0:end=1,asetpts=PTS-STARTPTS,afade=t=out:st=0.99:d=0.01[cut];"
+        f"[joined]{scale_filter(ExportSpec(resolution='720p'))},setsar=1,format=yuv420p[video];"
+        f"[cut]{TO_STEREO},apad=whole_dur=1,atrim=end=1[audio]"
+    )
+
+
+# shape
+
+
+def test_crop_fills_the_frame_and_cuts_the_overflow_centred() -> None:
+    chains = shape_chains(1080, 1920, "crop", "9:16", head="[in]", tail="[out]")
+
+    assert chains == [
+        "[in]scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,setsar=1[out]"
+    ]
+
+
+def test_pad_letterboxes_in_black() -> None:
+    chains = shape_chains(1080, 1080, "pad", "1:1", head="[in]", tail="[out]")
+
+    assert chains == [
+        "[in]scale=1080:1080:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+        "pad=1080:1080:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1[out]"
+    ]
+
+
+def test_blur_puts_the_whole_frame_over_a_blurred_copy_blurred_at_a_quarter_size() -> None:
+    chains = shape_chains(
+        1080, 1920, "blur", "9:16", head="[in]", before=["fps=30"], after=["x"], tail="[out]"
+    )
+
+    assert chains == [
+        "[in]fps=30,split=2[fg][bg]",
+        "[bg]scale=270:480:force_original_aspect_ratio=increase:flags=fast_bilinear,"
+        "crop=270:480,boxblur=27:2,scale=1080:1920:flags=fast_bilinear[blurred]",
+        "[fg]scale=1080:1920:force_original_aspect_ratio=decrease:force_divisible_by=2[front]",
+        "[blurred][front]overlay=(W-w)/2:(H-h)/2,setsar=1,x[out]",
+    ]
+
+
+def test_without_an_aspect_the_frame_is_only_scaled() -> None:
+    assert shape_chains(1280, 720, "blur", None, head="[in]", tail="[out]") == [
+        "[in]scale=1280:720,setsar=1[out]"
+    ]
+
+
+def test_the_aspect_shapes_the_render_at_the_exports_size() -> None:
+    export = ExportSpec(resolution="240p")
+    vertical = draft(WHOLE, aspect="9:16", fit="crop", export=export)
+
+    graph = filter_graph(vertical, export, FILES)
+
+    assert (
+        "[joined]scale=240:426:force_original_aspect_ratio=increase,crop=240:426,"
+        "setsar=1,format=yuv420p[video]"
+    ) in graph
+
+
+def test_a_scale_for_drafts_without_sizes_sets_the_short_side_whichever_it_is() -> None:
+    assert scale_filter(ExportSpec(resolution="720p")) == (
+        "scale=w='if(lt(iw,ih),720,-2)':h='if(lt(iw,ih),-2,720)'"
+    )
+
+
+# speed and frame rate
+
+
+def test_speed_changes_timestamps_holds_the_frame_rate_and_keeps_the_pitch() -> None:
+    fast = draft(WHOLE, speed=2.0)
+
+    graph = filter_graph(fast, ExportSpec(), FILES)
+
+    assert "[joined]setpts=PTS/2,fps=25,scale=160:120,setsar=1,format=yuv420p[video]" in graph
+    assert f"[cut]atempo=2,{TO_STEREO},apad=whole_dur=5,atrim=end=5[audio]" in graph
+
+
+@pytest.mark.parametrize(
+    ("speed", "chain"),
+    [
+        (1.0, []),
+        (0.5, ["atempo=0.5"]),
+        (1.5, ["atempo=1.5"]),
+        (3.0, ["atempo=2", "atempo=1.5"]),
+        (4.0, ["atempo=2", "atempo=2"]),
+    ],
+)
+def test_atempo_is_chained_in_steps_of_at_most_two(speed: float, chain: list[str]) -> None:
+    assert atempo_chain(speed) == chain
+
+
+def test_an_export_frame_rate_is_applied_with_the_fps_filter() -> None:
+    export = ExportSpec(fps=30000 / 1001)
+
+    graph = filter_graph(draft(WHOLE, export=export), export, FILES)
+
+    assert "[joined]fps=30000/1001,scale=160:120,setsar=1,format=yuv420p[video]" in graph
+
+
+# text
+
+
+def test_text_is_drawn_from_its_file_never_from_the_graph() -> None:
+    title = 'It\'s "100%" “real”: C:\\path; [城市之梦], ok'
+    export = ExportSpec(resolution="2160p")
+    titled = draft(WHOLE, title={"text": title, "size": 0.03}, export=export)
+
+    graph = filter_graph(titled, export, FILES)
+
+    assert f"textfile={TEXT_FILE}:expansion=none:" in graph
+    for fragment in ("It's", "100%", "“real”", "C:\\path", "城市之梦"):
+        assert fragment not in graph
+    assert text_file_contents(titled) == [title]
+
+
+def test_a_title_is_centred_sized_by_the_frame_and_shown_in_output_time() -> None:
+    item = TextItem("Urban Dreams", start=1.5, duration=3.0, position="center", size=0.07)
+
+    assert drawtext_filter(item, text_file=TEXT_FILE, font=FONT, width=1920, height=1080) == (
+        f"drawtext=fontfile={FONT}:textfile={TEXT_FILE}:expansion=none:fontsize=76"
+        ":fontcolor=white:borderw=5:bordercolor=black@0.65"
+        ":shadowx=3:shadowy=3:shadowcolor=black@0.45:line_spacing=11"
+        ":text_align=C:x=(w-text_w)/2:y=(h-text_h)/2:enable='between(t,1.5,4.5)'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("position", "width", "height", "y"),
+    [
+        ("top", 1080, 1920, "y=288"),  # 15 % from the top of vertical video
+        ("bottom", 1080, 1920, "y=h-text_h-384"),  # 20 % from its bottom
+        ("top", 1920, 1080, "y=54"),  # 5 % otherwise
+        ("bottom", 1080, 1080, "y=h-text_h-54"),
+    ],
+)
+def test_texts_stay_inside_the_safe_zones(position: str, width: int, height: int, y: str) -> None:
+    item = TextItem("Hello", start=0.0, duration=1.0, position=position, size=0.05)
+
+    assert f":{y}:" in drawtext_filter(
+        item, text_file=TEXT_FILE, font=FONT, width=width, height=height
+    )
+
+
+def test_paths_in_the_graph_are_escaped_for_both_levels_of_parsing() -> None:
+    assert filter_value("/work/it's: [a], b; c\\d") == (
+        "/work/it\\\\\\'s\\\\: \\[a\\]\\, b\\; c\\\\\\\\d"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "max_width", "lines"),
+    [
+        # at 40 px a Latin letter is estimated 24 px wide, a space 10, a CJK character 40
+        ("Urban Dreams in the big city tonight", 300, "Urban Dreams\nin the big\ncity tonight"),
+        ("城市之梦城市之梦城市之梦", 200, "城市之梦城\n市之梦城市\n之梦"),
+        ("Supercalifragilisticexpialidocious", 200, "Supercal\nifragili\nsticexpi\nalidocio\nus"),
+        ("line one\nline two", 1000, "line one\nline two"),
+    ],
+)
+def test_long_text_is_wrapped_to_the_frame(text: str, max_width: float, lines: str) -> None:
+    assert wrap_text(text, max_width=max_width, font_size=40) == lines
+
+
+# music and loudness
+
+
+def test_music_is_looped_faded_ducked_under_speech_and_mixed() -> None:
+    with_music = draft(WHOLE, music=LOFI, speech=[Segment(1.0, 3.0), Segment(6.0, 8.0)])
+
+    arguments = render_arguments(with_music, ExportSpec(), SOURCE, OUTPUT, FILES)
+    graph = arguments[arguments.index("-filter_complex") + 1]
+
+    assert arguments[6:13] == ["-i", str(SOURCE), "-stream_loop", "-1", "-vn", "-i", str(MUSIC)]
+    assert graph.split(";")[3:] == [
+        f"[cut]{TO_STEREO}[speech]",
+        f"[1:a:0]{TO_STEREO},atrim=end=10,asetpts=PTS-STARTPTS,volume=0.35,"
+        "volume=eval=frame:volume='1-0.822172*("
+        "clip(min((t-0.75)/0.25,(3.5-t)/0.5),0,1)+clip(min((t-5.75)/0.25,(8.5-t)/0.5),0,1))',"
+        "afade=t=in:st=0:d=1,afade=t=out:st=8:d=2[music]",
+        "[speech][music]amix=inputs=2:duration=longest:dropout_transition=0:normalize=0,"
+        "apad=whole_dur=10,atrim=end=10[audio]",
+    ]
+
+
+def test_ducking_is_15_db_down_between_its_ramps() -> None:
+    expression = duck_expression([(2.0, 4.0)], -15.0)
+
+    assert expression == "1-0.822172*(clip(min((t-1.75)/0.25,(4.5-t)/0.5),0,1))"
+    assert 20 * math.log10(1 - 0.822172) == pytest.approx(-15.0, abs=0.01)
+
+
+def test_music_alone_is_the_audio_of_a_muted_clip() -> None:
+    muted = draft(WHOLE, music=LOFI, mute=True, fade_out=2.0)
+
+    chains = audio_chains(muted, music_input="1:a:0", speech_label=None, normalization="")
+
+    assert chains == [
+        f"[1:a:0]{TO_STEREO},atrim=end=10,asetpts=PTS-STARTPTS,volume=0.35,"
+        "afade=t=in:st=0:d=1,afade=t=out:st=8:d=2,"
+        "afade=t=out:st=8:d=2,apad=whole_dur=10,atrim=end=10[audio]"
+    ]
+
+
+def test_volume_is_a_gain_on_the_source_audio_only() -> None:
+    louder = draft(WHOLE, volume=2.0, speed=1.5)
+
+    assert audio_chains(louder, music_input=None, speech_label="cut", normalization="") == [
+        f"[cut]atempo=1.5,volume=2,{TO_STEREO},apad=whole_dur=6.667,atrim=end=6.667[audio]"
+    ]
+
+
+def test_the_first_pass_measures_the_audio_graph_without_decoding_video() -> None:
+    with_music = draft(WHOLE, music=LOFI, fade_in=1.0)
+
+    arguments = measure_arguments(with_music, ExportSpec(), SOURCE, FILES)
+
+    assert arguments == [
+        *["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-y"],
+        *["-vn", "-sn", "-dn", "-i", str(SOURCE)],
+        *["-stream_loop", "-1", "-vn", "-i", str(MUSIC)],
+        "-filter_complex",
+        "[0:a:0]atrim=start=0:end=10,asetpts=PTS-STARTPTS[cut];"
+        f"[cut]{TO_STEREO}[speech];"
+        f"[1:a:0]{TO_STEREO},atrim=end=10,asetpts=PTS-STARTPTS,volume=0.35,"
+        "afade=t=in:st=0:d=1,afade=t=out:st=8:d=2[music];"
+        "[speech][music]amix=inputs=2:duration=longest:dropout_transition=0:normalize=0,"
+        "afade=t=in:st=0:d=1,loudnorm=I=-14:TP=-1.5:LRA=11:print_format=json,"
+        "aresample=48000,apad=whole_dur=10,atrim=end=10[audio]",
+        *["-map", "[audio]", "-f", "null", "-"],
+    ]
+
+
+def test_the_first_pass_of_a_muted_clip_reads_only_the_music() -> None:
+    muted = draft(WHOLE, music=LOFI, mute=True)
+
+    arguments = measure_arguments(muted, ExportSpec(), SOURCE, FILES)
+
+    assert str(SOURCE) not in arguments
+    graph = arguments[arguments.index("-filter_complex") + 1]
+    assert graph.startswith("[0:a:0]aresample=48000,")
+
+
+LOUDNORM_STDERR = """\
+[out#0/null @ 0x55] video:0KiB audio:1125KiB
+[Parsed_loudnorm_0 @ 0x7ff82c001d80]
+{
+\t"input_i" : "-21.75",
+\t"input_tp" : "-18.06",
+\t"input_lra" : "3.20",
+\t"input_thresh" : "-31.75",
+\t"output_i" : "-13.95",
+\t"output_tp" : "-10.27",
+\t"output_lra" : "0.00",
+\t"output_thresh" : "-23.95",
+\t"normalization_type" : "dynamic",
+\t"target_offset" : "-0.05"
+}
+size=N/A time=00:00:03.00 bitrate=N/A speed=65.1x
+"""
+
+
+def test_loudnorms_report_is_read_from_stderr() -> None:
+    assert parse_measurement(LOUDNORM_STDERR) == LoudnessMeasurement(
+        input_i=-21.75, input_tp=-18.06, input_lra=3.2, input_thresh=-31.75, target_offset=-0.05
+    )
+    report = parse_loudnorm(LOUDNORM_STDERR)
+    assert report is not None and report["normalization_type"] == "dynamic"
+
+
+def test_a_missing_or_silent_report_is_read_as_such() -> None:
+    silent = LOUDNORM_STDERR.replace('"-21.75"', '"-inf"').replace('"-18.06"', '"-inf"')
+
+    assert parse_measurement("no json here") is None
+    assert parse_measurement(silent) == LoudnessMeasurement(
+        float("-inf"), float("-inf"), 3.2, -31.75, -0.05
+    )
+    assert normalization_plan(parse_measurement(silent)).mode == "none"
+    assert normalization_plan(None).mode == "none"
+
+
+def test_a_measurement_that_allows_a_linear_gain_uses_loudnorm_linear() -> None:
+    plan = normalization_plan(LoudnessMeasurement(-21.75, -18.06, 3.2, -31.75, -0.05))
+
+    assert plan.mode == "linear"
+    assert plan.filter == (
+        "loudnorm=I=-14:TP=-1.5:LRA=11:measured_I=-21.75:measured_TP=-18.06"
+        ":measured_LRA=3.2:measured_thresh=-31.75:offset=-0.05:linear=true:print_format=json"
+    )
+    assert plan.gain_db == pytest.approx(7.75)
+
+
+@pytest.mark.parametrize(
+    ("measurement", "why"),
+    [
+        (LoudnessMeasurement(-24.0, -6.0, 5.0, -34.0, 0.1), "peaks would reach 4.0 dBTP"),
+        (LoudnessMeasurement(-20.0, -12.0, 14.5, -30.0, 0.1), "range of 14.5 LU"),
+        (LoudnessMeasurement(-20.0, -12.0, 0.0, -30.0, 0.1), "range of 0 LU"),
+    ],
+)
+def test_where_loudnorm_would_go_dynamic_a_gain_and_a_limiter_are_used(
+    measurement: LoudnessMeasurement, why: str
+) -> None:
+    plan = normalization_plan(measurement)
+
+    gain = format_number(-14.0 - measurement.input_i)
+    assert plan.mode == "limiter"
+    assert plan.filter == (
+        f"volume={gain}dB,alimiter=limit=0.7943:attack=5:release=50:level=0:latency=1"
+    )
+    assert why in plan.reason
+
+
+def test_a_limiter_that_took_loudness_gets_the_gain_it_lost_back() -> None:
+    plan = normalization_plan(LoudnessMeasurement(-24.0, -6.0, 5.0, -34.0, 0.1))
+
+    short = corrected_limiter(plan, LoudnessMeasurement(-15.5, -2.1, 5.0, -25.5, 0.0))
+    far = corrected_limiter(plan, LoudnessMeasurement(-25.0, -2.1, 5.0, -35.0, 0.0))
+
+    assert short.gain_db == pytest.approx(11.5)
+    assert short.filter.startswith("volume=11.5dB,alimiter=")
+    assert "+1.50 dB more" in short.reason
+    assert far.gain_db == pytest.approx(16.0)  # at most 6 dB more
+    assert corrected_limiter(plan, LoudnessMeasurement(-14.1, -2.1, 5.0, -24.1, 0.0)) is plan
+    assert corrected_limiter(plan, None) is plan
+
+
+def test_a_check_of_the_limiter_measures_after_it() -> None:
+    arguments = measure_arguments(draft(WHOLE), ExportSpec(), SOURCE, FILES, applying="LIMIT")
+
+    graph = arguments[arguments.index("-filter_complex") + 1]
+    assert graph.endswith(
+        "LIMIT,loudnorm=I=-14:TP=-1.5:LRA=11:print_format=json,"
+        "aresample=48000,apad=whole_dur=10,atrim=end=10[audio]"
+    )
+
+
+# formats
 
 
 @pytest.mark.parametrize(
@@ -124,20 +507,57 @@ def test_a_segment_between_two_cuts_fades_in_and_out() -> None:
     [
         (Quality.LOW, "28", "veryfast"),
         (Quality.MEDIUM, "23", "veryfast"),
-        (Quality.HIGH, "20", "faster"),
+        (Quality.HIGH, "20", "veryfast"),
     ],
 )
-def test_quality_chooses_crf_and_preset(quality: Quality, crf: str, preset: str) -> None:
-    arguments = render_arguments(CUT, ExportSpec(quality=quality), SOURCE, WITH_AUDIO, OUTPUT)
+def test_quality_chooses_x264_crf_and_preset(quality: Quality, crf: str, preset: str) -> None:
+    arguments = encoder_arguments(ExportSpec(quality=quality), with_audio=True)
 
     assert arguments[arguments.index("-crf") + 1] == crf
     assert arguments[arguments.index("-preset") + 1] == preset
 
 
-def test_a_target_resolution_sets_the_short_side_whichever_it_is() -> None:
-    assert scale_filter(ExportSpec(resolution="720p")) == (
-        "scale=w='if(lt(iw,ih),720,-2)':h='if(lt(iw,ih),-2,720)'"
+def test_mov_is_h264_and_aac_with_the_index_first() -> None:
+    assert encoder_arguments(ExportSpec(format="mov"), with_audio=True) == [
+        *VIDEO_ENCODING,
+        *AUDIO_ENCODING,
+        *["-movflags", "+faststart", "-f", "mov"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("quality", "crf", "cpu_used"),
+    [(Quality.LOW, "40", "8"), (Quality.MEDIUM, "35", "8"), (Quality.HIGH, "31", "7")],
+)
+def test_webm_is_constant_quality_vp9_in_realtime_mode_with_opus(
+    quality: Quality, crf: str, cpu_used: str
+) -> None:
+    assert encoder_arguments(ExportSpec(format="webm", quality=quality), with_audio=True) == [
+        *["-c:v", "libvpx-vp9", "-crf", crf, "-b:v", "0"],
+        *["-deadline", "realtime", "-cpu-used", cpu_used],
+        *["-row-mt", "1", "-tile-columns", "1", "-pix_fmt", "yuv420p"],
+        *["-c:a", "libopus", "-b:a", "128k", "-ar", "48000", "-ac", "2"],
+        *["-f", "webm"],
+    ]
+
+
+def test_a_gif_gets_a_palette_per_frame_and_no_sound() -> None:
+    export = ExportSpec(format="gif")
+    gif = draft(WHOLE, music=LOFI, export=export)
+
+    arguments = render_arguments(gif, export, SOURCE, OUTPUT, FILES)
+
+    graph = arguments[arguments.index("-filter_complex") + 1]
+    assert graph == (
+        "[0:V:0]trim=start=0:end=10,setpts=PTS-STARTPTS[joined];"
+        "[joined]fps=100/7,scale=160:120,setsar=1,split[still][frames];"
+        "[still]palettegen=max_colors=256:stats_mode=single[palette];"
+        "[frames][palette]paletteuse=new=1:dither=bayer:bayer_scale=3[video]"
     )
+    assert arguments[arguments.index(graph) + 1 :] == [
+        *["-map", "[video]", "-map_chapters", "-1"],
+        *["-c:v", "gif", "-loop", "0", "-f", "gif", str(OUTPUT)],
+    ]
 
 
 def test_a_long_filter_graph_is_read_from_a_file() -> None:
@@ -147,22 +567,13 @@ def test_a_long_filter_graph_is_read_from_a_file() -> None:
         CUT,
         ExportSpec(),
         SOURCE,
-        WITH_AUDIO,
         OUTPUT,
+        FILES,
         filter_script=script,
         filter_script_option="-filter_complex_script",
     )
 
     assert arguments[8:12] == ["-filter_complex_script", str(script), "-map", "[video]"]
-
-
-def test_silence_detection_reads_only_the_first_audio_stream() -> None:
-    cut = SilenceCut(threshold_db=-30.0, margin=0.2, min_cut=0.25)
-
-    assert silencedetect_arguments(SOURCE, cut) == [
-        *["-hide_banner", "-nostdin", "-nostats", "-vn", "-sn", "-dn", "-i", str(SOURCE)],
-        *["-map", "0:a:0", "-af", "silencedetect=n=-30dB:d=0.65", "-f", "null", "-"],
-    ]
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
 """LocalEngine: the Engine protocol on this machine, with FFmpeg.
 
-instructions -> EditSpec -> analysis (silences) -> plan (a Draft) -> render (one FFmpeg
-run). Every step after `open_session` works from `Session.data` alone, so a restarted
-daemon can rebuild the session from the ledger and carry on.
+instructions -> EditSpec -> analysis (silences, loudness, scenes: only what the edit
+needs) -> plan (the segments to keep) -> timeline (the Draft) -> render (one FFmpeg run,
+after an audio-only loudness pass). Every step after `open_session` works from
+`Session.data` alone, so a restarted daemon can rebuild the session from the ledger and
+carry on.
 """
 
 from __future__ import annotations
@@ -11,8 +13,13 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import av
+import av.error
 
 from nemowatch.engines.base import (
     Credits,
@@ -26,14 +33,22 @@ from nemowatch.engines.base import (
     RenderStatus,
     Session,
 )
-from nemowatch.engines.local.analysis import detect_silences
+from nemowatch.engines.local.analysis import Analysis, Segment, analyse
 from nemowatch.engines.local.ffmpeg import find_ffmpeg
-from nemowatch.engines.local.instructions import interpret, parse_instructions
-from nemowatch.engines.local.plan import Segment, draft_from_segments, kept_segments
+from nemowatch.engines.local.instructions import Interpretation, interpret, interpret_all
+from nemowatch.engines.local.music import ensure_mood, resolve_music
+from nemowatch.engines.local.plan import plan_segments
 from nemowatch.engines.local.render import render
+from nemowatch.engines.local.timeline import (
+    SourceFacts,
+    build_draft,
+    music_of,
+    retarget,
+    texts_of,
+)
 from nemowatch.errors import EngineError, MediaError
-from nemowatch.probe import Probe, probe
-from nemowatch.rules import EditSpec, ExportSpec
+from nemowatch.probe import probe
+from nemowatch.rules import EditSpec, ExportSpec, SilenceCut
 
 SUPPORTED_EXTENSIONS = frozenset(
     {
@@ -41,7 +56,20 @@ SUPPORTED_EXTENSIONS = frozenset(
         ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
     }
 )  # fmt: skip
-RENDER_NAME = "render.mp4"
+RENDER_STEM = "render"  # the render is work_dir/render.<format>
+FONT = "data/fonts/NotoSansCJKsc-Bold-subset.otf"  # inside the package; see its README
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    """How the local engine arrived at a draft (what `nemowatch explain` shows)."""
+
+    interpretation: Interpretation
+    edit: EditSpec
+    export: ExportSpec
+    analysis: Analysis
+    segments: tuple[Segment, ...]
+    draft: Draft
 
 
 class LocalEngine:
@@ -54,10 +82,14 @@ class LocalEngine:
         *,
         ffmpeg: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
+        """`cache_dir` keeps the generated music loops between jobs; without it each job
+        generates the loop it needs in its own work folder (about a second)."""
         self._ffmpeg_choice = ffmpeg
         self._environ = environ
         self._ffmpeg: Path | None = None
+        self._cache_dir = cache_dir
 
     @property
     def ffmpeg(self) -> Path:
@@ -77,7 +109,7 @@ class LocalEngine:
             "instructions": list(job.instructions),
             # Only the fields the rule sets: they win over the text, the rest must not.
             "edit": job.edit.model_dump(mode="json", exclude_unset=True),
-            "export": job.export.model_dump(mode="json"),
+            "export": job.export.model_dump(mode="json", exclude_unset=True),
             "work_dir": str(job.work_dir),
         }
         return Session(id=f"local-{job.id}", data=data)
@@ -127,46 +159,85 @@ class LocalEngine:
             )
 
     async def draft(self, session: Session) -> Draft:
+        return (await self.plan(session)).draft
+
+    async def plan(self, session: Session) -> LocalPlan:
+        """Everything the draft is made of: the spec, the analysis, the kept segments."""
         source = Path(session.data["source"])
-        edit = edit_spec(session)
+        interpretation = interpret_all(session.data.get("instructions", []))
+        edit = edit_spec(session, interpretation)
+        export = export_spec(session, ExportSpec.model_validate(session.data.get("export", {})))
         facts = await asyncio.to_thread(probe, source)
         video = facts.video
         if video is None:
             raise MediaError(f"{source.name} is not a readable video (it has no video stream)")
+        # A missing music file is the rule's mistake: say so now, before any work.
+        music = resolve_music(edit.music, job_id=session.data["job_id"]) if edit.music else None
         duration = video.duration or facts.duration
-        segments = [Segment(0.0, duration)]
-        cut = edit.cut_silences
-        # Without an audio stream there is nothing to hear, so nothing counts as silence.
-        if cut is not None and facts.audio is not None:
-            silences = await detect_silences(
-                source, cut, ffmpeg=self.ffmpeg, duration=facts.audio.duration or duration
-            )
-            segments = kept_segments(duration, silences, cut, video.fps)
-            if not segments:
-                raise MediaError(
-                    f"{source.name} is silent throughout (below {cut.threshold_db:g} dB): "
-                    "cutting its silences would leave nothing",
-                    hint="lower `threshold_db` under the rule's `edit.cut_silences`, "
-                    "or drop the file into a folder whose rule does not cut silences",
-                )
-        return draft_from_segments(
-            segments,
-            source_name=source.name,
-            source_duration=duration,
-            width=video.width,
-            height=video.height,
+        has_audio = facts.audio is not None
+        width, height = video.width, video.height
+        if width and height and await asyncio.to_thread(_is_turned, source):
+            width, height = height, width  # a phone held upright: shown turned a quarter
+        analysis = await analyse(
+            source,
+            _listening(edit),
+            ffmpeg=self.ffmpeg,
+            duration=duration,
+            has_audio=has_audio,
             fps=video.fps,
-            has_audio=facts.audio is not None,
+        )
+        segments = plan_segments(duration=duration, fps=video.fps, spec=edit, analysis=analysis)
+        if not segments:
+            raise _nothing_left(source, edit, analysis)
+        draft = build_draft(
+            segments,
+            source=SourceFacts(
+                name=source.name,
+                duration=duration,
+                width=width,
+                height=height,
+                fps=video.fps,
+                has_audio=has_audio,
+            ),
+            edit=edit,
+            export=export,
+            speech=analysis.speech(),
+            music=music,
+        )
+        return LocalPlan(
+            interpretation=interpretation,
+            edit=edit,
+            export=export,
+            analysis=analysis,
+            segments=tuple(segments),
+            draft=draft,
         )
 
     async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
         source = Path(session.data["source"])
-        destination = Path(session.data["work_dir"]) / RENDER_NAME
-        facts: Probe = await asyncio.to_thread(probe, source)
-        await render(draft, spec, source, facts, destination, ffmpeg=self.ffmpeg)
+        spec = export_spec(session, spec)
+        draft = retarget(draft, spec)
+        destination = Path(session.data["work_dir"]) / f"{RENDER_STEM}{spec.extension}"
+        music = await self._music_file(session, draft, spec)
+        with resources.as_file(resources.files("nemowatch").joinpath(FONT)) as font:
+            if texts_of(draft) and not font.is_file():
+                raise EngineError(
+                    f"the font for titles is missing from the installation ({font})",
+                    hint="reinstall nemowatch",
+                )
+            report = await render(
+                draft, spec, source, destination, ffmpeg=self.ffmpeg, font=font, music=music
+            )
         return Render(
             id=f"local-{session.data['job_id']}",
-            data={"path": str(destination), "duration_ms": draft.duration_ms},
+            data={
+                "path": str(destination),
+                "format": spec.format,
+                "duration_ms": draft.duration_ms,
+                "loudness": report.normalization,
+                "loudness_detail": report.reason,
+                "measured": report.measured,
+            },
         )
 
     async def poll(self, render: Render) -> RenderStatus:
@@ -186,11 +257,69 @@ class LocalEngine:
     async def close(self) -> None:
         return None
 
+    async def _music_file(self, session: Session, draft: Draft, spec: ExportSpec) -> Path | None:
+        bed = music_of(draft)
+        if bed is None or spec.format == "gif":
+            return None
+        if bed.generated:
+            cache = self._cache_dir or Path(session.data["work_dir"]) / "music"
+            return await ensure_mood(bed.source, cache, ffmpeg=self.ffmpeg)
+        track = Path(bed.source)
+        if not track.is_file():
+            raise MediaError(
+                f"the music {track} is gone (it was there when the edit was planned)",
+                hint="put the track back, or change the rule's `music`, then retry the job",
+            )
+        return track
 
-def edit_spec(session: Session) -> EditSpec:
+
+def edit_spec(session: Session, interpretation: Interpretation | None = None) -> EditSpec:
     """The edit a session asks for: its text instructions, overridden by the rule's `edit`."""
-    from_text, _ = parse_instructions(session.data.get("instructions", []))
-    return from_text.merged(EditSpec.model_validate(session.data.get("edit", {})))
+    if interpretation is None:
+        interpretation = interpret_all(session.data.get("instructions", []))
+    return interpretation.edit.merged(EditSpec.model_validate(session.data.get("edit", {})))
+
+
+def export_spec(session: Session, spec: ExportSpec) -> ExportSpec:
+    """`spec` with what the session's text instructions say about the export (e.g. "export
+    1080p") where `spec` leaves a field unset."""
+    interpretation = interpret_all(session.data.get("instructions", []))
+    overrides: dict[str, object] = getattr(interpretation, "export", {})
+    return spec.merged(overrides)
+
+
+def _listening(edit: EditSpec) -> EditSpec:
+    # Music ducked under speech needs to know where the speech is: the silence pass, even
+    # when the edit cuts no silences. Only the analysis sees this spec, never the planner.
+    if edit.music and edit.duck and not edit.mute and edit.cut_silences is None:
+        return edit.model_copy(update={"cut_silences": SilenceCut()})
+    return edit
+
+
+def _nothing_left(source: Path, edit: EditSpec, analysis: Analysis) -> MediaError:
+    cut = edit.cut_silences
+    if cut is not None and analysis.silences and not analysis.speech():
+        return MediaError(
+            f"{source.name} is silent throughout (below {cut.threshold_db:g} dB): "
+            "cutting its silences would leave nothing",
+            hint="lower `threshold_db` under the rule's `edit.cut_silences`, "
+            "or drop the file into a folder whose rule does not cut silences",
+        )
+    return MediaError(
+        f"the edit keeps nothing of {source.name}",
+        hint="check the rule's `trim` (does it start after the end?) and `cut_silences`",
+    )
+
+
+def _is_turned(source: Path) -> bool:
+    """Whether the video asks to be shown turned by a quarter (portrait phone footage)."""
+    try:
+        with av.open(str(source), metadata_errors="ignore") as container:
+            for frame in container.decode(video=0):
+                return abs(int(getattr(frame, "rotation", 0) or 0)) % 180 == 90
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
+    return False
 
 
 def _link_or_copy(rendered: Path, dest: Path) -> None:

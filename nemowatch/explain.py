@@ -1,0 +1,105 @@
+"""`nemowatch explain FILE`: what a rule would do to a file, without rendering it.
+
+Prints the matched rule, the edit as understood (and the phrases that are not), the
+analysis (silences, kept segments with their scores) and the planned timeline, so a rule
+can be tuned before any time is spent on renders.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from nemowatch.config import Config, Rule
+from nemowatch.engines.base import Job
+from nemowatch.engines.local.engine import LocalEngine, LocalPlan
+from nemowatch.engines.local.highlight import score_pieces
+from nemowatch.rules import SilenceCut, rule_for
+
+SHOWN_SEGMENTS = 40  # longer lists are cut short in the printout
+
+
+def choose_rule(config: Config, path: Path, name: str | None) -> Rule:
+    """The rule named, else the one whose inbox holds `path`, else the only rule."""
+    if name is not None:
+        for rule in config.rules:
+            if rule.name == name:
+                return rule
+        raise LookupError(f"no rule named {name!r} (rules: {_names(config)})")
+    found = rule_for(path, config.rules)
+    if found is not None:
+        return found
+    if len(config.rules) == 1:
+        return config.rules[0]
+    raise LookupError(f"{path.name} is in no rule's inbox: pick one with --rule ({_names(config)})")
+
+
+async def plan_for(config: Config, path: Path, rule: Rule) -> LocalPlan:
+    """Run the local engine up to its draft, in a scratch folder that is then removed."""
+    engine = LocalEngine(cache_dir=config.state_dir / "cache")
+    with tempfile.TemporaryDirectory(prefix="nemowatch-explain-") as scratch:
+        job = Job(
+            id="explain",
+            rule=rule.name,
+            source=path,
+            instructions=rule.instructions,
+            edit=rule.edit,
+            export=rule.export,
+            work_dir=Path(scratch) / "work",
+        )
+        session = await engine.open_session(job)
+        await engine.upload(session, path)
+        return await engine.plan(session)
+
+
+def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
+    """The plan in words, for people."""
+    lines = [f"File:  {path}", f"Rule:  {rule.name} (inbox {rule.inbox})", ""]
+    lines.append("Edit, as understood:")
+    for operation in plan.interpretation.operations:
+        lines.append(f"  - {operation.phrase!r}: will {operation.description}")
+    for phrase in plan.interpretation.not_understood:
+        lines.append(f"  ! {phrase!r}: not understood by the local engine, ignored")
+    structured = rule.edit.model_dump(mode="json", exclude_unset=True)
+    if structured:
+        lines.append(f"  rule's edit (wins over the text): {structured}")
+    applied = plan.edit.model_dump(mode="json", exclude_defaults=True)
+    lines.append(f"  applied: {applied or 'nothing but the export'}")
+    lines.append(f"  export: {plan.export.model_dump(mode='json')}")
+    lines.append("")
+    analysis = plan.analysis
+    lines.append(f"Analysis of {analysis.duration:.1f} s:")
+    if analysis.silences:
+        total = sum(silence.duration for silence in analysis.silences)
+        lines.append(f"  silences: {len(analysis.silences)}, {total:.1f} s in all")
+        for silence in analysis.silences[:SHOWN_SEGMENTS]:
+            lines.append(f"    {silence.start:8.2f} – {silence.end:8.2f} s")
+    else:
+        lines.append("  silences: none looked for or found")
+    if analysis.scenes:
+        lines.append(f"  scene changes scored: {len(analysis.scenes)}")
+    kept = plan.segments
+    scores: list[float | None] = [None] * len(kept)
+    if analysis.loudness:
+        threshold = (plan.edit.cut_silences or SilenceCut()).threshold_db
+        scores = list(score_pieces(kept, analysis, threshold))
+    kept_total = sum(segment.end - segment.start for segment in kept)
+    lines.append(f"  kept: {len(kept)} segment(s), {kept_total:.1f} s of source")
+    for segment, score in list(zip(kept, scores, strict=True))[:SHOWN_SEGMENTS]:
+        scored = f"  score {score:.2f}" if score is not None else ""
+        lines.append(f"    {segment.start:8.2f} – {segment.end:8.2f} s{scored}")
+    if len(kept) > SHOWN_SEGMENTS:
+        lines.append(f"    ... and {len(kept) - SHOWN_SEGMENTS} more")
+    lines.append("")
+    draft = plan.draft
+    size = f"{draft.metadata.get('width')}x{draft.metadata.get('height')}"
+    lines.append(draft.summary())
+    lines.append(
+        f"Output: {draft.duration:.2f} s, {size}, {draft.metadata.get('format', 'mp4')}"
+        f" (nothing rendered)"
+    )
+    return "\n".join(lines)
+
+
+def _names(config: Config) -> str:
+    return ", ".join(rule.name for rule in config.rules)
