@@ -31,11 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nemowatch.engines.local.ffmpeg import find_ffmpeg  # noqa: E402
-from nemowatch.engines.local.render import QUALITY_SETTINGS  # noqa: E402
+from nemowatch.engines.local.render import encoder_arguments  # noqa: E402
 from nemowatch.probe import probe  # noqa: E402
+from nemowatch.rules import ExportSpec  # noqa: E402
 from tests.media import make_clip  # noqa: E402
 
-QUALITY = "medium"
+QUALITY = "high"  # the default
 
 
 def speech_layout(seconds: float) -> list[tuple[float, float]]:
@@ -165,14 +166,11 @@ def main() -> int:
 
     # The floor: the same output duration, size and encoder settings, nothing else.
     floor_output = work / "floor.mp4"
-    settings = QUALITY_SETTINGS[QUALITY]
-    crf, preset = settings if isinstance(settings, tuple) else (settings.crf, settings.preset)
+    spec = ExportSpec(format="mp4", resolution="1080p", quality=QUALITY)
     floor_command = [str(ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     floor_command += ["-t", f"{out_seconds:.3f}", "-i", str(source)]
     floor_command += ["-vf", f"scale={facts.video.width}:{facts.video.height}"]
-    floor_command += ["-c:v", "libx264", "-preset", str(preset), "-crf", str(crf)]
-    floor_command += ["-profile:v", "high", "-pix_fmt", "yuv420p"]
-    floor_command += ["-c:a", "aac", "-ar", "48000", "-ac", "2", "-movflags", "+faststart"]
+    floor_command += encoder_arguments(spec, with_audio=True)
     floor_command += [str(floor_output)]
     floor_wall, _floor_peak, floor_result = run_measured(floor_command)
     if floor_result.returncode != 0:

@@ -64,7 +64,6 @@ X264_SETTINGS: dict[Quality, tuple[int, str]] = {
     Quality.MEDIUM: (23, "veryfast"),
     Quality.HIGH: (20, "veryfast"),
 }
-QUALITY_SETTINGS = X264_SETTINGS  # the MP4/MOV settings, under the name bench/ reads
 # quality -> (VP9 CRF, libvpx cpu-used): constant quality (`-b:v 0`), realtime deadline.
 VP9_SETTINGS: dict[Quality, tuple[int, int]] = {
     Quality.LOW: (40, 8),
