@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError
 
+from nemowatch import __version__
 from nemowatch.errors import ConfigError, ConfigProblem
 from nemowatch.rules import MOODS, EditSpec, ExportSpec, Frozen, matches
 
@@ -157,6 +158,30 @@ class Rule(Frozen):
         return DEFAULT_IGNORE + self.ignore
 
 
+class NemoSettings(Frozen):
+    """How to reach the NemoVideo cloud API (`engine: nemo`). The token is never written
+    here: it comes from $NEMO_TOKEN, or an anonymous one is requested and kept (mode 0600)
+    in the state directory."""
+
+    base_url: str = "https://mega-api-prod.nemovideo.ai"
+    # attribution headers: without them the backend refuses exports once free credits end
+    skill_source: str = "nemowatch"
+    skill_version: str = __version__
+    skill_platform: str = "auto"  # "auto": the operating system nemowatch runs on
+    language: str = "en"
+    request_timeout: float = Field(default=60.0, gt=0.0)  # seconds, one ordinary request
+    edit_timeout: float = Field(default=900.0, gt=0.0)  # seconds, one edit's event stream
+    render_deadline: float = Field(default=3600.0, gt=0.0)  # seconds, one render
+    credits_check_interval: float = Field(default=300.0, gt=0.0)  # seconds, while paused
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError('expected a URL starting with "https://"')
+        return value.rstrip("/")
+
+
 class Config(Frozen):
     """The daemon's settings and its validated rules."""
 
@@ -168,6 +193,7 @@ class Config(Frozen):
     max_attempts: int = Field(default=3, ge=1, le=20)  # per job, for retryable failures
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rules_dir: Path | None = None
+    nemo: NemoSettings = NemoSettings()
     rules: tuple[Rule, ...] = ()
     source: Path | None = None  # the config file this was loaded from
     rule_files: tuple[Path, ...] = ()  # every file the rules came from (watched for edits)

@@ -8,6 +8,8 @@
     ├── AuthError                   re-authenticate once, then fail
     ├── CreditsExhausted            pause the queue, keep every file, tell the user
     ├── MediaError                  unsupported, too large, empty, corrupt: fail fast
+    ├── SessionLost                 the engine forgot the session: open a new one, upload
+    │                               again, and carry on from the job's checkpoint
     └── EngineError                 the engine failed (FFmpeg exit code + stderr tail,
                                     or the API's message)
 
@@ -83,6 +85,12 @@ class CreditsExhausted(NemowatchError):
 
 class MediaError(NemowatchError):
     """The source file cannot be processed as it is (unsupported, empty, corrupt, too large)."""
+
+
+class SessionLost(NemowatchError):
+    """The engine no longer knows the job's session (expired or deleted on its side)."""
+
+    retryable = True
 
 
 class EngineError(NemowatchError):

@@ -168,6 +168,8 @@ class Credits:
     available: float
     frozen: float = 0.0
     total: float | None = None
+    user_id: str | None = None
+    anonymous: bool = False  # an anonymous token: tell the user how to register
 
 
 class Engine(Protocol):
@@ -180,6 +182,12 @@ class Engine(Protocol):
     async def upload(self, session: Session, source: Path) -> Media: ...
 
     def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]: ...
+
+    async def edit_checkpoint(self, session: Session) -> str | None:
+        """A token that changes whenever the session's edit state changes, read before an
+        instruction is sent; None when re-sending an instruction costs nothing (local).
+        After a crash mid-edit the pipeline compares it again before deciding anything."""
+        ...
 
     async def draft(self, session: Session) -> Draft: ...
 
