@@ -1,4 +1,4 @@
-"""The command line: run, check, process, explain, status, init.
+"""The command line: run, check, process, explain, status, credits, init.
 
 Exit status: 0 ok, 1 a job or command failed, 2 usage, 78 (EX_CONFIG) invalid config.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 from nemowatch import __version__, logs
 from nemowatch.config import EX_CONFIG, Config, check_report, default_config_path, load_config
+from nemowatch.engines.base import Credits
 from nemowatch.errors import ConfigError, NemowatchError
 from nemowatch.ledger import FINISHED, JobRecord, JobState, Ledger, new_job_id
 
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     status = with_config(commands.add_parser("status", help="jobs in the ledger, by state"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--limit", type=int, default=10, help="recent jobs to list")
+    with_config(commands.add_parser("credits", help="the NemoVideo credit balance"))
     init = commands.add_parser("init", help="write a starter config and create its folders")
     init.add_argument("directory", type=Path)
     return parser
@@ -198,6 +200,33 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_credits(args: argparse.Namespace) -> int:
+    from nemowatch.daemon import make_engine
+
+    config = _config(args)
+    logs.configure("warning")
+    engine = make_engine(config)
+
+    async def balance() -> Credits | None:
+        try:
+            return await engine.credits()
+        finally:
+            await engine.close()
+
+    credits = asyncio.run(balance())
+    if credits is None:
+        print(f"the {engine.name} engine needs no credits")
+        return 0
+    total = f", total {credits.total:g}" if credits.total is not None else ""
+    print(f"available {credits.available:g} credits (frozen {credits.frozen:g}{total})")
+    if credits.anonymous and credits.user_id:
+        print(
+            "anonymous account: register to keep your work and get more credits: "
+            f"https://nemovideo.com/register?bind={credits.user_id}"
+        )
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
     ledger = Ledger.in_state_dir(config.state_dir)
@@ -285,6 +314,7 @@ COMMANDS = {
     "check": cmd_check,
     "process": cmd_process,
     "explain": cmd_explain,
+    "credits": cmd_credits,
     "status": cmd_status,
     "init": cmd_init,
 }

@@ -21,8 +21,8 @@ import structlog
 
 from nemowatch import outbox
 from nemowatch.config import Config, Rule, load_config
-from nemowatch.engines.base import Engine
-from nemowatch.errors import ConfigError, ConfigProblem, MediaError, NemowatchError
+from nemowatch.engines.base import Credits, Engine
+from nemowatch.errors import ConfigError, CreditsExhausted, MediaError, NemowatchError
 from nemowatch.intake import SettleTracker, Snapshot, Verdict, claim, classify, snapshot
 from nemowatch.ledger import JobRecord, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
@@ -37,21 +37,14 @@ UNMATCHED_MEMORY = 10_000  # unmatched paths remembered so each is logged once
 
 def make_engine(config: Config) -> Engine:
     """The engine the config names."""
-    if config.engine == "local":
-        from nemowatch.engines.local import LocalEngine
+    if config.engine == "nemo":
+        from nemowatch.engines.nemo import NemoEngine
 
-        # built-in music moods are generated once and reused from here
-        return LocalEngine(cache_dir=config.state_dir / "cache")
-    raise ConfigError(
-        [
-            ConfigProblem(
-                file=str(config.source or "config"),
-                line=None,
-                path="engine",
-                message='the "nemo" engine is not available in this version; use "local"',
-            )
-        ]
-    )
+        return NemoEngine(config.nemo, state_dir=config.state_dir)
+    from nemowatch.engines.local import LocalEngine
+
+    # built-in music moods are generated once and reused from here
+    return LocalEngine(cache_dir=config.state_dir / "cache")
 
 
 class Daemon:
@@ -82,6 +75,8 @@ class Daemon:
         self._claim_failures: dict[Path, tuple[int, int]] = {}
         self._unreadable: dict[Path, None] = {}
         self._workers: dict[asyncio.Task[None], str | None] = {}
+        self._resumed = asyncio.Event()  # set while work may start (no credit pause)
+        self._resumed.set()
         self._stop = asyncio.Event()
         self._stopping = False
         self._reload_requested = asyncio.Event()
@@ -108,6 +103,7 @@ class Daemon:
                 asyncio.create_task(self._settle_loop()),
                 asyncio.create_task(self._scan_loop()),
                 asyncio.create_task(self._reload_loop()),
+                asyncio.create_task(self._credits_loop()),
             ]
             log.info(
                 "daemon.started",
@@ -258,6 +254,8 @@ class Daemon:
                     self.tracker.forget(path)
                     continue
                 self.tracker.observe(path, self._look(path), now, rule.settle_seconds)
+            if not self._resumed.is_set():
+                continue  # out of credits: files stay in the inbox, untouched
             for path in self.tracker.settled(now):
                 self._take(path)
 
@@ -318,13 +316,22 @@ class Daemon:
         task = asyncio.current_task()
         assert task is not None
         while not self._stopping:
+            await self._resumed.wait()
             job_id = await self.queue.get()
+            if not self._resumed.is_set():  # paused while this worker waited for a job
+                self.queue.put_nowait(job_id)
+                continue
             self._workers[task] = job_id
             try:
                 await self._run_job(job_id)
+            except CreditsExhausted as error:
+                self._pause_for_credits(error)
+                self._queued.discard(job_id)
+                self._enqueue(job_id)  # it resumes from its checkpoint with the credits
+                continue
             finally:
                 self._workers[task] = None
-                self._queued.discard(job_id)
+            self._queued.discard(job_id)
 
     async def _run_job(self, job_id: str) -> JobRecord | None:
         record = self.ledger.get(job_id)
@@ -334,12 +341,48 @@ class Daemon:
             return None
         try:
             return await self.pipeline.run(job_id, rule)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, CreditsExhausted):
             raise
         except Exception:
             # a bug must not take the daemon down; the job stays in the ledger for resume
             log.exception("job.crashed", job_id=job_id)
             return None
+
+    # -- credits -----------------------------------------------------------------------
+
+    def _pause_for_credits(self, error: CreditsExhausted) -> None:
+        if self._resumed.is_set():
+            self._resumed.clear()
+            log.warning(
+                "credits.exhausted",
+                error=str(error),
+                hint=error.hint,
+                action="new work is paused; every file stays where it is; "
+                "nemowatch resumes by itself when credits are back",
+                recheck_seconds=self.config.nemo.credits_check_interval,
+            )
+
+    async def _credits_loop(self) -> None:
+        """Check the balance before work starts, and again periodically while paused."""
+        while True:
+            try:
+                credits = await self.engine.credits()
+            except CreditsExhausted as error:
+                self._pause_for_credits(error)
+            except NemowatchError as error:
+                log.warning("credits.unknown", error=str(error))
+            else:
+                if credits is None:
+                    return  # this engine costs nothing
+                if credits.available > 0 and not self._resumed.is_set():
+                    log.info("credits.available", available=credits.available)
+                    self._resumed.set()
+                    self._scan_requested.set()
+                elif credits.available <= 0:
+                    self._pause_for_credits(
+                        CreditsExhausted("no credits left", hint=_top_up_hint(credits))
+                    )
+            await asyncio.sleep(self.config.nemo.credits_check_interval)
 
     def _rule(self, name: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
@@ -407,3 +450,12 @@ class Daemon:
         self._scan_requested.set()
         log.info("config.reloaded", rules=[rule.name for rule in self.rules])
         return True
+
+
+def _top_up_hint(credits: Credits) -> str:
+    if credits.anonymous and credits.user_id:
+        return (
+            "register to get more credits and keep this work: "
+            f"https://nemovideo.com/register?bind={credits.user_id}"
+        )
+    return "top up your NemoVideo credits"

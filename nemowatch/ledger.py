@@ -47,6 +47,8 @@ _FIELDS: dict[str, bool] = {
     "session": True,
     "media": True,
     "edits_done": False,
+    "edit_sent": False,
+    "edit_token": False,
     "draft": True,
     "render": True,
     "output": False,
@@ -74,6 +76,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     session TEXT,                    -- JSON: the engine's session
     media TEXT,                      -- JSON: the uploaded source
     edits_done INTEGER NOT NULL DEFAULT 0,
+    edit_sent INTEGER,               -- the instruction sent and not yet confirmed
+    edit_token TEXT,                 -- the engine's edit checkpoint read before sending it
     draft TEXT,                      -- JSON: the planned timeline
     render TEXT,                     -- JSON: the submitted render
     output TEXT,                     -- the published file
@@ -100,6 +104,10 @@ CREATE INDEX IF NOT EXISTS transitions_job ON transitions(job_id);
 """
 
 
+# Columns added after the first release of the schema, for `_migrate`.
+_ADDED_COLUMNS = {"edit_sent": "INTEGER", "edit_token": "TEXT"}
+
+
 class LedgerError(NemowatchError):
     """The ledger cannot be opened or written (disk full, permissions, corrupt database)."""
 
@@ -122,6 +130,8 @@ class JobRecord:
     session: dict[str, Any] | None
     media: dict[str, Any] | None
     edits_done: int
+    edit_sent: int | None
+    edit_token: str | None
     draft: dict[str, Any] | None
     render: dict[str, Any] | None
     output: Path | None
@@ -159,6 +169,8 @@ class JobRecord:
             session=loads(row["session"]),
             media=loads(row["media"]),
             edits_done=row["edits_done"],
+            edit_sent=row["edit_sent"],
+            edit_token=row["edit_token"],
             draft=loads(row["draft"]),
             render=loads(row["render"]),
             output=Path(row["output"]) if row["output"] else None,
@@ -191,11 +203,19 @@ class Ledger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(
                 f"cannot open the job ledger {path}: {exc}",
                 hint="check that state_dir exists, is writable, and has free space",
             ) from exc
+
+    def _migrate(self) -> None:
+        """Add the columns a ledger written by an older nemowatch lacks."""
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, **kwargs: Any) -> Ledger:

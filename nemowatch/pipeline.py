@@ -33,7 +33,13 @@ from nemowatch.engines.base import (
     RenderStatus,
     Session,
 )
-from nemowatch.errors import EngineError, MediaError, NemowatchError
+from nemowatch.errors import (
+    CreditsExhausted,
+    EngineError,
+    MediaError,
+    NemowatchError,
+    SessionLost,
+)
 from nemowatch.ledger import JobRecord, JobState, Ledger
 
 log = structlog.get_logger("nemowatch.pipeline")
@@ -44,6 +50,8 @@ POLL_FIRST = 0.5  # seconds before the first render poll; doubles up to POLL_MAX
 POLL_MAX = 30.0
 RENDER_DEADLINE = 4 * 3600.0  # seconds a render may take before the job fails
 MAX_LOST_RENDERS = 2  # re-submissions allowed when the engine lost a render (local: crash)
+MAX_LOST_SESSIONS = 2  # new sessions a job may open when the engine forgets one
+EDIT_CONFIRM_DELAYS = (2.0, 5.0, 10.0)  # seconds between looks for an interrupted edit
 
 
 def fingerprint(path: Path, chunk_size: int = 1 << 20) -> tuple[str, int]:
@@ -111,7 +119,13 @@ class Pipeline:
                         f"gave up after {record.attempts - 1} interrupted attempts",
                         retryable=True,
                     )
-                record = await self._drive(record, rule)
+                record = await self._drive_with_sessions(record, rule)
+            except CreditsExhausted:
+                # not the job's fault: it waits at its checkpoint until credits return, and
+                # this run does not count as one of its attempts
+                current = self.ledger.update(job_id, attempts=max(0, record.attempts - 1))
+                log.warning("job.waiting_for_credits", state=current.state.value)
+                raise
             except asyncio.CancelledError:
                 log.info("job.interrupted", state=self.ledger.get(job_id).state.value)
                 raise
@@ -137,6 +151,35 @@ class Pipeline:
             elif record.state is JobState.SKIPPED:
                 log.info("job.skipped", reason=record.error, seconds=total)
             return record
+
+    async def _drive_with_sessions(self, record: JobRecord, rule: Rule) -> JobRecord:
+        """`_drive`, starting over in a new session when the engine loses the old one."""
+        lost = 0
+        while True:
+            try:
+                return await self._drive(record, rule)
+            except SessionLost as error:
+                lost += 1
+                if lost > MAX_LOST_SESSIONS:
+                    raise EngineError(
+                        f"the engine lost the session {lost} times: {error}", retryable=True
+                    ) from error
+                current = self.ledger.get(record.id)
+                log.warning("session.lost", state=current.state.value, error=str(error))
+                # the instructions lived in the lost session: they are sent again in the new
+                # one (and charged again); a render already submitted does not depend on it
+                record = self.ledger.transition(
+                    record.id,
+                    JobState.CLAIMED,
+                    session=None,
+                    media=None,
+                    edits_done=0,
+                    edit_sent=None,
+                    edit_token=None,
+                    draft=None,
+                    render=None,
+                    detail=f"session lost: {error}",
+                )
 
     async def _drive(self, record: JobRecord, rule: Rule) -> JobRecord:
         job = self.job_for(record, rule)
@@ -173,15 +216,39 @@ class Pipeline:
             step = self._clock()
             warnings = list(record.warnings)
             for index in range(record.edits_done, len(job.instructions)):
+                if record.edit_sent == index and record.edit_token is not None:
+                    # sent by a run that stopped before the turn ended: it may have landed,
+                    # and sending it again would be charged again
+                    if not await self._edit_landed(session, record.edit_token):
+                        raise EngineError(
+                            f"instruction {index + 1} was sent before the daemon stopped and"
+                            " did not change the edit; it is not sent again, to avoid"
+                            " charging twice",
+                            retryable=True,
+                            hint="check the project in NemoVideo, then drop the file again",
+                        )
+                    log.info("edit.confirmed_after_restart", instruction=index + 1)
+                    record = self.ledger.update(
+                        record.id, edits_done=index + 1, edit_sent=None, edit_token=None
+                    )
+                    continue
+                token = await self._call(lambda: self.engine.edit_checkpoint(session))
+                record = self.ledger.update(record.id, edit_sent=index, edit_token=token)
                 async for event in self.engine.edit(session, job.instructions[index]):
                     if event.kind is EditEventKind.WARNING:
                         warnings.append(event.text)
-                        log.warning("edit.not_understood", phrase=event.text)
+                        log.warning("edit.warning", text=event.text)
                     elif event.kind is EditEventKind.TEXT:
                         log.info("edit.text", text=event.text)
                     else:
                         log.debug("edit.event", kind=event.kind.value, text=event.text)
-                record = self.ledger.update(record.id, edits_done=index + 1, warnings=warnings)
+                record = self.ledger.update(
+                    record.id,
+                    edits_done=index + 1,
+                    edit_sent=None,
+                    edit_token=None,
+                    warnings=warnings,
+                )
             draft = await self._call(lambda: self.engine.draft(session))
             timings["edit"] = round(self._clock() - step, 3)
             log.info("edit.done", planned_seconds=draft.duration, tracks=len(draft.tracks))
@@ -286,6 +353,14 @@ class Pipeline:
             log.info("render.poll", render_id=render.id, progress=status.progress)
             await self._sleep(delay)
             delay = min(delay * 2, POLL_MAX)
+
+    async def _edit_landed(self, session: Session, before: str) -> bool:
+        """Whether the edit state moved on from `before`, looking a few times."""
+        for delay in (0.0, *EDIT_CONFIRM_DELAYS):
+            await self._sleep(delay)
+            if await self._call(lambda: self.engine.edit_checkpoint(session)) != before:
+                return True
+        return False
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         return await retry.call(operation, attempts=self.max_attempts, sleep=self._sleep)

@@ -95,3 +95,25 @@ def test_an_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(LedgerError, match="cannot open the job ledger"):
         Ledger.in_state_dir(blocker / "state")
+
+
+def test_a_ledger_from_before_the_edit_checkpoint_columns_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, rule TEXT NOT NULL, engine TEXT NOT NULL,"
+            " source TEXT NOT NULL, source_size INTEGER, source_mtime_ns INTEGER,"
+            " source_inode INTEGER, claimed TEXT, fingerprint TEXT, size INTEGER,"
+            " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, retryable INTEGER,"
+            " session TEXT, media TEXT, edits_done INTEGER NOT NULL DEFAULT 0, draft TEXT,"
+            " render TEXT, output TEXT, error TEXT, warnings TEXT, disposed TEXT, timings TEXT,"
+            " created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL)"
+        )
+        db.execute(
+            "INSERT INTO jobs (id, rule, engine, source, state, created_at, updated_at)"
+            " VALUES ('old', 'r', 'local', '/in/a.mp4', 'editing', 1, 1)"
+        )
+    ledger = Ledger(path)
+    record = ledger.update("old", edit_sent=0, edit_token="abc")
+    assert (record.edit_sent, record.edit_token) == (0, "abc")
+    ledger.close()
