@@ -39,6 +39,7 @@ from nemowatch.errors import (
     MediaError,
     NemowatchError,
     SessionLost,
+    TransientError,
 )
 from nemowatch.ledger import JobRecord, JobState, Ledger
 
@@ -232,16 +233,21 @@ class Pipeline:
                         record.id, edits_done=index + 1, edit_sent=None, edit_token=None
                     )
                     continue
-                token = await self._call(lambda: self.engine.edit_checkpoint(session))
-                record = self.ledger.update(record.id, edit_sent=index, edit_token=token)
-                async for event in self.engine.edit(session, job.instructions[index]):
-                    if event.kind is EditEventKind.WARNING:
-                        warnings.append(event.text)
-                        log.warning("edit.warning", text=event.text)
-                    elif event.kind is EditEventKind.TEXT:
-                        log.info("edit.text", text=event.text)
-                    else:
-                        log.debug("edit.event", kind=event.kind.value, text=event.text)
+                for attempt in range(1, self.max_attempts + 1):
+                    token = await self._call(lambda: self.engine.edit_checkpoint(session))
+                    record = self.ledger.update(record.id, edit_sent=index, edit_token=token)
+                    try:
+                        await self._send(session, job.instructions[index], warnings)
+                        break
+                    except TransientError as error:
+                        # an engine raises this from edit() only when the instruction did not
+                        # arrive, so sending it again cannot charge twice
+                        record = self.ledger.update(record.id, edit_sent=None, edit_token=None)
+                        if attempt == self.max_attempts:
+                            raise
+                        delay = error.retry_after if error.retry_after is not None else attempt
+                        log.warning("edit.not_delivered", error=str(error), retry_in=delay)
+                        await self._sleep(delay)
                 record = self.ledger.update(
                     record.id,
                     edits_done=index + 1,
@@ -322,6 +328,7 @@ class Pipeline:
         """Submit (unless already submitted) and poll until the render completes."""
         render = Render(**record.render) if record.render else None
         lost = 0
+        failed = False
         while True:
             if render is None:
                 render = await self._call(lambda: self.engine.export(session, draft, rule.export))
@@ -333,6 +340,12 @@ class Pipeline:
             if status.state is RenderState.LOST and lost < MAX_LOST_RENDERS:
                 lost += 1
                 log.warning("render.lost", render_id=render.id)
+                render = None
+                self.ledger.update(record.id, render=None)
+                continue
+            if status.state is RenderState.FAILED and not failed:
+                failed = True  # a terminal failure is submitted once more, under a new id
+                log.warning("render.failed", render_id=render.id, error=status.error)
                 render = None
                 self.ledger.update(record.id, render=None)
                 continue
@@ -353,6 +366,17 @@ class Pipeline:
             log.info("render.poll", render_id=render.id, progress=status.progress)
             await self._sleep(delay)
             delay = min(delay * 2, POLL_MAX)
+
+    async def _send(self, session: Session, instruction: str, warnings: list[str]) -> None:
+        """One instruction through the engine, its events logged (warnings kept)."""
+        async for event in self.engine.edit(session, instruction):
+            if event.kind is EditEventKind.WARNING:
+                warnings.append(event.text)
+                log.warning("edit.warning", text=event.text)
+            elif event.kind is EditEventKind.TEXT:
+                log.info("edit.text", text=event.text)
+            else:
+                log.debug("edit.event", kind=event.kind.value, text=event.text)
 
     async def _edit_landed(self, session: Session, before: str) -> bool:
         """Whether the edit state moved on from `before`, looking a few times."""

@@ -181,7 +181,10 @@ class Engine(Protocol):
 
     async def upload(self, session: Session, source: Path) -> Media: ...
 
-    def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]: ...
+    def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]:
+        """Send one instruction and yield what the engine says. Raises TransientError only
+        when the instruction provably did not arrive (the pipeline may send it again)."""
+        ...
 
     async def edit_checkpoint(self, session: Session) -> str | None:
         """A token that changes whenever the session's edit state changes, read before an

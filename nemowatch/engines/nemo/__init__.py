@@ -1,0 +1,18 @@
+"""The NemoVideo cloud engine (`engine: nemo`), one module per concern:
+
+errors   answers and httpx failures -> the project's exception tree (the only place)
+auth     $NEMO_TOKEN, or an anonymous token kept 0600 in the state directory
+client   httpx client, headers, renew-once, retry policies (data)
+session  POST /api/tasks/me/with-session/nemo_agent
+upload   local checks, then a streamed multipart upload
+sse      /run_sse: pure frame decoder + event interpretation + httpx-sse adapter
+speech   GUI-speak ("click Export") kept away from the user
+edit     one instruction: stream -> EditEvents; never re-sent after delivery
+state    the session's draft, ready-to-export, fingerprint (the edit checkpoint)
+render   deterministic render ids, three poll shapes, download without the token
+engine   NemoEngine: the Engine protocol over all of the above
+"""
+
+from nemowatch.engines.nemo.engine import NemoEngine
+
+__all__ = ["NemoEngine"]

@@ -1,0 +1,176 @@
+"""NemoEngine: the Engine protocol over the NemoVideo cloud API.
+
+open_session -> upload (streamed) -> edit (`/run_sse`, never re-sent blindly) -> draft
+(session state) -> export (deterministic render ids) -> poll -> download (no token).
+
+Everything a later step needs is in `Session.data` and `Render.data` (plain JSON kept in
+the ledger), so a restarted daemon rebuilds both and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from nemowatch.config import NemoSettings
+from nemowatch.engines.base import (
+    Credits,
+    Draft,
+    EditEvent,
+    Job,
+    Media,
+    Render,
+    RenderStatus,
+    Session,
+)
+from nemowatch.engines.nemo.client import CallKind, NemoClient
+from nemowatch.engines.nemo.edit import Editor
+from nemowatch.engines.nemo.render import Renders
+from nemowatch.engines.nemo.session import create_session
+from nemowatch.engines.nemo.state import SessionState, read_state
+from nemowatch.engines.nemo.upload import upload_file
+from nemowatch.errors import EngineError, TransientError
+from nemowatch.retry import Sleep
+from nemowatch.rules import ExportSpec
+
+log = structlog.get_logger("nemowatch.nemo")
+
+CREDITS_PATH = "/api/credits/balance/simple"
+
+
+def _amount(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class NemoEngine:
+    """Edits in the NemoVideo cloud."""
+
+    name = "nemo"
+
+    def __init__(
+        self,
+        settings: NemoSettings,
+        *,
+        state_dir: Path,
+        environ: Mapping[str, str] | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        transport: httpx.AsyncBaseTransport | None = None,
+        system: str = sys.platform,
+    ) -> None:
+        """`environ` defaults to os.environ ($NEMO_TOKEN); `sleep`, `clock` (monotonic
+        seconds) and `now` (wall time, for token expiry) are injectable for tests, as is
+        `transport` (an httpx.AsyncBaseTransport)."""
+        self.settings = settings
+        self._client = NemoClient(
+            settings,
+            state_dir=state_dir,
+            environ=os.environ if environ is None else environ,
+            sleep=sleep,
+            now=now,
+            transport=transport,
+            system=system,
+        )
+        self._editor = Editor(self._client, clock=clock, edit_timeout=settings.edit_timeout)
+        self._renders = Renders(self._client)
+        self._raw_drafts: dict[str, dict[str, Any]] = {}  # session id -> draft as read
+
+    async def open_session(self, job: Job) -> Session:
+        opened = await create_session(self._client, language=self.settings.language)
+        user_id = opened.user_id or (await self._client.account()).user_id
+        log.info("nemo.session.opened", session_id=opened.session_id, task_id=opened.task_id)
+        return Session(
+            id=opened.session_id,
+            data={
+                "session_id": opened.session_id,
+                "task_id": opened.task_id,
+                "user_id": user_id,
+                "job_id": job.id,
+            },
+        )
+
+    async def upload(self, session: Session, source: Path) -> Media:
+        return await upload_file(self._client, session.id, source)
+
+    def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]:
+        return self._editor.edit(session.id, instruction)
+
+    async def edit_checkpoint(self, session: Session) -> str | None:
+        return (await self._state(session)).fingerprint
+
+    async def draft(self, session: Session) -> Draft:
+        state = await self._state(session)
+        if not state.ready:
+            raise EngineError(
+                "nothing to export yet: NemoVideo's draft has no clips",
+                retryable=False,
+                hint="check that the rule's instructions ask for an edit of the uploaded video",
+            )
+        self._raw_drafts[session.id] = state.raw_draft
+        return state.draft
+
+    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
+        job_id = str(session.data.get("job_id") or session.id)
+        raw = await self._draft_to_render(session, draft)
+        return await self._renders.export(
+            job_id=job_id,
+            session_id=session.id,
+            draft=raw,
+            format=spec.format,
+            quality=spec.quality.value,
+        )
+
+    async def poll(self, render: Render) -> RenderStatus:
+        return await self._renders.poll(render)
+
+    async def download(self, render: Render, dest: Path) -> None:
+        await self._renders.download(render, dest)
+
+    async def credits(self) -> Credits:
+        data = await self._client.request_json(
+            CallKind.CREDITS, "GET", CREDITS_PATH, what="read the credit balance"
+        )
+        account = await self._client.account()
+        values = data if isinstance(data, dict) else {}
+        return Credits(
+            available=_amount(values.get("available")) or 0.0,
+            frozen=_amount(values.get("frozen")) or 0.0,
+            total=_amount(values.get("total")),
+            user_id=account.user_id,
+            anonymous=account.anonymous,
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _state(self, session: Session) -> SessionState:
+        return await read_state(self._client, session.id)
+
+    async def _draft_to_render(self, session: Session, draft: Draft) -> dict[str, Any]:
+        """The draft exactly as NemoVideo wrote it (keys `Draft` does not model included)
+        when it is the one the pipeline approved; else the pipeline's own copy."""
+        raw = self._raw_drafts.get(session.id)
+        if raw is None:
+            try:
+                state = await self._state(session)
+            except (EngineError, TransientError):
+                state = None
+            raw = state.raw_draft if state is not None else None
+        if raw is not None and SessionState(raw_draft=raw).draft == draft:
+            return raw
+        return draft.to_json()

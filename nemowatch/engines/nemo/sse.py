@@ -1,0 +1,278 @@
+"""The `/run_sse` event stream: a pure decoder, event interpretation, and a thin adapter.
+
+1. `FrameDecoder` (pure): bytes in, in chunks split anywhere (even inside a UTF-8
+   character or a CRLF), frames out. A frame is one SSE event's `data`, or a comment line.
+   httpx-sse's own decoder drops comment lines, and an SSE comment is one of NemoVideo's
+   keep-alive forms, so the lines are decoded here, after httpx-sse's `_decoders.py`.
+2. `interpret` (pure): a frame as `AgentEvent`s: heartbeats (empty `data:`,
+   `data: heartbeat`, `{"type":"heartbeat"}`, comments), text (only from non-partial,
+   non-thought parts), tool calls and results, and errors (`errorCode`/`errorMessage`, or
+   a last `{"error": ...}` frame, valid JSON or not). camelCase and snake_case keys.
+3. `open_event_stream` (effects): POST through httpx-sse's `aconnect_sse`, check status and
+   content type before reading (401/404/422 come as plain JSON), then feed the decoder.
+   Whether a failure happened before the stream started (`open_event_stream` raised) or
+   after (`EventStream.frames` raised `StreamDropped`) decides whether re-sending is safe.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from nemowatch.engines.nemo import errors
+from nemowatch.errors import EngineError
+
+# ---------------------------------------------------------------- 1. frames from bytes
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One SSE event's data (lines joined by "\\n"), or a comment line (`comment` set)."""
+
+    data: str = ""
+    comment: str | None = None
+
+
+class FrameDecoder:
+    """Incremental SSE decoding: `feed` chunks as they come, `close` at the end. Pure."""
+
+    def __init__(self) -> None:
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._line = ""  # the current line, not yet terminated
+        self._pending_cr = False  # the last chunk ended with "\r": "\n" may follow
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        return self._lines(self._text.decode(chunk))
+
+    def close(self) -> list[Frame]:
+        """Frames still buffered when the stream ends (a last event without its blank line
+        is kept: an error frame written just before the server closed must not be lost)."""
+        frames = self._lines(self._text.decode(b"", final=True))
+        if self._line:
+            frames.extend(self._field(self._line))
+            self._line = ""
+        if self._data:
+            frames.append(Frame(data="\n".join(self._data)))
+            self._data = []
+        return frames
+
+    def _lines(self, text: str) -> list[Frame]:
+        frames: list[Frame] = []
+        if self._pending_cr:
+            self._pending_cr = False
+            if text.startswith("\n"):
+                text = text[1:]
+        start = 0
+        for match in re.finditer(r"\r\n|\r|\n", text):
+            if match.group() == "\r" and match.end() == len(text):
+                self._pending_cr = True  # a "\r\n" split between chunks
+            line = self._line + text[start : match.start()]
+            self._line = ""
+            start = match.end()
+            frames.extend(self._field(line))
+        self._line += text[start:]
+        return frames
+
+    def _field(self, line: str) -> list[Frame]:
+        if not line:
+            if not self._data:
+                return []
+            frame = Frame(data="\n".join(self._data))
+            self._data = []
+            return [frame]
+        if line.startswith(":"):
+            return [Frame(comment=line[1:].strip())]
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        # event, id, retry and unknown fields: ADK sends none, and nothing here needs them
+        return []
+
+
+# ---------------------------------------------------------------- 2. events from frames
+
+
+class AgentEventKind(StrEnum):
+    HEARTBEAT = "heartbeat"  # a keep-alive, in any of its forms
+    TEXT = "text"  # the agent's words (complete, not a thought)
+    TOOL_CALL = "tool_call"  # functionCall
+    TOOL_RESULT = "tool_result"  # functionResponse
+    ERROR = "error"  # errorCode/errorMessage, or an {"error": ...} frame
+    QUIET = "quiet"  # a valid event with nothing to show: actions-only, partial, thought
+    UNKNOWN = "unknown"  # data that is none of the above (logged, ignored)
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    kind: AgentEventKind
+    text: str = ""
+    name: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+HEARTBEAT_WORDS = frozenset({"heartbeat", "ping", "keepalive", "keep-alive"})
+_LEGACY_ERROR = re.compile(r'^\{\s*"error"\s*:\s*"?(?P<message>.*?)"?\s*\}?\s*$', re.DOTALL)
+
+
+def _get(mapping: Mapping[str, Any], camel: str, snake: str) -> Any:
+    return mapping.get(camel, mapping.get(snake))
+
+
+def interpret(frame: Frame) -> list[AgentEvent]:
+    """What one frame means. Pure."""
+    if frame.comment is not None:
+        return [AgentEvent(AgentEventKind.HEARTBEAT)]
+    text = frame.data.strip()
+    if not text or text.lower() in HEARTBEAT_WORDS:
+        return [AgentEvent(AgentEventKind.HEARTBEAT)]
+    try:
+        value = json.loads(text)
+    except ValueError:
+        legacy = _LEGACY_ERROR.match(text)
+        if legacy:  # an old server's {"error": "..."} written without escaping
+            message = legacy.group("message").strip() or "the agent failed"
+            return [AgentEvent(AgentEventKind.ERROR, text=message)]
+        if "\n" in text:  # events not separated by blank lines: read line by line
+            return [event for line in text.splitlines() for event in interpret(Frame(line))]
+        return [AgentEvent(AgentEventKind.UNKNOWN, text=text[:200])]
+    if isinstance(value, str) and value.strip().lower() in HEARTBEAT_WORDS:
+        return [AgentEvent(AgentEventKind.HEARTBEAT)]
+    if not isinstance(value, dict):
+        return [AgentEvent(AgentEventKind.UNKNOWN, text=text[:200])]
+    return interpret_event(value)
+
+
+def interpret_event(event: Mapping[str, Any]) -> list[AgentEvent]:
+    """What one decoded ADK event means (camelCase or snake_case). Pure."""
+    if str(event.get("type", "")).lower() in HEARTBEAT_WORDS:
+        return [AgentEvent(AgentEventKind.HEARTBEAT)]
+    error_code = _get(event, "errorCode", "error_code")
+    error_message = _get(event, "errorMessage", "error_message")
+    if error_code or error_message:
+        message = str(error_message or error_code)
+        return [AgentEvent(AgentEventKind.ERROR, text=message, data={"code": error_code})]
+    error = event.get("error")
+    if error:
+        message = error.get("message", json.dumps(error)) if isinstance(error, dict) else error
+        return [AgentEvent(AgentEventKind.ERROR, text=str(message))]
+    content = event.get("content")
+    if not isinstance(content, dict) or event.get("partial") is True:
+        return [AgentEvent(AgentEventKind.QUIET)]  # actions-only, or a preview of text
+    if content.get("role") == "user":
+        return [AgentEvent(AgentEventKind.QUIET)]
+    author = event.get("author")
+    events: list[AgentEvent] = []
+    for part in content.get("parts") or ():
+        if not isinstance(part, dict):
+            continue
+        call = _get(part, "functionCall", "function_call")
+        result = _get(part, "functionResponse", "function_response")
+        if isinstance(call, dict):
+            events.append(
+                AgentEvent(
+                    AgentEventKind.TOOL_CALL,
+                    name=str(call.get("name", "?")),
+                    data={"id": call.get("id"), "args": call.get("args")},
+                )
+            )
+        elif isinstance(result, dict):
+            events.append(
+                AgentEvent(
+                    AgentEventKind.TOOL_RESULT,
+                    name=str(result.get("name", "?")),
+                    data={"id": result.get("id")},
+                )
+            )
+        elif part.get("thought") is True:
+            continue
+        elif isinstance(part.get("text"), str) and part["text"].strip():
+            events.append(
+                AgentEvent(AgentEventKind.TEXT, text=part["text"], data={"author": author})
+            )
+    return events or [AgentEvent(AgentEventKind.QUIET)]
+
+
+# ---------------------------------------------------------------- 3. the adapter
+
+
+class StreamDropped(errors.MaybeDelivered):
+    """The event stream broke after it started: the instruction was delivered."""
+
+
+class EventStream:
+    """An open ADK event stream whose status and content type have been checked."""
+
+    def __init__(self, response: httpx.Response, stack: contextlib.AsyncExitStack) -> None:
+        self.response = response
+        self._stack = stack
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Frames until the server closes the stream; a broken stream raises StreamDropped."""
+        decoder = FrameDecoder()
+        try:
+            async for chunk in self.response.aiter_bytes():
+                for frame in decoder.feed(chunk):
+                    yield frame
+        except httpx.HTTPError as error:
+            raise StreamDropped(f"the edit's event stream broke: {type(error).__name__}") from error
+        for frame in decoder.close():
+            yield frame
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    return "text/event-stream" in response.headers.get("content-type", "").lower()
+
+
+async def open_event_stream(
+    http: httpx.AsyncClient,
+    path: str,
+    *,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    timeout: httpx.Timeout,
+    call: errors.Call,
+    now: datetime | None = None,
+) -> EventStream:
+    """POST `body` and return the stream once its status and content type are checked.
+
+    Raises the translated error when the answer is not a stream (nothing was started).
+    """
+    stack = contextlib.AsyncExitStack()
+    try:
+        source = await stack.enter_async_context(
+            aconnect_sse(
+                http, "POST", path, json=dict(body), headers=dict(headers), timeout=timeout
+            )
+        )
+        response = source.response
+        if response.status_code >= 300 or not is_event_stream(response):
+            await response.aread()
+            errors.check(response, call, now=now)  # raises for every error form
+            content_type = response.headers.get("content-type", "none")
+            raise EngineError(
+                f"NemoVideo answered the edit with {content_type}, not an event stream",
+                retryable=True,
+            )
+    except httpx.HTTPError as error:
+        await stack.aclose()
+        raise errors.from_transport(error, call) from error
+    except BaseException:
+        await stack.aclose()
+        raise
+    return EventStream(response, stack)

@@ -1,0 +1,139 @@
+"""Uploading a source: `POST /api/upload-video/nemo_agent/me/<sid>`, multipart field `files`.
+
+Local checks come first (exists, not empty, a supported extension, at most 500 MB), so a
+file NemoVideo would refuse costs no upload. The body is streamed from disk: httpx's
+multipart encoder reads an open file object in 64 KiB chunks and takes its length from
+fstat, so memory does not grow with the file. Each retry opens the file again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from nemowatch.engines.base import Media
+from nemowatch.engines.nemo.client import CallKind, NemoClient
+from nemowatch.errors import EngineError, MediaError
+
+log = structlog.get_logger("nemowatch.nemo")
+
+MAX_UPLOAD_BYTES = 500 * 1024 * 1024  # the documented limit, "500 MB"
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".avi": "video/x-msvideo",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+    ".m4a": "audio/mp4",
+    ".aac": "audio/aac",
+}
+SUPPORTED_EXTENSIONS = frozenset(CONTENT_TYPES)
+UPLOAD_READ_TIMEOUT = 300.0  # seconds: NemoVideo inspects the file before it answers
+
+
+def upload_path(session_id: str) -> str:
+    return f"/api/upload-video/nemo_agent/me/{session_id}"
+
+
+def check_source(source: Path, *, size: int) -> None:
+    """Refuse, before any upload, what NemoVideo would refuse. Pure (size given)."""
+    extension = source.suffix.lower()
+    if extension not in SUPPORTED_EXTENSIONS:
+        supported = " ".join(sorted(name[1:] for name in SUPPORTED_EXTENSIONS))
+        raise MediaError(
+            f"{source.name}: NemoVideo does not accept {extension or 'files without an extension'}"
+            f" (supported: {supported})",
+            hint="convert it to MP4, or narrow the rule's `match` patterns",
+        )
+    if size == 0:
+        raise MediaError(f"{source.name} is empty")
+    if size > MAX_UPLOAD_BYTES:
+        raise MediaError(
+            f"{source.name} is {size / 1024 / 1024:.0f} MB; NemoVideo accepts at most"
+            f" {MAX_UPLOAD_BYTES // 1024 // 1024} MB",
+            hint="compress or trim it, then drop it again",
+        )
+
+
+def local_size(source: Path) -> int:
+    try:
+        return source.stat().st_size
+    except OSError as error:
+        raise MediaError(f"cannot read {source}: {error.strerror}") from error
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_upload(data: Any, *, fallback_name: str) -> Media:
+    """The Media in `data.files[0]`. Pure."""
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list) or not files or not isinstance(files[0], dict):
+        raise EngineError("NemoVideo's upload answer lists no file", retryable=True)
+    first = files[0]
+    width = _number(first.get("width"))
+    height = _number(first.get("height"))
+    file_type = str(first.get("file_type") or first.get("fileType") or "")
+    return Media(
+        name=str(first.get("filename") or fallback_name),
+        duration=_number(first.get("duration")) or 0.0,
+        width=int(width) if width else None,
+        height=int(height) if height else None,
+        fps=_number(first.get("fps")),
+        has_audio=file_type.startswith("audio"),
+        data={
+            "file_type": file_type or None,
+            "cdn_url": first.get("cdn_url") or first.get("cdnUrl"),
+            "hash": first.get("hash"),
+            "session_state_applied": data.get("session_state_applied"),
+        },
+    )
+
+
+async def upload_file(client: NemoClient, session_id: str, source: Path) -> Media:
+    size = local_size(source)
+    check_source(source, size=size)
+    content_type = CONTENT_TYPES[source.suffix.lower()]
+
+    @contextlib.asynccontextmanager
+    async def files() -> AsyncIterator[dict[str, Any]]:
+        try:
+            handle = source.open("rb")
+        except OSError as error:
+            raise MediaError(f"cannot read {source}: {error.strerror}") from error
+        with handle:
+            yield {"files": (source.name, handle, content_type)}
+
+    timeout = httpx.Timeout(
+        client.settings.request_timeout,
+        read=max(client.settings.request_timeout, UPLOAD_READ_TIMEOUT),
+    )
+    log.info("upload.started", file=source.name, bytes=size)
+    data = await client.request_json(
+        CallKind.UPLOAD,
+        "POST",
+        upload_path(session_id),
+        what=f"upload {source.name}",
+        files=files,
+        timeout=timeout,
+    )
+    media = parse_upload(data, fallback_name=source.name)
+    log.info("upload.done", file=source.name, bytes=size, duration=media.duration)
+    return media

@@ -1,0 +1,127 @@
+"""NemoEngine through the whole protocol, and what it leaves in the ledger for a restart."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nemowatch.engines.base import EditEventKind, Engine, Job, Render, RenderState, Session
+from nemowatch.engines.nemo import NemoEngine
+from nemowatch.errors import CreditsExhausted
+from nemowatch.rules import EditSpec, ExportSpec
+from tests.unit.test_nemo_fakeapi import VIDEO, FakeApi, make_engine
+
+
+def job(tmp_path: Path, source: Path) -> Job:
+    return Job(
+        id="job1",
+        rule="reels",
+        source=source,
+        instructions=("cut out silences",),
+        edit=EditSpec(),
+        export=ExportSpec(),
+        work_dir=tmp_path / "work",
+    )
+
+
+def test_nemo_engine_is_an_engine(tmp_path: Path) -> None:
+    engine: Engine = make_engine(FakeApi(), tmp_path)
+    assert engine.name == "nemo"
+
+
+async def test_a_job_from_session_to_downloaded_video(tmp_path: Path) -> None:
+    fake = FakeApi()
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"video" * 1000)
+    engine = make_engine(fake, tmp_path)
+
+    session = await engine.open_session(job(tmp_path, source))
+    assert session.data == {
+        "session_id": session.id,
+        "task_id": f"task_{session.id}",
+        "user_id": None,  # NEMO_TOKEN: the API did not say whose it is
+        "job_id": "job1",
+    }
+    media = await engine.upload(session, source)
+    before = await engine.edit_checkpoint(session)
+    events = [event async for event in engine.edit(session, "cut out silences")]
+    assert await engine.edit_checkpoint(session) != before
+    assert [event.text for event in events if event.kind is EditEventKind.TEXT] == ["Done."]
+    draft = await engine.draft(session)
+    render = await engine.export(session, draft, ExportSpec(format="mp4"))
+    states = [(await engine.poll(render)).state for _ in range(2)]
+    dest = tmp_path / "out" / "result.mp4"
+    dest.parent.mkdir()
+    await engine.download(render, dest)
+    await engine.close()
+
+    assert media.duration == 12.5
+    assert draft.duration == 12.5
+    assert states == [RenderState.PROCESSING, RenderState.COMPLETED]
+    assert dest.read_bytes() == VIDEO
+
+
+async def test_session_and_render_survive_a_restart_as_json(tmp_path: Path) -> None:
+    fake = FakeApi()
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"video" * 1000)
+    first = make_engine(fake, tmp_path)
+    session = await first.open_session(job(tmp_path, source))
+    await first.upload(session, source)
+    render = await first.export(session, await first.draft(session), ExportSpec())
+    kept_session = json.loads(json.dumps(asdict(session)))
+    kept_render = json.loads(json.dumps(asdict(render)))
+    await first.close()
+
+    second = make_engine(fake, tmp_path)  # a new daemon, the same ledger
+    rebuilt = Session(**kept_session)
+    again = Render(**kept_render)
+    assert await second.edit_checkpoint(rebuilt)
+    statuses = [(await second.poll(again)).state for _ in range(2)]
+    dest = tmp_path / "out.mp4"
+    await second.download(again, dest)
+    await second.close()
+    assert statuses[-1] is RenderState.COMPLETED
+    assert dest.read_bytes() == VIDEO
+
+
+async def test_an_anonymous_session_knows_its_user(tmp_path: Path) -> None:
+    fake = FakeApi()
+    engine = make_engine(fake, tmp_path, token=None)
+    session = await engine.open_session(job(tmp_path, tmp_path / "clip.mp4"))
+    await engine.close()
+    assert str(session.data["user_id"]).startswith("anon_")
+
+
+async def test_credits_report_the_balance_and_whose_it_is(tmp_path: Path) -> None:
+    fake = FakeApi()
+    engine = make_engine(fake, tmp_path, token=None)
+    credits = await engine.credits()
+    await engine.close()
+    assert (credits.available, credits.frozen, credits.total) == (90.0, 10.0, 100.0)
+    assert credits.anonymous
+    assert credits.user_id is not None and credits.user_id.startswith("anon_")
+
+
+async def test_no_credits_during_an_edit_tells_an_anonymous_user_where_to_register(
+    tmp_path: Path,
+) -> None:
+    fake = FakeApi()
+    engine = make_engine(fake, tmp_path, token=None)
+    session = await engine.open_session(job(tmp_path, tmp_path / "clip.mp4"))
+    fake.fail("run_sse", httpx.Response(200, json={"code": 2001, "message": "x"}))
+    with pytest.raises(CreditsExhausted) as raised:
+        _ = [event async for event in engine.edit(session, "cut out silences")]
+    await engine.close()
+    assert f"register?bind={session.data['user_id']}" in str(raised.value)
+    assert len(fake.instructions) == 0
+
+
+async def test_close_is_safe_to_call_twice(tmp_path: Path) -> None:
+    engine: NemoEngine = make_engine(FakeApi(), tmp_path)
+    await engine.close()
+    await engine.close()
