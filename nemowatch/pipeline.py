@@ -239,6 +239,10 @@ class Pipeline:
                     try:
                         await self._send(session, job.instructions[index], warnings)
                         break
+                    except CreditsExhausted:
+                        # refused for want of credits, so not applied: send it when they return
+                        self.ledger.update(record.id, edit_sent=None, edit_token=None)
+                        raise
                     except TransientError as error:
                         # an engine raises this from edit() only when the instruction did not
                         # arrive, so sending it again cannot charge twice

@@ -62,13 +62,15 @@ def rule(folder: Path, name: str = "clips", **fields: Any) -> dict[str, Any]:
 class Daemon:
     """`nemowatch run` in a child process."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log = log
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        environment.pop("NEMO_TOKEN", None)  # tests use the fake's anonymous tokens
         handle = self.log.open("ab")
         self.process = subprocess.Popen(
             [
@@ -89,6 +91,13 @@ class Daemon:
         handle.close()
         wait_for(lambda: self.saw("daemon.started"), what="daemon.started")
         return self
+
+    def peak_memory(self) -> int:
+        """The process's peak resident memory so far (VmHWM), in bytes."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
 
     def events(self) -> Iterator[dict[str, Any]]:
         if not self.log.exists():

@@ -125,7 +125,7 @@ async def upload_file(client: NemoClient, session_id: str, source: Path) -> Medi
         client.settings.request_timeout,
         read=max(client.settings.request_timeout, UPLOAD_READ_TIMEOUT),
     )
-    log.info("upload.started", file=source.name, bytes=size)
+    log.info("nemo.upload.started", file=source.name, bytes=size)
     data = await client.request_json(
         CallKind.UPLOAD,
         "POST",
@@ -135,5 +135,5 @@ async def upload_file(client: NemoClient, session_id: str, source: Path) -> Medi
         timeout=timeout,
     )
     media = parse_upload(data, fallback_name=source.name)
-    log.info("upload.done", file=source.name, bytes=size, duration=media.duration)
+    log.info("nemo.upload.done", file=source.name, bytes=size, duration=media.duration)
     return media
