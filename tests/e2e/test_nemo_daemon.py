@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -234,3 +235,26 @@ def test_uploading_300_mb_keeps_the_daemon_small(tmp_path: Path, fake: FakeNemo)
         assert grown < 50 * 1024 * 1024, f"peak memory grew {grown / 1e6:.1f} MB"
     finally:
         assert daemon.stop() == 0
+
+
+def test_the_credits_command_prints_the_balance_and_how_to_register(
+    tmp_path: Path, fake: FakeNemo
+) -> None:
+    import subprocess
+    import sys
+
+    fake.set_credits(None, 42)
+    config = nemo_config(tmp_path, fake)
+    environment = {key: value for key, value in os.environ.items() if key != "NEMO_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "nemowatch.cli", "credits", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "available 42 credits" in result.stdout
+    assert "https://nemovideo.com/register?bind=anon_" in result.stdout
+    for token in every_token(fake):
+        assert token not in result.stdout + result.stderr
