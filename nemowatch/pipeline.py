@@ -247,7 +247,7 @@ class Pipeline:
                         # an engine raises this from edit() only when the instruction did not
                         # arrive, so sending it again cannot charge twice
                         record = self.ledger.update(record.id, edit_sent=None, edit_token=None)
-                        if attempt == self.max_attempts:
+                        if attempt == self.max_attempts or not retry.worth_waiting(error):
                             raise
                         delay = error.retry_after if error.retry_after is not None else attempt
                         log.warning("edit.not_delivered", error=str(error), retry_in=delay)

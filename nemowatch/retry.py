@@ -1,7 +1,8 @@
 """Retry policy, declared once as data: what is retried, how often, with what backoff.
 
 Only `TransientError` is retried; a server's requested delay (Retry-After) wins over the
-exponential schedule. Tests pass `sleep=` a recorder, so no test waits for real.
+exponential schedule, up to MAX_RETRY_AFTER: a longer one fails the step at once. Tests
+pass `sleep=` a recorder, so no test waits for real.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TypeVar
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
 )
@@ -25,6 +26,14 @@ T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
 _EXPONENTIAL = wait_exponential(multiplier=1.0, min=1.0, max=60.0)
+MAX_RETRY_AFTER = 300.0  # seconds: a server asking for longer fails the step instead
+
+
+def worth_waiting(error: BaseException) -> bool:
+    """A transient error whose requested delay (if any) is one a job can sit out."""
+    if not isinstance(error, TransientError):
+        return False
+    return error.retry_after is None or error.retry_after <= MAX_RETRY_AFTER
 
 
 def wait_transient(state: RetryCallState) -> float:
@@ -38,7 +47,7 @@ def wait_transient(state: RetryCallState) -> float:
 def policy(attempts: int, sleep: Sleep = asyncio.sleep) -> AsyncRetrying:
     """The retry policy for one engine call."""
     return AsyncRetrying(
-        retry=retry_if_exception_type(TransientError),
+        retry=retry_if_exception(worth_waiting),
         stop=stop_after_attempt(attempts),
         wait=wait_transient,
         sleep=sleep,

@@ -56,3 +56,12 @@ async def test_the_last_transient_error_is_raised_when_attempts_run_out() -> Non
     with pytest.raises(TransientError, match="fail 2"):
         await retry.call(operation, attempts=3, sleep=Recorder())
     assert operation.calls == 3
+
+
+async def test_a_retry_after_beyond_the_cap_fails_at_once_instead_of_waiting() -> None:
+    sleep = Recorder()
+    operation = Flaky([TransientError("429", retry_after=7 * 24 * 3600.0)])
+    with pytest.raises(TransientError):
+        await retry.call(operation, attempts=3, sleep=sleep)
+    assert operation.calls == 1
+    assert sleep.delays == []

@@ -251,6 +251,9 @@ class LocalEngine:
     async def download(self, render: Render, dest: Path) -> None:
         await asyncio.to_thread(_link_or_copy, Path(render.data["path"]), dest)
 
+    async def edit_checkpoint(self, session: Session) -> str | None:
+        return None  # instructions are parsed here, free to repeat: nothing to confirm
+
     async def credits(self) -> Credits | None:
         return None  # the local engine costs nothing
 

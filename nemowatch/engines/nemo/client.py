@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 from nemowatch.config import NemoSettings
 from nemowatch.engines.nemo import errors
 from nemowatch.engines.nemo.auth import Authenticator, Credentials
-from nemowatch.errors import AuthError, TransientError
+from nemowatch.errors import AuthError, EngineError, TransientError
 from nemowatch.retry import Sleep, wait_transient
 
 T = TypeVar("T")
@@ -259,7 +259,14 @@ class NemoClient:
                 raise errors.from_transport(error, call) from error
             return errors.check(response, call, now=self.now())
 
-        async for attempt in self.retrying(CallKind.TOKEN):
-            with attempt:
-                return await once()
+        try:
+            async for attempt in self.retrying(CallKind.TOKEN):
+                with attempt:
+                    return await once()
+        except errors.RateLimited as error:
+            if (error.retry_after or 0.0) <= POLICIES[CallKind.TOKEN].max_rate_limit_wait:
+                raise
+            # the next token is days away: fail the job (retryable) rather than stay a
+            # TransientError, which the pipeline's retry would wait out, holding the job
+            raise EngineError(str(error), retryable=True, hint=error.hint) from error
         raise AssertionError("unreachable: tenacity reraises the last error")
