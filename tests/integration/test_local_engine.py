@@ -27,6 +27,7 @@ from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local import render as render_module
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.ffmpeg import find_ffmpeg, run_ffmpeg
+from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.errors import EngineError, MediaError
 from nemowatch.probe import Probe, moov_before_mdat, probe
@@ -386,6 +387,33 @@ async def test_a_failing_ffmpeg_reports_its_exit_status_and_last_words(tmp_path:
         await run_ffmpeg(["-nostdin", "-i", str(missing), "-f", "null", "-"], ffmpeg=find_ffmpeg())
 
 
+@linux_only
+async def test_when_one_run_of_a_render_fails_the_other_is_stopped_and_nothing_is_left(
+    clips: Clips, tmp_path: Path
+) -> None:
+    draft = build_draft(
+        [Segment(0.0, 3.0)],
+        source=SourceFacts("basic.mp4", 3.0, 160, 120, 25.0, has_audio=True),
+        edit=EditSpec(music="lofi"),
+        export=ExportSpec(quality=Quality.LOW),
+        music=MusicChoice("lofi", generated=True),
+    )
+
+    with pytest.raises(EngineError, match=r"(?s)ffmpeg exited with status \d+:.*missing\.wav"):
+        await render_module.render(
+            draft,
+            ExportSpec(quality=Quality.LOW),
+            clips.basic,
+            tmp_path / "render.mp4",
+            ffmpeg=find_ffmpeg(),
+            font=tmp_path / "font.otf",
+            music=tmp_path / "missing.wav",  # the audio run cannot start
+        )
+
+    assert not [pid for pid, parent in processes() if parent == os.getpid() and is_alive(pid)]
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
 def test_an_explicit_binary_wins_over_the_environment(tmp_path: Path) -> None:
     bundled = find_ffmpeg()
     chosen = tmp_path / "my-ffmpeg"
@@ -417,6 +445,7 @@ async def test_cancelling_the_run_kills_ffmpeg() -> None:
 DAEMON = """\
 import asyncio
 from nemowatch.engines.local.ffmpeg import find_ffmpeg, run_ffmpeg
+from nemowatch.engines.local.music import MusicChoice
 asyncio.run(run_ffmpeg({arguments!r}, ffmpeg=find_ffmpeg()))
 """
 

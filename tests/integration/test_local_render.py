@@ -22,8 +22,9 @@ import pytest
 from nemowatch import outbox
 from nemowatch.engines.base import Draft, Job, Render
 from nemowatch.engines.local import LocalEngine
+from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.ffmpeg import find_ffmpeg
-from nemowatch.engines.local.timeline import AUDIO_TRACK, music_of
+from nemowatch.engines.local.timeline import AUDIO_TRACK, SourceFacts, build_draft, music_of
 from nemowatch.probe import Probe, moov_before_mdat, probe
 from nemowatch.rules import EditSpec, ExportSpec, Quality
 from tests.media import Clips, make_clip
@@ -97,6 +98,26 @@ def bordered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def numbered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 s at 30 fps, 176x32, each frame showing its number in binary (16-pixel blocks,
+    white for 1, lowest bit on the left); a keyframe every second, B-frames; a tone."""
+    path = tmp_path_factory.mktemp("numbered") / "numbered.mp4"
+    bits = "lum='if(mod(floor(N/pow(2\\,floor(X/16)))\\,2)\\,235\\,16)'"
+    subprocess.run(
+        [
+            *[str(find_ffmpeg()), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
+            *["-f", "lavfi", "-i", f"nullsrc=s=176x32:r=30:d=12,format=gray,geq={bits}"],
+            *["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=12"],
+            *["-c:v", "libx264", "-preset", "fast", "-g", "30", "-bf", "2", "-pix_fmt", "yuv420p"],
+            *["-c:a", "aac", "-shortest", str(path)],
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 s of testsrc2 at 640x360 with a tone: room for a legible title."""
     path = tmp_path_factory.mktemp("wide") / "wide.mp4"
@@ -149,6 +170,18 @@ def region_difference(one: bytes, other: bytes, width: int, rows: range, columns
         for column in columns:
             total += abs(one[start + column] - other[start + column])
     return total / (len(rows) * len(columns))
+
+
+def frame_numbers(path: Path) -> list[int]:
+    """The numbers the frames of a render of the numbered clip show, in order."""
+    numbers = []
+    with av.open(str(path)) as container:
+        for decoded in container.decode(video=0):
+            image = decoded.reformat(format="gray")
+            plane = image.planes[0]
+            row = bytes(plane)[16 * plane.line_size : 17 * plane.line_size]
+            numbers.append(sum(1 << bit for bit in range(11) if row[16 * bit + 8] > 128))
+    return numbers
 
 
 def samples(path: Path) -> tuple[int, array[int]]:
@@ -334,6 +367,34 @@ async def test_a_vertical_blur_fit_shows_the_whole_source_frame(
     assert _looks(sides["green"], (0, 255, 0)), sides
     assert _looks(sides["blue"], (0, 0, 255)), sides
     assert _looks(sides["yellow"], (255, 255, 0)), sides
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv", "ts"])
+async def test_cuts_keep_exactly_their_frames_where_the_source_is_read_by_seeking(
+    numbered: Path, tmp_path: Path, container: str
+) -> None:
+    # gaps of 2.7 s and 3.4 s are read over by seeking (MP4, Matroska); 0.1 s is not
+    source = tmp_path / f"numbered.{container}"
+    subprocess.run(
+        [str(find_ffmpeg()), "-loglevel", "error", "-i", str(numbered), "-c", "copy", str(source)],
+        check=True,
+    )
+    kept = [Segment(0.5, 1.5), Segment(4.2, 5.0), Segment(5.1, 5.6), Segment(9.0, 10.4)]
+    facts = probe(source)
+    draft = build_draft(
+        kept,
+        source=SourceFacts(source.name, 12.0, 176, 32, 30.0, True, format=facts.format_name),
+        edit=EditSpec(),
+        export=ExportSpec(quality=Quality.LOW),
+    )
+
+    result = await produce(source, tmp_path / "work", adjust=lambda _: draft)
+
+    expected = [*range(15, 45), *range(126, 150), *range(153, 168), *range(270, 312)]
+    assert frame_numbers(result.path) == expected
+    audio = result.probe.audio
+    assert audio is not None and audio.duration is not None
+    assert audio.duration == pytest.approx(len(expected) / 30, abs=0.05)
 
 
 async def test_a_webm_export_is_vp9_and_opus(clips: Clips, tmp_path: Path) -> None:

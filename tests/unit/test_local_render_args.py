@@ -13,26 +13,34 @@ from nemowatch.engines.local.ffmpeg import missing_features, parse_major_version
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.render import (
     LoudnessMeasurement,
+    Reading,
     RenderFiles,
     atempo_chain,
+    audio_arguments,
     audio_chains,
+    audio_graph,
     corrected_limiter,
     drawtext_filter,
     duck_expression,
     encoder_arguments,
-    filter_graph,
     filter_value,
+    fitted_size,
+    loudnorm_measure_filter,
     measure_arguments,
+    mux_arguments,
     normalization_plan,
     parse_loudnorm,
     parse_measurement,
-    render_arguments,
+    readings_of,
     scale_filter,
     shape_chains,
+    source_readings,
     text_file_contents,
+    video_arguments,
+    video_graph,
     wrap_text,
 )
-from nemowatch.engines.local.timeline import SourceFacts, TextItem, build_draft
+from nemowatch.engines.local.timeline import Cut, SourceFacts, TextItem, build_draft
 from nemowatch.rules import EditSpec, ExportSpec, Quality
 
 SOURCE = Path("/inbox/processing/talk.mp4")
@@ -41,16 +49,25 @@ FONT = Path("/site-packages/nemowatch/data/fonts/font.otf")
 TEXT_FILE = Path("/work/job/render.text-0.txt")
 MUSIC = Path("/cache/mood-lofi.wav")
 FILES = RenderFiles(font=FONT, text_files=(TEXT_FILE,), music=MUSIC)
-TALK = SourceFacts("talk.mp4", 10.0, 160, 120, 25.0, has_audio=True)
-SILENT_TALK = SourceFacts("talk.mp4", 10.0, 160, 120, 25.0, has_audio=False)
+MP4 = "mov,mp4,m4a,3gp,3g2,mj2"  # the container, as probed
+TALK = SourceFacts("talk.mp4", 10.0, 160, 120, 25.0, has_audio=True, format=MP4)
+SILENT_TALK = SourceFacts("talk.mp4", 10.0, 160, 120, 25.0, has_audio=False, format=MP4)
 LOFI = MusicChoice("lofi", generated=True)
 
-HEAD = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y", "-i", str(SOURCE)]
+VIDEO_PART = Path("/work/job/.render.video.mp4")
+AUDIO_PART = Path("/work/job/.render.audio.mp4")
+START = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]
+VIDEO_INPUT = ["-an", "-sn", "-dn", "-i", str(SOURCE)]
+AUDIO_INPUT = ["-vn", "-sn", "-dn", "-i", str(SOURCE)]
 VIDEO_ENCODING = ["-c:v", "libx264", "-profile:v", "high", "-preset", "veryfast", "-crf", "20"]
 VIDEO_ENCODING += ["-pix_fmt", "yuv420p"]
 AUDIO_ENCODING = ["-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2"]
 TAIL = ["-movflags", "+faststart", "-f", "mp4", str(OUTPUT)]
 TO_STEREO = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
+MEASURE = (
+    "aresample=192000,loudnorm=I=-14:TP=-1.5:LRA=11:measured_I=-14:measured_TP=-14"
+    ":measured_LRA=1:measured_thresh=-24:linear=true:print_format=json"
+)
 
 
 def draft(
@@ -76,52 +93,80 @@ CUT = draft([Segment(0.0, 2.2), Segment(3.8, 10.0)])
 WHOLE = [Segment(0.0, 10.0)]
 
 
-def test_cuts_are_one_graph_of_trims_with_fades_at_each_cut_then_concat() -> None:
+def test_the_video_run_trims_each_kept_segment_and_joins_them_without_sound() -> None:
     graph = (
         "[0:V:0]split=2[v0][v1];"
         "[v0]trim=start=0:end=2.2,setpts=PTS-STARTPTS[v0c];"
         "[v1]trim=start=3.8:end=10,setpts=PTS-STARTPTS[v1c];"
+        "[v0c][v1c]concat=n=2:v=1:a=0[joined];"
+        "[joined]scale=160:120,setsar=1,format=yuv420p[video]"
+    )
+
+    arguments = video_arguments(CUT, ExportSpec(), SOURCE, VIDEO_PART, FILES, part=True)
+
+    assert arguments == [
+        *START,
+        *VIDEO_INPUT,  # the gap of 1.6 s is not worth a second input
+        *["-filter_complex", graph, "-map", "[video]", "-map_chapters", "-1"],
+        *VIDEO_ENCODING,
+        *["-f", "mp4", str(VIDEO_PART)],  # a part: the join puts the index first
+    ]
+
+
+def test_the_audio_run_trims_the_same_segments_fading_at_each_cut() -> None:
+    graph = (
         "[0:a:0]asplit=2[a0][a1];"
         "[a0]atrim=start=0:end=2.2,asetpts=PTS-STARTPTS,afade=t=out:st=2.19:d=0.01[a0c];"
         "[a1]atrim=start=3.8:end=10,asetpts=PTS-STARTPTS,afade=t=in:st=0:d=0.01[a1c];"
-        "[v0c][a0c][v1c][a1c]concat=n=2:v=1:a=1[joined][cut];"
-        "[joined]scale=160:120,setsar=1,format=yuv420p[video];"
+        "[a0c][a1c]concat=n=2:v=0:a=1[cut];"
         f"[cut]{TO_STEREO},apad=whole_dur=8.4,atrim=end=8.4[audio]"
     )
 
-    arguments = render_arguments(CUT, ExportSpec(), SOURCE, OUTPUT, FILES)
+    arguments = audio_arguments(CUT, ExportSpec(), SOURCE, AUDIO_PART, FILES)
 
     assert arguments == [
-        *HEAD,
-        *["-filter_complex", graph, "-map", "[video]", "-map", "[audio]", "-map_chapters", "-1"],
-        *VIDEO_ENCODING,
+        *START,
+        *AUDIO_INPUT,
+        *["-filter_complex", graph, "-map", "[audio]", "-map_chapters", "-1"],
         *AUDIO_ENCODING,
+        *["-f", "mp4", str(AUDIO_PART)],
+    ]
+
+
+def test_the_parts_are_joined_by_copying_their_streams_with_the_index_first() -> None:
+    assert mux_arguments(ExportSpec(), VIDEO_PART, AUDIO_PART, OUTPUT) == [
+        *START,
+        *["-i", str(VIDEO_PART), "-i", str(AUDIO_PART)],
+        *["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-map_chapters", "-1"],
         *TAIL,
     ]
 
 
 def test_keeping_the_whole_source_needs_no_split_or_concat() -> None:
-    graph = filter_graph(draft(WHOLE), ExportSpec(), FILES)
+    whole = draft(WHOLE)
 
-    assert graph == (
+    assert video_graph(whole, ExportSpec(), FILES) == (
         "[0:V:0]trim=start=0:end=10,setpts=PTS-STARTPTS[joined];"
+        "[joined]scale=160:120,setsar=1,format=yuv420p[video]"
+    )
+    assert audio_graph(whole, ExportSpec()) == (
         "[0:a:0]atrim=start=0:end=10,asetpts=PTS-STARTPTS[cut];"
-        "[joined]scale=160:120,setsar=1,format=yuv420p[video];"
         f"[cut]{TO_STEREO},apad=whole_dur=10,atrim=end=10[audio]"
     )
 
 
-def test_a_source_without_audio_renders_video_only() -> None:
+def test_a_source_without_audio_renders_in_one_run_to_the_output() -> None:
     silent = draft(WHOLE, source=SILENT_TALK)
 
-    arguments = render_arguments(silent, ExportSpec(), SOURCE, OUTPUT, FILES)
+    arguments = video_arguments(silent, ExportSpec(), SOURCE, OUTPUT, FILES)
 
     graph = (
         "[0:V:0]trim=start=0:end=10,setpts=PTS-STARTPTS[joined];"
         "[joined]scale=160:120,setsar=1,format=yuv420p[video]"
     )
     assert arguments == [
-        *HEAD,
+        *START,
+        *VIDEO_INPUT,
         *["-filter_complex", graph, "-map", "[video]", "-map_chapters", "-1"],
         *VIDEO_ENCODING,
         *TAIL,
@@ -131,7 +176,7 @@ def test_a_source_without_audio_renders_video_only() -> None:
 def test_cuts_of_a_source_without_audio_concatenate_video_only() -> None:
     silent = draft([Segment(0.0, 1.0), Segment(2.0, 3.0)], source=SILENT_TALK)
 
-    assert filter_graph(silent, ExportSpec(), FILES) == (
+    assert video_graph(silent, ExportSpec(), FILES) == (
         "[0:V:0]split=2[v0][v1];"
         "[v0]trim=start=0:end=1,setpts=PTS-STARTPTS[v0c];"
         "[v1]trim=start=2:end=3,setpts=PTS-STARTPTS[v1c];"
@@ -141,12 +186,92 @@ def test_cuts_of_a_source_without_audio_concatenate_video_only() -> None:
 
 
 def test_a_segment_between_two_cuts_fades_in_and_out() -> None:
-    graph = filter_graph(draft([Segment(1.0, 2.0)]), ExportSpec(), FILES)
+    graph = audio_graph(draft([Segment(1.0, 2.0)]), ExportSpec())
+
+    assert graph.startswith(
+        "[0:a:0]atrim=start=1:end=2,asetpts=PTS-STARTPTS,"
+        "afade=t=in:st=0:d=0.01,afade=t=out:st=0.99:d=0.01[cut];"
+    )
+
+
+# reading the source
+
+
+def cuts(*spans: tuple[float, float]) -> list[Cut]:
+    return [Cut(start, end) for start, end in spans]
+
+
+def test_the_kept_segments_are_read_in_runs_split_at_the_widest_gaps() -> None:
+    kept = cuts((0, 5), (20, 30), (31, 40), (60, 70), (71, 72), (80, 90))
+
+    readings = source_readings(kept, limit=3, gap=2.0)
 
     assert (
-        "[0:a:0]atrim=start=1:end=2,asetpts=PTS-STARTPTS,"
-        "afade=t=in:st=0:d=0.01,afade=t=out:st=0.99:d=0.01[cut]"
-    ) in graph
+        readings
+        == [
+            Reading(0, 5, tuple(kept[0:1])),  # 15 s and 20 s gaps split; 8 s is the fourth
+            Reading(20, 40, tuple(kept[1:3])),
+            Reading(60, 90, tuple(kept[3:6])),
+        ]
+    )
+
+
+def test_gaps_too_short_to_seek_over_are_read_through() -> None:
+    kept = cuts((1, 2), (3.5, 4), (5.9, 7))
+
+    assert source_readings(kept, limit=4, gap=2.0) == [Reading(1, 7, tuple(kept))]
+
+
+def test_segments_out_of_order_are_read_from_the_earliest_to_the_latest() -> None:
+    kept = cuts((50, 60), (10, 20), (30, 35))
+
+    assert (
+        source_readings(kept, limit=4, gap=2.0)
+        == [
+            Reading(10, 60, tuple(kept[0:2])),  # the cuts go back: no gap to seek over
+            Reading(30, 35, tuple(kept[2:3])),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "inputs"), [((1920, 1080), 4), ((2560, 1440), 2), ((3840, 2160), 1)]
+)
+def test_larger_sources_are_read_by_fewer_inputs(size: tuple[int, int], inputs: int) -> None:
+    spread = [Segment(start, start + 1.0) for start in (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)]
+    large = SourceFacts("talk.mp4", 60.0, *size, 25.0, has_audio=True, format=MP4)
+
+    assert len(readings_of(draft(spread, source=large))) == inputs
+
+
+def test_each_input_seeks_to_its_run_keeping_the_sources_times_for_the_trims() -> None:
+    spread = draft([Segment(2.0, 3.0), Segment(6.0, 7.0), Segment(7.6, 8.0)])
+
+    arguments = video_arguments(spread, ExportSpec(), SOURCE, VIDEO_PART, FILES, part=True)
+
+    graph = arguments[arguments.index("-filter_complex") + 1]
+    assert arguments[6 : arguments.index("-filter_complex")] == [
+        *["-copyts", "-start_at_zero"],
+        *["-threads", "1", "-ss", "2", "-t", "1", *VIDEO_INPUT],
+        *["-threads", "1", "-ss", "6", "-t", "2", *VIDEO_INPUT],
+    ]
+    assert graph.startswith(
+        "[0:V:0]trim=start=2:end=3,setpts=PTS-STARTPTS[v0c];"
+        "[1:V:0]split=2[v1][v2];"
+        "[v1]trim=start=6:end=7,setpts=PTS-STARTPTS[v1c];"
+        "[v2]trim=start=7.6:end=8,setpts=PTS-STARTPTS[v2c];"
+        "[v0c][v1c][v2c]concat=n=3:v=1:a=0[joined];"
+    )
+
+
+def test_a_container_without_a_keyframe_index_is_read_from_the_start() -> None:
+    transport = SourceFacts("talk.ts", 10.0, 160, 120, 25.0, has_audio=True, format="mpegts")
+    spread = draft([Segment(2.0, 3.0), Segment(6.0, 7.0)], source=transport)
+
+    arguments = video_arguments(spread, ExportSpec(), SOURCE, VIDEO_PART, FILES, part=True)
+
+    # a seek there lands anywhere, and the frames up to the next keyframe are lost
+    assert arguments[6 : arguments.index("-filter_complex")] == ["-t", "7", *VIDEO_INPUT]
 
 
 def test_a_draft_of_an_earlier_version_still_renders() -> None:
@@ -162,12 +287,17 @@ def test_a_draft_of_an_earlier_version_still_renders() -> None:
         }
     )
 
-    assert filter_graph(earlier, ExportSpec(resolution="720p"), FILES) == (
+    assert video_graph(earlier, ExportSpec(resolution="720p"), FILES) == (
         "[0:V:0]trim=start=0:end=1,setpts=PTS-STARTPTS[joined];"
+        f"[joined]{scale_filter(ExportSpec(resolution='720p'))},setsar=1,format=yuv420p[video]"
+    )
+    assert audio_graph(earlier, ExportSpec(resolution="720p")) == (
         "[0:a:0]atrim=start=0:end=1,asetpts=PTS-STARTPTS,afade=t=out:st=0.99:d=0.01[cut];"
-        f"[joined]{scale_filter(ExportSpec(resolution='720p'))},setsar=1,format=yuv420p[video];"
         f"[cut]{TO_STEREO},apad=whole_dur=1,atrim=end=1[audio]"
     )
+    assert video_arguments(earlier, ExportSpec(), SOURCE, OUTPUT, FILES)[6:13] == [
+        *["-t", "1", *VIDEO_INPUT]  # reading the first second of three
+    ]
 
 
 # shape
@@ -190,18 +320,60 @@ def test_pad_letterboxes_in_black() -> None:
     ]
 
 
-def test_blur_puts_the_whole_frame_over_a_blurred_copy_blurred_at_a_quarter_size() -> None:
+def test_blur_stacks_the_whole_frame_between_bands_of_a_copy_blurred_at_an_eighth() -> None:
     chains = shape_chains(
-        1080, 1920, "blur", "9:16", head="[in]", before=["fps=30"], after=["x"], tail="[out]"
-    )
+        1080, 1920, "blur", "9:16", head="[in]", before=["fps=30"], after=["x"], tail="[out]",
+        source=(1920, 1080),
+    )  # fmt: skip
 
     assert chains == [
-        "[in]fps=30,split=2[fg][bg]",
-        "[bg]scale=270:480:force_original_aspect_ratio=increase:flags=fast_bilinear,"
-        "crop=270:480,boxblur=27:2,scale=1080:1920:flags=fast_bilinear[blurred]",
+        "[in]fps=30,scale=1080:608,split=2[front][back]",
+        # the middle of the frame, in the output's shape, blurred small
+        "[back]crop=342:608,scale=136:240:flags=area,boxblur=14:2,split=2[blurred0][blurred1]",
+        "[blurred0]crop=136:82:0:0,scale=1080:656:flags=fast_bilinear[top]",
+        "[blurred1]crop=136:82:0:158,scale=1080:656:flags=fast_bilinear[bottom]",
+        "[top][front][bottom]vstack=inputs=3,setsar=1,x[out]",
+    ]
+
+
+def test_blur_puts_a_tall_frame_between_bands_left_and_right() -> None:
+    chains = shape_chains(1920, 1080, "blur", "16:9", head="[in]", tail="[out]", source=(720, 1280))
+
+    assert chains == [
+        "[in]scale=608:1080,split=2[front][back]",
+        "[back]crop=608:342,scale=240:136:flags=area,boxblur=14:2,split=2[blurred0][blurred1]",
+        "[blurred0]crop=82:136:0:0,scale=656:1080:flags=fast_bilinear[left]",
+        "[blurred1]crop=82:136:158:0,scale=656:1080:flags=fast_bilinear[right]",
+        "[left][front][right]hstack=inputs=3,setsar=1[out]",
+    ]
+
+
+def test_blur_of_a_frame_of_the_outputs_shape_only_scales_it() -> None:
+    chains = shape_chains(1080, 1920, "blur", "9:16", head="[in]", tail="[out]", source=(720, 1280))
+
+    assert chains == ["[in]scale=1080:1920,setsar=1[out]"]
+
+
+def test_blur_of_a_frame_of_unknown_size_puts_it_over_a_blurred_copy() -> None:
+    chains = shape_chains(1080, 1920, "blur", "9:16", head="[in]", after=["x"], tail="[out]")
+
+    assert chains == [
+        "[in]split=2[fg][bg]",
+        "[bg]scale=136:240:force_original_aspect_ratio=increase:flags=area,"
+        "crop=136:240,boxblur=14:2,scale=1080:1920:flags=fast_bilinear[blurred]",
         "[fg]scale=1080:1920:force_original_aspect_ratio=decrease:force_divisible_by=2[front]",
         "[blurred][front]overlay=(W-w)/2:(H-h)/2,setsar=1,x[out]",
     ]
+
+
+@pytest.mark.parametrize(
+    ("source", "fitted"),
+    [((1920, 1080), (1080, 608)), ((320, 180), (1080, 608)), ((1080, 1080), (1080, 1080))],
+)
+def test_the_fitted_frame_keeps_its_shape_in_even_sizes(
+    source: tuple[int, int], fitted: tuple[int, int]
+) -> None:
+    assert fitted_size(1080, 1920, source) == fitted
 
 
 def test_without_an_aspect_the_frame_is_only_scaled() -> None:
@@ -214,7 +386,7 @@ def test_the_aspect_shapes_the_render_at_the_exports_size() -> None:
     export = ExportSpec(resolution="240p")
     vertical = draft(WHOLE, aspect="9:16", fit="crop", export=export)
 
-    graph = filter_graph(vertical, export, FILES)
+    graph = video_graph(vertical, export, FILES)
 
     assert (
         "[joined]scale=240:426:force_original_aspect_ratio=increase,crop=240:426,"
@@ -234,10 +406,11 @@ def test_a_scale_for_drafts_without_sizes_sets_the_short_side_whichever_it_is() 
 def test_speed_changes_timestamps_holds_the_frame_rate_and_keeps_the_pitch() -> None:
     fast = draft(WHOLE, speed=2.0)
 
-    graph = filter_graph(fast, ExportSpec(), FILES)
+    video = video_graph(fast, ExportSpec(), FILES)
+    audio = audio_graph(fast, ExportSpec())
 
-    assert "[joined]setpts=PTS/2,fps=25,scale=160:120,setsar=1,format=yuv420p[video]" in graph
-    assert f"[cut]atempo=2,{TO_STEREO},apad=whole_dur=5,atrim=end=5[audio]" in graph
+    assert "[joined]setpts=PTS/2,fps=25,scale=160:120,setsar=1,format=yuv420p[video]" in video
+    assert f"[cut]atempo=2,{TO_STEREO},apad=whole_dur=5,atrim=end=5[audio]" in audio
 
 
 @pytest.mark.parametrize(
@@ -257,7 +430,7 @@ def test_atempo_is_chained_in_steps_of_at_most_two(speed: float, chain: list[str
 def test_an_export_frame_rate_is_applied_with_the_fps_filter() -> None:
     export = ExportSpec(fps=30000 / 1001)
 
-    graph = filter_graph(draft(WHOLE, export=export), export, FILES)
+    graph = video_graph(draft(WHOLE, export=export), export, FILES)
 
     assert "[joined]fps=30000/1001,scale=160:120,setsar=1,format=yuv420p[video]" in graph
 
@@ -270,7 +443,7 @@ def test_text_is_drawn_from_its_file_never_from_the_graph() -> None:
     export = ExportSpec(resolution="2160p")
     titled = draft(WHOLE, title={"text": title, "size": 0.03}, export=export)
 
-    graph = filter_graph(titled, export, FILES)
+    graph = video_graph(titled, export, FILES)
 
     assert f"textfile={TEXT_FILE}:expansion=none:" in graph
     for fragment in ("It's", "100%", "“real”", "C:\\path", "城市之梦"):
@@ -332,11 +505,11 @@ def test_long_text_is_wrapped_to_the_frame(text: str, max_width: float, lines: s
 def test_music_is_looped_faded_ducked_under_speech_and_mixed() -> None:
     with_music = draft(WHOLE, music=LOFI, speech=[Segment(1.0, 3.0), Segment(6.0, 8.0)])
 
-    arguments = render_arguments(with_music, ExportSpec(), SOURCE, OUTPUT, FILES)
+    arguments = audio_arguments(with_music, ExportSpec(), SOURCE, AUDIO_PART, FILES)
     graph = arguments[arguments.index("-filter_complex") + 1]
 
-    assert arguments[6:13] == ["-i", str(SOURCE), "-stream_loop", "-1", "-vn", "-i", str(MUSIC)]
-    assert graph.split(";")[3:] == [
+    assert arguments[6:16] == [*AUDIO_INPUT, "-stream_loop", "-1", "-vn", "-i", str(MUSIC)]
+    assert graph.split(";")[1:] == [
         f"[cut]{TO_STEREO}[speech]",
         f"[1:a:0]{TO_STEREO},atrim=end=10,asetpts=PTS-STARTPTS,volume=0.35,"
         "volume=eval=frame:volume='1-0.822172*("
@@ -389,10 +562,14 @@ def test_the_first_pass_measures_the_audio_graph_without_decoding_video() -> Non
         f"[1:a:0]{TO_STEREO},atrim=end=10,asetpts=PTS-STARTPTS,volume=0.35,"
         "afade=t=in:st=0:d=1,afade=t=out:st=8:d=2[music];"
         "[speech][music]amix=inputs=2:duration=longest:dropout_transition=0:normalize=0,"
-        "afade=t=in:st=0:d=1,loudnorm=I=-14:TP=-1.5:LRA=11:print_format=json,"
-        "aresample=48000,apad=whole_dur=10,atrim=end=10[audio]",
+        f"afade=t=in:st=0:d=1,{MEASURE}[audio]",
         *["-map", "[audio]", "-f", "null", "-"],
     ]
+
+
+def test_the_first_pass_measures_at_192_khz_through_loudnorm_passing_the_sound_on() -> None:
+    # a neutral measurement with linear=true: a gain of 0 dB, no dynamic compression
+    assert loudnorm_measure_filter() == MEASURE
 
 
 def test_the_first_pass_of_a_muted_clip_reads_only_the_music() -> None:
@@ -493,10 +670,7 @@ def test_a_check_of_the_limiter_measures_after_it() -> None:
     arguments = measure_arguments(draft(WHOLE), ExportSpec(), SOURCE, FILES, applying="LIMIT")
 
     graph = arguments[arguments.index("-filter_complex") + 1]
-    assert graph.endswith(
-        "LIMIT,loudnorm=I=-14:TP=-1.5:LRA=11:print_format=json,"
-        "aresample=48000,apad=whole_dur=10,atrim=end=10[audio]"
-    )
+    assert graph.endswith(f"LIMIT,{MEASURE}[audio]")
 
 
 # formats
@@ -545,7 +719,7 @@ def test_a_gif_gets_a_palette_per_frame_and_no_sound() -> None:
     export = ExportSpec(format="gif")
     gif = draft(WHOLE, music=LOFI, export=export)
 
-    arguments = render_arguments(gif, export, SOURCE, OUTPUT, FILES)
+    arguments = video_arguments(gif, export, SOURCE, OUTPUT, FILES)
 
     graph = arguments[arguments.index("-filter_complex") + 1]
     assert graph == (
@@ -563,7 +737,7 @@ def test_a_gif_gets_a_palette_per_frame_and_no_sound() -> None:
 def test_a_long_filter_graph_is_read_from_a_file() -> None:
     script = Path("/work/job/render.filtergraph.txt")
 
-    arguments = render_arguments(
+    arguments = video_arguments(
         CUT,
         ExportSpec(),
         SOURCE,
@@ -573,7 +747,7 @@ def test_a_long_filter_graph_is_read_from_a_file() -> None:
         filter_script_option="-filter_complex_script",
     )
 
-    assert arguments[8:12] == ["-filter_complex_script", str(script), "-map", "[video]"]
+    assert arguments[11:15] == ["-filter_complex_script", str(script), "-map", "[video]"]
 
 
 @pytest.mark.parametrize(

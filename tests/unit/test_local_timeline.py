@@ -36,7 +36,13 @@ from nemowatch.errors import MediaError
 from nemowatch.rules import EditSpec, ExportSpec, TextOverlay
 
 TALK = SourceFacts(
-    name="talk.mp4", duration=10.0, width=1920, height=1080, fps=25.0, has_audio=True
+    name="talk.mp4",
+    duration=10.0,
+    width=1920,
+    height=1080,
+    fps=25.0,
+    has_audio=True,
+    format="mov,mp4,m4a,3gp,3g2,mj2",
 )
 MUTE_CLIP = SourceFacts(
     name="mute.mp4", duration=10.0, width=1920, height=1080, fps=25.0, has_audio=False
@@ -125,6 +131,7 @@ def test_a_full_edit_is_one_draft_in_nemovideos_shape() -> None:
             "source_height": 1080,
             "source_fps": 25.0,
             "has_audio": True,
+            "source_format": "mov,mp4,m4a,3gp,3g2,mj2",
             "width": 1080,
             "height": 1920,
             "fps": 25.0,

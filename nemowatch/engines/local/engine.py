@@ -1,8 +1,9 @@
 """LocalEngine: the Engine protocol on this machine, with FFmpeg.
 
 instructions -> EditSpec -> analysis (silences, loudness, scenes: only what the edit
-needs) -> plan (the segments to keep) -> timeline (the Draft) -> render (one FFmpeg run,
-after an audio-only loudness pass). Every step after `open_session` works from
+needs) -> plan (the segments to keep) -> timeline (the Draft) -> render (the picture and
+the sound rendered at once by two FFmpeg runs, the sound after its loudness pass, then
+joined). Every step after `open_session` works from
 `Session.data` alone, so a restarted daemon can rebuild the session from the ledger and
 carry on.
 """
@@ -198,6 +199,7 @@ class LocalEngine:
                 height=height,
                 fps=video.fps,
                 has_audio=has_audio,
+                format=facts.format_name,
             ),
             edit=edit,
             export=export,

@@ -1,42 +1,57 @@
-"""The local engine's executor: a Draft becomes FFmpeg arguments (pure), then one render.
+"""The local engine's executor: a Draft becomes FFmpeg arguments (pure), then the renders.
 
-One filter graph does the whole edit:
+Two FFmpeg runs at once, then one that joins them (the streams copied, not re-encoded):
+the video run encodes the picture while the audio run measures the loudness and
+encodes the sound, so the loudness pass never holds the picture up.
 
-- cuts: each kept segment is trimmed from a split of the source's video and audio (the
-  audio fades over 10 ms at each cut: a hard cut in a waveform clicks) and `concat`
-  joins them;
-- speed: `setpts` for the video, a chain of `atempo` (each within 0.5–2) for the audio,
-  so the pitch stays; then `fps` holds the frame rate;
+The video run:
+
+- cuts: each kept segment is trimmed from the source's video and `concat` joins them.
+  A source whose container indexes its keyframes (MP4, MOV, Matroska) is opened a few
+  times (at most MAX_SOURCE_INPUTS), each input seeking to a run of nearby segments
+  (`-ss`, `-t`): the long stretches between runs are never decoded. Seeking is
+  frame-accurate (FFmpeg decodes from the keyframe before and drops the frames before the
+  point);
+- speed: `setpts`, then `fps` holds the frame rate;
 - shape: scale to the output size; a new aspect is met by cropping, padding (black), or
-  by the whole frame over a blurred copy of itself filling the frame (blurred small, at
-  a quarter of the size, then scaled up: cheap);
+  by the whole frame between bands of a blurred copy of itself (blurred small, at an
+  eighth of the size; only the bands are scaled up, and stacked with the frame: no
+  full-frame blend);
 - text: `drawtext` with the bundled font, each text read from a file (`textfile=`,
   `expansion=none`: nothing in it is ever parsed), inside the platforms' safe zones;
-- fades: `fade`/`afade` on the output timeline;
-- music: looped, trimmed to the output, faded, at its volume, ducked under speech by a
-  volume envelope, mixed with the source's audio;
-- loudness: two passes. The first runs only the audio graph, through
-  `loudnorm=print_format=json`; the second applies the measurement with `linear=true`.
-  loudnorm would silently switch to its dynamic mode (a compressor) when a linear gain
-  cannot reach the target without peaks above the limit, or the loudness range is too
-  wide; `normalization_plan` sees that coming from the measurement and applies a plain
-  gain and a true-peak-safe limiter instead.
+- fades: `fade` on the output timeline.
+
+The audio run: the same segments trimmed from the source's audio (fading over 10 ms at
+each cut: a hard cut in a waveform clicks) and joined; a chain of `atempo` (each within
+0.5–2) for the speed, so the pitch stays; volume; music looped, trimmed to the output,
+faded, at its volume, ducked under speech by a volume envelope, mixed with the source's
+audio; fades; then loudness, in two passes. The first runs the audio graph through
+loudnorm, which prints what it measured (`loudnorm_measure_filter`); the second applies
+the measurement with `linear=true`.
+loudnorm would silently switch to its dynamic mode (a compressor) when a linear gain
+cannot reach the target without peaks above the limit, or the loudness range is too
+wide; `normalization_plan` sees that coming from the measurement and applies a plain
+gain and a true-peak-safe limiter instead (and should loudnorm still go dynamic, only the
+audio is rendered again).
 
 Outputs: MP4/MOV (H.264 High, yuv420p, AAC 48 kHz stereo, index first), WebM (VP9, Opus
-48 kHz stereo), GIF (one palette per frame, at most 15 fps and 480 pixels, no sound).
+48 kHz stereo), GIF (one palette per frame, at most 15 fps and 480 pixels, no sound: one
+run, no audio).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
@@ -82,13 +97,16 @@ TRUE_PEAK_LIMIT = -1.0  # dBTP: what the output promises
 # a dB above the signal they were given.
 TRUE_PEAK_TARGET = TRUE_PEAK_LIMIT - 0.5
 LOUDNESS_RANGE_TARGET = 11.0  # LU
+TRUE_PEAK_SAMPLE_RATE = 192000  # Hz: loudnorm measures true peaks as the peaks at this rate
 # The limiter of the fallback sees sample peaks, not true peaks: it stops another 0.5 dB
 # lower, which covers the overshoot between samples of ordinary material.
 LIMITER_CEILING = TRUE_PEAK_TARGET - 0.5
 SILENT_LOUDNESS = -70.0  # LUFS: loudnorm's floor; quieter audio is left alone
 LIMITER_CORRECTION = 6.0  # dB: the most a check may add to the limiter's gain
 
-BLUR_DOWNSCALE = 4  # the blurred background is computed at a quarter of the size
+# The blurred background is computed at an eighth of the size (a box blur of a tenth of
+# that size's short side, twice), then scaled up: at that size the blur costs nothing.
+BLUR_DOWNSCALE = 8
 TEXT_COLOR = "white"
 TEXT_BORDER = "black@0.65"
 TEXT_SHADOW = "black@0.45"
@@ -104,10 +122,26 @@ SPACE_ADVANCE = 0.25
 
 # Linux refuses a single argument longer than 128 KiB: longer graphs go through a file.
 FILTER_SCRIPT_THRESHOLD = 64 * 1024
+# The video run opens the source once per run of nearby kept segments, seeking to each run:
+# a seek lands on the keyframe before the point and decodes from there, so only gaps of a
+# few seconds or more are worth one. Each input is a decoder of its own, holding frames
+# (about 12 MB at 1080p): at most MAX_SOURCE_INPUTS of them, fewer for sources larger
+# than 1080p (SOURCE_INPUT_PIXELS in all), and each decodes on one thread (a thread
+# decodes 1080p several times faster than the encoder encodes; more would hold a frame
+# each).
+MAX_SOURCE_INPUTS = 4
+SOURCE_INPUT_PIXELS = MAX_SOURCE_INPUTS * 1920 * 1088
+SEEK_GAP = 2.0  # seconds
+# Containers whose index lists the keyframes (MP4/MOV sample tables, Matroska cues), so a
+# seek lands on one. Elsewhere (MPEG-TS, PS, AVI...) it lands anywhere, and the frames up
+# to the next keyframe are lost: those sources are read from the start, by one input.
+SEEKABLE_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
 # A segment ending this close to the source's end is not a cut (no fade needed there).
 _END_TOLERANCE = 0.001
 
 NormalizationMode = Literal["linear", "limiter", "none"]
+_First = TypeVar("_First")
+_Second = TypeVar("_Second")
 
 
 @dataclass(frozen=True)
@@ -117,6 +151,16 @@ class RenderFiles:
     font: Path
     text_files: tuple[Path, ...] = ()  # one per text of the draft, in order
     music: Path | None = None  # the music track (a generated loop or the user's file)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A stretch of the source that one input of the video run reads (seeking to `start`),
+    and the kept segments in it, in the order they play."""
+
+    start: float
+    end: float
+    cuts: tuple[Cut, ...]
 
 
 @dataclass(frozen=True)
@@ -162,33 +206,19 @@ def shape_chains(
     before: Sequence[str] = (),
     after: Sequence[str] = (),
     tail: str,
+    source: tuple[int, int] | None = None,
 ) -> list[str]:
     """Chains that bring the video at `head` (a label such as "[joined]") to
     `width`x`height`, never distorting it, with the filters `before` and `after` on either
-    side, to `tail` (output labels)."""
+    side, to `tail` (output labels). `source` is the size of the frames at `head`, when
+    known (as displayed: after any rotation)."""
     size = f"{width}:{height}"
     if aspect is not None and fit == "blur":
-        small = f"{_even(width / BLUR_DOWNSCALE)}:{_even(height / BLUR_DOWNSCALE)}"
-        radius = max(2, round(min(width, height) / BLUR_DOWNSCALE / 10))
-        return [
-            _chain(head, [*before, "split=2"], "[fg][bg]"),
-            _chain(
-                "[bg]",
-                [
-                    f"scale={small}:force_original_aspect_ratio=increase:flags=fast_bilinear",
-                    f"crop={small}",
-                    f"boxblur={radius}:2",
-                    f"scale={size}:flags=fast_bilinear",
-                ],
-                "[blurred]",
-            ),
-            _chain(
-                "[fg]",
-                [f"scale={size}:force_original_aspect_ratio=decrease:force_divisible_by=2"],
-                "[front]",
-            ),
-            _chain("[blurred][front]", ["overlay=(W-w)/2:(H-h)/2", "setsar=1", *after], tail),
-        ]
+        if source is not None:
+            return _blur_band_chains(
+                width, height, source, head=head, before=before, after=after, tail=tail
+            )
+        return _blur_overlay_chains(width, height, head=head, before=before, after=after, tail=tail)
     if aspect is None:
         shape = [f"scale={size}"]
     elif fit == "crop":
@@ -199,6 +229,16 @@ def shape_chains(
             f"pad={size}:(ow-iw)/2:(oh-ih)/2:color=black",
         ]
     return [_chain(head, [*before, *shape, "setsar=1", *after], tail)]
+
+
+def fitted_size(width: int, height: int, source: tuple[int, int]) -> tuple[int, int]:
+    """The size of a `source`-sized frame scaled to fit inside `width`x`height` without
+    distortion, in even numbers (as FFmpeg's `force_original_aspect_ratio=decrease` with
+    `force_divisible_by=2` makes it)."""
+    source_width, source_height = source
+    if source_width * height >= source_height * width:  # as wide or wider: the full width
+        return width, min(height, _even(width * source_height / source_width))
+    return min(width, _even(height * source_width / source_height)), height
 
 
 def scale_filter(spec: ExportSpec) -> str:
@@ -356,10 +396,21 @@ def music_filters(music: MusicBed, duration: float) -> list[str]:
 
 
 def loudnorm_measure_filter() -> str:
-    """The first pass's loudnorm: measure, print JSON."""
+    """The first pass's loudnorm: measure, print JSON.
+
+    loudnorm measures its input alike in every mode. Without a measurement it would run
+    its dynamic mode, compressing (for nothing: the output is thrown away) and counting
+    its last 3 s twice; given a neutral one with `linear=true` it passes the sound through
+    at 0 dB and measures each sample once, at a quarter of the cost. The sound is taken to
+    192 kHz first, as the dynamic mode would: its peaks there are the true peaks.
+    """
+    target = format_number(LOUDNESS_TARGET)
+    neutral = f"measured_I={target}:measured_TP={target}:measured_LRA=1"
+    neutral += f":measured_thresh={format_number(LOUDNESS_TARGET - 10)}"
     return (
-        f"loudnorm=I={format_number(LOUDNESS_TARGET)}:TP={format_number(TRUE_PEAK_TARGET)}"
-        f":LRA={format_number(LOUDNESS_RANGE_TARGET)}:print_format=json"
+        f"aresample={TRUE_PEAK_SAMPLE_RATE},"
+        f"loudnorm=I={target}:TP={format_number(TRUE_PEAK_TARGET)}"
+        f":LRA={format_number(LOUDNESS_RANGE_TARGET)}:{neutral}:linear=true:print_format=json"
     )
 
 
@@ -485,11 +536,13 @@ def audio_chains(
     music_input: str | None,
     speech_label: str | None,
     normalization: str,
+    measuring: bool = False,
 ) -> list[str]:
     """The audio after the cuts: speed, volume, music, fades, loudness; to `[audio]`.
 
     `speech_label` names the joined source audio (None: the source's audio is not used);
     `music_input` is the music's input stream, such as "1:a:0" (None: no music).
+    `measuring`: `normalization` measures (a first pass), and is the graph's last filter.
     """
     duration = draft.duration
     end = format_number(duration)
@@ -501,10 +554,16 @@ def audio_chains(
     if fade_out:
         start = format_number(max(0.0, duration - fade_out))
         final.append(f"afade=t=out:st={start}:d={format_number(fade_out)}")
-    if normalization:
-        final += [normalization, f"aresample={AUDIO_SAMPLE_RATE}"]  # loudnorm runs at 192 kHz
-    # Exactly as long as the video: atempo and loudnorm may leave a few samples more or less.
-    final += [f"apad=whole_dur={end}", f"atrim=end={end}"]
+    if measuring:
+        # The measurement sees what the second pass's normalisation will: nothing after it
+        # is heard (and resampling loudnorm's 192 kHz output would only cost time).
+        final.append(normalization)
+    else:
+        if normalization:  # loudnorm's dynamic mode runs at 192 kHz
+            final += [normalization, f"aresample={AUDIO_SAMPLE_RATE}"]
+        # Exactly as long as the video: atempo and loudnorm may leave a few samples more or
+        # less.
+        final += [f"apad=whole_dur={end}", f"atrim=end={end}"]
     speech: list[str] = []
     if speech_label is not None:
         source = source_audio_of(draft)
@@ -534,55 +593,88 @@ def audio_chains(
     return []
 
 
-# the graph
+# the graphs
 
 
-def cut_chains(
-    draft: Draft, *, video: str | None, audio: str | None, video_out: str, audio_out: str
-) -> list[str]:
-    """Trim the kept segments from the streams `video` and `audio` (input labels such as
-    "0:V:0"; None: not used) and join them to `[video_out]` and `[audio_out]`."""
+def source_readings(
+    cuts: Sequence[Cut], *, limit: int = MAX_SOURCE_INPUTS, gap: float = SEEK_GAP
+) -> list[Reading]:
+    """What the video run's inputs read: the kept segments in runs, split at the widest
+    gaps between them (of `gap` seconds or more), at most `limit` runs."""
+    widest = sorted(
+        (
+            (later.start - earlier.end, index)
+            for index, (earlier, later) in enumerate(pairwise(cuts), start=1)
+        ),
+        reverse=True,
+    )
+    splits = sorted(index for width, index in widest[: limit - 1] if width >= gap)
+    readings = []
+    for first, last in pairwise([0, *splits, len(cuts)]):
+        run = tuple(cuts[first:last])
+        readings.append(Reading(min(cut.start for cut in run), max(cut.end for cut in run), run))
+    return readings
+
+
+def readings_of(draft: Draft) -> list[Reading]:
+    """The video run's inputs for `draft` (see `source_readings`): as many as the source's
+    size allows, in a container that seeks to keyframes; otherwise (or where the size or
+    the container is unknown) one, from the start."""
     cuts = cuts_of(draft)
     if not cuts:
         raise EngineError("the draft keeps nothing of the source: there is nothing to render")
-    source_duration_ms = draft.metadata.get("source_duration_ms")
-    source_end = source_duration_ms / 1000 if source_duration_ms is not None else None
-    count = len(cuts)
-    labels = range(count)
+    size = _source_size(draft)
+    if size is None or not _seeks_to_keyframes(draft):
+        (reading,) = source_readings(cuts, limit=1)
+        return [replace(reading, start=0.0)]
+    limit = SOURCE_INPUT_PIXELS // (size[0] * size[1])
+    return source_readings(cuts, limit=max(1, min(MAX_SOURCE_INPUTS, limit)))
+
+
+def video_cut_chains(readings: Sequence[Reading], *, out: str) -> list[str]:
+    """Trim the kept segments from the video of the inputs reading them (input i reads
+    `readings[i]`, in the source's own times) and join them to `[out]`."""
+    count = sum(len(reading.cuts) for reading in readings)
     if count == 1:  # nothing to join
+        ((cut,),) = (reading.cuts for reading in readings)
+        return [f"[0:V:0]trim={_trim_range(cut)},setpts=PTS-STARTPTS[{out}]"]
+    chains: list[str] = []
+    joined: list[str] = []
+    for index, reading in enumerate(readings):
+        labels = [f"[{index}:V:0]"]
+        if len(reading.cuts) > 1:
+            labels = [f"[v{len(joined) + offset}]" for offset in range(len(reading.cuts))]
+            chains.append(f"[{index}:V:0]split={len(labels)}" + "".join(labels))
+        for label, cut in zip(labels, reading.cuts, strict=True):
+            trimmed = f"[v{len(joined)}c]"
+            chains.append(f"{label}trim={_trim_range(cut)},setpts=PTS-STARTPTS{trimmed}")
+            joined.append(trimmed)
+    chains.append(f"{''.join(joined)}concat=n={count}:v=1:a=0[{out}]")
+    return chains
+
+
+def audio_cut_chains(draft: Draft, *, audio: str, out: str) -> list[str]:
+    """Trim the kept segments from the audio stream `audio` (an input label such as
+    "0:a:0"), each faded in and out where it was cut, and join them to `[out]`."""
+    cuts = cuts_of(draft)
+    if not cuts:
+        raise EngineError("the draft keeps nothing of the source: there is nothing to render")
+    source_end = _source_end(draft)
+    if len(cuts) == 1:  # nothing to join
         (cut,) = cuts
-        chains = []
-        if video is not None:
-            chains.append(f"[{video}]trim={_trim_range(cut)},setpts=PTS-STARTPTS[{video_out}]")
-        if audio is not None:
-            chains.append(
-                f"[{audio}]atrim={_trim_range(cut)},asetpts=PTS-STARTPTS"
-                f"{_fades(cut, source_end)}[{audio_out}]"
-            )
-        return chains
-    chains = []
-    if video is not None:
-        chains.append(f"[{video}]split={count}" + "".join(f"[v{index}]" for index in labels))
-        chains += [
-            f"[v{index}]trim={_trim_range(cut)},setpts=PTS-STARTPTS[v{index}c]"
-            for index, cut in zip(labels, cuts, strict=True)
+        return [
+            f"[{audio}]atrim={_trim_range(cut)},asetpts=PTS-STARTPTS"
+            f"{_fades(cut, source_end)}[{out}]"
         ]
-    if audio is not None:
-        chains.append(f"[{audio}]asplit={count}" + "".join(f"[a{index}]" for index in labels))
-        chains += [
-            f"[a{index}]atrim={_trim_range(cut)},asetpts=PTS-STARTPTS"
-            f"{_fades(cut, source_end)}[a{index}c]"
-            for index, cut in zip(labels, cuts, strict=True)
-        ]
-    if video is not None and audio is not None:
-        joined = "".join(f"[v{index}c][a{index}c]" for index in labels)
-        chains.append(f"{joined}concat=n={count}:v=1:a=1[{video_out}][{audio_out}]")
-    elif video is not None:
-        joined = "".join(f"[v{index}c]" for index in labels)
-        chains.append(f"{joined}concat=n={count}:v=1:a=0[{video_out}]")
-    elif audio is not None:
-        joined = "".join(f"[a{index}c]" for index in labels)
-        chains.append(f"{joined}concat=n={count}:v=0:a=1[{audio_out}]")
+    labels = range(len(cuts))
+    chains = [f"[{audio}]asplit={len(cuts)}" + "".join(f"[a{index}]" for index in labels)]
+    chains += [
+        f"[a{index}]atrim={_trim_range(cut)},asetpts=PTS-STARTPTS"
+        f"{_fades(cut, source_end)}[a{index}c]"
+        for index, cut in zip(labels, cuts, strict=True)
+    ]
+    joined = "".join(f"[a{index}c]" for index in labels)
+    chains.append(f"{joined}concat=n={len(cuts)}:v=0:a=1[{out}]")
     return chains
 
 
@@ -627,7 +719,7 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
     else:
         chains = shape_chains(
             width, height, str(metadata.get("fit", "blur")), metadata.get("aspect"),
-            head="[joined]", before=timing, after=finish, tail=tail,
+            head="[joined]", before=timing, after=finish, tail=tail, source=_source_size(draft),
         )  # fmt: skip
     if gif:
         chains += [
@@ -637,77 +729,126 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
     return chains
 
 
-def filter_graph(
-    draft: Draft,
-    spec: ExportSpec,
-    files: RenderFiles,
-    *,
-    normalization: str = "",
-) -> str:
-    """The filter graph of the render: outputs `[video]` (and `[audio]` when it has sound).
+def video_graph(draft: Draft, spec: ExportSpec, files: RenderFiles) -> str:
+    """The video run's filter graph: outputs `[video]`. Input i reads `readings_of(draft)[i]`."""
+    chains = video_cut_chains(readings_of(draft), out="joined")
+    return ";".join([*chains, *video_chains(draft, spec, files)])
 
-    Inputs: 0 is the source, 1 the music (when the draft has music).
+
+def audio_graph(
+    draft: Draft, spec: ExportSpec, *, normalization: str = "", measuring: bool = False
+) -> str:
+    """The audio run's filter graph: outputs `[audio]` (see `audio_chains`).
+
+    Inputs: 0 is the source (when its sound is used), then the music (when there is music).
     """
     speech = _uses_source_audio(draft, spec)
-    chains = cut_chains(
-        draft,
-        video="0:V:0",
-        audio="0:a:0" if speech else None,
-        video_out="joined",
-        audio_out="cut",
-    )
-    chains += video_chains(draft, spec, files)
-    if _has_sound(draft, spec):
-        chains += audio_chains(
-            draft,
-            music_input="1:a:0" if music_of(draft) is not None else None,
-            speech_label="cut" if speech else None,
-            normalization=normalization,
-        )
-    return ";".join(chains)
-
-
-def measure_graph(draft: Draft, spec: ExportSpec, *, applying: str = "") -> str:
-    """The first pass's graph: only the audio, ending in loudnorm's measurement (after the
-    filters `applying`, when checking what a normalisation gives)."""
-    speech = _uses_source_audio(draft, spec)
-    chains: list[str] = []
-    if speech:
-        chains = cut_chains(draft, video=None, audio="0:a:0", video_out="joined", audio_out="cut")
+    chains = audio_cut_chains(draft, audio="0:a:0", out="cut") if speech else []
     music_input = f"{1 if speech else 0}:a:0" if music_of(draft) is not None else None
     chains += audio_chains(
         draft,
         music_input=music_input,
         speech_label="cut" if speech else None,
-        normalization=",".join(filter(None, [applying, loudnorm_measure_filter()])),
+        normalization=normalization,
+        measuring=measuring,
     )
     return ";".join(chains)
 
 
-def encoder_arguments(spec: ExportSpec, *, with_audio: bool) -> list[str]:
-    """Codec, quality and container options for the export's format."""
+def measure_graph(draft: Draft, spec: ExportSpec, *, applying: str = "") -> str:
+    """The first pass's graph: the audio, ending in loudnorm's measurement (after the
+    filters `applying`, when checking what a normalisation gives)."""
+    measurement = ",".join(filter(None, [applying, loudnorm_measure_filter()]))
+    return audio_graph(draft, spec, normalization=measurement, measuring=True)
+
+
+# the arguments
+
+
+def video_encoder_arguments(spec: ExportSpec) -> list[str]:
+    """Codec and quality options of the export's video."""
     if spec.format == "gif":
-        return ["-c:v", "gif", "-loop", "0", "-f", "gif"]
+        return ["-c:v", "gif"]
     if spec.format == "webm":
         crf, cpu_used = VP9_SETTINGS[spec.quality]
         arguments = ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0"]
         arguments += ["-deadline", "realtime", "-cpu-used", str(cpu_used)]
-        arguments += ["-row-mt", "1", "-tile-columns", "1", "-pix_fmt", "yuv420p"]
-        if with_audio:
-            arguments += ["-c:a", "libopus", "-b:a", OPUS_BITRATE]
-            arguments += ["-ar", str(AUDIO_SAMPLE_RATE), "-ac", str(AUDIO_CHANNELS)]
-        return [*arguments, "-f", "webm"]
+        return [*arguments, "-row-mt", "1", "-tile-columns", "1", "-pix_fmt", "yuv420p"]
     crf, preset = X264_SETTINGS[spec.quality]
     arguments = ["-c:v", "libx264", "-profile:v", "high", "-preset", preset]
-    arguments += ["-crf", str(crf), "-pix_fmt", "yuv420p"]
-    if with_audio:
-        arguments += ["-c:a", "aac", "-b:a", AAC_BITRATE]
-        arguments += ["-ar", str(AUDIO_SAMPLE_RATE), "-ac", str(AUDIO_CHANNELS)]
-    # fast start: the index before the data, so players can start before the end arrives
-    return [*arguments, "-movflags", "+faststart", "-f", spec.format]
+    return [*arguments, "-crf", str(crf), "-pix_fmt", "yuv420p"]
 
 
-def render_arguments(
+def audio_encoder_arguments(spec: ExportSpec) -> list[str]:
+    """Codec options of the export's sound (none for a GIF)."""
+    if spec.format == "gif":
+        return []
+    if spec.format == "webm":
+        arguments = ["-c:a", "libopus", "-b:a", OPUS_BITRATE]
+    else:
+        arguments = ["-c:a", "aac", "-b:a", AAC_BITRATE]
+    return [*arguments, "-ar", str(AUDIO_SAMPLE_RATE), "-ac", str(AUDIO_CHANNELS)]
+
+
+def container_arguments(spec: ExportSpec, *, fast_start: bool = True) -> list[str]:
+    """Container options of the export's format. `fast_start` (MP4, MOV): the index before
+    the data, so players can start before the end arrives (the parts of a render, joined
+    later, need none)."""
+    if spec.format == "gif":
+        return ["-loop", "0", "-f", "gif"]
+    if spec.format == "webm":
+        return ["-f", "webm"]
+    return [*(["-movflags", "+faststart"] if fast_start else []), "-f", spec.format]
+
+
+def encoder_arguments(spec: ExportSpec, *, with_audio: bool) -> list[str]:
+    """Codec, quality and container options for the export's format."""
+    audio = audio_encoder_arguments(spec) if with_audio else []
+    return [*video_encoder_arguments(spec), *audio, *container_arguments(spec)]
+
+
+def video_arguments(
+    draft: Draft,
+    spec: ExportSpec,
+    source: Path,
+    output: Path,
+    files: RenderFiles,
+    *,
+    part: bool = False,
+    filter_script: Path | None = None,
+    filter_script_option: str = "-/filter_complex",
+) -> list[str]:
+    """The video run: `draft`'s picture of `source` to `output`, without sound.
+
+    One input per reading of the source (`readings_of`), each seeking to its start and
+    stopping at its end (on one thread each, when there are several). The inputs keep the
+    source's times (`-copyts -start_at_zero`): the trims need no arithmetic, which could
+    round a boundary onto the wrong frame in coarse time bases (Matroska counts in ms).
+    `part`: the sound is joined to `output` later (no fast start). With `filter_script`,
+    the filter graph is read from that file (written by the caller) through
+    `filter_script_option` instead of being passed inline.
+    """
+    arguments = _head("error")
+    source_end = _source_end(draft)
+    readings = readings_of(draft)
+    if any(reading.start > 0 for reading in readings):
+        arguments += ["-copyts", "-start_at_zero"]
+    for reading in readings:
+        if len(readings) > 1:
+            arguments += ["-threads", "1"]
+        if reading.start > 0:
+            arguments += ["-ss", format_number(reading.start)]
+        if source_end is None or reading.end < source_end - _END_TOLERANCE:
+            arguments += ["-t", format_number(reading.end - reading.start)]
+        arguments += ["-an", "-sn", "-dn", "-i", str(source)]
+    graph = video_graph(draft, spec, files)
+    arguments += _graph_arguments(graph, filter_script, filter_script_option)
+    # Chapters point into the uncut source.
+    arguments += ["-map", "[video]", "-map_chapters", "-1", *video_encoder_arguments(spec)]
+    return [*arguments, *container_arguments(spec, fast_start=not part), str(output)]
+
+
+def audio_arguments(
     draft: Draft,
     spec: ExportSpec,
     source: Path,
@@ -719,43 +860,40 @@ def render_arguments(
     filter_script_option: str = "-/filter_complex",
     loglevel: str = "error",
 ) -> list[str]:
-    """The FFmpeg arguments that render `draft` of `source` to `output`.
-
-    With `filter_script`, the filter graph is read from that file (written by the caller)
-    through `filter_script_option` instead of being passed inline.
-    """
-    with_audio = _has_sound(draft, spec)
-    arguments = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel, "-y"]
-    arguments += ["-i", str(source)]
-    if music_of(draft) is not None and with_audio:
-        arguments += ["-stream_loop", "-1", "-vn", "-i", str(_music_path(files))]
-    if filter_script is not None:
-        arguments += [filter_script_option, str(filter_script)]
-    else:
-        graph = filter_graph(draft, spec, files, normalization=normalization)
-        arguments += ["-filter_complex", graph]
-    arguments += ["-map", "[video]"]
-    if with_audio:
-        arguments += ["-map", "[audio]"]
-    # Chapters point into the uncut source.
-    arguments += ["-map_chapters", "-1"]
-    return [*arguments, *encoder_arguments(spec, with_audio=with_audio), str(output)]
+    """The audio run: `draft`'s sound, normalised by the filters `normalization`, to
+    `output` (in the export's container, to be joined with the video run's)."""
+    arguments = [*_head(loglevel), *_audio_inputs(draft, spec, source, files)]
+    graph = audio_graph(draft, spec, normalization=normalization)
+    arguments += _graph_arguments(graph, filter_script, filter_script_option)
+    arguments += ["-map", "[audio]", "-map_chapters", "-1", *audio_encoder_arguments(spec)]
+    return [*arguments, *container_arguments(spec, fast_start=False), str(output)]
 
 
 def measure_arguments(
-    draft: Draft, spec: ExportSpec, source: Path, files: RenderFiles, *, applying: str = ""
+    draft: Draft,
+    spec: ExportSpec,
+    source: Path,
+    files: RenderFiles,
+    *,
+    applying: str = "",
+    filter_script: Path | None = None,
+    filter_script_option: str = "-/filter_complex",
 ) -> list[str]:
     """The first pass: the audio graph alone, its loudness printed (no video decoded).
 
     With `applying`, the loudness after those filters (a check of a normalisation)."""
-    arguments = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-y"]
-    if _uses_source_audio(draft, spec):
-        arguments += ["-vn", "-sn", "-dn", "-i", str(source)]
-    if music_of(draft) is not None:
-        arguments += ["-stream_loop", "-1", "-vn", "-i", str(_music_path(files))]
+    arguments = [*_head("info"), *_audio_inputs(draft, spec, source, files)]
     graph = measure_graph(draft, spec, applying=applying)
-    arguments += ["-filter_complex", graph, "-map", "[audio]"]
-    return [*arguments, "-f", "null", "-"]
+    arguments += _graph_arguments(graph, filter_script, filter_script_option)
+    return [*arguments, "-map", "[audio]", "-f", "null", "-"]
+
+
+def mux_arguments(spec: ExportSpec, video: Path, audio: Path, output: Path) -> list[str]:
+    """Join the video run's `video` and the audio run's `audio` into `output`, the streams
+    copied as they are."""
+    arguments = [*_head("error"), "-i", str(video), "-i", str(audio)]
+    arguments += ["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-map_chapters", "-1"]
+    return [*arguments, *container_arguments(spec), str(output)]
 
 
 # the executor
@@ -773,24 +911,125 @@ async def render(
 ) -> RenderReport:
     """Render `draft` to `destination`, which appears only once it is complete.
 
-    Text files and a long filter graph are written beside `destination`.
+    The video and the audio are rendered at once, each to a part beside `destination`,
+    then joined. Text files and long filter graphs are written beside it too.
     """
-    work = destination.parent
-    contents = text_file_contents(draft)
-    text_files = tuple(
-        work / f"{destination.stem}.text-{index}.txt" for index in range(len(contents))
-    )
-    for path, text in zip(text_files, contents, strict=True):
-        _write_text(path, text)
-    files = RenderFiles(font=font, text_files=text_files, music=music)
     if music_of(draft) is not None and music is None and _has_sound(draft, spec):
         raise EngineError("the draft has music, but no music file was given to the render")
+    contents = text_file_contents(draft)
+    text_files = tuple(
+        destination.with_name(f"{destination.stem}.text-{index}.txt")
+        for index in range(len(contents))
+    )
+    files = RenderFiles(font=font, text_files=text_files, music=music)
+    partial, video_part, audio_part = (
+        destination.with_name(f".{destination.stem}.{part}{destination.suffix}")
+        for part in ("partial", "video", "audio")
+    )
+    video_script = destination.with_name(f"{destination.stem}.filtergraph.txt")
+    audio_script = destination.with_name(f"{destination.stem}.audio-filtergraph.txt")
+    try:
+        for path, text in zip(text_files, contents, strict=True):
+            _write_text(path, text)
+        if _has_sound(draft, spec):
+            _, (normalization, measured) = await _together(
+                _encode_video(
+                    draft, spec, source, video_part, files, ffmpeg, video_script, part=True
+                ),
+                _encode_audio(draft, spec, source, audio_part, files, ffmpeg, audio_script),
+            )
+            await run_ffmpeg(mux_arguments(spec, video_part, audio_part, partial), ffmpeg=ffmpeg)
+            report = RenderReport(normalization.mode, normalization.reason, measured)
+        else:
+            await _encode_video(draft, spec, source, partial, files, ffmpeg, video_script)
+            report = RenderReport("none", "not asked for")
+        try:
+            os.replace(partial, destination)
+        except OSError as exc:
+            raise EngineError(f"could not move the render into place: {exc}") from exc
+    finally:
+        for path in (partial, video_part, audio_part, *text_files):
+            path.unlink(missing_ok=True)
+    return report
+
+
+async def _encode_video(
+    draft: Draft,
+    spec: ExportSpec,
+    source: Path,
+    output: Path,
+    files: RenderFiles,
+    ffmpeg: Path,
+    script: Path,
+    *,
+    part: bool = False,
+) -> None:
+    """The video run, to `output` (`part`: to be joined with the sound)."""
+    script_path, option = _script_for(video_graph(draft, spec, files), script, ffmpeg)
+    arguments = video_arguments(
+        draft,
+        spec,
+        source,
+        output,
+        files,
+        part=part,
+        filter_script=script_path,
+        filter_script_option=option,
+    )
+    await run_ffmpeg(arguments, ffmpeg=ffmpeg)
+
+
+async def _encode_audio(
+    draft: Draft,
+    spec: ExportSpec,
+    source: Path,
+    output: Path,
+    files: RenderFiles,
+    ffmpeg: Path,
+    script: Path,
+) -> tuple[Normalization, dict[str, float]]:
+    """The audio run, to `output`: measure, decide, encode. Returns the normalisation
+    applied and what the first pass measured."""
+
+    async def measure(applying: str = "") -> LoudnessMeasurement | None:
+        graph = measure_graph(draft, spec, applying=applying)
+        script_path, option = _script_for(graph, script, ffmpeg)
+        arguments = measure_arguments(
+            draft,
+            spec,
+            source,
+            files,
+            applying=applying,
+            filter_script=script_path,
+            filter_script_option=option,
+        )
+        return parse_measurement(await run_ffmpeg(arguments, ffmpeg=ffmpeg))
+
+    async def checked(plan: Normalization) -> Normalization:
+        # what the gain and limiter give, measured: the limiter may have taken loudness
+        return corrected_limiter(plan, await measure(plan.filter))
+
+    async def encode(normalization: Normalization) -> str:
+        graph = audio_graph(draft, spec, normalization=normalization.filter)
+        script_path, option = _script_for(graph, script, ffmpeg)
+        arguments = audio_arguments(
+            draft,
+            spec,
+            source,
+            output,
+            files,
+            normalization=normalization.filter,
+            filter_script=script_path,
+            filter_script_option=option,
+            # loudnorm prints its report at the info level
+            loglevel="info" if normalization.mode == "linear" else "error",
+        )
+        return await run_ffmpeg(arguments, ffmpeg=ffmpeg)
 
     normalization = Normalization("none", "", "not asked for")
     measured: dict[str, float] = {}
-    if draft.metadata.get("normalize") and _has_sound(draft, spec):
-        stderr = await run_ffmpeg(measure_arguments(draft, spec, source, files), ffmpeg=ffmpeg)
-        measurement = parse_measurement(stderr)
+    if draft.metadata.get("normalize"):
+        measurement = await measure()
         normalization = normalization_plan(measurement)
         if measurement is not None:
             values = {
@@ -801,75 +1040,163 @@ async def render(
             # JSON has no infinities (silence measures -inf)
             measured = {name: value for name, value in values.items() if math.isfinite(value)}
         if normalization.mode == "limiter":
-            normalization = await _checked(normalization, draft, spec, source, files, ffmpeg)
-    stderr = await _encode(draft, spec, source, destination, files, ffmpeg, normalization)
+            normalization = await checked(normalization)
+    stderr = await encode(normalization)
     if normalization.mode == "linear":
         result = parse_loudnorm(stderr)
         if result is not None and result.get("normalization_type") != "linear":
-            # The prediction missed: never ship loudnorm's dynamic mode. Render again with
-            # the plain gain and limiter.
-            normalization = limiter_normalization(
-                normalization.gain_db, "it reported dynamic mode in the second pass"
+            # The prediction missed: never ship loudnorm's dynamic mode. Encode the sound
+            # again with the plain gain and limiter.
+            normalization = await checked(
+                limiter_normalization(
+                    normalization.gain_db, "it reported dynamic mode in the second pass"
+                )
             )
-            normalization = await _checked(normalization, draft, spec, source, files, ffmpeg)
-            await _encode(draft, spec, source, destination, files, ffmpeg, normalization)
-    for path in text_files:
-        path.unlink(missing_ok=True)
-    return RenderReport(normalization.mode, normalization.reason, measured)
+            await encode(normalization)
+    return normalization, measured
 
 
-async def _checked(
-    plan: Normalization,
-    draft: Draft,
-    spec: ExportSpec,
-    source: Path,
-    files: RenderFiles,
-    ffmpeg: Path,
-) -> Normalization:
-    """`plan` corrected by measuring, audio only, what its gain and limiter give."""
-    arguments = measure_arguments(draft, spec, source, files, applying=plan.filter)
-    return corrected_limiter(plan, parse_measurement(await run_ffmpeg(arguments, ffmpeg=ffmpeg)))
-
-
-async def _encode(
-    draft: Draft,
-    spec: ExportSpec,
-    source: Path,
-    destination: Path,
-    files: RenderFiles,
-    ffmpeg: Path,
-    normalization: Normalization,
-) -> str:
-    partial = destination.with_name(f".{destination.stem}.partial{destination.suffix}")
-    graph = filter_graph(draft, spec, files, normalization=normalization.filter)
-    filter_script: Path | None = None
-    option = "-/filter_complex"
-    if len(graph) > FILTER_SCRIPT_THRESHOLD:
-        filter_script = destination.with_name(f"{destination.stem}.filtergraph.txt")
-        _write_text(filter_script, graph)
-        version = major_version(ffmpeg)
-        if version is not None and version < 7:  # `-/option file` arrived in FFmpeg 7
-            option = "-filter_complex_script"
-    arguments = render_arguments(
-        draft,
-        spec,
-        source,
-        partial,
-        files,
-        normalization=normalization.filter,
-        filter_script=filter_script,
-        filter_script_option=option,
-        # loudnorm prints its report at the info level
-        loglevel="info" if normalization.mode == "linear" else "error",
-    )
+async def _together(
+    first: Coroutine[Any, Any, _First], second: Coroutine[Any, Any, _Second]
+) -> tuple[_First, _Second]:
+    """Run both at once. The first failure is raised once the other has stopped (a run
+    cancelled kills its FFmpeg)."""
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
     try:
-        stderr = await run_ffmpeg(arguments, ffmpeg=ffmpeg)
-        os.replace(partial, destination)
-    except OSError as exc:
-        raise EngineError(f"could not move the render into place: {exc}") from exc
+        return await asyncio.gather(tasks[0], tasks[1])
     finally:
-        partial.unlink(missing_ok=True)
-    return stderr
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+
+
+def _script_for(graph: str, path: Path, ffmpeg: Path) -> tuple[Path | None, str]:
+    """Where a filter graph too long for the command line goes (written to `path`; None:
+    inline), and the option that reads it."""
+    if len(graph) <= FILTER_SCRIPT_THRESHOLD:
+        return None, "-/filter_complex"
+    _write_text(path, graph)
+    version = major_version(ffmpeg)
+    if version is not None and version < 7:  # `-/option file` arrived in FFmpeg 7
+        return path, "-filter_complex_script"
+    return path, "-/filter_complex"
+
+
+def _graph_arguments(graph: str, script: Path | None, script_option: str) -> list[str]:
+    return [script_option, str(script)] if script is not None else ["-filter_complex", graph]
+
+
+def _head(loglevel: str) -> list[str]:
+    return ["-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel, "-y"]
+
+
+def _audio_inputs(draft: Draft, spec: ExportSpec, source: Path, files: RenderFiles) -> list[str]:
+    """The audio run's inputs: the source's sound (no video decoded), the music looped."""
+    arguments: list[str] = []
+    if _uses_source_audio(draft, spec):
+        arguments += ["-vn", "-sn", "-dn", "-i", str(source)]
+    if music_of(draft) is not None:
+        arguments += ["-stream_loop", "-1", "-vn", "-i", str(_music_path(files))]
+    return arguments
+
+
+def _blur_band_chains(
+    width: int,
+    height: int,
+    source: tuple[int, int],
+    *,
+    head: str,
+    before: Sequence[str],
+    after: Sequence[str],
+    tail: str,
+) -> list[str]:
+    """The whole frame between two bands (above and below it, or left and right) of a
+    blurred copy of itself, stacked: only the bands are scaled up, and nothing is blended.
+
+    The copy is the middle of the frame, cut to the output's shape, blurred small."""
+    front_width, front_height = fitted_size(width, height, source)
+    across = front_width == width  # the frame spans the width: bands above and below
+    room = (height - front_height) if across else (width - front_width)
+    if room <= 0:  # the same shape: nothing to fill
+        return [_chain(head, [*before, f"scale={width}:{height}", "setsar=1", *after], tail)]
+    small_width, small_height = _even(width / BLUR_DOWNSCALE), _even(height / BLUR_DOWNSCALE)
+    radius = max(2, round(min(width, height) / BLUR_DOWNSCALE / 10))
+    if across:  # the middle of the frame, as wide as the output's shape allows
+        cover = (min(front_width, _even(front_height * width / height)), front_height)
+    else:
+        cover = (front_width, min(front_height, _even(front_width * height / width)))
+    # even sizes: 4:2:0 video has half as many chroma rows and columns
+    first = 2 * (room // 4)
+    names = ("top", "bottom") if across else ("left", "right")
+    bands = [
+        (index, names[index], band) for index, band in enumerate((first, room - first)) if band
+    ]
+    blur = [
+        f"crop={cover[0]}:{cover[1]}",
+        f"scale={small_width}:{small_height}:flags=area",
+        f"boxblur={radius}:2",
+    ]
+    if len(bands) > 1:
+        blur.append(f"split={len(bands)}")
+    chains = [
+        _chain(head, [*before, f"scale={front_width}:{front_height}", "split=2"], "[front][back]"),
+        _chain("[back]", blur, "".join(f"[blurred{index}]" for index, _, _ in bands)),
+    ]
+    small_side, side = (small_height, height) if across else (small_width, width)
+    for index, name, band in bands:
+        small_band = min(small_side, max(2, _even(band * small_side / side)))
+        offset = 0 if index == 0 else small_side - small_band
+        if across:
+            band_filters = [
+                f"crop={small_width}:{small_band}:0:{offset}",
+                f"scale={width}:{band}:flags=fast_bilinear",
+            ]
+        else:
+            band_filters = [
+                f"crop={small_band}:{small_height}:{offset}:0",
+                f"scale={band}:{height}:flags=fast_bilinear",
+            ]
+        chains.append(_chain(f"[blurred{index}]", band_filters, f"[{name}]"))
+    order = [f"[{name}]" for index, name, _ in bands if index == 0]
+    order += ["[front]", *(f"[{name}]" for index, name, _ in bands if index == 1)]
+    stack = f"{'vstack' if across else 'hstack'}=inputs={len(order)}"
+    chains.append(_chain("".join(order), [stack, "setsar=1", *after], tail))
+    return chains
+
+
+def _blur_overlay_chains(
+    width: int,
+    height: int,
+    *,
+    head: str,
+    before: Sequence[str],
+    after: Sequence[str],
+    tail: str,
+) -> list[str]:
+    """The whole frame over a blurred copy of itself filling the frame, for frames of an
+    unknown size (the bands need it)."""
+    size = f"{width}:{height}"
+    small = f"{_even(width / BLUR_DOWNSCALE)}:{_even(height / BLUR_DOWNSCALE)}"
+    radius = max(2, round(min(width, height) / BLUR_DOWNSCALE / 10))
+    return [
+        _chain(head, [*before, "split=2"], "[fg][bg]"),
+        _chain(
+            "[bg]",
+            [
+                f"scale={small}:force_original_aspect_ratio=increase:flags=area",
+                f"crop={small}",
+                f"boxblur={radius}:2",
+                f"scale={size}:flags=fast_bilinear",
+            ],
+            "[blurred]",
+        ),
+        _chain(
+            "[fg]",
+            [f"scale={size}:force_original_aspect_ratio=decrease:force_divisible_by=2"],
+            "[front]",
+        ),
+        _chain("[blurred][front]", ["overlay=(W-w)/2:(H-h)/2", "setsar=1", *after], tail),
+    ]
 
 
 def _chain(head: str, filters: Sequence[str], tail: str) -> str:
@@ -928,6 +1255,21 @@ def _advance(character: str) -> float:
 
 def _trim_range(cut: Cut) -> str:
     return f"start={format_number(cut.start)}:end={format_number(cut.end)}"
+
+
+def _seeks_to_keyframes(draft: Draft) -> bool:
+    names = str(draft.metadata.get("source_format") or "").split(",")
+    return not SEEKABLE_FORMATS.isdisjoint(names)
+
+
+def _source_size(draft: Draft) -> tuple[int, int] | None:
+    width, height = draft.metadata.get("source_width"), draft.metadata.get("source_height")
+    return (int(width), int(height)) if width and height else None
+
+
+def _source_end(draft: Draft) -> float | None:
+    source_duration_ms = draft.metadata.get("source_duration_ms")
+    return source_duration_ms / 1000 if source_duration_ms is not None else None
 
 
 def _fades(cut: Cut, source_end: float | None) -> str:

@@ -69,6 +69,7 @@ class SourceFacts:
     height: int | None
     fps: float | None
     has_audio: bool
+    format: str | None = None  # the container, as probed ("mov,mp4,m4a,3gp,3g2,mj2")
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def build_draft(
         "source_height": source.height,
         "source_fps": source.fps,
         "has_audio": source.has_audio,
+        "source_format": source.format,
         "width": width,
         "height": height,
         "fps": output_fps(source.fps, speed, export),
