@@ -39,8 +39,8 @@ _PTS_TIME = re.compile(r"\bpts_time:\s*(\S+)")
 
 
 @dataclass(frozen=True)
-class Silence:
-    """A stretch of the source, in seconds, quieter than the threshold."""
+class Stretch:
+    """A stretch of the source, in seconds."""
 
     start: float
     end: float
@@ -51,15 +51,13 @@ class Silence:
 
 
 @dataclass(frozen=True)
-class Segment:
-    """A stretch of the source to keep (or to consider keeping), in seconds."""
+class Silence(Stretch):
+    """A stretch of the source quieter than the threshold."""
 
-    start: float
-    end: float
 
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
+@dataclass(frozen=True)
+class Segment(Stretch):
+    """A stretch of the source to keep (or to consider keeping)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 from nemowatch.engines.base import Draft
+from nemowatch.engines.local.analysis import Stretch
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.errors import MediaError
 from nemowatch.rules import EditSpec, ExportSpec
@@ -73,15 +74,8 @@ class SourceFacts:
 
 
 @dataclass(frozen=True)
-class Cut:
-    """A kept stretch of the source, in seconds (what the render trims)."""
-
-    start: float
-    end: float
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
+class Cut(Stretch):
+    """A kept stretch of the source (what the render trims)."""
 
 
 @dataclass(frozen=True)
