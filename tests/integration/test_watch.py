@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.inotify import InotifyObserver
 
 from nemowatch.config import Rule
-from nemowatch.watch import InboxWatch, Watcher, inbox_watches
+from nemowatch.watch import (
+    RESTART_LIMIT,
+    RESTART_WINDOW,
+    InboxWatch,
+    Watcher,
+    WatchMode,
+    inbox_watches,
+)
 
 TIMEOUT = 3.0  # seconds; every wait polls for its condition and usually ends within 0.1 s
 LINUX = sys.platform.startswith("linux")
@@ -48,9 +61,15 @@ def rule(inbox: Path, *, recursive: bool = False, poll: bool = False) -> Rule:
 
 @pytest.fixture
 def make_watcher() -> Iterator[Callable[..., tuple[Watcher, Received]]]:
+    """Starts a watcher; like the daemon at startup, it first creates the inboxes."""
     started: list[Watcher] = []
 
-    def make(rules: Sequence[Rule], **options: float) -> tuple[Watcher, Received]:
+    def make(
+        rules: Sequence[Rule], *, create: bool = True, **options: Any
+    ) -> tuple[Watcher, Received]:
+        if create:
+            for each in rules:
+                each.inbox.mkdir(parents=True, exist_ok=True)
         received = Received()
         watcher = Watcher(rules, received, asyncio.get_running_loop(), **options)
         watcher.start()
@@ -149,9 +168,9 @@ async def test_update_rules_moves_the_watch(
     tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]]
 ) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
+    second.mkdir()
     watcher, received = make_watcher([rule(first)])
     watcher.update_rules([rule(second)])
-    assert second.is_dir()
     assert watcher.healthy()
     (first / "old.mp4").write_bytes(b"x")
     (second / "new.mp4").write_bytes(b"x")
@@ -166,19 +185,6 @@ async def test_stop_is_idempotent_and_unhealthy(
     watcher.stop()
     watcher.stop()
     assert not watcher.healthy()
-
-
-@pytest.mark.parametrize("poll", [False, True], ids=["events", "polling"])
-async def test_an_inbox_that_is_deleted_makes_the_watcher_unhealthy(
-    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]], poll: bool
-) -> None:
-    inbox = tmp_path / "inbox"
-    watcher, _ = make_watcher([rule(inbox, poll=poll)], poll_interval=0.05)
-    inbox.rmdir()
-    await wait_for(lambda: not watcher.healthy())
-    watcher.update_rules(watcher.rules)  # the way back: recreates and watches it again
-    assert inbox.is_dir()
-    assert watcher.healthy()
 
 
 # --- scan ------------------------------------------------------------------------------------
@@ -226,3 +232,261 @@ def test_one_watch_per_inbox_with_the_union_of_options(tmp_path: Path) -> None:
         InboxWatch(inbox=shared, recursive=True, poll=False),
         InboxWatch(inbox=other, recursive=False, poll=True),
     ]
+
+
+# --- self-health -----------------------------------------------------------------------------
+
+
+def mountinfo_with(share: Path, fstype: str) -> Callable[[], str]:
+    """A mount table with a `fstype` filesystem mounted at `share`, as the kernel writes it."""
+    mount_point = os.path.realpath(share).replace("\\", "\\134").replace(" ", "\\040")
+    text = (
+        "22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw\n"
+        f"30 22 0:45 / {mount_point} rw,relatime shared:50 - {fstype} nas:/export rw\n"
+    )
+    return lambda: text
+
+
+class EventObservers:
+    """The watcher's event observers: real inotify ones, kept so a test can reach them."""
+
+    def __init__(self) -> None:
+        self.made: list[BaseObserver] = []
+
+    def __call__(self) -> BaseObserver:
+        observer = InotifyObserver(generate_full_events=True)
+        self.made.append(observer)
+        return observer
+
+
+class WatchLimitAt(InotifyObserver):
+    """inotify whose watch limit (fs.inotify.max_user_watches) is reached at one folder."""
+
+    def __init__(self, full: Path) -> None:
+        super().__init__(generate_full_events=True)
+        self.full = full
+
+    def schedule(
+        self, event_handler: FileSystemEventHandler, path: str | Path, **options: Any
+    ) -> ObservedWatch:
+        if Path(path) == self.full:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        return super().schedule(event_handler, path, **options)
+
+
+def no_inotify_instance_left() -> BaseObserver:
+    """What creating an inotify instance does once fs.inotify.max_user_instances is reached."""
+    raise OSError(errno.EMFILE, "inotify instance limit reached")
+
+
+def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [entry for entry in logs if entry["event"] == name]
+
+
+async def test_an_inbox_on_a_network_share_is_polled_and_its_files_arrive(
+    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]]
+) -> None:
+    share, local = tmp_path / "share", tmp_path / "local"
+    with capture_logs() as logs:
+        watcher, received = make_watcher(
+            [rule(share), rule(local)],
+            poll_interval=0.05,
+            mountinfo=mountinfo_with(share, "nfs4"),
+        )
+        watcher.check()
+    assert watcher.modes() == {share: WatchMode.POLLING, local: WatchMode.EVENTS}
+    [polling] = events(logs, "watch.polling")
+    assert polling["inbox"] == str(share)
+    assert polling["fstype"] == "nfs4"
+    assert "network or FUSE" in polling["reason"]
+    (share / "clip.mp4").write_bytes(b"video")
+    await wait_for(lambda: share / "clip.mp4" in received.paths())
+
+
+async def test_at_the_inotify_watch_limit_that_inbox_is_polled_and_the_others_keep_events(
+    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]]
+) -> None:
+    full, other = tmp_path / "full", tmp_path / "other"
+    with capture_logs() as logs:
+        watcher, received = make_watcher(
+            [rule(full), rule(other)],
+            poll_interval=0.05,
+            event_observer=lambda: WatchLimitAt(full),
+        )
+    assert watcher.modes() == {full: WatchMode.POLLING, other: WatchMode.EVENTS}
+    assert watcher.healthy()
+    [warning] = events(logs, "watch.fallback_to_polling")
+    assert warning["log_level"] == "warning"
+    assert warning["inbox"] == str(full)
+    assert warning["sysctl"] == "fs.inotify.max_user_watches"
+    assert "sysctl fs.inotify.max_user_watches=524288" in warning["hint"]
+    assert "/etc/sysctl.d/" in warning["hint"]
+    (full / "a.mp4").write_bytes(b"video")
+    (other / "b.mp4").write_bytes(b"video")
+    await wait_for(lambda: {full / "a.mp4", other / "b.mp4"} <= received.paths())
+
+
+async def test_at_the_inotify_instance_limit_every_inbox_is_polled_and_files_arrive(
+    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]]
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    with capture_logs() as logs:
+        watcher, received = make_watcher(
+            [rule(first), rule(second)],
+            poll_interval=0.05,
+            event_observer=no_inotify_instance_left,
+        )
+    assert watcher.modes() == {first: WatchMode.POLLING, second: WatchMode.POLLING}
+    assert watcher.healthy()
+    [warning] = events(logs, "watch.fallback_to_polling")  # once, not once per inbox
+    assert warning["sysctl"] == "fs.inotify.max_user_instances"
+    assert "sysctl fs.inotify.max_user_instances=" in warning["hint"]
+    (first / "a.mp4").write_bytes(b"video")
+    (second / "b.mp4").write_bytes(b"video")
+    await wait_for(lambda: {first / "a.mp4", second / "b.mp4"} <= received.paths())
+
+
+async def test_check_on_a_healthy_watcher_changes_nothing(
+    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]]
+) -> None:
+    inbox = tmp_path / "inbox"
+    observers = EventObservers()
+    watcher, _ = make_watcher([rule(inbox)], event_observer=observers)
+    with capture_logs() as logs:
+        watcher.check()
+        watcher.check()
+    assert logs == []
+    assert watcher.restarts == 0
+    assert len(observers.made) == 1
+    assert watcher.healthy()
+
+
+def kill_observer(observer: BaseObserver) -> None:
+    observer.stop()
+    observer.join()
+
+
+def kill_emitter(observer: BaseObserver) -> None:
+    [emitter] = observer.emitters
+    emitter.stop()
+    emitter.join()
+
+
+@pytest.mark.parametrize("kill", [kill_observer, kill_emitter], ids=["observer", "watch"])
+async def test_a_dead_watch_thread_is_restarted_by_check(
+    tmp_path: Path,
+    make_watcher: Callable[..., tuple[Watcher, Received]],
+    kill: Callable[[BaseObserver], None],
+) -> None:
+    inbox = tmp_path / "inbox"
+    observers = EventObservers()
+    watcher, received = make_watcher([rule(inbox)], event_observer=observers)
+    kill(observers.made[0])
+    assert not watcher.healthy()
+    with capture_logs() as logs:
+        watcher.check()
+    assert watcher.healthy()
+    assert watcher.restarts == 1
+    assert len(observers.made) == 2
+    [restarted] = events(logs, "watch.observer_restarted")
+    assert restarted["log_level"] == "warning"
+    assert any("events" in problem for problem in restarted["problems"])
+    assert watcher.modes() == {inbox: WatchMode.EVENTS}
+    (inbox / "clip.mp4").write_bytes(b"video")
+    await wait_for(lambda: inbox / "clip.mp4" in received.paths())
+
+
+async def test_a_watcher_that_keeps_dying_stays_unhealthy(
+    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]]
+) -> None:
+    inbox = tmp_path / "inbox"
+    observers = EventObservers()
+    now = [1000.0]
+    watcher, received = make_watcher([rule(inbox)], event_observer=observers, clock=lambda: now[0])
+    for _ in range(RESTART_LIMIT):
+        kill_observer(observers.made[-1])
+        watcher.check()
+        assert watcher.healthy()
+    kill_observer(observers.made[-1])
+    with capture_logs() as logs:
+        watcher.check()
+        watcher.check()
+    assert not watcher.healthy()
+    assert watcher.restarts == RESTART_LIMIT
+    [limit] = events(logs, "watch.restart_limit")
+    assert limit["log_level"] == "error"
+    now[0] += RESTART_WINDOW + 1  # the earlier restarts are long past: try again
+    watcher.check()
+    assert watcher.healthy()
+    assert watcher.restarts == RESTART_LIMIT + 1
+    (inbox / "clip.mp4").write_bytes(b"video")
+    await wait_for(lambda: inbox / "clip.mp4" in received.paths())
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["events", "polling"])
+async def test_an_inbox_that_vanishes_is_paused_not_recreated_and_resumes_when_back(
+    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]], poll: bool
+) -> None:
+    inbox, elsewhere, other = tmp_path / "inbox", tmp_path / "elsewhere", tmp_path / "other"
+    watcher, received = make_watcher([rule(inbox, poll=poll), rule(other)], poll_interval=0.05)
+    (other / "other.mp4").write_bytes(b"x")
+    inbox.rename(elsewhere)  # the share is unmounted
+    (elsewhere / "hidden.mp4").write_bytes(b"x")
+    with capture_logs() as logs:
+        watcher.check()
+        watcher.check()
+        watcher.update_rules(watcher.rules)  # a reload does not recreate it either
+        watcher.check()
+    assert watcher.missing() == {inbox}
+    assert not inbox.exists()
+    [missing] = events(logs, "inbox.missing")
+    assert missing["log_level"] == "warning"
+    assert missing["inbox"] == str(inbox)
+    assert missing["rules"] == ["test"]
+    assert "paused" in missing["hint"]
+    assert watcher.healthy()  # a missing inbox is paused, not a broken watcher
+    assert watcher.restarts == 0
+    assert watcher.scan() == [other / "other.mp4"]
+
+    elsewhere.rename(inbox)  # mounted again
+    assert inbox / "hidden.mp4" not in watcher.scan()  # still paused until check sees it
+    with capture_logs() as logs:
+        watcher.check()
+    assert watcher.missing() == frozenset()
+    assert [entry["inbox"] for entry in events(logs, "inbox.back")] == [str(inbox)]
+    assert inbox / "hidden.mp4" in watcher.scan()
+    assert watcher.healthy()
+    (inbox / "new.mp4").write_bytes(b"video")
+    await wait_for(lambda: inbox / "new.mp4" in received.paths())
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["events", "polling"])
+async def test_an_inbox_that_is_deleted_is_unhealthy_until_check_pauses_it(
+    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]], poll: bool
+) -> None:
+    inbox = tmp_path / "inbox"
+    watcher, _ = make_watcher([rule(inbox, poll=poll)], poll_interval=0.05)
+    inbox.rmdir()
+    await wait_for(lambda: not watcher.healthy())  # its watch thread ended by itself
+    watcher.check()
+    assert watcher.missing() == {inbox}
+    assert watcher.healthy()
+    assert watcher.restarts == 0
+    assert not inbox.exists()
+
+
+async def test_an_inbox_missing_at_start_is_watched_once_it_appears(
+    tmp_path: Path, make_watcher: Callable[..., tuple[Watcher, Received]]
+) -> None:
+    inbox = tmp_path / "inbox"
+    with capture_logs() as logs:
+        watcher, received = make_watcher([rule(inbox)], create=False)
+    assert watcher.missing() == {inbox}
+    assert not inbox.exists()
+    assert len(events(logs, "inbox.missing")) == 1
+    assert watcher.healthy()
+    inbox.mkdir()
+    watcher.check()
+    assert watcher.modes() == {inbox: WatchMode.EVENTS}
+    (inbox / "clip.mp4").write_bytes(b"video")
+    await wait_for(lambda: inbox / "clip.mp4" in received.paths())
