@@ -1,4 +1,8 @@
-"""The command line: run, check, process, explain, status, credits, init.
+"""The command line: run, check, process, explain, status, jobs, retry, pause, resume,
+credits, init.
+
+`jobs`, `retry`, `pause` and `resume` work while the daemon runs: they talk to it through
+the ledger (see nemowatch/operator.py).
 
 Exit status: 0 ok, 1 a job or command failed, 2 usage, 78 (EX_CONFIG) invalid config.
 """
@@ -17,15 +21,7 @@ from nemowatch import __version__, logs
 from nemowatch.config import EX_CONFIG, Config, check_report, default_config_path, load_config
 from nemowatch.engines.base import Credits
 from nemowatch.errors import ConfigError, NemowatchError
-from nemowatch.ledger import FINISHED, JobRecord, JobState, Ledger, new_job_id
-
-RUNNING = (
-    JobState.UPLOADING,
-    JobState.EDITING,
-    JobState.EXPORTING,
-    JobState.DOWNLOADING,
-    JobState.VERIFYING,
-)
+from nemowatch.ledger import FINISHED, RUNNING, JobRecord, JobState, Ledger, new_job_id
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +37,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nemowatch: {error}", file=sys.stderr)
         return EX_CONFIG
     except NemowatchError as error:
-        print(f"nemowatch: {error}", file=sys.stderr)
-        if error.hint:
-            print(f"  hint: {error.hint}", file=sys.stderr)
+        _print_error(error)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _print_error(error: NemowatchError) -> None:
+    print(f"nemowatch: {error}", file=sys.stderr)
+    if error.hint:
+        print(f"  hint: {error.hint}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,10 +84,38 @@ def _parser() -> argparse.ArgumentParser:
     status = with_config(commands.add_parser("status", help="jobs in the ledger, by state"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--limit", type=int, default=10, help="recent jobs to list")
+    jobs = with_config(commands.add_parser("jobs", help="list jobs, newest first"))
+    jobs.add_argument("--state", default=None, help="only jobs in this state (or: queued, running)")
+    jobs.add_argument("--rule", default=None, help="only jobs of this rule")
+    jobs.add_argument("--limit", type=_count, default=50, help="jobs to list (0: all)")
+    jobs.add_argument("--json", action="store_true", help="machine-readable output")
+    retry = with_config(
+        commands.add_parser(
+            "retry", help="send failed jobs' sources back to their inboxes to be done again"
+        )
+    )
+    retry.add_argument(
+        "targets",
+        nargs="*",
+        metavar="JOB|PATH",
+        help="a job id (or its start), or a failed file: in failed/, its original path, "
+        "or its .error.json",
+    )
+    retry.add_argument("--failed", action="store_true", help="every failed job not retried yet")
+    retry.add_argument("--rule", default=None, help="with --failed: only this rule's jobs")
+    with_config(commands.add_parser("pause", help="start no new jobs (the daemon keeps watching)"))
+    with_config(commands.add_parser("resume", help="start new jobs again after `pause`"))
     with_config(commands.add_parser("credits", help="the NemoVideo credit balance"))
     init = commands.add_parser("init", help="write a starter config and create its folders")
     init.add_argument("directory", type=Path)
     return parser
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -233,6 +261,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         counts = ledger.counts()
         recent = ledger.jobs(limit=args.limit)
+        control = ledger.control()
     finally:
         ledger.close()
     summary = {
@@ -245,20 +274,165 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         payload: dict[str, Any] = {
             **summary,
+            "paused": control.paused,
+            "paused_since": _iso(control.paused_at) if control.paused_at else None,
             "states": {state.value: count for state, count in counts.items()},
             "recent": [_job_json(record) for record in recent],
         }
         print(json.dumps(payload, indent=2))
         return 0
+    if control.paused:
+        since = _local(control.paused_at) if control.paused_at else "a while"
+        print(f"paused since {since}: no new jobs start until `nemowatch resume`")
     print(", ".join(f"{name}: {count}" for name, count in summary.items()))
     for record in recent:
-        line = f"{record.id}  {record.state.value:<11} {record.rule:<12} {record.source.name}"
-        if record.output:
-            line += f" -> {record.output}"
-        elif record.state is JobState.FAILED and record.error:
-            line += f"  ({record.error})"
-        print(line)
+        print(_job_line(record))
     return 0
+
+
+def _job_line(record: JobRecord) -> str:
+    line = f"{record.id}  {record.state.value:<11} {record.rule:<12} {record.source.name}"
+    if record.retried:
+        line += "  [retried]"
+    if record.output:
+        line += f" -> {record.output}"
+    elif record.state in (JobState.FAILED, JobState.SKIPPED) and record.error:
+        line += f"  ({record.error})"
+    return line
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from nemowatch.operator import states_named
+
+    states = None
+    if args.state is not None:
+        try:
+            states = states_named(args.state)
+        except ValueError as error:
+            print(f"nemowatch: {error}", file=sys.stderr)
+            return 2
+    config = _config(args)
+    ledger = Ledger.in_state_dir(config.state_dir)
+    try:
+        records = ledger.jobs(states, limit=args.limit or None, rule=args.rule)
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps([_job_json(record) for record in records], indent=2))
+        return 0
+    if not records:
+        print("no jobs" + (f" in state {args.state}" if args.state else ""))
+    for record in records:
+        print(_job_line(record))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from nemowatch import operator
+
+    if bool(args.targets) == bool(args.failed):
+        print("nemowatch retry: give JOB or PATH arguments, or --failed", file=sys.stderr)
+        return 2
+    if args.rule is not None and not args.failed:
+        print("nemowatch retry: --rule goes with --failed", file=sys.stderr)
+        return 2
+    config = _config(args)
+    ledger = Ledger.in_state_dir(config.state_dir)
+    problems = 0
+    requeued = 0
+    try:
+        if args.failed:
+            # oldest first: of two failures of one name, the older gets the name back
+            records = ledger.jobs(JobState.FAILED, limit=None, rule=args.rule, retried=False)
+            records.reverse()
+            if not records:
+                print("no failed jobs to retry" + (f" for rule {args.rule}" if args.rule else ""))
+        else:
+            records = []
+            for target in args.targets:
+                try:
+                    record = operator.find_job(ledger, target)
+                except NemowatchError as error:
+                    _print_error(error)
+                    problems += 1
+                    continue
+                if all(record.id != earlier.id for earlier in records):
+                    records.append(record)  # a file and its .error.json are one job
+        for record in records:
+            try:
+                result = operator.retry_job(ledger, config, record)
+            except NemowatchError as error:
+                _print_error(error)
+                problems += 1
+                continue
+            requeued += 1
+            if result.moved_from is not None:
+                print(
+                    f"requeued {record.id}: {_shown(result.moved_from)} -> {_shown(result.source)}"
+                )
+            else:
+                print(f"requeued {record.id}: {_shown(result.source)} (kept in the inbox)")
+    finally:
+        ledger.close()
+    if requeued:
+        them = "them" if requeued > 1 else "it"
+        print(
+            f"a running daemon takes {them} again now; if none is running, {them} "
+            f"wait{'' if requeued > 1 else 's'} in the inbox until `nemowatch run` starts"
+        )
+    return 1 if problems else 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    config = _config(args)
+    ledger = Ledger.in_state_dir(config.state_dir)
+    try:
+        before = ledger.control()
+        control = ledger.set_paused(True)
+    finally:
+        ledger.close()
+    since = _local(control.paused_at) if control.paused_at else "now"
+    print(
+        f"{'already ' if before.paused else ''}paused since {since}: new jobs won't start; "
+        "running jobs finish; files keep arriving in the inboxes and are picked up after "
+        "`nemowatch resume`"
+    )
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    config = _config(args)
+    ledger = Ledger.in_state_dir(config.state_dir)
+    try:
+        before = ledger.control()
+        ledger.set_paused(False)
+        ledger.request_scan()  # take what arrived during the pause without waiting for a scan
+    finally:
+        ledger.close()
+    if not before.paused:
+        print("not paused; nothing to resume")
+        return 0
+    print(
+        "resumed: a running daemon starts new jobs again, beginning with the files that "
+        "waited in the inboxes"
+    )
+    return 0
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current folder when it is inside it, else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().isoformat()
+
+
+def _local(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=" ", timespec="seconds")
 
 
 def _job_json(record: JobRecord) -> dict[str, Any]:
@@ -274,7 +448,8 @@ def _job_json(record: JobRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "warnings": record.warnings,
         "timings": record.timings,
-        "created_at": datetime.fromtimestamp(record.created_at).astimezone().isoformat(),
+        "created_at": _iso(record.created_at),
+        "retried_at": _iso(record.retried_at) if record.retried_at is not None else None,
     }
 
 
@@ -316,6 +491,10 @@ COMMANDS = {
     "explain": cmd_explain,
     "credits": cmd_credits,
     "status": cmd_status,
+    "jobs": cmd_jobs,
+    "retry": cmd_retry,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
     "init": cmd_init,
 }
 

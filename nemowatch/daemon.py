@@ -6,6 +6,15 @@ and periodic scans feed the settle tracker; settled files are claimed and queued
 workers drive jobs through the pipeline. SIGHUP (or an edit to a rule file) reloads the
 config, keeping the old rules if the new ones are invalid. SIGTERM/SIGINT: stop taking
 files, give running jobs `grace_period` seconds, leave the rest checkpointed for resume.
+
+Under systemd (`Type=notify`) it says how it is: READY=1 once the config is valid, the ledger
+open, the watches in place and the first scan queued; STATUS= kept current; RELOADING=1 on
+SIGHUP; STOPPING=1 on SIGTERM; WATCHDOG=1 only while the watcher threads and the scheduler
+are healthy, so a hung daemon is restarted.
+
+New work can be held back for three reasons, each its own pause: an operator's
+`nemowatch pause` (read from the ledger), no credits left (nemo), or a rule's inbox that
+disappeared (an unmounted share) — that one holds only the rules on that inbox.
 """
 
 from __future__ import annotations
@@ -24,14 +33,17 @@ from nemowatch.config import Config, Rule, load_config
 from nemowatch.engines.base import Credits, Engine
 from nemowatch.errors import ConfigError, CreditsExhausted, MediaError, NemowatchError
 from nemowatch.intake import SettleTracker, Snapshot, Verdict, claim, classify, snapshot
-from nemowatch.ledger import JobRecord, Ledger, new_job_id
+from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
+from nemowatch.notify import Notifier
 from nemowatch.pipeline import Pipeline
 from nemowatch.watch import Watcher
 
 log = structlog.get_logger("nemowatch.daemon")
 
-TICK = 0.25  # seconds between settle checks
-RELOAD_CHECK = 1.0  # seconds between looks at the config and rule files
+TICK = 0.25  # seconds between settle checks while some file is settling
+HOUSEKEEPING = 2.0  # seconds between looks at the config files, the ledger's control
+# flags (pause, rescan), the watcher's health and the status line
+STALL = 60.0  # seconds without a scheduler heartbeat before the daemon counts as hung
 UNMATCHED_MEMORY = 10_000  # unmatched paths remembered so each is logged once
 
 
@@ -56,6 +68,7 @@ class Daemon:
         *,
         engine: Engine | None = None,
         clock: Callable[[], float] = time.monotonic,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self.rules: tuple[Rule, ...] = config.rules
@@ -75,8 +88,15 @@ class Daemon:
         self._claim_failures: dict[Path, tuple[int, int]] = {}
         self._unreadable: dict[Path, None] = {}
         self._workers: dict[asyncio.Task[None], str | None] = {}
-        self._resumed = asyncio.Event()  # set while work may start (no credit pause)
+        self.notifier = notifier if notifier is not None else Notifier.from_environment()
+        self._pauses: set[str] = set()  # why new work may not start: "operator", "credits"
+        self._resumed = asyncio.Event()  # set while no pause holds
         self._resumed.set()
+        self._parked: dict[str, Path] = {}  # job id -> its rule's missing inbox
+        self._missing: frozenset[Path] = frozenset()
+        self._scan_seen = 0.0  # the latest rescan request from the ledger that was served
+        self._heartbeat = clock()  # the settle loop's latest turn
+        self._candidates = asyncio.Event()  # set when the settle tracker has work
         self._stop = asyncio.Event()
         self._stopping = False
         self._reload_requested = asyncio.Event()
@@ -96,15 +116,21 @@ class Daemon:
             self._recover()
             self.watcher = Watcher(self.rules, self._on_candidate, loop)
             self.watcher.start()
+            self._missing = self.watcher.missing()
+            self._read_control()
             for _ in range(self.config.concurrency):
                 task = asyncio.create_task(self._worker())
+                task.add_done_callback(self._task_ended)
                 self._workers[task] = None
             helpers = [
                 asyncio.create_task(self._settle_loop()),
-                asyncio.create_task(self._scan_loop()),
-                asyncio.create_task(self._reload_loop()),
+                asyncio.create_task(self._scan_loop()),  # queues the startup scan at once
+                asyncio.create_task(self._housekeeping_loop()),
                 asyncio.create_task(self._credits_loop()),
+                asyncio.create_task(self._watchdog_loop()),
             ]
+            for task in helpers:
+                task.add_done_callback(self._task_ended)
             log.info(
                 "daemon.started",
                 inboxes=sorted({str(rule.inbox) for rule in self.rules}),
@@ -113,6 +139,7 @@ class Daemon:
                 concurrency=self.config.concurrency,
                 state_dir=str(self.config.state_dir),
             )
+            self.notifier.ready(self.status_line())
             await self._stop.wait()
             await self._shutdown(helpers)
         finally:
@@ -120,14 +147,28 @@ class Daemon:
                 loop.remove_signal_handler(signum)
             await self.engine.close()
             self.ledger.close()
+            self.notifier.close()
         return 0
 
     def stop(self) -> None:
         """Stop taking new files and begin a graceful stop."""
         if not self._stopping:
             log.info("daemon.stopping", grace_period=self.config.grace_period)
+            self.notifier.stopping()
         self._stopping = True
         self._stop.set()
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """A worker or helper ended: expected when stopping, a bug otherwise (and unhealthy)."""
+        if self._stopping or task.cancelled() or task.exception() is None:
+            return  # stopping, or a helper with nothing to do (credits on the local engine)
+        error = task.exception()
+        log.error(
+            "daemon.task_ended",
+            task=task.get_coro().__qualname__,  # type: ignore[union-attr]
+            error=repr(error),
+            hint="the daemon stops sending the systemd watchdog ping, so systemd restarts it",
+        )
 
     async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
         if self.watcher is not None:
@@ -152,6 +193,8 @@ class Daemon:
     def _prepare_folders(self) -> None:
         for rule in self.rules:
             for folder in (rule.inbox, rule.outbox):
+                if folder in self._missing:
+                    continue  # a share that went away: creating it would fill the mount point
                 if not folder.exists():
                     folder.mkdir(parents=True, exist_ok=True)
                     log.info("folder.created", path=str(folder), rule=rule.name)
@@ -212,6 +255,8 @@ class Daemon:
         verdict, rule = classify(path, self.rules)
         if verdict is Verdict.IGNORED:
             return
+        if rule is not None and rule.inbox in self._missing:
+            return  # its inbox is gone: the rule is paused until it is back
         if verdict is Verdict.NO_RULE or rule is None:
             if path not in self._unmatched and path.is_file():
                 if len(self._unmatched) >= UNMATCHED_MEMORY:
@@ -227,6 +272,7 @@ class Daemon:
         self.tracker.observe(path, current, now, rule.settle_seconds)
         if closed:
             self.tracker.hint_closed(path, now)
+        self._candidates.set()
 
     def _look(self, path: Path) -> Snapshot | None:
         """The file's snapshot; None when it is gone or cannot be examined (logged once)."""
@@ -246,6 +292,14 @@ class Daemon:
 
     async def _settle_loop(self) -> None:
         while True:
+            self._heartbeat = self._clock()
+            if not len(self.tracker):
+                # Nothing settling: sleep until a candidate arrives (an idle daemon stays
+                # asleep), but beat at least every STALL/4 so the watchdog knows we live.
+                self._candidates.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._candidates.wait(), timeout=STALL / 4)
+                continue
             await asyncio.sleep(TICK)
             now = self._clock()
             for path in self.tracker.due(now):
@@ -262,6 +316,8 @@ class Daemon:
     def _take(self, path: Path) -> None:
         """Claim a settled file and queue its job."""
         verdict, rule = classify(path, self.rules)
+        if rule is not None and rule.inbox in self._missing:
+            return
         current = self._look(path)
         if verdict is not Verdict.TAKE or rule is None or current is None:
             return
@@ -321,6 +377,10 @@ class Daemon:
             if not self._resumed.is_set():  # paused while this worker waited for a job
                 self.queue.put_nowait(job_id)
                 continue
+            inbox = self._missing_inbox_of(job_id)
+            if inbox is not None:
+                self._parked[job_id] = inbox  # resumes when the inbox is back
+                continue
             self._workers[task] = job_id
             try:
                 await self._run_job(job_id)
@@ -348,11 +408,50 @@ class Daemon:
             log.exception("job.crashed", job_id=job_id)
             return None
 
+    def _missing_inbox_of(self, job_id: str) -> Path | None:
+        if not self._missing:
+            return None
+        rule = self._rule(self.ledger.get(job_id).rule)
+        return rule.inbox if rule is not None and rule.inbox in self._missing else None
+
+    # -- pauses ----------------------------------------------------------------------
+
+    def _pause(self, reason: str) -> bool:
+        """Hold new work back for `reason`. True if this reason was not already holding it."""
+        if reason in self._pauses:
+            return False
+        self._pauses.add(reason)
+        self._resumed.clear()
+        return True
+
+    def _unpause(self, reason: str) -> bool:
+        if reason not in self._pauses:
+            return False
+        self._pauses.discard(reason)
+        if not self._pauses:
+            self._resumed.set()
+            self._scan_requested.set()  # files that arrived meanwhile are taken now
+        return True
+
+    def _read_control(self) -> None:
+        """Apply what operators asked through the ledger: pause/resume, rescan."""
+        control = self.ledger.control()
+        if control.paused and self._pause("operator"):
+            log.info(
+                "daemon.paused",
+                by="operator",
+                hint="watching goes on, no new job starts; `nemowatch resume` to continue",
+            )
+        elif not control.paused and self._unpause("operator"):
+            log.info("daemon.resumed", by="operator")
+        if control.scan_requested > self._scan_seen:
+            self._scan_seen = control.scan_requested
+            self._scan_requested.set()
+
     # -- credits -----------------------------------------------------------------------
 
     def _pause_for_credits(self, error: CreditsExhausted) -> None:
-        if self._resumed.is_set():
-            self._resumed.clear()
+        if self._pause("credits"):
             log.warning(
                 "credits.exhausted",
                 error=str(error),
@@ -374,10 +473,9 @@ class Daemon:
             else:
                 if credits is None:
                     return  # this engine costs nothing
-                if credits.available > 0 and not self._resumed.is_set():
+                if credits.available > 0 and "credits" in self._pauses:
                     log.info("credits.available", available=credits.available)
-                    self._resumed.set()
-                    self._scan_requested.set()
+                    self._unpause("credits")
                 elif credits.available <= 0:
                     self._pause_for_credits(
                         CreditsExhausted("no credits left", hint=_top_up_hint(credits))
@@ -406,15 +504,92 @@ class Daemon:
                 signature.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(signature)
 
-    async def _reload_loop(self) -> None:
+    async def _housekeeping_loop(self) -> None:
+        """Config changes, operator requests, the watcher's health, the status line."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reload_requested.wait(), timeout=RELOAD_CHECK)
+                await asyncio.wait_for(self._reload_requested.wait(), timeout=HOUSEKEEPING)
             signature = self._signature()
             if self._reload_requested.is_set() or signature != self._config_signature:
+                reloading = self._reload_requested.is_set()
                 self._reload_requested.clear()
                 self._config_signature = signature
+                if reloading:
+                    self.notifier.reloading()
                 self.reload()
+                if reloading:
+                    self.notifier.ready(self.status_line())
+            self._read_control()
+            self._check_watcher()
+            self.notifier.status(self.status_line())
+
+    def _check_watcher(self) -> None:
+        """Let the watcher repair itself; pause the rules of inboxes that went missing."""
+        if self.watcher is None:
+            return
+        self.watcher.check()
+        missing = self.watcher.missing()
+        if missing == self._missing:
+            return
+        back = self._missing - missing
+        self._missing = missing
+        for inbox in back:
+            for job_id in [job for job, where in self._parked.items() if where == inbox]:
+                del self._parked[job_id]
+                self._queued.discard(job_id)
+                self._enqueue(job_id)
+        if back:
+            self._scan_requested.set()  # what arrived while it was away
+
+    # -- health and status -----------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """Whether the watcher threads and the job scheduler are all running."""
+        if self.watcher is None or not self.watcher.healthy():
+            return False
+        if self._clock() - self._heartbeat > STALL:
+            return False
+        return all(not task.done() for task in self._workers)
+
+    async def _watchdog_loop(self) -> None:
+        """WATCHDOG=1 at half of systemd's WatchdogSec, only while healthy."""
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        complained = False
+        while True:
+            if self.watcher is not None:
+                self.watcher.check()  # a dead observer thread is recreated before judging
+            if self.healthy():
+                self.notifier.watchdog()
+                complained = False
+            elif not complained:
+                complained = True
+                log.error(
+                    "daemon.unhealthy",
+                    watcher=self.watcher is not None and self.watcher.healthy(),
+                    seconds_since_heartbeat=round(self._clock() - self._heartbeat, 1),
+                    hint="no watchdog ping is sent, so systemd restarts nemowatch",
+                )
+            await asyncio.sleep(interval)
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`: "watching 3 inboxes; 2 running, 14 queued, 1 failed"."""
+        inboxes = len({rule.inbox for rule in self.rules})
+        running = sum(1 for job in self._workers.values() if job is not None)
+        queued = self.queue.qsize() + len(self._parked)
+        failed = self.ledger.counts().get(JobState.FAILED, 0)
+        line = (
+            f"watching {inboxes} inbox{'es' if inboxes != 1 else ''}; "
+            f"{running} running, {queued} queued, {failed} failed"
+        )
+        if "operator" in self._pauses:
+            line += "; paused (nemowatch resume to continue)"
+        if "credits" in self._pauses:
+            line += "; paused: out of NemoVideo credits"
+        if self._missing:
+            line += f"; {len(self._missing)} inbox{'es' if len(self._missing) != 1 else ''} missing"
+        return line
 
     def reload(self) -> bool:
         """Load the config again; only a valid one replaces the running rules."""

@@ -3,6 +3,9 @@
 One row per job, keyed by a job id, with its content fingerprint, the engine's ids (session,
 uploaded media, render), and one history row per state change. The ledger is what makes a
 restarted daemon resume instead of repeat, and what `status` reads while the daemon runs.
+
+It is also how the operator commands talk to a running daemon: `pause`, `resume` and
+`retry` write the `control` table, which the daemon reads every second (`Ledger.control`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,6 +39,15 @@ class JobState(StrEnum):
 
 
 FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.SKIPPED})
+
+# The states of a job a worker is driving (what `status` counts as running).
+RUNNING = (
+    JobState.UPLOADING,
+    JobState.EDITING,
+    JobState.EXPORTING,
+    JobState.DOWNLOADING,
+    JobState.VERIFYING,
+)
 
 # Columns a caller may set with `transition` or `update`, and whether they hold JSON.
 _FIELDS: dict[str, bool] = {
@@ -87,7 +99,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     timings TEXT,                    -- JSON: seconds per step
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    retried_at REAL                  -- when an operator sent a failed job's source back
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs(fingerprint);
@@ -101,11 +114,20 @@ CREATE TABLE IF NOT EXISTS transitions (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS transitions_job ON transitions(job_id);
+CREATE TABLE IF NOT EXISTS control (  -- operator requests to a running daemon
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
 # Columns added after the first release of the schema, for `_migrate`.
-_ADDED_COLUMNS = {"edit_sent": "INTEGER", "edit_token": "TEXT"}
+_ADDED_COLUMNS = {"edit_sent": "INTEGER", "edit_token": "TEXT", "retried_at": "REAL"}
+
+# Keys of the control table (values are text).
+_PAUSED = "paused"  # "1" while an operator has paused new work
+_PAUSED_AT = "paused_at"  # epoch seconds of the pause
+_SCAN_REQUESTED = "scan_requested"  # epoch seconds of the latest rescan request
 
 
 class LedgerError(NemowatchError):
@@ -142,10 +164,15 @@ class JobRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    retried_at: float | None = None  # set by `nemowatch retry` on a failed job
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+    @property
+    def retried(self) -> bool:
+        return self.retried_at is not None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -181,7 +208,17 @@ class JobRecord:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             finished_at=row["finished_at"],
+            retried_at=row["retried_at"],
         )
+
+
+@dataclass(frozen=True)
+class Control:
+    """What operators asked of the daemon (written by the CLI, read by the daemon)."""
+
+    paused: bool  # an operator ran `nemowatch pause`: start no new jobs
+    paused_at: float | None  # epoch seconds, while paused
+    scan_requested: float  # epoch seconds of the latest request for a rescan (0.0 if never)
 
 
 def new_job_id() -> str:
@@ -366,11 +403,12 @@ class Ledger:
         """Whether this exact file (same path, size, mtime, inode) was already taken.
 
         A source kept in place after its job (`after: keep`) must not be taken again; a
-        file that is touched or replaced gets a new mtime or inode and is new work.
+        file that is touched or replaced gets a new mtime or inode and is new work. A job
+        an operator retried no longer counts: its file, moved back unchanged, is work again.
         """
         row = self._db.execute(
             "SELECT 1 FROM jobs WHERE source = ? AND source_size = ? AND source_mtime_ns = ?"
-            " AND source_inode = ? LIMIT 1",
+            " AND source_inode = ? AND retried_at IS NULL LIMIT 1",
             (str(source), size, mtime_ns, inode),
         ).fetchone()
         return row is not None
@@ -379,17 +417,97 @@ class Ledger:
         rows = self._db.execute("SELECT claimed FROM jobs WHERE claimed IS NOT NULL").fetchall()
         return {Path(row["claimed"]) for row in rows}
 
-    def jobs(self, state: JobState | None = None, limit: int = 50) -> list[JobRecord]:
-        if state is None:
-            rows = self._db.execute(
-                "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
-            ).fetchall()
-        else:
-            rows = self._db.execute(
-                "SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC LIMIT ?",
-                (state.value, limit),
-            ).fetchall()
+    def jobs(
+        self,
+        state: JobState | Collection[JobState] | None = None,
+        limit: int | None = 50,
+        *,
+        rule: str | None = None,
+        retried: bool | None = None,
+    ) -> list[JobRecord]:
+        """Jobs newest first, in `state` (one or several), of `rule`; `limit` None: all."""
+        conditions: list[str] = []
+        values: list[Any] = []
+        if state is not None:
+            states = [state] if isinstance(state, JobState) else list(state)
+            conditions.append(f"state IN ({', '.join('?' for _ in states)})")
+            values += [item.value for item in states]
+        if rule is not None:
+            conditions.append("rule = ?")
+            values.append(rule)
+        if retried is not None:
+            conditions.append("retried_at IS NOT NULL" if retried else "retried_at IS NULL")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self._db.execute(
+            f"SELECT * FROM jobs{where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (*values, -1 if limit is None else limit),  # LIMIT -1: no limit
+        ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
+
+    def mark_retried(self, job_id: str) -> JobRecord:
+        """Record that an operator sent a failed job's source back to its inbox.
+
+        Only a failed job not yet retried can be marked; the check and the write are one
+        transaction, so two `retry` commands cannot both take the same job.
+        """
+        now = self._clock()
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT state, retried_at FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if row is None:
+                raise LedgerError(f"no job {job_id} in the ledger {self.path}")
+            if row["state"] != JobState.FAILED.value or row["retried_at"] is not None:
+                what = "already retried" if row["retried_at"] is not None else row["state"]
+                raise LedgerError(f"job {job_id} is {what}; only a failed job can be retried")
+            db.execute(
+                "UPDATE jobs SET retried_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, job_id),
+            )
+        return self.get(job_id)
+
+    # -- control: operator requests to a running daemon --------------------------------
+
+    def control(self) -> Control:
+        """The operator's current requests (one small read; the daemon polls it)."""
+        values = {
+            row["key"]: row["value"] for row in self._db.execute("SELECT key, value FROM control")
+        }
+        paused = values.get(_PAUSED) == "1"
+        paused_at = values.get(_PAUSED_AT)
+        return Control(
+            paused=paused,
+            paused_at=float(paused_at) if paused and paused_at else None,
+            scan_requested=float(values.get(_SCAN_REQUESTED) or 0.0),
+        )
+
+    def set_paused(self, paused: bool) -> Control:
+        """Pause or resume new work. Pausing again keeps the time of the first pause."""
+        with self._transaction() as db:
+            current = db.execute("SELECT value FROM control WHERE key = ?", (_PAUSED,)).fetchone()
+            already = current is not None and current["value"] == "1"
+            if paused != already:
+                self._set(db, _PAUSED, "1" if paused else "0")
+                self._set(db, _PAUSED_AT, repr(self._clock()) if paused else "")
+        return self.control()
+
+    def request_scan(self) -> None:
+        """Ask a running daemon to rescan its inboxes now (it notices within a second)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT value FROM control WHERE key = ?", (_SCAN_REQUESTED,)
+            ).fetchone()
+            previous = float(row["value"]) if row else 0.0
+            # strictly increasing, so a request is never mistaken for one already served
+            self._set(db, _SCAN_REQUESTED, repr(max(self._clock(), previous + 0.001)))
+
+    @staticmethod
+    def _set(db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO control (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def counts(self) -> dict[JobState, int]:
         rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()

@@ -1,0 +1,107 @@
+"""The daemon's own health: the watchdog ping is sent only while the watcher threads and
+the job scheduler run, and an inbox that disappears pauses its rule instead of looking empty."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from nemowatch.config import Config, Rule
+from nemowatch.daemon import Daemon
+from nemowatch.notify import Notifier
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[socket.socket]:
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(tmp_path / "notify.sock"))
+    receiver.setblocking(False)
+    yield receiver
+    receiver.close()
+
+
+def drain(receiver: socket.socket) -> list[bytes]:
+    messages = []
+    while True:
+        try:
+            messages.append(receiver.recv(4096))
+        except BlockingIOError:
+            return messages
+
+
+def make_daemon(tmp_path: Path, *inboxes: str) -> Daemon:
+    rules = tuple(
+        Rule(name=name, inbox=tmp_path / name, outbox=tmp_path / f"{name}-out") for name in inboxes
+    )
+    notifier = Notifier.from_environment(
+        {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
+    )
+    return Daemon(Config(state_dir=tmp_path / "state", rules=rules), notifier=notifier)
+
+
+async def wait_until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_dead_worker_stops_the_watchdog_pings(
+    tmp_path: Path, manager: socket.socket
+) -> None:
+    daemon = make_daemon(tmp_path, "clips")
+    running = asyncio.create_task(daemon.run())
+    try:
+        received: list[bytes] = []
+
+        def pings() -> int:
+            received.extend(drain(manager))
+            return sum(b"WATCHDOG=1" in message for message in received)
+
+        await wait_until(lambda: pings() >= 2)
+        assert daemon.healthy()
+        with capture_logs() as logs:
+            next(iter(daemon._workers)).cancel()  # the scheduler lost a worker
+            await asyncio.sleep(0.1)
+            drain(manager)
+            await asyncio.sleep(0.6)  # six ping periods
+            assert not any(b"WATCHDOG=1" in message for message in drain(manager))
+        assert not daemon.healthy()
+        assert [entry for entry in logs if entry["event"] == "daemon.unhealthy"]
+    finally:
+        daemon.stop()
+        await running
+
+
+async def test_a_vanished_inbox_pauses_its_rule_and_is_not_recreated(
+    tmp_path: Path, manager: socket.socket, clips
+) -> None:
+    daemon = make_daemon(tmp_path, "share", "local")
+    running = asyncio.create_task(daemon.run())
+    share = tmp_path / "share"
+    away = tmp_path / "unmounted"
+    try:
+        await wait_until(lambda: daemon.watcher is not None)
+        with capture_logs() as logs:
+            share.rename(away)  # the share is unmounted
+            await wait_until(lambda: share in daemon._missing)
+            assert "1 inbox missing" in daemon.status_line()
+            daemon._reload_requested.set()  # a reload must not recreate it either
+            await asyncio.sleep(2.5)
+            assert not share.exists()
+            assert daemon.healthy()  # paused, not broken: the watchdog keeps being pinged
+            away.rename(share)  # mounted again, with a file waiting in it
+            (share / "clip.mp4").write_bytes(clips.basic.read_bytes())
+            await wait_until(lambda: share not in daemon._missing)
+            await wait_until(lambda: len(list((tmp_path / "share-out").glob("*.mp4"))) == 1, 60)
+        events = [entry["event"] for entry in logs]
+        assert events.count("inbox.missing") == 1
+        assert "inbox.back" in events
+        assert "watching 2 inboxes" in daemon.status_line()
+    finally:
+        daemon.stop()
+        await running
