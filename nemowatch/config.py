@@ -99,6 +99,45 @@ def _variable_name(found: re.Match[str]) -> str:
     return found[1] or found[2]
 
 
+# Decimal units as disks and cameras count (1 MB = 1,000,000 bytes), binary ones as
+# operating systems often show sizes (1 MiB = 1,048,576 bytes).
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_size(value: object) -> object:
+    """A size as written in a rule ("500MB", "2GiB", "1.5 GB", or bytes) in bytes.
+
+    None and plain integers pass through (validation checks their range); anything else
+    that is not a size raises ValueError.
+    """
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    found = _SIZE.match(value) if isinstance(value, str) else None
+    factor = _SIZE_UNITS.get(found[2].lower() or "b") if found else None
+    if found is None or factor is None:
+        raise ValueError("expected a size such as 500MB, 2GB or 2GiB, or a number of bytes")
+    return int(float(found[1]) * factor)
+
+
+def format_size(size: int) -> str:
+    """A byte count for people: "3.1 MB", "512 bytes" (decimal units)."""
+    for unit, factor in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if size >= factor:
+            return f"{size / factor:.3g} {unit}"
+    return f"{size} bytes"
+
+
 def _reject_empty_path(value: object) -> object:
     # pydantic reads "" as Path("."), which would silently mean "the current folder"
     if isinstance(value, str) and not value.strip():
@@ -125,6 +164,8 @@ class Rule(Frozen):
     after: After = After()
     reprocess_duplicates: bool = False  # a byte-identical file dropped again is skipped
     report: bool = False  # write <output>.json beside each output: spec, plan, warnings, timings
+    # bytes; larger files fail before any work. None: no limit (NemoVideo has its own 500 MB)
+    max_size: int | None = Field(default=None, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -152,6 +193,11 @@ class Rule(Frozen):
         if not value:
             raise ValueError("needs at least one pattern (leave it out for the video defaults)")
         return value
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value)
 
     @property
     def all_ignore(self) -> tuple[str, ...]:

@@ -32,7 +32,16 @@ from nemowatch import outbox
 from nemowatch.config import Config, Rule, load_config
 from nemowatch.engines.base import Credits, Engine
 from nemowatch.errors import ConfigError, CreditsExhausted, MediaError, NemowatchError
-from nemowatch.intake import SettleTracker, Snapshot, Verdict, claim, classify, snapshot
+from nemowatch.intake import (
+    NOT_TAKEN,
+    SettleTracker,
+    Snapshot,
+    Verdict,
+    claim,
+    classify,
+    shown,
+    snapshot,
+)
 from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
 from nemowatch.notify import Notifier
 from nemowatch.pipeline import Pipeline
@@ -257,12 +266,13 @@ class Daemon:
             return
         if rule is not None and rule.inbox in self._missing:
             return  # its inbox is gone: the rule is paused until it is back
-        if verdict is Verdict.NO_RULE or rule is None:
+        if verdict is not Verdict.TAKE or rule is None:
             if path not in self._unmatched and path.is_file():
                 if len(self._unmatched) >= UNMATCHED_MEMORY:
                     self._unmatched.clear()
                 self._unmatched[path] = None
-                log.info("file.no_rule", path=str(path), hint="no rule's match accepts this name")
+                event, hint = NOT_TAKEN[verdict]
+                log.info(event, path=shown(path), hint=hint)
             return
         current = self._look(path)
         now = self._clock()
@@ -310,11 +320,11 @@ class Daemon:
                 self.tracker.observe(path, self._look(path), now, rule.settle_seconds)
             if not self._resumed.is_set():
                 continue  # out of credits: files stay in the inbox, untouched
-            for path in self.tracker.settled(now):
-                self._take(path)
+            for path, settled in self.tracker.settled_snapshots(now):
+                self._take(path, settled)
 
-    def _take(self, path: Path) -> None:
-        """Claim a settled file and queue its job."""
+    def _take(self, path: Path, settled: Snapshot | None = None) -> None:
+        """Claim a settled file (unless it changed since it settled) and queue its job."""
         verdict, rule = classify(path, self.rules)
         if rule is not None and rule.inbox in self._missing:
             return
@@ -325,7 +335,7 @@ class Daemon:
             return
         job_id = new_job_id()
         try:
-            claimed = claim(path, rule.inbox, job_id)
+            claimed = claim(path, rule.inbox, job_id, expected=settled)
         except NemowatchError as error:
             self._claim_failures[path] = (current.size, current.mtime_ns)
             log.error("intake.claim_failed", path=str(path), error=str(error), hint=error.hint)

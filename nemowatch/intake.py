@@ -1,7 +1,8 @@
 """Intake: is a candidate ignorable, has it settled, which rule takes it; claim by rename.
 
-Deciding is pure (`classify`, `SettleTracker`); doing is in three small functions at the
-end (`snapshot`, `claim`, `move_no_replace`), the only places here that touch the disk.
+Deciding is pure (`classify`, `SettleTracker`); doing is in a few small functions at the
+end (`snapshot`, `claim`, `move_no_replace`, `link_no_replace`, `linked_in`), the only
+places here that touch the disk.
 
 The daemon drives it like this::
 
@@ -47,7 +48,26 @@ class Snapshot:
 class Verdict(StrEnum):
     IGNORED = "ignored"  # not ours: temp/partial names, dotfiles, work folders, outside inboxes
     NO_RULE = "no_rule"  # inside an inbox, but no rule's `match` accepts it
+    BAD_NAME = "bad_name"  # a rule accepts it, but its name is not UTF-8: renamed, it is taken
     TAKE = "take"  # a rule takes it, once it has settled
+
+
+# What the daemon says, once, about a file in an inbox that it does not take: event, hint.
+NOT_TAKEN = {
+    Verdict.NO_RULE: ("file.no_rule", "no rule's match accepts this name"),
+    # Such names (from an old camera, a zip, another system's share) cannot be written to
+    # the ledger, the logs or the error reports as text: the file is left as it is.
+    Verdict.BAD_NAME: (
+        "file.bad_name",
+        "its name is not valid UTF-8 (shown with \\x escapes): rename it, for example"
+        " with `convmv -f latin1 -t utf8 --notest`, and it is taken",
+    ),
+}
+
+
+def shown(path: PurePath) -> str:
+    """`path` as text that can always be printed: bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 def classify(path: PurePath, rules: Sequence[Rule]) -> tuple[Verdict, Rule | None]:
@@ -82,6 +102,8 @@ def classify(path: PurePath, rules: Sequence[Rule]) -> tuple[Verdict, Rule | Non
     chosen = rule_for(path, in_scope)
     if chosen is None:
         return Verdict.NO_RULE, None
+    if shown(path) != str(path):
+        return Verdict.BAD_NAME, None
     return Verdict.TAKE, chosen
 
 
@@ -165,12 +187,17 @@ class SettleTracker:
         A confirmation older than one recheck interval is stale (the caller fell behind):
         such a path is left to be looked at again instead.
         """
+        return [path for path, _ in self.settled_snapshots(now)]
+
+    def settled_snapshots(self, now: float) -> list[tuple[Path, Snapshot]]:
+        """`settled`, each with the snapshot it settled with: pass it to `claim` as
+        `expected`, so that a file changed since its last look is not taken."""
         result = [
-            path
+            (path, candidate.snapshot)
             for path, candidate in self._candidates.items()
             if candidate.ready and now - candidate.last_look <= self._recheck_seconds
         ]
-        for path in result:
+        for path, _ in result:
             del self._candidates[path]
         return result
 
@@ -231,17 +258,20 @@ def snapshot(path: Path) -> Snapshot | None:
     )
 
 
-def claim(path: Path, inbox: Path, job_id: str) -> Path | None:
+def claim(path: Path, inbox: Path, job_id: str, *, expected: Snapshot | None = None) -> Path | None:
     """Move `path` into `inbox/processing/<job_id>__<name>` by one atomic rename.
 
     Returns the new path, or None if the file is gone or no longer a regular file (another
     daemon or a person took it first: of two renames of one file, exactly one succeeds).
+    With `expected` (the snapshot it settled with), None too when the file was written
+    to or replaced since: it stays in the inbox (is put back) and must settle again.
     """
     _check_plain_name(job_id)
     processing = inbox / "processing"
     destination = processing / f"{job_id}__{path.name}"
     for attempt in range(2):
-        if snapshot(path) is None:
+        current = snapshot(path)
+        if current is None or (expected is not None and current != expected):
             return None
         try:
             processing.mkdir(parents=True, exist_ok=True)
@@ -258,9 +288,10 @@ def claim(path: Path, inbox: Path, job_id: str) -> Path | None:
         except OSError as exc:
             raise _translate(exc, "claim", path, folder=processing) from exc
         break
-    if snapshot(destination) is None:
-        # The file was swapped for something else (a link, a folder) between the check and
-        # the rename: put it back where it was and leave it alone.
+    moved = snapshot(destination)
+    if moved is None or (expected is not None and moved != expected):
+        # The file was swapped for something else (a link, a folder, another file) or
+        # written to between the check and the rename: put it back and leave it alone.
         _put_back(destination, path)
         return None
     return destination
@@ -272,55 +303,89 @@ def move_no_replace(source: Path, folder: Path, name: str) -> Path:
     Atomic on one filesystem (hard link, then unlink the source); where hard links are
     not supported, a rename after checking the name is free; across filesystems, a copy
     to a hidden temporary name first. Creates `folder`. Returns the final path.
+
+    Resumable: a move interrupted between the link and the unlink (the daemon killed)
+    left the file under both names; moving it again finishes that move instead of making
+    a second copy beside the first.
     """
     _check_plain_name(name)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        while True:
-            target = folder / free_name(folder, name)
-            try:
-                os.link(source, target, follow_symlinks=False)
-            except FileExistsError:
-                continue  # taken since free_name looked: try the next number
-            except OSError as exc:
-                if exc.errno == errno.EXDEV:
-                    return _copy_across(source, folder, name)
-                if exc.errno not in _NO_HARD_LINKS:
-                    raise
-                if os.path.lexists(target):
-                    continue
-                os.rename(source, target)
-                return target
+        target = _linked_in(source, folder) or _link_no_replace(source, folder, name)
+        if os.path.lexists(source):  # gone already when it was renamed (no hard links)
             os.unlink(source)
-            return target
+        return target
     except OSError as exc:
         raise _translate(exc, "move", source, folder=folder) from exc
 
 
+def link_no_replace(source: Path, folder: Path, name: str) -> Path:
+    """Give `source` a second name in `folder`: `name`, or `stem (2).ext`...; never
+    overwrites, and `source` stays (where the filesystem has no hard links it is renamed
+    instead, and is then gone). Creates `folder`. Returns the new path."""
+    _check_plain_name(name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return _link_no_replace(source, folder, name)
+    except OSError as exc:
+        raise _translate(exc, "link", source, folder=folder) from exc
+
+
+def linked_in(source: Path, folder: Path) -> Path | None:
+    """A visible name in `folder` that is the same file as `source` (a hard link), if any:
+    what an interrupted move or publish leaves behind. None when `source` is gone."""
+    try:
+        return _linked_in(source, folder)
+    except OSError as exc:
+        raise _translate(exc, "examine", source, folder=folder) from exc
+
+
+def _linked_in(source: Path, folder: Path) -> Path | None:
+    try:
+        status = os.lstat(source)
+        if status.st_nlink < 2 or not stat.S_ISREG(status.st_mode):
+            return None  # the only name it has: nothing to look for
+        with os.scandir(folder) as listing:
+            for entry in listing:
+                # the inode comes with the listing; only a match costs a stat
+                if entry.inode() != status.st_ino or entry.name.startswith("."):
+                    continue
+                other = entry.stat(follow_symlinks=False)
+                if other.st_dev == status.st_dev and Path(entry.path) != source:
+                    return Path(entry.path)
+    except _GONE:
+        return None
+    return None
+
+
+def _link_no_replace(source: Path, folder: Path, name: str) -> Path:
+    while True:
+        target = folder / free_name(folder, name)
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except FileExistsError:
+            continue  # taken since free_name looked: try the next number
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return _copy_across(source, folder, name)
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(target):
+                continue
+            os.rename(source, target)
+        return target
+
+
 def _copy_across(source: Path, folder: Path, name: str) -> Path:
     # Copy under a hidden name (the watcher ignores it), then publish it without
-    # replacing anything, then remove the source: no reader ever sees a partial file.
+    # replacing anything: no reader ever sees a partial file. The source stays.
     temporary = folder / f".{name}.{uuid.uuid4().hex}.partial"
     try:
         shutil.copy2(source, temporary, follow_symlinks=False)
-        while True:
-            target = folder / free_name(folder, name)
-            try:
-                os.link(temporary, target, follow_symlinks=False)
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                if exc.errno not in _NO_HARD_LINKS:
-                    raise
-                if os.path.lexists(target):
-                    continue
-                os.rename(temporary, target)
-            break
+        return _link_no_replace(temporary, folder, name)
     finally:
         if os.path.lexists(temporary):
             os.unlink(temporary)
-    os.unlink(source)
-    return target
 
 
 def _put_back(current: Path, original: Path) -> None:

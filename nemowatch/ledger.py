@@ -492,7 +492,7 @@ class Ledger:
         return self.control()
 
     def request_scan(self) -> None:
-        """Ask a running daemon to rescan its inboxes now (it notices within a second)."""
+        """Ask a running daemon to rescan its inboxes now (it looks every 2 seconds)."""
         with self._transaction() as db:
             row = db.execute(
                 "SELECT value FROM control WHERE key = ?", (_SCAN_REQUESTED,)

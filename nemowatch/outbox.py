@@ -7,6 +7,9 @@ is never deleted or moved away before its output is published.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import json
 import os
 import string
@@ -18,7 +21,7 @@ from typing import Any
 from nemowatch.config import TEMPLATE_FIELDS, AfterFailure, AfterSuccess, OnConflict
 from nemowatch.engines.base import Draft
 from nemowatch.errors import EngineError, MediaError
-from nemowatch.intake import free_name, move_no_replace
+from nemowatch.intake import free_name, link_no_replace, linked_in, move_no_replace
 from nemowatch.probe import Probe, moov_before_mdat, probe
 
 TEMP_SUFFIX = ".nemowatch-part"
@@ -118,15 +121,32 @@ def _container_of_format(export_format: str) -> str:
 
 
 def publish(temp: Path, final: Path, on_conflict: OnConflict) -> Path | None:
-    """Give a verified result its final name. Returns None when `skip` kept an existing file."""
+    """Give a verified result its final name. Returns None when `skip` kept an existing file.
+
+    `temp` stays (a second name of the same file) until the caller has recorded the output
+    and removes it: a daemon killed in between finds its result already published
+    (`already_published`) instead of publishing it again as `name (2).mp4`.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     if on_conflict is OnConflict.OVERWRITE:
-        os.replace(temp, final)
+        # replace(2) would take the temporary name away: replace with a second link to it
+        staging = temp.with_name(temp.name.removesuffix(TEMP_SUFFIX) + "-publishing" + TEMP_SUFFIX)
+        staging.unlink(missing_ok=True)
+        try:
+            os.link(temp, staging)
+        except OSError:
+            staging = temp  # no hard links here: the temporary name goes
+        os.replace(staging, final)
         return final
     if on_conflict is OnConflict.SKIP and final.exists():
-        temp.unlink(missing_ok=True)
         return None
-    return move_no_replace(temp, final.parent, final.name)
+    return link_no_replace(temp, final.parent, final.name)
+
+
+def already_published(temp: Path, final: Path) -> Path | None:
+    """The visible name under which `temp` is already in `final`'s folder, if a run that
+    was stopped after publishing it (before the ledger heard of it) left it there."""
+    return linked_in(temp, final.parent) if final.parent.is_dir() else None
 
 
 def dispose_success(
@@ -157,10 +177,19 @@ def dispose_failure(
     if after is AfterFailure.KEEP and not source.exists():
         os.rename(claimed, source)
         where = source
-        report_name = free_name(failed, source.name + ".error.json")
     else:
         where = move_no_replace(claimed, failed, source.name)
+    return str(where), write_failure_report(where, inbox=inbox, report=report)
+
+
+def write_failure_report(where: Path, *, inbox: Path, report: dict[str, Any]) -> Path:
+    """`<name>.error.json` in failed/ for the failed source now at `where`."""
+    failed = inbox / "failed"
+    failed.mkdir(parents=True, exist_ok=True)
+    if where.parent == failed:
         report_name = where.name + ".error.json"
+    else:  # kept in the inbox: failed/ may already hold reports of that name
+        report_name = free_name(failed, where.name + ".error.json")
     report = {**report, "file": str(where)}
     report.setdefault(
         "how_to_retry",
@@ -168,7 +197,57 @@ def dispose_failure(
         f"mv {_quote(where)} {_quote(inbox)}/",
     )
     write_json_atomic(failed / report_name, report)
-    return str(where), failed / report_name
+    return failed / report_name
+
+
+def has_failure_report(where: Path, *, inbox: Path) -> bool:
+    """Whether failed/ holds a report about the source now at `where`."""
+    failed = inbox / "failed"
+    if where.parent == failed:
+        return (failed / (where.name + ".error.json")).is_file()
+    for path in failed.glob(glob.escape(where.name) + "*.error.json"):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text(encoding="utf-8")).get("file") == str(where):
+                return True
+    return False
+
+
+def find_disposed(inode: int, *, source: Path, inbox: Path) -> Path | None:
+    """Where a disposal put a source (known by its inode) before the daemon was stopped,
+    too early to record it: back where it was dropped, in done/<date>/ or in failed/."""
+    with contextlib.suppress(OSError):
+        if os.lstat(source).st_ino == inode:
+            return source
+    done = inbox / "done"
+    days = sorted(done.iterdir(), reverse=True) if done.is_dir() else []  # newest first
+    for folder in [inbox / "failed", *days]:
+        try:
+            with os.scandir(folder) as listing:
+                for entry in listing:
+                    if entry.inode() == inode and not entry.name.startswith("."):
+                        return Path(entry.path)
+        except OSError:
+            continue  # not there, or not a folder
+    return None
+
+
+def unwritable(error: OSError, folder: Path, source_name: str) -> EngineError:
+    """A result that could not be written into the outbox, said as what to fix where."""
+    what = f"cannot write the result of {source_name} to the outbox {folder}"
+    then = "then move the file back into the inbox"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "read-only file system" if error.errno == errno.EROFS else "permission denied"
+        hint = f"give the user running nemowatch write access to {folder}, {then}"
+    elif error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        reason = {
+            errno.ENOSPC: "no space left on the disk",
+            errno.EDQUOT: "the disk quota is used up",
+            errno.EFBIG: "the file reached the file-size limit set for nemowatch (ulimit -f)",
+        }[error.errno]
+        hint = f"free some space in {folder} (or raise the limit), {then}"
+    else:
+        reason, hint = error.strerror or str(error), f"check {folder}, {then}"
+    return EngineError(f"{what}: {reason}", retryable=True, hint=hint)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

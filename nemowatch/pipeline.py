@@ -10,6 +10,7 @@ again, never re-submitted blindly; an instruction already sent is not sent again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import shutil
 import time
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import structlog
 
 from nemowatch import outbox, retry
-from nemowatch.config import AfterSuccess, Rule
+from nemowatch.config import AfterSuccess, Rule, format_size
 from nemowatch.engines.base import (
     Draft,
     EditEventKind,
@@ -76,6 +77,7 @@ class Pipeline:
         *,
         state_dir: Path,
         max_attempts: int = 3,
+        patience: float = retry.PATIENCE,
         sleep: retry.Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = datetime.now,
@@ -85,6 +87,7 @@ class Pipeline:
         self.ledger = ledger
         self.state_dir = state_dir
         self.max_attempts = max_attempts
+        self.patience = patience  # seconds a step waits out transient failures before failing
         self._sleep = sleep
         self._clock = clock
         self._now = now
@@ -188,8 +191,17 @@ class Pipeline:
 
         if record.state is JobState.CLAIMED:
             step = self._clock()
+            if rule.max_size is not None:
+                _check_size(job.source, record.source.name, rule.max_size)
             if record.fingerprint is None:
-                digest, size = await asyncio.to_thread(fingerprint, job.source)
+                try:
+                    digest, size = await asyncio.to_thread(fingerprint, job.source)
+                except PermissionError as error:
+                    raise MediaError(
+                        f"cannot read {record.source.name}: permission denied",
+                        hint="give the user running nemowatch read access to the file"
+                        " (chmod a+r), then move it back into the inbox",
+                    ) from error
                 record = self.ledger.update(record.id, fingerprint=digest, size=size)
             assert record.fingerprint is not None
             if not rule.reprocess_duplicates:
@@ -233,7 +245,9 @@ class Pipeline:
                         record.id, edits_done=index + 1, edit_sent=None, edit_token=None
                     )
                     continue
-                for attempt in range(1, self.max_attempts + 1):
+                attempt, waited = 0, 0.0
+                while True:
+                    attempt += 1
                     token = await self._call(lambda: self.engine.edit_checkpoint(session))
                     record = self.ledger.update(record.id, edit_sent=index, edit_token=token)
                     try:
@@ -244,14 +258,23 @@ class Pipeline:
                         self.ledger.update(record.id, edit_sent=None, edit_token=None)
                         raise
                     except TransientError as error:
-                        # an engine raises this from edit() only when the instruction did not
-                        # arrive, so sending it again cannot charge twice
+                        # An engine raises this from edit() when the instruction did not
+                        # arrive, but also when it could not find out (the service went away
+                        # mid-turn and stayed away): the edit checkpoint tells, once the
+                        # service answers again. Sent again only when it did not land.
+                        checkpoint = await self._call(lambda: self.engine.edit_checkpoint(session))
+                        if checkpoint != token:
+                            log.info("edit.landed_despite_error", instruction=index + 1)
+                            break
                         record = self.ledger.update(record.id, edit_sent=None, edit_token=None)
-                        if attempt == self.max_attempts or not retry.worth_waiting(error):
+                        if not retry.worth_waiting(error) or retry.gives_up(
+                            attempt, waited, attempts=self.max_attempts, patience=self.patience
+                        ):
                             raise
-                        delay = error.retry_after if error.retry_after is not None else attempt
+                        delay = retry.backoff(attempt, error)
                         log.warning("edit.not_delivered", error=str(error), retry_in=delay)
                         await self._sleep(delay)
+                        waited += delay
                 record = self.ledger.update(
                     record.id,
                     edits_done=index + 1,
@@ -299,27 +322,46 @@ class Pipeline:
             relative = relative.with_suffix(f".{rendered_format}")
         temp = outbox.temp_path(rule.outbox, relative, record.id)
 
+        if record.state is JobState.VERIFYING and not temp.is_file():
+            # the downloaded result is gone (removed while no daemon ran): fetch it again
+            record = self.ledger.transition(
+                record.id, JobState.DOWNLOADING, detail="result gone; download again"
+            )
+
         if record.state is JobState.DOWNLOADING:
             step = self._clock()
-            temp.parent.mkdir(parents=True, exist_ok=True)
-            temp.unlink(missing_ok=True)
-            await self._call(lambda: self.engine.download(render, temp))
+            try:
+                temp.parent.mkdir(parents=True, exist_ok=True)
+                temp.unlink(missing_ok=True)
+                await self._call(lambda: self.engine.download(render, temp))
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    temp.unlink(missing_ok=True)  # no partial result left behind
+                raise outbox.unwritable(error, temp.parent, record.source.name) from error
             timings["download"] = round(self._clock() - step, 3)
             record = self.ledger.transition(record.id, JobState.VERIFYING, timings=timings)
 
         step = self._clock()
-        try:
-            await asyncio.to_thread(outbox.verify, temp, draft)
-            final = outbox.publish(temp, rule.outbox / relative, rule.on_conflict)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        final = await asyncio.to_thread(outbox.already_published, temp, rule.outbox / relative)
+        if final is not None:
+            # published by a run that was stopped before it could record it
+            log.info("outbox.already_published", output=str(final))
+        else:
+            try:
+                await asyncio.to_thread(outbox.verify, temp, draft)
+                final = outbox.publish(temp, rule.outbox / relative, rule.on_conflict)
+            except Exception:
+                temp.unlink(missing_ok=True)
+                raise
+            if final is None:
+                log.info("outbox.kept_existing", output=str(rule.outbox / relative))
         timings["verify"] = round(self._clock() - step, 3)
-        if final is None:
-            log.info("outbox.kept_existing", output=str(rule.outbox / relative))
         record = self.ledger.transition(
             record.id, JobState.DONE, output=final, timings=timings, error=None
         )
+        # only now: until the ledger says done, this second name is how a restarted
+        # daemon recognises the published output as its own
+        temp.unlink(missing_ok=True)
         if rule.report and final is not None:
             self._write_report(record, rule, final)
         log.info("outbox.published", output=str(final))
@@ -391,7 +433,9 @@ class Pipeline:
         return False
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        return await retry.call(operation, attempts=self.max_attempts, sleep=self._sleep)
+        return await retry.call(
+            operation, attempts=self.max_attempts, sleep=self._sleep, patience=self.patience
+        )
 
     async def _cleanup(self, job: Job) -> None:
         await asyncio.to_thread(_remove_tree, job.work_dir)
@@ -432,7 +476,7 @@ class Pipeline:
                 log.info("job.report", **self.error_report(record))
             return self.ledger.update(record.id, disposed="kept")
         if not record.claimed.exists():
-            return self.ledger.update(record.id, disposed="missing")
+            return self._disposed_before(record, rule)
         when = self._now()
         if record.state is JobState.DONE:
             where = outbox.dispose_success(
@@ -462,18 +506,37 @@ class Pipeline:
         log.info("source.disposed", to=where)
         return self.ledger.update(record.id, disposed=where)
 
+    def _disposed_before(self, record: JobRecord, rule: Rule) -> JobRecord:
+        """A source no longer where the job left it: a run stopped between moving it and
+        recording where it went. Find it, finish the failure report, record the place."""
+        deleted = record.state is JobState.DONE and rule.after.success is AfterSuccess.DELETE
+        found = None
+        if record.source_inode is not None and not deleted:
+            found = outbox.find_disposed(
+                record.source_inode, source=record.source, inbox=rule.inbox
+            )
+        if found is None:
+            return self.ledger.update(record.id, disposed="deleted" if deleted else "missing")
+        if record.state is JobState.FAILED and not outbox.has_failure_report(
+            found, inbox=rule.inbox
+        ):
+            outbox.write_failure_report(found, inbox=rule.inbox, report=self.error_report(record))
+        log.info("source.disposed", to=str(found), found_after_restart=True)
+        return self.ledger.update(record.id, disposed=str(found))
+
     def _fail(self, record: JobRecord, rule: Rule, error: NemowatchError) -> JobRecord:
         step = record.state.value
-        message = str(error)
+        message = _as_dropped(str(error), record)
+        hint = _as_dropped(error.hint, record) if error.hint else error.hint
         retryable = False if isinstance(error, MediaError) else bool(error.retryable)
         record = self.ledger.transition(
             record.id,
             JobState.FAILED,
             error=f"{step}: {message}",
             retryable=retryable,
-            detail=error.hint,
+            detail=hint,
         )
-        log.error("job.failed", step=step, error=message, hint=error.hint, retryable=retryable)
+        log.error("job.failed", step=step, error=message, hint=hint, retryable=retryable)
         _remove_tree(self.state_dir / "work" / record.id)
         return self.dispose(record, rule)
 
@@ -494,6 +557,27 @@ class Pipeline:
             "retryable": bool(record.retryable),
             "attempts": record.attempts,
         }
+
+
+def _as_dropped(text: str, record: JobRecord) -> str:
+    """`text` naming the file as it was dropped: engines see the claimed file,
+    processing/<job>__<name>, but people know the name they gave it."""
+    if record.claimed is None:
+        return text
+    text = text.replace(str(record.claimed), str(record.source))
+    return text.replace(record.claimed.name, record.source.name)
+
+
+def _check_size(source: Path, name: str, limit: int) -> None:
+    """Refuse, before any work, a file larger than the rule's `max_size`."""
+    size = source.stat().st_size
+    if size > limit:
+        raise MediaError(
+            f"{name} is {format_size(size)} ({size} bytes), over this rule's max_size of"
+            f" {format_size(limit)}",
+            hint="raise the rule's max_size, or trim or compress the file, then move it back"
+            " into the inbox",
+        )
 
 
 def _remove_tree(path: Path) -> None:

@@ -21,6 +21,17 @@ from nemowatch.errors import MediaError
 # PyAV reports the container's duration in FFmpeg's AV_TIME_BASE (microseconds).
 _MICROSECONDS = 1_000_000
 
+_TIMED = ("video", "audio")  # stream kinds whose duration is the file's
+_TAIL_SECONDS = 5.0  # how much of the stated end is read back to see that it is there
+# Stated seconds allowed to have no data behind them (muxers round, and audio priming
+# and edit lists shift ends a little); longer files get a share of their length.
+_MISSING_SECONDS = 1.0
+_MISSING_SHARE = 0.01
+_INCOMPLETE_HINT = (
+    "copy or export the original again (a copy may have stopped early, or the recording"
+    " was cut off), check that it plays to the end, then drop it into the inbox"
+)
+
 _UNREADABLE_HINT = (
     "check that the file plays in a video player, then copy or export it again "
     "and drop the new copy into the inbox"
@@ -61,11 +72,17 @@ class Probe:
         """The first audio stream, if any."""
         return next((stream for stream in self.streams if stream.kind == "audio"), None)
 
+    @property
+    def still_image(self) -> bool:
+        """A picture (PNG, JPEG, ...), whatever its name says: FFmpeg read it as an image."""
+        return self.format_name == "image2" or self.format_name.endswith("_pipe")
+
 
 def probe(path: Path) -> Probe:
     """Read the container and stream facts of `path`.
 
-    Raises `MediaError` when the file is missing, empty, unreadable or not a media file.
+    Raises `MediaError` when the file is missing, empty, unreadable or not a media file,
+    and when its data ends well before the duration it states (truncated or corrupt).
     """
     try:
         size = path.stat().st_size
@@ -75,7 +92,10 @@ def probe(path: Path) -> Probe:
         raise _unreadable(path, "the file is empty, 0 bytes")
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            return _read(container, path)
+            facts = _read(container, path)
+        if not facts.still_image:
+            _check_complete(path, facts)
+        return facts
     except (av.error.FFmpegError, OSError) as exc:
         raise _unreadable(path, _reason(exc)) from exc
 
@@ -168,6 +188,66 @@ def _stream_info(stream: av.stream.Stream, duration: float | None) -> StreamInfo
             duration=duration,
         )
     return StreamInfo(kind=stream.type, codec=codec, duration=duration)
+
+
+def _check_complete(path: Path, facts: Probe) -> None:
+    """Refuse a file whose data ends well before the duration its header states.
+
+    A copy or recording cut off, or a forged header, says "3 hours" over seconds of data:
+    an edit planned on that would render hours of nothing. Only the last few seconds the
+    header promises are read (a seek, then a few packets), so this is cheap for any size.
+    """
+    stated = max(
+        [facts.duration]
+        + [stream.duration or 0.0 for stream in facts.streams if stream.kind in _TIMED]
+    )
+    if stated <= 0:
+        return
+    start = max(0.0, stated - _TAIL_SECONDS)
+    with av.open(str(path), metadata_errors="ignore") as container:
+        if start > 0:
+            offset = (container.start_time or 0) + int(start * _MICROSECONDS)
+            try:
+                container.seek(offset, backward=True, any_frame=False)
+            except (av.error.FFmpegError, OSError):
+                return  # a format that cannot seek: nothing to compare with, let it through
+        reached = _data_end(container)
+    if reached is not None and stated - reached <= max(_MISSING_SECONDS, _MISSING_SHARE * stated):
+        return
+    if reached is not None:
+        found = f"its data ends at {_clock(reached)}"
+    else:
+        found = f"it holds no readable data after {_clock(start)}"
+    raise MediaError(
+        f"{path.name} says it lasts {_clock(stated)}, but {found}, so it is truncated or"
+        f" corrupt: {_INCOMPLETE_HINT}",
+        hint=_INCOMPLETE_HINT,
+    )
+
+
+def _data_end(container: av.container.InputContainer) -> float | None:
+    """Seconds into the file at which the last readable packet from here on ends."""
+    reached: float | None = None
+    try:
+        for packet in container.demux():
+            if packet.pts is None or packet.time_base is None or packet.is_corrupt:
+                continue
+            stream = packet.stream
+            if stream.disposition & Disposition.attached_pic:
+                continue  # cover art: one picture, at the start
+            begin = stream.start_time or 0
+            end = float((packet.pts + (packet.duration or 0) - begin) * packet.time_base)
+            reached = end if reached is None else max(reached, end)
+    except (av.error.FFmpegError, OSError):
+        pass  # the data stops being readable here: it reaches as far as was read
+    return reached
+
+
+def _clock(seconds: float) -> str:
+    """3:00:00.0"""
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{rest:04.1f}"
 
 
 def _top_level_box_types(file: BinaryIO) -> Iterator[bytes]:

@@ -92,6 +92,29 @@ class Daemon:
         wait_for(lambda: self.saw("daemon.started"), what="daemon.started")
         return self
 
+    def spawn(self) -> Daemon:
+        """Start the process without waiting for it to come up (to kill it during start)."""
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        environment.pop("NEMO_TOKEN", None)
+        with self.log.open("ab") as handle:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "nemowatch.cli",
+                    "run",
+                    "--config",
+                    str(self.config),
+                    "--log-format",
+                    "json",
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=environment,
+            )
+        return self
+
     def peak_memory(self) -> int:
         """The process's peak resident memory so far (VmHWM), in bytes."""
         assert self.process is not None
@@ -149,3 +172,44 @@ def files(folder: Path, pattern: str = "*") -> list[Path]:
     return (
         sorted(path for path in folder.rglob(pattern) if path.is_file()) if folder.exists() else []
     )
+
+
+def ledger_jobs(state_dir: Path) -> list[dict[str, Any]]:
+    """Every job row of the daemon's SQLite ledger, as a dict, oldest first."""
+    path = state_dir / "ledger.sqlite3"
+    if not path.exists():
+        return []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("SELECT * FROM jobs ORDER BY created_at").fetchall()
+    return [dict(row) for row in rows]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Process ids (other than this one) whose command line contains `text`: a daemon or
+    an FFmpeg left running on a test's folder."""
+    needle = text.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # exited meanwhile, or not ours to read
+    return found
+
+
+def drop_at_once(sources: dict[Path, Path], staging: Path) -> None:
+    """Copy each source (value) to a staging folder, then rename every copy into place
+    (key) one right after the other: the files appear whole, all within a moment."""
+    staging.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for index, (target, source) in enumerate(sources.items()):
+        copy = staging / f"{index:04d}-{target.name}"
+        copy.write_bytes(source.read_bytes())
+        staged.append((copy, target))
+    for copy, target in staged:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy.rename(target)

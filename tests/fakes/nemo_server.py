@@ -216,6 +216,12 @@ class FakeNemo:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("FakeNemo is not started")
+        return self._address
+
+    @property
+    def _address(self) -> str:
+        # without base_url's check: a request still being answered as the server stops
+        # needs it too
         return f"http://127.0.0.1:{self._port}"
 
     def start(self, port: int = 0) -> FakeNemo:
@@ -313,7 +319,7 @@ class FakeNemo:
             return self._find_user(user_or_token).available
 
     def file_url(self, render_id: str) -> str:
-        return f"{self.base_url}/files/{quote(render_id, safe='')}.mp4"
+        return f"{self._address}/files/{quote(render_id, safe='')}.mp4"
 
     # Shared by handlers (state is guarded by self._lock).
 
@@ -370,6 +376,8 @@ class _Server(ThreadingHTTPServer):
     fake: FakeNemo
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # a client that went away between requests (as _dispatch sees it too)
         # Never print (a token could be in a message); the books keep it for tests.
         self.fake.books.add_server_error(traceback.format_exc())
 
@@ -727,7 +735,7 @@ class _Handler(BaseHTTPRequestHandler):
         return {
             "filename": record.filename,
             "file_type": record.file_type,
-            "cdn_url": f"{self.fake.base_url}/cdn/{session_id}/{quote(record.filename)}",
+            "cdn_url": f"{self.fake._address}/cdn/{session_id}/{quote(record.filename)}",
             "duration": facts.duration if record.file_type != "image" else 0,
             "width": facts.width if visual else None,
             "height": facts.height if visual else None,

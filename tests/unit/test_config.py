@@ -514,3 +514,39 @@ def test_a_relative_music_path_is_relative_to_the_rule_file(tmp_path: Path) -> N
     first, second = load_config(config).rules
     assert first.edit.music == str(tmp_path / "tracks")
     assert second.edit.music == "lofi"
+
+
+@pytest.mark.parametrize(
+    ("written", "size"),
+    [
+        ("1000", 1000),
+        ("500MB", 500_000_000),
+        ("1.5 GB", 1_500_000_000),
+        ("2GiB", 2 * 1024**3),
+        ("700 mib", 700 * 1024**2),
+    ],
+)
+def test_max_size_is_bytes_or_a_size_with_its_unit(tmp_path: Path, written: str, size: int) -> None:
+    config = write(tmp_path / "config.yaml", RULE + f"    max_size: {written}\n")
+    assert load_config(config).rules[0].max_size == size
+
+
+def test_max_size_defaults_to_no_limit(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path / "config.yaml", RULE)).rules[0].max_size is None
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("lots", 'expected a size such as 500MB, 2GB or 2GiB, or a number of bytes, got "lots"'),
+        ("5 XB", 'expected a size such as 500MB, 2GB or 2GiB, or a number of bytes, got "5 XB"'),
+        ("true", "expected a size such as 500MB, 2GB or 2GiB, or a number of bytes, got true"),
+        ("0", "must be greater than 0, got 0"),
+    ],
+)
+def test_a_max_size_that_is_not_a_size_is_reported_at_its_line(
+    tmp_path: Path, written: str, message: str
+) -> None:
+    config = write(tmp_path / "config.yaml", RULE + f"    max_size: {written}\n")
+    problem = only_problem(config)
+    assert (problem.line, problem.path, problem.message) == (5, "rules[0].max_size", message)

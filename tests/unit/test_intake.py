@@ -19,6 +19,8 @@ from nemowatch.intake import (
     claim,
     classify,
     free_name,
+    link_no_replace,
+    linked_in,
     move_no_replace,
     snapshot,
 )
@@ -395,3 +397,38 @@ def test_move_no_replace_across_filesystems(tmp_path: Path) -> None:
         assert sorted(os.listdir(tmp_path)) == ["clip (2).mp4", "clip.mp4"]  # no temporary left
     finally:
         shutil.rmtree(source.parent)
+
+
+def test_move_no_replace_finishes_a_move_a_kill_interrupted(tmp_path: Path) -> None:
+    # killed between the link and the unlink: the file has its old and its new name
+    folder = tmp_path / "done"
+    folder.mkdir()
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"video")
+    os.link(source, folder / "clip.mp4")
+    assert move_no_replace(source, folder, "clip.mp4") == folder / "clip.mp4"
+    assert not source.exists()
+    assert os.listdir(folder) == ["clip.mp4"]  # not a second copy as "clip (2).mp4"
+
+
+def test_link_no_replace_gives_a_second_name_and_keeps_the_first(tmp_path: Path) -> None:
+    source = tmp_path / ".clip.part"
+    source.write_bytes(b"video")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "clip.mp4").write_bytes(b"someone else's")
+    linked = link_no_replace(source, tmp_path / "out", "clip.mp4")
+    assert linked == tmp_path / "out" / "clip (2).mp4"
+    assert source.exists() and linked.samefile(source)
+    assert linked_in(source, tmp_path / "out") == linked
+
+
+def test_linked_in_sees_only_visible_names_of_the_same_file(tmp_path: Path) -> None:
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"video")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(b"video")  # equal bytes, another file
+    assert linked_in(source, folder) is None
+    os.link(source, folder / ".hidden.part")
+    assert linked_in(source, folder) is None
+    assert linked_in(tmp_path / "gone.mp4", folder) is None

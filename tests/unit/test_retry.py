@@ -65,3 +65,26 @@ async def test_a_retry_after_beyond_the_cap_fails_at_once_instead_of_waiting() -
         await retry.call(operation, attempts=3, sleep=sleep)
     assert operation.calls == 1
     assert sleep.delays == []
+
+
+async def test_an_outage_shorter_than_the_patience_is_waited_out() -> None:
+    sleep = Recorder()
+    operation = Flaky([TransientError("connection refused") for _ in range(6)])
+    assert await retry.call(operation, attempts=3, sleep=sleep, patience=100.0) == "ok"
+    assert sleep.delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+
+
+async def test_a_step_gives_up_once_its_attempts_and_its_patience_are_both_spent() -> None:
+    sleep = Recorder()
+    operation = Flaky([TransientError(f"refused {n}") for n in range(20)])
+    with pytest.raises(TransientError, match="refused 7"):
+        await retry.call(operation, attempts=3, sleep=sleep, patience=100.0)
+    assert sleep.delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0]  # 123 s >= 100 s
+
+
+def test_the_backoff_doubles_up_to_a_minute_unless_the_server_says() -> None:
+    assert [retry.backoff(attempt) for attempt in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert retry.backoff(3, TransientError("429", retry_after=7.0)) == 7.0
+    assert retry.gives_up(3, 0.0, attempts=3, patience=0.0)
+    assert not retry.gives_up(3, 59.0, attempts=3, patience=60.0)
+    assert not retry.gives_up(2, 600.0, attempts=3, patience=60.0)

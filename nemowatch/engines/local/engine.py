@@ -48,7 +48,7 @@ from nemowatch.engines.local.timeline import (
     texts_of,
 )
 from nemowatch.errors import EngineError, MediaError
-from nemowatch.probe import probe
+from nemowatch.probe import Probe, StreamInfo, probe
 from nemowatch.rules import EditSpec, ExportSpec, SilenceCut
 
 SUPPORTED_EXTENSIONS = frozenset(
@@ -124,12 +124,7 @@ class LocalEngine:
                 hint="convert it to MP4 or MOV, or narrow the rule's `match` patterns",
             )
         facts = await asyncio.to_thread(probe, source)
-        video = facts.video
-        if video is None:
-            raise MediaError(
-                f"{source.name} is not a readable video (it has no video stream)",
-                hint="the local engine edits videos; audio-only files are not supported",
-            )
+        video = _video_of(facts, source)
         return Media(
             name=source.name,
             duration=video.duration or facts.duration,
@@ -169,9 +164,7 @@ class LocalEngine:
         edit = edit_spec(session, interpretation)
         export = export_spec(session, ExportSpec.model_validate(session.data.get("export", {})))
         facts = await asyncio.to_thread(probe, source)
-        video = facts.video
-        if video is None:
-            raise MediaError(f"{source.name} is not a readable video (it has no video stream)")
+        video = _video_of(facts, source)
         # A missing music file is the rule's mistake: say so now, before any work.
         music = resolve_music(edit.music, job_id=session.data["job_id"]) if edit.music else None
         duration = video.duration or facts.duration
@@ -293,6 +286,23 @@ def export_spec(session: Session, spec: ExportSpec) -> ExportSpec:
     return spec.merged(overrides)
 
 
+def _video_of(facts: Probe, source: Path) -> StreamInfo:
+    """The video stream the edit works on; a photo or a sound file is refused here."""
+    if facts.still_image:
+        codec = facts.video.codec.upper() if facts.video is not None else "picture"
+        raise MediaError(
+            f"{source.name} is a still image ({codec}), not a video",
+            hint="the local engine edits videos: drop photos elsewhere, or narrow the"
+            " rule's `match` patterns",
+        )
+    if facts.video is None:
+        raise MediaError(
+            f"{source.name} is not a readable video (it has no video stream)",
+            hint="the local engine edits videos; audio-only files are not supported",
+        )
+    return facts.video
+
+
 def _listening(edit: EditSpec) -> EditSpec:
     # Music ducked under speech needs to know where the speech is: the silence pass, even
     # when the edit cuts no silences. Only the analysis sees this spec, never the planner.
@@ -328,17 +338,16 @@ def _is_turned(source: Path) -> bool:
 
 
 def _link_or_copy(rendered: Path, dest: Path) -> None:
+    """Put the render at `dest`. An OSError (the outbox not writable, full) is left to the
+    caller, who knows which outbox and which job it concerns."""
     if not rendered.is_file():
         raise EngineError(
             f"the rendered file {rendered} is missing", retryable=True, hint="export again"
         )
+    dest.unlink(missing_ok=True)
     try:
-        dest.unlink(missing_ok=True)
-        try:
-            # A hard link is instant and leaves the render in the work folder, so an
-            # interrupted download can simply be repeated.
-            os.link(rendered, dest)
-        except OSError:
-            shutil.copyfile(rendered, dest)  # another file system, or no hard links there
-    except OSError as exc:
-        raise EngineError(f"could not copy the render to {dest}: {exc}") from exc
+        # A hard link is instant and leaves the render in the work folder, so an
+        # interrupted download can simply be repeated.
+        os.link(rendered, dest)
+    except OSError:
+        shutil.copyfile(rendered, dest)  # another file system, or no hard links there

@@ -106,7 +106,7 @@ async def run_ffmpeg(arguments: Sequence[str], *, ffmpeg: Path) -> str:
         raise
     stderr = stderr_bytes.decode("utf-8", errors="replace")
     if process.returncode != 0:
-        raise _failure(process.returncode, stderr)
+        raise _failure(process.returncode, stderr, output=arguments[-1] if arguments else None)
     return stderr
 
 
@@ -116,8 +116,11 @@ def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _failure(returncode: int | None, stderr: str) -> EngineError:
+def _failure(returncode: int | None, stderr: str, *, output: str | None = None) -> EngineError:
     tail = stderr_tail(stderr) or "(ffmpeg wrote nothing to stderr)"
+    full = _disk_full(returncode, stderr, output)
+    if full is not None:
+        return full
     if returncode is not None and returncode < 0:
         # Killed by a signal from outside (out of memory, an operator): worth another try.
         try:
@@ -126,6 +129,24 @@ def _failure(returncode: int | None, stderr: str) -> EngineError:
             name = f"signal {-returncode}"
         return EngineError(f"ffmpeg was killed by {name}:\n{tail}", retryable=True)
     return EngineError(f"ffmpeg exited with status {returncode}:\n{tail}")
+
+
+def _disk_full(returncode: int | None, stderr: str, output: str | None) -> EngineError | None:
+    """The failure as "no room to write", when it is one: the disk (or quota) is full, or
+    the file outgrew the size limit set for nemowatch (SIGXFSZ kills the encoder)."""
+    if returncode == -signal.SIGXFSZ:
+        reason = "the file reached the file-size limit set for nemowatch (ulimit -f)"
+    elif "No space left on device" in stderr or "Disk quota exceeded" in stderr:
+        reason = "no space left on the disk"
+    else:
+        return None
+    where = f" {output}" if output and os.path.isabs(output) else ""
+    return EngineError(
+        f"ffmpeg could not finish writing{where}: {reason}",
+        retryable=True,
+        hint="free some disk space (or raise the file-size limit, e.g. LimitFSIZE= in the"
+        " service), then move the file back into the inbox",
+    )
 
 
 @functools.cache

@@ -164,7 +164,9 @@ class NemoEngine:
     async def _draft_to_render(self, session: Session, draft: Draft) -> dict[str, Any]:
         """The draft exactly as NemoVideo wrote it (keys `Draft` does not model included)
         when it is the one the pipeline approved; else the pipeline's own copy."""
-        raw = self._raw_drafts.get(session.id)
+        # taken, not read: kept, it would stay in memory for every job the daemon ever ran
+        # (a re-submit reads the state again, as after a restart)
+        raw = self._raw_drafts.pop(session.id, None)
         if raw is None:
             try:
                 state = await self._state(session)

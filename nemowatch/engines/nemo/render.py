@@ -304,6 +304,8 @@ class Renders:
             with attempt:
                 await self._download_once(render, dest)
         log.info("render.downloaded", render_id=render.id, bytes=dest.stat().st_size)
+        for remembered in (self._urls, self._sizes, self._urlless):
+            remembered.pop(render.id, None)  # done with it: not kept for the daemon's lifetime
 
     async def _download_once(self, render: Render, dest: Path) -> None:
         try:

@@ -1,0 +1,100 @@
+"""Two daemons on the same inboxes and outboxes (each with its own state directory), and
+twenty files dropped at once: the claim by atomic rename gives each file to exactly one of
+them, so each is processed exactly once.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import (
+    Daemon,
+    drop_at_once,
+    files,
+    ledger_jobs,
+    rule,
+    wait_for,
+    write_config,
+)
+from tests.fakes.nemo_server import FakeNemo, Variants
+from tests.media import Clips
+
+pytestmark = pytest.mark.e2e
+
+FILES = 20
+
+
+@pytest.fixture
+def fake(clips: Clips, tmp_path: Path) -> Iterator[FakeNemo]:
+    video = tmp_path / "rendered.mp4"
+    shutil.copy(clips.basic, video)
+    with FakeNemo(video=video, variants=Variants(render_polls=1)) as server:
+        yield server
+    assert not server.books.server_errors
+
+
+@pytest.mark.parametrize("engine", ["local", "nemo"])
+def test_two_daemons_on_the_same_folders_process_each_file_exactly_once(
+    tmp_path: Path, clips: Clips, fake: FakeNemo, engine: str
+) -> None:
+    rules = [rule(tmp_path, instructions=["cut out silences"])]
+    settings: dict[str, Any] = {"concurrency": 2}
+    if engine == "nemo":
+        # waiting on the cloud, not on this machine: more jobs at once
+        settings |= {"engine": "nemo", "concurrency": 4, "nemo": {"base_url": fake.base_url}}
+    daemons = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = write_config(folder, rules, state_dir=str(folder / "state"), **settings)
+        daemons.append(Daemon(config, folder / "daemon.log"))
+    inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
+    try:
+        for daemon in daemons:
+            daemon.start()
+        names = [f"clip{index:02d}.mp4" for index in range(FILES)]
+        drop_at_once(
+            {
+                inbox / name: source
+                for name, source in zip(names, clips.distinct(FILES), strict=True)
+            },
+            tmp_path / "staging",
+        )
+        wait_for(
+            lambda: (
+                len(files(inbox / "done", "*.mp4")) + len(files(inbox / "failed")) >= FILES
+                and not files(inbox / "processing")
+            ),
+            timeout=120,
+            what="every file finished",
+        )
+    finally:
+        statuses = [daemon.stop() for daemon in daemons if daemon.process is not None]
+    assert statuses == [0, 0]
+    jobs = {name: ledger_jobs(tmp_path / name / "state") for name in ("first", "second")}
+    split = {
+        name: sorted(Path(job["source"]).name for job in found) for name, found in jobs.items()
+    }
+    # each file claimed by one daemon only, and done once
+    claims = Counter(name for found in split.values() for name in found)
+    assert sorted(claims) == names, split
+    assert set(claims.values()) == {1}, split
+    states = [job["state"] for found in jobs.values() for job in found]
+    assert states == ["done"] * FILES, split
+    # one output each, no "name (2).mp4"; each source archived once
+    assert sorted(path.name for path in files(outbox, "*.mp4")) == names
+    assert sorted(path.name for path in files(inbox / "done")) == names
+    assert not files(inbox / "failed")
+    assert not [path for path in outbox.rglob(".*")]  # nothing half-written left
+    outputs = sorted(job["output"] for found in jobs.values() for job in found)
+    assert outputs == sorted(str(outbox / name) for name in names)
+    if engine == "nemo":
+        # one session, one upload and one render per file, across both daemons
+        assert len(fake.books.sessions) == FILES
+        assert len(fake.books.accepted_renders()) == FILES
