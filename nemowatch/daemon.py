@@ -1,7 +1,10 @@
 """The daemon's lifecycle: startup and recovery, watching, claiming, workers, reload, stop.
 
-Startup: open the ledger, resume unfinished jobs, adopt files left in processing/, remove
-partial results from the outboxes, start the watchers, queue a full scan. Running: events
+Startup: open the ledger, finish or undo claims a kill interrupted, resume unfinished jobs,
+remove our own partial results from the outboxes, start the watchers, queue a full scan.
+A claim is written to the ledger before the file is renamed into processing/, so a file
+there that the ledger does not know belongs to another nemowatch sharing the inbox: it is
+left alone (and logged), which is what lets two daemons share folders. Running: events
 and periodic scans feed the settle tracker; settled files are claimed and queued; N
 workers drive jobs through the pipeline. SIGHUP (or an edit to a rule file) reloads the
 config, keeping the old rules if the new ones are invalid. SIGTERM/SIGINT: stop taking
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -38,6 +42,7 @@ from nemowatch.intake import (
     Snapshot,
     Verdict,
     claim,
+    claim_path,
     classify,
     shown,
     snapshot,
@@ -214,6 +219,9 @@ class Daemon:
             rule = self._rule(record.rule)
             if rule is not None:
                 self.pipeline.dispose(record, rule)
+        for record in self.ledger.unfinished():
+            if record.state is JobState.CLAIMED:
+                self._finish_claim(record)
         known = self.ledger.claimed_paths()
         for rule in self.rules:
             processing = rule.inbox / "processing"
@@ -222,7 +230,14 @@ class Daemon:
             for path in sorted(processing.iterdir()):
                 if path in known or not path.is_file() or path.name.startswith("."):
                     continue
-                self._adopt(path, rule)
+                log.warning(
+                    "processing.not_ours",
+                    path=str(path),
+                    rule=rule.name,
+                    hint="this daemon's ledger has no job for it: another nemowatch sharing "
+                    "the inbox is working on it, or this state directory was reset. If no "
+                    "other nemowatch uses the inbox, move it back into the inbox to process it",
+                )
         unfinished = self.ledger.unfinished()
         for record in unfinished:
             if self._rule(record.rule) is None:
@@ -237,23 +252,38 @@ class Daemon:
             log.info("job.resuming", job_id=record.id, rule=record.rule, state=record.state.value)
             self._enqueue(record.id)
         active = {record.id for record in unfinished}
-        for path in outbox.stray_temps({rule.outbox for rule in self.rules}, active):
+        outboxes = {rule.outbox for rule in self.rules}
+        # only our own: another nemowatch sharing the outbox may be writing the others
+        for path in outbox.stray_temps(outboxes, active, ours=self.ledger.exists):
             path.unlink(missing_ok=True)
             log.info("outbox.partial_removed", path=str(path))
 
-    def _adopt(self, path: Path, rule: Rule) -> None:
-        """A file in processing/ with no job: the daemon died between claim and ledger write."""
-        job_id, separator, name = path.name.partition("__")
-        if not separator:
-            job_id, name = new_job_id(), path.name
-        record = self.ledger.create(
-            job_id=job_id if not self.ledger.find(job_id) else new_job_id(),
-            rule=rule.name,
-            engine=self.engine.name,
-            source=rule.inbox / name,
-            claimed=path,
-        )
-        log.info("job.adopted", job_id=record.id, rule=rule.name, source=str(record.source))
+    def _finish_claim(self, record: JobRecord) -> None:
+        """A job recorded whose rename into processing/ may not have happened (a kill
+        between the two): finish the claim if the file is still there, else forget the job."""
+        if record.claimed is None or os.path.lexists(record.claimed):
+            return
+        rule = self._rule(record.rule)
+        if rule is None:
+            return  # left as it is until the rule is back
+        current = self._look(record.source)
+        claimed = None
+        recorded = (record.source_size, record.source_mtime_ns, record.source_inode)
+        if current is not None and (current.size, current.mtime_ns, current.inode) == recorded:
+            try:
+                claimed = claim(record.source, rule.inbox, record.id)
+            except NemowatchError as error:
+                log.error(
+                    "intake.claim_failed",
+                    path=str(record.source),
+                    error=str(error),
+                    hint=error.hint,
+                )
+        if claimed is None:
+            self.ledger.discard(record.id)  # gone, changed, or taken by someone else
+            log.info("job.claim_undone", job_id=record.id, source=str(record.source))
+        else:
+            log.info("job.claimed", job_id=record.id, rule=rule.name, source=str(record.source))
 
     # -- intake ----------------------------------------------------------------------
 
@@ -334,25 +364,30 @@ class Daemon:
         if self._known(path, current):
             return
         job_id = new_job_id()
-        try:
-            claimed = claim(path, rule.inbox, job_id, expected=settled)
-        except NemowatchError as error:
-            self._claim_failures[path] = (current.size, current.mtime_ns)
-            log.error("intake.claim_failed", path=str(path), error=str(error), hint=error.hint)
-            return
-        if claimed is None:
-            log.info("intake.gone", path=str(path))
-            return
+        # The ledger first, the rename second: then a file in processing/ that this ledger
+        # does not know is never ours (another nemowatch sharing the inbox is working on
+        # it), and a kill between the two is finished or undone by `_recover`.
         record = self.ledger.create(
             job_id=job_id,
             rule=rule.name,
             engine=self.engine.name,
             source=path,
-            claimed=claimed,
+            claimed=claim_path(rule.inbox, job_id, path.name),
             source_size=current.size,
             source_mtime_ns=current.mtime_ns,
             source_inode=current.inode,
         )
+        try:
+            claimed = claim(path, rule.inbox, job_id, expected=settled)
+        except NemowatchError as error:
+            self.ledger.discard(job_id)
+            self._claim_failures[path] = (current.size, current.mtime_ns)
+            log.error("intake.claim_failed", path=str(path), error=str(error), hint=error.hint)
+            return
+        if claimed is None:
+            self.ledger.discard(job_id)
+            log.info("intake.gone", path=str(path))
+            return
         log.info("job.claimed", job_id=record.id, rule=rule.name, source=str(path))
         self._enqueue(record.id)
 

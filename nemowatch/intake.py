@@ -258,6 +258,12 @@ def snapshot(path: Path) -> Snapshot | None:
     )
 
 
+def claim_path(inbox: Path, job_id: str, name: str) -> Path:
+    """Where a claimed file lives while its job runs: `inbox/processing/<job_id>__<name>`."""
+    _check_plain_name(job_id)
+    return inbox / "processing" / f"{job_id}__{name}"
+
+
 def claim(path: Path, inbox: Path, job_id: str, *, expected: Snapshot | None = None) -> Path | None:
     """Move `path` into `inbox/processing/<job_id>__<name>` by one atomic rename.
 
@@ -266,9 +272,8 @@ def claim(path: Path, inbox: Path, job_id: str, *, expected: Snapshot | None = N
     With `expected` (the snapshot it settled with), None too when the file was written
     to or replaced since: it stays in the inbox (is put back) and must settle again.
     """
-    _check_plain_name(job_id)
-    processing = inbox / "processing"
-    destination = processing / f"{job_id}__{path.name}"
+    destination = claim_path(inbox, job_id, path.name)
+    processing = destination.parent
     for attempt in range(2):
         current = snapshot(path)
         if current is None or (expected is not None and current != expected):

@@ -366,6 +366,20 @@ class Ledger:
             raise LedgerError(f"no job {job_id} in the ledger {self.path}")
         return JobRecord.from_row(row)
 
+    def exists(self, job_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row is not None
+
+    def discard(self, job_id: str) -> None:
+        """Forget a job recorded for a claim that did not happen (the file was gone or
+        changed): it never started, so there is nothing to keep. Started jobs are kept."""
+        with self._transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM jobs WHERE id = ? AND state = ?", (job_id, JobState.CLAIMED.value)
+            ).rowcount
+            if deleted:
+                db.execute("DELETE FROM transitions WHERE job_id = ?", (job_id,))
+
     def find(self, job_id_prefix: str) -> list[JobRecord]:
         rows = self._db.execute(
             "SELECT * FROM jobs WHERE id LIKE ? ORDER BY created_at", (job_id_prefix + "%",)

@@ -13,7 +13,7 @@ import glob
 import json
 import os
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -256,15 +256,22 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(temp, path)
 
 
-def stray_temps(outboxes: Iterable[Path], active_job_ids: set[str]) -> list[Path]:
-    """Hidden partial results in the outboxes that belong to no running job."""
+def stray_temps(
+    outboxes: Iterable[Path],
+    active_job_ids: set[str],
+    ours: Callable[[str], bool] = lambda job_id: True,
+) -> list[Path]:
+    """Hidden partial results in the outboxes of our own jobs (`ours`) that are not running.
+
+    Another nemowatch sharing the outbox (with its own ledger) may be writing the others.
+    """
     found: list[Path] = []
     for outbox in outboxes:
         if not outbox.is_dir():
             continue
         for path in outbox.rglob(f".*{TEMP_SUFFIX}"):
             job_id = path.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
-            if job_id not in active_job_ids:
+            if job_id not in active_job_ids and ours(job_id):
                 found.append(path)
     return found
 

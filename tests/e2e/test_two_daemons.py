@@ -98,3 +98,50 @@ def test_two_daemons_on_the_same_folders_process_each_file_exactly_once(
         # one session, one upload and one render per file, across both daemons
         assert len(fake.books.sessions) == FILES
         assert len(fake.books.accepted_renders()) == FILES
+
+
+def test_a_daemon_started_while_another_works_leaves_the_others_claims_alone(
+    tmp_path: Path, clips: Clips
+) -> None:
+    """The second daemon finds the first one's files in processing/ at its start: they are
+    not in its ledger, so they are not its own orphans to adopt."""
+    rules = [rule(tmp_path, instructions=["cut out silences"])]
+    count = 6
+    first_folder, second_folder = tmp_path / "first", tmp_path / "second"
+    daemons = []
+    for folder, concurrency in ((first_folder, 1), (second_folder, 2)):
+        folder.mkdir()
+        config = write_config(
+            folder, rules, state_dir=str(folder / "state"), concurrency=concurrency
+        )
+        daemons.append(Daemon(config, folder / "daemon.log"))
+    first, second = daemons
+    inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
+    names = [f"clip{index:02d}.mp4" for index in range(count)]
+    try:
+        first.start()
+        drop_at_once(
+            {
+                inbox / name: source
+                for name, source in zip(names, clips.distinct(count), strict=True)
+            },
+            tmp_path / "staging",
+        )
+        # one worker: the first daemon has claimed files it has not started on yet
+        wait_for(lambda: len(files(inbox / "processing")) >= 3, what="claims waiting")
+        second.start()
+        wait_for(
+            lambda: (
+                len(files(inbox / "done", "*.mp4")) == count and not files(inbox / "processing")
+            ),
+            timeout=120,
+            what="every file finished",
+        )
+        assert second.saw("processing.not_ours")
+    finally:
+        statuses = [daemon.stop() for daemon in daemons if daemon.process is not None]
+    assert statuses == [0, 0]
+    assert ledger_jobs(second_folder / "state") == []
+    assert [job["state"] for job in ledger_jobs(first_folder / "state")] == ["done"] * count
+    assert sorted(path.name for path in files(outbox, "*.mp4")) == names
+    assert sorted(path.name for path in files(inbox / "done")) == names

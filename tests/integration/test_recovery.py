@@ -5,8 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from nemowatch.config import Config, Rule
 from nemowatch.daemon import Daemon
+from nemowatch.intake import claim_path
 from nemowatch.ledger import JobState, Ledger
 
 
@@ -15,34 +18,78 @@ def make_config(tmp_path: Path) -> Config:
     return Config(state_dir=tmp_path / "state", rules=(rule,))
 
 
-def test_a_claimed_file_with_no_job_is_adopted(tmp_path: Path, clips) -> None:
-    # the daemon died between the claim (rename) and the ledger write
+def test_a_claimed_file_this_ledger_does_not_know_is_left_to_its_owner(
+    tmp_path: Path, clips
+) -> None:
+    # Claims are written to the ledger before the rename, so an unknown file in
+    # processing/ belongs to another nemowatch sharing the inbox: taking it would make
+    # two daemons process one file.
     config = make_config(tmp_path)
     processing = tmp_path / "inbox" / "processing"
     processing.mkdir(parents=True)
-    shutil.copy(clips.basic, processing / "abc123def456__clip.mp4")
+    theirs = processing / "abc123def456__clip.mp4"
+    shutil.copy(clips.basic, theirs)
     daemon = Daemon(config)
-    daemon._prepare_folders()
+    with capture_logs() as logs:
+        daemon._prepare_folders()
+        daemon._recover()
+    assert theirs.exists()
+    assert daemon.ledger.jobs() == [] and daemon.queue.qsize() == 0
+    warning = next(entry for entry in logs if entry["event"] == "processing.not_ours")
+    assert warning["path"] == str(theirs) and "move it back into the inbox" in warning["hint"]
+    daemon.ledger.close()
+
+
+def recorded_claim(config: Config, source: Path, job_id: str) -> None:
+    """What a daemon killed between its ledger write and its rename leaves behind."""
+    stat = source.stat()
+    ledger = Ledger.in_state_dir(config.state_dir)
+    ledger.create(
+        job_id=job_id,
+        rule="clips",
+        engine="local",
+        source=source,
+        claimed=claim_path(source.parent, job_id, source.name),
+        source_size=stat.st_size,
+        source_mtime_ns=stat.st_mtime_ns,
+        source_inode=stat.st_ino,
+    )
+    ledger.close()
+
+
+def test_a_claim_killed_before_its_rename_is_finished_at_start(tmp_path: Path, clips) -> None:
+    config = make_config(tmp_path)
+    source = tmp_path / "inbox" / "clip.mp4"
+    source.parent.mkdir(parents=True)
+    shutil.copy(clips.basic, source)
+    recorded_claim(config, source, "abc123def456")
+    daemon = Daemon(config)
     daemon._recover()
     record = daemon.ledger.get("abc123def456")
-    assert record.state is JobState.CLAIMED
-    assert record.source == tmp_path / "inbox" / "clip.mp4"
+    assert record.claimed is not None and record.claimed.is_file()
+    assert not source.exists()
     assert daemon.queue.qsize() == 1
     daemon.ledger.close()
 
 
-def test_partial_results_in_the_outbox_are_removed_at_start(tmp_path: Path) -> None:
+def test_a_claim_killed_before_its_rename_is_undone_when_the_file_changed_or_went(
+    tmp_path: Path, clips
+) -> None:
     config = make_config(tmp_path)
-    outbox = tmp_path / "outbox"
-    outbox.mkdir(parents=True)
-    partial = outbox / ".clip.mp4.0123456789ab.nemowatch-part"
-    partial.write_bytes(b"half a video")
-    kept = outbox / "clip.mp4"
-    kept.write_bytes(b"a finished video")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    changed, gone = inbox / "changed.mp4", inbox / "gone.mp4"
+    for path in (changed, gone):
+        shutil.copy(clips.basic, path)
+    recorded_claim(config, changed, "job000000010")
+    recorded_claim(config, gone, "job000000011")
+    with changed.open("ab") as handle:  # still being written: it must settle again
+        handle.write(b"more")
+    gone.unlink()  # taken by another daemon, or by a person
     daemon = Daemon(config)
     daemon._recover()
-    assert not partial.exists()
-    assert kept.exists()
+    assert daemon.ledger.jobs() == []
+    assert changed.exists() and daemon.queue.qsize() == 0
     daemon.ledger.close()
 
 
