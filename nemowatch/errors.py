@@ -10,8 +10,10 @@
     ├── MediaError                  unsupported, too large, empty, corrupt: fail fast
     ├── SessionLost                 the engine forgot the session: open a new one, upload
     │                               again, and carry on from the job's checkpoint
-    └── EngineError                 the engine failed (FFmpeg exit code + stderr tail,
-                                    or the API's message)
+    ├── EngineError                 the engine failed (FFmpeg exit code + stderr tail,
+    │                               or the API's message)
+    ├── LedgerError (ledger.py)     the job store cannot be opened or written: stop
+    └── OperatorError (operator.py) a command cannot do what was asked: say why, exit 1
 
 Foreign errors (OSError, subprocess, httpx) are translated once, at the boundary where
 they happen, with ``raise ... from exc``. Messages never contain tokens or credentials.

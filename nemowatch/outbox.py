@@ -196,6 +196,8 @@ def write_failure_report(where: Path, *, inbox: Path, report: dict[str, Any]) ->
         "fix the cause, then move the file back into the inbox: "
         f"mv {_quote(where)} {_quote(inbox)}/",
     )
+    # the same, done by nemowatch (moves it back without overwriting, requeues it)
+    report.setdefault("retry_with", f"nemowatch retry {_quote(where)}")
     write_json_atomic(failed / report_name, report)
     return failed / report_name
 

@@ -147,6 +147,7 @@ async def test_a_corrupt_file_fails_with_a_report_beside_it(world) -> None:
     assert report["job_id"] == job_id and report["step"] == "uploading"
     assert "bad.mp4" in report["error"]
     assert "mv " in report["how_to_retry"]
+    assert report["retry_with"].startswith("nemowatch retry ")
     assert not list(world.rule.outbox.iterdir())
 
 
