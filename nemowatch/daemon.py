@@ -31,6 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from nemowatch import outbox
 from nemowatch.config import Config, Rule, load_config
@@ -47,7 +50,7 @@ from nemowatch.intake import (
     shown,
     snapshot,
 )
-from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
+from nemowatch.ledger import JobRecord, JobState, Ledger, bell_folder, new_job_id
 from nemowatch.notify import Notifier
 from nemowatch.pipeline import Pipeline
 from nemowatch.watch import Watcher
@@ -56,7 +59,8 @@ log = structlog.get_logger("nemowatch.daemon")
 
 TICK = 0.25  # seconds between settle checks while some file is settling
 HOUSEKEEPING = 2.0  # seconds between looks at the config files, the ledger's control
-# flags (pause, rescan), the watcher's health and the status line
+# flags (pause, rescan) and the watcher's health -- only where the doorbell below cannot
+# be watched; otherwise housekeeping runs when rung, and at each reconciliation scan
 STALL = 60.0  # seconds without a scheduler heartbeat before the daemon counts as hung
 UNMATCHED_MEMORY = 10_000  # unmatched paths remembered so each is logged once
 
@@ -116,6 +120,8 @@ class Daemon:
         self._reload_requested = asyncio.Event()
         self._scan_requested = asyncio.Event()
         self._config_signature = self._signature()
+        self._housekeeping_now = asyncio.Event()
+        self._bells: BaseObserver | None = None
         self.watcher: Watcher | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -124,13 +130,14 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         try:
             self._prepare_folders()
             self._recover()
             self.watcher = Watcher(self.rules, self._on_candidate, loop)
             self.watcher.start()
             self._missing = self.watcher.missing()
+            self._bells = self._listen_for_bells(loop)
             self._read_control()
             for _ in range(self.config.concurrency):
                 task = asyncio.create_task(self._worker())
@@ -187,6 +194,7 @@ class Daemon:
     async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        self._stop_bells()
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
@@ -337,8 +345,9 @@ class Daemon:
                 # Nothing settling: sleep until a candidate arrives (an idle daemon stays
                 # asleep), but beat at least every STALL/4 so the watchdog knows we live.
                 self._candidates.clear()
+                beat = STALL / 4 if self.notifier.watchdog_interval is not None else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._candidates.wait(), timeout=STALL / 4)
+                    await asyncio.wait_for(self._candidates.wait(), timeout=beat)
                 continue
             await asyncio.sleep(TICK)
             now = self._clock()
@@ -350,8 +359,13 @@ class Daemon:
                 self.tracker.observe(path, self._look(path), now, rule.settle_seconds)
             if not self._resumed.is_set():
                 continue  # out of credits: files stay in the inbox, untouched
-            for path, settled in self.tracker.settled_snapshots(now):
-                self._take(path, settled)
+            settled = self.tracker.settled_snapshots(now)
+            if settled:
+                # an unmounted share must be noticed before anything is claimed from
+                # the empty folder underneath it (one stat per inbox)
+                self._check_watcher()
+            for path, snap in settled:
+                self._take(path, snap)
 
     def _take(self, path: Path, settled: Snapshot | None = None) -> None:
         """Claim a settled file (unless it changed since it settled) and queue its job."""
@@ -390,6 +404,7 @@ class Daemon:
             return
         log.info("job.claimed", job_id=record.id, rule=rule.name, source=str(path))
         self._enqueue(record.id)
+        self._update_status()
 
     async def _scan_loop(self) -> None:
         """The reconciliation scan: at start, every scan_interval, and on request."""
@@ -398,6 +413,7 @@ class Daemon:
             for path in paths:
                 self._on_candidate(path)
             self._scan_requested.clear()
+            self._housekeeping_now.set()  # the backstop for every doorbell
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._scan_requested.wait(), timeout=self.config.scan_interval
@@ -427,6 +443,7 @@ class Daemon:
                 self._parked[job_id] = inbox  # resumes when the inbox is back
                 continue
             self._workers[task] = job_id
+            self._update_status()
             try:
                 await self._run_job(job_id)
             except CreditsExhausted as error:
@@ -436,6 +453,7 @@ class Daemon:
                 continue
             finally:
                 self._workers[task] = None
+                self._update_status()
             self._queued.discard(job_id)
 
     async def _run_job(self, job_id: str) -> JobRecord | None:
@@ -550,10 +568,17 @@ class Daemon:
         return tuple(signature)
 
     async def _housekeeping_loop(self) -> None:
-        """Config changes, operator requests, the watcher's health, the status line."""
+        """Config changes, operator requests, the watcher's health, the status line.
+
+        Runs when rung (SIGHUP, a config or rule file written, an operator command, each
+        scan); polls every HOUSEKEEPING seconds only where the doorbells cannot be watched.
+        So an idle daemon sleeps between its reconciliation scans.
+        """
         while True:
+            interval = HOUSEKEEPING if self._bells is None else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reload_requested.wait(), timeout=HOUSEKEEPING)
+                await asyncio.wait_for(self._housekeeping_now.wait(), timeout=interval)
+            self._housekeeping_now.clear()
             signature = self._signature()
             if self._reload_requested.is_set() or signature != self._config_signature:
                 reloading = self._reload_requested.is_set()
@@ -566,6 +591,72 @@ class Daemon:
                     self.notifier.ready(self.status_line())
             self._read_control()
             self._check_watcher()
+            self._update_status()
+
+    def _request_reload(self) -> None:
+        self._reload_requested.set()
+        self._housekeeping_now.set()
+
+    # -- doorbells: what wakes housekeeping ------------------------------------------
+
+    def _bell_paths(self) -> tuple[set[Path], set[Path], set[Path]]:
+        """(folders to watch, files that ring, folders where any YAML file rings)."""
+        files = set(self.config.rule_files)
+        if self.config.source is not None:
+            files.add(self.config.source)
+        yaml_folders = {self.config.rules_dir} if self.config.rules_dir is not None else set()
+        folders = (
+            {path.parent for path in files} | yaml_folders | {bell_folder(self.config.state_dir)}
+        )
+        return folders, files, yaml_folders
+
+    def _listen_for_bells(self, loop: asyncio.AbstractEventLoop) -> BaseObserver | None:
+        """Watch the config files, the rule files and the operators' doorbell (inotify).
+
+        None when that is not possible (no inotify instance or watch left): housekeeping
+        then polls every HOUSEKEEPING seconds instead.
+        """
+        folders, files, yaml_folders = self._bell_paths()
+        bell = bell_folder(self.config.state_dir)
+
+        def rings(path: Path) -> bool:
+            return (
+                path in files
+                or path.parent == bell
+                or (path.parent in yaml_folders and path.suffix in (".yaml", ".yml"))
+            )
+
+        def ring() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+                loop.call_soon_threadsafe(self._housekeeping_now.set)
+
+        handler = _Doorbell(rings, ring)
+        try:
+            bell.mkdir(parents=True, exist_ok=True)
+            observer = Observer()
+            for folder in sorted(folders):
+                if folder.is_dir():
+                    observer.schedule(handler, str(folder), recursive=False)
+            observer.start()
+        except OSError as error:
+            log.warning(
+                "daemon.doorbell_unavailable",
+                error=str(error),
+                fallback=f"config files and operator commands are looked at every "
+                f"{HOUSEKEEPING:g} s instead",
+            )
+            return None
+        return observer
+
+    def _stop_bells(self) -> None:
+        bells, self._bells = self._bells, None
+        if bells is not None:
+            bells.stop()
+            bells.join()
+
+    def _update_status(self) -> None:
+        """Keep systemd's STATUS= line current (only under systemd: it costs a count)."""
+        if self.notifier.enabled:
             self.notifier.status(self.status_line())
 
     def _check_watcher(self) -> None:
@@ -603,8 +694,7 @@ class Daemon:
             return
         complained = False
         while True:
-            if self.watcher is not None:
-                self.watcher.check()  # a dead observer thread is recreated before judging
+            self._check_watcher()  # a dead observer thread is recreated before judging
             if self.healthy():
                 self.notifier.watchdog()
                 complained = False
@@ -668,8 +758,25 @@ class Daemon:
             self.watcher.update_rules(self.rules)
         self._unmatched.clear()
         self._scan_requested.set()
+        if self._bells is not None:  # the rule files may have moved
+            self._stop_bells()
+            self._bells = self._listen_for_bells(asyncio.get_running_loop())
         log.info("config.reloaded", rules=[rule.name for rule in self.rules])
         return True
+
+
+class _Doorbell(FileSystemEventHandler):
+    """Rings (on watchdog's thread: only hands over) when a path that matters changes."""
+
+    def __init__(self, rings: Callable[[Path], bool], ring: Callable[[], None]) -> None:
+        super().__init__()
+        self._rings = rings
+        self._ring = ring
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        if any(path and self._rings(Path(os.fsdecode(path))) for path in paths):
+            self._ring()
 
 
 def _top_up_hint(credits: Credits) -> str:

@@ -10,6 +10,7 @@ It is also how the operator commands talk to a running daemon: `pause`, `resume`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -219,6 +220,20 @@ class Control:
     paused: bool  # an operator ran `nemowatch pause`: start no new jobs
     paused_at: float | None  # epoch seconds, while paused
     scan_requested: float  # epoch seconds of the latest request for a rescan (0.0 if never)
+
+
+def bell_folder(state_dir: Path) -> Path:
+    """Where operator commands ring a running daemon after writing the ledger: it watches
+    this folder (inotify) instead of polling the ledger."""
+    return state_dir / "bell"
+
+
+def ring(state_dir: Path) -> None:
+    """Wake a daemon on this state directory (best effort: it also looks at each scan)."""
+    bell = bell_folder(state_dir)
+    with contextlib.suppress(OSError):
+        bell.mkdir(parents=True, exist_ok=True)
+        (bell / "rung").write_text(f"{time.time()}\n", encoding="utf-8")
 
 
 def new_job_id() -> str:
@@ -503,10 +518,11 @@ class Ledger:
             if paused != already:
                 self._set(db, _PAUSED, "1" if paused else "0")
                 self._set(db, _PAUSED_AT, repr(self._clock()) if paused else "")
+        ring(self.path.parent)
         return self.control()
 
     def request_scan(self) -> None:
-        """Ask a running daemon to rescan its inboxes now (it looks every 2 seconds)."""
+        """Ask a running daemon to rescan its inboxes now (it is woken by `ring`)."""
         with self._transaction() as db:
             row = db.execute(
                 "SELECT value FROM control WHERE key = ?", (_SCAN_REQUESTED,)
@@ -514,6 +530,7 @@ class Ledger:
             previous = float(row["value"]) if row else 0.0
             # strictly increasing, so a request is never mistaken for one already served
             self._set(db, _SCAN_REQUESTED, repr(max(self._clock(), previous + 0.001)))
+        ring(self.path.parent)
 
     @staticmethod
     def _set(db: sqlite3.Connection, key: str, value: str) -> None:

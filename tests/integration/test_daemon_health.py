@@ -34,14 +34,16 @@ def drain(receiver: socket.socket) -> list[bytes]:
             return messages
 
 
-def make_daemon(tmp_path: Path, *inboxes: str) -> Daemon:
+def make_daemon(tmp_path: Path, *inboxes: str, scan_interval: float = 300.0) -> Daemon:
     rules = tuple(
-        Rule(name=name, inbox=tmp_path / name, outbox=tmp_path / f"{name}-out") for name in inboxes
+        Rule(name=name, inbox=tmp_path / name, outbox=tmp_path / f"{name}-out", settle_seconds=0.2)
+        for name in inboxes
     )
     notifier = Notifier.from_environment(
         {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
     )
-    return Daemon(Config(state_dir=tmp_path / "state", rules=rules), notifier=notifier)
+    config = Config(state_dir=tmp_path / "state", rules=rules, scan_interval=scan_interval)
+    return Daemon(config, notifier=notifier)
 
 
 async def wait_until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
@@ -80,7 +82,8 @@ async def test_a_dead_worker_stops_the_watchdog_pings(
 async def test_a_vanished_inbox_pauses_its_rule_and_is_not_recreated(
     tmp_path: Path, manager: socket.socket, clips
 ) -> None:
-    daemon = make_daemon(tmp_path, "share", "local")
+    # noticed at the next reconciliation scan (or watchdog ping), and always before a claim
+    daemon = make_daemon(tmp_path, "share", "local", scan_interval=1.0)
     running = asyncio.create_task(daemon.run())
     share = tmp_path / "share"
     away = tmp_path / "unmounted"
@@ -90,8 +93,8 @@ async def test_a_vanished_inbox_pauses_its_rule_and_is_not_recreated(
             share.rename(away)  # the share is unmounted
             await wait_until(lambda: share in daemon._missing)
             assert "1 inbox missing" in daemon.status_line()
-            daemon._reload_requested.set()  # a reload must not recreate it either
-            await asyncio.sleep(2.5)
+            daemon._request_reload()  # a reload must not recreate it either
+            await asyncio.sleep(1.5)
             assert not share.exists()
             assert daemon.healthy()  # paused, not broken: the watchdog keeps being pinged
             away.rename(share)  # mounted again, with a file waiting in it

@@ -270,3 +270,20 @@ def test_an_address_that_is_not_a_unix_socket_fails_with_a_warning(name: str) ->
     [failure] = logs
     assert failure["event"] == "notify.failed"
     assert "unsupported NOTIFY_SOCKET address" in failure["error"]
+
+
+def test_a_full_manager_queue_drops_the_message_at_once_instead_of_waiting(
+    tmp_path: Path,
+) -> None:
+    """Nobody reads the socket: sends fail fast (the event loop never waits on systemd)."""
+    path = tmp_path / "unread.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    notifier = Notifier.from_environment({"NOTIFY_SOCKET": str(path)})
+    try:
+        results = [notifier.send(STATUS="x" * 1000) for _ in range(2000)]
+    finally:
+        notifier.close()
+        receiver.close()
+    assert results[0] is True
+    assert results[-1] is False  # the queue filled up; the send returned instead of blocking
