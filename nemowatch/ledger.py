@@ -5,7 +5,8 @@ uploaded media, render), and one history row per state change. The ledger is wha
 restarted daemon resume instead of repeat, and what `status` reads while the daemon runs.
 
 It is also how the operator commands talk to a running daemon: `pause`, `resume` and
-`retry` write the `control` table, which the daemon reads every second (`Ledger.control`).
+`retry` write the `control` table, then `ring` the state directory's doorbell, which the
+daemon watches: it reads the table (`Ledger.control`) when rung, and at each scan.
 """
 
 from __future__ import annotations
