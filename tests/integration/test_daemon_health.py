@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from nemowatch.config import Config, Rule
 from nemowatch.daemon import Daemon
+from nemowatch.ledger import Ledger
 from nemowatch.notify import Notifier
 
 
@@ -108,3 +109,47 @@ async def test_a_vanished_inbox_pauses_its_rule_and_is_not_recreated(
     finally:
         daemon.stop()
         await running
+
+
+async def pause_from_outside(daemon: Daemon) -> None:
+    """`nemowatch pause`, as another process does it: its own ledger connection."""
+    operator = Ledger.in_state_dir(daemon.config.state_dir)
+    try:
+        operator.set_paused(True)
+    finally:
+        operator.close()
+
+
+async def test_an_operator_pause_rings_the_idle_daemon_without_waiting_for_a_scan(
+    tmp_path: Path, manager: socket.socket
+) -> None:
+    daemon = make_daemon(tmp_path, "clips", scan_interval=300.0)
+    running = asyncio.create_task(daemon.run())
+    try:
+        await wait_until(lambda: daemon._bells is not None)
+        await asyncio.sleep(0.3)  # past the startup scan: from here only the doorbell
+        await pause_from_outside(daemon)
+        await wait_until(lambda: "operator" in daemon._pauses, timeout=5)
+    finally:
+        daemon.stop()
+        await running
+
+
+async def test_without_a_doorbell_housekeeping_falls_back_to_polling(
+    tmp_path: Path, manager: socket.socket
+) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "bell").write_text("not a folder")  # the doorbell cannot be watched
+    daemon = make_daemon(tmp_path, "clips", scan_interval=300.0)
+    with capture_logs() as logs:
+        running = asyncio.create_task(daemon.run())
+        try:
+            await wait_until(lambda: daemon.watcher is not None)
+            await asyncio.sleep(0.3)
+            assert daemon._bells is None
+            await pause_from_outside(daemon)
+            await wait_until(lambda: "operator" in daemon._pauses, timeout=10)
+        finally:
+            daemon.stop()
+            await running
+    assert [entry for entry in logs if entry["event"] == "daemon.doorbell_unavailable"]
