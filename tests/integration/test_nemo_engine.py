@@ -356,6 +356,24 @@ async def test_a_job_goes_from_token_to_verified_output_with_one_of_everything(
     world.assert_no_token_leaks()
 
 
+async def test_the_engine_keeps_nothing_per_job_once_a_job_is_done(world: World) -> None:
+    """A daemon runs for months: what the engine remembers for a job (the draft as
+    NemoVideo wrote it, the render's link and size) must go when the job is done."""
+    engine = world.engine()
+    pipeline = world.pipeline(engine)
+    for index, name in enumerate(("one.mp4", "two.mp4", "three.mp4")):
+        job_id = world.drop(name)
+        claimed = world.ledger.get(job_id).claimed
+        assert claimed is not None
+        with claimed.open("ab") as handle:  # its own bytes: not a duplicate of the others
+            handle.write(bytes([index]) * 16)
+        record = await pipeline.run(job_id, world.rule)
+        assert record.state is JobState.DONE, record.error
+    renders = engine._renders
+    assert engine._raw_drafts == {}
+    assert (renders._urls, renders._sizes, renders._urlless) == ({}, {}, {})
+
+
 # ------------------------------------------------------------------ 2. the error table
 
 
