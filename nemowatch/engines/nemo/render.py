@@ -211,7 +211,7 @@ class Renders:
                 log.warning("render.id_taken", render_id=candidate)
                 number += 1
                 continue
-            log.info("render.submitted", render_id=candidate)
+            log.debug("render.accepted", render_id=candidate)  # the pipeline logs render.submitted
             return Render(candidate, {**details, "n": number})
         raise EngineError(
             f"gave up numbering renders for job {job_id} after {MAX_RENDER_NUMBER}", retryable=False
