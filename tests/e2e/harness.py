@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,34 +62,24 @@ def rule(folder: Path, name: str = "clips", **fields: Any) -> dict[str, Any]:
 class Daemon:
     """`nemowatch run` in a child process."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.config = config
         self.log = log
         self.env = env or {}
+        self.prefix = list(prefix)  # a command to run it through (setpriv, prlimit)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        environment.pop("NEMO_TOKEN", None)  # tests use the fake's anonymous tokens
-        handle = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nemowatch.cli",
-                "run",
-                "--config",
-                str(self.config),
-                "--log-format",
-                "json",
-            ],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=environment,
-        )
-        handle.close()
-        wait_for(lambda: self.saw("daemon.started"), what="daemon.started")
+        """Start the daemon and wait until it says `daemon.started`."""
+        self.spawn()
+        wait_for(lambda: self.saw("daemon.started") or not self.running, what="daemon.started")
+        assert self.running, self.output()
         return self
 
     def spawn(self) -> Daemon:
@@ -99,6 +89,7 @@ class Daemon:
         with self.log.open("ab") as handle:
             self.process = subprocess.Popen(
                 [
+                    *self.prefix,
                     sys.executable,
                     "-m",
                     "nemowatch.cli",

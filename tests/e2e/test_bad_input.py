@@ -27,7 +27,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,31 +331,6 @@ def identity(path: Path) -> tuple[int, ...]:
     return (status.st_ino, status.st_mode, status.st_size, status.st_mtime_ns)
 
 
-class CapabilityFreeDaemon(Daemon):
-    """The harness's daemon, started through a command prefix (setpriv, prlimit)."""
-
-    def __init__(self, config: Path, log: Path, prefix: Sequence[str]) -> None:
-        super().__init__(config, log)
-        self.prefix = list(prefix)
-
-    def start(self) -> CapabilityFreeDaemon:
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        environment.pop("NEMO_TOKEN", None)
-        command = [*self.prefix, sys.executable, "-m", "nemowatch.cli", "run"]
-        command += ["--config", str(self.config), "--log-format", "json"]
-        with self.log.open("ab") as handle:
-            self.process = subprocess.Popen(
-                command,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=environment,
-            )
-        wait_for(lambda: self.saw("daemon.started") or not self.running, what="daemon.started")
-        assert self.running, self.output()
-        return self
-
-
 def drop(case: Case, inbox: Path, where: Where) -> Dropped:
     path = inbox / case.name
     watched = case.make(path, where)
@@ -407,7 +382,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, clips: Clips) -> Corpus:
         name: Where(inbox[name], outbox[name], outside, clips) for name in ("corpus", "locked")
     }
     clips.distinct(12)  # made before the clock starts
-    daemon = CapabilityFreeDaemon(config, root / "daemon.log", NO_CAPABILITIES).start()
+    daemon = Daemon(config, root / "daemon.log", prefix=NO_CAPABILITIES).start()
     result = Corpus(root, inbox, outbox, {}, [])
     try:
         result.dropped[BEFORE.id] = drop(BEFORE, inbox["corpus"], where["corpus"])
@@ -680,7 +655,7 @@ def test_a_full_disk_fails_the_job_clearly_and_the_daemon_carries_on(
     export = {"format": "mp4", "resolution": "source", "quality": "high"}
     config = write_config(tmp_path, [rule(tmp_path, export=export)])
     prefix = ["prlimit", f"--fsize={limit}:{limit}", "--"]
-    daemon = CapabilityFreeDaemon(config, tmp_path / "daemon.log", prefix).start()
+    daemon = Daemon(config, tmp_path / "daemon.log", prefix=prefix).start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     try:
         shutil.copyfile(noisy, inbox / "noisy.mp4")
