@@ -257,13 +257,10 @@ def cmd_credits(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    ledger = Ledger.in_state_dir(config.state_dir)
-    try:
+    with Ledger.in_state_dir(config.state_dir) as ledger:
         counts = ledger.counts()
         recent = ledger.jobs(limit=args.limit)
         control = ledger.control()
-    finally:
-        ledger.close()
     summary = {
         "queued": counts.get(JobState.CLAIMED, 0),
         "running": sum(counts.get(state, 0) for state in RUNNING),
@@ -312,11 +309,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             print(f"nemowatch: {error}", file=sys.stderr)
             return 2
     config = _config(args)
-    ledger = Ledger.in_state_dir(config.state_dir)
-    try:
+    with Ledger.in_state_dir(config.state_dir) as ledger:
         records = ledger.jobs(states, limit=args.limit or None, rule=args.rule)
-    finally:
-        ledger.close()
     if args.json:
         print(json.dumps([_job_json(record) for record in records], indent=2))
         return 0
@@ -385,12 +379,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     config = _config(args)
-    ledger = Ledger.in_state_dir(config.state_dir)
-    try:
+    with Ledger.in_state_dir(config.state_dir) as ledger:
         before = ledger.control()
         control = ledger.set_paused(True)
-    finally:
-        ledger.close()
     since = _local(control.paused_at) if control.paused_at else "now"
     print(
         f"{'already ' if before.paused else ''}paused since {since}: new jobs won't start; "
@@ -402,13 +393,10 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     config = _config(args)
-    ledger = Ledger.in_state_dir(config.state_dir)
-    try:
+    with Ledger.in_state_dir(config.state_dir) as ledger:
         before = ledger.control()
         ledger.set_paused(False)
         ledger.request_scan()  # take what arrived during the pause without waiting for a scan
-    finally:
-        ledger.close()
     if not before.paused:
         print("not paused; nothing to resume")
         return 0

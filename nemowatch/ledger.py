@@ -277,6 +277,12 @@ class Ledger:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:

@@ -19,6 +19,7 @@ from nemowatch.intake import claim, snapshot
 from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from tests.e2e.harness import rule, write_config
+from tests.ledgers import FIRST_RELEASE_JOBS
 
 JUNK = b"not a video at all " * 500  # fails at the first probe, fast
 
@@ -112,15 +113,7 @@ def names(folder: Path) -> list[str]:
 def test_a_ledger_without_the_control_table_or_retried_column_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     with sqlite3.connect(path) as db:  # the schema as the first release wrote it
-        db.execute(
-            "CREATE TABLE jobs (id TEXT PRIMARY KEY, rule TEXT NOT NULL, engine TEXT NOT NULL,"
-            " source TEXT NOT NULL, source_size INTEGER, source_mtime_ns INTEGER,"
-            " source_inode INTEGER, claimed TEXT, fingerprint TEXT, size INTEGER,"
-            " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, retryable INTEGER,"
-            " session TEXT, media TEXT, edits_done INTEGER NOT NULL DEFAULT 0, draft TEXT,"
-            " render TEXT, output TEXT, error TEXT, warnings TEXT, disposed TEXT, timings TEXT,"
-            " created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL)"
-        )
+        db.execute(FIRST_RELEASE_JOBS)
         db.execute(
             "INSERT INTO jobs (id, rule, engine, source, source_size, source_mtime_ns,"
             " source_inode, state, created_at, updated_at)"

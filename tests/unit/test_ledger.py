@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nemowatch.ledger import JobState, Ledger, LedgerError
+from tests.ledgers import FIRST_RELEASE_JOBS
 
 
 @pytest.fixture
@@ -100,15 +101,7 @@ def test_an_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_ledger_from_before_the_edit_checkpoint_columns_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute(
-            "CREATE TABLE jobs (id TEXT PRIMARY KEY, rule TEXT NOT NULL, engine TEXT NOT NULL,"
-            " source TEXT NOT NULL, source_size INTEGER, source_mtime_ns INTEGER,"
-            " source_inode INTEGER, claimed TEXT, fingerprint TEXT, size INTEGER,"
-            " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, retryable INTEGER,"
-            " session TEXT, media TEXT, edits_done INTEGER NOT NULL DEFAULT 0, draft TEXT,"
-            " render TEXT, output TEXT, error TEXT, warnings TEXT, disposed TEXT, timings TEXT,"
-            " created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL)"
-        )
+        db.execute(FIRST_RELEASE_JOBS)
         db.execute(
             "INSERT INTO jobs (id, rule, engine, source, state, created_at, updated_at)"
             " VALUES ('old', 'r', 'local', '/in/a.mp4', 'editing', 1, 1)"
