@@ -102,7 +102,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL,
-    retried_at REAL                  -- when an operator sent a failed job's source back
+    retried_at REAL,                 -- when an operator sent a failed job's source back
+    stage TEXT,                      -- what a running job is doing now ("rendering")
+    percent REAL,                    -- how far that stage is (0-100), when known
+    progress_at REAL                 -- when stage/percent were last written
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs(fingerprint);
@@ -124,7 +127,14 @@ CREATE TABLE IF NOT EXISTS control (  -- operator requests to a running daemon
 
 
 # Columns added after the first release of the schema, for `_migrate`.
-_ADDED_COLUMNS = {"edit_sent": "INTEGER", "edit_token": "TEXT", "retried_at": "REAL"}
+_ADDED_COLUMNS = {
+    "edit_sent": "INTEGER",
+    "edit_token": "TEXT",
+    "retried_at": "REAL",
+    "stage": "TEXT",
+    "percent": "REAL",
+    "progress_at": "REAL",
+}
 
 # Keys of the control table (values are text).
 _PAUSED = "paused"  # "1" while an operator has paused new work
@@ -167,6 +177,9 @@ class JobRecord:
     updated_at: float
     finished_at: float | None
     retried_at: float | None = None  # set by `nemowatch retry` on a failed job
+    stage: str | None = None  # a running job's current stage ("rendering"), see `progress`
+    percent: float | None = None  # how far that stage is, 0-100, when known
+    progress_at: float | None = None  # when stage/percent were written
 
     @property
     def finished(self) -> bool:
@@ -211,6 +224,9 @@ class JobRecord:
             updated_at=row["updated_at"],
             finished_at=row["finished_at"],
             retried_at=row["retried_at"],
+            stage=row["stage"],
+            percent=row["percent"],
+            progress_at=row["progress_at"],
         )
 
 
@@ -344,7 +360,7 @@ class Ledger:
         assignments += ["state = ?", "updated_at = ?"]
         values += [state.value, now]
         if state in FINISHED:
-            assignments.append("finished_at = ?")
+            assignments += ["finished_at = ?", "stage = NULL", "percent = NULL"]
             values.append(now)
         with self._transaction() as db:
             row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -381,6 +397,14 @@ class Ledger:
             assignments.append(f"{name} = ?")
             values.append(value)
         return assignments, values
+
+    def progress(self, job_id: str, stage: str | None, percent: float | None) -> None:
+        """Record what a running job is doing (no transition, no history: written often)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET stage = ?, percent = ?, progress_at = ? WHERE id = ?",
+                (stage, None if percent is None else round(percent, 1), self._clock(), job_id),
+            )
 
     def get(self, job_id: str) -> JobRecord:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
