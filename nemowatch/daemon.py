@@ -74,7 +74,27 @@ def make_engine(config: Config) -> Engine:
     from nemowatch.engines.local import LocalEngine
 
     # built-in music moods are generated once and reused from here
-    return LocalEngine(cache_dir=config.state_dir / "cache")
+    engine = LocalEngine(cache_dir=config.state_dir / "cache")
+    # Chosen now, so that an FFmpeg that cannot do the work stops us before any job starts.
+    choice = engine.choice
+    for skipped in choice.skipped:
+        version = skipped.capabilities.version if skipped.capabilities else None
+        log.warning(
+            "ffmpeg.skipped",
+            path=str(skipped.path),
+            version=version,
+            missing=skipped.capabilities.missing() if skipped.capabilities else None,
+            problem=skipped.problem,
+        )
+    log.info(
+        "ffmpeg.chosen",
+        path=str(choice.ffmpeg.path),
+        version=choice.ffmpeg.version,
+        origin=choice.origin,
+        reason=choice.reason,
+        older_forms=choice.ffmpeg.older_forms() or None,
+    )
+    return engine
 
 
 class Daemon:

@@ -26,7 +26,7 @@ from nemowatch.engines.base import (
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local import render as render_module
 from nemowatch.engines.local.analysis import Segment
-from nemowatch.engines.local.ffmpeg import find_ffmpeg, run_ffmpeg
+from nemowatch.engines.local.ffmpeg import find_ffmpeg, probe_ffmpeg, run_ffmpeg
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.errors import EngineError, MediaError
@@ -405,7 +405,7 @@ async def test_when_one_run_of_a_render_fails_the_other_is_stopped_and_nothing_i
             ExportSpec(quality=Quality.LOW),
             clips.basic,
             tmp_path / "render.mp4",
-            ffmpeg=find_ffmpeg(),
+            ffmpeg=probe_ffmpeg(find_ffmpeg()),
             font=tmp_path / "font.otf",
             music=tmp_path / "missing.wav",  # the audio run cannot start
         )

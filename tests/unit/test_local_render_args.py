@@ -9,7 +9,7 @@ import pytest
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import Segment, format_number
-from nemowatch.engines.local.ffmpeg import missing_features, parse_major_version, stderr_tail
+from nemowatch.engines.local.ffmpeg import parse_major_version, stderr_tail
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.render import (
     LoudnessMeasurement,
@@ -462,6 +462,57 @@ def test_a_title_is_centred_sized_by_the_frame_and_shown_in_output_time() -> Non
     )
 
 
+def test_without_text_align_each_line_is_drawn_on_its_own_and_centred() -> None:
+    # FFmpeg before 6.1 (Debian 12 has 5.1): drawtext centres the block of lines as a
+    # whole, so each line gets a drawtext of its own, placed where it falls in the block.
+    export = ExportSpec(resolution="720p")
+    title = {"text": "Urban Dreams of the city at night", "size": 0.09}
+    titled = draft(WHOLE, title=title, aspect="9:16", export=export)
+    lines = text_file_contents(titled, line_by_line=True)
+    files = RenderFiles(
+        font=FONT,
+        text_files=tuple(Path(f"/work/job/render.text-{index}.txt") for index in range(len(lines))),
+        line_by_line=True,
+    )
+
+    graph = video_graph(titled, export, files)
+
+    assert len(lines) > 1
+    assert lines == text_file_contents(titled)[0].split("\n")
+    assert "text_align" not in graph
+    assert graph.count("drawtext=") == len(lines)
+    assert f"y=(h-({len(lines)}*(max_glyph_a-max_glyph_d)+" in graph  # the block, centred
+    assert "+1*((max_glyph_a-max_glyph_d)+" in graph  # the second line, one line down
+
+
+@pytest.mark.parametrize(
+    ("index", "count", "position", "y"),
+    [
+        (0, 1, "center", "y=(h-(max_glyph_a-max_glyph_d))/2"),
+        (
+            1,
+            2,
+            "center",
+            "y=(h-(2*(max_glyph_a-max_glyph_d)+11))/2+1*((max_glyph_a-max_glyph_d)+11)",
+        ),
+        (0, 2, "top", "y=54"),
+        (1, 2, "top", "y=54+1*((max_glyph_a-max_glyph_d)+11)"),
+        (0, 2, "bottom", "y=h-(2*(max_glyph_a-max_glyph_d)+11)-54"),
+    ],
+)
+def test_a_line_drawn_on_its_own_is_placed_where_it_falls_in_its_text(
+    index: int, count: int, position: str, y: str
+) -> None:
+    item = TextItem("Urban Dreams", start=1.5, duration=3.0, position=position, size=0.07)
+
+    drawn = drawtext_filter(
+        item, text_file=TEXT_FILE, font=FONT, width=1920, height=1080, line=(index, count)
+    )
+
+    assert f":{y}:" in drawn
+    assert "text_align" not in drawn
+
+
 @pytest.mark.parametrize(
     ("position", "width", "height", "y"),
     [
@@ -758,26 +809,6 @@ def test_numbers_are_written_without_exponents_or_trailing_zeros(value: float, t
 
 
 # reading FFmpeg's own output
-
-
-ENCODERS = """\
-Encoders:
- V..... = Video
- ------
- V....D libx264              libx264 H.264 / AVC / MPEG-4 AVC / MPEG-4 part 10 (codec h264)
- A....D aac                  AAC (Advanced Audio Coding)
-"""
-FILTERS = """\
-Filters:
-  T.. = Timeline support
- T. drawtext          V->V       Draw text on top of video frames using libfreetype library.
- .. loudnorm          A->A       EBU R128 loudness normalization
- .. silencedetect     A->A       Detect silence.
-"""
-
-
-def test_a_binary_lacking_a_filter_is_reported_as_missing_it() -> None:
-    assert missing_features(ENCODERS, FILTERS) == ["sidechaincompress"]
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,8 @@ def test_streams_that_state_no_duration_are_measured_from_their_packets(clips: C
     assert facts.format_name.startswith("matroska")
     assert facts.video is not None and facts.audio is not None
     assert facts.video.duration == pytest.approx(2.0, abs=0.001)
-    assert facts.audio.duration == pytest.approx(2.0, abs=0.03)
+    # the last AAC frame runs past 2 s: by 43 ms from FFmpeg 5.1's encoder, less from 9's
+    assert facts.audio.duration == pytest.approx(2.0, abs=0.05)
 
 
 def test_an_empty_file_is_not_a_readable_video(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from nemowatch.engines.base import (
     Session,
 )
 from nemowatch.engines.local.analysis import Analysis, Segment, analyse
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
+from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
 from nemowatch.engines.local.instructions import Interpretation, interpret, interpret_all
 from nemowatch.engines.local.music import ensure_mood, resolve_music
 from nemowatch.engines.local.plan import plan_segments
@@ -89,15 +89,25 @@ class LocalEngine:
         generates the loop it needs in its own work folder (about a second)."""
         self._ffmpeg_choice = ffmpeg
         self._environ = environ
-        self._ffmpeg: Path | None = None
+        self._choice: Choice | None = None
         self._cache_dir = cache_dir
 
     @property
+    def choice(self) -> Choice:
+        """The FFmpeg binary and why it was chosen, found on first use (explicit >
+        $NEMOWATCH_FFMPEG > the system's, when capable > the bundled one)."""
+        if self._choice is None:
+            self._choice = choose_ffmpeg(self._ffmpeg_choice, environ=self._environ)
+        return self._choice
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.choice.ffmpeg
+
+    @property
     def ffmpeg(self) -> Path:
-        """The FFmpeg binary, found on first use (explicit > $NEMOWATCH_FFMPEG > detection)."""
-        if self._ffmpeg is None:
-            self._ffmpeg = find_ffmpeg(self._ffmpeg_choice, environ=self._environ)
-        return self._ffmpeg
+        """The FFmpeg binary's path."""
+        return self.choice.ffmpeg.path
 
     async def open_session(self, job: Job) -> Session:
         try:
@@ -221,7 +231,7 @@ class LocalEngine:
                     hint="reinstall nemowatch",
                 )
             report = await render(
-                draft, spec, source, destination, ffmpeg=self.ffmpeg, font=font, music=music
+                draft, spec, source, destination, ffmpeg=self.capabilities, font=font, music=music
             )
         return Render(
             id=f"local-{session.data['job_id']}",

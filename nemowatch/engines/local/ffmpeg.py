@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import imageio_ffmpeg  # type: ignore[import-untyped]
@@ -24,12 +25,155 @@ import imageio_ffmpeg  # type: ignore[import-untyped]
 from nemowatch.errors import EngineError
 
 ENVIRONMENT_VARIABLE = "NEMOWATCH_FFMPEG"
-REQUIRED_ENCODERS = ("libx264", "aac")
-REQUIRED_FILTERS = ("drawtext", "loudnorm", "silencedetect", "sidechaincompress")
+REQUIRED_ENCODERS = ("libx264", "aac", "libvpx-vp9", "libopus", "gif")
+# Every option the graph builders give each filter (tests/unit/test_ffmpeg_capabilities.py
+# builds real graphs and checks that each filter and option they use is listed here).
+# Filters used without named options are listed with none.
+REQUIRED_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "aevalsrc": ("exprs", "s", "d", "c"),
+    "afade": ("t", "st", "d"),
+    "aformat": ("sample_fmts", "channel_layouts"),
+    "alimiter": ("limit", "attack", "release", "level", "latency"),
+    "amix": ("inputs", "duration", "dropout_transition", "normalize"),
+    "apad": ("whole_dur",),
+    "aresample": (),
+    "asplit": (),
+    "asetnsamples": ("n", "p"),
+    "asetpts": (),
+    "astats": ("metadata", "reset", "measure_perchannel", "measure_overall"),
+    "atempo": (),
+    "atrim": ("start", "end"),
+    "ametadata": ("mode", "key"),
+    "boxblur": (),
+    "concat": ("n", "v", "a"),
+    "crop": (),
+    "drawtext": (
+        "fontfile",
+        "textfile",
+        "expansion",
+        "fontsize",
+        "fontcolor",
+        "borderw",
+        "bordercolor",
+        "shadowx",
+        "shadowy",
+        "shadowcolor",
+        "line_spacing",
+        "x",
+        "y",
+    ),
+    "fade": ("t", "st", "d"),
+    "format": (),
+    "fps": (),
+    "highpass": ("f",),
+    "loudnorm": (
+        "I",
+        "TP",
+        "LRA",
+        "measured_I",
+        "measured_TP",
+        "measured_LRA",
+        "measured_thresh",
+        "offset",
+        "linear",
+        "print_format",
+    ),
+    "lowpass": ("f",),
+    "metadata": ("mode", "key"),
+    "overlay": (),
+    "pad": ("color",),
+    "palettegen": ("max_colors", "stats_mode"),
+    "paletteuse": ("new", "dither", "bayer_scale"),
+    "scale": ("w", "h", "flags", "force_original_aspect_ratio", "force_divisible_by"),
+    "select": (),
+    "setpts": (),
+    "setsar": (),
+    "silencedetect": ("n", "d"),
+    "split": (),
+    "trim": ("start", "end"),
+    "volume": ("eval", "volume"),
+    "vstack": ("inputs",),
+}
+# Options the builders use when the binary has them, with an older form otherwise.
+# drawtext's text_align (FFmpeg 6.1) centres each line of a text: without it, every line
+# is drawn by a drawtext of its own.
+OPTIONAL_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {"drawtext": ("text_align",)}
 STDERR_TAIL_LINES = 20
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _DETECTION_TIMEOUT = 20.0  # seconds for `ffmpeg -encoders` and friends
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one FFmpeg binary can do, as far as the local engine cares."""
+
+    path: Path
+    version: str  # as `-version` prints it: "5.1.9-0+deb12u1", "n9.0.2-17-g2a571b6068-..."
+    encoders: frozenset[str]
+    filters: frozenset[str]
+    options: Mapping[str, frozenset[str]]  # filter -> its option names (the filters we use)
+
+    @property
+    def major(self) -> int | None:
+        """The major version; None for builds from git master (assumed recent)."""
+        return parse_major_version(f"ffmpeg version {self.version} ")
+
+    @property
+    def text_align(self) -> bool:
+        """drawtext can centre each line of a text (`text_align`, FFmpeg 6.1)."""
+        return "text_align" in self.options.get("drawtext", frozenset())
+
+    @property
+    def option_files(self) -> bool:
+        """`-/filter_complex FILE` reads an option's value from a file (FFmpeg 7); older
+        binaries have `-filter_complex_script FILE` instead."""
+        return self.major is None or self.major >= 7
+
+    def missing(self) -> list[str]:
+        """What the builders need and this binary lacks: `libx264`, `drawtext`,
+        `drawtext:textfile` (an empty list: it can do everything)."""
+        missing = [name for name in REQUIRED_ENCODERS if name not in self.encoders]
+        for name, options in REQUIRED_FILTER_OPTIONS.items():
+            if name not in self.filters:
+                missing.append(name)
+                continue
+            known = self.options.get(name, frozenset())
+            missing += [f"{name}:{option}" for option in options if option not in known]
+        return missing
+
+    def older_forms(self) -> list[str]:
+        """Optional options this binary lacks (the builders emit an older form instead)."""
+        return [
+            f"{name}:{option}"
+            for name, options in OPTIONAL_FILTER_OPTIONS.items()
+            for option in options
+            if option not in self.options.get(name, frozenset())
+        ]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One FFmpeg binary that could be used, and the verdict on it."""
+
+    path: Path
+    origin: str  # "setting", "$NEMOWATCH_FFMPEG", "system" or "bundled"
+    capabilities: Capabilities | None  # None: it could not be run
+    problem: str | None  # why it cannot be used (None: usable)
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The FFmpeg the local engine uses, why, and the candidates passed over before it."""
+
+    ffmpeg: Capabilities
+    origin: str
+    reason: str
+    skipped: tuple[Candidate, ...] = ()
 
 
 def find_ffmpeg(
@@ -37,44 +181,101 @@ def find_ffmpeg(
     *,
     environ: Mapping[str, str] | None = None,
 ) -> Path:
-    """The FFmpeg binary to use: `explicit` > $NEMOWATCH_FFMPEG > detection.
+    """The path of the FFmpeg binary to use (see `choose_ffmpeg`)."""
+    return choose_ffmpeg(explicit, environ=environ).ffmpeg.path
 
-    Detection takes a system `ffmpeg` on PATH when it has every encoder and filter we
-    need, else the binary bundled with the imageio-ffmpeg wheel. Its answer is cached.
+
+def choose_ffmpeg(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Choice:
+    """The FFmpeg binary to use: `explicit` > $NEMOWATCH_FFMPEG > the system's `ffmpeg` >
+    the binary bundled with the imageio-ffmpeg wheel.
+
+    An explicit or environment choice must be able to do everything (else `EngineError`
+    says what it lacks); otherwise the first capable candidate wins and the others before
+    it are returned as skipped, each with its reason.
     """
     environ = os.environ if environ is None else environ
-    chosen = explicit or environ.get(ENVIRONMENT_VARIABLE)
-    if chosen:
-        found = shutil.which(os.fspath(chosen), path=environ.get("PATH"))
-        if found is None:
-            source = "the given path" if explicit else f"${ENVIRONMENT_VARIABLE}"
+    pinned = explicit or environ.get(ENVIRONMENT_VARIABLE)
+    if pinned:
+        origin = "setting" if explicit else f"${ENVIRONMENT_VARIABLE}"
+        candidate = _pinned_candidate(os.fspath(pinned), origin, environ.get("PATH"))
+        if candidate.capabilities is None or candidate.problem is not None:
             raise EngineError(
-                f"ffmpeg not found at {os.fspath(chosen)!r} ({source})",
-                hint="point it at an executable ffmpeg, or unset it to use the bundled one",
+                f"the ffmpeg chosen by {origin} ({candidate.path}) cannot be used:"
+                f" {candidate.problem}",
+                hint="point it at an FFmpeg 5.1 or newer built with libx264, libvpx, libopus"
+                " and libfreetype, or unset it to let nemowatch choose (`nemowatch doctor`)",
             )
-        return Path(found)
-    return _detect(environ.get("PATH"))
+        return Choice(candidate.capabilities, origin, f"chosen by {origin}")
+    skipped: list[Candidate] = []
+    for candidate in detected_candidates(environ.get("PATH")):
+        if candidate.usable and candidate.capabilities is not None:
+            reason = (
+                "the system's ffmpeg has everything needed"
+                if candidate.origin == "system"
+                else "the bundled ffmpeg (the system has no capable one)"
+            )
+            return Choice(candidate.capabilities, candidate.origin, reason, tuple(skipped))
+        skipped.append(candidate)
+    reasons = "; ".join(f"{item.path}: {item.problem}" for item in skipped) or "none found"
+    raise EngineError(
+        f"no usable ffmpeg ({reasons})",
+        hint=f"install ffmpeg 5.1 or newer, reinstall nemowatch, or set ${ENVIRONMENT_VARIABLE}",
+    )
 
 
-def missing_features(encoders_listing: str, filters_listing: str) -> list[str]:
-    """What of REQUIRED_ENCODERS and REQUIRED_FILTERS the `-encoders`/`-filters` output lacks."""
-    encoders = _listed_names(encoders_listing)
-    filters = _listed_names(filters_listing)
-    missing = [name for name in REQUIRED_ENCODERS if name not in encoders]
-    missing += [name for name in REQUIRED_FILTERS if name not in filters]
-    return missing
+def detected_candidates(search_path: str | None) -> list[Candidate]:
+    """The system's `ffmpeg` on `search_path` (if any) and the bundled one, probed."""
+    candidates = []
+    system = shutil.which("ffmpeg", path=search_path)
+    if system is not None:
+        candidates.append(_candidate(Path(system), "system"))
+    try:
+        bundled = Path(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError as exc:
+        candidates.append(Candidate(Path("imageio-ffmpeg"), "bundled", None, f"missing: {exc}"))
+    else:
+        if system is None or bundled.resolve() != Path(system).resolve():
+            candidates.append(_candidate(bundled, "bundled"))
+    return candidates
+
+
+def probe_ffmpeg(ffmpeg: Path) -> Capabilities:
+    """Run `ffmpeg` to learn its version, encoders, filters and our filters' options.
+
+    Cached by path, modification time and size: a binary replaced by an upgrade is
+    probed again. Raises `EngineError` when it cannot be run.
+    """
+    try:
+        status = ffmpeg.stat()
+    except OSError as exc:
+        raise EngineError(f"cannot run {ffmpeg}: {exc.strerror or exc}") from exc
+    return _probe(ffmpeg, status.st_mtime_ns, status.st_size)
+
+
+def parse_version(version_output: str) -> str:
+    """The version string of `ffmpeg -version`'s first line ("" when unrecognised)."""
+    match = re.search(r"ffmpeg version (\S+)", version_output)
+    return match.group(1) if match else ""
+
+
+def parse_filter_options(help_output: str) -> frozenset[str]:
+    """The option names of `ffmpeg -h filter=NAME` (lines "   name   <type>  ...")."""
+    names = set()
+    for line in help_output.splitlines():
+        match = re.match(r"^ {2,3}([A-Za-z_][A-Za-z0-9_]*)\s+\[?<", line)
+        if match:
+            names.add(match.group(1))
+    return frozenset(names)
 
 
 def parse_major_version(version_output: str) -> int | None:
     """FFmpeg's major version from `ffmpeg -version`; None for builds from git master."""
     match = re.search(r"ffmpeg version n?(\d+)\.", version_output)
     return int(match.group(1)) if match else None
-
-
-@functools.cache
-def major_version(ffmpeg: Path) -> int | None:
-    """The major version of the binary `ffmpeg` (None: unknown, assume recent)."""
-    return parse_major_version(_capture(ffmpeg, "-version"))
 
 
 async def run_ffmpeg(arguments: Sequence[str], *, ffmpeg: Path) -> str:
@@ -149,41 +350,53 @@ def _disk_full(returncode: int | None, stderr: str, output: str | None) -> Engin
     )
 
 
+def _pinned_candidate(chosen: str, origin: str, search_path: str | None) -> Candidate:
+    found = shutil.which(chosen, path=search_path)
+    if found is None:
+        return Candidate(Path(chosen), origin, None, "not found, or not executable")
+    return _candidate(Path(found), origin)
+
+
+def _candidate(path: Path, origin: str) -> Candidate:
+    try:
+        capabilities = probe_ffmpeg(path)
+    except EngineError as exc:
+        return Candidate(path, origin, None, str(exc))
+    missing = capabilities.missing()
+    problem = (
+        f"version {capabilities.version or '?'} lacks {', '.join(missing)}" if missing else None
+    )
+    return Candidate(path, origin, capabilities, problem)
+
+
 @functools.cache
-def _detect(search_path: str | None) -> Path:
-    system = shutil.which("ffmpeg", path=search_path)
-    if system is not None and _is_capable(Path(system)):
-        return Path(system)
-    try:
-        return Path(imageio_ffmpeg.get_ffmpeg_exe())
-    except RuntimeError as exc:
-        raise EngineError(
-            "no usable ffmpeg: the system has none with "
-            f"{', '.join(REQUIRED_ENCODERS + REQUIRED_FILTERS)}, and the bundled one is missing",
-            hint=f"install ffmpeg, reinstall nemowatch, or set ${ENVIRONMENT_VARIABLE}",
-        ) from exc
+def _probe(ffmpeg: Path, mtime_ns: int, size: int) -> Capabilities:
+    del mtime_ns, size  # the cache's key: a changed binary is probed again
+    filters_listing = _capture(ffmpeg, "-filters")
+    filters = frozenset(_listed_names(filters_listing))
+    wanted = sorted({*REQUIRED_FILTER_OPTIONS, *OPTIONAL_FILTER_OPTIONS} & filters)
+    return Capabilities(
+        path=ffmpeg,
+        version=parse_version(_capture(ffmpeg, "-version")),
+        encoders=frozenset(_listed_names(_capture(ffmpeg, "-encoders"))),
+        filters=filters,
+        options={
+            name: parse_filter_options(_capture(ffmpeg, "-h", f"filter={name}")) for name in wanted
+        },
+    )
 
 
-def _is_capable(ffmpeg: Path) -> bool:
-    try:
-        encoders = _capture(ffmpeg, "-encoders")
-        filters = _capture(ffmpeg, "-filters")
-    except EngineError:
-        return False
-    return not missing_features(encoders, filters)
-
-
-def _capture(ffmpeg: Path, option: str) -> str:
+def _capture(ffmpeg: Path, *options: str) -> str:
     try:
         completed = subprocess.run(
-            [os.fspath(ffmpeg), "-hide_banner", option],
+            [os.fspath(ffmpeg), "-hide_banner", *options],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=_DETECTION_TIMEOUT,
             check=True,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        raise EngineError(f"could not run {ffmpeg} {option}: {exc}") from exc
+        raise EngineError(f"could not run {ffmpeg} {' '.join(options)}: {exc}") from exc
     return completed.stdout.decode("utf-8", errors="replace")
 
 

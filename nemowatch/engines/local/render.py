@@ -55,7 +55,7 @@ from typing import Any, Literal, TypeVar
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
-from nemowatch.engines.local.ffmpeg import major_version, run_ffmpeg
+from nemowatch.engines.local.ffmpeg import Capabilities, run_ffmpeg
 from nemowatch.engines.local.timeline import (
     DUCK_ATTACK,
     DUCK_RELEASE,
@@ -151,6 +151,9 @@ class RenderFiles:
     font: Path
     text_files: tuple[Path, ...] = ()  # one per text of the draft, in order
     music: Path | None = None  # the music track (a generated loop or the user's file)
+    # The text files hold a line each, every line of every text in order, each drawn on
+    # its own (for an FFmpeg whose drawtext lacks `text_align`, before 6.1).
+    line_by_line: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,16 +303,36 @@ def font_size(item: TextItem, height: int) -> int:
     return max(8, round(item.size * height))
 
 
-def drawtext_filter(item: TextItem, *, text_file: Path, font: Path, width: int, height: int) -> str:
-    """One `drawtext` drawing `text_file` as `item` says, centred, inside the safe zones."""
+def drawtext_filter(
+    item: TextItem,
+    *,
+    text_file: Path,
+    font: Path,
+    width: int,
+    height: int,
+    line: tuple[int, int] | None = None,
+) -> str:
+    """One `drawtext` drawing `text_file` as `item` says, centred, inside the safe zones.
+
+    `line` (index, count): the file holds that one line of the text, placed where it falls
+    in the whole (an FFmpeg without `text_align` centres a block, not each of its lines).
+    """
     size = font_size(item, height)
     top, bottom = VERTICAL_MARGINS if height > width else OTHER_MARGINS
-    if item.position == "top":
-        y = str(round(top * height))
-    elif item.position == "bottom":
-        y = f"h-text_h-{round(bottom * height)}"
+    spacing = round(size * 0.15)
+    if line is None:
+        block, offset = "text_h", ""
     else:
-        y = "(h-text_h)/2"
+        index, count = line
+        line_height = "(max_glyph_a-max_glyph_d)"
+        block = f"({count}*{line_height}+{(count - 1) * spacing})" if count > 1 else line_height
+        offset = f"+{index}*({line_height}+{spacing})" if index else ""
+    if item.position == "top":
+        y = f"{round(top * height)}{offset}"
+    elif item.position == "bottom":
+        y = f"h-{block}-{round(bottom * height)}{offset}"
+    else:
+        y = f"(h-{block})/2{offset}"
     border = max(1, round(size * 0.06))
     shadow = max(1, round(size * 0.04))
     options = [
@@ -323,8 +346,8 @@ def drawtext_filter(item: TextItem, *, text_file: Path, font: Path, width: int, 
         f"shadowx={shadow}",
         f"shadowy={shadow}",
         f"shadowcolor={TEXT_SHADOW}",
-        f"line_spacing={round(size * 0.15)}",
-        "text_align=C",
+        f"line_spacing={spacing}",
+        *(["text_align=C"] if line is None else []),
         "x=(w-text_w)/2",
         f"y={y}",
         f"enable='between(t,{format_number(item.start)},{format_number(item.end)})'",
@@ -332,15 +355,20 @@ def drawtext_filter(item: TextItem, *, text_file: Path, font: Path, width: int, 
     return "drawtext=" + ":".join(options)
 
 
-def text_file_contents(draft: Draft) -> list[str]:
-    """What each text file of the draft holds: its text, wrapped to the output's width."""
+def text_file_contents(draft: Draft, *, line_by_line: bool = False) -> list[str]:
+    """What each text file of the draft holds: its text, wrapped to the output's width
+    (`line_by_line`: each line of each text, in order)."""
     width, height = _output_size(draft)
     if width is None or height is None:
-        return [item.text for item in texts_of(draft)]
-    return [
-        wrap_text(item.text, TEXT_WIDTH * width, font_size(item, height))
-        for item in texts_of(draft)
-    ]
+        texts = [item.text for item in texts_of(draft)]
+    else:
+        texts = [
+            wrap_text(item.text, TEXT_WIDTH * width, font_size(item, height))
+            for item in texts_of(draft)
+        ]
+    if line_by_line:
+        return [line for text in texts for line in text.split("\n")]
+    return texts
 
 
 # audio
@@ -697,12 +725,7 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
     if texts:
         if width is None or height is None:
             raise EngineError("the draft has texts but no output size to place them in")
-        if len(files.text_files) != len(texts):
-            raise EngineError(f"{len(texts)} texts to draw, but {len(files.text_files)} files")
-        finish += [
-            drawtext_filter(item, text_file=text_file, font=files.font, width=width, height=height)
-            for item, text_file in zip(texts, files.text_files, strict=True)
-        ]
+        finish += _drawtext_filters(draft, files, width, height)
     duration = draft.duration
     fade_in, fade_out = metadata.get("fade_in"), metadata.get("fade_out")
     if fade_in:
@@ -727,6 +750,26 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
             "[frames][palette]paletteuse=new=1:dither=bayer:bayer_scale=3[video]",
         ]
     return chains
+
+
+def _drawtext_filters(draft: Draft, files: RenderFiles, width: int, height: int) -> list[str]:
+    """A drawtext for each text of the draft (for each line of each, `files.line_by_line`)."""
+    texts = texts_of(draft)
+    lines: list[tuple[TextItem, tuple[int, int] | None]] = []
+    if files.line_by_line:
+        for item, text in zip(texts, text_file_contents(draft), strict=True):
+            count = text.count("\n") + 1
+            lines += [(item, (index, count)) for index in range(count)]
+    else:
+        lines = [(item, None) for item in texts]
+    if len(files.text_files) != len(lines):
+        raise EngineError(f"{len(lines)} texts to draw, but {len(files.text_files)} files")
+    return [
+        drawtext_filter(
+            item, text_file=text_file, font=files.font, width=width, height=height, line=line
+        )
+        for (item, line), text_file in zip(lines, files.text_files, strict=True)
+    ]
 
 
 def video_graph(draft: Draft, spec: ExportSpec, files: RenderFiles) -> str:
@@ -905,23 +948,25 @@ async def render(
     source: Path,
     destination: Path,
     *,
-    ffmpeg: Path,
+    ffmpeg: Capabilities,
     font: Path,
     music: Path | None = None,
 ) -> RenderReport:
     """Render `draft` to `destination`, which appears only once it is complete.
 
     The video and the audio are rendered at once, each to a part beside `destination`,
-    then joined. Text files and long filter graphs are written beside it too.
+    then joined. Text files and long filter graphs are written beside it too. The
+    arguments are those `ffmpeg` understands (older forms where it lacks newer options).
     """
     if music_of(draft) is not None and music is None and _has_sound(draft, spec):
         raise EngineError("the draft has music, but no music file was given to the render")
-    contents = text_file_contents(draft)
+    line_by_line = not ffmpeg.text_align
+    contents = text_file_contents(draft, line_by_line=line_by_line)
     text_files = tuple(
         destination.with_name(f"{destination.stem}.text-{index}.txt")
         for index in range(len(contents))
     )
-    files = RenderFiles(font=font, text_files=text_files, music=music)
+    files = RenderFiles(font=font, text_files=text_files, music=music, line_by_line=line_by_line)
     partial, video_part, audio_part = (
         destination.with_name(f".{destination.stem}.{part}{destination.suffix}")
         for part in ("partial", "video", "audio")
@@ -938,7 +983,9 @@ async def render(
                 ),
                 _encode_audio(draft, spec, source, audio_part, files, ffmpeg, audio_script),
             )
-            await run_ffmpeg(mux_arguments(spec, video_part, audio_part, partial), ffmpeg=ffmpeg)
+            await run_ffmpeg(
+                mux_arguments(spec, video_part, audio_part, partial), ffmpeg=ffmpeg.path
+            )
             report = RenderReport(normalization.mode, normalization.reason, measured)
         else:
             await _encode_video(draft, spec, source, partial, files, ffmpeg, video_script)
@@ -959,7 +1006,7 @@ async def _encode_video(
     source: Path,
     output: Path,
     files: RenderFiles,
-    ffmpeg: Path,
+    ffmpeg: Capabilities,
     script: Path,
     *,
     part: bool = False,
@@ -976,7 +1023,7 @@ async def _encode_video(
         filter_script=script_path,
         filter_script_option=option,
     )
-    await run_ffmpeg(arguments, ffmpeg=ffmpeg)
+    await run_ffmpeg(arguments, ffmpeg=ffmpeg.path)
 
 
 async def _encode_audio(
@@ -985,7 +1032,7 @@ async def _encode_audio(
     source: Path,
     output: Path,
     files: RenderFiles,
-    ffmpeg: Path,
+    ffmpeg: Capabilities,
     script: Path,
 ) -> tuple[Normalization, dict[str, float]]:
     """The audio run, to `output`: measure, decide, encode. Returns the normalisation
@@ -1003,7 +1050,7 @@ async def _encode_audio(
             filter_script=script_path,
             filter_script_option=option,
         )
-        return parse_measurement(await run_ffmpeg(arguments, ffmpeg=ffmpeg))
+        return parse_measurement(await run_ffmpeg(arguments, ffmpeg=ffmpeg.path))
 
     async def checked(plan: Normalization) -> Normalization:
         # what the gain and limiter give, measured: the limiter may have taken loudness
@@ -1024,7 +1071,7 @@ async def _encode_audio(
             # loudnorm prints its report at the info level
             loglevel="info" if normalization.mode == "linear" else "error",
         )
-        return await run_ffmpeg(arguments, ffmpeg=ffmpeg)
+        return await run_ffmpeg(arguments, ffmpeg=ffmpeg.path)
 
     normalization = Normalization("none", "", "not asked for")
     measured: dict[str, float] = {}
@@ -1070,16 +1117,13 @@ async def _together(
         await asyncio.wait(tasks)
 
 
-def _script_for(graph: str, path: Path, ffmpeg: Path) -> tuple[Path | None, str]:
+def _script_for(graph: str, path: Path, ffmpeg: Capabilities) -> tuple[Path | None, str]:
     """Where a filter graph too long for the command line goes (written to `path`; None:
     inline), and the option that reads it."""
     if len(graph) <= FILTER_SCRIPT_THRESHOLD:
         return None, "-/filter_complex"
     _write_text(path, graph)
-    version = major_version(ffmpeg)
-    if version is not None and version < 7:  # `-/option file` arrived in FFmpeg 7
-        return path, "-filter_complex_script"
-    return path, "-/filter_complex"
+    return path, "-/filter_complex" if ffmpeg.option_files else "-filter_complex_script"
 
 
 def _graph_arguments(graph: str, script: Path | None, script_option: str) -> list[str]:

@@ -1,0 +1,338 @@
+"""Choosing FFmpeg by what it can do: the probe's verdicts on fake binaries, and that the
+probe's table covers every filter and option the builders emit."""
+
+from __future__ import annotations
+
+import re
+import stat
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from nemowatch.engines.local import analysis, music
+from nemowatch.engines.local.analysis import Segment
+from nemowatch.engines.local.ffmpeg import (
+    OPTIONAL_FILTER_OPTIONS,
+    REQUIRED_ENCODERS,
+    REQUIRED_FILTER_OPTIONS,
+    choose_ffmpeg,
+    parse_filter_options,
+    parse_version,
+    probe_ffmpeg,
+)
+from nemowatch.engines.local.music import MusicChoice
+from nemowatch.engines.local.render import (
+    RenderFiles,
+    audio_graph,
+    limiter_normalization,
+    loudnorm_measure_filter,
+    measure_graph,
+    video_graph,
+)
+from nemowatch.engines.local.timeline import SourceFacts, build_draft
+from nemowatch.errors import EngineError
+from nemowatch.rules import EditSpec, ExportSpec, SilenceCut
+
+# What FFmpeg 5.1 (Debian 12) prints for `-h filter=drawtext`, shortened: no text_align.
+DRAWTEXT_5_1 = """\
+Filter drawtext
+  Draw text on top of video frames using libfreetype library.
+    Inputs:
+       #0: default (video)
+drawtext AVOptions:
+   fontfile          <string>     ..FV....... set font file
+   text              <string>     ..FV....... set text
+   textfile          <string>     ..FV....... set text file
+   fontcolor         <color>      ..FV....... set foreground color (default "black")
+   bordercolor       <color>      ..FV....... set border color (default "black")
+   shadowcolor       <color>      ..FV....... set shadow color (default "black")
+   line_spacing      <int>        ..FV....... set line spacing in pixels (default 0)
+   fontsize          <string>     ..FV....... set font size
+   x                 <string>     ..FV....... set x expression (default "0")
+   y                 <string>     ..FV....... set y expression (default "0")
+   shadowx           <int>        ..FV....... set shadow x offset (default 0)
+   shadowy           <int>        ..FV....... set shadow y offset (default 0)
+   borderw           <int>        ..FV....... set border width (default 0)
+   expansion         <int>        ..FV....... set the expansion mode (default normal)
+     none            0            ..FV....... set no expansion
+     normal          1            ..FV....... set normal expansion
+
+This filter has support for timeline through the 'enable' option.
+"""
+# FFmpeg 6.1 and later add:
+TEXT_ALIGN = "   text_align        <flags>      ..FV.....T. set text alignment (default 0)\n"
+
+
+def _fake_ffmpeg(
+    folder: Path,
+    *,
+    version: str,
+    drawtext_help: str,
+    without_encoders: tuple[str, ...] = (),
+    name: str = "ffmpeg",
+) -> Path:
+    """An executable that answers the probe's questions as a build of `version` would."""
+    folder.mkdir(parents=True, exist_ok=True)
+    encoders = "".join(
+        f" V....D {encoder:<20} {encoder}\n"
+        for encoder in REQUIRED_ENCODERS
+        if encoder not in without_encoders
+    )
+    filters = "".join(f" .. {each:<17} A->A       {each}\n" for each in REQUIRED_FILTER_OPTIONS)
+    answers = {"-encoders": f"Encoders:\n ------\n{encoders}", "-filters": f"Filters:\n{filters}"}
+    answers["-version"] = f"ffmpeg version {version} Copyright (c) 2000-2026\n"
+    for each, options in REQUIRED_FILTER_OPTIONS.items():
+        listed = "".join(
+            f"   {option:<17} <string>     ..F........ {option}\n" for option in options
+        )
+        answers[f"filter={each}"] = f"{each} AVOptions:\n{listed}"
+    answers["filter=drawtext"] = drawtext_help
+    for key, text in answers.items():
+        (folder / f"{name}.{key.lstrip('-')}.txt").write_text(text)
+    script = folder / name
+    script.write_text(
+        "#!/bin/sh\n"
+        "# the last argument is the question: -version, -encoders, -filters or filter=NAME\n"
+        'for last in "$@"; do :; done\n'
+        f'answer="{folder}/{name}.${{last#-}}.txt"\n'
+        '[ -f "$answer" ] || { echo "unknown: $last" >&2; exit 1; }\n'
+        'cat "$answer"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return script
+
+
+def test_the_option_names_are_read_from_the_filter_help() -> None:
+    options = parse_filter_options(DRAWTEXT_5_1)
+
+    assert {"fontfile", "textfile", "expansion", "line_spacing"} <= options
+    assert "text_align" not in options
+    assert "none" not in options  # a value of `expansion`, not an option
+    assert "text_align" in parse_filter_options(DRAWTEXT_5_1 + TEXT_ALIGN)
+
+
+@pytest.mark.parametrize(
+    ("banner", "version"),
+    [
+        ("ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2026", "5.1.9-0+deb12u1"),
+        (
+            "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright",
+            "n9.0.2-17-g2a571b6068-20260930",
+        ),
+        ("something else", ""),
+    ],
+)
+def test_the_version_is_read_from_the_banner(banner: str, version: str) -> None:
+    assert parse_version(banner) == version
+
+
+def test_ffmpeg_5_1_is_usable_with_older_forms(tmp_path: Path) -> None:
+    capabilities = probe_ffmpeg(
+        _fake_ffmpeg(tmp_path, version="5.1.9-0+deb12u1", drawtext_help=DRAWTEXT_5_1)
+    )
+
+    assert capabilities.version == "5.1.9-0+deb12u1"
+    assert capabilities.major == 5
+    assert capabilities.missing() == []
+    assert capabilities.older_forms() == ["drawtext:text_align"]
+    assert not capabilities.text_align  # each line of a title gets a drawtext of its own
+    assert not capabilities.option_files  # -filter_complex_script, not -/filter_complex
+
+
+def test_a_recent_ffmpeg_needs_no_older_forms(tmp_path: Path) -> None:
+    capabilities = probe_ffmpeg(
+        _fake_ffmpeg(tmp_path, version="7.1.1", drawtext_help=DRAWTEXT_5_1 + TEXT_ALIGN)
+    )
+
+    assert capabilities.missing() == []
+    assert capabilities.older_forms() == []
+    assert capabilities.text_align
+    assert capabilities.option_files
+
+
+def test_a_git_build_without_a_version_number_is_taken_as_recent(tmp_path: Path) -> None:
+    capabilities = probe_ffmpeg(
+        _fake_ffmpeg(tmp_path, version="N-113000-g1234abcd", drawtext_help=DRAWTEXT_5_1)
+    )
+
+    assert capabilities.major is None
+    assert capabilities.option_files
+
+
+def test_a_missing_filter_option_and_encoder_are_named(tmp_path: Path) -> None:
+    without_textfile = DRAWTEXT_5_1.replace("   textfile ", "   textfilx ")
+    capabilities = probe_ffmpeg(
+        _fake_ffmpeg(
+            tmp_path,
+            version="4.4.2",
+            drawtext_help=without_textfile,
+            without_encoders=("libopus",),
+        )
+    )
+
+    assert capabilities.missing() == ["libopus", "drawtext:textfile"]
+
+
+def test_a_system_ffmpeg_lacking_an_option_is_passed_over_with_the_reason(tmp_path: Path) -> None:
+    lacking = DRAWTEXT_5_1.replace("   expansion ", "   expanzion ")
+    system = _fake_ffmpeg(tmp_path / "bin", version="5.0.3", drawtext_help=lacking)
+
+    choice = choose_ffmpeg(environ={"PATH": str(system.parent)})
+
+    assert choice.origin == "bundled"
+    assert [candidate.path for candidate in choice.skipped] == [system]
+    assert choice.skipped[0].problem == "version 5.0.3 lacks drawtext:expansion"
+    assert choice.ffmpeg.missing() == []
+
+
+def test_a_capable_system_ffmpeg_is_chosen(tmp_path: Path) -> None:
+    system = _fake_ffmpeg(tmp_path / "bin", version="5.1.9", drawtext_help=DRAWTEXT_5_1)
+
+    choice = choose_ffmpeg(environ={"PATH": str(system.parent)})
+
+    assert (choice.origin, choice.ffmpeg.path, choice.skipped) == ("system", system, ())
+    assert "system" in choice.reason
+
+
+def test_an_ffmpeg_named_by_the_environment_must_have_everything(tmp_path: Path) -> None:
+    lacking = DRAWTEXT_5_1.replace("   textfile ", "   textfilx ")
+    pinned = _fake_ffmpeg(tmp_path, version="5.1.9", drawtext_help=lacking)
+
+    with pytest.raises(EngineError) as raised:
+        choose_ffmpeg(environ={"NEMOWATCH_FFMPEG": str(pinned), "PATH": ""})
+
+    message = str(raised.value)
+    assert "$NEMOWATCH_FFMPEG" in message and str(pinned) in message
+    assert "lacks drawtext:textfile" in message
+    assert "nemowatch doctor" in (raised.value.hint or "")
+
+
+def test_a_replaced_binary_is_probed_again(tmp_path: Path) -> None:
+    path = _fake_ffmpeg(tmp_path, version="5.1.9", drawtext_help=DRAWTEXT_5_1)
+    assert probe_ffmpeg(path).version == "5.1.9"
+
+    (tmp_path / "ffmpeg.version.txt").write_text("ffmpeg version 7.1.1 Copyright\n")
+    path.write_text(path.read_text() + "# upgraded\n")  # a new size and mtime
+
+    assert probe_ffmpeg(path).version == "7.1.1"
+
+
+# The table covers the builders: every filter and option in graphs they build is listed.
+
+TALK = SourceFacts("talk.mp4", 10.0, 160, 120, 25.0, has_audio=True, format="mov,mp4")
+FILES = RenderFiles(font=Path("/font.otf"), text_files=(Path("/t0.txt"),), music=Path("/music.wav"))
+
+
+def _draft(
+    export: ExportSpec | None = None, music_choice: MusicChoice | None = None, **edit: object
+):  # type: ignore[no-untyped-def]
+    return build_draft(
+        [Segment(0.0, 2.2), Segment(3.8, 10.0)],
+        source=TALK,
+        edit=EditSpec.model_validate(edit),
+        export=export or ExportSpec(),
+        speech=[Segment(0.5, 2.0)],
+        music=music_choice,
+    )
+
+
+def _graphs() -> list[str]:
+    lofi = MusicChoice("lofi", generated=True)
+    every_edit = _draft(
+        music_choice=lofi,
+        music="lofi",
+        speed=1.5,
+        aspect="9:16",
+        fade_in=0.5,
+        fade_out=0.5,
+        normalize=True,
+        title={"text": "Urban Dreams", "duration": 3},
+    )
+    graphs = []
+    for export_format, fit in (("mp4", "blur"), ("webm", "pad"), ("gif", "crop")):
+        spec = ExportSpec(format=export_format)
+        draft = _draft(
+            export=spec,
+            music_choice=lofi,
+            music="lofi",
+            aspect="1:1",
+            fit=fit,
+            title={"text": "x", "duration": 2},
+        )
+        graphs.append(video_graph(draft, spec, FILES))
+    graphs.append(video_graph(every_edit, ExportSpec(), FILES))
+    graphs.append(audio_graph(every_edit, ExportSpec()))
+    graphs.append(measure_graph(every_edit, ExportSpec()))
+    graphs.append(audio_graph(every_edit, ExportSpec(), normalization=loudnorm_measure_filter()))
+    graphs.append(
+        audio_graph(
+            every_edit, ExportSpec(), normalization=limiter_normalization(3.0, "test").filter
+        )
+    )
+    for arguments in (
+        analysis.audio_arguments(Path("/a.mp4"), SilenceCut(), loudness=True),
+        analysis.scene_arguments(Path("/a.mp4")),
+        music.mood_arguments("lofi", Path("/lofi.wav")),
+    ):
+        graphs += [
+            value
+            for option, value in pairwise(arguments)
+            if option in ("-af", "-vf", "-filter_complex", "-lavfi")
+            or (option == "-i" and "=" in value)
+        ]
+    return [graph for graph in graphs if graph]
+
+
+def _split(text: str, separators: str) -> list[str]:
+    """`text` split at `separators` outside quotes, brackets and backslash escapes."""
+    parts, current, quoted, depth, escaped = [], "", False, 0, False
+    for character in text:
+        if escaped:
+            current += character
+            escaped = False
+        elif character == "\\":
+            current += character
+            escaped = True
+        elif character == "'":
+            quoted = not quoted
+            current += character
+        elif not quoted and character in "([":
+            depth += 1
+            current += character
+        elif not quoted and character in ")]":
+            depth -= 1
+            current += character
+        elif not quoted and depth == 0 and character in separators:
+            parts.append(current)
+            current = ""
+        else:
+            current += character
+    return [*parts, current]
+
+
+def used_options(graph: str) -> set[str]:
+    """`filter` and `filter:option` for each filter and named option in `graph`."""
+    used = set()
+    for chain in _split(graph, ";"):
+        for element in _split(chain, ","):
+            element = re.sub(r"^(\[[^\]]*\])+|(\[[^\]]*\])+$", "", element.strip())
+            name, _, arguments = element.partition("=")
+            used.add(name)
+            for argument in _split(arguments, ":") if arguments else []:
+                key, equals, _ = argument.partition("=")
+                if equals and re.fullmatch(r"[A-Za-z_]+", key):
+                    used.add(f"{name}:{key}")
+    return used
+
+
+def test_the_probe_looks_for_every_filter_and_option_the_builders_use() -> None:
+    known = {*REQUIRED_FILTER_OPTIONS}
+    for table in (REQUIRED_FILTER_OPTIONS, OPTIONAL_FILTER_OPTIONS):
+        known |= {f"{name}:{option}" for name, options in table.items() for option in options}
+    used = set().union(*(used_options(graph) for graph in _graphs()))
+
+    # `enable` is the timeline option of every filter with timeline support
+    used -= {option for option in used if option.endswith(":enable")}
+    assert sorted(used - known) == []
+    assert "drawtext:text_align" in used and "drawtext:textfile" in used
