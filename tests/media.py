@@ -16,9 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
+from nemowatch.engines.local.ffmpeg import detected_candidates, find_ffmpeg
 
 AudioKind = Literal["tone", "none", "speech_with_silences"]
+
+
+def accepted_ffmpegs() -> list[tuple[str, Path]]:
+    """(name, path) of every FFmpeg on this machine that the probe accepts: the system's
+    (e.g. Debian's 5.1) and the bundled one. Render tests run against each."""
+    return [
+        (f"{candidate.origin}-{candidate.capabilities.version.split('-')[0]}", candidate.path)
+        for candidate in detected_candidates(None)
+        if candidate.usable and candidate.capabilities is not None
+    ]
+
 
 SPEECH = "0.5*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*4*t))"
 # The pictures a clip cycles through at its scene changes: each looks unlike the others.

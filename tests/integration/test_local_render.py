@@ -27,11 +27,22 @@ from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.local.timeline import AUDIO_TRACK, SourceFacts, build_draft, music_of
 from nemowatch.probe import Probe, moov_before_mdat, probe
 from nemowatch.rules import EditSpec, ExportSpec, Quality
-from tests.media import Clips, make_clip
+from tests.media import Clips, accepted_ffmpegs, make_clip
 
 # the silences clip speaks at 0-2 s, 4-6 s and 8.5-10 s
 SPEECH = ((0.0, 2.0), (4.0, 6.0), (8.5, 10.0))
 BORDER = 12  # pixels of each coloured side of the bordered clip
+
+
+_FFMPEGS = accepted_ffmpegs()
+
+
+@pytest.fixture(autouse=True, params=[path for _, path in _FFMPEGS], ids=[n for n, _ in _FFMPEGS])
+def ffmpeg(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every render test runs with each FFmpeg the probe accepts on this machine."""
+    path: Path = request.param
+    monkeypatch.setenv("NEMOWATCH_FFMPEG", str(path))
+    return path
 
 
 @dataclass(frozen=True)
@@ -302,6 +313,36 @@ async def test_a_title_changes_its_area_and_nothing_else(wide: Path, tmp_path: P
     assert region_difference(before, after, width, title_rows, title_columns) > 20
     for rows in (above, below):
         assert region_difference(before, after, width, rows, range(width)) < 1.5
+
+
+async def test_each_line_of_a_title_is_centred(wide: Path, tmp_path: Path) -> None:
+    # A short line over a long one: centred, the short line's ink is about the middle
+    # column (drawn as one block left-aligned, as FFmpeg < 6.1 would, it sits at the left).
+    text = "I\nWWWWWWWWWW"
+    title = EditSpec.model_validate({"title": {"text": text, "duration": 2.0, "size": 0.1}})
+
+    plain = await produce(wide, tmp_path / "plain")
+    titled = await produce(wide, tmp_path / "titled", edit=title)
+
+    width, height, before = frame(plain.path, 1.0)
+    _, _, after = frame(titled.path, 1.0)
+    line_height = round(0.1 * height)
+    middle = height // 2
+
+    def ink_columns(rows: range) -> list[int]:
+        return [
+            column
+            for column in range(width)
+            if sum(abs(before[row * width + column] - after[row * width + column]) for row in rows)
+            > 40 * len(rows)
+        ]
+
+    short = ink_columns(range(middle - line_height, middle - line_height // 4))
+    long = ink_columns(range(middle + line_height // 4, middle + line_height))
+    assert short and long
+    assert abs((min(short) + max(short)) / 2 - width / 2) < width * 0.05
+    assert abs((min(long) + max(long)) / 2 - width / 2) < width * 0.05
+    assert max(short) - min(short) < (max(long) - min(long)) / 3
 
 
 async def test_a_title_with_quotes_colons_percents_backslashes_and_cjk_renders(
