@@ -180,10 +180,16 @@ def parse_silencedetect(stderr: str, duration: float | None = None) -> list[Sile
     return silences
 
 
-def parse_loudness(stderr: str) -> list[tuple[float, float]]:
-    """(window start, dB) for each window `astats` measured, silence floored at SILENT_DB."""
+def parse_loudness(stderr: str, duration: float | None = None) -> list[tuple[float, float]]:
+    """(window start, dB) for each window `astats` measured, silence floored at SILENT_DB.
+
+    A window starting at the end (`duration`) is dropped: FFmpeg 5.1 measures an empty one
+    there, as silence.
+    """
     return [
-        (time, max(SILENT_DB, value)) for time, value in _printed_metadata(stderr, _LOUDNESS_KEY)
+        (time, max(SILENT_DB, value))
+        for time, value in _printed_metadata(stderr, _LOUDNESS_KEY)
+        if duration is None or time < duration - 1e-3
     ]
 
 
@@ -220,7 +226,7 @@ async def analyse(
             return [], []
         arguments = audio_arguments(source, cut, loudness=highlight)
         stderr = await run_ffmpeg(arguments, ffmpeg=ffmpeg)
-        return parse_silencedetect(stderr, duration), parse_loudness(stderr)
+        return parse_silencedetect(stderr, duration), parse_loudness(stderr, duration)
 
     async def scene_pass() -> list[tuple[float, float]]:
         if not highlight:
