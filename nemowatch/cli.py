@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from nemowatch import __version__, logs
-from nemowatch.config import EX_CONFIG, Config, check_report, default_config_path, load_config
+from nemowatch.config import (
+    EX_CONFIG,
+    Config,
+    check_report,
+    example_config,
+    load_config,
+    load_default_config,
+)
 from nemowatch.engines.base import Credits
 from nemowatch.errors import ConfigError, NemowatchError
 from nemowatch.ledger import FINISHED, RUNNING, JobRecord, JobState, Ledger, new_job_id
@@ -75,7 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser("process", help="process one file now, without the daemon")
     )
     process.add_argument("file", type=Path)
-    process.add_argument("--rule", required=True, help="the rule whose edit to apply")
+    process.add_argument(
+        "--rule",
+        default=None,
+        help="the rule whose edit to apply (default: the one rule whose inbox or patterns "
+        "take the file)",
+    )
     explain = with_config(
         commands.add_parser("explain", help="show what a rule would do to a file (no render)")
     )
@@ -106,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     with_config(commands.add_parser("pause", help="start no new jobs (the daemon keeps watching)"))
     with_config(commands.add_parser("resume", help="start new jobs again after `pause`"))
     with_config(commands.add_parser("credits", help="the NemoVideo credit balance"))
-    init = commands.add_parser("init", help="write a starter config and create its folders")
+    init = commands.add_parser(
+        "init", help="write DIR/config.yaml (the complete, commented example) and its folders"
+    )
     init.add_argument("directory", type=Path)
     return parser
 
@@ -119,8 +133,9 @@ def _count(text: str) -> int:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    path = args.config if args.config is not None else default_config_path()
-    return load_config(path)
+    if args.config is not None:
+        return load_config(args.config)
+    return load_default_config()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -164,19 +179,20 @@ def _instruction_warnings(config: Config) -> list[str]:
 
 def cmd_process(args: argparse.Namespace) -> int:
     from nemowatch.daemon import make_engine
+    from nemowatch.explain import choose_rule
     from nemowatch.pipeline import Pipeline
 
     config = _config(args)
     logs.configure(config.log_level)
-    rule = next((rule for rule in config.rules if rule.name == args.rule), None)
-    if rule is None:
-        names = ", ".join(rule.name for rule in config.rules)
-        print(f"nemowatch: no rule named {args.rule!r} (rules: {names})", file=sys.stderr)
-        return 2
     source = args.file.resolve()
     if not source.is_file():
         print(f"nemowatch: {args.file}: no such file", file=sys.stderr)
         return 1
+    try:
+        rule = choose_rule(config, source, args.rule)
+    except LookupError as error:
+        print(f"nemowatch: {error}", file=sys.stderr)
+        return 2
     # the file was named explicitly: process it even if it was done before, leave it in place
     rule = rule.model_copy(update={"reprocess_duplicates": True})
     ledger = Ledger.in_state_dir(config.state_dir)
@@ -441,32 +457,27 @@ def _job_json(record: JobRecord) -> dict[str, Any]:
     }
 
 
-STARTER = """\
-# nemowatch config, written by `nemowatch init`. See config.example.yaml for every setting.
-engine: local
-state_dir: ./state
-rules:
-  - name: edited
-    inbox: ./inbox            # drop videos here
-    outbox: ./outbox          # finished MP4s appear here
-    instructions:
-      - cut out silences
-    export: {format: mp4, resolution: 1080p, quality: high}
-    outputs: "{stem}-edited.mp4"
-"""
-
-
 def cmd_init(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     config_path = directory / "config.yaml"
+    refusal = (
+        f"nemowatch: {config_path} exists; not overwriting it (edit it, or init another folder)"
+    )
     if config_path.exists():
-        print(f"nemowatch: {config_path} exists; not overwriting it", file=sys.stderr)
+        print(refusal, file=sys.stderr)
         return 1
     for folder in ("inbox", "outbox", "state"):
         (directory / folder).mkdir(parents=True, exist_ok=True)
-    config_path.write_text(STARTER, encoding="utf-8")
-    load_config(config_path)  # the starter must always be valid
-    print(f"wrote {config_path}")
+    try:
+        # "x": never over a config, even one written since the look above
+        with config_path.open("x", encoding="utf-8") as file:
+            file.write(example_config(config_path.absolute()))
+    except FileExistsError:
+        print(refusal, file=sys.stderr)
+        return 1
+    load_config(config_path)  # what init writes must always load
+    print(f"wrote {config_path}: the complete example, every setting explained")
+    print(f"check it with: nemowatch check --config {config_path}")
     print(f"start it with: nemowatch run --config {config_path}")
     print(f"then drop a video into {directory / 'inbox'}")
     return 0

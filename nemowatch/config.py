@@ -14,6 +14,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar, get_args
 
@@ -23,8 +24,12 @@ from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError
 
 from nemowatch import __version__
-from nemowatch.errors import ConfigError, ConfigProblem
+from nemowatch.errors import ConfigError, ConfigProblem, NemowatchError
 from nemowatch.rules import MOODS, EditSpec, ExportSpec, Frozen, matches
+
+# The example `nemowatch init` writes, inside the package; the repository's
+# config.example.yaml is the same file (a test keeps them equal).
+EXAMPLE_CONFIG = "data/config.example.yaml"
 
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd's RestartPreventExitStatus uses it
 
@@ -299,6 +304,9 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     entries, rule_files = _gather_rules(data.get("rules"), rules_dir, top, problems)
     loaded = [rule for rule in (_load_rule(*entry, environ, problems) for entry in entries) if rule]
     problems.extend(_cross_check(loaded))
+    engine = settings.engine if settings is not None else data.get("engine", "local")
+    if engine == "local":  # the nemo engine reads neither `edit:` nor music in the text
+        problems.extend(_music_problems(loaded))
 
     if problems or settings is None:
         order = {str(file): index for index, file in enumerate([source, *rule_files])}
@@ -317,11 +325,52 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
 
 def check_report(config: Config) -> list[str]:
     """Warnings about a valid config that `check` shows but that do not stop the daemon."""
-    return [
+    warnings = [
         f'rule "{rule.name}": inbox {rule.inbox} does not exist yet; it will be created'
         for rule in config.rules
         if not rule.inbox.exists()
     ]
+    for rule in config.rules:
+        if "match" not in rule.model_fields_set:
+            continue  # the default patterns are videos, which every engine takes
+        for pattern in rule.match:
+            refused = _refused_kind(pattern, config.engine)
+            if refused:
+                warnings.append(
+                    f'rule "{rule.name}": match pattern "{pattern}" only catches {refused},'
+                    f" which the {config.engine} engine cannot edit; such files will fail"
+                    ' (match videos instead, e.g. "*.mp4")'
+                )
+    return warnings
+
+
+# Pictures FFmpeg reads as still images (image2, *_pipe), which the local engine refuses.
+# Not GIF: FFmpeg reads a GIF as a video, and the local engine edits it.
+PICTURE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+)
+
+
+def _refused_kind(pattern: str, engine: str) -> str | None:
+    """What files `pattern` catches when the engine refuses all of them ("pictures"), else None.
+
+    Only a pattern with a fixed extension can be known to catch nothing the engine takes.
+    """
+    extension = _extension(pattern.lower())
+    if extension is None:
+        return None
+    if engine == "nemo":
+        from nemowatch.engines.nemo.upload import SUPPORTED_EXTENSIONS
+
+        return None if extension in SUPPORTED_EXTENSIONS else f"{extension} files"
+    # imported here: the engines import the config's types, so a top-level import is a cycle
+    from nemowatch.engines.local.music import AUDIO_EXTENSIONS
+
+    if extension in PICTURE_EXTENSIONS:
+        return f"pictures ({extension})"
+    if extension in AUDIO_EXTENSIONS:
+        return f"sound files ({extension})"
+    return None
 
 
 def _default_state(environ: Mapping[str, str]) -> Path:
@@ -339,6 +388,37 @@ def default_config_path() -> Path:
         return Path(explicit)
     config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
     return Path(config_home) / "nemowatch" / "config.yaml"
+
+
+def example_config(config_path: Path) -> str:
+    """The complete, commented example config (the package's copy of the repository's
+    config.example.yaml), made to live at `config_path`: its folders beside it (inbox/,
+    outbox/, state/) instead of the checkout's demo/."""
+    text = (resources.files("nemowatch") / EXAMPLE_CONFIG).read_text(encoding="utf-8")
+    folder = f"{config_path.parent}/"
+    replacements = {"config.example.yaml": str(config_path), "./demo/": "./", "demo/": folder}
+    # one pass, so that a replacement is never replaced again
+    return re.sub(
+        "|".join(re.escape(old) for old in replacements), lambda found: replacements[found[0]], text
+    )
+
+
+def load_default_config() -> Config:
+    """The config at `default_config_path()`; when there is none, an error that says how to
+    make one or where else to look."""
+    path = default_config_path()
+    if path.exists():
+        return load_config(path)
+    if os.environ.get("NEMOWATCH_CONFIG"):
+        source = "named by $NEMOWATCH_CONFIG"
+    else:
+        source = "the default, as no --config was given and $NEMOWATCH_CONFIG is not set"
+    if path.name == "config.yaml":
+        make = f"write one with `nemowatch init {path.parent}`"
+    else:  # init writes DIR/config.yaml, never another name
+        make = "write one with `nemowatch init DIR` and pass --config DIR/config.yaml"
+    message = f"no config file here ({source}); {make}, or pass --config FILE"
+    raise ConfigError([ConfigProblem(str(path), None, "", message)])
 
 
 # ---- where things were written ---------------------------------------------------------------
@@ -751,6 +831,65 @@ def _cross_check(loaded: list[_Loaded]) -> list[ConfigProblem]:
         if item.knows("instructions"):
             problems.extend(_instruction_conflicts(rule.instructions, origin))
     return problems
+
+
+def _music_problems(loaded: list[_Loaded]) -> list[ConfigProblem]:
+    """Music the local engine could not find: a file or folder that does not exist (or holds
+    no audio), or a word that is no built-in mood. At run time each job would fail on it."""
+    # imported here: the engines import the config's types, so a top-level import is a cycle
+    from nemowatch.engines.local.instructions import interpret, interpret_all
+
+    problems = []
+    for item in loaded:
+        rule, origin = item.rule, item.origin
+        if not item.knows("edit", "instructions"):
+            continue
+        if "music" in rule.edit.model_fields_set:  # `edit:` wins over the text
+            if rule.edit.music is not None:
+                text = _music_problem(rule.edit.music)
+                if text:
+                    problems.append(origin.problem(("edit", "music"), text))
+            continue
+        music = interpret_all(rule.instructions).edit.music
+        if music is None:
+            continue
+        text = _music_problem(music)
+        if not text:
+            continue
+        if not Path(music).expanduser().is_absolute():
+            text += (
+                "; a path in instructions is taken from the folder nemowatch runs in: write it"
+                " in full, or use edit.music, which is relative to this file"
+            )
+        # the instruction that named it: the last one that names this music by itself
+        named = [
+            index
+            for index, instruction in enumerate(rule.instructions)
+            if interpret(instruction).edit.music == music
+        ]
+        where: Loc = ("instructions", named[-1]) if named else ("instructions",)
+        problems.append(origin.problem(where, text))
+    return problems
+
+
+def _music_problem(music: str) -> str | None:
+    """Why the local engine would refuse `music` (as it resolves it at run time), or None."""
+    from nemowatch.engines.local.music import resolve_music
+
+    path = Path(music).expanduser()
+    moods = ", ".join(MOODS)
+    if music.strip().lower() not in MOODS and not path.exists():
+        if not path.suffix:  # a word, most likely meant as a mood
+            return (
+                f'"{path.name}" is not a built-in mood ({moods}), and there is no file or'
+                f" folder at {path}"
+            )
+        return f"there is no music file or folder at {path} (or use a built-in mood: {moods})"
+    try:
+        resolve_music(music, job_id="check")
+    except NemowatchError as error:
+        return f"{error}; {error.hint}" if error.hint else str(error)
+    return None
 
 
 def _instruction_conflicts(instructions: tuple[str, ...], origin: _Origin) -> list[ConfigProblem]:

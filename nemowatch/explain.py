@@ -8,30 +8,45 @@ can be tuned before any time is spent on renders.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from nemowatch.config import Config, Rule
 from nemowatch.engines.base import Job
 from nemowatch.engines.local.engine import LocalEngine, LocalPlan
 from nemowatch.engines.local.highlight import score_pieces
-from nemowatch.rules import SilenceCut, rule_for
+from nemowatch.rules import SilenceCut, matches, rule_for
 
 SHOWN_SEGMENTS = 40  # longer lists are cut short in the printout
 
 
 def choose_rule(config: Config, path: Path, name: str | None) -> Rule:
-    """The rule named, else the one whose inbox holds `path`, else the only rule."""
+    """The rule named; else the one whose inbox holds `path`; else the one rule whose
+    `match` patterns take its name. Raises LookupError saying what to pass otherwise."""
     if name is not None:
         for rule in config.rules:
             if rule.name == name:
                 return rule
-        raise LookupError(f"no rule named {name!r} (rules: {_names(config)})")
+        raise LookupError(f"no rule named {name!r} (rules: {_names(config.rules)})")
     found = rule_for(path, config.rules)
     if found is not None:
         return found
-    if len(config.rules) == 1:
-        return config.rules[0]
-    raise LookupError(f"{path.name} is in no rule's inbox: pick one with --rule ({_names(config)})")
+    taking = [
+        rule
+        for rule in config.rules
+        if matches(path.name, rule.match) and not matches(path.name, rule.ignore)
+    ]
+    if len(taking) == 1:
+        return taking[0]
+    if taking:
+        raise LookupError(
+            f"{path.name} matches {len(taking)} rules ({_names(taking)}): pass --rule NAME"
+            " to pick one"
+        )
+    patterns = "; ".join(f"{rule.name}: {' '.join(rule.match)}" for rule in config.rules)
+    raise LookupError(
+        f"{path.name} matches no rule's patterns ({patterns}): pass --rule NAME to use one anyway"
+    )
 
 
 async def plan_for(config: Config, path: Path, rule: Rule) -> LocalPlan:
@@ -101,5 +116,5 @@ def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
     return "\n".join(lines)
 
 
-def _names(config: Config) -> str:
-    return ", ".join(rule.name for rule in config.rules)
+def _names(rules: Iterable[Rule]) -> str:
+    return ", ".join(rule.name for rule in rules)

@@ -587,6 +587,13 @@ CONFIG_CASES = [
         7,
         'expected a size such as 500MB, 2GB or 2GiB, or a number of bytes, got "lots"',
     ),
+    ConfigCase(
+        "music-that-is-neither-a-mood-nor-a-file",
+        "rules:\n  - name: a\n    inbox: {root}/inbox\n    outbox: {root}/outbox\n"
+        "    edit: {{music: jazz}}\n",
+        7,
+        '"jazz" is not a built-in mood (lofi, upbeat, calm)',
+    ),
 ]
 
 

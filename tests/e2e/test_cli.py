@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,36 +11,102 @@ from pathlib import Path
 
 import pytest
 
+from nemowatch.config import load_config
 from nemowatch.probe import probe
 from tests.e2e.harness import files, rule, write_config
 
 pytestmark = pytest.mark.e2e
 
 
-def nemowatch(*arguments: str) -> subprocess.CompletedProcess[str]:
+REPO = Path(__file__).resolve().parents[2]
+
+
+def nemowatch(
+    *arguments: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nemowatch.cli", *arguments],
         capture_output=True,
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
 
 
-def test_init_writes_a_valid_starter_config_and_its_folders(tmp_path: Path) -> None:
+def test_init_writes_the_commented_example_with_its_folders_in_dir(tmp_path: Path) -> None:
     result = nemowatch("init", str(tmp_path / "mine"))
     assert result.returncode == 0, result.stderr
     for folder in ("inbox", "outbox", "state"):
         assert (tmp_path / "mine" / folder).is_dir()
-    assert nemowatch("check", "--config", str(tmp_path / "mine" / "config.yaml")).returncode == 0
+    written = (tmp_path / "mine" / "config.yaml").read_text(encoding="utf-8")
+    example = (REPO / "config.example.yaml").read_text(encoding="utf-8")
+    # the example line for line, but for the lines that name the checkout's demo/ or itself
+    assert len(written.splitlines()) == len(example.splitlines())
+    for mine, theirs in zip(written.splitlines(), example.splitlines(), strict=True):
+        assert mine == theirs or "demo/" in theirs or "config.example.yaml" in theirs
+    assert "demo" not in written and "config.example.yaml" not in written
+    assert f"nemowatch run --config {tmp_path / 'mine' / 'config.yaml'}" in written
+    config = load_config(tmp_path / "mine" / "config.yaml")
+    (rule,) = config.rules
+    assert (rule.inbox, rule.outbox) == (tmp_path / "mine" / "inbox", tmp_path / "mine" / "outbox")
+    assert config.state_dir == tmp_path / "mine" / "state"
+    check = nemowatch("check", "--config", str(tmp_path / "mine" / "config.yaml"))
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_init_never_overwrites_a_config(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("mine")
     result = nemowatch("init", str(tmp_path))
     assert result.returncode == 1
-    assert "not overwriting" in result.stderr
+    assert f"{tmp_path / 'config.yaml'} exists; not overwriting it" in result.stderr
     assert (tmp_path / "config.yaml").read_text() == "mine"
+    assert not (tmp_path / "inbox").exists()  # nothing made beside someone else's config
+
+
+def test_without_a_config_the_error_says_to_run_init_and_init_makes_it_work(
+    tmp_path: Path,
+) -> None:
+    environment = {**os.environ, "HOME": str(tmp_path)}
+    for name in ("NEMOWATCH_CONFIG", "XDG_CONFIG_HOME"):
+        environment.pop(name, None)
+    default = tmp_path / ".config" / "nemowatch"
+    result = nemowatch("check", env=environment)
+    assert result.returncode == 78
+    assert f"{default / 'config.yaml'}: no config file here" in result.stderr
+    assert f"write one with `nemowatch init {default}`, or pass --config FILE" in result.stderr
+    assert nemowatch("init", str(default), env=environment).returncode == 0
+    again = nemowatch("check", env=environment)
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_missing_config_named_by_the_environment_says_how_to_make_one(tmp_path: Path) -> None:
+    environment = {**os.environ, "NEMOWATCH_CONFIG": str(tmp_path / "mine.yaml")}
+    result = nemowatch("status", env=environment)
+    assert result.returncode == 78
+    assert "(named by $NEMOWATCH_CONFIG)" in result.stderr
+    assert "`nemowatch init DIR` and pass --config DIR/config.yaml" in result.stderr
+
+
+def test_check_fails_on_music_that_does_not_exist_naming_file_and_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [rule(tmp_path, edit={"music": "sounds/theme.mp3"})])
+    line = next(
+        number
+        for number, text in enumerate(config.read_text().splitlines(), start=1)
+        if "theme.mp3" in text
+    )
+    result = nemowatch("check", "--config", str(config))
+    assert result.returncode == 78
+    assert f"{config}:{line}: rules[0].edit.music: there is no music file or folder at" in (
+        result.stderr
+    )
+
+
+def test_check_warns_about_patterns_for_files_the_engine_cannot_edit(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [rule(tmp_path, match=["*.mp4", "*.png"])])
+    result = nemowatch("check", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert 'match pattern "*.png" only catches pictures (.png)' in result.stdout
 
 
 def test_process_edits_one_file_and_leaves_it_in_place(tmp_path: Path, clips) -> None:
@@ -69,6 +136,39 @@ def test_process_with_an_unknown_rule_names_the_rules(tmp_path: Path, clips) -> 
     result = nemowatch("process", str(clips.basic), "--rule", "nope", "--config", str(config))
     assert result.returncode == 2
     assert "clips" in result.stderr
+
+
+def test_process_without_rule_uses_the_one_rule_whose_patterns_take_the_file(
+    tmp_path: Path, clips
+) -> None:
+    config = write_config(
+        tmp_path,
+        [rule(tmp_path, "photos", match=["*.mov"]), rule(tmp_path, "clips", match=["*.mp4"])],
+    )
+    source = tmp_path / "talk.mp4"
+    shutil.copy(clips.basic, source)
+    result = nemowatch("process", str(source), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip().splitlines()[-1]).parent == tmp_path / "outbox" / "clips"
+
+
+def test_process_without_rule_lists_the_rules_when_several_take_the_file(
+    tmp_path: Path, clips
+) -> None:
+    config = write_config(tmp_path, [rule(tmp_path, "reels"), rule(tmp_path, "stories")])
+    result = nemowatch("process", str(clips.basic), "--config", str(config))
+    assert result.returncode == 2
+    assert "basic.mp4 matches 2 rules (reels, stories): pass --rule NAME" in result.stderr
+    assert not (tmp_path / "state" / "ledger.sqlite3").exists()  # no job was made
+
+
+def test_process_without_rule_says_so_when_no_rule_takes_the_file(tmp_path: Path, clips) -> None:
+    config = write_config(tmp_path, [rule(tmp_path, "clips", match=["*.mov"])])
+    result = nemowatch("process", str(clips.basic), "--config", str(config))
+    assert result.returncode == 2
+    assert "basic.mp4 matches no rule's patterns (clips: *.mov): pass --rule NAME" in (
+        result.stderr
+    )
 
 
 def test_status_counts_jobs_from_the_ledger(tmp_path: Path, clips) -> None:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.config import DEFAULT_MATCH, check_report, load_config
+from nemowatch.config import (
+    DEFAULT_MATCH,
+    EXAMPLE_CONFIG,
+    check_report,
+    example_config,
+    load_config,
+)
 from nemowatch.errors import ConfigError, ConfigProblem
 from nemowatch.rules import EditSpec
 
@@ -504,6 +510,8 @@ def test_an_unquoted_aspect_ratio_is_understood(tmp_path: Path) -> None:
 
 
 def test_a_relative_music_path_is_relative_to_the_rule_file(tmp_path: Path) -> None:
+    (tmp_path / "tracks").mkdir()
+    (tmp_path / "tracks" / "theme.mp3").write_bytes(b"")  # the folder must hold a track
     config = tmp_path / "config.yaml"
     config.write_text(
         f"rules:\n  - name: r\n    inbox: {tmp_path}/in\n    outbox: {tmp_path}/out\n"
@@ -550,3 +558,23 @@ def test_a_max_size_that_is_not_a_size_is_reported_at_its_line(
     config = write(tmp_path / "config.yaml", RULE + f"    max_size: {written}\n")
     problem = only_problem(config)
     assert (problem.line, problem.path, problem.message) == (5, "rules[0].max_size", message)
+
+
+def test_the_packaged_example_is_the_repositorys_config_example(tmp_path: Path) -> None:
+    # `nemowatch init` writes the packaged copy; the README points at the repository's
+    packaged = (REPO / "nemowatch" / EXAMPLE_CONFIG).read_bytes()
+    assert packaged == (REPO / "config.example.yaml").read_bytes()
+
+
+def test_the_example_made_for_another_folder_loads_with_its_folders_there(tmp_path: Path) -> None:
+    # a folder whose own name holds "demo/" must come through unchanged
+    folder = tmp_path / "demo" / "mine"
+    folder.mkdir(parents=True)
+    path = folder / "config.yaml"
+    path.write_text(example_config(path), encoding="utf-8")
+    config = load_config(path)
+    assert config.state_dir == folder / "state"
+    assert [(rule.inbox, rule.outbox) for rule in config.rules] == [
+        (folder / "inbox", folder / "outbox")
+    ]
+    assert f"then drop a video into {folder}/inbox/" in path.read_text(encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Cross-field checks: rule names, inboxes and outboxes, match overlap, output templates."""
+"""Cross-field checks: rule names, inboxes and outboxes, match overlap, output templates,
+music that must exist, and match patterns the engine cannot take."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.config import load_config, outputs_problems
+from nemowatch.config import check_report, load_config, outputs_problems
 from nemowatch.errors import ConfigError, ConfigProblem
 
 
@@ -298,3 +299,105 @@ def test_a_structured_edit_may_override_the_text_without_error(tmp_path: Path) -
     (rule,) = load_config(path).rules
 
     assert rule.edit.aspect == "16:9"
+
+
+# ---- music the local engine could not find ---------------------------------------------------
+
+
+def test_edit_music_naming_a_missing_file_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", edit="{music: tracks/theme.mp3}"))
+
+    (problem,) = problems_of(path)
+
+    assert (problem.file, problem.line, problem.path) == (str(path), 5, "rules[0].edit.music")
+    assert str(tmp_path / "tracks" / "theme.mp3") in problem.message
+
+
+def test_edit_music_naming_no_built_in_mood_says_which_moods_there_are(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", edit="{music: jazz}"))
+
+    (problem,) = problems_of(path)
+
+    assert problem.path == "rules[0].edit.music"
+    assert problem.message.startswith('"jazz" is not a built-in mood (lofi, upbeat, calm)')
+
+
+def test_a_music_folder_without_audio_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "tracks").mkdir()
+    (tmp_path / "tracks" / "notes.txt").write_text("no music here")
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", edit="{music: tracks}"))
+
+    (problem,) = problems_of(path)
+
+    assert "holds no audio files" in problem.message
+
+
+@pytest.mark.parametrize("music", ["calm", "UPBEAT", "theme.mp3", "tracks"])
+def test_music_that_exists_or_is_a_built_in_mood_is_accepted(tmp_path: Path, music: str) -> None:
+    (tmp_path / "tracks").mkdir()
+    (tmp_path / "tracks" / "one.flac").write_bytes(b"")
+    (tmp_path / "theme.mp3").write_bytes(b"")
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", edit=f"{{music: {music}}}"))
+
+    assert load_config(path).rules[0].edit.music
+
+
+def test_music_named_in_the_instructions_is_checked_at_its_instruction(tmp_path: Path) -> None:
+    missing = tmp_path / "gone" / "song.mp3"
+    instructions = f'["cut out silences", "add music \\"{missing}\\""]'
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", instructions=instructions))
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (5, "rules[0].instructions[1]")
+    assert f"no music file or folder at {missing}" in problem.message
+
+
+def test_music_in_edit_wins_over_missing_music_in_the_instructions(tmp_path: Path) -> None:
+    instructions = '["add music \\"/nowhere/song.mp3\\""]'
+    path = config_of(
+        tmp_path, rule_yaml("reels", "in", "out", instructions=instructions, edit="{music: calm}")
+    )
+
+    assert load_config(path).rules[0].edit.music == "calm"
+
+
+def test_the_nemo_engine_does_not_check_music_it_never_reads(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", edit="{music: jazz}"))
+    path.write_text("engine: nemo\n" + path.read_text(), encoding="utf-8")
+
+    assert load_config(path).engine == "nemo"
+
+
+# ---- match patterns the engine cannot take (warnings) ----------------------------------------
+
+
+def pattern_warnings(tmp_path: Path, match: str, engine: str = "local") -> list[str]:
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", match=match))
+    path.write_text(f"engine: {engine}\n" + path.read_text(), encoding="utf-8")
+    (tmp_path / "in").mkdir()  # no "does not exist yet" warning
+    return check_report(load_config(path))
+
+
+def test_a_pattern_for_pictures_warns_with_the_local_engine(tmp_path: Path) -> None:
+    (warning,) = pattern_warnings(tmp_path, '["*.mp4", "IMG_*.JPG"]')
+
+    assert warning.startswith('rule "reels": match pattern "IMG_*.JPG" only catches pictures')
+    assert "local engine cannot edit" in warning
+
+
+def test_a_pattern_for_sound_files_warns_with_the_local_engine(tmp_path: Path) -> None:
+    (warning,) = pattern_warnings(tmp_path, '"*.wav"')
+
+    assert 'match pattern "*.wav" only catches sound files (.wav)' in warning
+
+
+@pytest.mark.parametrize("match", ['["*.mp4", "*.gif"]', '"clip-*"', '"*"'])
+def test_patterns_that_can_catch_videos_do_not_warn(tmp_path: Path, match: str) -> None:
+    assert pattern_warnings(tmp_path, match) == []
+
+
+def test_the_nemo_engine_warns_about_extensions_it_does_not_accept(tmp_path: Path) -> None:
+    (warning,) = pattern_warnings(tmp_path, '["*.jpg", "*.m4v"]', engine="nemo")
+
+    assert 'match pattern "*.m4v" only catches .m4v files, which the nemo engine' in warning
