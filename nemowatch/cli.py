@@ -29,6 +29,7 @@ from nemowatch.config import (
 from nemowatch.engines.base import Credits
 from nemowatch.errors import ConfigError, NemowatchError
 from nemowatch.ledger import FINISHED, RUNNING, JobRecord, JobState, Ledger, new_job_id
+from nemowatch.terminal import ProgressLine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,29 +196,33 @@ def cmd_process(args: argparse.Namespace) -> int:
         return 2
     # the file was named explicitly: process it even if it was done before, leave it in place
     rule = rule.model_copy(update={"reprocess_duplicates": True})
-    ledger = Ledger.in_state_dir(config.state_dir)
-    engine = make_engine(config)
-    pipeline = Pipeline(
-        engine,
-        ledger,
-        state_dir=config.state_dir,
-        max_attempts=config.max_attempts,
-        dispose_sources=False,
-    )
-    record = ledger.create(
-        job_id=new_job_id(), rule=rule.name, engine=engine.name, source=source, claimed=source
-    )
+    with ProgressLine(sys.stderr, source.name) as line:
+        if line.live:
+            logs.configure(config.log_level)  # through the live line: printed above it
+        ledger = Ledger.in_state_dir(config.state_dir)
+        engine = make_engine(config)
+        pipeline = Pipeline(
+            engine,
+            ledger,
+            state_dir=config.state_dir,
+            max_attempts=config.max_attempts,
+            dispose_sources=False,
+            observer=line,
+        )
+        record = ledger.create(
+            job_id=new_job_id(), rule=rule.name, engine=engine.name, source=source, claimed=source
+        )
 
-    async def go() -> JobRecord:
+        async def go() -> JobRecord:
+            try:
+                return await pipeline.run(record.id, rule)
+            finally:
+                await engine.close()
+
         try:
-            return await pipeline.run(record.id, rule)
+            result = asyncio.run(go())
         finally:
-            await engine.close()
-
-    try:
-        result = asyncio.run(go())
-    finally:
-        ledger.close()
+            ledger.close()
     if result.state is JobState.DONE:
         print(result.output)
         return 0

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from nemowatch import outbox, retry
+from nemowatch import outbox, progress, retry
 from nemowatch.config import AfterSuccess, Rule, format_size
 from nemowatch.engines.base import (
     Draft,
@@ -82,6 +82,7 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = datetime.now,
         dispose_sources: bool = True,
+        observer: progress.Listener | None = None,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
@@ -92,6 +93,7 @@ class Pipeline:
         self._clock = clock
         self._now = now
         self.dispose_sources = dispose_sources  # False for `nemowatch process`: leave the file
+        self.observer = observer  # told each job's progress as well (`process` draws it)
 
     def job_for(self, record: JobRecord, rule: Rule) -> Job:
         assert record.claimed is not None
@@ -123,7 +125,11 @@ class Pipeline:
                         f"gave up after {record.attempts - 1} interrupted attempts",
                         retryable=True,
                     )
-                record = await self._drive_with_sessions(record, rule)
+                listener = progress.JobProgress(
+                    self.ledger, job_id, observer=self.observer, clock=self._clock
+                )
+                with progress.reporting(listener):
+                    record = await self._drive_with_sessions(record, rule)
             except CreditsExhausted:
                 # not the job's fault: it waits at its checkpoint until credits return, and
                 # this run does not count as one of its attempts
@@ -217,6 +223,7 @@ class Pipeline:
         session = Session(**(record.session or {"id": record.id}))
 
         if record.state is JobState.UPLOADING:
+            progress.report("uploading")
             step = self._clock()
             media = await self._call(lambda: self.engine.upload(session, job.source))
             timings["upload"] = round(self._clock() - step, 3)
@@ -226,6 +233,7 @@ class Pipeline:
             )
 
         if record.state is JobState.EDITING:
+            progress.report("editing")
             step = self._clock()
             warnings = list(record.warnings)
             for index in range(record.edits_done, len(job.instructions)):
@@ -303,6 +311,7 @@ class Pipeline:
                 )
 
         if record.state is JobState.EXPORTING:
+            progress.report("rendering")
             step = self._clock()
             render = await self._render(record, session, draft, rule)
             timings["export"] = round(self._clock() - step, 3)
@@ -329,6 +338,7 @@ class Pipeline:
             )
 
         if record.state is JobState.DOWNLOADING:
+            progress.report("downloading")
             step = self._clock()
             try:
                 temp.parent.mkdir(parents=True, exist_ok=True)
@@ -341,6 +351,7 @@ class Pipeline:
             timings["download"] = round(self._clock() - step, 3)
             record = self.ledger.transition(record.id, JobState.VERIFYING, timings=timings)
 
+        progress.report("verifying")
         step = self._clock()
         final = await asyncio.to_thread(outbox.already_published, temp, rule.outbox / relative)
         if final is not None:
@@ -410,6 +421,7 @@ class Pipeline:
                     retryable=True,
                 )
             log.info("render.poll", render_id=render.id, progress=status.progress)
+            progress.report("rendering", status.progress)
             await self._sleep(delay)
             delay = min(delay * 2, POLL_MAX)
 

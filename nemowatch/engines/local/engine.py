@@ -22,6 +22,7 @@ from typing import Any
 import av
 import av.error
 
+from nemowatch import progress
 from nemowatch.engines.base import (
     Credits,
     Draft,
@@ -169,6 +170,7 @@ class LocalEngine:
 
     async def plan(self, session: Session) -> LocalPlan:
         """Everything the draft is made of: the spec, the analysis, the kept segments."""
+        progress.report("analysing")
         source = Path(session.data["source"])
         interpretation = interpret_all(session.data.get("instructions", []))
         edit = edit_spec(session, interpretation)

@@ -99,6 +99,8 @@ REQUIRED_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
 # is drawn by a drawtext of its own.
 OPTIONAL_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {"drawtext": ("text_align",)}
 STDERR_TAIL_LINES = 20
+# A progress report on stdout, five times a second (-stats_period: FFmpeg 4.4 and later).
+PROGRESS_ARGUMENTS = ("-progress", "pipe:1", "-stats_period", "0.2")
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _DETECTION_TIMEOUT = 20.0  # seconds for `ffmpeg -encoders` and friends
@@ -278,37 +280,71 @@ def parse_major_version(version_output: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def run_ffmpeg(arguments: Sequence[str], *, ffmpeg: Path) -> str:
+async def run_ffmpeg(
+    arguments: Sequence[str],
+    *,
+    ffmpeg: Path,
+    progress: Callable[[float], None] | None = None,
+) -> str:
     """Run `ffmpeg` with `arguments` and return what it wrote to stderr.
 
+    With `progress`, it is called with the seconds of output written so far, several
+    times a second (FFmpeg's `-progress` report on a pipe).
     Raises `EngineError` with the exit status and the last lines of stderr when it fails.
     If the awaiting task is cancelled, the process is killed before the cancellation
     propagates; on Linux it is also killed when the daemon dies (even by SIGKILL).
     """
+    if progress is not None:
+        arguments = [*PROGRESS_ARGUMENTS, *arguments]
     try:
         process = await asyncio.create_subprocess_exec(
             os.fspath(ffmpeg),
             *arguments,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if progress is not None else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent(),
         )
     except OSError as exc:
         raise EngineError(f"could not start ffmpeg ({ffmpeg}): {exc.strerror or exc}") from exc
+    stderr_task: asyncio.Future[bytes] | None = None
     try:
-        _, stderr_bytes = await process.communicate()
+        if progress is not None:
+            assert process.stdout is not None and process.stderr is not None
+            stderr_task = asyncio.ensure_future(process.stderr.read())
+            async for line in process.stdout:
+                seconds = parse_progress_line(line.decode("ascii", errors="replace"))
+                if seconds is not None:
+                    progress(seconds)
+            stderr_bytes = await stderr_task
+            await process.wait()
+        else:
+            _, stderr_bytes = await process.communicate()
     except BaseException:
         # Cancelled (daemon stopping, job abandoned): an orphaned encoder would keep
         # burning CPU and writing a file nobody will read.
         with contextlib.suppress(ProcessLookupError):
             process.kill()
+        if stderr_task is not None:
+            stderr_task.cancel()
         await process.wait()
         raise
     stderr = stderr_bytes.decode("utf-8", errors="replace")
     if process.returncode != 0:
         raise _failure(process.returncode, stderr, output=arguments[-1] if arguments else None)
     return stderr
+
+
+def parse_progress_line(line: str) -> float | None:
+    """The seconds of output from one line of FFmpeg's `-progress` report (`out_time_us=`;
+    None for the other keys and for "N/A", which FFmpeg writes before the first frame)."""
+    key, _, value = line.strip().partition("=")
+    if key != "out_time_us":
+        return None
+    try:
+        return max(0.0, int(value) / 1_000_000)
+    except ValueError:
+        return None
 
 
 def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:

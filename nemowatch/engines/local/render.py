@@ -53,6 +53,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from nemowatch import progress
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
 from nemowatch.engines.local.ffmpeg import Capabilities, run_ffmpeg
@@ -973,22 +974,24 @@ async def render(
     )
     video_script = destination.with_name(f"{destination.stem}.filtergraph.txt")
     audio_script = destination.with_name(f"{destination.stem}.audio-filtergraph.txt")
+    stages = _Stages(draft.duration)
     try:
         for path, text in zip(text_files, contents, strict=True):
             _write_text(path, text)
         if _has_sound(draft, spec):
             _, (normalization, measured) = await _together(
                 _encode_video(
-                    draft, spec, source, video_part, files, ffmpeg, video_script, part=True
+                    draft, spec, source, video_part, files, ffmpeg, video_script, stages, part=True
                 ),
-                _encode_audio(draft, spec, source, audio_part, files, ffmpeg, audio_script),
+                _encode_audio(draft, spec, source, audio_part, files, ffmpeg, audio_script, stages),
             )
+            progress.report("joining picture and sound")
             await run_ffmpeg(
                 mux_arguments(spec, video_part, audio_part, partial), ffmpeg=ffmpeg.path
             )
             report = RenderReport(normalization.mode, normalization.reason, measured)
         else:
-            await _encode_video(draft, spec, source, partial, files, ffmpeg, video_script)
+            await _encode_video(draft, spec, source, partial, files, ffmpeg, video_script, stages)
             report = RenderReport("none", "not asked for")
         try:
             os.replace(partial, destination)
@@ -1008,6 +1011,7 @@ async def _encode_video(
     files: RenderFiles,
     ffmpeg: Capabilities,
     script: Path,
+    stages: _Stages,
     *,
     part: bool = False,
 ) -> None:
@@ -1023,7 +1027,8 @@ async def _encode_video(
         filter_script=script_path,
         filter_script_option=option,
     )
-    await run_ffmpeg(arguments, ffmpeg=ffmpeg.path)
+    await run_ffmpeg(arguments, ffmpeg=ffmpeg.path, progress=stages.picture)
+    stages.picture_done()
 
 
 async def _encode_audio(
@@ -1034,11 +1039,13 @@ async def _encode_audio(
     files: RenderFiles,
     ffmpeg: Capabilities,
     script: Path,
+    stages: _Stages,
 ) -> tuple[Normalization, dict[str, float]]:
     """The audio run, to `output`: measure, decide, encode. Returns the normalisation
     applied and what the first pass measured."""
 
     async def measure(applying: str = "") -> LoudnessMeasurement | None:
+        stages.sound("measuring loudness")
         graph = measure_graph(draft, spec, applying=applying)
         script_path, option = _script_for(graph, script, ffmpeg)
         arguments = measure_arguments(
@@ -1057,6 +1064,7 @@ async def _encode_audio(
         return corrected_limiter(plan, await measure(plan.filter))
 
     async def encode(normalization: Normalization) -> str:
+        stages.sound("encoding sound")
         graph = audio_graph(draft, spec, normalization=normalization.filter)
         script_path, option = _script_for(graph, script, ffmpeg)
         arguments = audio_arguments(
@@ -1100,7 +1108,37 @@ async def _encode_audio(
                 )
             )
             await encode(normalization)
+    stages.sound_done()
     return normalization, measured
+
+
+class _Stages:
+    """What a render reports while its two runs go on at once: the picture's progress
+    ("rendering", N %) while it runs, then what the sound is still doing."""
+
+    def __init__(self, duration: float) -> None:
+        self._duration = duration
+        self._sound = "encoding sound"
+        self._picture_running = True
+        self._sound_running = True
+
+    def picture(self, seconds: float) -> None:
+        if self._duration > 0:
+            progress.report("rendering", 100.0 * seconds / self._duration)
+
+    def picture_done(self) -> None:
+        self._picture_running = False
+        progress.report("rendering", 100.0)
+        if self._sound_running:
+            progress.report(self._sound)
+
+    def sound_done(self) -> None:
+        self._sound_running = False
+
+    def sound(self, stage: str) -> None:
+        self._sound = stage
+        if not self._picture_running:
+            progress.report(stage)
 
 
 async def _together(

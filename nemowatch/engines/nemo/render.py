@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import structlog
 
+from nemowatch import progress
 from nemowatch.engines.base import Render, RenderState, RenderStatus
 from nemowatch.engines.nemo import errors
 from nemowatch.engines.nemo.client import Authorized, CallKind, NemoClient
@@ -409,6 +410,7 @@ async def _save(response: httpx.Response, dest: Path, *, expected: int | None, w
     # a compressed body's Content-Length is not the size of the bytes it decodes to
     encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
     announced = None if encoded else response.headers.get("content-length")
+    total = int(announced) if announced and announced.strip().isdigit() else expected
     written = 0
     try:
         with dest.open("wb") as handle:
@@ -419,6 +421,8 @@ async def _save(response: httpx.Response, dest: Path, *, expected: int | None, w
                     )
                 handle.write(chunk)
                 written += len(chunk)
+                if total:
+                    progress.report("downloading", 100.0 * written / total)
     except OSError as error:
         raise EngineError(f"could not write {dest}: {error.strerror}", retryable=True) from error
     problem = size_problem(written, announced=announced)

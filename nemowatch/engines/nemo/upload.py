@@ -9,6 +9,7 @@ fstat, so memory does not grow with the file. Each retry opens the file again.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import structlog
 
+from nemowatch import progress
 from nemowatch.engines.base import Media
 from nemowatch.engines.nemo.client import CallKind, NemoClient
 from nemowatch.errors import EngineError, MediaError
@@ -115,7 +117,7 @@ async def upload_file(client: NemoClient, session_id: str, source: Path) -> Medi
     @contextlib.asynccontextmanager
     async def files() -> AsyncIterator[dict[str, Any]]:
         try:
-            handle = source.open("rb")
+            handle = _Reporting(io.FileIO(source, "rb"), size)
         except OSError as error:
             raise MediaError(f"cannot read {source}: {error.strerror}") from error
         with handle:
@@ -137,3 +139,18 @@ async def upload_file(client: NemoClient, session_id: str, source: Path) -> Medi
     media = parse_upload(data, fallback_name=source.name)
     log.info("nemo.upload.done", file=source.name, bytes=size, duration=media.duration)
     return media
+
+
+class _Reporting(io.BufferedReader):
+    """The source as httpx's multipart encoder reads it, reporting how much has been read
+    ("uploading", N %). A file object still (fstat gives httpx the length)."""
+
+    def __init__(self, raw: io.FileIO, size: int) -> None:
+        super().__init__(raw)
+        self._size = size
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        if self._size:
+            progress.report("uploading", 100.0 * self.tell() / self._size)
+        return chunk
