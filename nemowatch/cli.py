@@ -128,7 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     json_logs = {"auto": None, "console": False, "json": True}[args.log_format]
-    logs.configure(config.log_level, json=json_logs)
+    folders = [folder for rule in config.rules for folder in (rule.inbox, rule.outbox)]
+    logs.configure(config.log_level, json=json_logs, folders=folders)
     daemon = Daemon(config)
     return asyncio.run(daemon.run())
 
