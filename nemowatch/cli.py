@@ -15,7 +15,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nemowatch import __version__, logs
 from nemowatch.config import (
@@ -28,8 +28,20 @@ from nemowatch.config import (
 )
 from nemowatch.engines.base import Credits
 from nemowatch.errors import ConfigError, NemowatchError
-from nemowatch.ledger import FINISHED, RUNNING, JobRecord, JobState, Ledger, new_job_id
+from nemowatch.intake import NOT_TAKEN, Verdict, shown
+from nemowatch.ledger import (
+    FINISHED,
+    RUNNING,
+    JobRecord,
+    JobState,
+    Ledger,
+    ledger_path,
+    new_job_id,
+)
 from nemowatch.terminal import ProgressLine
+
+if TYPE_CHECKING:
+    from nemowatch.operator import Unmatched
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     json_logs = {"auto": None, "console": False, "json": True}[args.log_format]
-    logs.configure(config.log_level, json=json_logs)
+    folders = [folder for rule in config.rules for folder in (rule.inbox, rule.outbox)]
+    logs.configure(config.log_level, json=json_logs, folders=folders)
     daemon = Daemon(config)
     return asyncio.run(daemon.run())
 
@@ -157,6 +170,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     rules = len(config.rules)
     print(f"{config.source}: ok ({rules} rule{'s' if rules != 1 else ''}, engine {config.engine})")
+    if not ledger_path(config.state_dir).is_file():
+        print(
+            f"note: no job ledger in {config.state_dir} yet; the daemon creates it when it "
+            "first runs"
+        )
     return 0
 
 
@@ -198,7 +216,8 @@ def cmd_process(args: argparse.Namespace) -> int:
     rule = rule.model_copy(update={"reprocess_duplicates": True})
     with ProgressLine(sys.stderr, source.name) as line:
         if line.live:
-            logs.configure(config.log_level)  # through the live line: printed above it
+            # through the live line: printed above it
+            logs.configure(config.log_level, folders=[source.parent, rule.outbox])
         ledger = Ledger.in_state_dir(config.state_dir)
         engine = make_engine(config)
         pipeline = Pipeline(
@@ -277,24 +296,35 @@ def cmd_credits(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from nemowatch import liveness, operator
+
     config = _config(args)
-    with Ledger.in_state_dir(config.state_dir) as ledger:
+    with Ledger.open_existing(config.state_dir) as ledger:
         counts = ledger.counts()
+        # a failed job sent back by `retry` lives on as its new job: count that one only
+        retried = len(ledger.jobs(JobState.FAILED, limit=None, retried=True))
         recent = ledger.jobs(limit=args.limit)
         control = ledger.control()
+    daemon = liveness.check(config.state_dir)
+    unmatched = operator.unmatched_files(config.rules)
     summary = {
         "queued": counts.get(JobState.CLAIMED, 0),
         "running": sum(counts.get(state, 0) for state in RUNNING),
         "done": counts.get(JobState.DONE, 0),
-        "failed": counts.get(JobState.FAILED, 0),
+        "failed": counts.get(JobState.FAILED, 0) - retried,
         "skipped": counts.get(JobState.SKIPPED, 0),
     }
     if args.json:
         payload: dict[str, Any] = {
+            "daemon": {"running": daemon.running, "pid": daemon.pid},
             **summary,
+            "retried": retried,
             "paused": control.paused,
             "paused_since": _iso(control.paused_at) if control.paused_at else None,
             "states": {state.value: count for state, count in counts.items()},
+            "unmatched": [
+                {"path": shown(item.path), "reason": item.verdict.value} for item in unmatched
+            ],
             "recent": [_job_json(record) for record in recent],
         }
         print(json.dumps(payload, indent=2))
@@ -302,14 +332,54 @@ def cmd_status(args: argparse.Namespace) -> int:
     if control.paused:
         since = _local(control.paused_at) if control.paused_at else "a while"
         print(f"paused since {since}: no new jobs start until `nemowatch resume`")
+    if daemon.running:
+        print(f"daemon: running (pid {daemon.pid})" if daemon.pid else "daemon: running")
+    else:
+        print("daemon: not running; `nemowatch run` starts it (files wait in the inboxes)")
     print(", ".join(f"{name}: {count}" for name, count in summary.items()))
+    for line in _unmatched_lines(unmatched):
+        print(line)
     for record in recent:
         print(_job_line(record))
     return 0
 
 
+SHOWN_NAMES = 3  # unmatched files named in `status`, per inbox
+
+
+def _unmatched_lines(unmatched: list[Unmatched]) -> list[str]:
+    """ "3 files in inbox/reels match no rule (a.txt, b.doc, c.mkv): ...", per inbox."""
+    groups: dict[tuple[Path, Verdict], list[Path]] = {}
+    for item in unmatched:
+        groups.setdefault((item.path.parent, item.verdict), []).append(item.path)
+    lines = []
+    for (inbox, verdict), paths in groups.items():
+        count = len(paths)
+        names = ", ".join(shown(Path(path.name)) for path in paths[:SHOWN_NAMES])
+        if count > SHOWN_NAMES:
+            names += f" and {count - SHOWN_NAMES} more"
+        files = f"{count} file{'s' if count != 1 else ''} in {_shown(inbox)}"
+        if verdict is Verdict.BAD_NAME:
+            hint = NOT_TAKEN[verdict][1]
+            have = "has a name that is" if count == 1 else "have names that are"
+            lines.append(f"{files} {have} not UTF-8 ({names}): {hint}")
+        else:
+            match = "matches" if count == 1 else "match"
+            lines.append(
+                f"{files} {match} no rule ({names}): they wait there until renamed, or until "
+                "a rule's `match` accepts them"
+            )
+    return lines
+
+
 def _job_line(record: JobRecord) -> str:
-    line = f"{record.id}  {record.state.value:<11} {record.rule:<12} {record.source.name}"
+    """One job: `a1b2c3d4e5f6  rendering 42 % reels        clip.mp4 -> ...`."""
+    doing = record.state.value
+    if record.state in RUNNING and record.stage:
+        doing = record.stage
+        if record.percent is not None:
+            doing += f" {int(record.percent)} %"  # floored: 100 % only when it is done
+    line = f"{record.id}  {doing:<11} {record.rule:<12} {record.source.name}"
     if record.retried:
         line += "  [retried]"
     if record.output:
@@ -330,7 +400,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             print(f"nemowatch: {error}", file=sys.stderr)
             return 2
     config = _config(args)
-    with Ledger.in_state_dir(config.state_dir) as ledger:
+    with Ledger.open_existing(config.state_dir) as ledger:
         records = ledger.jobs(states, limit=args.limit or None, rule=args.rule)
     if args.json:
         print(json.dumps([_job_json(record) for record in records], indent=2))
@@ -459,6 +529,8 @@ def _job_json(record: JobRecord) -> dict[str, Any]:
         "timings": record.timings,
         "created_at": _iso(record.created_at),
         "retried_at": _iso(record.retried_at) if record.retried_at is not None else None,
+        "stage": record.stage,  # what a running job is doing ("rendering"), else None
+        "percent": record.percent,  # how far that stage is, 0-100, when known
     }
 
 

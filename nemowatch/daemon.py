@@ -35,7 +35,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from nemowatch import outbox
+from nemowatch import liveness, outbox
 from nemowatch.config import Config, Rule, load_config
 from nemowatch.engines.base import Credits, Engine
 from nemowatch.errors import ConfigError, CreditsExhausted, MediaError, NemowatchError
@@ -151,7 +151,9 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        lock: liveness.DaemonLock | None = None
         try:
+            lock = liveness.hold(self.config.state_dir)  # `status` sees it; a second is refused
             self._prepare_folders()
             self._recover()
             self.watcher = Watcher(self.rules, self._on_candidate, loop)
@@ -189,6 +191,8 @@ class Daemon:
             await self.engine.close()
             self.ledger.close()
             self.notifier.close()
+            if lock is not None:
+                lock.release()
         return 0
 
     def stop(self) -> None:

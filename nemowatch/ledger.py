@@ -253,6 +253,11 @@ def ring(state_dir: Path) -> None:
         (bell / "rung").write_text(f"{time.time()}\n", encoding="utf-8")
 
 
+def ledger_path(state_dir: Path) -> Path:
+    """Where the ledger of a state directory is."""
+    return state_dir / "ledger.sqlite3"
+
+
 def new_job_id() -> str:
     """A short unique id, safe in file names."""
     return uuid.uuid4().hex[:12]
@@ -261,12 +266,24 @@ def new_job_id() -> str:
 class Ledger:
     """The SQLite job store. Every method is one transaction."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, *, clock: Callable[[], float] = time.time, create: bool = True
+    ) -> None:
+        """Open the ledger at `path`, creating it (and its folder) unless `create` is False."""
         self.path = path
         self._clock = clock
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            else:
+                # mode=rw: a missing file is an error here, never a new empty ledger
+                self._db = sqlite3.connect(
+                    f"{path.absolute().as_uri()}?mode=rw",
+                    uri=True,
+                    timeout=10.0,
+                    isolation_level=None,
+                )
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -288,7 +305,25 @@ class Ledger:
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, **kwargs: Any) -> Ledger:
-        return cls(state_dir / "ledger.sqlite3", **kwargs)
+        """The ledger of `state_dir`, created (with the folder) if there is none yet."""
+        return cls(ledger_path(state_dir), **kwargs)
+
+    @classmethod
+    def open_existing(cls, state_dir: Path, **kwargs: Any) -> Ledger:
+        """The ledger of `state_dir`, for commands that only look (`status`, `jobs`).
+
+        Never creates the folder or an empty ledger: LedgerError naming the state
+        directory when there is none yet.
+        """
+        path = ledger_path(state_dir)
+        if not path.is_file():
+            what = "does not exist" if not state_dir.exists() else "has no job ledger yet"
+            raise LedgerError(
+                f"the state directory {state_dir} {what}",
+                hint="no job has run with this config yet (`nemowatch run` starts the "
+                "daemon); if jobs did run, check `state_dir` in the config",
+            )
+        return cls(path, create=False, **kwargs)
 
     def close(self) -> None:
         self._db.close()

@@ -6,8 +6,8 @@ from failed/ back into its inbox (never over another file), removes the job's
 marks the job retried, and asks a running daemon to rescan. The daemon then sees the file
 as new work and makes a new job; the old one stays in the ledger, failed and retried.
 
-Finding jobs (`find_job`, `states_named`) only reads; `retry_job` is the one function here
-that touches files.
+Finding jobs (`find_job`, `states_named`) and files no rule takes (`unmatched_files`) only
+reads; `retry_job` is the one function here that touches files.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from glob import escape
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from nemowatch.config import WORK_FOLDERS, Config, Rule
 from nemowatch.errors import NemowatchError
-from nemowatch.intake import move_no_replace
+from nemowatch.intake import Verdict, classify, move_no_replace
 from nemowatch.ledger import RUNNING, JobRecord, JobState, Ledger, LedgerError
 
 # `--state` names beyond the JobState values: the groups `status` counts.
@@ -52,6 +53,44 @@ class RetryResult:
     source: Path  # where the file waits for the daemon, in the inbox
     moved_from: Path | None  # where it was in failed/; None when it was kept in the inbox
     report_removed: Path | None  # the `<name>.error.json` removed, if one was found
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A file that waits in an inbox and that no rule will take as it is."""
+
+    path: Path
+    verdict: Verdict  # NO_RULE (no rule's match accepts it) or BAD_NAME (not UTF-8)
+
+
+def unmatched_files(rules: Sequence[Rule]) -> list[Unmatched]:
+    """The files at the top of each rule's inbox that the daemon leaves there for good,
+    decided as the daemon decides (`intake.classify`): the daemon's own folders, hidden
+    and temporary names, and files some rule takes are not listed. Sorted by path."""
+    found: list[Unmatched] = []
+    for inbox in sorted({rule.inbox for rule in rules}):
+        try:
+            with os.scandir(inbox) as listing:
+                entries = [Path(entry.path) for entry in listing if _is_file(entry)]
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not created yet, or a share that is not mounted: nothing waits there
+        except OSError as exc:
+            raise OperatorError(
+                f"cannot list the inbox {inbox}: {exc.strerror or exc}",
+                hint="run the command as the user the daemon runs as (or one in its group)",
+            ) from exc
+        for path in sorted(entries):
+            verdict, _rule = classify(path, rules)
+            if verdict in (Verdict.NO_RULE, Verdict.BAD_NAME):
+                found.append(Unmatched(path, verdict))
+    return found
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def states_named(name: str) -> tuple[JobState, ...]:
