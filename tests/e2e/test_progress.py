@@ -4,6 +4,7 @@ and nothing of it on a pipe."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import rule, write_config
+from tests.e2e.harness import Daemon, drop_at_once, rule, write_config
 from tests.media import Clips
 
 pytestmark = pytest.mark.e2e
@@ -102,3 +103,55 @@ def test_process_on_a_pipe_prints_no_progress_line(tmp_path: Path, clips: Clips)
     assert result.stdout.strip() == str(tmp_path / "outbox" / "clips" / "talk.mp4")
     # the log says how far it got, as JSON lines (not a terminal)
     assert '"event": "job.progress"' in result.stderr
+
+
+def test_status_shows_a_running_jobs_stage_and_a_rising_percent(
+    tmp_path: Path, clips: Clips
+) -> None:
+    # 10 s upscaled to 1080p: a render of a few seconds on two cores (the ledger's
+    # progress is written about once a second)
+    slow = {"format": "mp4", "resolution": "1080p", "quality": "low"}
+    config = write_config(tmp_path, [rule(tmp_path, export=slow)])
+    daemon = Daemon(config, tmp_path / "daemon.log").start()
+    try:
+        drop_at_once(
+            {tmp_path / "inbox" / "clips" / "talk.mp4": clips.silences}, tmp_path / "staging"
+        )
+        seen: list[tuple[str | None, float | None]] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not daemon.saw("job.done"):
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "nemowatch.cli",
+                    "status",
+                    "--json",
+                    "--config",
+                    str(config),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                stdin=subprocess.DEVNULL,
+            )
+            assert result.returncode == 0, result.stderr
+            running = [job for job in json.loads(result.stdout)["recent"] if job["stage"]]
+            seen += [(job["stage"], job["percent"]) for job in running]
+            time.sleep(0.2)
+    finally:
+        daemon.stop()
+
+    assert daemon.saw("job.done"), daemon.output()
+    percents = [percent for stage, percent in seen if stage == "rendering" and percent]
+    assert percents == sorted(percents), seen
+    assert len(set(percents)) >= 2, seen
+    # done: the stage is cleared
+    final = subprocess.run(
+        [sys.executable, "-m", "nemowatch.cli", "status", "--json", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert [job["stage"] for job in json.loads(final.stdout)["recent"]] == [None]
