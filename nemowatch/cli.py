@@ -32,6 +32,7 @@ from nemowatch.intake import NOT_TAKEN, Verdict, shown
 from nemowatch.ledger import (
     FINISHED,
     RUNNING,
+    Control,
     JobRecord,
     JobState,
     Ledger,
@@ -295,16 +296,36 @@ def cmd_credits(args: argparse.Namespace) -> int:
     return 0
 
 
+_NO_JOBS_YET = "no jobs yet: the job ledger is made when the daemon (`nemowatch run`) first runs"
+
+
+def _has_ledger(config: Config) -> bool:
+    """Whether the state directory holds a ledger. False for a state directory made (by
+    `init`) but never used; a missing state directory is an error (LedgerError), since
+    the config more likely names the wrong one."""
+    if ledger_path(config.state_dir).is_file():
+        return True
+    if config.state_dir.is_dir():
+        return False
+    Ledger.open_existing(config.state_dir).close()  # raises, naming it
+    return True
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from nemowatch import liveness, operator
 
     config = _config(args)
-    with Ledger.open_existing(config.state_dir) as ledger:
-        counts = ledger.counts()
-        # a failed job sent back by `retry` lives on as its new job: count that one only
-        retried = len(ledger.jobs(JobState.FAILED, limit=None, retried=True))
-        recent = ledger.jobs(limit=args.limit)
-        control = ledger.control()
+    counts: dict[JobState, int] = {}
+    retried, recent, control = 0, [], Control(paused=False, paused_at=None, scan_requested=0.0)
+    if _has_ledger(config):
+        with Ledger.open_existing(config.state_dir) as ledger:
+            counts = ledger.counts()
+            # a failed job sent back by `retry` lives on as its new job: count that one only
+            retried = len(ledger.jobs(JobState.FAILED, limit=None, retried=True))
+            recent = ledger.jobs(limit=args.limit)
+            control = ledger.control()
+    elif not args.json:
+        print(_NO_JOBS_YET)
     daemon = liveness.check(config.state_dir)
     unmatched = operator.unmatched_files(config.rules)
     summary = {
@@ -400,6 +421,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             print(f"nemowatch: {error}", file=sys.stderr)
             return 2
     config = _config(args)
+    if not _has_ledger(config):
+        print("[]" if args.json else _NO_JOBS_YET)
+        return 0
     with Ledger.open_existing(config.state_dir) as ledger:
         records = ledger.jobs(states, limit=args.limit or None, rule=args.rule)
     if args.json:

@@ -244,6 +244,9 @@ class Config(Frozen):
     max_attempts: int = Field(default=3, ge=1, le=20)  # per job, for retryable failures
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rules_dir: Path | None = None
+    # the FFmpeg binary for the local engine (a path or a command name); unset: chosen by
+    # what it can do ($NEMOWATCH_FFMPEG, the system's, the bundled one)
+    ffmpeg: str | None = None
     nemo: NemoSettings = NemoSettings()
     rules: tuple[Rule, ...] = ()
     source: Path | None = None  # the config file this was loaded from

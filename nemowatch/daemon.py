@@ -74,7 +74,8 @@ def make_engine(config: Config) -> Engine:
     from nemowatch.engines.local import LocalEngine
 
     # built-in music moods are generated once and reused from here
-    engine = LocalEngine(cache_dir=config.state_dir / "cache")
+    ffmpeg = os.path.expanduser(config.ffmpeg) if config.ffmpeg else None
+    engine = LocalEngine(ffmpeg=ffmpeg, cache_dir=config.state_dir / "cache")
     # Chosen now, so that an FFmpeg that cannot do the work stops us before any job starts.
     choice = engine.choice
     for skipped in choice.skipped:
