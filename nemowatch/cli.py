@@ -1,5 +1,5 @@
 """The command line: run, check, process, explain, status, jobs, retry, pause, resume,
-credits, init.
+credits, init, doctor.
 
 `jobs`, `retry`, `pause` and `resume` work while the daemon runs: they talk to it through
 the ledger (see nemowatch/operator.py).
@@ -136,6 +136,14 @@ def _parser() -> argparse.ArgumentParser:
         "init", help="write DIR/config.yaml (the complete, commented example) and its folders"
     )
     init.add_argument("directory", type=Path)
+    doctor = with_config(
+        commands.add_parser(
+            "doctor",
+            help="check what this machine gives nemowatch: Python, FFmpeg, PyAV, folders,"
+            " inotify limits, the ledger, the token (exit 1 on a problem)",
+        )
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -584,6 +592,17 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from nemowatch import doctor
+
+    findings = doctor.diagnose(args.config, doctor.Machine.this_one())
+    if args.json:
+        print(doctor.findings_json(findings))
+    else:
+        print(doctor.format_findings(findings))
+    return 1 if doctor.has_problems(findings) else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -596,6 +615,7 @@ COMMANDS = {
     "pause": cmd_pause,
     "resume": cmd_resume,
     "init": cmd_init,
+    "doctor": cmd_doctor,
 }
 
 

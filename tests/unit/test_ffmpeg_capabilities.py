@@ -4,7 +4,6 @@ probe's table covers every filter and option the builders emit."""
 from __future__ import annotations
 
 import re
-import stat
 from itertools import pairwise
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from nemowatch.engines.local import analysis, music
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.ffmpeg import (
     OPTIONAL_FILTER_OPTIONS,
-    REQUIRED_ENCODERS,
     REQUIRED_FILTER_OPTIONS,
     choose_ffmpeg,
     parse_filter_options,
@@ -33,74 +31,7 @@ from nemowatch.engines.local.render import (
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.errors import EngineError
 from nemowatch.rules import EditSpec, ExportSpec, SilenceCut
-
-# What FFmpeg 5.1 (Debian 12) prints for `-h filter=drawtext`, shortened: no text_align.
-DRAWTEXT_5_1 = """\
-Filter drawtext
-  Draw text on top of video frames using libfreetype library.
-    Inputs:
-       #0: default (video)
-drawtext AVOptions:
-   fontfile          <string>     ..FV....... set font file
-   text              <string>     ..FV....... set text
-   textfile          <string>     ..FV....... set text file
-   fontcolor         <color>      ..FV....... set foreground color (default "black")
-   bordercolor       <color>      ..FV....... set border color (default "black")
-   shadowcolor       <color>      ..FV....... set shadow color (default "black")
-   line_spacing      <int>        ..FV....... set line spacing in pixels (default 0)
-   fontsize          <string>     ..FV....... set font size
-   x                 <string>     ..FV....... set x expression (default "0")
-   y                 <string>     ..FV....... set y expression (default "0")
-   shadowx           <int>        ..FV....... set shadow x offset (default 0)
-   shadowy           <int>        ..FV....... set shadow y offset (default 0)
-   borderw           <int>        ..FV....... set border width (default 0)
-   expansion         <int>        ..FV....... set the expansion mode (default normal)
-     none            0            ..FV....... set no expansion
-     normal          1            ..FV....... set normal expansion
-
-This filter has support for timeline through the 'enable' option.
-"""
-# FFmpeg 6.1 and later add:
-TEXT_ALIGN = "   text_align        <flags>      ..FV.....T. set text alignment (default 0)\n"
-
-
-def _fake_ffmpeg(
-    folder: Path,
-    *,
-    version: str,
-    drawtext_help: str,
-    without_encoders: tuple[str, ...] = (),
-    name: str = "ffmpeg",
-) -> Path:
-    """An executable that answers the probe's questions as a build of `version` would."""
-    folder.mkdir(parents=True, exist_ok=True)
-    encoders = "".join(
-        f" V....D {encoder:<20} {encoder}\n"
-        for encoder in REQUIRED_ENCODERS
-        if encoder not in without_encoders
-    )
-    filters = "".join(f" .. {each:<17} A->A       {each}\n" for each in REQUIRED_FILTER_OPTIONS)
-    answers = {"-encoders": f"Encoders:\n ------\n{encoders}", "-filters": f"Filters:\n{filters}"}
-    answers["-version"] = f"ffmpeg version {version} Copyright (c) 2000-2026\n"
-    for each, options in REQUIRED_FILTER_OPTIONS.items():
-        listed = "".join(
-            f"   {option:<17} <string>     ..F........ {option}\n" for option in options
-        )
-        answers[f"filter={each}"] = f"{each} AVOptions:\n{listed}"
-    answers["filter=drawtext"] = drawtext_help
-    for key, text in answers.items():
-        (folder / f"{name}.{key.lstrip('-')}.txt").write_text(text)
-    script = folder / name
-    script.write_text(
-        "#!/bin/sh\n"
-        "# the last argument is the question: -version, -encoders, -filters or filter=NAME\n"
-        'for last in "$@"; do :; done\n'
-        f'answer="{folder}/{name}.${{last#-}}.txt"\n'
-        '[ -f "$answer" ] || { echo "unknown: $last" >&2; exit 1; }\n'
-        'cat "$answer"\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return script
+from tests.fakes.ffmpeg import DRAWTEXT_5_1, TEXT_ALIGN, fake_ffmpeg
 
 
 def test_the_option_names_are_read_from_the_filter_help() -> None:
@@ -129,7 +60,7 @@ def test_the_version_is_read_from_the_banner(banner: str, version: str) -> None:
 
 def test_ffmpeg_5_1_is_usable_with_older_forms(tmp_path: Path) -> None:
     capabilities = probe_ffmpeg(
-        _fake_ffmpeg(tmp_path, version="5.1.9-0+deb12u1", drawtext_help=DRAWTEXT_5_1)
+        fake_ffmpeg(tmp_path, version="5.1.9-0+deb12u1", drawtext_help=DRAWTEXT_5_1)
     )
 
     assert capabilities.version == "5.1.9-0+deb12u1"
@@ -142,7 +73,7 @@ def test_ffmpeg_5_1_is_usable_with_older_forms(tmp_path: Path) -> None:
 
 def test_a_recent_ffmpeg_needs_no_older_forms(tmp_path: Path) -> None:
     capabilities = probe_ffmpeg(
-        _fake_ffmpeg(tmp_path, version="7.1.1", drawtext_help=DRAWTEXT_5_1 + TEXT_ALIGN)
+        fake_ffmpeg(tmp_path, version="7.1.1", drawtext_help=DRAWTEXT_5_1 + TEXT_ALIGN)
     )
 
     assert capabilities.missing() == []
@@ -153,7 +84,7 @@ def test_a_recent_ffmpeg_needs_no_older_forms(tmp_path: Path) -> None:
 
 def test_a_git_build_without_a_version_number_is_taken_as_recent(tmp_path: Path) -> None:
     capabilities = probe_ffmpeg(
-        _fake_ffmpeg(tmp_path, version="N-113000-g1234abcd", drawtext_help=DRAWTEXT_5_1)
+        fake_ffmpeg(tmp_path, version="N-113000-g1234abcd", drawtext_help=DRAWTEXT_5_1)
     )
 
     assert capabilities.major is None
@@ -163,7 +94,7 @@ def test_a_git_build_without_a_version_number_is_taken_as_recent(tmp_path: Path)
 def test_a_missing_filter_option_and_encoder_are_named(tmp_path: Path) -> None:
     without_textfile = DRAWTEXT_5_1.replace("   textfile ", "   textfilx ")
     capabilities = probe_ffmpeg(
-        _fake_ffmpeg(
+        fake_ffmpeg(
             tmp_path,
             version="4.4.2",
             drawtext_help=without_textfile,
@@ -176,7 +107,7 @@ def test_a_missing_filter_option_and_encoder_are_named(tmp_path: Path) -> None:
 
 def test_a_system_ffmpeg_lacking_an_option_is_passed_over_with_the_reason(tmp_path: Path) -> None:
     lacking = DRAWTEXT_5_1.replace("   expansion ", "   expanzion ")
-    system = _fake_ffmpeg(tmp_path / "bin", version="5.0.3", drawtext_help=lacking)
+    system = fake_ffmpeg(tmp_path / "bin", version="5.0.3", drawtext_help=lacking)
 
     choice = choose_ffmpeg(environ={"PATH": str(system.parent)})
 
@@ -187,7 +118,7 @@ def test_a_system_ffmpeg_lacking_an_option_is_passed_over_with_the_reason(tmp_pa
 
 
 def test_a_capable_system_ffmpeg_is_chosen(tmp_path: Path) -> None:
-    system = _fake_ffmpeg(tmp_path / "bin", version="5.1.9", drawtext_help=DRAWTEXT_5_1)
+    system = fake_ffmpeg(tmp_path / "bin", version="5.1.9", drawtext_help=DRAWTEXT_5_1)
 
     choice = choose_ffmpeg(environ={"PATH": str(system.parent)})
 
@@ -197,7 +128,7 @@ def test_a_capable_system_ffmpeg_is_chosen(tmp_path: Path) -> None:
 
 def test_an_ffmpeg_named_by_the_environment_must_have_everything(tmp_path: Path) -> None:
     lacking = DRAWTEXT_5_1.replace("   textfile ", "   textfilx ")
-    pinned = _fake_ffmpeg(tmp_path, version="5.1.9", drawtext_help=lacking)
+    pinned = fake_ffmpeg(tmp_path, version="5.1.9", drawtext_help=lacking)
 
     with pytest.raises(EngineError) as raised:
         choose_ffmpeg(environ={"NEMOWATCH_FFMPEG": str(pinned), "PATH": ""})
@@ -209,7 +140,7 @@ def test_an_ffmpeg_named_by_the_environment_must_have_everything(tmp_path: Path)
 
 
 def test_a_replaced_binary_is_probed_again(tmp_path: Path) -> None:
-    path = _fake_ffmpeg(tmp_path, version="5.1.9", drawtext_help=DRAWTEXT_5_1)
+    path = fake_ffmpeg(tmp_path, version="5.1.9", drawtext_help=DRAWTEXT_5_1)
     assert probe_ffmpeg(path).version == "5.1.9"
 
     (tmp_path / "ffmpeg.version.txt").write_text("ffmpeg version 7.1.1 Copyright\n")
