@@ -62,12 +62,21 @@ def fake_ffmpeg(
         )
         answers[f"filter={each}"] = f"{each} AVOptions:\n{listed}"
     answers["filter=drawtext"] = drawtext_help
+    # `-h full`: every class's options; like FFmpeg 5.1, scale's and vstack's classes are
+    # named otherwise there, so the probe must ask for those two one by one
+    renamed = {"scale": "scale(2ref)", "vstack": "(h|v)stack"}
+    answers["full"] = "".join(
+        answers[f"filter={each}"].replace(f"{each} AVOptions:", f"{renamed[each]} AVOptions:")
+        if each in renamed
+        else answers[f"filter={each}"]
+        for each in REQUIRED_FILTER_OPTIONS
+    )
     for key, text in answers.items():
         (folder / f"{name}.{key.lstrip('-')}.txt").write_text(text)
     script = folder / name
     script.write_text(
         "#!/bin/sh\n"
-        "# the last argument is the question: -version, -encoders, -filters or filter=NAME\n"
+        "# the last argument is the question: -version, -encoders, -filters, full or filter=NAME\n"
         'for last in "$@"; do :; done\n'
         f'answer="{folder}/{name}.${{last#-}}.txt"\n'
         '[ -f "$answer" ] || { echo "unknown: $last" >&2; exit 1; }\n'

@@ -267,3 +267,22 @@ def test_the_probe_looks_for_every_filter_and_option_the_builders_use() -> None:
     used -= {option for option in used if option.endswith(":enable")}
     assert sorted(used - known) == []
     assert "drawtext:text_align" in used and "drawtext:textfile" in used
+
+
+def test_every_filters_options_come_from_one_full_help_with_a_few_asked_alone(
+    tmp_path: Path,
+) -> None:
+    path = fake_ffmpeg(tmp_path, version="5.1.9", drawtext_help=DRAWTEXT_5_1)
+    log = tmp_path / "asked.txt"
+    path.write_text(path.read_text().replace("#!/bin/sh\n", f'#!/bin/sh\necho "$@" >> {log}\n'))
+
+    capabilities = probe_ffmpeg(path)
+
+    assert capabilities.missing() == []
+    asked = log.read_text().splitlines()
+    assert "-hide_banner -h full" in asked
+    assert sorted(line for line in asked if "filter=" in line) == [
+        "-hide_banner -h filter=scale",
+        "-hide_banner -h filter=vstack",
+    ]
+    assert len(asked) == 6  # -filters, -h full, the two above, -version, -encoders

@@ -266,12 +266,24 @@ def parse_version(version_output: str) -> str:
 
 def parse_filter_options(help_output: str) -> frozenset[str]:
     """The option names of `ffmpeg -h filter=NAME` (lines "   name   <type>  ...")."""
-    names = set()
+    return frozenset().union(*parse_help_sections(help_output).values())
+
+
+def parse_help_sections(help_output: str) -> dict[str, frozenset[str]]:
+    """Option names by class, from `ffmpeg -h full` or `-h filter=NAME`: each class's
+    "<class> AVOptions:" line, then its options ("   name   <type>  ..."; the deeper
+    indented lines under an option are its named values)."""
+    sections: dict[str, set[str]] = {}
+    current: set[str] = set()
     for line in help_output.splitlines():
-        match = re.match(r"^ {2,3}([A-Za-z_][A-Za-z0-9_]*)\s+\[?<", line)
-        if match:
-            names.add(match.group(1))
-    return frozenset(names)
+        header = re.match(r"^(\S.*) AVOptions:\s*$", line)
+        if header:
+            current = sections.setdefault(header.group(1), set())
+            continue
+        option = re.match(r"^ {2,3}([A-Za-z_][A-Za-z0-9_]*)\s+\[?<", line)
+        if option:
+            current.add(option.group(1))
+    return {name: frozenset(options) for name, options in sections.items()}
 
 
 def parse_major_version(version_output: str) -> int | None:
@@ -408,17 +420,26 @@ def _candidate(path: Path, origin: str) -> Candidate:
 @functools.cache
 def _probe(ffmpeg: Path, mtime_ns: int, size: int) -> Capabilities:
     del mtime_ns, size  # the cache's key: a changed binary is probed again
-    filters_listing = _capture(ffmpeg, "-filters")
-    filters = frozenset(_listed_names(filters_listing))
-    wanted = sorted({*REQUIRED_FILTER_OPTIONS, *OPTIONAL_FILTER_OPTIONS} & filters)
+    filters = frozenset(_listed_names(_capture(ffmpeg, "-filters")))
+    named = {
+        name
+        for table in (REQUIRED_FILTER_OPTIONS, OPTIONAL_FILTER_OPTIONS)
+        for name, options in table.items()
+        if options
+    }
+    # One run lists the options of every filter, under "<class> AVOptions:"; the few whose
+    # class is named otherwise ("scale(2ref)", "(h|v)stack") are asked for one by one.
+    sections = parse_help_sections(_capture(ffmpeg, "-h", "full"))
+    options = {
+        name: sections.get(name) or parse_filter_options(_capture(ffmpeg, "-h", f"filter={name}"))
+        for name in sorted(named & filters)
+    }
     return Capabilities(
         path=ffmpeg,
         version=parse_version(_capture(ffmpeg, "-version")),
         encoders=frozenset(_listed_names(_capture(ffmpeg, "-encoders"))),
         filters=filters,
-        options={
-            name: parse_filter_options(_capture(ffmpeg, "-h", f"filter={name}")) for name in wanted
-        },
+        options=options,
     )
 
 
