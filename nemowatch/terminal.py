@@ -64,11 +64,13 @@ class ProgressLine:
     def __call__(self, stage: str, percent: float | None) -> None:
         if self._progress is None or self._task is None:
             return
-        if stage != self._stage:
-            # each stage has its own pace: its ETA starts afresh
+        if stage != self._stage or (percent is not None and self._progress.tasks[0].total is None):
+            # each stage has its own pace: its time and ETA start afresh; a stage without a
+            # percent has an indeterminate bar (rich cannot unset a total, so a new task)
             self._stage = stage
-            self._progress.reset(self._task, description=f"{self._label}: {stage}", total=None)
-        if percent is None:
-            self._progress.update(self._task, total=None)
-        else:
-            self._progress.update(self._task, total=100.0, completed=percent)
+            self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(
+                f"{self._label}: {stage}", total=None if percent is None else 100.0
+            )
+        if percent is not None:
+            self._progress.update(self._task, completed=percent)

@@ -948,3 +948,27 @@ async def test_a_restart_mid_edit_reads_the_state_and_does_not_send_the_instruct
     assert world.sent() == list(INSTRUCTIONS)  # the first one was not sent again
     assert world.events("edit.confirmed_after_restart")
     assert len(world.session_ids()) == 1 and world.uploads() == 1
+
+
+async def test_the_stages_and_percents_of_a_cloud_job_are_reported(world: World) -> None:
+    heard: list[tuple[str, float | None]] = []
+    engine = world.engine()
+    pipeline = Pipeline(
+        engine,
+        world.ledger,
+        state_dir=world.state_dir,
+        sleep=world.sleeps,
+        observer=lambda stage, percent: heard.append((stage, percent)),
+    )
+
+    record = await world.run(pipeline)
+
+    assert_done(world, record)
+    stages = list(dict.fromkeys(stage for stage, _ in heard))
+    assert stages == ["uploading", "editing", "rendering", "downloading", "verifying"]
+    for stage in ("uploading", "downloading"):
+        percents = [percent for name, percent in heard if name == stage and percent is not None]
+        assert percents and percents == sorted(percents) and percents[-1] == 100.0, heard
+    polled = [percent for name, percent in heard if name == "rendering" and percent is not None]
+    assert polled, heard  # the service's own render progress, from the polls
+    assert (world.ledger.get(record.id).stage, world.ledger.get(record.id).percent) == (None, None)
