@@ -3,4 +3,4 @@
 The flow: cli -> config -> daemon -> watch -> intake -> ledger -> pipeline -> engine -> outbox.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
