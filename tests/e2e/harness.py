@@ -204,3 +204,14 @@ def drop_at_once(sources: dict[Path, Path], staging: Path) -> None:
     for copy, target in staged:
         target.parent.mkdir(parents=True, exist_ok=True)
         copy.rename(target)
+
+
+def nemowatch(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`nemowatch ARGUMENTS --config CONFIG`, run as a user runs it, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "nemowatch.cli", *arguments, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )

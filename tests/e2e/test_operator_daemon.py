@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon, files, ledger_states, rule, wait_for, write_config
+from tests.e2e.harness import Daemon, files, ledger_states, nemowatch, rule, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
-
-
-def nemowatch(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nemowatch.cli", *arguments, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_a_paused_daemon_keeps_files_in_the_inbox_until_resume(tmp_path: Path, clips) -> None:

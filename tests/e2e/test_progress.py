@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon, drop_at_once, rule, write_config
+from tests.e2e.harness import Daemon, drop_at_once, nemowatch, rule, write_config
 from tests.media import Clips
 
 pytestmark = pytest.mark.e2e
@@ -89,13 +89,7 @@ def test_process_on_a_terminal_shows_the_render_percent_rising(
 def test_process_on_a_pipe_prints_no_progress_line(tmp_path: Path, clips: Clips) -> None:
     config, source = _config(tmp_path, clips)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "nemowatch.cli", "process", str(source), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = nemowatch(config, "process", str(source))
 
     assert result.returncode == 0, result.stderr
     for stream in (result.stdout, result.stderr):
@@ -120,21 +114,7 @@ def test_status_shows_a_running_jobs_stage_and_a_rising_percent(
         seen: list[tuple[str | None, float | None]] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not daemon.saw("job.done"):
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "nemowatch.cli",
-                    "status",
-                    "--json",
-                    "--config",
-                    str(config),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                stdin=subprocess.DEVNULL,
-            )
+            result = nemowatch(config, "status", "--json")
             assert result.returncode == 0, result.stderr
             running = [job for job in json.loads(result.stdout)["recent"] if job["stage"]]
             seen += [(job["stage"], job["percent"]) for job in running]
@@ -147,11 +127,5 @@ def test_status_shows_a_running_jobs_stage_and_a_rising_percent(
     assert percents == sorted(percents), seen
     assert len(set(percents)) >= 2, seen
     # done: the stage is cleared
-    final = subprocess.run(
-        [sys.executable, "-m", "nemowatch.cli", "status", "--json", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    final = nemowatch(config, "status", "--json")
     assert [job["stage"] for job in json.loads(final.stdout)["recent"]] == [None]

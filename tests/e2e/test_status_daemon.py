@@ -4,25 +4,13 @@ on the same state directory refused."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon, rule, write_config
+from tests.e2e.harness import Daemon, nemowatch, rule, write_config
 
 pytestmark = pytest.mark.e2e
-
-
-def nemowatch(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nemowatch.cli", *arguments, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_status_follows_the_daemon_and_a_second_one_is_refused(tmp_path: Path) -> None:
