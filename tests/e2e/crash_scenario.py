@@ -168,8 +168,7 @@ def run(folder: Path, clips: Clips, plan: Plan, fake: FakeNemo | None = None) ->
             batch = [name for name in names if batch_of[name] == number - 1]
             if batch:
                 drop_at_once(
-                    {folder / "inbox" / inputs[name] / name: sources[name] for name in batch},
-                    folder / "staging",
+                    {folder / "inbox" / inputs[name] / name: sources[name] for name in batch}
                 )
             outcome.kills.append(_kill_at_random(daemon, number, plan, choose, folder))
             if processes_mentioning(str(folder)):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,18 +193,56 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def drop_at_once(sources: dict[Path, Path], staging: Path) -> None:
-    """Copy each source (value) to a staging folder, then rename every copy into place
-    (key) one right after the other: the files appear whole, all within a moment."""
+# ---- dropping files into a watched inbox ------------------------------------------------------
+#
+# A file written straight into a watched inbox races the daemon: under load the writer can
+# stall longer than a rule's settle time, and the daemon claims a file that is half made,
+# or claims it before the test has read what it wrote. People's tools avoid this the same
+# way: they make the file elsewhere on the same disk and rename it in. So do the tests.
+
+Content = Path | bytes | Callable[[Path], object]  # a file to copy, bytes, or a maker
+
+
+def staging_for(target: Path) -> Path:
+    """Where to make a file meant for `target` (a path directly in an inbox): the same name
+    in a folder beside the inbox, on the same filesystem and watched by no rule."""
+    inbox = target.parent
+    staging = inbox.with_name(f"{inbox.name}.staging")
     staging.mkdir(parents=True, exist_ok=True)
-    staged = []
-    for index, (target, source) in enumerate(sources.items()):
-        copy = staging / f"{index:04d}-{target.name}"
-        copy.write_bytes(source.read_bytes())
-        staged.append((copy, target))
-    for copy, target in staged:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        copy.rename(target)
+    return staging / target.name
+
+
+def move_in(staged: Path, target: Path) -> None:
+    """Rename a staged file (or folder, link or FIFO) into place: it appears whole, at once."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, target)
+
+
+def stage(target: Path, content: Content) -> Path:
+    """Make `content` at the staging path for `target`; the staged path."""
+    staged = staging_for(target)
+    if isinstance(content, Path):
+        shutil.copyfile(content, staged)
+    elif isinstance(content, bytes):
+        staged.write_bytes(content)
+    else:
+        content(staged)
+    return staged
+
+
+def drop(target: Path, content: Content) -> Path:
+    """Put `content` at `target` in a watched inbox the way people drop files: made whole
+    beside the inbox, then renamed in. Returns `target`."""
+    move_in(stage(target, content), target)
+    return target
+
+
+def drop_at_once(contents: Mapping[Path, Content]) -> None:
+    """Stage every file first, then rename each into place (the keys) one right after the
+    other: the files appear whole, all within a moment."""
+    staged = [(stage(target, content), target) for target, content in contents.items()]
+    for path, target in staged:
+        move_in(path, target)
 
 
 def nemowatch(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:

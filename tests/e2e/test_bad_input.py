@@ -38,7 +38,17 @@ from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.intake import SettleTracker, claim, shown, snapshot
 from nemowatch.outbox import unwritable
 from nemowatch.probe import probe
-from tests.e2e.harness import Daemon, files, ledger_states, rule, wait_for, write_config
+from tests.e2e.harness import (
+    Daemon,
+    drop,
+    files,
+    ledger_states,
+    move_in,
+    rule,
+    staging_for,
+    wait_for,
+    write_config,
+)
 from tests.media import Clips, write_random_bytes
 
 pytestmark = pytest.mark.e2e
@@ -331,20 +341,24 @@ def identity(path: Path) -> tuple[int, ...]:
     return (status.st_ino, status.st_mode, status.st_size, status.st_mtime_ns)
 
 
-def drop(case: Case, inbox: Path, where: Where) -> Dropped:
+def drop_case(case: Case, inbox: Path, where: Where) -> Dropped:
+    """Make the case beside the inbox, note what it is, then rename it in: the daemon may
+    take it the moment it appears, so everything about it is read before."""
     path = inbox / case.name
-    watched = case.make(path, where)
+    staged = staging_for(path)
+    watched = case.make(staged, where)
     dropped = Dropped(
         case,
         path,
-        digest_of(path) if stat.S_ISREG(os.lstat(path).st_mode) else None,
-        identity(path),
+        digest_of(staged) if stat.S_ISREG(os.lstat(staged).st_mode) else None,
+        identity(staged),  # a rename keeps all of it
     )
     if watched is not None:
-        dropped.watched = watched
+        dropped.watched = path if watched == staged else watched
         if watched.is_file():
             dropped.watched_digest = digest_of(watched)
-        dropped.watch = OpenWatch(watched)  # after our own reads
+        dropped.watch = OpenWatch(watched)  # after our own reads; it follows the inode
+    move_in(staged, path)
     return dropped
 
 
@@ -385,11 +399,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, clips: Clips) -> Corpus:
     daemon = Daemon(config, root / "daemon.log", prefix=NO_CAPABILITIES).start()
     result = Corpus(root, inbox, outbox, {}, [])
     try:
-        result.dropped[BEFORE.id] = drop(BEFORE, inbox["corpus"], where["corpus"])
+        result.dropped[BEFORE.id] = drop_case(BEFORE, inbox["corpus"], where["corpus"])
         wait_for(lambda: reached(result.dropped[BEFORE.id], result), what="the first good clip")
         for case in CASES:
-            result.dropped[case.id] = drop(case, inbox[case.rule], where[case.rule])
-        result.dropped[AFTER.id] = drop(AFTER, inbox["corpus"], where["corpus"])
+            result.dropped[case.id] = drop_case(case, inbox[case.rule], where[case.rule])
+        result.dropped[AFTER.id] = drop_case(AFTER, inbox["corpus"], where["corpus"])
         wait_for(
             lambda: all(reached(dropped, result) for dropped in result.dropped.values()),
             what="every case to reach its end: "
@@ -638,7 +652,7 @@ def test_a_config_edited_into_invalid_yaml_while_running_keeps_the_old_rules(
             problems
         )
         assert invalid[0]["hint"]
-        shutil.copyfile(clips.basic, inbox / "after-the-edit.mp4")
+        drop(inbox / "after-the-edit.mp4", clips.basic)
         wait_for(lambda: files(outbox, "after-the-edit-old-rule.mp4"), what="the old rule's output")
         assert daemon.running
     finally:
@@ -665,7 +679,7 @@ def test_a_full_disk_fails_the_job_clearly_and_the_daemon_carries_on(
     daemon = Daemon(config, tmp_path / "daemon.log", prefix=prefix).start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     try:
-        shutil.copyfile(noisy, inbox / "noisy.mp4")
+        drop(inbox / "noisy.mp4", noisy)
         report_path = inbox / "failed" / "noisy.mp4.error.json"
         wait_for(report_path.exists, what="the error report")
         report = json.loads(report_path.read_text("utf-8"))
@@ -678,7 +692,7 @@ def test_a_full_disk_fails_the_job_clearly_and_the_daemon_carries_on(
         assert not files(outbox) and not list(outbox.rglob(".*"))  # nothing partial
         assert not files(tmp_path / "state" / "work")
         # still running, still working
-        shutil.copyfile(clips.basic, inbox / "small.mp4")
+        drop(inbox / "small.mp4", clips.basic)
         wait_for(lambda: files(outbox, "small.mp4"), what="a small file after the big one")
         assert daemon.running
     finally:

@@ -22,7 +22,7 @@ import pytest
 
 from nemowatch.outbox import temp_path
 from tests.e2e import crash_scenario
-from tests.e2e.harness import Daemon, files, ledger_jobs, rule, wait_for, write_config
+from tests.e2e.harness import Daemon, drop, files, ledger_jobs, rule, wait_for, write_config
 from tests.fakes.nemo_server import FakeNemo
 from tests.media import Clips, write_random_bytes
 
@@ -73,7 +73,7 @@ def finished(tmp_path: Path, clips: Clips) -> Iterator[Finished]:
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     daemon = Daemon(config, tmp_path / "first.log").start()
     try:
-        shutil.copy(clips.basic, inbox / "clip.mp4")
+        drop(inbox / "clip.mp4", clips.basic)
         wait_for(lambda: files(inbox / "done", "clip.mp4"), what="the source archived")
     finally:
         assert daemon.stop() == 0

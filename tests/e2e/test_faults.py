@@ -86,8 +86,7 @@ def test_every_job_finishes_once_through_transient_faults_and_an_outage(
             {
                 inbox / name: source
                 for name, source in zip(names, clips.distinct(FILES), strict=True)
-            },
-            tmp_path / "staging",
+            }
         )
         # The service goes away while an instruction's turn is being streamed (it is
         # applied, and charged, as it arrives): the stream is cut, every request refused.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.e2e.harness import Daemon, files, ledger_states, rule, wait_for, write_config
+from tests.e2e.harness import Daemon, drop, files, ledger_states, rule, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +35,12 @@ def test_an_invalid_rule_edit_is_reported_and_the_previous_rules_stay(
         (rules_dir / "reels.yaml").write_text("\n".join(text) + "\n")
         invalid = wait_for(lambda: daemon.saw("config.invalid"), what="config.invalid")
         assert any("reels.yaml:3" in problem for problem in invalid[0]["problems"])
-        shutil.copy(clips.basic, inbox / "first.mp4")
+        drop(inbox / "first.mp4", clips.basic)
         wait_for(lambda: files(outbox, "first-v1.mp4"), what="output under the old rule")
         # a valid edit replaces the rules
         write_rule(rules_dir / "reels.yaml", **{**reels, "outputs": "{stem}-v2.mp4"})
         wait_for(lambda: daemon.saw("config.reloaded"), what="config.reloaded")
-        shutil.copy(clips.silences, inbox / "second.mp4")
+        drop(inbox / "second.mp4", clips.silences)
         wait_for(lambda: files(outbox, "second-v2.mp4"), what="output under the new rule")
     finally:
         assert daemon.stop() == 0
@@ -59,7 +58,7 @@ def test_sighup_reloads_the_config(tmp_path: Path, clips) -> None:
         daemon.process.send_signal(signal.SIGHUP)
         reloaded = wait_for(lambda: daemon.saw("config.reloaded"), what="config.reloaded")
         assert reloaded[0]["rules"] == ["one", "two"]
-        shutil.copy(clips.basic, Path(two["inbox"]) / "clip.mp4")
+        drop(Path(two["inbox"]) / "clip.mp4", clips.basic)
         wait_for(lambda: files(Path(two["outbox"]), "clip.mp4"), what="the new rule works")
     finally:
         assert daemon.stop() == 0
@@ -69,7 +68,7 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(tmp_path: Pat
     config = write_config(tmp_path, [rule(tmp_path)], grace_period=60)
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
-    shutil.copy(clips.long, inbox / "long.mp4")
+    drop(inbox / "long.mp4", clips.long)
     wait_for(
         lambda: "exporting" in ledger_states(tmp_path / "state").values(),
         interval=0.02,
@@ -86,7 +85,7 @@ def test_sigterm_with_no_grace_leaves_the_job_to_resume(tmp_path: Path, clips) -
     log = tmp_path / "daemon.log"
     daemon = Daemon(config, log).start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
-    shutil.copy(clips.long, inbox / "long.mp4")
+    drop(inbox / "long.mp4", clips.long)
     wait_for(
         lambda: "exporting" in ledger_states(tmp_path / "state").values(),
         interval=0.02,

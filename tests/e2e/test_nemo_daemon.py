@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from nemowatch.probe import probe
-from tests.e2e.harness import Daemon, files, ledger_states, rule, wait_for, write_config
+from tests.e2e.harness import (
+    Daemon,
+    drop,
+    drop_at_once,
+    files,
+    ledger_states,
+    rule,
+    wait_for,
+    write_config,
+)
 from tests.fakes.nemo_server import Endpoint, FakeNemo, Fault, Variants
 
 pytestmark = pytest.mark.e2e
@@ -66,7 +75,7 @@ def test_a_dropped_file_comes_back_from_the_cloud_as_a_verified_mp4(
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     try:
-        shutil.copy(clips.silences, inbox / "talk.mp4")
+        drop(inbox / "talk.mp4", clips.silences)
         output = wait_for(lambda: files(outbox, "*.mp4"), what="output")[0]
         wait_for(lambda: files(inbox / "done", "talk.mp4"), what="archived")
         assert output.name == "talk.mp4"
@@ -84,7 +93,7 @@ def test_a_dropped_file_comes_back_from_the_cloud_as_a_verified_mp4(
                 assert source == "nemowatch" and version and platform
         # the same daemon fails a second file the cloud refuses, with an error report
         fake.faults.next(Fault.UNSUPPORTED_MEDIA, Endpoint.UPLOAD)
-        shutil.copy(clips.basic, inbox / "odd.mp4")
+        drop(inbox / "odd.mp4", clips.basic)
         report = wait_for(
             lambda: files(inbox / "failed", "*.error.json"), what="the refused file's report"
         )[0]
@@ -123,12 +132,12 @@ def test_twenty_files_finish_once_each_while_a_fifth_of_requests_fail(
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     try:
-        staging = tmp_path / "staging"
-        staging.mkdir()
-        for index, source in enumerate(clips.distinct(20)):
-            shutil.copy(source, staging / f"clip{index:02d}.mp4")
-        for path in sorted(staging.iterdir()):
-            path.rename(inbox / path.name)
+        drop_at_once(
+            {
+                inbox / f"clip{index:02d}.mp4": source
+                for index, source in enumerate(clips.distinct(20))
+            }
+        )
         wait_for(
             lambda: (
                 len(files(inbox / "done", "*.mp4")) + len(files(inbox / "failed", "*.mp4")) == 20
@@ -156,7 +165,7 @@ def test_a_daemon_killed_mid_render_polls_the_same_render_after_restart(
     log = tmp_path / "daemon.log"
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     daemon = Daemon(config, log).start()
-    shutil.copy(clips.basic, inbox / "clip.mp4")
+    drop(inbox / "clip.mp4", clips.basic)
     wait_for(lambda: fake.books.polls, interval=0.02, what="a render poll")
     daemon.kill()
     (render_id,) = fake.books.accepted_renders()
@@ -184,7 +193,7 @@ def test_without_credits_files_wait_and_finish_once_credits_return(
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     try:
         wait_for(lambda: daemon.saw("credits.exhausted"), what="credits.exhausted")
-        shutil.copy(clips.basic, inbox / "clip.mp4")
+        drop(inbox / "clip.mp4", clips.basic)
         wait_for(lambda: len(daemon.saw("credits.exhausted")) >= 1, what="paused")
         time.sleep(2.0)  # several settle windows and credit checks
         assert (inbox / "clip.mp4").exists()  # not taken while paused
@@ -208,7 +217,7 @@ def test_credits_running_out_mid_job_pause_it_at_its_checkpoint(
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     try:
-        shutil.copy(clips.basic, inbox / "clip.mp4")
+        drop(inbox / "clip.mp4", clips.basic)
         wait_for(lambda: daemon.saw("job.waiting_for_credits"), what="the job waits")
         assert not files(inbox / "failed")
         fake.set_credits(None, 100)
@@ -218,6 +227,13 @@ def test_credits_running_out_mid_job_pause_it_at_its_checkpoint(
         assert daemon.stop() == 0
 
 
+def write_300_mb(path: Path) -> None:
+    with path.open("wb") as handle:  # 300 MB of varied bytes, written in pieces
+        block = bytes(range(256)) * 4096
+        for _ in range(300):
+            handle.write(block)
+
+
 def test_uploading_300_mb_keeps_the_daemon_small(tmp_path: Path, fake: FakeNemo) -> None:
     config = nemo_config(tmp_path, fake, instructions=["add background music"])
     daemon = Daemon(config, tmp_path / "daemon.log").start()
@@ -225,12 +241,7 @@ def test_uploading_300_mb_keeps_the_daemon_small(tmp_path: Path, fake: FakeNemo)
     try:
         wait_for(lambda: fake.books.tokens, what="the daemon's token")  # start-up work done
         baseline = daemon.peak_memory()
-        big = tmp_path / "big.mp4"
-        with big.open("wb") as handle:  # 300 MB of varied bytes, written in pieces
-            block = bytes(range(256)) * 4096
-            for _ in range(300):
-                handle.write(block)
-        big.rename(inbox / "big.mp4")
+        drop(inbox / "big.mp4", write_300_mb)
         wait_for(lambda: files(outbox, "big.mp4"), timeout=120, what="the big file's output")
         (session,) = fake.books.uploads
         assert fake.books.upload_bytes(session) >= 300 * 1024 * 1024

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon, files, ledger_states, nemowatch, rule, wait_for, write_config
+from tests.e2e.harness import (
+    Daemon,
+    drop,
+    files,
+    ledger_states,
+    nemowatch,
+    rule,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -22,8 +30,8 @@ def test_a_paused_daemon_keeps_files_in_the_inbox_until_resume(tmp_path: Path, c
         paused = nemowatch(config, "pause")
         assert paused.returncode == 0, paused.stderr
         wait_for(lambda: daemon.saw("daemon.paused"), what="daemon.paused")
-        shutil.copy(clips.basic, inbox / "clip.mp4")
-        (inbox / "notes.txt").write_text("no rule takes this")
+        drop(inbox / "clip.mp4", clips.basic)
+        drop(inbox / "notes.txt", b"no rule takes this")
         # still watching: the file no rule matches is noticed during the pause
         wait_for(lambda: daemon.saw("file.no_rule"), what="file.no_rule while paused")
         # a negative can only be shown by waiting: four settle windows and a periodic scan
@@ -51,7 +59,7 @@ def test_retry_failed_hands_a_failed_file_back_to_the_running_daemon_at_once(
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     try:
         data = os.urandom(50_000)
-        (inbox / "random.mp4").write_bytes(data)
+        drop(inbox / "random.mp4", data)
         wait_for(lambda: files(inbox / "failed", "*.error.json"), what="the first failure")
         (first,) = ledger_states(state)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon, drop_at_once, nemowatch, rule, write_config
+from tests.e2e.harness import Daemon, drop, nemowatch, rule, write_config
 from tests.media import Clips
 
 pytestmark = pytest.mark.e2e
@@ -108,9 +108,7 @@ def test_status_shows_a_running_jobs_stage_and_a_rising_percent(
     config = write_config(tmp_path, [rule(tmp_path, export=slow)])
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     try:
-        drop_at_once(
-            {tmp_path / "inbox" / "clips" / "talk.mp4": clips.silences}, tmp_path / "staging"
-        )
+        drop(tmp_path / "inbox" / "clips" / "talk.mp4", clips.silences)
         seen: list[tuple[str | None, float | None]] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not daemon.saw("job.done"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon, rule, wait_for, write_config
+from tests.e2e.harness import Daemon, drop, rule, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,7 @@ def test_the_daemon_tells_systemd_ready_status_reloading_watchdog_and_stopping(
         )
 
         # STATUS follows the work: a corrupt file ends as "1 failed".
-        (tmp_path / "inbox" / "one" / "broken.mp4").write_bytes(os.urandom(4096))
+        drop(tmp_path / "inbox" / "one" / "broken.mp4", os.urandom(4096))
         wait_for(
             lambda: any(
                 message.get("STATUS", "").endswith("0 running, 0 queued, 1 failed")

@@ -63,8 +63,7 @@ def test_two_daemons_on_the_same_folders_process_each_file_exactly_once(
             {
                 inbox / name: source
                 for name, source in zip(names, clips.distinct(FILES), strict=True)
-            },
-            tmp_path / "staging",
+            }
         )
         wait_for(
             lambda: (
@@ -124,8 +123,7 @@ def test_a_daemon_started_while_another_works_leaves_the_others_claims_alone(
             {
                 inbox / name: source
                 for name, source in zip(names, clips.distinct(count), strict=True)
-            },
-            tmp_path / "staging",
+            }
         )
         # one worker: the first daemon has claimed files it has not started on yet
         wait_for(lambda: len(files(inbox / "processing")) >= 3, what="claims waiting")

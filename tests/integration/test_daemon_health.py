@@ -15,6 +15,7 @@ from nemowatch.config import Config, Rule
 from nemowatch.daemon import Daemon
 from nemowatch.ledger import Ledger
 from nemowatch.notify import Notifier
+from tests.e2e.harness import drop
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ async def test_a_vanished_inbox_pauses_its_rule_and_is_not_recreated(
             assert not share.exists()
             assert daemon.healthy()  # paused, not broken: the watchdog keeps being pinged
             away.rename(share)  # mounted again, with a file waiting in it
-            (share / "clip.mp4").write_bytes(clips.basic.read_bytes())
+            drop(share / "clip.mp4", clips.basic)
             await wait_until(lambda: share not in daemon._missing)
             await wait_until(lambda: len(list((tmp_path / "share-out").glob("*.mp4"))) == 1, 60)
         events = [entry["event"] for entry in logs]
@@ -129,7 +130,7 @@ async def test_an_operator_pause_rings_the_idle_daemon_without_waiting_for_a_sca
         await wait_until(lambda: daemon._bells is not None)
         await asyncio.sleep(0.3)  # past the startup scan: from here only the doorbell
         await pause_from_outside(daemon)
-        await wait_until(lambda: "operator" in daemon._pauses, timeout=5)
+        await wait_until(lambda: "operator" in daemon._pauses)  # long before the 300 s scan
     finally:
         daemon.stop()
         await running
@@ -148,7 +149,7 @@ async def test_without_a_doorbell_housekeeping_falls_back_to_polling(
             await asyncio.sleep(0.3)
             assert daemon._bells is None
             await pause_from_outside(daemon)
-            await wait_until(lambda: "operator" in daemon._pauses, timeout=10)
+            await wait_until(lambda: "operator" in daemon._pauses)  # long before the 300 s scan
         finally:
             daemon.stop()
             await running

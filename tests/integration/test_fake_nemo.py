@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.harness import wait_for
 from tests.fakes.http_body import BadBody, MultipartCounter
 from tests.fakes.nemo_server import (
     CompletedUrl,
@@ -896,12 +897,13 @@ def test_stop_cuts_a_stalled_stream_and_start_comes_back_on_the_same_port(
 
     listener = threading.Thread(target=listen)
     listener.start()
-    time.sleep(0.2)
+    # the turn has reached its stall (a fixed sleep can end first on a busy machine)
+    wait_for(lambda: (Fault.STALL, Endpoint.RUN_SSE) in fake.faults.fired, what="the stall")
     base_url = fake.base_url
     started = time.monotonic()
     fake.stop()
-    listener.join(5)
-    assert time.monotonic() - started < 3
+    listener.join(15)
+    assert time.monotonic() - started < 15  # cut off, not left to its 30 s stall
     assert isinstance(outcome[0], httpx.RemoteProtocolError)
 
     fake.start(port=int(base_url.rsplit(":", 1)[1]))

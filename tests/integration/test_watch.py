@@ -27,7 +27,9 @@ from nemowatch.watch import (
     inbox_watches,
 )
 
-TIMEOUT = 3.0  # seconds; every wait polls for its condition and usually ends within 0.1 s
+# seconds; every wait polls for its condition and usually ends within 0.1 s, but a loaded
+# machine can hold an observer thread back for seconds
+TIMEOUT = 30.0
 LINUX = sys.platform.startswith("linux")
 
 
