@@ -5,13 +5,15 @@
 The job: cut silences + background music + a 60-second highlight + 9:16 with a blurred
 background + a 3-second title + 1080p, run as `nemowatch process` in a child process.
 Reported:
-  - wall time of the job, and its ratio to the source duration (target <= 0.40),
+  - wall time of the job, and its ratio to the source duration (target <= 0.40), and the
+    CPU time of its whole process tree,
   - peak memory of the whole process tree, nemowatch plus its FFmpeg children, sampled
     every 50 ms from /proc (target <= 500 MB),
   - the floor: a bare FFmpeg encode of the same output duration at the same size and
     encoder settings, and the job's ratio to it (target <= 1.25).
 Results go to stdout as a table and as one JSON line; record them in docs/benchmarks.md
-with the machine they ran on.
+with the machine they ran on. The FFmpeg is chosen as nemowatch chooses it; set
+$NEMOWATCH_FFMPEG to compare binaries (the system's 5.1 draws titles line by line).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -30,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nemowatch.engines.local.ffmpeg import find_ffmpeg  # noqa: E402
+from nemowatch.engines.local.ffmpeg import choose_ffmpeg  # noqa: E402
 from nemowatch.engines.local.render import encoder_arguments  # noqa: E402
 from nemowatch.probe import probe  # noqa: E402
 from nemowatch.rules import ExportSpec  # noqa: E402
@@ -109,7 +112,8 @@ def main() -> int:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="nemowatch-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    ffmpeg = find_ffmpeg()
+    choice = choose_ffmpeg()  # as the job's own: $NEMOWATCH_FFMPEG picks one
+    ffmpeg = choice.ffmpeg.path
 
     source = work / f"source-{int(args.seconds)}s-{args.size}.mp4"
     if not source.exists():
@@ -155,7 +159,11 @@ def main() -> int:
     )
     command = [sys.executable, "-m", "nemowatch.cli", "process", str(source)]
     command += ["--rule", "reel", "--config", str(config)]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall, peak, result = run_measured(command)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # nemowatch and the FFmpeg runs it waited for: user + system time of the whole tree
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if result.returncode != 0:
         print(result.stderr, file=sys.stderr)
         return 1
@@ -179,12 +187,14 @@ def main() -> int:
 
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "ffmpeg": f"{choice.ffmpeg.version} ({choice.origin}, {ffmpeg})",
         "source_seconds": args.seconds,
         "source_size": args.size,
         "output_seconds": round(out_seconds, 3),
         "output_size": f"{facts.video.width}x{facts.video.height}",
         "job_wall_seconds": round(wall, 2),
         "job_to_source_ratio": round(wall / args.seconds, 3),
+        "job_cpu_seconds": round(cpu, 2),
         "peak_memory_mb": round(peak / 1e6, 1),
         "floor_wall_seconds": round(floor_wall, 2),
         "job_to_floor_ratio": round(wall / floor_wall, 3),
