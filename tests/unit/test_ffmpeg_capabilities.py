@@ -19,15 +19,11 @@ from nemowatch.engines.local.ffmpeg import (
     parse_version,
     probe_ffmpeg,
 )
+from nemowatch.engines.local.graph import RenderFiles
+from nemowatch.engines.local.loudness import limiter_normalization, loudnorm_measure_filter
 from nemowatch.engines.local.music import MusicChoice
-from nemowatch.engines.local.render import (
-    RenderFiles,
-    audio_graph,
-    limiter_normalization,
-    loudnorm_measure_filter,
-    measure_graph,
-    video_graph,
-)
+from nemowatch.engines.local.picture import video_graph
+from nemowatch.engines.local.sound import audio_graph, measure_graph
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.errors import EngineError
 from nemowatch.rules import EditSpec, ExportSpec, SilenceCut

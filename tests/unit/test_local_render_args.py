@@ -9,35 +9,38 @@ import pytest
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import Segment, format_number
-from nemowatch.engines.local.ffmpeg import parse_major_version, stderr_tail
-from nemowatch.engines.local.music import MusicChoice
-from nemowatch.engines.local.render import (
-    LoudnessMeasurement,
-    Reading,
-    RenderFiles,
-    atempo_chain,
+from nemowatch.engines.local.arguments import (
     audio_arguments,
-    audio_chains,
-    audio_graph,
-    corrected_limiter,
-    drawtext_filter,
-    duck_expression,
     encoder_arguments,
-    filter_value,
-    fitted_size,
-    loudnorm_measure_filter,
     measure_arguments,
     mux_arguments,
+    video_arguments,
+)
+from nemowatch.engines.local.ffmpeg import parse_major_version, stderr_tail
+from nemowatch.engines.local.graph import RenderFiles
+from nemowatch.engines.local.loudness import (
+    LoudnessMeasurement,
+    corrected_limiter,
+    loudnorm_measure_filter,
     normalization_plan,
     parse_loudnorm,
     parse_measurement,
+)
+from nemowatch.engines.local.music import MusicChoice
+from nemowatch.engines.local.picture import (
+    Reading,
+    fitted_size,
     readings_of,
     scale_filter,
     shape_chains,
     source_readings,
-    text_file_contents,
-    video_arguments,
     video_graph,
+)
+from nemowatch.engines.local.sound import atempo_chain, audio_chains, audio_graph, duck_expression
+from nemowatch.engines.local.text import (
+    drawtext_filter,
+    filter_value,
+    text_file_contents,
     wrap_text,
 )
 from nemowatch.engines.local.timeline import Cut, SourceFacts, TextItem, build_draft

@@ -1,0 +1,210 @@
+"""The audio run's filter graph (pure): the same segments as the picture's, trimmed from the
+source's audio (fading over 10 ms at each cut: a hard cut in a waveform clicks) and
+joined; a chain of `atempo` (each within 0.5–2) for the speed, so the pitch stays; volume;
+music looped, trimmed to the output, faded, at its volume, ducked under speech by a volume
+envelope, mixed with the source's audio; fades; then loudness (see `loudness`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from nemowatch.engines.base import Draft
+from nemowatch.engines.local.analysis import format_number
+from nemowatch.engines.local.graph import (
+    AUDIO_SAMPLE_RATE,
+    END_TOLERANCE,
+    chain,
+    source_end_of,
+    trim_range,
+    uses_source_audio,
+)
+from nemowatch.engines.local.loudness import loudnorm_measure_filter
+from nemowatch.engines.local.timeline import (
+    DUCK_ATTACK,
+    DUCK_RELEASE,
+    Cut,
+    MusicBed,
+    cuts_of,
+    music_of,
+    source_audio_of,
+)
+from nemowatch.errors import EngineError
+from nemowatch.rules import ExportSpec
+
+CUT_FADE = 0.01  # seconds of audio fade on each side of a cut
+
+
+def atempo_chain(speed: float) -> list[str]:
+    """`atempo` filters whose product is `speed`, each within 0.5–2 (where it sounds best)."""
+    if math.isclose(speed, 1.0):
+        return []
+    factors: list[float] = []
+    remaining = speed
+    while remaining > 2.0 + 1e-9:
+        factors.append(2.0)
+        remaining /= 2.0
+    while remaining < 0.5 - 1e-9:
+        factors.append(0.5)
+        remaining /= 0.5
+    factors.append(remaining)
+    return [f"atempo={format_number(factor)}" for factor in factors]
+
+
+def duck_expression(under: Sequence[tuple[float, float]], duck_db: float) -> str:
+    """A `volume` expression (of t, in seconds) for music ducked by `duck_db` under the
+    `under` windows: down by the start of each window, back up DUCK_RELEASE after its end."""
+    depth = 1 - 10 ** (duck_db / 20)
+    terms = [
+        f"clip(min((t-{format_number(start - DUCK_ATTACK)})/{format_number(DUCK_ATTACK)},"
+        f"({format_number(end + DUCK_RELEASE)}-t)/{format_number(DUCK_RELEASE)}),0,1)"
+        for start, end in under
+    ]
+    return f"1-{format_number(depth)}*({'+'.join(terms)})"
+
+
+def music_filters(music: MusicBed, duration: float) -> list[str]:
+    """The music (looped by its input): trimmed to the output, at its volume, ducked under
+    speech, faded in and out."""
+    filters = [
+        f"aresample={AUDIO_SAMPLE_RATE}",
+        "aformat=sample_fmts=fltp:channel_layouts=stereo",
+        f"atrim=end={format_number(duration)}",
+        "asetpts=PTS-STARTPTS",
+        f"volume={format_number(music.volume)}",
+    ]
+    if music.duck_db is not None and music.duck_under:
+        expression = duck_expression(music.duck_under, music.duck_db)
+        filters.append(f"volume=eval=frame:volume='{expression}'")
+    if music.fade_in > 0:
+        filters.append(f"afade=t=in:st=0:d={format_number(music.fade_in)}")
+    if music.fade_out > 0:
+        start = format_number(max(0.0, duration - music.fade_out))
+        filters.append(f"afade=t=out:st={start}:d={format_number(music.fade_out)}")
+    return filters
+
+
+def audio_chains(
+    draft: Draft,
+    *,
+    music_input: str | None,
+    speech_label: str | None,
+    normalization: str,
+    measuring: bool = False,
+) -> list[str]:
+    """The audio after the cuts: speed, volume, music, fades, loudness; to `[audio]`.
+
+    `speech_label` names the joined source audio (None: the source's audio is not used);
+    `music_input` is the music's input stream, such as "1:a:0" (None: no music).
+    `measuring`: `normalization` measures (a first pass), and is the graph's last filter.
+    """
+    duration = draft.duration
+    end = format_number(duration)
+    metadata = draft.metadata
+    final: list[str] = []
+    fade_in, fade_out = metadata.get("fade_in"), metadata.get("fade_out")
+    if fade_in:
+        final.append(f"afade=t=in:st=0:d={format_number(fade_in)}")
+    if fade_out:
+        start = format_number(max(0.0, duration - fade_out))
+        final.append(f"afade=t=out:st={start}:d={format_number(fade_out)}")
+    if measuring:
+        # The measurement sees what the second pass's normalisation will: nothing after it
+        # is heard (and resampling loudnorm's 192 kHz output would only cost time).
+        final.append(normalization)
+    else:
+        if normalization:  # loudnorm's dynamic mode runs at 192 kHz
+            final += [normalization, f"aresample={AUDIO_SAMPLE_RATE}"]
+        # Exactly as long as the video: atempo and loudnorm may leave a few samples more or
+        # less.
+        final += [f"apad=whole_dur={end}", f"atrim=end={end}"]
+    speech: list[str] = []
+    if speech_label is not None:
+        source = source_audio_of(draft)
+        gain = float(source.get("m", {}).get("volume", 1.0)) if source else 1.0
+        speech = atempo_chain(float(metadata.get("speed", 1.0)))
+        if not math.isclose(gain, 1.0):
+            speech.append(f"volume={format_number(gain)}")
+        speech += [
+            f"aresample={AUDIO_SAMPLE_RATE}",
+            "aformat=sample_fmts=fltp:channel_layouts=stereo",
+        ]
+    music = music_of(draft) if music_input is not None else None
+    if speech_label is not None and music is not None:
+        return [
+            chain(f"[{speech_label}]", speech, "[speech]"),
+            chain(f"[{music_input}]", music_filters(music, duration), "[music]"),
+            chain(
+                "[speech][music]",
+                ["amix=inputs=2:duration=longest:dropout_transition=0:normalize=0", *final],
+                "[audio]",
+            ),
+        ]
+    if speech_label is not None:
+        return [chain(f"[{speech_label}]", [*speech, *final], "[audio]")]
+    if music is not None:
+        return [chain(f"[{music_input}]", [*music_filters(music, duration), *final], "[audio]")]
+    return []
+
+
+def audio_cut_chains(draft: Draft, *, audio: str, out: str) -> list[str]:
+    """Trim the kept segments from the audio stream `audio` (an input label such as
+    "0:a:0"), each faded in and out where it was cut, and join them to `[out]`."""
+    cuts = cuts_of(draft)
+    if not cuts:
+        raise EngineError("the draft keeps nothing of the source: there is nothing to render")
+    source_end = source_end_of(draft)
+    if len(cuts) == 1:  # nothing to join
+        (cut,) = cuts
+        return [
+            f"[{audio}]atrim={trim_range(cut)},asetpts=PTS-STARTPTS{_fades(cut, source_end)}[{out}]"
+        ]
+    labels = range(len(cuts))
+    chains = [f"[{audio}]asplit={len(cuts)}" + "".join(f"[a{index}]" for index in labels)]
+    chains += [
+        f"[a{index}]atrim={trim_range(cut)},asetpts=PTS-STARTPTS"
+        f"{_fades(cut, source_end)}[a{index}c]"
+        for index, cut in zip(labels, cuts, strict=True)
+    ]
+    joined = "".join(f"[a{index}c]" for index in labels)
+    chains.append(f"{joined}concat=n={len(cuts)}:v=0:a=1[{out}]")
+    return chains
+
+
+def audio_graph(
+    draft: Draft, spec: ExportSpec, *, normalization: str = "", measuring: bool = False
+) -> str:
+    """The audio run's filter graph: outputs `[audio]` (see `audio_chains`).
+
+    Inputs: 0 is the source (when its sound is used), then the music (when there is music).
+    """
+    speech = uses_source_audio(draft, spec)
+    chains = audio_cut_chains(draft, audio="0:a:0", out="cut") if speech else []
+    music_input = f"{1 if speech else 0}:a:0" if music_of(draft) is not None else None
+    chains += audio_chains(
+        draft,
+        music_input=music_input,
+        speech_label="cut" if speech else None,
+        normalization=normalization,
+        measuring=measuring,
+    )
+    return ";".join(chains)
+
+
+def measure_graph(draft: Draft, spec: ExportSpec, *, applying: str = "") -> str:
+    """The first pass's graph: the audio, ending in loudnorm's measurement (after the
+    filters `applying`, when checking what a normalisation gives)."""
+    measurement = ",".join(filter(None, [applying, loudnorm_measure_filter()]))
+    return audio_graph(draft, spec, normalization=measurement, measuring=True)
+
+
+def _fades(cut: Cut, source_end: float | None) -> str:
+    fade = min(CUT_FADE, cut.duration / 2)
+    fades: list[str] = []
+    if cut.start > 0:
+        fades.append(f"afade=t=in:st=0:d={format_number(fade)}")
+    if source_end is None or cut.end < source_end - END_TOLERANCE:
+        start = format_number(cut.duration - fade)
+        fades.append(f"afade=t=out:st={start}:d={format_number(fade)}")
+    return "".join(f",{item}" for item in fades)
