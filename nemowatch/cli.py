@@ -206,7 +206,7 @@ def _instruction_warnings(config: Config) -> list[str]:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from nemowatch.daemon import make_engine
+    from nemowatch.engines.factory import make_engine
     from nemowatch.explain import choose_rule
     from nemowatch.pipeline import Pipeline
 
@@ -278,7 +278,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_credits(args: argparse.Namespace) -> int:
-    from nemowatch.daemon import make_engine
+    from nemowatch.engines.factory import make_engine
 
     config = _config(args)
     logs.configure("warning")

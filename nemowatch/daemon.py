@@ -38,18 +38,10 @@ from watchdog.observers.api import BaseObserver
 from nemowatch import liveness, outbox
 from nemowatch.config import Config, Rule, load_config
 from nemowatch.engines.base import Credits, Engine
+from nemowatch.engines.factory import make_engine
 from nemowatch.errors import ConfigError, CreditsExhausted, MediaError, NemowatchError
-from nemowatch.intake import (
-    NOT_TAKEN,
-    SettleTracker,
-    Snapshot,
-    Verdict,
-    claim,
-    claim_path,
-    classify,
-    shown,
-    snapshot,
-)
+from nemowatch.files import claim, claim_path, snapshot
+from nemowatch.intake import NOT_TAKEN, SettleTracker, Snapshot, Verdict, classify, shown
 from nemowatch.ledger import JobRecord, JobState, Ledger, bell_folder, new_job_id
 from nemowatch.notify import Notifier
 from nemowatch.pipeline import Pipeline
@@ -63,39 +55,6 @@ HOUSEKEEPING = 2.0  # seconds between looks at the config files, the ledger's co
 # be watched; otherwise housekeeping runs when rung, and at each reconciliation scan
 STALL = 60.0  # seconds without a scheduler heartbeat before the daemon counts as hung
 UNMATCHED_MEMORY = 10_000  # unmatched paths remembered so each is logged once
-
-
-def make_engine(config: Config) -> Engine:
-    """The engine the config names."""
-    if config.engine == "nemo":
-        from nemowatch.engines.nemo import NemoEngine
-
-        return NemoEngine(config.nemo, state_dir=config.state_dir)
-    from nemowatch.engines.local import LocalEngine
-
-    # built-in music moods are generated once and reused from here
-    ffmpeg = os.path.expanduser(config.ffmpeg) if config.ffmpeg else None
-    engine = LocalEngine(ffmpeg=ffmpeg, cache_dir=config.state_dir / "cache")
-    # Chosen now, so that an FFmpeg that cannot do the work stops us before any job starts.
-    choice = engine.choice
-    for skipped in choice.skipped:
-        version = skipped.capabilities.version if skipped.capabilities else None
-        log.warning(
-            "ffmpeg.skipped",
-            path=str(skipped.path),
-            version=version,
-            missing=skipped.capabilities.missing() if skipped.capabilities else None,
-            problem=skipped.problem,
-        )
-    log.info(
-        "ffmpeg.chosen",
-        path=str(choice.ffmpeg.path),
-        version=choice.ffmpeg.version,
-        origin=choice.origin,
-        reason=choice.reason,
-        older_forms=choice.ffmpeg.older_forms() or None,
-    )
-    return engine
 
 
 class Daemon:

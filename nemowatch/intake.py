@@ -1,8 +1,7 @@
-"""Intake: is a candidate ignorable, has it settled, which rule takes it; claim by rename.
+"""Intake: is a candidate ignorable, has it settled, which rule takes it (pure).
 
-Deciding is pure (`classify`, `SettleTracker`); doing is in a few small functions at the
-end (`snapshot`, `claim`, `move_no_replace`, `link_no_replace`, `linked_in`), the only
-places here that touch the disk.
+Deciding is pure (`classify`, `SettleTracker`) and lives here; doing (`snapshot`, `claim`,
+`move_no_replace`, ...) lives in `nemowatch.files`, the few places that touch the disk.
 
 The daemon drives it like this::
 
@@ -15,19 +14,13 @@ The daemon drives it like this::
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import shutil
-import stat
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePath
 
 from nemowatch.config import WORK_FOLDERS, Rule
-from nemowatch.errors import MediaError, NemowatchError, TransientError
 from nemowatch.rules import matches, rule_for
 
 # ---------------------------------------------------------------------------------------------
@@ -210,219 +203,3 @@ class SettleTracker:
 
     def __len__(self) -> int:
         return len(self._candidates)
-
-
-def free_name(folder: Path, name: str) -> str:
-    """`name` if `folder` has no entry by that name, else the first free `stem (2).ext`, ..."""
-    _check_plain_name(name)
-    if not os.path.lexists(folder / name):
-        return name
-    pure = PurePath(name)
-    stem, suffix = pure.stem, pure.suffix
-    number = 2
-    while os.path.lexists(folder / f"{stem} ({number}){suffix}"):
-        number += 1
-    return f"{stem} ({number}){suffix}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Effects: the only filesystem access of intake
-# ---------------------------------------------------------------------------------------------
-
-# Errors that mean "the path is not there (any more)", as opposed to "cannot look".
-_GONE = (FileNotFoundError, NotADirectoryError)
-
-# os.link failures that mean "this filesystem does not do hard links here", not a real error.
-_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
-
-
-def snapshot(path: Path) -> Snapshot | None:
-    """The file's current snapshot, or None if it is gone or is not a regular file.
-
-    Symlinks are never followed (a link is not a file we take). Raises MediaError when
-    the file exists but cannot be examined (permissions).
-    """
-    try:
-        status = os.lstat(path)
-    except _GONE:
-        return None
-    except OSError as exc:
-        raise _translate(exc, "examine", path) from exc
-    if not stat.S_ISREG(status.st_mode):
-        return None
-    return Snapshot(
-        size=status.st_size,
-        mtime_ns=status.st_mtime_ns,
-        inode=status.st_ino,
-        device=status.st_dev,
-    )
-
-
-def claim_path(inbox: Path, job_id: str, name: str) -> Path:
-    """Where a claimed file lives while its job runs: `inbox/processing/<job_id>__<name>`."""
-    _check_plain_name(job_id)
-    return inbox / "processing" / f"{job_id}__{name}"
-
-
-def claim(path: Path, inbox: Path, job_id: str, *, expected: Snapshot | None = None) -> Path | None:
-    """Move `path` into `inbox/processing/<job_id>__<name>` by one atomic rename.
-
-    Returns the new path, or None if the file is gone or no longer a regular file (another
-    daemon or a person took it first: of two renames of one file, exactly one succeeds).
-    With `expected` (the snapshot it settled with), None too when the file was written
-    to or replaced since: it stays in the inbox (is put back) and must settle again.
-    """
-    destination = claim_path(inbox, job_id, path.name)
-    processing = destination.parent
-    for attempt in range(2):
-        current = snapshot(path)
-        if current is None or (expected is not None and current != expected):
-            return None
-        try:
-            processing.mkdir(parents=True, exist_ok=True)
-            # rename(2) would silently replace an existing destination; the job id makes
-            # it unique, so an existing one is a caller bug, never something to overwrite.
-            if os.path.lexists(destination):
-                raise ValueError(f"job id {job_id!r} was used before: {destination} exists")
-            os.rename(path, destination)  # renames a symlink itself, never its target
-        except _GONE:
-            # Either the file went, or processing/ was removed between mkdir and rename.
-            if attempt == 0 and os.path.lexists(path):
-                continue
-            return None
-        except OSError as exc:
-            raise _translate(exc, "claim", path, folder=processing) from exc
-        break
-    moved = snapshot(destination)
-    if moved is None or (expected is not None and moved != expected):
-        # The file was swapped for something else (a link, a folder, another file) or
-        # written to between the check and the rename: put it back and leave it alone.
-        _put_back(destination, path)
-        return None
-    return destination
-
-
-def move_no_replace(source: Path, folder: Path, name: str) -> Path:
-    """Move `source` into `folder` as `name`, or `stem (2).ext`...; never overwrites.
-
-    Atomic on one filesystem (hard link, then unlink the source); where hard links are
-    not supported, a rename after checking the name is free; across filesystems, a copy
-    to a hidden temporary name first. Creates `folder`. Returns the final path.
-
-    Resumable: a move interrupted between the link and the unlink (the daemon killed)
-    left the file under both names; moving it again finishes that move instead of making
-    a second copy beside the first.
-    """
-    _check_plain_name(name)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = _linked_in(source, folder) or _link_no_replace(source, folder, name)
-        if os.path.lexists(source):  # gone already when it was renamed (no hard links)
-            os.unlink(source)
-        return target
-    except OSError as exc:
-        raise _translate(exc, "move", source, folder=folder) from exc
-
-
-def link_no_replace(source: Path, folder: Path, name: str) -> Path:
-    """Give `source` a second name in `folder`: `name`, or `stem (2).ext`...; never
-    overwrites, and `source` stays (where the filesystem has no hard links it is renamed
-    instead, and is then gone). Creates `folder`. Returns the new path."""
-    _check_plain_name(name)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        return _link_no_replace(source, folder, name)
-    except OSError as exc:
-        raise _translate(exc, "link", source, folder=folder) from exc
-
-
-def linked_in(source: Path, folder: Path) -> Path | None:
-    """A visible name in `folder` that is the same file as `source` (a hard link), if any:
-    what an interrupted move or publish leaves behind. None when `source` is gone."""
-    try:
-        return _linked_in(source, folder)
-    except OSError as exc:
-        raise _translate(exc, "examine", source, folder=folder) from exc
-
-
-def _linked_in(source: Path, folder: Path) -> Path | None:
-    try:
-        status = os.lstat(source)
-        if status.st_nlink < 2 or not stat.S_ISREG(status.st_mode):
-            return None  # the only name it has: nothing to look for
-        with os.scandir(folder) as listing:
-            for entry in listing:
-                # the inode comes with the listing; only a match costs a stat
-                if entry.inode() != status.st_ino or entry.name.startswith("."):
-                    continue
-                other = entry.stat(follow_symlinks=False)
-                if other.st_dev == status.st_dev and Path(entry.path) != source:
-                    return Path(entry.path)
-    except _GONE:
-        return None
-    return None
-
-
-def _link_no_replace(source: Path, folder: Path, name: str) -> Path:
-    while True:
-        target = folder / free_name(folder, name)
-        try:
-            os.link(source, target, follow_symlinks=False)
-        except FileExistsError:
-            continue  # taken since free_name looked: try the next number
-        except OSError as exc:
-            if exc.errno == errno.EXDEV:
-                return _copy_across(source, folder, name)
-            if exc.errno not in _NO_HARD_LINKS:
-                raise
-            if os.path.lexists(target):
-                continue
-            os.rename(source, target)
-        return target
-
-
-def _copy_across(source: Path, folder: Path, name: str) -> Path:
-    # Copy under a hidden name (the watcher ignores it), then publish it without
-    # replacing anything: no reader ever sees a partial file. The source stays.
-    temporary = folder / f".{name}.{uuid.uuid4().hex}.partial"
-    try:
-        shutil.copy2(source, temporary, follow_symlinks=False)
-        return _link_no_replace(temporary, folder, name)
-    finally:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-
-
-def _put_back(current: Path, original: Path) -> None:
-    # If even that fails there is nothing more to do: it is not a file we would process.
-    with contextlib.suppress(NemowatchError):
-        move_no_replace(current, original.parent, original.name)
-
-
-def _check_plain_name(name: str) -> None:
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ValueError(f"not a plain file name: {name!r}")
-
-
-def _translate(
-    exc: OSError, action: str, path: Path, *, folder: Path | None = None
-) -> NemowatchError:
-    """One OSError, as the error nemowatch reports (called once, at this boundary)."""
-    if isinstance(exc, PermissionError):
-        places = f"{path.parent}" + (f" and {folder}" if folder is not None else "")
-        return MediaError(
-            f"cannot {action} {path}: permission denied",
-            hint=f"give the user running nemowatch read and write access to {places}",
-        )
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = folder if folder is not None else path.parent
-        return TransientError(
-            f"cannot {action} {path}: no space left in {where}",
-            hint="free some disk space; the job is retried",
-        )
-    if exc.errno == errno.EXDEV:
-        return MediaError(
-            f"cannot {action} {path}: it is on another filesystem than {folder}",
-            hint="keep subfolders of an inbox on the same filesystem as the inbox",
-        )
-    return MediaError(f"cannot {action} {path}: {exc.strerror or exc}")

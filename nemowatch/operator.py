@@ -24,7 +24,8 @@ from pathlib import Path
 
 from nemowatch.config import WORK_FOLDERS, Config, Rule
 from nemowatch.errors import NemowatchError
-from nemowatch.intake import Verdict, classify, move_no_replace
+from nemowatch.files import move_no_replace
+from nemowatch.intake import Verdict, classify
 from nemowatch.ledger import RUNNING, JobRecord, JobState, Ledger, LedgerError
 
 # `--state` names beyond the JobState values: the groups `status` counts.

@@ -21,7 +21,7 @@ from typing import Any
 from nemowatch.config import TEMPLATE_FIELDS, AfterFailure, AfterSuccess, OnConflict
 from nemowatch.engines.base import Draft
 from nemowatch.errors import EngineError, MediaError
-from nemowatch.intake import free_name, link_no_replace, linked_in, move_no_replace
+from nemowatch.files import free_name, link_no_replace, linked_in, move_no_replace
 from nemowatch.probe import Probe, moov_before_mdat, probe
 
 TEMP_SUFFIX = ".nemowatch-part"

@@ -35,7 +35,8 @@ from typing import Any
 import pytest
 
 from nemowatch.engines.local.ffmpeg import find_ffmpeg
-from nemowatch.intake import SettleTracker, claim, shown, snapshot
+from nemowatch.files import claim, snapshot
+from nemowatch.intake import SettleTracker, shown
 from nemowatch.outbox import unwritable
 from nemowatch.probe import probe
 from tests.e2e.harness import (

@@ -15,7 +15,7 @@ import structlog
 from nemowatch import logs
 from nemowatch.config import Rule, load_config
 from nemowatch.engines.local import LocalEngine
-from nemowatch.intake import claim, snapshot
+from nemowatch.files import claim, snapshot
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from tests.e2e.harness import rule, write_config

@@ -35,7 +35,7 @@ from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.nemo import NemoEngine
 from nemowatch.engines.nemo.auth import TOKEN_FILE, TokenFile
 from nemowatch.errors import AuthError, CreditsExhausted
-from nemowatch.intake import claim
+from nemowatch.files import claim
 from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
 from nemowatch.pipeline import POLL_FIRST, Pipeline
 from tests.fakes.nemo_server import (

@@ -12,7 +12,7 @@ import pytest
 
 from nemowatch.config import After, AfterSuccess, OnConflict, Rule
 from nemowatch.engines.local import LocalEngine
-from nemowatch.intake import claim
+from nemowatch.files import claim
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from nemowatch.rules import ExportSpec

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from nemowatch.config import Config, Rule
 from nemowatch.daemon import Daemon
-from nemowatch.intake import claim_path
+from nemowatch.files import claim_path
 from nemowatch.ledger import JobState, Ledger
 
 

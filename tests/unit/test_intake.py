@@ -12,18 +12,8 @@ import pytest
 
 from nemowatch.config import Rule
 from nemowatch.errors import MediaError
-from nemowatch.intake import (
-    SettleTracker,
-    Snapshot,
-    Verdict,
-    claim,
-    classify,
-    free_name,
-    link_no_replace,
-    linked_in,
-    move_no_replace,
-    snapshot,
-)
+from nemowatch.files import claim, free_name, link_no_replace, linked_in, move_no_replace, snapshot
+from nemowatch.intake import SettleTracker, Snapshot, Verdict, classify
 
 INBOX = Path("/srv/inbox")
 REELS = Rule(name="reels", inbox=INBOX, outbox=Path("/srv/out"), match=("*.mp4", "*.mov"))
