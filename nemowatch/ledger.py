@@ -42,6 +42,34 @@ class JobState(StrEnum):
 
 FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.SKIPPED})
 
+# Every state change a job may make; `Ledger.transition` refuses any other (a bug). Forward
+# one step at a time; back to CLAIMED when the engine lost the session (everything is done
+# again in a new one); back to EXPORTING when a rendered result was lost, to DOWNLOADING
+# when a downloaded one was; FAILED from anywhere unfinished. Finished states are final.
+ALLOWED: dict[JobState, frozenset[JobState]] = {
+    JobState.CLAIMED: frozenset(
+        {JobState.CLAIMED, JobState.UPLOADING, JobState.SKIPPED, JobState.FAILED}
+    ),
+    JobState.UPLOADING: frozenset({JobState.EDITING, JobState.CLAIMED, JobState.FAILED}),
+    JobState.EDITING: frozenset({JobState.EXPORTING, JobState.CLAIMED, JobState.FAILED}),
+    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED, JobState.FAILED}),
+    JobState.DOWNLOADING: frozenset(
+        {JobState.VERIFYING, JobState.EXPORTING, JobState.CLAIMED, JobState.FAILED}
+    ),
+    JobState.VERIFYING: frozenset(
+        {
+            JobState.DONE,
+            JobState.DOWNLOADING,
+            JobState.EXPORTING,
+            JobState.CLAIMED,
+            JobState.FAILED,
+        }
+    ),
+    JobState.DONE: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.SKIPPED: frozenset(),
+}
+
 # The states of a job a worker is driving (what `status` counts as running).
 RUNNING = (
     JobState.UPLOADING,
@@ -140,6 +168,10 @@ _ADDED_COLUMNS = {
 _PAUSED = "paused"  # "1" while an operator has paused new work
 _PAUSED_AT = "paused_at"  # epoch seconds of the pause
 _SCAN_REQUESTED = "scan_requested"  # epoch seconds of the latest rescan request
+
+
+class IllegalTransition(RuntimeError):
+    """A state change that `ALLOWED` does not list: a bug, never the user's doing."""
 
 
 class LedgerError(NemowatchError):
@@ -401,6 +433,12 @@ class Ledger:
             row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise LedgerError(f"no job {job_id} in the ledger {self.path}")
+            current = JobState(row["state"])
+            if state not in ALLOWED.get(current, frozenset()):
+                raise IllegalTransition(
+                    f"job {job_id} cannot go from {current.value} to {state.value}"
+                    " (a bug in nemowatch: please report it)"
+                )
             db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id))
             db.execute(
                 "INSERT INTO transitions (job_id, from_state, to_state, at, detail)"

@@ -1,4 +1,36 @@
-"""Ledgers as earlier releases wrote them, for the migration tests."""
+"""Ledgers for tests: as earlier releases wrote them (migration tests), and jobs walked to a
+state the way the pipeline walks them (the ledger refuses a jump)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nemowatch.ledger import ALLOWED, JobRecord, JobState, Ledger
+
+# The way forward, one allowed step at a time.
+_FORWARD = (
+    JobState.CLAIMED,
+    JobState.UPLOADING,
+    JobState.EDITING,
+    JobState.EXPORTING,
+    JobState.DOWNLOADING,
+    JobState.VERIFYING,
+    JobState.DONE,
+)
+
+
+def walk_to(ledger: Ledger, job_id: str, state: JobState, **fields: Any) -> JobRecord:
+    """Move a job forward to `state` by allowed steps, setting `fields` with the last one
+    (FAILED and SKIPPED are reached from where the job is, as the pipeline does)."""
+    record = ledger.get(job_id)
+    if state in ALLOWED[record.state]:
+        return ledger.transition(job_id, state, **fields)
+    for step in _FORWARD[_FORWARD.index(record.state) + 1 :]:
+        if step is state:
+            return ledger.transition(job_id, state, **fields)
+        ledger.transition(job_id, step)
+    raise ValueError(f"{state.value} is not forward of {record.state.value}")
+
 
 # The jobs table of the first release: no edit checkpoint, no retried_at, no control table.
 FIRST_RELEASE_JOBS = (

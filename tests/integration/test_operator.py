@@ -19,7 +19,7 @@ from nemowatch.files import claim, snapshot
 from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from tests.e2e.harness import rule, write_config
-from tests.ledgers import FIRST_RELEASE_JOBS
+from tests.ledgers import FIRST_RELEASE_JOBS, walk_to
 
 JUNK = b"not a video at all " * 500  # fails at the first probe, fast
 
@@ -339,7 +339,7 @@ def test_a_done_job_is_refused_with_nothing_to_retry(
     world.ledger.create(
         job_id="d0e1", rule=world.rule.name, engine="local", source=source, claimed=source
     )
-    world.ledger.transition("d0e1", JobState.DONE, output=world.tmp / "good-out.mp4")
+    walk_to(world.ledger, "d0e1", JobState.DONE, output=world.tmp / "good-out.mp4")
     assert world.cli("retry", "d0e1") == 1
     assert "job d0e1 is done; nothing to retry" in capsys.readouterr().err
     assert not world.ledger.get("d0e1").retried

@@ -11,6 +11,7 @@ from nemowatch.config import Config, Rule
 from nemowatch.daemon import Daemon
 from nemowatch.files import claim_path
 from nemowatch.ledger import JobState, Ledger
+from tests.ledgers import walk_to
 
 
 def make_config(tmp_path: Path) -> Config:
@@ -109,7 +110,7 @@ def test_a_finished_job_whose_source_was_not_yet_archived_is_archived(
         source=tmp_path / "inbox" / "clip.mp4",
         claimed=claimed,
     )
-    ledger.transition("job000000001", JobState.DONE, output=tmp_path / "outbox" / "clip.mp4")
+    walk_to(ledger, "job000000001", JobState.DONE, output=tmp_path / "outbox" / "clip.mp4")
     ledger.close()
     daemon = Daemon(config)
     daemon._recover()

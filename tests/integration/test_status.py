@@ -15,6 +15,7 @@ from nemowatch.cli import main
 from nemowatch.config import load_config
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from tests.e2e.harness import rule, write_config
+from tests.ledgers import walk_to
 
 
 def cli(config: Path, *arguments: str) -> int:
@@ -40,7 +41,7 @@ def add_job(
     with Ledger.in_state_dir(state_dir) as ledger:
         ledger.create(job_id=job_id, rule="clips", engine="local", source=source, claimed=None)
         if state is not JobState.CLAIMED:
-            ledger.transition(job_id, state, **fields)
+            walk_to(ledger, job_id, state, **fields)
     return job_id
 
 
@@ -253,7 +254,7 @@ def test_a_finished_job_shows_its_state_not_its_last_stage(
     job_id = add_job(state_dir, "clip.mp4", JobState.EXPORTING)
     with Ledger.in_state_dir(state_dir) as ledger:
         ledger.progress(job_id, "rendering", 99.9)
-        ledger.transition(job_id, JobState.DONE, output=tmp_path / "outbox" / "clip.mp4")
+        walk_to(ledger, job_id, JobState.DONE, output=tmp_path / "outbox" / "clip.mp4")
     assert cli(config, "jobs") == 0
     assert f"{job_id}  done        clips        clip.mp4 -> " in output(capsys)[0]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.ledger import JobState, Ledger, LedgerError
-from tests.ledgers import FIRST_RELEASE_JOBS
+from nemowatch.ledger import ALLOWED, IllegalTransition, JobState, Ledger, LedgerError
+from tests.ledgers import FIRST_RELEASE_JOBS, walk_to
 
 
 @pytest.fixture
@@ -60,8 +60,8 @@ def test_unfinished_jobs_survive_reopening(tmp_path: Path) -> None:
     first = Ledger.in_state_dir(tmp_path)
     make_job(first, "a")
     make_job(first, "b", "/in/b.mp4")
-    first.transition("a", JobState.EXPORTING, render={"id": "r1", "data": {}})
-    first.transition("b", JobState.DONE, output=Path("/out/b.mp4"))
+    walk_to(first, "a", JobState.EXPORTING, render={"id": "r1", "data": {}})
+    walk_to(first, "b", JobState.DONE, output=Path("/out/b.mp4"))
     first.close()
     second = Ledger.in_state_dir(tmp_path)
     unfinished = second.unfinished()
@@ -74,7 +74,7 @@ def test_a_done_fingerprint_is_found_for_the_same_rule_only(ledger: Ledger) -> N
     make_job(ledger)
     ledger.update("job1", fingerprint="abc")
     assert ledger.done_with_fingerprint("abc", "reels") is None  # not done yet
-    ledger.transition("job1", JobState.DONE)
+    walk_to(ledger, "job1", JobState.DONE)
     assert ledger.done_with_fingerprint("abc", "reels") is not None
     assert ledger.done_with_fingerprint("abc", "other") is None
 
@@ -110,3 +110,30 @@ def test_a_ledger_from_before_the_edit_checkpoint_columns_is_migrated(tmp_path: 
     record = ledger.update("old", edit_sent=0, edit_token="abc")
     assert (record.edit_sent, record.edit_token) == (0, "abc")
     ledger.close()
+
+
+def test_a_transition_not_in_allowed_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    ledger = Ledger.in_state_dir(tmp_path)
+    ledger.create(job_id="j1", rule="r", engine="local", source=Path("/in/a.mp4"), claimed=None)
+
+    with pytest.raises(IllegalTransition, match="job j1 cannot go from claimed to done"):
+        ledger.transition("j1", JobState.DONE)
+
+    assert ledger.get("j1").state is JobState.CLAIMED
+    assert [to for _, to, _, _ in ledger.history("j1")] == ["claimed"]
+
+
+@pytest.mark.parametrize("final", [JobState.DONE, JobState.FAILED, JobState.SKIPPED])
+def test_a_finished_job_never_changes_state_again(tmp_path: Path, final: JobState) -> None:
+    ledger = Ledger.in_state_dir(tmp_path)
+    ledger.create(job_id="j1", rule="r", engine="local", source=Path("/in/a.mp4"), claimed=None)
+    walk_to(ledger, "j1", final)
+
+    for state in JobState:
+        with pytest.raises(IllegalTransition):
+            ledger.transition("j1", state)
+
+
+def test_every_state_a_job_can_reach_is_in_the_table() -> None:
+    reached = {JobState.CLAIMED} | {state for targets in ALLOWED.values() for state in targets}
+    assert reached == set(ALLOWED)  # DETECTED and SETTLING live in memory only
