@@ -191,7 +191,7 @@ def _instruction_warnings(config: Config) -> list[str]:
     """Phrases of each rule's instructions that the local engine would not understand."""
     if config.engine != "local":
         return []
-    from nemowatch.engines.local.instructions import parse_instruction
+    from nemowatch.language import parse_instruction
 
     warnings = []
     for rule in config.rules:

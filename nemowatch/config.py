@@ -11,11 +11,11 @@ import json
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib import resources
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, Literal, TypeVar, get_args
 
 import yaml
@@ -24,7 +24,9 @@ from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError
 
 from nemowatch import __version__
+from nemowatch.engines.formats import AUDIO_EXTENSIONS, NEMO_EXTENSIONS
 from nemowatch.errors import ConfigError, ConfigProblem, NemowatchError
+from nemowatch.language import find_conflicts, interpret, interpret_all
 from nemowatch.rules import MOODS, EditSpec, ExportSpec, Frozen, matches
 
 # The example `nemowatch init` writes, inside the package; the repository's
@@ -363,12 +365,7 @@ def _refused_kind(pattern: str, engine: str) -> str | None:
     if extension is None:
         return None
     if engine == "nemo":
-        from nemowatch.engines.nemo.upload import SUPPORTED_EXTENSIONS
-
-        return None if extension in SUPPORTED_EXTENSIONS else f"{extension} files"
-    # imported here: the engines import the config's types, so a top-level import is a cycle
-    from nemowatch.engines.local.music import AUDIO_EXTENSIONS
-
+        return None if extension in NEMO_EXTENSIONS else f"{extension} files"
     if extension in PICTURE_EXTENSIONS:
         return f"pictures ({extension})"
     if extension in AUDIO_EXTENSIONS:
@@ -839,9 +836,6 @@ def _cross_check(loaded: list[_Loaded]) -> list[ConfigProblem]:
 def _music_problems(loaded: list[_Loaded]) -> list[ConfigProblem]:
     """Music the local engine could not find: a file or folder that does not exist (or holds
     no audio), or a word that is no built-in mood. At run time each job would fail on it."""
-    # imported here: the engines import the config's types, so a top-level import is a cycle
-    from nemowatch.engines.local.instructions import interpret, interpret_all
-
     problems = []
     for item in loaded:
         rule, origin = item.rule, item.origin
@@ -900,9 +894,6 @@ def _instruction_conflicts(instructions: tuple[str, ...], origin: _Origin) -> li
 
     Checked whichever engine runs: the contradiction is in what the user asked for.
     """
-    # imported here: the engines import the config's types, so a top-level import is a cycle
-    from nemowatch.engines.local.instructions import find_conflicts
-
     return [
         origin.problem(("instructions", conflict.instruction), conflict.message)
         for conflict in find_conflicts(instructions)
@@ -1000,3 +991,20 @@ def outputs_problems(template: str, export_format: str | None = "mp4") -> list[s
             f' e.g. "{{stem}}-edited.{export_format}"'
         )
     return problems
+
+
+def rule_for(path: PurePath, rules: Sequence[Rule]) -> Rule | None:
+    """The first rule whose inbox holds `path` and whose `match` accepts its name.
+
+    A rule that is not recursive only takes files directly inside its inbox.
+    """
+    for rule in rules:
+        try:
+            relative = path.relative_to(rule.inbox)
+        except ValueError:
+            continue
+        if len(relative.parts) > 1 and not rule.recursive:
+            continue
+        if matches(path.name, rule.match) and not matches(path.name, rule.ignore):
+            return rule
+    return None

@@ -12,11 +12,11 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from nemowatch.config import Config, Rule
+from nemowatch.config import Config, Rule, rule_for
 from nemowatch.engines.base import Job
 from nemowatch.engines.local.engine import LocalEngine, LocalPlan
 from nemowatch.engines.local.highlight import score_pieces
-from nemowatch.rules import SilenceCut, matches, rule_for
+from nemowatch.rules import SilenceCut, matches
 
 SHOWN_SEGMENTS = 40  # longer lists are cut short in the printout
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePath
 
-from nemowatch.config import WORK_FOLDERS, Rule
-from nemowatch.rules import matches, rule_for
+from nemowatch.config import WORK_FOLDERS, Rule, rule_for
+from nemowatch.rules import matches
 
 # ---------------------------------------------------------------------------------------------
 # Decisions (pure)

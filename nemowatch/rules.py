@@ -6,15 +6,11 @@ Everything here is pure: values and decisions, no filesystem access.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from enum import StrEnum
-from pathlib import PurePath
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-if TYPE_CHECKING:
-    from nemowatch.config import Rule
 
 
 class Frozen(BaseModel):
@@ -172,20 +168,3 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
     """Whether a file name matches any glob, case-insensitively (`*.MP4` is `*.mp4`)."""
     lowered = name.lower()
     return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
-
-
-def rule_for(path: PurePath, rules: Sequence[Rule]) -> Rule | None:
-    """The first rule whose inbox holds `path` and whose `match` accepts its name.
-
-    A rule that is not recursive only takes files directly inside its inbox.
-    """
-    for rule in rules:
-        try:
-            relative = path.relative_to(rule.inbox)
-        except ValueError:
-            continue
-        if len(relative.parts) > 1 and not rule.recursive:
-            continue
-        if matches(path.name, rule.match) and not matches(path.name, rule.ignore):
-            return rule
-    return None

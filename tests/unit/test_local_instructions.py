@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nemowatch.engines.local.instructions import (
+from nemowatch.language import (
     Conflict,
     find_conflicts,
     interpret,

@@ -37,7 +37,6 @@ from nemowatch.engines.base import (
 )
 from nemowatch.engines.local.analysis import Analysis, Segment, analyse
 from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
-from nemowatch.engines.local.instructions import Interpretation, interpret, interpret_all
 from nemowatch.engines.local.music import ensure_mood, resolve_music
 from nemowatch.engines.local.plan import plan_segments
 from nemowatch.engines.local.render import render
@@ -49,6 +48,7 @@ from nemowatch.engines.local.timeline import (
     texts_of,
 )
 from nemowatch.errors import EngineError, MediaError
+from nemowatch.language import Interpretation, interpret, interpret_all
 from nemowatch.probe import Probe, StreamInfo, probe
 from nemowatch.rules import EditSpec, ExportSpec, SilenceCut
 

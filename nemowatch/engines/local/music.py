@@ -23,14 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nemowatch.engines.formats import AUDIO_EXTENSIONS
 from nemowatch.engines.local.analysis import format_number
 from nemowatch.engines.local.ffmpeg import run_ffmpeg
 from nemowatch.errors import EngineError, MediaError
 from nemowatch.rules import MOODS
 
-AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".wma"}
-)
 SAMPLE_RATE = 48000
 
 # C4 is MIDI note 60; A4 (note 69) is 440 Hz.

@@ -19,28 +19,14 @@ import structlog
 
 from nemowatch import progress
 from nemowatch.engines.base import Media
+from nemowatch.engines.formats import NEMO_CONTENT_TYPES as CONTENT_TYPES
+from nemowatch.engines.formats import NEMO_EXTENSIONS as SUPPORTED_EXTENSIONS
 from nemowatch.engines.nemo.client import CallKind, NemoClient
 from nemowatch.errors import EngineError, MediaError
 
 log = structlog.get_logger("nemowatch.nemo")
 
 MAX_UPLOAD_BYTES = 500 * 1024 * 1024  # the documented limit, "500 MB"
-CONTENT_TYPES = {
-    ".mp4": "video/mp4",
-    ".mov": "video/quicktime",
-    ".avi": "video/x-msvideo",
-    ".webm": "video/webm",
-    ".mkv": "video/x-matroska",
-    ".jpg": "image/jpeg",
-    ".png": "image/png",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".mp3": "audio/mpeg",
-    ".wav": "audio/wav",
-    ".m4a": "audio/mp4",
-    ".aac": "audio/aac",
-}
-SUPPORTED_EXTENSIONS = frozenset(CONTENT_TYPES)
 UPLOAD_READ_TIMEOUT = 300.0  # seconds: NemoVideo inspects the file before it answers
 
 

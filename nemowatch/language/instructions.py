@@ -1,4 +1,4 @@
-"""Free-text instructions -> EditSpec and export settings, for the local engine. Pure.
+"""Free-text instructions -> EditSpec and export settings. Pure.
 
 An instruction is split into clauses: at commas, semicolons, sentence ends, "and", "then"
 and their Chinese counterparts (，、；。 然后 并), never inside quoted text. Each clause is

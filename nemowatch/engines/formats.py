@@ -1,0 +1,28 @@
+"""Which files each engine takes, by extension: what the engines enforce and what `check`
+warns about. Data only, importing nothing of nemowatch, so the config can use it without
+importing an engine.
+"""
+
+# NemoVideo's upload: the extensions it accepts and the Content-Type each is sent with
+# (nemo-api.md, "Upload").
+NEMO_CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".avi": "video/x-msvideo",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+    ".m4a": "audio/mp4",
+    ".aac": "audio/aac",
+}
+NEMO_EXTENSIONS = frozenset(NEMO_CONTENT_TYPES)
+
+# Music files the local engine mixes in (a track, or the tracks of a folder).
+AUDIO_EXTENSIONS = frozenset(
+    {".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".wma"}
+)
