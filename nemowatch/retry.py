@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import structlog
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -25,6 +26,8 @@ from tenacity import (
 )
 
 from nemowatch.errors import TransientError
+
+log = structlog.get_logger("nemowatch.retry")
 
 T = TypeVar("T")
 
@@ -76,7 +79,20 @@ def policy(attempts: int, sleep: Sleep = asyncio.sleep, patience: float = 0.0) -
         stop=stop,
         wait=wait_transient,
         sleep=sleep,
+        before_sleep=_log_retry,
         reraise=True,
+    )
+
+
+def _log_retry(state: RetryCallState) -> None:
+    """One line per retry, with why, which attempt failed and how long it waits: a retry
+    nobody hears of is a job that seems stuck."""
+    error = state.outcome.exception() if state.outcome else None
+    log.info(
+        "step.retry",
+        error=str(error),
+        attempt=state.attempt_number,
+        wait_s=round(state.next_action.sleep, 1) if state.next_action else None,
     )
 
 

@@ -1,0 +1,106 @@
+"""A scripted engine: the Engine protocol in memory, each step doing what the test cues
+(succeed, raise, or stall until cancelled), so the pipeline's state machine is tested in
+milliseconds. Its "render" is a real file the test gives (the outbox probes what it
+publishes), copied by `download`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from nemowatch.engines.base import (
+    Credits,
+    Draft,
+    EditEvent,
+    EditEventKind,
+    Job,
+    Media,
+    Render,
+    RenderState,
+    RenderStatus,
+    Session,
+)
+from nemowatch.rules import ExportSpec
+
+
+class Stall:
+    """A cue: the step waits until it is cancelled (a daemon stopping mid-step)."""
+
+
+STALL = Stall()
+Cue = BaseException | Stall | RenderStatus | None  # None: the step succeeds
+
+
+class ScriptedEngine:
+    """Steps: open_session, upload, edit_checkpoint, edit, draft, export, poll, download.
+    `cue(step, *cues)` queues what the step's next calls do; without a cue a step succeeds
+    (a poll: the render is complete). `calls` lists every step called, in order."""
+
+    name = "scripted"
+
+    def __init__(self, result: Path, duration: float) -> None:
+        self.result = result
+        self.duration = duration
+        self.calls: list[str] = []
+        self.renders = 0
+        self._cues: defaultdict[str, deque[Cue]] = defaultdict(deque)
+
+    def cue(self, step: str, *cues: Cue) -> ScriptedEngine:
+        self._cues[step].extend(cues)
+        return self
+
+    def count(self, step: str) -> int:
+        return self.calls.count(step)
+
+    async def _step(self, step: str) -> RenderStatus | None:
+        self.calls.append(step)
+        cue = self._cues[step].popleft() if self._cues[step] else None
+        if isinstance(cue, Stall):
+            await asyncio.Event().wait()
+        if isinstance(cue, BaseException):
+            raise cue
+        return cue
+
+    async def open_session(self, job: Job) -> Session:
+        await self._step("open_session")
+        return Session(id=f"session-{job.id}")
+
+    async def upload(self, session: Session, source: Path) -> Media:
+        await self._step("upload")
+        return Media(name=source.name, duration=self.duration, has_audio=True)
+
+    async def edit_checkpoint(self, session: Session) -> str | None:
+        await self._step("edit_checkpoint")
+        return None
+
+    async def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]:
+        await self._step("edit")
+        yield EditEvent(EditEventKind.TEXT, f"did: {instruction}")
+
+    async def draft(self, session: Session) -> Draft:
+        await self._step("draft")
+        video = {"tt": 0, "sg": [{"at": 0, "d": round(self.duration * 1000)}]}
+        return Draft(tracks=(video,), duration_ms=round(self.duration * 1000))
+
+    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
+        await self._step("export")
+        self.renders += 1
+        return Render(id=f"render-{self.renders}")
+
+    async def poll(self, render: Render) -> RenderStatus:
+        status = await self._step("poll")
+        return status or RenderStatus(RenderState.COMPLETED, progress=100.0)
+
+    async def download(self, render: Render, dest: Path) -> None:
+        await self._step("download")
+        await asyncio.to_thread(shutil.copyfile, self.result, dest)
+
+    async def credits(self) -> Credits | None:
+        return None
+
+    async def close(self) -> None:
+        return None

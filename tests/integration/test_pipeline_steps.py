@@ -1,0 +1,194 @@
+"""The pipeline's state machine, driven through a scripted engine: which steps run, in what
+order, what a failure at each does, and where a stopped job takes up again."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from nemowatch.config import Rule
+from nemowatch.engines.base import RenderState, RenderStatus
+from nemowatch.errors import EngineError, MediaError, TransientError
+from nemowatch.files import claim
+from nemowatch.ledger import JobState, Ledger, new_job_id
+from nemowatch.pipeline import Pipeline
+from nemowatch.rules import ExportSpec
+from tests.fakes.scripted_engine import STALL, ScriptedEngine
+from tests.media import Clips
+
+EVERY_STEP = [
+    "open_session",
+    "upload",
+    "edit_checkpoint",
+    "edit",
+    "draft",
+    "export",
+    "poll",
+    "download",
+]
+
+
+@dataclass
+class World:
+    ledger: Ledger
+    rule: Rule
+    engine: ScriptedEngine
+    sleeps: list[float]
+    clip: Path
+
+    def pipeline(self) -> Pipeline:
+        async def sleep(seconds: float) -> None:
+            self.sleeps.append(seconds)
+
+        return Pipeline(
+            self.engine,
+            self.ledger,
+            state_dir=self.ledger.path.parent,
+            max_attempts=3,
+            patience=0.0,
+            sleep=sleep,
+        )
+
+    def drop(self) -> str:
+        source = self.rule.inbox / "clip.mp4"
+        shutil.copy(self.clip, source)
+        job_id = new_job_id()
+        claimed = claim(source, self.rule.inbox, job_id)
+        assert claimed is not None
+        self.ledger.create(
+            job_id=job_id, rule=self.rule.name, engine="scripted", source=source, claimed=claimed
+        )
+        return job_id
+
+    def states(self, job_id: str) -> list[str]:
+        return [to for _, to, _, _ in self.ledger.history(job_id)]
+
+
+@pytest.fixture
+def world(tmp_path: Path, clips: Clips) -> Iterator[World]:
+    rule = Rule(
+        name="clips",
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "outbox",
+        instructions=("cut out silences",),
+        export=ExportSpec(quality="low"),
+    )
+    rule.inbox.mkdir()
+    rule.outbox.mkdir()
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    yield World(ledger, rule, ScriptedEngine(clips.basic, duration=3.0), [], clips.basic)
+    ledger.close()
+
+
+async def test_a_job_calls_every_step_once_in_order_and_passes_every_state(world: World) -> None:
+    job_id = world.drop()
+
+    record = await world.pipeline().run(job_id, world.rule)
+
+    assert record.state is JobState.DONE
+    assert world.engine.calls == EVERY_STEP
+    assert world.states(job_id) == [
+        "claimed",
+        "uploading",
+        "editing",
+        "exporting",
+        "downloading",
+        "verifying",
+        "done",
+    ]
+    assert record.output == world.rule.outbox / "clip.mp4" and record.output.is_file()
+
+
+@pytest.mark.parametrize("step", ["upload", "draft", "export", "poll", "download"])
+async def test_a_transient_failure_at_a_step_is_tried_again_and_the_job_finishes(
+    world: World, step: str
+) -> None:
+    world.engine.cue(step, TransientError("the service is busy"))
+
+    with capture_logs() as logs:
+        record = await world.pipeline().run(world.drop(), world.rule)
+
+    assert record.state is JobState.DONE
+    assert world.engine.count(step) == 2  # the failed call, then the one that worked
+    assert len(world.sleeps) == 1  # one wait between them
+    retries = [entry for entry in logs if entry["event"] == "step.retry"]
+    assert [(entry["error"], entry["attempt"], entry["wait_s"]) for entry in retries] == [
+        ("the service is busy", 1, world.sleeps[0])
+    ]  # every retry is heard of, once
+
+
+@pytest.mark.parametrize("step", ["upload", "draft", "export", "download"])
+async def test_a_failure_that_a_retry_cannot_help_fails_the_job_at_once(
+    world: World, step: str
+) -> None:
+    world.engine.cue(step, MediaError("the file is not a video"))
+
+    record = await world.pipeline().run(world.drop(), world.rule)
+
+    assert record.state is JobState.FAILED
+    assert record.retryable is False
+    assert world.engine.count(step) == 1
+    assert world.sleeps == []
+    assert "the file is not a video" in (record.error or "")
+
+
+async def test_transient_failures_past_the_attempts_fail_the_job_as_retryable(
+    world: World,
+) -> None:
+    world.engine.cue("export", *[TransientError("down")] * 3)
+
+    record = await world.pipeline().run(world.drop(), world.rule)
+
+    assert record.state is JobState.FAILED
+    assert record.retryable is True
+    assert world.engine.count("export") == 3  # max_attempts
+
+
+async def test_a_failed_render_is_submitted_once_more_and_a_second_failure_fails_the_job(
+    world: World,
+) -> None:
+    failed = RenderStatus(RenderState.FAILED, error="encoder crashed")
+    world.engine.cue("poll", failed, failed)
+
+    record = await world.pipeline().run(world.drop(), world.rule)
+
+    assert record.state is JobState.FAILED
+    assert world.engine.renders == 2
+    assert "encoder crashed" in (record.error or "")
+
+
+async def test_a_job_stopped_while_its_render_runs_polls_the_same_render_when_run_again(
+    world: World,
+) -> None:
+    job_id = world.drop()
+    world.engine.cue("poll", STALL)
+    running = asyncio.ensure_future(world.pipeline().run(job_id, world.rule))
+    while world.engine.count("poll") < 1:
+        await asyncio.sleep(0.01)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert world.ledger.get(job_id).state is JobState.EXPORTING
+
+    record = await world.pipeline().run(job_id, world.rule)
+
+    assert record.state is JobState.DONE
+    assert world.engine.renders == 1  # never submitted again
+    assert world.engine.calls[-3:] == ["poll", "poll", "download"]
+
+
+async def test_an_engine_error_at_open_session_fails_the_job_from_claimed(world: World) -> None:
+    world.engine.cue("open_session", EngineError("no session today"))
+    job_id = world.drop()
+
+    record = await world.pipeline().run(job_id, world.rule)
+
+    assert record.state is JobState.FAILED
+    assert world.states(job_id) == ["claimed", "failed"]
+    assert world.engine.calls == ["open_session"]
