@@ -259,6 +259,12 @@ class Config(Frozen):
     def _folder(cls, value: object) -> object:
         return _reject_empty_path(value)
 
+    @field_validator("ffmpeg")
+    @classmethod
+    def _binary(cls, value: str | None) -> str | None:
+        # a path with ~ is the user's; a bare name is looked up on PATH when used
+        return os.path.expanduser(value) if value else None
+
 
 # ---- loading ---------------------------------------------------------------------------------
 

@@ -150,7 +150,8 @@ def examine(
     """Every check: the machine's first, then those of `config` (when there is one)."""
     local = config is None or config.engine == "local"
     findings = [python_finding(), nemowatch_finding(), pyav_finding()]
-    findings += ffmpeg_findings(machine.environ, needed=local)
+    explicit = config.ffmpeg if config is not None else None
+    findings += ffmpeg_findings(machine.environ, needed=local, explicit=explicit)
     findings.append(font_finding(needed=local))
     if config_finding is not None:
         findings.append(config_finding)
@@ -277,15 +278,19 @@ def font_finding(*, needed: bool) -> Finding:
     )
 
 
-def ffmpeg_findings(environ: Mapping[str, str], *, needed: bool) -> list[Finding]:
-    """Each FFmpeg found with its verdict, then the one chosen and why (or why none can be)."""
+def ffmpeg_findings(
+    environ: Mapping[str, str], *, needed: bool, explicit: str | None = None
+) -> list[Finding]:
+    """Each FFmpeg found with its verdict, then the one chosen and why (or why none can be),
+    as the daemon chooses: the config's `ffmpeg:` setting (`explicit`) first."""
     from nemowatch.engines.local.ffmpeg import (
         ENVIRONMENT_VARIABLE,
         choose_ffmpeg,
         detected_candidates,
     )
 
-    pinned = environ.get(ENVIRONMENT_VARIABLE)
+    pinned = explicit or environ.get(ENVIRONMENT_VARIABLE)
+    pinned_by = "the config's ffmpeg: setting" if explicit else f"${ENVIRONMENT_VARIABLE}"
     findings = []
     for candidate in detected_candidates(environ.get("PATH")):
         name = f"ffmpeg ({candidate.origin})"
@@ -302,13 +307,13 @@ def ffmpeg_findings(environ: Mapping[str, str], *, needed: bool) -> list[Finding
         if candidate.usable:
             detail = f"{candidate.path}, version {version or '?'}: can do everything needed"
             if pinned:
-                detail += f" (not used: ${ENVIRONMENT_VARIABLE} is set)"
+                detail += f" (not used: {pinned_by} names the binary)"
             findings.append(Finding(name, Status.OK, detail, facts=facts))
         else:
             detail = f"{candidate.path}: cannot be used: {candidate.problem}"
             findings.append(Finding(name, Status.NOTE, detail, facts=facts))
     try:
-        choice = choose_ffmpeg(None, environ=environ)
+        choice = choose_ffmpeg(explicit, environ=environ)
     except EngineError as error:
         status = Status.PROBLEM if needed else Status.NOTE
         detail = str(error) if needed else f"{error} (engine: nemo does not need it)"

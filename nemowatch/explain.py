@@ -7,7 +7,6 @@ can be tuned before any time is spent on renders.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,8 +51,7 @@ def choose_rule(config: Config, path: Path, name: str | None) -> Rule:
 
 async def plan_for(config: Config, path: Path, rule: Rule) -> LocalPlan:
     """Run the local engine up to its draft, in a scratch folder that is then removed."""
-    ffmpeg = os.path.expanduser(config.ffmpeg) if config.ffmpeg else None
-    engine = LocalEngine(ffmpeg=ffmpeg, cache_dir=config.state_dir / "cache")
+    engine = LocalEngine(ffmpeg=config.ffmpeg, cache_dir=config.state_dir / "cache")
     with tempfile.TemporaryDirectory(prefix="nemowatch-explain-") as scratch:
         job = Job(
             id="explain",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import structlog
 
 from nemowatch.config import Config
@@ -21,8 +19,7 @@ def make_engine(config: Config) -> Engine:
     from nemowatch.engines.local import LocalEngine
 
     # built-in music moods are generated once and reused from here
-    ffmpeg = os.path.expanduser(config.ffmpeg) if config.ffmpeg else None
-    engine = LocalEngine(ffmpeg=ffmpeg, cache_dir=config.state_dir / "cache")
+    engine = LocalEngine(ffmpeg=config.ffmpeg, cache_dir=config.state_dir / "cache")
     # Chosen now, so that an FFmpeg that cannot do the work stops us before any job starts.
     choice = engine.choice
     for skipped in choice.skipped:

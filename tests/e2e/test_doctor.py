@@ -145,6 +145,23 @@ def test_a_pinned_ffmpeg_lacking_an_option_is_a_problem_naming_the_option(
     assert str(fake) in problems[0]
 
 
+def test_the_configs_ffmpeg_setting_is_what_doctor_checks_as_the_daemon_would(
+    tmp_path: Path,
+) -> None:
+    lacking = DRAWTEXT_5_1.replace("   textfile ", "   textfilx ")
+    fake = fake_ffmpeg(tmp_path / "bin", version="5.1.9", drawtext_help=lacking)
+    config = write_config(tmp_path, [rule(tmp_path)], ffmpeg=str(fake))
+
+    result = doctor("--config", str(config))
+
+    assert result.returncode == 1, result.stdout
+    (problem,) = lines_marked(result.stdout, "PROBLEM")
+    assert (
+        "the ffmpeg chosen by the config's ffmpeg: setting" in problem
+        and "drawtext:textfile" in problem
+    )
+
+
 def test_without_any_config_the_machine_is_checked_and_init_is_suggested(
     tmp_path: Path,
 ) -> None:

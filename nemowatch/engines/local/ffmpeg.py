@@ -203,10 +203,11 @@ def choose_ffmpeg(
     pinned = explicit or environ.get(ENVIRONMENT_VARIABLE)
     if pinned:
         origin = "setting" if explicit else f"${ENVIRONMENT_VARIABLE}"
+        named_by = "the config's ffmpeg: setting" if explicit else origin
         candidate = _pinned_candidate(os.fspath(pinned), origin, environ.get("PATH"))
         if candidate.capabilities is None or candidate.problem is not None:
             raise EngineError(
-                f"the ffmpeg chosen by {origin} ({candidate.path}) cannot be used:"
+                f"the ffmpeg chosen by {named_by} ({candidate.path}) cannot be used:"
                 f" {candidate.problem}",
                 hint="point it at an FFmpeg 5.1 or newer built with libx264, libvpx, libopus"
                 " and libfreetype, or unset it to let nemowatch choose (`nemowatch doctor`)",
