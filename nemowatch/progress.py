@@ -67,6 +67,7 @@ class JobProgress:
         self._written = -LEDGER_INTERVAL
         self._logged = -LOG_INTERVAL
         self._started = clock()
+        self._unwritten = False
 
     def __call__(self, stage: str, percent: float | None) -> None:
         now = self._clock()
@@ -77,8 +78,11 @@ class JobProgress:
             try:
                 self._ledger.progress(self._job_id, stage, percent)
             except LedgerError as error:
-                # progress is informative: a busy or full disk must not fail the job
-                log.debug("progress.not_written", error=str(error))
+                # progress is informative: a busy or full disk must not fail the job, but
+                # `status` will show an old stage, so say so (once a job)
+                if not self._unwritten:
+                    self._unwritten = True
+                    log.warning("progress.not_written", error=str(error))
         if changed or now - self._logged >= LOG_INTERVAL:
             self._logged = now
             log.info(

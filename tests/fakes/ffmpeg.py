@@ -6,7 +6,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from nemowatch.engines.local.ffmpeg import REQUIRED_ENCODERS, REQUIRED_FILTER_OPTIONS
+from nemowatch.engines.local.ffmpeg import (
+    REQUIRED_ENCODERS,
+    REQUIRED_FILTER_OPTIONS,
+    REQUIRED_GLOBAL_OPTIONS,
+)
 
 # What FFmpeg 5.1 (Debian 12) prints for `-h filter=drawtext`, shortened: no text_align.
 DRAWTEXT_5_1 = """\
@@ -44,6 +48,7 @@ def fake_ffmpeg(
     version: str,
     drawtext_help: str,
     without_encoders: tuple[str, ...] = (),
+    global_options: tuple[str, ...] = REQUIRED_GLOBAL_OPTIONS,
     name: str = "ffmpeg",
 ) -> Path:
     """An executable that answers the probe's questions as a build of `version` would."""
@@ -66,6 +71,8 @@ def fake_ffmpeg(
     # named otherwise there, so the probe must ask for those two one by one
     renamed = {"scale": "scale(2ref)", "vstack": "(h|v)stack"}
     answers["full"] = "".join(
+        f"-{option} <value>  {option}\n" for option in global_options
+    ) + "".join(
         answers[f"filter={each}"].replace(f"{each} AVOptions:", f"{renamed[each]} AVOptions:")
         if each in renamed
         else answers[f"filter={each}"]

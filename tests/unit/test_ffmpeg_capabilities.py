@@ -15,6 +15,7 @@ from nemowatch.engines.local.ffmpeg import (
     OPTIONAL_FILTER_OPTIONS,
     REQUIRED_FILTER_OPTIONS,
     choose_ffmpeg,
+    detected_candidates,
     parse_filter_options,
     parse_version,
     probe_ffmpeg,
@@ -282,3 +283,19 @@ def test_every_filters_options_come_from_one_full_help_with_a_few_asked_alone(
         "-hide_banner -h filter=vstack",
     ]
     assert len(asked) == 6  # -filters, -h full, the two above, -version, -encoders
+
+
+def test_an_ffmpeg_before_4_4_lacks_stats_period_and_is_passed_over(tmp_path: Path) -> None:
+    capabilities = probe_ffmpeg(
+        fake_ffmpeg(
+            tmp_path, version="4.3.6", drawtext_help=DRAWTEXT_5_1, global_options=("progress",)
+        )
+    )
+
+    assert capabilities.missing() == ["-stats_period"]
+
+
+def test_the_real_binaries_have_the_global_options_progress_needs() -> None:
+    for candidate in detected_candidates(None):
+        assert candidate.capabilities is not None
+        assert {"progress", "stats_period"} <= candidate.capabilities.global_options

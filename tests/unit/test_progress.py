@@ -115,3 +115,16 @@ def test_the_output_time_is_read_from_ffmpegs_progress_report(
     line: str, seconds: float | None
 ) -> None:
     assert parse_progress_line(line) == seconds
+
+
+def test_a_ledger_that_cannot_be_written_is_said_once_and_fails_nothing(ledger: Ledger) -> None:
+    clock = Clock()
+    listener = progress.JobProgress(ledger, "j1", clock=clock)
+    ledger.close()  # every write now fails
+
+    with capture_logs() as logs:
+        for second in range(3):
+            clock.now = float(second)
+            listener("rendering", second * 10.0)
+
+    assert [entry["event"] for entry in logs].count("progress.not_written") == 1

@@ -94,6 +94,9 @@ REQUIRED_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
     "volume": ("eval", "volume"),
     "vstack": ("inputs",),
 }
+# Options of the ffmpeg command itself that every run may be given (`-progress pipe:1
+# -stats_period 0.2` report a render's progress; -stats_period arrived in FFmpeg 4.4).
+REQUIRED_GLOBAL_OPTIONS = ("progress", "stats_period")
 # Options the builders use when the binary has them, with an older form otherwise.
 # drawtext's text_align (FFmpeg 6.1) centres each line of a text: without it, every line
 # is drawn by a drawtext of its own.
@@ -115,6 +118,7 @@ class Capabilities:
     encoders: frozenset[str]
     filters: frozenset[str]
     options: Mapping[str, frozenset[str]]  # filter -> its option names (the filters we use)
+    global_options: frozenset[str] = frozenset()  # of the ffmpeg command: "progress", ...
 
     @property
     def major(self) -> int | None:
@@ -136,6 +140,9 @@ class Capabilities:
         """What the builders need and this binary lacks: `libx264`, `drawtext`,
         `drawtext:textfile` (an empty list: it can do everything)."""
         missing = [name for name in REQUIRED_ENCODERS if name not in self.encoders]
+        missing += [
+            f"-{name}" for name in REQUIRED_GLOBAL_OPTIONS if name not in self.global_options
+        ]
         for name, options in REQUIRED_FILTER_OPTIONS.items():
             if name not in self.filters:
                 missing.append(name)
@@ -268,6 +275,11 @@ def parse_version(version_output: str) -> str:
 def parse_filter_options(help_output: str) -> frozenset[str]:
     """The option names of `ffmpeg -h filter=NAME` (lines "   name   <type>  ...")."""
     return frozenset().union(*parse_help_sections(help_output).values())
+
+
+def parse_global_options(help_output: str) -> frozenset[str]:
+    """The ffmpeg command's own options in `ffmpeg -h full` (lines "-name <arg>  what")."""
+    return frozenset(re.findall(r"^-([A-Za-z_][A-Za-z0-9_:]*)", help_output, flags=re.MULTILINE))
 
 
 def parse_help_sections(help_output: str) -> dict[str, frozenset[str]]:
@@ -430,7 +442,8 @@ def _probe(ffmpeg: Path, mtime_ns: int, size: int) -> Capabilities:
     }
     # One run lists the options of every filter, under "<class> AVOptions:"; the few whose
     # class is named otherwise ("scale(2ref)", "(h|v)stack") are asked for one by one.
-    sections = parse_help_sections(_capture(ffmpeg, "-h", "full"))
+    full_help = _capture(ffmpeg, "-h", "full")
+    sections = parse_help_sections(full_help)
     options = {
         name: sections.get(name) or parse_filter_options(_capture(ffmpeg, "-h", f"filter={name}"))
         for name in sorted(named & filters)
@@ -441,6 +454,7 @@ def _probe(ffmpeg: Path, mtime_ns: int, size: int) -> Capabilities:
         encoders=frozenset(_listed_names(_capture(ffmpeg, "-encoders"))),
         filters=filters,
         options=options,
+        global_options=parse_global_options(full_help),
     )
 
 
