@@ -408,6 +408,7 @@ def make_engine(
         now=now or (lambda: NOW),
         transport=fake.transport(),
         system="linux",
+        patience=0.0,  # the attempts alone: an outage's patience is tested with the pipeline
     )
 
 
