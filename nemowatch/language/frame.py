@@ -169,14 +169,7 @@ def _overlay(text: str, tail: str) -> TextOverlay | None:
 
 
 def _title(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
-    overlay = _overlay(clause.quoted[0], group(found, "tail") or "")
-    if overlay is None:
-        return None
-    return Reading(
-        _describe_overlay("the title ", overlay),
-        {"title": overlay},
-        claims=(("title", f'"{overlay.text}"'),),
-    )
+    return _title_reading(_overlay(clause.quoted[0], group(found, "tail") or ""))
 
 
 _AFTER_COLON = re.compile(r"(?:title|标题)\s*[:：]\s*", re.IGNORECASE)
@@ -187,7 +180,11 @@ def _unquoted_title(found: re.Match[str], clause: Clause, edit: EditSpec) -> Rea
     after = _AFTER_COLON.search(clause.phrase)
     if after is None:
         return None
-    overlay = _overlay(clause.phrase[after.end() :].strip(), "")
+    return _title_reading(_overlay(clause.phrase[after.end() :].strip(), ""))
+
+
+def _title_reading(overlay: TextOverlay | None) -> Reading | None:
+    """What a title phrase does; None when its text is no valid title."""
     if overlay is None:
         return None
     return Reading(
