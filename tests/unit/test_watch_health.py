@@ -1,4 +1,4 @@
-"""Watcher self-health, the pure parts: mount table, polling choice, inbox identity."""
+"""Watcher self-health, the pure parts (`mounts`): mount table, polling choice, identity."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from nemowatch.watch import (
+from nemowatch.mounts import (
     InboxIdentity,
     InboxVerdict,
     Mount,
