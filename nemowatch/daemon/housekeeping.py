@@ -5,6 +5,10 @@ an operator command (`nemowatch pause`, `resume`, `scan` ring the bell after wri
 ledger's control table), and at each reconciliation scan, the backstop for every doorbell.
 Only where the doorbell cannot be watched (no inotify instance or watch left) does it poll,
 every HOUSEKEEPING seconds. So an idle daemon sleeps between its scans.
+
+Each round: reload the config if a file of it changed or SIGHUP asked (`reloaded`: only a
+valid config replaces the running rules), then apply the operators' requests (pause,
+resume, rescan) from the ledger's control table.
 """
 
 from __future__ import annotations
