@@ -185,11 +185,11 @@ async def test_edit_says_what_it_will_do_and_warns_about_the_rest(
     clips: Clips, tmp_path: Path
 ) -> None:
     engine = LocalEngine()
-    session = await engine.open_session(make_job(clips.basic, tmp_path / "work"))
+    asked = "cut out silences, and make it look like a Wes Anderson film"
+    job = make_job(clips.basic, tmp_path / "work", instructions=(asked,))
+    session = await engine.open_session(job)
 
-    events = await edit_events(
-        engine, session, "cut out silences, and make it look like a Wes Anderson film"
-    )
+    events = await edit_events(engine, session, asked)
 
     assert [(event.kind, event.text) for event in events] == [
         (EditEventKind.TEXT, "will cut silences below -28 dB"),
@@ -198,6 +198,21 @@ async def test_edit_says_what_it_will_do_and_warns_about_the_rest(
             'not understood by the local engine, ignored: "make it look like a Wes Anderson film"',
         ),
     ]
+
+
+async def test_an_instruction_outside_the_job_is_refused_aloud_not_silently_planned(
+    clips: Clips, tmp_path: Path
+) -> None:
+    engine = LocalEngine()
+    job = make_job(clips.basic, tmp_path / "work", instructions=("cut out silences",))
+    session = await engine.open_session(job)
+
+    events = await edit_events(engine, session, "add a title 'Hello'")
+    plan = await engine.plan(session)
+
+    assert [event.kind for event in events] == [EditEventKind.WARNING]
+    assert "is not one of them and is ignored" in events[0].text
+    assert plan.edit.title is None  # the draft comes from the job's instructions alone
 
 
 async def test_a_matroska_clip_is_accepted(clips: Clips, tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 instructions -> EditSpec -> analysis (silences, loudness, scenes: only what the edit
 needs) -> plan (the segments to keep) -> timeline (the Draft) -> render (the picture and
 the sound rendered at once by two FFmpeg runs, the sound after its loudness pass, then
-joined). Every step after `open_session` works from
-`Session.data` alone, so a restarted daemon can rebuild the session from the ledger and
-carry on.
+joined). Every step after `open_session` works from its
+typed state (`LocalSession`, `LocalRender`), kept as JSON in the ledger, so a restarted
+daemon can rebuild the session from the ledger and carry on.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import av
 import av.error
@@ -40,6 +39,7 @@ from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
 from nemowatch.engines.local.music import ensure_mood, resolve_music
 from nemowatch.engines.local.plan import plan_segments
 from nemowatch.engines.local.render import render
+from nemowatch.engines.local.state import LocalRender, LocalSession
 from nemowatch.engines.local.timeline import (
     SourceFacts,
     build_draft,
@@ -48,7 +48,7 @@ from nemowatch.engines.local.timeline import (
     texts_of,
 )
 from nemowatch.errors import EngineError, MediaError
-from nemowatch.language import Interpretation, interpret, interpret_all
+from nemowatch.language import Interpretation, interpret
 from nemowatch.probe import Probe, StreamInfo, probe
 from nemowatch.rules import EditSpec, ExportSpec, SilenceCut
 
@@ -115,16 +115,7 @@ class LocalEngine:
             job.work_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EngineError(f"could not create the work folder {job.work_dir}: {exc}") from exc
-        data: dict[str, Any] = {
-            "job_id": job.id,
-            "source": str(job.source),
-            "instructions": list(job.instructions),
-            # Only the fields the rule sets: they win over the text, the rest must not.
-            "edit": job.edit.model_dump(mode="json", exclude_unset=True),
-            "export": job.export.model_dump(mode="json", exclude_unset=True),
-            "work_dir": str(job.work_dir),
-        }
-        return Session(id=f"local-{job.id}", data=data)
+        return LocalSession.of_job(job).session()
 
     async def upload(self, session: Session, source: Path) -> Media:
         if source.suffix.lower() not in SUPPORTED_EXTENSIONS:
@@ -147,10 +138,16 @@ class LocalEngine:
         )
 
     async def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]:
-        instructions = session.data.setdefault("instructions", [])
-        if instruction not in instructions:
-            # An instruction sent only here (not in the job) still shapes the draft.
-            instructions.append(instruction)
+        """What the engine understood of one instruction. The draft is planned from the
+        job's instructions (the session's), read once, in `plan`."""
+        if instruction not in LocalSession.of(session).instructions:
+            yield EditEvent(
+                EditEventKind.WARNING,
+                f'the local engine plans from the rule\'s instructions; "{instruction}" is not'
+                " one of them and is ignored",
+                data={"phrase": instruction},
+            )
+            return
         interpretation = interpret(instruction)
         for operation in interpretation.operations:
             yield EditEvent(
@@ -171,14 +168,14 @@ class LocalEngine:
     async def plan(self, session: Session) -> LocalPlan:
         """Everything the draft is made of: the spec, the analysis, the kept segments."""
         progress.report("analysing")
-        source = Path(session.data["source"])
-        interpretation = interpret_all(session.data.get("instructions", []))
-        edit = edit_spec(session, interpretation)
-        export = export_spec(session, ExportSpec.model_validate(session.data.get("export", {})))
+        state = LocalSession.of(session)
+        source = state.source
+        edit = state.edit_spec()
+        export = state.export_spec(state.export)
         facts = await asyncio.to_thread(probe, source)
         video = _video_of(facts, source)
         # A missing music file is the rule's mistake: say so now, before any work.
-        music = resolve_music(edit.music, job_id=session.data["job_id"]) if edit.music else None
+        music = resolve_music(edit.music, job_id=state.job_id) if edit.music else None
         duration = video.duration or facts.duration
         has_audio = facts.audio is not None
         width, height = video.width, video.height
@@ -212,7 +209,7 @@ class LocalEngine:
             music=music,
         )
         return LocalPlan(
-            interpretation=interpretation,
+            interpretation=state.reading,
             edit=edit,
             export=export,
             analysis=analysis,
@@ -221,11 +218,11 @@ class LocalEngine:
         )
 
     async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
-        source = Path(session.data["source"])
-        spec = export_spec(session, spec)
+        state = LocalSession.of(session)
+        spec = state.export_spec(spec)
         draft = retarget(draft, spec)
-        destination = Path(session.data["work_dir"]) / f"{RENDER_STEM}{spec.extension}"
-        music = await self._music_file(session, draft, spec)
+        destination = state.work_dir / f"{RENDER_STEM}{spec.extension}"
+        music = await self._music_file(state, draft, spec)
         with resources.as_file(resources.files("nemowatch").joinpath(FONT)) as font:
             if texts_of(draft) and not font.is_file():
                 raise EngineError(
@@ -233,23 +230,21 @@ class LocalEngine:
                     hint="reinstall nemowatch",
                 )
             report = await render(
-                draft, spec, source, destination, ffmpeg=self.capabilities, font=font, music=music
-            )
-        return Render(
-            id=f"local-{session.data['job_id']}",
+                draft, spec, state.source, destination, ffmpeg=self.capabilities, font=font,
+                music=music,
+            )  # fmt: skip
+        return LocalRender(
+            job_id=state.job_id,
+            path=destination,
             format=spec.format,
-            data={
-                "path": str(destination),
-                "format": spec.format,
-                "duration_ms": draft.duration_ms,
-                "loudness": report.normalization,
-                "loudness_detail": report.reason,
-                "measured": report.measured,
-            },
-        )
+            duration_ms=draft.duration_ms,
+            loudness=report.normalization,
+            loudness_detail=report.reason,
+            measured=report.measured,
+        ).render()
 
     async def poll(self, render: Render) -> RenderStatus:
-        if Path(render.data["path"]).is_file():
+        if LocalRender.of(render).path.is_file():
             return RenderStatus(RenderState.COMPLETED, progress=100.0)
         return RenderStatus(
             RenderState.LOST,
@@ -257,7 +252,7 @@ class LocalEngine:
         )
 
     async def download(self, render: Render, dest: Path) -> None:
-        await asyncio.to_thread(_link_or_copy, Path(render.data["path"]), dest)
+        await asyncio.to_thread(_link_or_copy, LocalRender.of(render).path, dest)
 
     async def edit_checkpoint(self, session: Session) -> str | None:
         return None  # instructions are parsed here, free to repeat: nothing to confirm
@@ -271,12 +266,12 @@ class LocalEngine:
     async def close(self) -> None:
         return None
 
-    async def _music_file(self, session: Session, draft: Draft, spec: ExportSpec) -> Path | None:
+    async def _music_file(self, state: LocalSession, draft: Draft, spec: ExportSpec) -> Path | None:
         bed = music_of(draft)
         if bed is None or spec.format == "gif":
             return None
         if bed.generated:
-            cache = self._cache_dir or Path(session.data["work_dir"]) / "music"
+            cache = self._cache_dir or state.work_dir / "music"
             return await ensure_mood(bed.source, cache, ffmpeg=self.ffmpeg)
         track = Path(bed.source)
         if not track.is_file():
@@ -285,21 +280,6 @@ class LocalEngine:
                 hint="put the track back, or change the rule's `music`, then retry the job",
             )
         return track
-
-
-def edit_spec(session: Session, interpretation: Interpretation | None = None) -> EditSpec:
-    """The edit a session asks for: its text instructions, overridden by the rule's `edit`."""
-    if interpretation is None:
-        interpretation = interpret_all(session.data.get("instructions", []))
-    return interpretation.edit.merged(EditSpec.model_validate(session.data.get("edit", {})))
-
-
-def export_spec(session: Session, spec: ExportSpec) -> ExportSpec:
-    """`spec` with what the session's text instructions say about the export (e.g. "export
-    1080p") where `spec` leaves a field unset."""
-    interpretation = interpret_all(session.data.get("instructions", []))
-    overrides: dict[str, object] = getattr(interpretation, "export", {})
-    return spec.merged(overrides)
 
 
 def _video_of(facts: Probe, source: Path) -> StreamInfo:
