@@ -92,3 +92,24 @@ def test_the_language_and_the_config_import_no_engine() -> None:
             "nemowatch.engines.formats",
             "nemowatch.engines.local.music",  # `check` resolves music as a job would
         }, name
+
+
+MAX_MODULE_LINES = 700
+MAX_CLASS_LINES = 300
+
+
+def test_no_module_is_over_700_lines_and_no_class_over_300() -> None:
+    """Concentration is how a codebase stops being one people can carry on: a module this
+    long or a class this long holds more than one concern."""
+    too_long = []
+    for name, path in sorted(modules().items()):
+        text = path.read_text(encoding="utf-8")
+        lines = text.count("\n")
+        if lines > MAX_MODULE_LINES:
+            too_long.append(f"module {name}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                size = node.end_lineno - node.lineno + 1
+                if size > MAX_CLASS_LINES:
+                    too_long.append(f"class {name}.{node.name}: {size} lines")
+    assert too_long == []
