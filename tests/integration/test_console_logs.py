@@ -21,6 +21,7 @@ from nemowatch.pipeline import Pipeline
 from tests.e2e.harness import rule, write_config
 from tests.media import Clips
 
+TIMINGS = re.compile(r" timings=\([^)]*\)")
 LONG_FLOAT = re.compile(r"\d\.\d{3,}")
 
 
@@ -72,7 +73,11 @@ async def test_a_finished_job_logs_short_lines_without_reprs(tmp_path: Path, cli
     assert "talk.mp4 output=talk.mp4 " in done  # both relative to their folders
     assert str(tmp_path) not in "\n".join(lines)
     for line in lines:
-        assert len(line) <= 160, line
+        # how many steps took a tenth of a second or more depends on the machine's load:
+        # the timings are held to their own length
+        timings = TIMINGS.search(line)
+        assert len(TIMINGS.sub("", line)) <= 150, line
+        assert timings is None or len(timings.group()) <= 110, line
         assert not LONG_FLOAT.search(line), line
         assert "PosixPath(" not in line and "{'" not in line, line
 
