@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -182,23 +183,15 @@ class NemoClient:
         async def once(authorized: Authorized) -> Any:
             call = self.describe(what, authorized)
             try:
-                if files is None:
+                async with files() if files is not None else nullcontext() as opened:
                     response = await self.api.request(
                         method,
                         path,
                         json=json,
+                        files=opened,
                         headers=dict(authorized.headers),
                         timeout=timeout or httpx.USE_CLIENT_DEFAULT,
                     )
-                else:
-                    async with files() as opened:
-                        response = await self.api.request(
-                            method,
-                            path,
-                            files=opened,
-                            headers=dict(authorized.headers),
-                            timeout=timeout or httpx.USE_CLIENT_DEFAULT,
-                        )
             except httpx.HTTPError as error:
                 raise errors.from_transport(error, call) from error
             return errors.check(response, call, now=self.now())
