@@ -19,6 +19,7 @@ httpx exceptions. nemo-api.md's table, as code (the first matching row wins)::
     HTTP 409 / "already exists"             DuplicateId(EngineError)        render: next id
     other 404 / "not found"                 NotFound(EngineError)           render: unknown id
     other codes, `success: false`           EngineError(retryable=True)     fail; retry later
+    a success of an undocumented shape      UnexpectedReply(EngineError)    fail; retry later
     other 4xx (400, 422, ...)               EngineError                     fail: our bug
 
 The subclasses defined here stay inside the tree, so code outside the engine only sees the
@@ -75,6 +76,16 @@ class NotFound(EngineError):
 
 class DuplicateId(EngineError):
     """The id is taken (a render id submitted before)."""
+
+
+class UnexpectedReply(EngineError):
+    """A successful answer in a shape nemo-api.md does not document (replies.py finds it):
+    the message names the endpoint and the field. Retryable: a later answer may be whole."""
+
+    def __init__(self, endpoint: str, field: str, problem: str) -> None:
+        super().__init__(f"NemoVideo's {endpoint} answer: {field} {problem}", retryable=True)
+        self.endpoint = endpoint
+        self.field = field
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.nemo.client import CallKind, NemoClient
-from nemowatch.errors import EngineError
+from nemowatch.engines.nemo.replies import StateReply, parse
 
 
 def state_path(session_id: str) -> str:
@@ -74,20 +74,8 @@ class SessionState:
 
 def parse_state(data: Any) -> SessionState:
     """The draft in `data.state.draft` (an object, a JSON string, or absent). Pure."""
-    if not isinstance(data, dict):
-        raise EngineError("NemoVideo's session state is not an object", retryable=True)
-    state = data.get("state", data)
-    draft: Any = state.get("draft") if isinstance(state, dict) else None
-    if isinstance(draft, str):
-        try:
-            draft = json.loads(draft) if draft.strip() else None
-        except ValueError as error:
-            raise EngineError("NemoVideo's draft is not valid JSON", retryable=True) from error
-    if draft is None:
-        return SessionState()
-    if not isinstance(draft, dict):
-        raise EngineError("NemoVideo's draft is not an object", retryable=True)
-    return SessionState(raw_draft=draft)
+    draft = parse(StateReply, data, endpoint="session state").draft
+    return SessionState() if draft is None else SessionState(raw_draft=draft)
 
 
 async def read_state(client: NemoClient, session_id: str) -> SessionState:
