@@ -50,7 +50,7 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, int | float | str):
         return str(value) if str(value) != "" else None
-    raise ValueError("expected a string")
+    raise ValueError("is not text")
 
 
 def _object_or_none(value: Any) -> Any:
@@ -330,7 +330,7 @@ def unexpected(endpoint: str, detail: ErrorDetails) -> UnexpectedReply:
         problem = "is not an object"
     elif detail["type"] == "list_type":
         problem = "is not a list"
-    elif detail["type"] == "too_short":
+    elif detail["type"] in ("too_short", "string_too_short"):
         problem = "is empty"
     elif detail["type"] == "value_error":
         problem = detail["msg"].removeprefix("Value error, ")
