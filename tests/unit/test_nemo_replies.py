@@ -22,6 +22,7 @@ from nemowatch.engines.nemo.kept import (
 from nemowatch.engines.nemo.render import output_url_in, parse_status
 from nemowatch.engines.nemo.replies import (
     CreditsReply,
+    DraftReply,
     SessionReply,
     StateReply,
     TokenReply,
@@ -324,3 +325,14 @@ def test_session_state_from_an_older_ledger_loads() -> None:
 def test_render_progress_keeps_only_what_is_known() -> None:
     assert NemoRenderProgress().dump() == {}
     assert NemoRenderProgress(download="/d").dump() == {"download": "/d"}
+
+
+def test_a_draft_with_missing_null_or_odd_keys_reads_as_empty() -> None:
+    read = DraftReply.model_validate({"t": [{"tt": 0, "sg": []}, "junk"], "d": "1500", "m": None})
+    assert (read.tracks, read.duration_ms, read.metadata, read.ready) == (
+        [{"tt": 0, "sg": []}],
+        1500.0,
+        {},
+        False,
+    )
+    assert DraftReply.model_validate({"t": None}).tracks == []

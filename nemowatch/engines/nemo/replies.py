@@ -58,6 +58,10 @@ def _object_or_none(value: Any) -> Any:
     return value if isinstance(value, Mapping) else None
 
 
+def _object_or_empty(value: Any) -> Any:
+    return value if isinstance(value, Mapping) else {}
+
+
 Number = Annotated[float | None, BeforeValidator(_number)]
 Text = Annotated[str | None, BeforeValidator(_text)]
 
@@ -169,6 +173,29 @@ class StateReply(Reply):
             except ValueError:
                 raise ValueError("is not valid JSON") from None
         return value
+
+
+def _objects(value: Any) -> list[Any]:
+    """The objects of a list (other items, or a list that is not one, left out)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+class DraftReply(Reply):
+    """A draft as NemoVideo writes it: `t` tracks (each with `tt` and `sg` segments), `d`
+    milliseconds, `m` metadata; missing, null or odd keys read as empty."""
+
+    tracks: Annotated[list[dict[str, Any]], BeforeValidator(_objects)] = Field(
+        default_factory=list, validation_alias="t"
+    )
+    duration_ms: Number = Field(default=None, validation_alias="d")
+    metadata: Annotated[dict[str, Any], BeforeValidator(_object_or_empty)] = Field(
+        default_factory=dict, validation_alias="m"
+    )
+
+    @property
+    def ready(self) -> bool:
+        """A draft can be exported when some track has segments."""
+        return any(track.get("sg") for track in self.tracks)
 
 
 # ---------------------------------------------------------------- render
