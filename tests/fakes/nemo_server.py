@@ -3,7 +3,9 @@
 Faithful to shared/nemo-api.md. Tests start it in a thread (`with FakeNemo(video=...) as
 fake:`) and point a client, or a daemon subprocess, at `fake.base_url`. `variants` picks
 which published form it speaks, `faults` arms what it breaks, `books` records what
-happened. Finished renders are the `video` given, served without auth from
+happened; `script_turn`, `serve_file`, `open_session`, `add_render` and `fail_render` set
+up what a unit test needs (tests/fakes/nemo_kit.py points a real NemoEngine at it).
+Finished renders are the `video` given, served without auth from
 `<base_url>/files/<render_id>.mp4`.
 
 The fake prints nothing (tokens must never reach a log) and never holds an upload in
@@ -562,8 +564,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._fault = Fault.SLOW
             self._wait(slow.delay)
         self._lost = faults.take(endpoint, Fault.LOST_ANSWER)
-        transient = (Fault.RESET, Fault.SERVER_ERROR, Fault.RATE_LIMIT, Fault.ANSWER)
-        rule = faults.take(endpoint, *transient)
+        instead = (Fault.RESET, Fault.SERVER_ERROR, Fault.RATE_LIMIT, Fault.ANSWER)
+        rule = faults.take(endpoint, *instead)
         if rule is None:
             return
         self._fault = rule.fault
