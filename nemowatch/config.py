@@ -243,7 +243,9 @@ class Config(Frozen):
     concurrency: int = Field(default=2, ge=1, le=64)
     scan_interval: float = Field(default=300.0, gt=0.0)  # seconds between reconciliation scans
     grace_period: float = Field(default=30.0, ge=0.0)  # seconds running jobs get on stop
-    max_attempts: int = Field(default=3, ge=1, le=20)  # per job, for retryable failures
+    # runs a job gets: one started this often without ending (it keeps stopping or crashing
+    # the daemon) fails; each NemoVideo request has its own retries (engines/nemo/client.py)
+    max_attempts: int = Field(default=5, ge=1, le=20)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rules_dir: Path | None = None
     # the FFmpeg binary for the local engine (a path or a command name); unset: chosen by

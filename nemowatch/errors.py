@@ -4,7 +4,8 @@
 
     NemowatchError                  base; `retryable` says whether trying again can help
     ├── ConfigError                 fatal at start; on reload: keep the previous rules
-    ├── TransientError              retry with backoff (network, 5xx, 429, render pending)
+    ├── TransientError              retry with backoff (network, 5xx, render pending)
+    │   └── RateLimited             429: wait as asked, retry once
     ├── AuthError                   re-authenticate once, then fail
     ├── CreditsExhausted            pause the queue, keep every file, tell the user
     ├── MediaError                  unsupported, too large, empty, corrupt: fail fast
@@ -73,6 +74,10 @@ class TransientError(NemowatchError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    """Too many requests (HTTP 429): wait `retry_after` seconds, then try once more."""
 
 
 class AuthError(NemowatchError):

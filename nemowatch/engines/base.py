@@ -153,6 +153,7 @@ class RenderState(StrEnum):
 class Render:
     id: str
     data: dict[str, Any] = field(default_factory=dict)
+    format: str | None = None  # the result's container ("mp4", "gif"...), when the engine knows
 
 
 @dataclass(frozen=True)
@@ -182,14 +183,24 @@ class Engine(Protocol):
     async def upload(self, session: Session, source: Path) -> Media: ...
 
     def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]:
-        """Send one instruction and yield what the engine says. Raises TransientError only
-        when the instruction provably did not arrive (the pipeline may send it again)."""
+        """Send one instruction and yield what the engine says.
+
+        The engine alone decides whether an instruction landed: when a send fails, it
+        looks (retrying, waiting, reading the edit state, as its service needs) before it
+        raises. So the end of the events means it landed; TransientError (or
+        CreditsExhausted) means it provably did not, and may be sent again later; any
+        other error means the job fails, and the instruction is not sent again."""
         ...
 
     async def edit_checkpoint(self, session: Session) -> str | None:
-        """A token that changes whenever the session's edit state changes, read before an
-        instruction is sent; None when re-sending an instruction costs nothing (local).
-        After a crash mid-edit the pipeline compares it again before deciding anything."""
+        """A token that changes whenever the session's edit state changes. The pipeline
+        keeps it in the ledger before each instruction, for `edit_landed` after a restart;
+        None when sending an instruction again costs nothing (local): then it is sent again."""
+        ...
+
+    async def edit_landed(self, session: Session, checkpoint: str) -> bool:
+        """After a run stopped mid-instruction: whether the edit state moved on from
+        `checkpoint` (the instruction landed). The engine looks as long as it needs."""
         ...
 
     async def draft(self, session: Session) -> Draft: ...

@@ -116,6 +116,7 @@ def make_engine(
         now=wall or Wall(),
         transport=transport,
         system="linux",
+        patience=0.0,  # the attempts alone: an outage's patience is tested with the pipeline
     )
 
 

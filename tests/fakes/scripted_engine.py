@@ -2,6 +2,10 @@
 (succeed, raise, or stall until cancelled), so the pipeline's state machine is tested in
 milliseconds. Its "render" is a real file the test gives (the outbox probes what it
 publishes), copied by `download`.
+
+Like a real engine it owns its transport retries: each step is one "call on the wire",
+retried under `policy` by nemowatch.retry (the layer the NemoVideo client uses), so a test
+sees how many times a failing step was tried in all, and what the pipeline did after.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from nemowatch.engines.base import (
     RenderStatus,
     Session,
 )
+from nemowatch.retry import RetryPolicy, Sleep
+from nemowatch.retry import call as retried
 from nemowatch.rules import ExportSpec
 
 
@@ -32,6 +38,7 @@ class Stall:
 
 
 STALL = Stall()
+THREE_TRIES = RetryPolicy(attempts=3)
 Cue = BaseException | Stall | RenderStatus | None  # None: the step succeeds
 
 
@@ -42,11 +49,22 @@ class ScriptedEngine:
 
     name = "scripted"
 
-    def __init__(self, result: Path, duration: float) -> None:
+    def __init__(
+        self,
+        result: Path,
+        duration: float,
+        *,
+        sleep: Sleep,
+        policy: RetryPolicy = THREE_TRIES,
+    ) -> None:
         self.result = result
         self.duration = duration
+        self.sleep = sleep
+        self.policy = policy
         self.calls: list[str] = []
         self.renders = 0
+        self.checkpoint: str | None = None  # what edit_checkpoint answers
+        self.landed = False  # what edit_landed answers
         self._cues: defaultdict[str, deque[Cue]] = defaultdict(deque)
 
     def cue(self, step: str, *cues: Cue) -> ScriptedEngine:
@@ -57,6 +75,9 @@ class ScriptedEngine:
         return self.calls.count(step)
 
     async def _step(self, step: str) -> RenderStatus | None:
+        return await retried(lambda: self._once(step), self.policy, what=step, sleep=self.sleep)
+
+    async def _once(self, step: str) -> RenderStatus | None:
         self.calls.append(step)
         cue = self._cues[step].popleft() if self._cues[step] else None
         if isinstance(cue, Stall):
@@ -75,7 +96,11 @@ class ScriptedEngine:
 
     async def edit_checkpoint(self, session: Session) -> str | None:
         await self._step("edit_checkpoint")
-        return None
+        return self.checkpoint
+
+    async def edit_landed(self, session: Session, checkpoint: str) -> bool:
+        await self._step("edit_landed")
+        return self.landed
 
     async def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]:
         await self._step("edit")

@@ -38,7 +38,8 @@ from nemowatch.engines.nemo.replies import StoredToken
 from nemowatch.errors import AuthError, CreditsExhausted
 from nemowatch.files import claim
 from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
-from nemowatch.pipeline import POLL_FIRST, Pipeline
+from nemowatch.pipeline import Pipeline
+from nemowatch.steps import POLL_FIRST
 from tests.fakes.nemo_server import (
     CompletedUrl,
     DownloadForm,

@@ -1,11 +1,14 @@
 """The pipeline's state machine, driven through a scripted engine: which steps run, in what
-order, what a failure at each does, and where a stopped job takes up again."""
+order, what a failure at each does, and where a stopped job takes up again.
+
+The scripted engine retries its own calls as a real one does (nemowatch.retry, three tries);
+the pipeline retries nothing, so the counts below are the whole story of a failing step."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from structlog.testing import capture_logs
 
 from nemowatch.config import Rule
 from nemowatch.engines.base import RenderState, RenderStatus
-from nemowatch.errors import EngineError, MediaError, TransientError
+from nemowatch.errors import EngineError, MediaError, RateLimited, TransientError
 from nemowatch.files import claim
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
@@ -42,17 +45,12 @@ class World:
     sleeps: list[float]
     clip: Path
 
-    def pipeline(self) -> Pipeline:
-        async def sleep(seconds: float) -> None:
-            self.sleeps.append(seconds)
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
 
+    def pipeline(self) -> Pipeline:
         return Pipeline(
-            self.engine,
-            self.ledger,
-            state_dir=self.ledger.path.parent,
-            max_attempts=3,
-            patience=0.0,
-            sleep=sleep,
+            self.engine, self.ledger, state_dir=self.ledger.path.parent, sleep=self.sleep
         )
 
     def drop(self) -> str:
@@ -82,8 +80,19 @@ def world(tmp_path: Path, clips: Clips) -> Iterator[World]:
     rule.inbox.mkdir()
     rule.outbox.mkdir()
     ledger = Ledger.in_state_dir(tmp_path / "state")
-    yield World(ledger, rule, ScriptedEngine(clips.basic, duration=3.0), [], clips.basic)
+    sleeps: list[float] = []
+    world = World(
+        ledger, rule, ScriptedEngine(clips.basic, 3.0, sleep=record_in(sleeps)), sleeps, clips.basic
+    )
+    yield world
     ledger.close()
+
+
+def record_in(sleeps: list[float]) -> Callable[[float], Awaitable[None]]:
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    return sleep
 
 
 async def test_a_job_calls_every_step_once_in_order_and_passes_every_state(world: World) -> None:
@@ -105,7 +114,7 @@ async def test_a_job_calls_every_step_once_in_order_and_passes_every_state(world
     assert record.output == world.rule.outbox / "clip.mp4" and record.output.is_file()
 
 
-@pytest.mark.parametrize("step", ["upload", "draft", "export", "poll", "download"])
+@pytest.mark.parametrize("step", EVERY_STEP)
 async def test_a_transient_failure_at_a_step_is_tried_again_and_the_job_finishes(
     world: World, step: str
 ) -> None:
@@ -116,11 +125,50 @@ async def test_a_transient_failure_at_a_step_is_tried_again_and_the_job_finishes
 
     assert record.state is JobState.DONE
     assert world.engine.count(step) == 2  # the failed call, then the one that worked
-    assert len(world.sleeps) == 1  # one wait between them
-    retries = [entry for entry in logs if entry["event"] == "step.retry"]
-    assert [(entry["error"], entry["attempt"], entry["wait_s"]) for entry in retries] == [
-        ("the service is busy", 1, world.sleeps[0])
+    assert world.engine.calls.count(step) == EVERY_STEP.count(step) + 1  # nothing else again
+    assert world.sleeps == [1.0]  # one wait between them
+    retries = [entry for entry in logs if entry["event"] == "retry"]
+    assert [(e["what"], e["error"], e["attempt"], e["wait_s"]) for e in retries] == [
+        (step, "the service is busy", 1, 1.0)
     ]  # every retry is heard of, once
+
+
+@pytest.mark.parametrize("step", EVERY_STEP)
+async def test_a_step_failing_past_the_engines_tries_fails_the_job_retryable_untried_again(
+    world: World, step: str
+) -> None:
+    world.engine.cue(step, *[TransientError("down")] * 5)
+
+    with capture_logs() as logs:
+        record = await world.pipeline().run(world.drop(), world.rule)
+
+    assert record.state is JobState.FAILED
+    assert record.retryable is True
+    assert world.engine.count(step) == 3  # the engine's three tries, and no layer above
+    assert world.sleeps == [1.0, 2.0]
+    assert len([entry for entry in logs if entry["event"] == "retry"]) == 2
+    assert world.engine.calls[-1] == step  # nothing ran after it
+
+
+async def test_a_429_is_retried_once_after_its_wait_then_fails_the_step_as_retryable(
+    world: World,
+) -> None:
+    world.engine.cue(
+        "upload", *[RateLimited("rate limited: try again in 30 s", retry_after=30.0)] * 4
+    )
+    job_id = world.drop()
+
+    with capture_logs() as logs:
+        record = await world.pipeline().run(job_id, world.rule)
+
+    assert world.engine.count("upload") == 2
+    assert world.sleeps == [30.0]
+    assert record.state is JobState.FAILED
+    assert record.retryable is True
+    assert record.error == "uploading: rate limited: try again in 30 s"
+    retries = [entry for entry in logs if entry["event"] == "retry"]
+    assert [(e["what"], e["attempt"], e["wait_s"]) for e in retries] == [("upload", 1, 30.0)]
+    assert world.states(job_id)[-2:] == ["uploading", "failed"]
 
 
 @pytest.mark.parametrize("step", ["upload", "draft", "export", "download"])
@@ -136,18 +184,6 @@ async def test_a_failure_that_a_retry_cannot_help_fails_the_job_at_once(
     assert world.engine.count(step) == 1
     assert world.sleeps == []
     assert "the file is not a video" in (record.error or "")
-
-
-async def test_transient_failures_past_the_attempts_fail_the_job_as_retryable(
-    world: World,
-) -> None:
-    world.engine.cue("export", *[TransientError("down")] * 3)
-
-    record = await world.pipeline().run(world.drop(), world.rule)
-
-    assert record.state is JobState.FAILED
-    assert record.retryable is True
-    assert world.engine.count("export") == 3  # max_attempts
 
 
 async def test_a_failed_render_is_submitted_once_more_and_a_second_failure_fails_the_job(
@@ -192,3 +228,60 @@ async def test_an_engine_error_at_open_session_fails_the_job_from_claimed(world:
     assert record.state is JobState.FAILED
     assert world.states(job_id) == ["claimed", "failed"]
     assert world.engine.calls == ["open_session"]
+
+
+async def test_an_instruction_cut_off_by_a_stop_is_asked_after_not_sent_again(
+    world: World,
+) -> None:
+    world.engine.checkpoint = "draft-v1"
+    world.engine.cue("edit", STALL)
+    job_id = world.drop()
+    running = asyncio.ensure_future(world.pipeline().run(job_id, world.rule))
+    while world.engine.count("edit") < 1:
+        await asyncio.sleep(0.01)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert world.ledger.get(job_id).edit_token == "draft-v1"
+
+    world.engine.landed = True
+    record = await world.pipeline().run(job_id, world.rule)
+
+    assert record.state is JobState.DONE
+    assert world.engine.count("edit") == 1  # the engine said it landed: never sent again
+    assert world.engine.count("edit_landed") == 1
+
+
+async def test_an_instruction_cut_off_that_did_not_land_fails_the_job_and_is_not_resent(
+    world: World,
+) -> None:
+    world.engine.checkpoint = "draft-v1"
+    world.engine.cue("edit", STALL)
+    job_id = world.drop()
+    running = asyncio.ensure_future(world.pipeline().run(job_id, world.rule))
+    while world.engine.count("edit") < 1:
+        await asyncio.sleep(0.01)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    record = await world.pipeline().run(job_id, world.rule)
+
+    assert record.state is JobState.FAILED
+    assert record.retryable is True
+    assert "not sent again" in (record.error or "")
+    assert world.engine.count("edit") == 1
+
+
+async def test_an_instruction_that_provably_did_not_arrive_is_not_recorded_as_sent(
+    world: World,
+) -> None:
+    world.engine.checkpoint = "draft-v1"
+    world.engine.cue("edit", *[TransientError("connect failed")] * 3)
+    job_id = world.drop()
+
+    first = await world.pipeline().run(job_id, world.rule)
+
+    assert first.state is JobState.FAILED
+    assert first.edit_sent is None  # the ledger does not claim it was sent
+    assert world.engine.count("edit") == 3

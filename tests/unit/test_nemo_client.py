@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from nemowatch.engines.base import Session
-from nemowatch.engines.nemo.client import POLICIES, CallKind, RetryPolicy, platform_name
+from nemowatch.engines.nemo.client import POLICIES, CallKind, platform_name
 from nemowatch.errors import EngineError, SessionLost, TransientError
+from nemowatch.retry import PATIENCE, RetryPolicy
 from tests.fakes.nemo_kit import ConnectFailures, Sleeps, make_engine, serving, session_in
 from tests.fakes.nemo_server import Endpoint, FakeNemo, Fault
 
@@ -40,7 +41,8 @@ def test_auto_platform_is_the_operating_system(system: str, expected: str) -> No
 
 
 def test_the_retry_policies_are_declared_as_data() -> None:
-    assert POLICIES[CallKind.STATE] == RetryPolicy(attempts=5)
+    assert POLICIES[CallKind.STATE] == RetryPolicy(attempts=5, patience=PATIENCE)
+    assert POLICIES[CallKind.CREDITS].patience == 0  # the next credits poll is its retry
     assert POLICIES[CallKind.SESSION].attempts == 3
     assert POLICIES[CallKind.UPLOAD].attempts == 3
     assert POLICIES[CallKind.RENDER_SUBMIT].attempts == 3

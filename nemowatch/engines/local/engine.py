@@ -237,6 +237,7 @@ class LocalEngine:
             )
         return Render(
             id=f"local-{session.data['job_id']}",
+            format=spec.format,
             data={
                 "path": str(destination),
                 "format": spec.format,
@@ -260,6 +261,9 @@ class LocalEngine:
 
     async def edit_checkpoint(self, session: Session) -> str | None:
         return None  # instructions are parsed here, free to repeat: nothing to confirm
+
+    async def edit_landed(self, session: Session, checkpoint: str) -> bool:
+        return False  # never asked: there is no checkpoint to compare
 
     async def credits(self) -> Credits | None:
         return None  # the local engine costs nothing

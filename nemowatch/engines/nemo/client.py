@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -19,13 +19,13 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
+from tenacity import AsyncRetrying
 
 from nemowatch.config import NemoSettings
 from nemowatch.engines.nemo import errors
 from nemowatch.engines.nemo.auth import Authenticator, Credentials
-from nemowatch.errors import AuthError, EngineError, TransientError
-from nemowatch.retry import Sleep, wait_transient
+from nemowatch.errors import AuthError
+from nemowatch.retry import PATIENCE, RetryPolicy, Sleep, retrying
 
 T = TypeVar("T")
 
@@ -44,54 +44,23 @@ class CallKind(StrEnum):
     CREDITS = "credits"  # GET /api/credits/balance/simple
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How one kind of call is retried. Only TransientError is retried; a 429 at most
-    `rate_limit_retries` times, and not at all when it asks to wait longer than
-    `max_rate_limit_wait` (an anonymous-token limit lasts days: fail, retry the job)."""
-
-    attempts: int
-    rate_limit_retries: int = 1
-    max_rate_limit_wait: float = 300.0
-
-
+# What the wire needs, per kind of call. A 429 is retried once (after the wait it asks for,
+# if no longer than 5 min); the other transient errors 1 s, 2 s, 4 s ... apart, and the calls
+# a job makes sit out an outage of up to PATIENCE. Reading the balance (the daemon's credits
+# poll) does not: the next poll is the retry.
 POLICIES: Mapping[CallKind, RetryPolicy] = MappingProxyType(
     {
-        CallKind.TOKEN: RetryPolicy(attempts=3),
-        CallKind.SESSION: RetryPolicy(attempts=3),
-        CallKind.UPLOAD: RetryPolicy(attempts=3),
-        CallKind.EDIT: RetryPolicy(attempts=3),
-        CallKind.STATE: RetryPolicy(attempts=5),
-        CallKind.RENDER_SUBMIT: RetryPolicy(attempts=3),
-        CallKind.RENDER_POLL: RetryPolicy(attempts=5),
-        CallKind.DOWNLOAD: RetryPolicy(attempts=3),
+        CallKind.TOKEN: RetryPolicy(attempts=3, patience=PATIENCE),
+        CallKind.SESSION: RetryPolicy(attempts=3, patience=PATIENCE),
+        CallKind.UPLOAD: RetryPolicy(attempts=3, patience=PATIENCE),
+        CallKind.EDIT: RetryPolicy(attempts=3, patience=PATIENCE),
+        CallKind.STATE: RetryPolicy(attempts=5, patience=PATIENCE),
+        CallKind.RENDER_SUBMIT: RetryPolicy(attempts=3, patience=PATIENCE),
+        CallKind.RENDER_POLL: RetryPolicy(attempts=5, patience=PATIENCE),
+        CallKind.DOWNLOAD: RetryPolicy(attempts=3, patience=PATIENCE),
         CallKind.CREDITS: RetryPolicy(attempts=3),
     }
 )
-
-
-def retrying(policy: RetryPolicy, sleep: Sleep) -> AsyncRetrying:
-    """A tenacity retrier for one call under `policy` (fresh per call: it counts 429s)."""
-    rate_limited = 0
-
-    def should_retry(state: RetryCallState) -> bool:
-        nonlocal rate_limited
-        error = state.outcome.exception() if state.outcome else None
-        if not isinstance(error, TransientError):
-            return False
-        if isinstance(error, errors.RateLimited):
-            rate_limited += 1
-            wait = error.retry_after or 0.0
-            return rate_limited <= policy.rate_limit_retries and wait <= policy.max_rate_limit_wait
-        return True
-
-    return AsyncRetrying(
-        retry=should_retry,
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_transient,
-        sleep=sleep,
-        reraise=True,
-    )
 
 
 def platform_name(system: str) -> str:
@@ -141,8 +110,11 @@ class NemoClient:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
         system: str = sys.platform,
+        patience: float = PATIENCE,
     ) -> None:
+        """`patience` caps the outage the calls that have one wait out (tests: 0)."""
         self.settings = settings
+        self.patience = patience
         self.sleep = sleep
         self.now = now
         timeout = httpx.Timeout(settings.request_timeout)
@@ -159,7 +131,10 @@ class NemoClient:
         )
 
     def retrying(self, kind: CallKind) -> AsyncRetrying:
-        return retrying(POLICIES[kind], self.sleep)
+        """The one retry layer of a call of this kind (asking for a token included)."""
+        policy = POLICIES[kind]
+        policy = replace(policy, patience=min(policy.patience, self.patience))
+        return retrying(policy, what=kind.value, sleep=self.sleep)
 
     async def call(self, kind: CallKind, operation: Callable[[Authorized], Awaitable[T]]) -> T:
         """Run `operation` with the current credentials, retried per the kind's policy."""
@@ -182,7 +157,10 @@ class NemoClient:
 
     async def account(self) -> errors.Account:
         """Whose credits and sessions these are (asks for a token when there is none)."""
-        return (await self.auth.current()).account
+        async for attempt in self.retrying(CallKind.TOKEN):
+            with attempt:
+                return (await self.auth.current()).account
+        raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def request_json(
         self,
@@ -247,26 +225,13 @@ class NemoClient:
         )
 
     async def _anonymous_token(self, client_id: str) -> Any:
-        """POST /api/auth/anonymous-token with X-Client-Id, no body, no Authorization."""
+        """POST /api/auth/anonymous-token with X-Client-Id, no body, no Authorization.
+        Tried once: it runs inside the retry layer of the call that needed a token."""
         call = errors.Call(what="get an anonymous token", token_request=True)
-
-        async def once() -> Any:
-            try:
-                response = await self.api.post(
-                    "/api/auth/anonymous-token", headers={"X-Client-Id": client_id}
-                )
-            except httpx.HTTPError as error:
-                raise errors.from_transport(error, call) from error
-            return errors.check(response, call, now=self.now())
-
         try:
-            async for attempt in self.retrying(CallKind.TOKEN):
-                with attempt:
-                    return await once()
-        except errors.RateLimited as error:
-            if (error.retry_after or 0.0) <= POLICIES[CallKind.TOKEN].max_rate_limit_wait:
-                raise
-            # the next token is days away: fail the job (retryable) rather than stay a
-            # TransientError, which the pipeline's retry would wait out, holding the job
-            raise EngineError(str(error), retryable=True, hint=error.hint) from error
-        raise AssertionError("unreachable: tenacity reraises the last error")
+            response = await self.api.post(
+                "/api/auth/anonymous-token", headers={"X-Client-Id": client_id}
+            )
+        except httpx.HTTPError as error:
+            raise errors.from_transport(error, call) from error
+        return errors.check(response, call, now=self.now())

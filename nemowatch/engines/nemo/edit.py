@@ -213,17 +213,31 @@ class Editor:
                 raise _Landed(after) from None
             raise
 
+    async def landed(self, session_id: str, before: str) -> bool:
+        """Whether the draft moved on from the fingerprint `before` (an instruction sent
+        by a run that stopped mid-turn landed), looking a few times as a turn may still be
+        running on the service."""
+        return await self._moved_on(session_id, before) is not None
+
+    async def _moved_on(self, session_id: str, before: str) -> SessionState | None:
+        """The state once it differs from `before`, read after each landing-check wait;
+        None when it never did."""
+        for delay in self._landing_checks:
+            await self._client.sleep(delay)
+            after = await read_state(self._client, session_id)
+            if after.fingerprint != before:
+                return after
+        return None
+
     async def _confirm(
         self, session_id: str, before: SessionState, reason: str
     ) -> AsyncIterator[EditEvent]:
         """After a delivery whose outcome is unknown: read the state, never re-send."""
-        for delay in self._landing_checks:
-            await self._client.sleep(delay)
-            after = await read_state(self._client, session_id)
-            if after.fingerprint != before.fingerprint:
-                log.info("edit.confirmed", reason=reason)
-                yield _summary(after)
-                return
+        after = await self._moved_on(session_id, before.fingerprint)
+        if after is not None:
+            log.info("edit.confirmed", reason=reason)
+            yield _summary(after)
+            return
         log.warning("edit.not_landed", reason=reason, checks=len(self._landing_checks))
         raise EngineError(
             f"the edit was sent but did not land; not re-sent to avoid charging twice ({reason})",

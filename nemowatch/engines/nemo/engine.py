@@ -10,6 +10,7 @@ the ledger, typed by `kept`), so a restarted daemon rebuilds both and carries on
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -41,7 +42,7 @@ from nemowatch.engines.nemo.session import create_session
 from nemowatch.engines.nemo.state import SessionState, read_state
 from nemowatch.engines.nemo.upload import upload_file
 from nemowatch.errors import EngineError, TransientError
-from nemowatch.retry import Sleep
+from nemowatch.retry import PATIENCE, Sleep
 from nemowatch.rules import ExportSpec
 
 log = structlog.get_logger("nemowatch.nemo")
@@ -65,10 +66,12 @@ class NemoEngine:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
         system: str = sys.platform,
+        patience: float = PATIENCE,
     ) -> None:
         """`environ` defaults to os.environ ($NEMO_TOKEN); `sleep`, `clock` (monotonic
         seconds) and `now` (wall time, for token expiry) are injectable for tests, as is
-        `transport` (an httpx.AsyncBaseTransport)."""
+        `transport` (an httpx.AsyncBaseTransport); `patience`: the longest outage a job's
+        calls wait out (retry.PATIENCE)."""
         self.settings = settings
         self._client = NemoClient(
             settings,
@@ -78,6 +81,7 @@ class NemoEngine:
             now=now,
             transport=transport,
             system=system,
+            patience=patience,
         )
         self._editor = Editor(self._client, clock=clock, edit_timeout=settings.edit_timeout)
         self._renders = Renders(self._client)
@@ -101,6 +105,9 @@ class NemoEngine:
     async def edit_checkpoint(self, session: Session) -> str | None:
         return (await self._state(session)).fingerprint
 
+    async def edit_landed(self, session: Session, checkpoint: str) -> bool:
+        return await self._editor.landed(session.id, checkpoint)
+
     async def draft(self, session: Session) -> Draft:
         state = await self._state(session)
         if not state.ready:
@@ -115,13 +122,14 @@ class NemoEngine:
     async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
         job_id = NemoSessionState.load(session.data).job_id or session.id
         raw = await self._draft_to_render(session, draft)
-        return await self._renders.export(
+        render = await self._renders.export(
             job_id=job_id,
             session_id=session.id,
             draft=raw,
             format=spec.format,
             quality=spec.quality.value,
         )
+        return dataclasses.replace(render, format=spec.format)
 
     async def poll(self, render: Render) -> RenderStatus:
         return await self._renders.poll(render)

@@ -52,6 +52,7 @@ from nemowatch.errors import (
     SessionLost,
     TransientError,
 )
+from nemowatch.errors import RateLimited as AnyRateLimited
 
 REGISTER_URL = "https://nemovideo.com/register"
 RATE_LIMIT_DEFAULT = 30.0  # seconds to wait on a 429 without a usable Retry-After
@@ -59,8 +60,8 @@ AUTH_CODES = frozenset({1001, 1010, 1011})
 MESSAGE_LIMIT = 300  # characters of a server's message kept in ours
 
 
-class RateLimited(TransientError):
-    """HTTP 429: wait `retry_after` seconds, then try once more."""
+class RateLimited(AnyRateLimited):
+    """HTTP 429 from NemoVideo: wait `retry_after` seconds, then try once more."""
 
 
 class RequestNotSent(TransientError):

@@ -1,0 +1,126 @@
+"""What happens to a job's files once it ends: the source moved where the rule says (or
+found where an interrupted run moved it), the report beside the output, the error report
+beside a failed source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from nemowatch import outbox
+from nemowatch.config import AfterSuccess, Rule
+from nemowatch.ledger import JobRecord, JobState, Ledger
+
+log = structlog.get_logger("nemowatch.pipeline")
+
+
+class Disposal:
+    """Ends of jobs, on disk: idempotent, so a run stopped half-way can do them again."""
+
+    def __init__(
+        self, ledger: Ledger, *, now: Callable[[], datetime], dispose_sources: bool = True
+    ) -> None:
+        self.ledger = ledger
+        self.now = now
+        self.dispose_sources = dispose_sources  # False for `nemowatch process`: leave the file
+
+    def write_report(self, record: JobRecord, rule: Rule, output: Path) -> None:
+        """`<output>.json`: what was asked, what was planned, what was warned, how long."""
+        report = {
+            "job_id": record.id,
+            "rule": rule.name,
+            "engine": record.engine,
+            "source": str(record.source),
+            "output": str(output),
+            "instructions": list(rule.instructions),
+            "edit": rule.edit.model_dump(mode="json", exclude_unset=True),
+            "export": rule.export.model_dump(mode="json"),
+            "media": record.media,
+            "plan": record.draft,
+            "warnings": record.warnings,
+            "timings": record.timings,
+            "finished_at": self.now().astimezone().isoformat(timespec="seconds"),
+        }
+        try:
+            outbox.write_json_atomic(output.with_name(output.name + ".json"), report)
+        except OSError as error:
+            log.warning("report.not_written", output=str(output), error=str(error))
+
+    def dispose(self, record: JobRecord, rule: Rule) -> JobRecord:
+        """Send a finished job's source where the rule says. Idempotent after a crash."""
+        if record.claimed is None or record.disposed is not None:
+            return record
+        if not self.dispose_sources:
+            if record.state is JobState.FAILED:
+                log.info("job.report", **self.error_report(record))
+            return self.ledger.update(record.id, disposed="kept")
+        if not record.claimed.exists():
+            return self._disposed_before(record, rule)
+        when = self.now()
+        if record.state is JobState.DONE:
+            where = outbox.dispose_success(
+                record.claimed,
+                source=record.source,
+                inbox=rule.inbox,
+                after=rule.after.success,
+                when=when,
+            )
+        elif record.state is JobState.SKIPPED:
+            # never delete on a guess: a duplicate is archived beside the original
+            where = outbox.dispose_success(
+                record.claimed,
+                source=record.source,
+                inbox=rule.inbox,
+                after=AfterSuccess.ARCHIVE,
+                when=when,
+            )
+        else:
+            where, _report = outbox.dispose_failure(
+                record.claimed,
+                source=record.source,
+                inbox=rule.inbox,
+                after=rule.after.failure,
+                report=self.error_report(record),
+            )
+        log.info("source.disposed", to=where)
+        return self.ledger.update(record.id, disposed=where)
+
+    def _disposed_before(self, record: JobRecord, rule: Rule) -> JobRecord:
+        """A source no longer where the job left it: a run stopped between moving it and
+        recording where it went. Find it, finish the failure report, record the place."""
+        deleted = record.state is JobState.DONE and rule.after.success is AfterSuccess.DELETE
+        found = None
+        if record.source_inode is not None and not deleted:
+            found = outbox.find_disposed(
+                record.source_inode, source=record.source, inbox=rule.inbox
+            )
+        if found is None:
+            return self.ledger.update(record.id, disposed="deleted" if deleted else "missing")
+        if record.state is JobState.FAILED and not outbox.has_failure_report(
+            found, inbox=rule.inbox
+        ):
+            outbox.write_failure_report(found, inbox=rule.inbox, report=self.error_report(record))
+        log.info("source.disposed", to=str(found), found_after_restart=True)
+        return self.ledger.update(record.id, disposed=str(found))
+
+    def error_report(self, record: JobRecord) -> dict[str, Any]:
+        detail = next(
+            (d for (_, to, _, d) in reversed(self.ledger.history(record.id)) if to == "failed"),
+            None,
+        )
+        step, _, message = (record.error or "unknown: unknown error").partition(": ")
+        return {
+            "job_id": record.id,
+            "rule": record.rule,
+            "source": str(record.source),
+            "failed_at": self.now().astimezone().isoformat(timespec="seconds"),
+            "step": step,
+            "error": message,
+            "hint": detail,
+            "retryable": bool(record.retryable),
+            "attempts": record.attempts,
+        }

@@ -1,0 +1,307 @@
+"""The steps of a job, one function each, and `STEPS`: which step runs in which state.
+
+Each step takes the job as the ledger has it and returns where it goes next (`Advance`);
+the pipeline makes the transition, times the step and reports its stage. A step may
+checkpoint inside itself (an instruction sent, a render submitted) with `ledger.update`.
+
+Steps retry nothing: the engine has retried what the wire needed before an error gets
+here. Two steps may go back: a render whose result vanished with a crash is rendered
+again, and a download that vanished is downloaded again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any
+
+import structlog
+
+from nemowatch import outbox, progress
+from nemowatch.config import Rule, format_size
+from nemowatch.engines.base import (
+    Draft,
+    EditEventKind,
+    Engine,
+    Job,
+    Render,
+    RenderState,
+    RenderStatus,
+    Session,
+)
+from nemowatch.errors import CreditsExhausted, EngineError, MediaError, TransientError
+from nemowatch.ledger import JobRecord, JobState, Ledger
+from nemowatch.retry import Sleep
+
+log = structlog.get_logger("nemowatch.pipeline")
+
+POLL_FIRST = 0.5  # seconds before the first render poll; doubles up to POLL_MAX
+POLL_MAX = 30.0
+RENDER_DEADLINE = 4 * 3600.0  # seconds a render may take before the job fails
+MAX_LOST_RENDERS = 2  # re-submissions allowed when the engine lost a render (local: crash)
+
+
+@dataclass(frozen=True)
+class Advance:
+    """Where a step sends the job: the next state and what to record with it."""
+
+    state: JobState
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    detail: str | None = None
+
+
+@dataclass
+class Run:
+    """One run of one job: what every step needs, and what the run has learnt so far."""
+
+    engine: Engine
+    ledger: Ledger
+    rule: Rule
+    job: Job
+    began_in: JobState  # the state the ledger held when this run started
+    sleep: Sleep
+    clock: Callable[[], float]
+    now: Callable[[], datetime]
+    _paths: tuple[PurePosixPath, Path] | None = None
+
+    def paths(self, record: JobRecord) -> tuple[PurePosixPath, Path]:
+        """The output's name inside the outbox and the temporary file it is downloaded to;
+        chosen once a run (a template may hold the date)."""
+        if self._paths is None:
+            assert record.render is not None
+            render = Render(**record.render)
+            relative = outbox.output_name(
+                self.rule.outputs,
+                source_name=record.source.name,
+                rule=self.rule.name,
+                when=self.now(),
+            )
+            if render.format and relative.suffix.lower() != f".{render.format}":
+                # the instructions chose another format than the template's extension says
+                log.warning(
+                    "outbox.extension_changed", template=self.rule.outputs, format=render.format
+                )
+                relative = relative.with_suffix(f".{render.format}")
+            self._paths = relative, outbox.temp_path(self.rule.outbox, relative, record.id)
+        return self._paths
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # the key of its time in the job's timings
+    stage: str | None  # what progress shows while it runs
+    run: Callable[[Run, JobRecord], Awaitable[Advance]]
+
+
+def fingerprint(path: Path, chunk_size: int = 1 << 20) -> tuple[str, int]:
+    """SHA-256 and size of a file, reading it once."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def session_of(record: JobRecord) -> Session:
+    return Session(**(record.session or {"id": record.id}))
+
+
+async def claim(run: Run, record: JobRecord) -> Advance:
+    """Check the file (size, fingerprint, duplicate) and open an editing session."""
+    source = run.job.source
+    if run.rule.max_size is not None:
+        _check_size(source, record.source.name, run.rule.max_size)
+    if record.fingerprint is None:
+        try:
+            digest, size = await asyncio.to_thread(fingerprint, source)
+        except PermissionError as error:
+            raise MediaError(
+                f"cannot read {record.source.name}: permission denied",
+                hint="give the user running nemowatch read access to the file"
+                " (chmod a+r), then move it back into the inbox",
+            ) from error
+        record = run.ledger.update(record.id, fingerprint=digest, size=size)
+    assert record.fingerprint is not None
+    if not run.rule.reprocess_duplicates:
+        earlier = run.ledger.done_with_fingerprint(record.fingerprint, run.rule.name)
+        if earlier is not None and earlier.id != record.id:
+            reason = f"duplicate of job {earlier.id} (output {earlier.output})"
+            return Advance(JobState.SKIPPED, {"error": reason})
+    session = await run.engine.open_session(run.job)
+    return Advance(JobState.UPLOADING, {"session": asdict(session)})
+
+
+async def upload(run: Run, record: JobRecord) -> Advance:
+    media = await run.engine.upload(session_of(record), run.job.source)
+    log.info("upload.done", duration=media.duration)
+    return Advance(JobState.EDITING, {"media": asdict(media)})
+
+
+async def edit(run: Run, record: JobRecord) -> Advance:
+    """Send each instruction not yet sent, once; then read the draft they made."""
+    session = session_of(record)
+    instructions = run.job.instructions
+    warnings = list(record.warnings)
+    for index in range(record.edits_done, len(instructions)):
+        if record.edit_sent == index and record.edit_token is not None:
+            # sent by a run that stopped before the turn ended: it may have landed, and
+            # sending it again would be charged again: the engine looks
+            if not await run.engine.edit_landed(session, record.edit_token):
+                raise EngineError(
+                    f"instruction {index + 1} was sent before the daemon stopped and did not"
+                    " change the edit; it is not sent again, to avoid charging twice",
+                    retryable=True,
+                    hint="check the project in NemoVideo, then drop the file again",
+                )
+            log.info("edit.confirmed_after_restart", instruction=index + 1)
+        else:
+            token = await run.engine.edit_checkpoint(session)
+            record = run.ledger.update(record.id, edit_sent=index, edit_token=token)
+            try:
+                await _send(run.engine, session, instructions[index], warnings)
+            except (CreditsExhausted, TransientError):
+                # by the engine's contract, it did not arrive: it may be sent again
+                run.ledger.update(record.id, edit_sent=None, edit_token=None)
+                raise
+        record = run.ledger.update(
+            record.id, edits_done=index + 1, edit_sent=None, edit_token=None, warnings=warnings
+        )
+    draft = await run.engine.draft(session)
+    log.info("edit.done", planned_seconds=draft.duration, tracks=len(draft.tracks))
+    return Advance(JobState.EXPORTING, {"draft": draft.to_json()})
+
+
+async def export(run: Run, record: JobRecord) -> Advance:
+    """Submit the render (unless this job's render was submitted already) and wait for it."""
+    assert record.draft is not None
+    draft = Draft.from_json(record.draft)
+    render = Render(**record.render) if record.render else None
+    lost = 0
+    failed = False
+    while True:
+        if render is None:
+            render = await run.engine.export(session_of(record), draft, run.rule.export)
+            run.ledger.update(record.id, render=asdict(render))
+            log.info("render.submitted", render_id=render.id)
+        status = await _wait(run, render)
+        if status.state is RenderState.COMPLETED:
+            return Advance(JobState.DOWNLOADING, {"render": asdict(render)})
+        if status.state is RenderState.LOST and lost < MAX_LOST_RENDERS:
+            lost += 1
+            log.warning("render.lost", render_id=render.id)
+        elif status.state is RenderState.FAILED and not failed:
+            failed = True  # a terminal failure is submitted once more, under a new id
+            log.warning("render.failed", render_id=render.id, error=status.error)
+        else:
+            raise EngineError(f"the render failed: {status.error or status.state.value}")
+        render = None
+        run.ledger.update(record.id, render=None)
+
+
+async def download(run: Run, record: JobRecord) -> Advance:
+    """Fetch the result into a temporary file beside the outbox's final name."""
+    assert record.render is not None
+    render = Render(**record.render)
+    if run.began_in in (JobState.DOWNLOADING, JobState.VERIFYING):
+        # interrupted after the render: the result may be gone with the crash
+        run.began_in = JobState.DOWNLOADING  # looked at once a run
+        status = await run.engine.poll(render)
+        if status.state is not RenderState.COMPLETED:
+            return Advance(JobState.EXPORTING, {"render": None}, detail="result lost; re-render")
+    _, temp = run.paths(record)
+    try:
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        temp.unlink(missing_ok=True)
+        await run.engine.download(render, temp)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)  # no partial result left behind
+        raise outbox.unwritable(error, temp.parent, record.source.name) from error
+    return Advance(JobState.VERIFYING)
+
+
+async def verify(run: Run, record: JobRecord) -> Advance:
+    """Check the download is the video planned and publish it under its final name."""
+    relative, temp = run.paths(record)
+    if not temp.is_file():
+        # the downloaded result is gone (removed while no daemon ran): fetch it again
+        return Advance(JobState.DOWNLOADING, detail="result gone; download again")
+    assert record.draft is not None
+    draft = Draft.from_json(record.draft)
+    final = await asyncio.to_thread(outbox.already_published, temp, run.rule.outbox / relative)
+    if final is not None:
+        # published by a run that was stopped before it could record it
+        log.info("outbox.already_published", output=str(final))
+    else:
+        try:
+            await asyncio.to_thread(outbox.verify, temp, draft)
+            final = outbox.publish(temp, run.rule.outbox / relative, run.rule.on_conflict)
+        except Exception:
+            temp.unlink(missing_ok=True)
+            raise
+        if final is None:
+            log.info("outbox.kept_existing", output=str(run.rule.outbox / relative))
+    return Advance(JobState.DONE, {"output": final, "error": None})
+
+
+# The state machine: the step that takes a job on from each state it can be in.
+STEPS: Mapping[JobState, Step] = MappingProxyType(
+    {
+        JobState.CLAIMED: Step("claim", None, claim),
+        JobState.UPLOADING: Step("upload", "uploading", upload),
+        JobState.EDITING: Step("edit", "editing", edit),
+        JobState.EXPORTING: Step("export", "rendering", export),
+        JobState.DOWNLOADING: Step("download", "downloading", download),
+        JobState.VERIFYING: Step("verify", "verifying", verify),
+    }
+)
+
+
+async def _wait(run: Run, render: Render) -> RenderStatus:
+    delay = POLL_FIRST
+    deadline = run.clock() + RENDER_DEADLINE
+    while True:
+        status = await run.engine.poll(render)
+        if status.state not in (RenderState.PENDING, RenderState.PROCESSING):
+            return status
+        if run.clock() > deadline:
+            raise EngineError(
+                f"the render did not finish within {RENDER_DEADLINE / 3600:.0f} h",
+                retryable=True,
+            )
+        log.info("render.poll", render_id=render.id, progress=status.progress)
+        progress.report("rendering", status.progress)
+        await run.sleep(delay)
+        delay = min(delay * 2, POLL_MAX)
+
+
+async def _send(engine: Engine, session: Session, instruction: str, warnings: list[str]) -> None:
+    """One instruction through the engine, its events logged (warnings kept)."""
+    async for event in engine.edit(session, instruction):
+        if event.kind is EditEventKind.WARNING:
+            warnings.append(event.text)
+            log.warning("edit.warning", text=event.text)
+        elif event.kind is EditEventKind.TEXT:
+            log.info("edit.text", text=event.text)
+        else:
+            log.debug("edit.event", kind=event.kind.value, text=event.text)
+
+
+def _check_size(source: Path, name: str, limit: int) -> None:
+    """Refuse, before any work, a file larger than the rule's `max_size`."""
+    size = source.stat().st_size
+    if size > limit:
+        raise MediaError(
+            f"{name} is {format_size(size)} ({size} bytes), over this rule's max_size of"
+            f" {format_size(limit)}",
+            hint="raise the rule's max_size, or trim or compress the file, then move it back"
+            " into the inbox",
+        )
