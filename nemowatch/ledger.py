@@ -295,8 +295,118 @@ def new_job_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-class Ledger:
-    """The SQLite job store. Every method is one transaction."""
+class JobQueries:
+    """The ledger's read-only questions about jobs: one SELECT each, outside any transaction.
+
+    `Ledger` opens the database and adds every write; `status`, `jobs`, recovery and intake
+    ask these.
+    """
+
+    path: Path
+    _db: sqlite3.Connection
+
+    def get(self, job_id: str) -> JobRecord:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no job {job_id} in the ledger {self.path}")
+        return JobRecord.from_row(row)
+
+    def exists(self, job_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row is not None
+
+    def find(self, job_id_prefix: str) -> list[JobRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE id LIKE ? ORDER BY created_at", (job_id_prefix + "%",)
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def unfinished(self) -> list[JobRecord]:
+        """Jobs a previous run left mid-way, oldest first."""
+        placeholders = ", ".join("?" for _ in FINISHED)
+        rows = self._db.execute(
+            f"SELECT * FROM jobs WHERE state NOT IN ({placeholders}) ORDER BY created_at",
+            tuple(state.value for state in FINISHED),
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def undisposed(self) -> list[JobRecord]:
+        """Finished jobs whose source has not yet been archived, kept, deleted or quarantined."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE state IN (?, ?, ?) AND disposed IS NULL"
+            " AND claimed IS NOT NULL ORDER BY created_at",
+            (JobState.DONE.value, JobState.FAILED.value, JobState.SKIPPED.value),
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def done_with_fingerprint(self, fingerprint: str, rule: str) -> JobRecord | None:
+        """The earliest finished job of `rule` that produced an output from the same bytes."""
+        row = self._db.execute(
+            "SELECT * FROM jobs WHERE fingerprint = ? AND rule = ? AND state = ?"
+            " ORDER BY created_at LIMIT 1",
+            (fingerprint, rule, JobState.DONE.value),
+        ).fetchone()
+        return JobRecord.from_row(row) if row else None
+
+    def knows_source(self, source: Path, size: int, mtime_ns: int, inode: int) -> bool:
+        """Whether this exact file (same path, size, mtime, inode) was already taken.
+
+        A source kept in place after its job (`after: keep`) must not be taken again; a
+        file that is touched or replaced gets a new mtime or inode and is new work. A job
+        an operator retried no longer counts: its file, moved back unchanged, is work again.
+        """
+        row = self._db.execute(
+            "SELECT 1 FROM jobs WHERE source = ? AND source_size = ? AND source_mtime_ns = ?"
+            " AND source_inode = ? AND retried_at IS NULL LIMIT 1",
+            (str(source), size, mtime_ns, inode),
+        ).fetchone()
+        return row is not None
+
+    def claimed_paths(self) -> set[Path]:
+        rows = self._db.execute("SELECT claimed FROM jobs WHERE claimed IS NOT NULL").fetchall()
+        return {Path(row["claimed"]) for row in rows}
+
+    def jobs(
+        self,
+        state: JobState | Collection[JobState] | None = None,
+        limit: int | None = 50,
+        *,
+        rule: str | None = None,
+        retried: bool | None = None,
+    ) -> list[JobRecord]:
+        """Jobs newest first, in `state` (one or several), of `rule`; `limit` None: all."""
+        conditions: list[str] = []
+        values: list[Any] = []
+        if state is not None:
+            states = [state] if isinstance(state, JobState) else list(state)
+            conditions.append(f"state IN ({', '.join('?' for _ in states)})")
+            values += [item.value for item in states]
+        if rule is not None:
+            conditions.append("rule = ?")
+            values.append(rule)
+        if retried is not None:
+            conditions.append("retried_at IS NOT NULL" if retried else "retried_at IS NULL")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self._db.execute(
+            f"SELECT * FROM jobs{where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (*values, -1 if limit is None else limit),  # LIMIT -1: no limit
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def counts(self) -> dict[JobState, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+        return {JobState(row["state"]): row["n"] for row in rows}
+
+    def history(self, job_id: str) -> list[tuple[str | None, str, float, str | None]]:
+        rows = self._db.execute(
+            "SELECT from_state, to_state, at, detail FROM transitions WHERE job_id = ? ORDER BY id",
+            (job_id,),
+        ).fetchall()
+        return [(row["from_state"], row["to_state"], row["at"], row["detail"]) for row in rows]
+
+
+class Ledger(JobQueries):
+    """The SQLite job store. Every method is one transaction; the reads are `JobQueries`."""
 
     def __init__(
         self, path: Path, *, clock: Callable[[], float] = time.time, create: bool = True
@@ -479,16 +589,6 @@ class Ledger:
                 (stage, None if percent is None else round(percent, 1), self._clock(), job_id),
             )
 
-    def get(self, job_id: str) -> JobRecord:
-        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise LedgerError(f"no job {job_id} in the ledger {self.path}")
-        return JobRecord.from_row(row)
-
-    def exists(self, job_id: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return row is not None
-
     def discard(self, job_id: str) -> None:
         """Forget a job recorded for a claim that did not happen (the file was gone or
         changed): it never started, so there is nothing to keep. Started jobs are kept."""
@@ -498,84 +598,6 @@ class Ledger:
             ).rowcount
             if deleted:
                 db.execute("DELETE FROM transitions WHERE job_id = ?", (job_id,))
-
-    def find(self, job_id_prefix: str) -> list[JobRecord]:
-        rows = self._db.execute(
-            "SELECT * FROM jobs WHERE id LIKE ? ORDER BY created_at", (job_id_prefix + "%",)
-        ).fetchall()
-        return [JobRecord.from_row(row) for row in rows]
-
-    def unfinished(self) -> list[JobRecord]:
-        """Jobs a previous run left mid-way, oldest first."""
-        placeholders = ", ".join("?" for _ in FINISHED)
-        rows = self._db.execute(
-            f"SELECT * FROM jobs WHERE state NOT IN ({placeholders}) ORDER BY created_at",
-            tuple(state.value for state in FINISHED),
-        ).fetchall()
-        return [JobRecord.from_row(row) for row in rows]
-
-    def undisposed(self) -> list[JobRecord]:
-        """Finished jobs whose source has not yet been archived, kept, deleted or quarantined."""
-        rows = self._db.execute(
-            "SELECT * FROM jobs WHERE state IN (?, ?, ?) AND disposed IS NULL"
-            " AND claimed IS NOT NULL ORDER BY created_at",
-            (JobState.DONE.value, JobState.FAILED.value, JobState.SKIPPED.value),
-        ).fetchall()
-        return [JobRecord.from_row(row) for row in rows]
-
-    def done_with_fingerprint(self, fingerprint: str, rule: str) -> JobRecord | None:
-        """The earliest finished job of `rule` that produced an output from the same bytes."""
-        row = self._db.execute(
-            "SELECT * FROM jobs WHERE fingerprint = ? AND rule = ? AND state = ?"
-            " ORDER BY created_at LIMIT 1",
-            (fingerprint, rule, JobState.DONE.value),
-        ).fetchone()
-        return JobRecord.from_row(row) if row else None
-
-    def knows_source(self, source: Path, size: int, mtime_ns: int, inode: int) -> bool:
-        """Whether this exact file (same path, size, mtime, inode) was already taken.
-
-        A source kept in place after its job (`after: keep`) must not be taken again; a
-        file that is touched or replaced gets a new mtime or inode and is new work. A job
-        an operator retried no longer counts: its file, moved back unchanged, is work again.
-        """
-        row = self._db.execute(
-            "SELECT 1 FROM jobs WHERE source = ? AND source_size = ? AND source_mtime_ns = ?"
-            " AND source_inode = ? AND retried_at IS NULL LIMIT 1",
-            (str(source), size, mtime_ns, inode),
-        ).fetchone()
-        return row is not None
-
-    def claimed_paths(self) -> set[Path]:
-        rows = self._db.execute("SELECT claimed FROM jobs WHERE claimed IS NOT NULL").fetchall()
-        return {Path(row["claimed"]) for row in rows}
-
-    def jobs(
-        self,
-        state: JobState | Collection[JobState] | None = None,
-        limit: int | None = 50,
-        *,
-        rule: str | None = None,
-        retried: bool | None = None,
-    ) -> list[JobRecord]:
-        """Jobs newest first, in `state` (one or several), of `rule`; `limit` None: all."""
-        conditions: list[str] = []
-        values: list[Any] = []
-        if state is not None:
-            states = [state] if isinstance(state, JobState) else list(state)
-            conditions.append(f"state IN ({', '.join('?' for _ in states)})")
-            values += [item.value for item in states]
-        if rule is not None:
-            conditions.append("rule = ?")
-            values.append(rule)
-        if retried is not None:
-            conditions.append("retried_at IS NOT NULL" if retried else "retried_at IS NULL")
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = self._db.execute(
-            f"SELECT * FROM jobs{where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            (*values, -1 if limit is None else limit),  # LIMIT -1: no limit
-        ).fetchall()
-        return [JobRecord.from_row(row) for row in rows]
 
     def mark_retried(self, job_id: str) -> JobRecord:
         """Record that an operator sent a failed job's source back to its inbox.
@@ -643,14 +665,3 @@ class Ledger:
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-    def counts(self) -> dict[JobState, int]:
-        rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
-        return {JobState(row["state"]): row["n"] for row in rows}
-
-    def history(self, job_id: str) -> list[tuple[str | None, str, float, str | None]]:
-        rows = self._db.execute(
-            "SELECT from_state, to_state, at, detail FROM transitions WHERE job_id = ? ORDER BY id",
-            (job_id,),
-        ).fetchall()
-        return [(row["from_state"], row["to_state"], row["at"], row["detail"]) for row in rows]

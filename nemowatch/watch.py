@@ -15,6 +15,11 @@ The watcher also looks after itself (`Watcher.check`, called every few seconds):
   recreated (that would put files on the mount point, underneath the share), and watching
   resumes when it is back;
 - an observer or watch thread that died is restarted, a bounded number of times.
+
+Whether an inbox is still the folder that was watched, and which filesystems need polling,
+is decided in `mounts`. The `Doorbell` is the daemon's second observer: it watches the
+config and rule files and the operators' bell, so housekeeping runs when they change
+instead of on a timer.
 """
 
 from __future__ import annotations
@@ -23,15 +28,13 @@ import asyncio
 import contextlib
 import errno
 import os
-import re
-import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -48,161 +51,19 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from nemowatch.config import WORK_FOLDERS, Rule
-
-# --- filesystems ---------------------------------------------------------------------------
-
-MOUNTINFO = Path("/proc/self/mountinfo")
-
-# Filesystems where inotify sees only what this machine does: files written by another
-# machine (or by the host of a VM) raise no event here. fuse.* is matched by prefix.
-POLLED_FILESYSTEMS = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "9p",  # WSL2 drives, QEMU shares
-        "virtiofs",
-        "vboxsf",
-        "drvfs",  # WSL1 drives
-        "fuse",
-        "sshfs",
-        "ceph",
-        "glusterfs",
-        "afs",
-        "lustre",
-        "gpfs",
-        "beegfs",
-        "gfs2",
-        "ocfs2",
-        "davfs",
-    }
+from nemowatch.config import WORK_FOLDERS, Config, Rule
+from nemowatch.ledger import bell_folder
+from nemowatch.mounts import (
+    POLLING_REASON,
+    InboxIdentity,
+    InboxVerdict,
+    Mount,
+    MountTable,
+    examine_inbox,
+    needs_polling,
+    read_mountinfo,
+    sysctl_hint,
 )
-
-POLLING_REASON = "network or FUSE filesystem: inotify events do not arrive from other machines"
-
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
-@dataclass(frozen=True)
-class Mount:
-    """Where a filesystem is mounted and its type, from one line of mountinfo."""
-
-    mount_point: PurePosixPath
-    fstype: str
-
-
-def parse_mountinfo(mountinfo: str) -> list[Mount]:
-    """The mounts listed in /proc/self/mountinfo text, in its order (pure).
-
-    A line reads `36 35 98:0 /root /mount/point options [optional...] - fstype source ...`;
-    the kernel writes space, tab, newline and backslash in paths as octal escapes (`\\040`).
-    Lines that do not have that shape are skipped.
-    """
-    mounts: list[Mount] = []
-    for line in mountinfo.splitlines():
-        fields = line.split(" ")
-        try:
-            separator = fields.index("-", 6)
-            fstype = fields[separator + 1]
-        except (ValueError, IndexError):
-            continue
-        mount_point = _OCTAL_ESCAPE.sub(lambda match: chr(int(match[1], 8)), fields[4])
-        if fstype and mount_point.startswith("/"):
-            mounts.append(Mount(PurePosixPath(mount_point), fstype))
-    return mounts
-
-
-def mount_of(path: Path | PurePosixPath, mountinfo: str) -> Mount | None:
-    """The mount holding `path` (absolute, symlinks resolved by the caller) (pure).
-
-    The longest mount point that contains it; of equal ones the last listed, which is the
-    one mounted on top. None when no listed mount contains it (or there is no mountinfo).
-    """
-    target = PurePosixPath(path)
-    found: Mount | None = None
-    for mount in parse_mountinfo(mountinfo):
-        if not target.is_relative_to(mount.mount_point):
-            continue
-        if found is None or len(mount.mount_point.parts) >= len(found.mount_point.parts):
-            found = mount
-    return found
-
-
-def filesystem_type(path: Path, mountinfo: str) -> str | None:
-    """The type (`ext4`, `nfs4`, `fuse.sshfs`, ...) of the filesystem holding `path` (pure)."""
-    mount = mount_of(path, mountinfo)
-    return None if mount is None else mount.fstype
-
-
-def needs_polling(fstype: str | None) -> bool:
-    """Whether inotify misses changes on this filesystem type, so it must be polled (pure)."""
-    if fstype is None:
-        return False  # unknown: events, as on any local disk
-    return fstype in POLLED_FILESYSTEMS or fstype.startswith("fuse.")
-
-
-def read_mountinfo() -> str:
-    """This process's mount table; "" where there is none (not Linux, no /proc)."""
-    try:
-        return os.fsdecode(MOUNTINFO.read_bytes())
-    except OSError:
-        return ""
-
-
-def sysctl_hint(name: str, value: int) -> str:
-    """How to raise a kernel limit now and for good."""
-    return (
-        f"raise it with `sysctl {name}={value}`, and to keep it after a reboot put "
-        f"`{name}={value}` in /etc/sysctl.d/90-nemowatch.conf"
-    )
-
-
-# --- inbox identity ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InboxIdentity:
-    """What an inbox folder was when it was watched: its device and the mount holding it."""
-
-    device: int
-    mount: Mount | None
-
-
-class InboxVerdict(StrEnum):
-    """What an inbox is now, compared with what was watched."""
-
-    SAME = "same"  # the folder that was watched (or none was recorded yet)
-    # Another device, taken as the inbox: the same mount point with the same filesystem
-    # type (an NFS or SMB remount gets a new device number), or a filesystem mounted onto
-    # or above the inbox since (the share came up after the daemon started).
-    REMOUNTED = "remounted"
-    # Gone, not a folder, unreadable, or the mount that held it went away and what is seen
-    # now is the folder underneath it (or another filesystem took the same mount point).
-    MISSING = "missing"
-
-
-def judge_inbox(recorded: InboxIdentity | None, current: InboxIdentity | None) -> InboxVerdict:
-    """Whether the inbox folder seen now (`current`, None if absent) is still the inbox (pure).
-
-    Without mount information a device change cannot be explained, so it counts as missing
-    until the recorded device is back.
-    """
-    if current is None:
-        return InboxVerdict.MISSING
-    if recorded is None or current.device == recorded.device:
-        return InboxVerdict.SAME
-    old, new = recorded.mount, current.mount
-    if old is None or new is None:
-        return InboxVerdict.MISSING
-    if new.mount_point == old.mount_point:
-        return InboxVerdict.REMOUNTED if new.fstype == old.fstype else InboxVerdict.MISSING
-    if new.mount_point.is_relative_to(old.mount_point):
-        return InboxVerdict.REMOUNTED
-    return InboxVerdict.MISSING  # a shallower mount: the one holding the inbox is gone
-
 
 # The events that can mean "a file appeared or changed". FileAttribEvent is among them
 # because `touch`, `cp -p` and rsync finish by setting the modification time.
@@ -287,25 +148,87 @@ class _Scheduled:
     mode: WatchMode
 
 
-class _Mounts:
-    """The mount table, read at most once per look (only when something needs it)."""
-
-    def __init__(self, read: Callable[[], str]) -> None:
-        self._read = read
-        self._text: str | None = None
-
-    def mount_of(self, path: Path) -> Mount | None:
-        if self._text is None:
-            self._text = self._read()
-        return mount_of(PurePosixPath(os.path.realpath(path)), self._text)
-
-
-# A watcher whose threads keep dying is left unhealthy (systemd's watchdog then restarts the
-# daemon) rather than restarted in a loop; the scans keep finding files meanwhile.
+# A watcher whose threads keep dying is left unhealthy (see RestartBudget).
 RESTART_LIMIT = 5
 RESTART_WINDOW = 600.0  # seconds
 
 _MISSING_HINT = "the rules on this inbox are paused until it is back; check the mount"
+
+
+class RestartBudget:
+    """How many times dead watch threads may be restarted: RESTART_LIMIT in RESTART_WINDOW.
+
+    Past it the watcher is left unhealthy (systemd's watchdog then restarts the daemon)
+    rather than restarted in a loop; the scans keep finding files meanwhile.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._times: deque[float] = deque()
+        self._limit_logged = False
+        self.restarts = 0  # how many restarts were allowed in all
+
+    def allows(self, problems: list[str]) -> bool:
+        """Whether one more restart may happen now (counted if so); logs the limit once."""
+        now = self._clock()
+        while self._times and now - self._times[0] > RESTART_WINDOW:
+            self._times.popleft()
+        if len(self._times) >= RESTART_LIMIT:
+            if not self._limit_logged:
+                self._limit_logged = True
+                structlog.get_logger("nemowatch").error(
+                    "watch.restart_limit",
+                    problems=problems,
+                    restarts=self.restarts,
+                    hint=f"watch threads died {RESTART_LIMIT} times in {RESTART_WINDOW:.0f} s;"
+                    " left unhealthy so that systemd's watchdog restarts nemowatch;"
+                    " the periodic scans still find new files",
+                )
+            return False
+        self._limit_logged = False
+        self._times.append(now)
+        self.restarts += 1
+        return True
+
+
+def dead_threads(
+    observers: Mapping[str, BaseObserver | None], scheduled: Mapping[Path, _Scheduled]
+) -> list[str]:
+    """What has stopped among the (named) observers' threads and the scheduled watches."""
+    running = {name: observer for name, observer in observers.items() if observer is not None}
+    problems: list[str] = []
+    for name, observer in running.items():
+        if not observer.is_alive():
+            problems.append(f"the {name} observer thread stopped")
+        # watchdog's inotify reader thread; a private attribute, so looked up gently.
+        reader = getattr(observer, "_inotify_fd", None)
+        if isinstance(reader, threading.Thread) and not reader.is_alive():
+            problems.append(f"the {name} observer's inotify reader thread stopped")
+    alive = {
+        emitter.watch
+        for observer in running.values()
+        for emitter in list(observer.emitters)
+        if emitter.is_alive()
+    }
+    for inbox, watch in scheduled.items():
+        if watch.watch not in alive:
+            problems.append(f"the {watch.mode} watch on {inbox} stopped")
+    return problems
+
+
+def _limit_fields(exc: OSError) -> dict[str, Any]:
+    """The kernel limit an inotify failure ran into, and how to raise it (for the log)."""
+    if exc.errno == errno.EMFILE:
+        return {
+            "sysctl": "fs.inotify.max_user_instances",
+            "hint": sysctl_hint("fs.inotify.max_user_instances", 1024),
+        }
+    if exc.errno == errno.ENOSPC:
+        return {
+            "sysctl": "fs.inotify.max_user_watches",
+            "hint": sysctl_hint("fs.inotify.max_user_watches", 524288),
+        }
+    return {}
 
 
 class Watcher:
@@ -337,7 +260,6 @@ class Watcher:
         self._make_event_observer = (
             event_observer if event_observer is not None else _platform_event_observer
         )
-        self._clock = clock
         self._handler = _Forwarder(self._deliver)
         self._log = structlog.get_logger("nemowatch")
         self._running = False
@@ -349,18 +271,16 @@ class Watcher:
         self._identities: dict[Path, InboxIdentity] = {}
         self._missing: set[Path] = set()
         self._announced: set[tuple[Path, str]] = set()  # watch.polling, logged once each
-        self._restart_times: deque[float] = deque()
-        self._restarts = 0
-        self._restart_limit_logged = False
-
-    @property
-    def rules(self) -> tuple[Rule, ...]:
-        return self._rules
+        self._budget = RestartBudget(clock)
 
     @property
     def restarts(self) -> int:
         """How many times dead watch threads were restarted."""
-        return self._restarts
+        return self._budget.restarts
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._rules
 
     def start(self) -> None:
         """Start watching the inboxes. Does nothing if already started.
@@ -424,7 +344,7 @@ class Watcher:
             if self._polling is None:  # the last restart failed
                 self._restart(["no observer is running: the last restart failed"])
                 return
-            mounts = _Mounts(self._read_mountinfo)
+            mounts = MountTable(self._read_mountinfo)
             for watch in inbox_watches(self._rules):
                 self._reconcile(watch, mounts)
             problems = self._dead_threads()
@@ -453,7 +373,7 @@ class Watcher:
     def _launch(self) -> None:
         self._polling = PollingObserver(timeout=self._poll_interval)
         self._polling.start()  # started first, so that each watch is set up (and fails) alone
-        mounts = _Mounts(self._read_mountinfo)
+        mounts = MountTable(self._read_mountinfo)
         for watch in inbox_watches(self._rules):
             self._reconcile(watch, mounts)
 
@@ -470,25 +390,11 @@ class Watcher:
                 observer.join()
 
     def _restart(self, problems: list[str]) -> None:
-        now = self._clock()
-        while self._restart_times and now - self._restart_times[0] > RESTART_WINDOW:
-            self._restart_times.popleft()
-        if len(self._restart_times) >= RESTART_LIMIT:
-            if not self._restart_limit_logged:
-                self._restart_limit_logged = True
-                self._log.error(
-                    "watch.restart_limit",
-                    problems=problems,
-                    restarts=self._restarts,
-                    hint=f"watch threads died {RESTART_LIMIT} times in {RESTART_WINDOW:.0f} s;"
-                    " left unhealthy so that systemd's watchdog restarts nemowatch;"
-                    " the periodic scans still find new files",
-                )
+        if not self._budget.allows(problems):
             return
-        self._restart_limit_logged = False
-        self._restart_times.append(now)
-        self._restarts += 1
-        self._log.warning("watch.observer_restarted", problems=problems, restarts=self._restarts)
+        self._log.warning(
+            "watch.observer_restarted", problems=problems, restarts=self._budget.restarts
+        )
         self._teardown()
         try:
             self._launch()
@@ -497,34 +403,14 @@ class Watcher:
             self._teardown()
 
     def _dead_threads(self) -> list[str]:
-        problems: list[str] = []
-        for name, observer in (("events", self._events), ("polling", self._polling)):
-            if observer is None:
-                continue
-            if not observer.is_alive():
-                problems.append(f"the {name} observer thread stopped")
-            # watchdog's inotify reader thread; a private attribute, so looked up gently.
-            reader = getattr(observer, "_inotify_fd", None)
-            if isinstance(reader, threading.Thread) and not reader.is_alive():
-                problems.append(f"the {name} observer's inotify reader thread stopped")
-        alive = {
-            emitter.watch
-            for observer in (self._events, self._polling)
-            if observer is not None
-            for emitter in list(observer.emitters)
-            if emitter.is_alive()
-        }
-        for inbox, scheduled in self._scheduled.items():
-            if scheduled.watch not in alive:
-                problems.append(f"the {scheduled.mode} watch on {inbox} stopped")
-        return problems
+        return dead_threads({"events": self._events, "polling": self._polling}, self._scheduled)
 
     # -- one inbox ------------------------------------------------------------------------
 
-    def _reconcile(self, watch: InboxWatch, mounts: _Mounts) -> None:
+    def _reconcile(self, watch: InboxWatch, mounts: MountTable) -> None:
         """Bring one inbox's watch in line with what is there now."""
         inbox = watch.inbox
-        verdict, current, reason = self._examine(inbox, mounts)
+        verdict, current, reason = examine_inbox(inbox, self._identities.get(inbox), mounts)
         if verdict is InboxVerdict.MISSING or current is None:
             self._unschedule(inbox)
             self._mark_missing(inbox, reason)
@@ -554,29 +440,6 @@ class Watcher:
                 fstype=current.mount.fstype if current.mount else None,
             )
 
-    def _examine(
-        self, inbox: Path, mounts: _Mounts
-    ) -> tuple[InboxVerdict, InboxIdentity | None, str]:
-        """The verdict on an inbox, what it is now, and why it is missing if it is."""
-        try:
-            status = os.stat(inbox)
-        except FileNotFoundError:
-            return InboxVerdict.MISSING, None, "the folder is gone"
-        except OSError as exc:  # ESTALE, ENOTCONN (a FUSE daemon gone), EACCES, EIO, ...
-            return InboxVerdict.MISSING, None, str(exc)
-        if not stat.S_ISDIR(status.st_mode):
-            return InboxVerdict.MISSING, None, "no longer a folder"
-        recorded = self._identities.get(inbox)
-        if recorded is not None and status.st_dev == recorded.device:
-            return InboxVerdict.SAME, recorded, ""  # the usual case: no mount table needed
-        current = InboxIdentity(status.st_dev, mounts.mount_of(inbox))
-        verdict = judge_inbox(recorded, current)
-        return (
-            verdict,
-            current,
-            "another filesystem is there now: the one that held it was unmounted",
-        )
-
     def _mark_missing(self, inbox: Path, reason: str) -> None:
         if inbox in self._missing:
             return
@@ -593,7 +456,7 @@ class Watcher:
         """Watch one inbox, by events where possible. The error if it cannot be watched."""
         inbox = watch.inbox
         fstype = None if mount is None else mount.fstype
-        options = self._watch_options(watch)
+        options: dict[str, Any] = {"recursive": watch.recursive, "event_filter": _CANDIDATE_EVENTS}
         if watch.poll:
             self._announce_polling(inbox, fstype, "the rule asks for it (poll: true)")
         elif needs_polling(fstype):
@@ -606,7 +469,13 @@ class Watcher:
                 except (FileNotFoundError, NotADirectoryError) as exc:
                     return str(exc)  # gone since it was looked at
                 except OSError as exc:
-                    self._warn_fallback(inbox, exc)
+                    self._log.warning(
+                        "watch.fallback_to_polling",
+                        inbox=str(inbox),
+                        error=str(exc),
+                        reason="its inotify watch could not be set up: polled instead",
+                        **_limit_fields(exc),
+                    )
                 else:
                     self._scheduled[inbox] = _Scheduled(events, scheduled, WatchMode.EVENTS)
                     return None
@@ -633,38 +502,17 @@ class Watcher:
             observer = self._make_event_observer()
         except OSError as exc:
             self._events_unavailable = True
-            fields: dict[str, Any] = {}
-            if exc.errno == errno.EMFILE:
-                fields = {
-                    "sysctl": "fs.inotify.max_user_instances",
-                    "hint": sysctl_hint("fs.inotify.max_user_instances", 1024),
-                }
             self._log.warning(
                 "watch.fallback_to_polling",
                 inboxes="all",
                 error=str(exc),
                 reason="no inotify instance could be created: every inbox is polled",
-                **fields,
+                **_limit_fields(exc),
             )
             return None
         observer.start()
         self._events = observer
         return observer
-
-    def _warn_fallback(self, inbox: Path, exc: OSError) -> None:
-        fields: dict[str, Any] = {}
-        if exc.errno == errno.ENOSPC:
-            fields = {
-                "sysctl": "fs.inotify.max_user_watches",
-                "hint": sysctl_hint("fs.inotify.max_user_watches", 524288),
-            }
-        self._log.warning(
-            "watch.fallback_to_polling",
-            inbox=str(inbox),
-            error=str(exc),
-            reason="its inotify watch could not be set up: polled instead",
-            **fields,
-        )
 
     def _announce_polling(self, inbox: Path, fstype: str | None, reason: str) -> None:
         key = (inbox, f"{fstype}:{reason}")
@@ -675,15 +523,98 @@ class Watcher:
     def _rule_names(self, inbox: Path) -> list[str]:
         return [rule.name for rule in self._rules if rule.inbox == inbox]
 
-    @staticmethod
-    def _watch_options(watch: InboxWatch) -> dict[str, Any]:
-        return {"recursive": watch.recursive, "event_filter": _CANDIDATE_EVENTS}
-
     def _deliver(self, path: Path, closed: bool) -> None:
         # On watchdog's thread: only enqueue. A closed loop means the daemon is stopping;
         # the event is dropped and the next start's scan finds the file.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._on_candidate, path, closed)
+
+
+# --- doorbells: what wakes the daemon's housekeeping ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Doorbells:
+    """The paths whose change wakes the daemon's housekeeping: the config file and the rule
+    files, any YAML file in `rules_dir`, and the operators' bell (`ledger.ring`)."""
+
+    files: frozenset[Path]
+    yaml_folders: frozenset[Path]
+    bell: Path
+
+    @classmethod
+    def of(cls, config: Config) -> Doorbells:
+        files = set(config.rule_files)
+        if config.source is not None:
+            files.add(config.source)
+        yaml_folders = {config.rules_dir} if config.rules_dir is not None else set()
+        return cls(frozenset(files), frozenset(yaml_folders), bell_folder(config.state_dir))
+
+    def folders(self) -> frozenset[Path]:
+        """The folders watched for them: one inotify watch each (`doctor` counts them)."""
+        return frozenset({path.parent for path in self.files} | self.yaml_folders | {self.bell})
+
+    def rings(self, path: Path) -> bool:
+        """Whether a change to `path` is one of them (pure)."""
+        return (
+            path in self.files
+            or path.parent == self.bell
+            or (path.parent in self.yaml_folders and path.suffix in (".yaml", ".yml"))
+        )
+
+
+class _Ringer(FileSystemEventHandler):
+    """Rings (on watchdog's thread: only hands over) when a doorbell path changes."""
+
+    def __init__(self, doorbells: Doorbells, ring: Callable[[], None]) -> None:
+        super().__init__()
+        self._doorbells = doorbells
+        self._ring = ring
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        if any(path and self._doorbells.rings(Path(os.fsdecode(path))) for path in paths):
+            self._ring()
+
+
+class Doorbell:
+    """A second observer, on the doorbells' folders: `ring()` is called on the loop's thread
+    when one of them changes. It makes the bell folder; it decides nothing."""
+
+    def __init__(
+        self, doorbells: Doorbells, ring: Callable[[], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.doorbells = doorbells
+        self._ring = ring
+        self._loop = loop
+        self._observer: BaseObserver | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._observer is not None
+
+    def start(self) -> None:
+        """Start watching. Raises OSError when that is not possible (no inotify instance or
+        watch left): the caller then looks at the doorbells on a timer instead."""
+        self.doorbells.bell.mkdir(parents=True, exist_ok=True)
+        observer = Observer()
+        handler = _Ringer(self.doorbells, self._handover)
+        for folder in sorted(self.doorbells.folders()):
+            if folder.is_dir():
+                observer.schedule(handler, str(folder), recursive=False)
+        observer.start()
+        self._observer = observer
+
+    def stop(self) -> None:
+        """Stop watching and wait for the observer's thread. Safe to call twice."""
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join()
+
+    def _handover(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+            self._loop.call_soon_threadsafe(self._ring)
 
 
 def _walk(inbox: Path, *, recursive: bool) -> Iterator[Path]:

@@ -5,18 +5,18 @@ It belongs to no engine: `config` uses it to check rules, the local engine to pl
 `explain` and `check` to say what was understood. Pure: no files, no processes.
 """
 
+from nemowatch.language.clauses import split_clauses
 from nemowatch.language.instructions import (
     Conflict,
     Interpretation,
     Operation,
-    describe_silence_cut,
     find_conflicts,
     interpret,
     interpret_all,
     parse_instruction,
     parse_instructions,
-    split_clauses,
 )
+from nemowatch.language.timing import describe_silence_cut
 
 __all__ = [
     "Conflict",

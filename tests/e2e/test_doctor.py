@@ -13,7 +13,7 @@ import pytest
 
 from nemowatch.engines.local.ffmpeg import choose_ffmpeg
 from nemowatch.ledger import Ledger
-from nemowatch.watch import filesystem_type, needs_polling, read_mountinfo
+from nemowatch.mounts import filesystem_type, needs_polling, read_mountinfo
 from tests.e2e.harness import rule, write_config
 from tests.fakes.ffmpeg import DRAWTEXT_5_1, fake_ffmpeg
 

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from nemowatch.config import Config, Rule
 from nemowatch.daemon import Daemon
+from nemowatch.daemon.pauses import Reason
 from nemowatch.ledger import Ledger
 from nemowatch.notify import Notifier
 from tests.e2e.harness import drop
@@ -69,7 +70,7 @@ async def test_a_dead_worker_stops_the_watchdog_pings(
         await wait_until(lambda: pings() >= 2)
         assert daemon.healthy()
         with capture_logs() as logs:
-            next(iter(daemon._workers)).cancel()  # the scheduler lost a worker
+            daemon.workers.tasks[0].cancel()  # the scheduler lost a worker
             await asyncio.sleep(0.1)
             drain(manager)
             await asyncio.sleep(0.6)  # six ping periods
@@ -93,15 +94,15 @@ async def test_a_vanished_inbox_pauses_its_rule_and_is_not_recreated(
         await wait_until(lambda: daemon.watcher is not None)
         with capture_logs() as logs:
             share.rename(away)  # the share is unmounted
-            await wait_until(lambda: share in daemon._missing)
+            await wait_until(lambda: share in daemon.pauses.missing)
             assert "1 inbox missing" in daemon.status_line()
-            daemon._request_reload()  # a reload must not recreate it either
+            daemon.housekeeping.request_reload()  # a reload must not recreate it either
             await asyncio.sleep(1.5)
             assert not share.exists()
             assert daemon.healthy()  # paused, not broken: the watchdog keeps being pinged
             away.rename(share)  # mounted again, with a file waiting in it
             drop(share / "clip.mp4", clips.basic)
-            await wait_until(lambda: share not in daemon._missing)
+            await wait_until(lambda: share not in daemon.pauses.missing)
             await wait_until(lambda: len(list((tmp_path / "share-out").glob("*.mp4"))) == 1, 60)
         events = [entry["event"] for entry in logs]
         assert events.count("inbox.missing") == 1
@@ -127,10 +128,10 @@ async def test_an_operator_pause_rings_the_idle_daemon_without_waiting_for_a_sca
     daemon = make_daemon(tmp_path, "clips", scan_interval=300.0)
     running = asyncio.create_task(daemon.run())
     try:
-        await wait_until(lambda: daemon._bells is not None)
+        await wait_until(lambda: daemon.housekeeping.listening)
         await asyncio.sleep(0.3)  # past the startup scan: from here only the doorbell
         await pause_from_outside(daemon)
-        await wait_until(lambda: "operator" in daemon._pauses)  # long before the 300 s scan
+        await wait_until(lambda: Reason.OPERATOR in daemon.pauses.reasons)  # before the scan
     finally:
         daemon.stop()
         await running
@@ -147,9 +148,9 @@ async def test_without_a_doorbell_housekeeping_falls_back_to_polling(
         try:
             await wait_until(lambda: daemon.watcher is not None)
             await asyncio.sleep(0.3)
-            assert daemon._bells is None
+            assert not daemon.housekeeping.listening
             await pause_from_outside(daemon)
-            await wait_until(lambda: "operator" in daemon._pauses)  # long before the 300 s scan
+            await wait_until(lambda: Reason.OPERATOR in daemon.pauses.reasons)  # before the scan
         finally:
             daemon.stop()
             await running

@@ -1,4 +1,5 @@
-"""What a starting daemon does with what a crashed one left behind."""
+"""What a starting daemon does with what a crashed one left behind (`Recovery`, as the
+daemon composes it, without starting the daemon)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from structlog.testing import capture_logs
 
 from nemowatch.config import Config, Rule
 from nemowatch.daemon import Daemon
+from nemowatch.daemon.recovery import prepare_folders
 from nemowatch.files import claim_path
 from nemowatch.ledger import JobState, Ledger
 from tests.ledgers import walk_to
@@ -32,10 +34,10 @@ def test_a_claimed_file_this_ledger_does_not_know_is_left_to_its_owner(
     shutil.copy(clips.basic, theirs)
     daemon = Daemon(config)
     with capture_logs() as logs:
-        daemon._prepare_folders()
-        daemon._recover()
+        prepare_folders(daemon.rules)
+        resumed = daemon.recovery.run()
     assert theirs.exists()
-    assert daemon.ledger.jobs() == [] and daemon.queue.qsize() == 0
+    assert daemon.ledger.jobs() == [] and resumed == []
     warning = next(entry for entry in logs if entry["event"] == "processing.not_ours")
     assert warning["path"] == str(theirs) and "move it back into the inbox" in warning["hint"]
     daemon.ledger.close()
@@ -65,11 +67,11 @@ def test_a_claim_killed_before_its_rename_is_finished_at_start(tmp_path: Path, c
     shutil.copy(clips.basic, source)
     recorded_claim(config, source, "abc123def456")
     daemon = Daemon(config)
-    daemon._recover()
+    resumed = daemon.recovery.run()
     record = daemon.ledger.get("abc123def456")
     assert record.claimed is not None and record.claimed.is_file()
     assert not source.exists()
-    assert daemon.queue.qsize() == 1
+    assert resumed == ["abc123def456"]
     daemon.ledger.close()
 
 
@@ -88,9 +90,9 @@ def test_a_claim_killed_before_its_rename_is_undone_when_the_file_changed_or_wen
         handle.write(b"more")
     gone.unlink()  # taken by another daemon, or by a person
     daemon = Daemon(config)
-    daemon._recover()
+    resumed = daemon.recovery.run()
     assert daemon.ledger.jobs() == []
-    assert changed.exists() and daemon.queue.qsize() == 0
+    assert changed.exists() and resumed == []
     daemon.ledger.close()
 
 
@@ -113,11 +115,11 @@ def test_a_finished_job_whose_source_was_not_yet_archived_is_archived(
     walk_to(ledger, "job000000001", JobState.DONE, output=tmp_path / "outbox" / "clip.mp4")
     ledger.close()
     daemon = Daemon(config)
-    daemon._recover()
+    resumed = daemon.recovery.run()
     record = daemon.ledger.get("job000000001")
     assert record.disposed is not None and "done" in record.disposed
     assert Path(record.disposed).exists() and not claimed.exists()
-    assert daemon.queue.qsize() == 0
+    assert resumed == []
     daemon.ledger.close()
 
 
@@ -137,8 +139,18 @@ def test_a_job_whose_rule_is_gone_waits_and_keeps_its_file(tmp_path: Path, clips
     )
     ledger.close()
     daemon = Daemon(config)
-    daemon._recover()
-    assert daemon.queue.qsize() == 0
+    resumed = daemon.recovery.run()
+    assert resumed == []
     assert claimed.exists()
     assert daemon.ledger.get("job000000002").state is JobState.CLAIMED
     daemon.ledger.close()
+
+
+def test_folders_are_made_at_start_except_an_inbox_that_is_missing(tmp_path: Path) -> None:
+    # an unmounted share: making the folder would put files on the mount point beneath it
+    config = make_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    prepare_folders(config.rules, missing={inbox})
+    assert not inbox.exists() and (tmp_path / "outbox").is_dir()
+    prepare_folders(config.rules)
+    assert inbox.is_dir()

@@ -18,7 +18,7 @@ from nemowatch.doctor import (
     inotify_finding,
     nemo_token_finding,
 )
-from nemowatch.watch import POLLING_REASON, read_mountinfo
+from nemowatch.mounts import POLLING_REASON, read_mountinfo
 from tests.fakes.ffmpeg import DRAWTEXT_5_1, fake_ffmpeg
 
 

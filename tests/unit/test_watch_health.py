@@ -1,12 +1,13 @@
-"""Watcher self-health, the pure parts: mount table, polling choice, inbox identity."""
+"""Watcher self-health, the pure parts (`mounts`): mount table, polling choice, identity."""
 
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
 import pytest
+from structlog.testing import capture_logs
 
-from nemowatch.watch import (
+from nemowatch.mounts import (
     InboxIdentity,
     InboxVerdict,
     Mount,
@@ -17,6 +18,7 @@ from nemowatch.watch import (
     parse_mountinfo,
     sysctl_hint,
 )
+from nemowatch.watch import RESTART_LIMIT, RESTART_WINDOW, RestartBudget
 
 MOUNTINFO = """\
 22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw,errors=remount-ro
@@ -163,3 +165,15 @@ def test_an_inbox_is_missing_unless_it_is_the_watched_folder_or_its_share_again(
     recorded: InboxIdentity | None, current: InboxIdentity | None, verdict: InboxVerdict
 ) -> None:
     assert judge_inbox(recorded, current) is verdict
+
+
+def test_the_restart_budget_allows_a_few_restarts_per_window_and_logs_the_limit_once() -> None:
+    now = [0.0]
+    budget = RestartBudget(clock=lambda: now[0])
+    with capture_logs() as logs:
+        assert all(budget.allows(["dead"]) for _ in range(RESTART_LIMIT))
+        assert not budget.allows(["dead"]) and not budget.allows(["dead"])
+        now[0] += RESTART_WINDOW + 1  # the old restarts are out of the window
+        assert budget.allows(["dead"])
+    assert [entry["event"] for entry in logs] == ["watch.restart_limit"]
+    assert budget.restarts == RESTART_LIMIT + 1

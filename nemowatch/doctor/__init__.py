@@ -8,6 +8,7 @@ removed at once. The ledger is opened read-only and never created.
 A finding is `ok` (works), a `note` (works, but worth knowing: an older FFmpeg form, an
 inbox that is polled, no config yet) or a `problem` (something nemowatch needs does not
 work; `fix` says what to do). `doctor` exits 1 when there is a problem, else 0.
+The finding types live in `doctor.findings`, the inotify check in `doctor.inotify`.
 
 What is needed depends on the engine: the local engine (the default, and what is assumed
 without a config) needs a capable FFmpeg and the title font; `engine: nemo` needs neither,
@@ -25,9 +26,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,66 +39,39 @@ from nemowatch.config import (
     format_size,
     load_config,
 )
+from nemowatch.doctor.findings import Finding, Machine, Status
+from nemowatch.doctor.inotify import inotify_finding
 from nemowatch.errors import ConfigError, EngineError
-from nemowatch.ledger import bell_folder
-from nemowatch.watch import (
-    POLLING_REASON,
-    filesystem_type,
-    inbox_watches,
-    needs_polling,
-    read_mountinfo,
-    sysctl_hint,
-)
+from nemowatch.mounts import POLLING_REASON, filesystem_type, needs_polling
+from nemowatch.watch import inbox_watches
+
+__all__ = [
+    "Finding",
+    "Machine",
+    "Status",
+    "diagnose",
+    "examine",
+    "ffmpeg_findings",
+    "findings_json",
+    "folder_finding",
+    "format_findings",
+    "has_problems",
+    "inotify_finding",
+    "ledger_finding",
+    "nemo_token_finding",
+    "read_config",
+]
 
 MINIMUM_PYTHON = (3, 11)
 LEDGER_FILE = "ledger.sqlite3"  # in state_dir; see Ledger.in_state_dir
 # Free space below which a folder is a problem (a render does not fit) or worth a note.
 TOO_LITTLE_SPACE = 100 * 10**6
 LITTLE_SPACE = 10**9
-# The inotify instances one daemon takes: one for the inboxes, one for its doorbells
-# (config files, rule files and the operators' bell; see Daemon._listen_for_bells).
-INSTANCES_PER_DAEMON = 2
-RAISED_WATCHES = 524288
-RAISED_INSTANCES = 1024
 # What the local engine does instead when the chosen FFmpeg lacks an optional option.
 OLDER_FORMS = {
     "drawtext:text_align": "titles are drawn line by line, each line centred by a drawtext "
     "of its own (FFmpeg 6.1 centres every line in one)",
 }
-
-
-class Status(StrEnum):
-    """How one check came out."""
-
-    OK = "ok"  # works
-    NOTE = "note"  # works, but worth knowing
-    PROBLEM = "problem"  # something nemowatch needs does not work: see the finding's fix
-
-
-@dataclass(frozen=True)
-class Finding:
-    """The outcome of one check: what was looked at, the verdict, and what to do."""
-
-    name: str  # what was checked: "ffmpeg", "inbox /srv/in", "ledger"
-    status: Status
-    detail: str
-    fix: str | None = None  # what to do; always given for a problem
-    facts: Mapping[str, Any] = field(default_factory=dict)  # for --json readers
-
-
-@dataclass(frozen=True)
-class Machine:
-    """Where the checks look: the environment and the kernel's tables, as parameters."""
-
-    environ: Mapping[str, str]
-    mountinfo: str
-    inotify_limits: Path = Path("/proc/sys/fs/inotify")
-    proc: Path = Path("/proc")
-    uid: int = field(default_factory=os.geteuid)
-
-    @classmethod
-    def this_one(cls, environ: Mapping[str, str] | None = None) -> Machine:
-        return cls(environ=os.environ if environ is None else environ, mountinfo=read_mountinfo())
 
 
 # ---- running and showing the checks ------------------------------------------------------
@@ -546,118 +518,6 @@ def ledger_finding(state_dir: Path) -> Finding:
     return Finding(
         "ledger", Status.OK, f"{path}: intact, {jobs} job{'s' if jobs != 1 else ''}", facts=facts
     )
-
-
-# ---- inotify ---------------------------------------------------------------------------------
-
-
-def inotify_finding(config: Config, machine: Machine) -> Finding:
-    """The kernel's inotify limits against the folders one daemon of `config` watches.
-
-    Past the limits nothing breaks: the inbox (or all of them) is polled instead, and the
-    doorbells fall back to a timer. So the verdict is a note at worst.
-    """
-    limits = {
-        name: _read_int(machine.inotify_limits / name)
-        for name in ("max_user_watches", "max_user_instances")
-    }
-    watches_limit, instances_limit = limits["max_user_watches"], limits["max_user_instances"]
-    if watches_limit is None or instances_limit is None:
-        return Finding(
-            "inotify",
-            Status.NOTE,
-            f"no inotify limits in {machine.inotify_limits}: inboxes are watched by this"
-            " system's own events, or polled",
-        )
-    needed = _watches_needed(config, machine.mountinfo, cap=watches_limit + 1)
-    in_use = _inotify_in_use(machine.proc, machine.uid)
-    facts: dict[str, Any] = {
-        "max_user_watches": watches_limit,
-        "max_user_instances": instances_limit,
-        "watches_needed": needed,
-        "instances_needed": INSTANCES_PER_DAEMON,
-        "watches_in_use": in_use[0] if in_use else None,
-        "instances_in_use": in_use[1] if in_use else None,
-    }
-    used_watches, used_instances = in_use if in_use is not None else (0, 0)
-    detail = (
-        f"{needed} folder{'s' if needed != 1 else ''} to watch and {INSTANCES_PER_DAEMON}"
-        f" instances needed; this user has {used_watches} of {watches_limit} watches and"
-        f" {used_instances} of {instances_limit} instances in use"
-        + ("" if in_use is not None else " (usage unknown)")
-    )
-    if used_instances + INSTANCES_PER_DAEMON > instances_limit:
-        return Finding(
-            "inotify",
-            Status.NOTE,
-            f"{detail}: too few instances left, so every inbox will be polled",
-            fix=sysctl_hint("fs.inotify.max_user_instances", RAISED_INSTANCES),
-            facts=facts,
-        )
-    if used_watches + needed > watches_limit:
-        return Finding(
-            "inotify",
-            Status.NOTE,
-            f"{detail}: too few watches left, so some inboxes will be polled",
-            fix=sysctl_hint("fs.inotify.max_user_watches", max(RAISED_WATCHES, 2 * needed)),
-            facts=facts,
-        )
-    return Finding("inotify", Status.OK, detail, facts=facts)
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _watches_needed(config: Config, mountinfo: str, *, cap: int) -> int:
-    """The inotify watches one daemon takes: one per folder of each inbox watched by events
-    (every folder beneath a recursive one), and the doorbell folders. Counting stops at `cap`."""
-    count = 0
-    for watch in inbox_watches(config.rules):
-        fstype = filesystem_type(Path(os.path.realpath(watch.inbox)), mountinfo)
-        if watch.poll or needs_polling(fstype):
-            continue
-        count += 1
-        if watch.recursive:
-            for _folder, subfolders, _files in os.walk(watch.inbox):
-                count += len(subfolders)
-                if count >= cap:
-                    return cap
-    doorbells = {path.parent for path in config.rule_files}
-    if config.rules_dir is not None:
-        doorbells.add(config.rules_dir)
-    doorbells.add(bell_folder(config.state_dir))
-    return min(cap, count + len(doorbells))
-
-
-def _inotify_in_use(proc: Path, uid: int) -> tuple[int, int] | None:
-    """(watches, instances) of inotify held now by the processes of `uid` (the kernel's
-    limits are per user); None when /proc cannot tell."""
-    watches = instances = 0
-    try:
-        processes = [entry for entry in proc.iterdir() if entry.name.isdigit()]
-    except OSError:
-        return None
-    for process in processes:
-        try:
-            if process.stat().st_uid != uid:
-                continue
-            descriptors = list((process / "fd").iterdir())
-        except OSError:
-            continue  # gone, or not ours to look at
-        for descriptor in descriptors:
-            try:
-                if os.readlink(descriptor) != "anon_inode:inotify":
-                    continue
-                info = (process / "fdinfo" / descriptor.name).read_text(encoding="ascii")
-            except OSError:
-                continue
-            instances += 1
-            watches += sum(1 for line in info.splitlines() if line.startswith("inotify wd:"))
-    return watches, instances
 
 
 # ---- the NemoVideo token ---------------------------------------------------------------------

@@ -1,0 +1,278 @@
+"""What no single field shows: cross-field checks over all rules (clashing names, inboxes,
+outboxes, output names, contradicting instructions, music that is not there), and the
+warnings `check` shows about a valid config."""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from nemowatch.config.document import Loc, Origin
+from nemowatch.config.models import TEMPLATE_FIELDS, Config, Rule
+from nemowatch.engines.formats import AUDIO_EXTENSIONS, NEMO_EXTENSIONS
+from nemowatch.errors import ConfigProblem, NemowatchError
+from nemowatch.language import find_conflicts, interpret, interpret_all
+from nemowatch.rules import MOODS, matches
+
+# What `outputs` is checked with; `ext` is the source's, so "{stem}.{ext}" is not an MP4 name.
+_TEMPLATE_SAMPLE = {"stem": "clip", "ext": "mov", "rule": "reels", "date": "2024-01-31"}
+RULE_FIELDS = frozenset(Rule.model_fields)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A rule as loaded, where it was written, and which of its fields hold what was."""
+
+    rule: Rule  # for a rule with errors: its valid fields, placeholders for the others
+    origin: Origin
+    known: frozenset[str] = RULE_FIELDS  # the fields that hold what was written (or defaults)
+
+    def knows(self, *fields: str) -> bool:
+        return self.known.issuperset(fields)
+
+
+def check_report(config: Config) -> list[str]:
+    """Warnings about a valid config that `check` shows but that do not stop the daemon."""
+    warnings = [
+        f'rule "{rule.name}": inbox {rule.inbox} does not exist yet; it will be created'
+        for rule in config.rules
+        if not rule.inbox.exists()
+    ]
+    for rule in config.rules:
+        if "match" not in rule.model_fields_set:
+            continue  # the default patterns are videos, which every engine takes
+        for pattern in rule.match:
+            refused = _refused_kind(pattern, config.engine)
+            if refused:
+                warnings.append(
+                    f'rule "{rule.name}": match pattern "{pattern}" only catches {refused},'
+                    f" which the {config.engine} engine cannot edit; such files will fail"
+                    ' (match videos instead, e.g. "*.mp4")'
+                )
+    return warnings
+
+
+# Pictures FFmpeg reads as still images (image2, *_pipe), which the local engine refuses.
+# Not GIF: FFmpeg reads a GIF as a video, and the local engine edits it.
+PICTURE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+)
+
+
+def _refused_kind(pattern: str, engine: str) -> str | None:
+    """What files `pattern` catches when the engine refuses all of them ("pictures"), else None.
+
+    Only a pattern with a fixed extension can be known to catch nothing the engine takes.
+    """
+    extension = _extension(pattern.lower())
+    if extension is None:
+        return None
+    if engine == "nemo":
+        return None if extension in NEMO_EXTENSIONS else f"{extension} files"
+    if extension in PICTURE_EXTENSIONS:
+        return f"pictures ({extension})"
+    if extension in AUDIO_EXTENSIONS:
+        return f"sound files ({extension})"
+    return None
+
+
+def cross_check(loaded: list[Loaded]) -> list[ConfigProblem]:
+    """What no single field shows: clashing names, inboxes, outboxes and output names.
+
+    Broken rules take part with the fields they have right, so one run reports everything.
+    """
+    problems: list[ConfigProblem] = []
+    for index, item in enumerate(loaded):
+        rule, origin = item.rule, item.origin
+        for earlier in loaded[:index]:
+            if item.knows("name") and earlier.knows("name") and earlier.rule.name == rule.name:
+                where = earlier.origin.where(("name",), origin)
+                message = f'duplicate rule name "{rule.name}" (first used at {where})'
+                problems.append(origin.problem(("name",), message))
+                break
+        for earlier in loaded[:index]:
+            if not (item.knows("inbox", "match") and earlier.knows("inbox", "match")):
+                continue
+            overlap = _overlap(earlier.rule.match, rule.match)
+            if earlier.rule.inbox == rule.inbox and overlap is not None:
+                message = (
+                    f'"{overlap[1]}" overlaps "{overlap[0]}" of {_called(earlier, item)}, which'
+                    " watches the same inbox; a file would match both (use patterns with"
+                    " different extensions, or another inbox)"
+                )
+                problems.append(origin.problem(("match",), message))
+        # one problem per folder is enough: it is the same fix whichever rule it clashes with
+        for role in ("outbox", "inbox"):
+            clashes = (_folder_clash(item, other, role) for other in [item, *loaded])
+            clash_message = next((clash for clash in clashes if clash), None)
+            if clash_message:
+                problems.append(origin.problem((role,), clash_message))
+        if item.knows("outputs"):
+            export_format = rule.export.format if item.knows("export") else None
+            texts = outputs_problems(rule.outputs, export_format)
+            problems.extend(origin.problem(("outputs",), text) for text in texts)
+        if item.knows("instructions"):
+            problems.extend(_instruction_conflicts(rule.instructions, origin))
+    return problems
+
+
+def music_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
+    """Music the local engine could not find: a file or folder that does not exist (or holds
+    no audio), or a word that is no built-in mood. At run time each job would fail on it."""
+    problems = []
+    for item in loaded:
+        rule, origin = item.rule, item.origin
+        if not item.knows("edit", "instructions"):
+            continue
+        if "music" in rule.edit.model_fields_set:  # `edit:` wins over the text
+            if rule.edit.music is not None:
+                text = _music_problem(rule.edit.music)
+                if text:
+                    problems.append(origin.problem(("edit", "music"), text))
+            continue
+        music = interpret_all(rule.instructions).edit.music
+        if music is None:
+            continue
+        text = _music_problem(music)
+        if not text:
+            continue
+        if not Path(music).expanduser().is_absolute():
+            text += (
+                "; a path in instructions is taken from the folder nemowatch runs in: write it"
+                " in full, or use edit.music, which is relative to this file"
+            )
+        # the instruction that named it: the last one that names this music by itself
+        named = [
+            index
+            for index, instruction in enumerate(rule.instructions)
+            if interpret(instruction).edit.music == music
+        ]
+        where: Loc = ("instructions", named[-1]) if named else ("instructions",)
+        problems.append(origin.problem(where, text))
+    return problems
+
+
+def _music_problem(music: str) -> str | None:
+    """Why the local engine would refuse `music` (as it resolves it at run time), or None."""
+    from nemowatch.engines.local.music import resolve_music
+
+    path = Path(music).expanduser()
+    moods = ", ".join(MOODS)
+    if music.strip().lower() not in MOODS and not path.exists():
+        if not path.suffix:  # a word, most likely meant as a mood
+            return (
+                f'"{path.name}" is not a built-in mood ({moods}), and there is no file or'
+                f" folder at {path}"
+            )
+        return f"there is no music file or folder at {path} (or use a built-in mood: {moods})"
+    try:
+        resolve_music(music, job_id="check")
+    except NemowatchError as error:
+        return f"{error}; {error.hint}" if error.hint else str(error)
+    return None
+
+
+def _instruction_conflicts(instructions: tuple[str, ...], origin: Origin) -> list[ConfigProblem]:
+    """Instructions of one rule that ask for two values of one setting ("vertical", "16:9").
+
+    Checked whichever engine runs: the contradiction is in what the user asked for.
+    """
+    return [
+        origin.problem(("instructions", conflict.instruction), conflict.message)
+        for conflict in find_conflicts(instructions)
+    ]
+
+
+def _folder_clash(item: Loaded, other: Loaded, role: str) -> str | None:
+    """Why `item`'s outbox is in `other`'s inbox (or inbox in `other`'s outbox), if it is."""
+    their_role = "inbox" if role == "outbox" else "outbox"
+    if not (item.knows(role) and other.knows(their_role)):
+        return None
+    mine, theirs = getattr(item.rule, role), getattr(other.rule, their_role)
+    if not mine.is_relative_to(theirs) or (mine == theirs and role == "inbox"):
+        return None  # (an inbox that is an outbox is reported once, as an outbox problem)
+    owner = "its own" if other is item else f"{_called(other, item)}'s"
+    where = f"{owner} {their_role}" if mine == theirs else f"inside {owner} {their_role} ({theirs})"
+    return f"{mine} is {where}; finished videos would be taken as new footage"
+
+
+def _called(item: Loaded, seen_from: Loaded) -> str:
+    """How a message names another rule: by its name, or where it is when the name is wrong."""
+    if item.knows("name"):
+        return f'rule "{item.rule.name}"'
+    return f"the rule at {item.origin.where((), seen_from.origin)}"
+
+
+def _overlap(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first pair of patterns (one from each) that could match one name, if any."""
+    for one in first:
+        for other in second:
+            if _patterns_overlap(one.lower(), other.lower()):
+                return one, other
+    return None
+
+
+def _patterns_overlap(one: str, other: str) -> bool:
+    # Conservative: only patterns whose fixed extensions differ are known to be disjoint.
+    if one == other:
+        return True
+    if not _has_wildcard(one):
+        return matches(one, (other,))
+    if not _has_wildcard(other):
+        return matches(other, (one,))
+    one_extension, other_extension = _extension(one), _extension(other)
+    if one_extension is None or other_extension is None:
+        return True
+    return one_extension == other_extension
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return any(character in pattern for character in "*?[")
+
+
+def _extension(pattern: str) -> str | None:
+    """The fixed extension of a glob ("*.mp4" -> ".mp4"), or None when it has none."""
+    suffix = PurePosixPath(pattern).suffix
+    if not suffix or _has_wildcard(suffix):
+        return None
+    return suffix
+
+
+def outputs_problems(template: str, export_format: str | None = "mp4") -> list[str]:
+    """What is wrong with an `outputs` template; empty when it is fine.
+
+    The extension is checked against `export_format` unless it is None (not known).
+    """
+    shown = json.dumps(template, ensure_ascii=False)
+    allowed = ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return [f"{shown} is not a valid template ({exc}); use {allowed}"]
+    pieces: list[str] = []
+    for literal, field, spec, conversion in parsed:
+        pieces.append(literal)
+        if field is None:
+            continue
+        if field not in TEMPLATE_FIELDS:
+            return [f"unknown field {{{field}}} in {shown} (allowed: {allowed})"]
+        if spec or conversion:
+            return [f"{{{field}}} takes no format or conversion in {shown}"]
+        pieces.append(_TEMPLATE_SAMPLE[field])
+    name = "".join(pieces)
+    relative = PurePosixPath(name)
+    problems = []
+    if relative.is_absolute():
+        problems.append(f"{shown} is absolute; outputs are named inside the outbox")
+    elif ".." in relative.parts:
+        problems.append(f'{shown} leads out of the outbox (".."); remove the ".."')
+    if not relative.name or name.endswith("/"):
+        problems.append(f"{shown} names no file")
+    elif export_format is not None and not name.lower().endswith(f".{export_format}"):
+        problems.append(
+            f'{shown} must end in ".{export_format}" (export.format is {export_format}),'
+            f' e.g. "{{stem}}-edited.{export_format}"'
+        )
+    return problems

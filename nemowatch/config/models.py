@@ -1,0 +1,204 @@
+"""The config's schema: frozen pydantic models of `config.yaml` and its rules, with their
+defaults and shorthands, and which rule takes a file (`rule_for`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path, PurePath
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from nemowatch import __version__
+from nemowatch.config.values import parse_size
+from nemowatch.rules import EditSpec, ExportSpec, Frozen, matches
+
+DEFAULT_MATCH = ("*.mp4", "*.mov", "*.m4v", "*.mkv", "*.webm", "*.avi")
+
+# Names people's tools give files that are still being written, and OS litter.
+DEFAULT_IGNORE = (
+    ".*",
+    "*.part",
+    "*.partial",
+    "*.crdownload",
+    "*.tmp",
+    "~$*",
+    "Thumbs.db",
+    "desktop.ini",
+    ".DS_Store",
+)
+
+# The daemon's own folders inside each inbox; never watched, never matched.
+WORK_FOLDERS = ("processing", "done", "failed")
+
+
+class OnConflict(StrEnum):
+    RENAME = "rename"  # keep both: "name (2).mp4"
+    OVERWRITE = "overwrite"  # replace the existing output
+    SKIP = "skip"  # keep the existing output, discard the new one
+
+
+class AfterSuccess(StrEnum):
+    ARCHIVE = "archive"  # move the source to done/YYYY-MM-DD/
+    KEEP = "keep"  # leave the source where it was dropped
+    DELETE = "delete"  # delete the source (only after the output is published)
+
+
+class AfterFailure(StrEnum):
+    QUARANTINE = "quarantine"  # move the source to failed/ beside <name>.error.json
+    KEEP = "keep"  # leave the source where it was dropped (error.json still in failed/)
+
+
+class After(Frozen):
+    success: AfterSuccess = AfterSuccess.ARCHIVE
+    failure: AfterFailure = AfterFailure.QUARANTINE
+
+
+RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _reject_empty_path(value: object) -> object:
+    # pydantic reads "" as Path("."), which would silently mean "the current folder"
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+class Rule(Frozen):
+    """One inbox -> outbox mapping with what to do to each file."""
+
+    name: str
+    inbox: Path
+    outbox: Path
+    match: tuple[str, ...] = DEFAULT_MATCH
+    ignore: tuple[str, ...] = ()  # extra patterns, on top of DEFAULT_IGNORE
+    recursive: bool = False
+    poll: bool = False  # force polling (network shares, where events do not arrive)
+    settle_seconds: float = Field(default=2.0, ge=0.0, le=3600.0)
+    instructions: tuple[str, ...] = ()
+    edit: EditSpec = EditSpec()
+    export: ExportSpec = ExportSpec()
+    outputs: str = "{stem}.mp4"
+    on_conflict: OnConflict = OnConflict.RENAME
+    after: After = After()
+    reprocess_duplicates: bool = False  # a byte-identical file dropped again is skipped
+    report: bool = False  # write <output>.json beside each output: spec, plan, warnings, timings
+    # bytes; larger files fail before any work. None: no limit (NemoVideo has its own 500 MB)
+    max_size: int | None = Field(default=None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not RULE_NAME.match(value):
+            raise ValueError(
+                "use letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("inbox", "outbox", mode="before")
+    @classmethod
+    def _folder(cls, value: object) -> object:
+        return _reject_empty_path(value)
+
+    @field_validator("match", "ignore", "instructions", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        # shorthand: `match: "*.mp4"` means a list of one
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("match")
+    @classmethod
+    def _some_pattern(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one pattern (leave it out for the video defaults)")
+        return value
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value)
+
+    @property
+    def all_ignore(self) -> tuple[str, ...]:
+        return DEFAULT_IGNORE + self.ignore
+
+
+class NemoSettings(Frozen):
+    """How to reach the NemoVideo cloud API (`engine: nemo`). The token is never written
+    here: it comes from $NEMO_TOKEN, or an anonymous one is requested and kept (mode 0600)
+    in the state directory."""
+
+    base_url: str = "https://mega-api-prod.nemovideo.ai"
+    # attribution headers: without them the backend refuses exports once free credits end
+    skill_source: str = "nemowatch"
+    skill_version: str = __version__
+    skill_platform: str = "auto"  # "auto": the operating system nemowatch runs on
+    language: str = "en"
+    request_timeout: float = Field(default=60.0, gt=0.0)  # seconds, one ordinary request
+    edit_timeout: float = Field(default=900.0, gt=0.0)  # seconds, one edit's event stream
+    render_deadline: float = Field(default=3600.0, gt=0.0)  # seconds, one render
+    credits_check_interval: float = Field(default=300.0, gt=0.0)  # seconds, while paused
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError('expected a URL starting with "https://"')
+        return value.rstrip("/")
+
+
+class Config(Frozen):
+    """The daemon's settings and its validated rules."""
+
+    engine: Literal["local", "nemo"] = "local"
+    state_dir: Path = Path("~/.local/state/nemowatch")
+    concurrency: int = Field(default=2, ge=1, le=64)
+    scan_interval: float = Field(default=300.0, gt=0.0)  # seconds between reconciliation scans
+    grace_period: float = Field(default=30.0, ge=0.0)  # seconds running jobs get on stop
+    # runs a job gets: one started this often without ending (it keeps stopping or crashing
+    # the daemon) fails; each NemoVideo request has its own retries (engines/nemo/client.py)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    rules_dir: Path | None = None
+    # the FFmpeg binary for the local engine (a path or a command name); unset: chosen by
+    # what it can do ($NEMOWATCH_FFMPEG, the system's, the bundled one)
+    ffmpeg: str | None = None
+    nemo: NemoSettings = NemoSettings()
+    rules: tuple[Rule, ...] = ()
+    source: Path | None = None  # the config file this was loaded from
+    rule_files: tuple[Path, ...] = ()  # every file the rules came from (watched for edits)
+
+    @field_validator("state_dir", "rules_dir", mode="before")
+    @classmethod
+    def _folder(cls, value: object) -> object:
+        return _reject_empty_path(value)
+
+    @field_validator("ffmpeg")
+    @classmethod
+    def _binary(cls, value: str | None) -> str | None:
+        # a path with ~ is the user's; a bare name is looked up on PATH when used
+        return os.path.expanduser(value) if value else None
+
+
+INTERNAL_FIELDS = ("source", "rule_files")  # set by load_config, never written by people
+TEMPLATE_FIELDS = ("stem", "ext", "rule", "date")  # what an `outputs` template may name
+
+
+def rule_for(path: PurePath, rules: Sequence[Rule]) -> Rule | None:
+    """The first rule whose inbox holds `path` and whose `match` accepts its name.
+
+    A rule that is not recursive only takes files directly inside its inbox.
+    """
+    for rule in rules:
+        try:
+            relative = path.relative_to(rule.inbox)
+        except ValueError:
+            continue
+        if len(relative.parts) > 1 and not rule.recursive:
+            continue
+        if matches(path.name, rule.match) and not matches(path.name, rule.ignore):
+            return rule
+    return None

@@ -1,0 +1,115 @@
+"""Phrases about export settings: resolution, format, frame rate, quality. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from nemowatch.language.clauses import Clause
+from nemowatch.language.numbers import compile_pattern, number_value
+from nemowatch.language.readings import Handler, OptionReader, Reading, group, read_options, rules
+from nemowatch.rules import EditSpec
+
+# ---- export ----------------------------------------------------------------------------------
+
+_RESOLUTION_NAMES = {
+    "4k": "2160p",
+    "uhd": "2160p",
+    "2k": "1440p",
+    "qhd": "1440p",
+    "full hd": "1080p",
+    "fhd": "1080p",
+}
+_FORMAT_NAMES = {"h264": "mp4", "h.264": "mp4", "quicktime": "mov"}
+_QUALITIES = {
+    **dict.fromkeys(("high", "higher", "best", "top", "max", "maximum", "good", "高"), "high"),
+    **dict.fromkeys(("medium", "normal", "standard", "中"), "medium"),
+    **dict.fromkeys(("low", "lower", "低"), "low"),
+}
+
+
+def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
+    def resolution(found: re.Match[str]) -> dict[str, object]:
+        name = found["resolution"]
+        return {"resolution": _RESOLUTION_NAMES.get(name, name)}
+
+    def export_format(found: re.Match[str]) -> dict[str, object]:
+        name = found["format"]
+        return {"format": _FORMAT_NAMES.get(name, name)}
+
+    def fps(found: re.Match[str]) -> dict[str, object]:
+        return {"fps": number_value(found["fps"])}
+
+    def quality(found: re.Match[str]) -> dict[str, object]:
+        return {"quality": _QUALITIES[found["quality"]]}
+
+    def nothing(found: re.Match[str]) -> dict[str, object]:
+        return {}
+
+    options: list[tuple[str, OptionReader]] = [
+        (
+            r"\s*(?:(?:as|in|at|to|into|with) )?(?:an? )?(?:(?:resolution|res)(?: of|:)? )?"
+            r"(?P<resolution>240p|360p|480p|720p|1080p|1440p|2160p|4k|uhd|2k|qhd|full hd|fhd)"
+            r"(?: (?:resolution|res|video))?",
+            resolution,
+        ),
+        (
+            r"\s*(?:(?:as|in|to|into) )?(?:an? )?(?:animated )?"
+            r"(?P<format>mp4|mov|webm|gif|h\.?264|quicktime)"
+            r"(?: (?:file|video|format|clip|animation))?(?:格式|文件)?",
+            export_format,
+        ),
+        (
+            r"\s*(?:(?:at|in|with) )?(?:an? )?(?:(?:frame ?rate|帧率)(?: of|:)? ?)?"
+            r"<num:fps> ?(?:fps|frames per second|frames/s|帧(?:每秒)?)",
+            fps,
+        ),
+        (r"\s*(?:(?:at|in|with) )?(?:an? )?(?:frame ?rate|帧率)(?: of|:)? ?<num:fps>", fps),
+        (
+            r"\s*(?:(?:in|at|with) )?(?P<quality>high|higher|best|top|max|maximum|good|medium"
+            r"|normal|standard|low|lower)(?:est)? ?quality",
+            quality,
+        ),
+        (r"\s*(?P<quality>高|中|低)(?:画质|质量)", quality),
+        (r"\s*(?:画质|质量)(?P<quality>高|中|低)", quality),
+        (r"\s*(?:导出|输出)", nothing),  # "1080p导出": the verb after what it exports
+    ]
+    return tuple((compile_pattern(option), reader) for option, reader in options)
+
+
+_EXPORT_OPTIONS = _export_options()
+
+
+def _export(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
+    settings = read_options(found["tail"], _EXPORT_OPTIONS)
+    if settings is None or (not settings and not group(found, "verb")):
+        return None
+    claims = tuple((name, str(value)) for name, value in settings.items())
+    return Reading(_describe_export(settings), export=settings, claims=claims)
+
+
+def _describe_export(settings: Mapping[str, object]) -> str:
+    """E.g. "export as 1080p MP4 at 30 fps in high quality"."""
+    named = [str(settings["resolution"])] if "resolution" in settings else []
+    if "format" in settings:
+        named.append(str(settings["format"]).upper())
+    text = "export as " + " ".join(named) if named else "export"
+    if "fps" in settings:
+        text += f" at {settings['fps']:g} fps"
+    if "quality" in settings:
+        text += f" in {settings['quality']} quality"
+    return text if text != "export" else "export the video"
+
+
+# Phrasings of export settings, in the order they are tried
+# (`instructions.GRAMMAR` is every kind's, in order).
+GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
+    *rules(
+        _export,
+        r"(?P<verb>export|save|render|output|deliver|encode):?"
+        r"(?: (?:it|this|the (?:video|result|file|clip|final video|output|edit)))?"
+        r"(?: (?:as|to|in|into|at))?(?: an?)?(?P<tail>(?: .*)?)",
+        r"(?P<verb>导出|输出|渲染|保存)(?:为|成)?(?P<tail>.*)",
+        r"(?P<tail>.+)",
+    ),
+)

@@ -1,0 +1,120 @@
+"""Numbers, durations and percentages in English and Chinese: the regex fragments that
+find them, what they are worth, and how they are said back. Pure."""
+
+from __future__ import annotations
+
+import re
+
+from nemowatch.language.clauses import SENTINEL
+
+_NUMBER_WORDS = {
+    "one": 1.0,
+    "two": 2.0,
+    "three": 3.0,
+    "four": 4.0,
+    "five": 5.0,
+    "six": 6.0,
+    "seven": 7.0,
+    "eight": 8.0,
+    "nine": 9.0,
+    "ten": 10.0,
+    "fifteen": 15.0,
+    "twenty": 20.0,
+    "thirty": 30.0,
+    "forty-five": 45.0,
+    "forty": 40.0,
+    "fifty": 50.0,
+    "sixty": 60.0,
+    "ninety": 90.0,
+}
+_CHINESE_DIGITS = {digit: value for value, digit in enumerate("零一二三四五六七八九")} | {
+    "〇": 0,
+    "两": 2,
+}
+_NUMBER = (
+    r"\d+(?:\.\d+)?|"
+    + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+    + r"|[零〇一二两三四五六七八九十百]+"
+)
+_UNIT = r"seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|秒钟?|分钟|分"
+_FRAGMENTS = {
+    "num": _NUMBER,
+    # "5 seconds", "60-second", "a minute", "一分钟", or a clock time "1:30"
+    "dur": rf"(?:{_NUMBER}|an?) ?-?(?:{_UNIT})(?![a-z])|\d+:\d{{2}}(?::\d{{2}})?(?:\.\d+)?",
+    "pct": r"\d+(?:\.\d+)? ?(?:%|percent|per cent)",
+    "times": rf"(?:{_NUMBER}) ?(?:x|×|times|倍)(?![a-z])",
+}
+_DURATION_PARTS = re.compile(rf"(?P<number>{_NUMBER}|an?) ?-?(?P<unit>{_UNIT})")
+_LEADING_NUMBER = re.compile(r"^(\d+(?:\.\d+)?).*$")
+_MACRO = re.compile(r"<(num|dur|pct|times):(\w+)>")
+
+
+def compile_pattern(text: str) -> re.Pattern[str]:
+    """A regex with macros: `<dur:length>` is a named duration, `<q>` one quoted text."""
+    expanded = _MACRO.sub(lambda found: f"(?P<{found[2]}>{_FRAGMENTS[found[1]]})", text)
+    return re.compile(expanded.replace("<q>", SENTINEL))
+
+
+def number_value(text: str) -> float:
+    """A number written in digits, English words or Chinese numerals."""
+    if text[0].isdigit():
+        return float(text)
+    if text in ("a", "an"):
+        return 1.0
+    if text in _NUMBER_WORDS:
+        return _NUMBER_WORDS[text]
+    total, current = 0, 0
+    for character in text:  # 三十五 = 3 * 10 + 5; 一百二十 = 100 + 20
+        if character in _CHINESE_DIGITS:
+            current = _CHINESE_DIGITS[character]
+        else:
+            total += (current or 1) * (100 if character == "百" else 10)
+            current = 0
+    return float(total + current)
+
+
+def seconds(text: str) -> float:
+    """Seconds from "1:30", "90s", "1 minute", "60-second", "一分钟"."""
+    if ":" in text:
+        total = 0.0
+        for part in text.split(":"):
+            total = total * 60 + float(part)
+        return total
+    found = _DURATION_PARTS.fullmatch(text)
+    assert found is not None, text  # only called on what the "dur" fragment matched
+    unit = found["unit"]
+    scale = 3600.0 if unit.startswith("h") else 60.0 if unit[0] in "m分" else 1.0
+    return number_value(found["number"]) * scale
+
+
+def fraction(text: str) -> float:
+    """0.35 from "35%" or "35 percent"."""
+    return float(_LEADING_NUMBER.sub(r"\1", text)) / 100.0
+
+
+def times(text: str) -> float:
+    """2.0 from "2x", "2 times", "两倍"."""
+    return number_value(re.sub(r" ?(?:x|×|times|倍)$", "", text))
+
+
+def number(value: float) -> str:
+    """A number as people write it: "3", "0.5", "-28"."""
+    return f"{value:g}"
+
+
+def duration_text(seconds: float) -> str:
+    """A length: "3 s", "90 s"."""
+    return f"{number(seconds)} s"
+
+
+def clock(seconds: float) -> str:
+    """A position in the source: "0:05", "1:30", "1:02:03.5"."""
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    text = f"{hours}:{minutes:02d}:" if hours else f"{minutes}:"
+    return text + (f"{rest:04.1f}" if rest % 1 else f"{int(rest):02d}")
+
+
+def percent(fraction: float) -> str:
+    """A gain or volume as a percentage: "35 %"."""
+    return f"{number(round(fraction * 100, 2))} %"

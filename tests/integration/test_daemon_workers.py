@@ -1,0 +1,121 @@
+"""The daemon's worker pool: jobs run once each, no new job starts while a pause holds, a
+job whose inbox is missing waits for it, and a job out of credits goes back to the queue."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from nemowatch.daemon.pauses import Pauses, Reason
+from nemowatch.daemon.workers import WorkerPool
+from nemowatch.errors import CreditsExhausted
+
+SHARE = Path("/srv/share")
+
+
+class Jobs:
+    """What the workers run: records each job; raises or waits when told to."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.raises: dict[str, BaseException] = {}
+        self.hold = asyncio.Event()
+        self.hold.set()
+
+    async def __call__(self, job_id: str) -> None:
+        self.ran.append(job_id)
+        error = self.raises.pop(job_id, None)
+        if error is not None:
+            raise error
+        await self.hold.wait()
+
+
+def ended(task: asyncio.Task[None]) -> None:
+    pass
+
+
+async def until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def inbox_of(job_id: str) -> Path | None:
+    return SHARE if job_id.startswith("share") else None
+
+
+async def test_each_job_runs_once_even_if_queued_twice() -> None:
+    jobs, pauses = Jobs(), Pauses()
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of)
+    pool.start(2, ended)
+    for job_id in ("a", "b", "a"):
+        pool.enqueue(job_id)
+    await until(lambda: sorted(jobs.ran) == ["a", "b"] and pool.running == 0)
+    await pool.stop(grace_period=1.0)
+    assert sorted(jobs.ran) == ["a", "b"]
+
+
+async def test_no_job_starts_while_paused() -> None:
+    jobs, pauses = Jobs(), Pauses()
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of)
+    pauses.pause(Reason.OPERATOR)
+    pool.start(1, ended)
+    pool.enqueue("a")
+    await asyncio.sleep(0.1)
+    assert jobs.ran == [] and pool.queued == 1
+    pauses.unpause(Reason.OPERATOR)
+    await until(lambda: jobs.ran == ["a"])
+    await pool.stop(grace_period=1.0)
+
+
+async def test_a_job_on_a_missing_inbox_waits_until_it_is_back() -> None:
+    jobs, pauses = Jobs(), Pauses()
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of)
+    pauses.inboxes_missing({SHARE})
+    pool.start(1, ended)
+    pool.enqueue("share-1")
+    pool.enqueue("local-1")
+    await until(lambda: jobs.ran == ["local-1"] and pauses.parked == 1)
+    _back, unparked = pauses.inboxes_missing(set())
+    for job_id in unparked:
+        pool.requeue(job_id)
+    await until(lambda: jobs.ran == ["local-1", "share-1"])
+    await pool.stop(grace_period=1.0)
+
+
+async def test_a_job_out_of_credits_pauses_the_pool_and_runs_again_when_they_are_back() -> None:
+    jobs, pauses = Jobs(), Pauses()
+    jobs.raises["a"] = CreditsExhausted("no credits left", hint="top up")
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of)
+    pool.start(1, ended)
+    pool.enqueue("a")
+    await until(lambda: pauses.held)
+    assert pool.queued == 1 and jobs.ran == ["a"]
+    pauses.credits_back(5)
+    await until(lambda: jobs.ran == ["a", "a"])
+    await pool.stop(grace_period=1.0)
+
+
+async def test_stopping_gives_a_running_job_its_grace_period_then_cancels_it() -> None:
+    jobs, pauses = Jobs(), Pauses()
+    jobs.hold.clear()  # the job never reaches its end by itself
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of)
+    pool.start(2, ended)
+    pool.enqueue("a")
+    await until(lambda: pool.running == 1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await pool.stop(grace_period=0.3)
+    assert 0.3 <= loop.time() - started < 3
+    assert all(task.done() for task in pool.tasks) and pool.running == 0
+
+
+async def test_a_worker_that_died_makes_the_pool_unhealthy() -> None:
+    pool = WorkerPool(Jobs(), Pauses(), inbox_of=inbox_of)
+    pool.start(2, ended)
+    assert pool.healthy()
+    pool.tasks[0].cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not pool.healthy()
+    await pool.stop(grace_period=1.0)
