@@ -5,6 +5,10 @@ every request with a probability drawn from a seeded RNG (`faults.sometimes(...)
 server takes armed faults at fixed points of each request:
 
 - SLOW: a delay before anything else; the request then goes on normally.
+- ANSWER: instead of processing the request, answer HTTP `status` with the JSON `body`
+  and `headers` given (any published error form; a 429 without Retry-After).
+- LOST_ANSWER: process the request (the instruction lands, the render is accepted), then
+  answer HTTP `status` instead: a proxy's error after the backend did the work.
 - RESET, SERVER_ERROR, RATE_LIMIT (transient): before the request is processed, so a
   retry by the client is safe and the books stay honest. RESET reads `after_bytes` of the
   body, then closes the socket with an RST.
@@ -24,7 +28,7 @@ import random
 import threading
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
 
 class Endpoint(StrEnum):
@@ -42,6 +46,8 @@ class Endpoint(StrEnum):
 
 class Fault(StrEnum):
     SLOW = "slow"  # `delay` seconds before answering
+    ANSWER = "answer"  # HTTP `status` with `body` and `headers`, the request not processed
+    LOST_ANSWER = "lost_answer"  # processed, then answered HTTP `status` instead
     RESET = "reset"  # read `after_bytes` of the body, then reset the connection
     SERVER_ERROR = "server_error"  # HTTP `status` (5xx) with a JSON body
     RATE_LIMIT = "rate_limit"  # HTTP 429 with Retry-After: `retry_after`
@@ -60,7 +66,9 @@ class Fault(StrEnum):
 class FaultOptions(TypedDict, total=False):
     """How a fault behaves; each applies to the faults named in its comment."""
 
-    status: int  # SERVER_ERROR
+    status: int  # SERVER_ERROR, ANSWER, LOST_ANSWER
+    body: Any  # ANSWER (JSON)
+    headers: dict[str, str]  # ANSWER
     retry_after: float  # RATE_LIMIT (sent as whole seconds, rounded up)
     delay: float  # SLOW, STALL
     heartbeats: int  # STALL
@@ -88,6 +96,8 @@ class FaultRule:
     after_polls: int = 1
     message: str = 'Agent failed: tool "edit_timeline" raised an error'
     apply: bool = False
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
     fired: int = field(default=0)
 
 

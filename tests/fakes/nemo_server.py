@@ -3,7 +3,9 @@
 Faithful to shared/nemo-api.md. Tests start it in a thread (`with FakeNemo(video=...) as
 fake:`) and point a client, or a daemon subprocess, at `fake.base_url`. `variants` picks
 which published form it speaks, `faults` arms what it breaks, `books` records what
-happened. Finished renders are the `video` given, served without auth from
+happened; `script_turn`, `serve_file`, `open_session`, `add_render` and `fail_render` set
+up what a unit test needs (tests/fakes/nemo_kit.py points a real NemoEngine at it).
+Finished renders are the `video` given, served without auth from
 `<base_url>/files/<render_id>.mp4`.
 
 The fake prints nothing (tokens must never reach a log) and never holds an upload in
@@ -83,7 +85,9 @@ __all__ = [
     "FaultRule",
     "Faults",
     "Heartbeat",
+    "RenderRecord",
     "RenderShape",
+    "ScriptedTurn",
     "TextTurns",
     "Variants",
 ]
@@ -137,6 +141,14 @@ class _Session:
     session_id: str
     user_id: str
     state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScriptedTurn:
+    """A /run_sse turn a test wrote: raw SSE frames, and whether the instruction lands."""
+
+    frames: tuple[bytes, ...]
+    apply: bool
 
 
 @dataclass
@@ -204,6 +216,8 @@ class FakeNemo:
         self._session_numbers = itertools.count(7_300_000_001)
         self._sequence = itertools.count(1)
         self._heartbeats = itertools.count()
+        self._scripts: list[ScriptedTurn] = []
+        self._served: dict[str, tuple[bytes, str]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -321,6 +335,44 @@ class FakeNemo:
     def file_url(self, render_id: str) -> str:
         return f"{self._address}/files/{quote(render_id, safe='')}.mp4"
 
+    def open_session(self, token: str, draft: dict[str, Any] | None = None) -> str:
+        """A session of the token's user, as `POST .../with-session` opens one, with
+        `draft` in its state when given (a session a test picks up half way)."""
+        with self._lock:
+            user = self._find_user(token)
+            session_id = str(next(self._session_numbers))
+            state = empty_state(self.video_facts, "project")
+            if draft is not None:
+                state["draft"] = copy.deepcopy(draft)
+            self._sessions[session_id] = _Session(session_id, user.user_id, state)
+        self.books.add_session(SessionRecord(session_id, f"task_{session_id}", user.user_id, {}))
+        return session_id
+
+    def script_turn(self, *frames: bytes, apply: bool = True) -> None:
+        """The next /run_sse turn streams exactly `frames` (raw SSE bytes, keep-alives and
+        error frames included) instead of the events it would make up; `apply`: whether
+        the instruction lands on the draft. Armed faults (DROP_STREAM, STALL) still apply."""
+        with self._lock:
+            self._scripts.append(ScriptedTurn(tuple(frames), apply))
+
+    def serve_file(self, path: str, content: bytes, content_type: str) -> str:
+        """Serve `content` at `path` (no auth), e.g. an HTML login page where a video was
+        expected, or JSON pointing elsewhere; returns its URL. Replaces what was there."""
+        with self._lock:
+            self._served[path] = (content, content_type)
+        return f"{self._address}{path}"
+
+    def add_render(self, render_id: str, session_id: str, user_or_token: str) -> None:
+        """A render someone submitted earlier (another session's, say)."""
+        with self._lock:
+            user = self._find_user(user_or_token)
+            self._renders[render_id] = _Render(render_id, session_id, user.user_id)
+
+    def fail_render(self, render_id: str, message: str) -> None:
+        """The render fails now: every later poll says `failed` with `message`."""
+        with self._lock:
+            self._renders[render_id].error = message
+
     # Shared by handlers (state is guarded by self._lock).
 
     def _credits(self, credits: float | None) -> float:
@@ -393,6 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
     _body: BodyReader | None
     _path: str
     _endpoint: Endpoint | None
+    _lost: FaultRule | None  # LOST_ANSWER armed for this request
 
     # Plumbing.
 
@@ -443,13 +496,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._streaming = False
         self._recorded = False
         self._body = None
+        self._lost = None
         self._path = urlsplit(self.path).path
-        endpoint, params = _route(self.command, self._path)
+        with self.fake._lock:
+            served = self.fake._served.get(self._path) if self.command == "GET" else None
+        endpoint, params = (Endpoint.FILES, {}) if served else _route(self.command, self._path)
         self._endpoint = endpoint
         try:
             self._body = BodyReader(self.rfile, self.headers)
             if endpoint is None:
                 raise _Answer(404, {"detail": "Not Found"})
+            if served is not None:
+                self._send_bytes(*served)
+                return
             self._before(endpoint)
             getattr(self, f"_{endpoint.value}")(**params)
         except _Answer as answer:
@@ -504,10 +563,14 @@ class _Handler(BaseHTTPRequestHandler):
         if slow is not None:
             self._fault = Fault.SLOW
             self._wait(slow.delay)
-        rule = faults.take(endpoint, Fault.RESET, Fault.SERVER_ERROR, Fault.RATE_LIMIT)
+        self._lost = faults.take(endpoint, Fault.LOST_ANSWER)
+        instead = (Fault.RESET, Fault.SERVER_ERROR, Fault.RATE_LIMIT, Fault.ANSWER)
+        rule = faults.take(endpoint, *instead)
         if rule is None:
             return
         self._fault = rule.fault
+        if rule.fault is Fault.ANSWER:
+            raise _Answer(rule.status, rule.body, rule.headers)
         if rule.fault is Fault.RESET:
             assert self._body is not None
             self._body.skip(rule.after_bytes)
@@ -550,6 +613,10 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if drain:
             self._drain()  # read what the client sent, so it can read the answer
+        if self._lost is not None and status < 300:  # done, but the answer is lost
+            self._fault = Fault.LOST_ANSWER
+            status, body = self._lost.status, {"code": self._lost.status, "message": "Bad Gateway"}
+            headers = None
         data = json.dumps(body).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -560,6 +627,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_bytes(self, content: bytes, content_type: str) -> None:
+        self._drain()
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
 
     def _send_video(self) -> None:
         self._drain()
@@ -764,7 +839,9 @@ class _Handler(BaseHTTPRequestHandler):
         for rule in (stall, ending):
             if rule is not None:
                 self._fault = rule.fault
-        applied = ending is None or ending.apply
+        with fake._lock:
+            script = fake._scripts.pop(0) if fake._scripts else None
+        applied = (ending is None or ending.apply) if script is None else script.apply
         with fake._lock:
             if fake._sessions.get(session_id) is not session:  # dropped meanwhile
                 raise fake._session_lost(session_id)
@@ -784,6 +861,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         variants = fake.variants
+        if script is not None:
+            self._stream(list(script.frames), stall, ending, sequence)
+            return
         events = turn_events(
             instruction,
             change,
@@ -809,6 +889,9 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         fake = self.fake
         variants = fake.variants
+        if self._lost is not None:  # applied, but the stream never reaches the client
+            self._send_json(200, {})
+            return
         self._drain()
         self.close_connection = True  # the turn is over when the server closes the stream
         self.send_response(200)

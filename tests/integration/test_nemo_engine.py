@@ -34,6 +34,7 @@ from nemowatch.config import NemoSettings, Rule
 from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.nemo import NemoEngine
 from nemowatch.engines.nemo.auth import TOKEN_FILE, TokenFile
+from nemowatch.engines.nemo.replies import StoredToken
 from nemowatch.errors import AuthError, CreditsExhausted
 from nemowatch.files import claim
 from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
@@ -590,7 +591,7 @@ async def test_an_anonymous_token_limited_for_days_fails_the_job_instead_of_wait
     await world.engine().credits()
     (client_id,) = world.fake.books.tokens
     # a crash between the token's answer and saving it: only the client id was kept
-    TokenFile(world.state_dir / TOKEN_FILE).write_raw({"client_id": client_id})
+    TokenFile(world.state_dir / TOKEN_FILE).write(StoredToken(client_id=client_id))
 
     record = await world.run()
 

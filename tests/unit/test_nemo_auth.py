@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import stat
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,137 +16,156 @@ from structlog.testing import capture_logs
 
 from nemowatch.engines.nemo.auth import TOKEN_FILE
 from nemowatch.errors import AuthError
-from tests.unit.test_nemo_fakeapi import NOW, FakeApi, make_engine
-
-ENV_TOKEN = "nmv_env_token_123456"
-
-
-def authorizations(fake: FakeApi) -> list[str]:
-    return [
-        request.headers.get("authorization", "")
-        for request in fake.requests
-        if request.url.path == "/api/credits/balance/simple"
-    ]
+from tests.fakes.nemo_books import IssuedToken
+from tests.fakes.nemo_kit import Wall, make_engine, serving
+from tests.fakes.nemo_server import Endpoint, ErrorStyle, FakeNemo, Fault
 
 
-async def test_nemo_token_from_the_environment_wins(tmp_path: Path) -> None:
-    fake = FakeApi()
-    engine = make_engine(fake, tmp_path, token=ENV_TOKEN)
+@pytest.fixture
+def wall() -> Wall:
+    return Wall()
+
+
+@pytest.fixture
+def fake(tmp_path: Path, wall: Wall) -> Iterator[FakeNemo]:
+    with serving(tmp_path, wall) as server:
+        yield server
+
+
+def issued(fake: FakeNemo) -> list[IssuedToken]:
+    return [token for tokens in fake.books.tokens.values() for token in tokens]
+
+
+def sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def presented(fake: FakeNemo) -> list[str | None]:
+    """The digests of the tokens the credit reads presented."""
+    return [request.token_sha256 for request in fake.books.requests_to(Endpoint.CREDITS)]
+
+
+async def test_nemo_token_from_the_environment_wins(fake: FakeNemo, tmp_path: Path) -> None:
+    token = fake.mint_token()
+    engine = make_engine(fake, tmp_path, token=token)
     credits = await engine.credits()
     await engine.close()
-    assert authorizations(fake) == [f"Bearer {ENV_TOKEN}"]
-    assert fake.issued == 0
+    assert presented(fake) == [sha(token)]
+    assert issued(fake) == []
     assert not (tmp_path / TOKEN_FILE).exists()
     assert credits.anonymous is False
 
 
 async def test_an_anonymous_token_is_requested_with_a_client_id_and_kept_0600(
-    tmp_path: Path,
+    fake: FakeNemo, tmp_path: Path
 ) -> None:
-    fake = FakeApi()
     engine = make_engine(fake, tmp_path, token=None)
     credits = await engine.credits()
     await engine.close()
 
-    assert fake.issued == 1
+    (token,) = issued(fake)
     kept = tmp_path / TOKEN_FILE
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     saved = json.loads(kept.read_text())
-    assert saved["client_id"] == fake.token_clients[0]
-    assert saved["token"] == "nmv_usr_secret0001abcdef"
-    assert saved["user_id"] == credits.user_id
+    assert saved["client_id"] == token.client_id
+    assert saved["token"] == token.token
+    assert saved["user_id"] == credits.user_id == token.user_id
     assert saved["expires_at"].startswith("2030-01-08")
     assert credits.anonymous is True
-    assert authorizations(fake) == ["Bearer nmv_usr_secret0001abcdef"]
+    assert presented(fake) == [sha(token.token)]
 
 
-async def test_the_kept_token_is_reused_after_a_restart(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_the_kept_token_is_reused_after_a_restart(fake: FakeNemo, tmp_path: Path) -> None:
     first = make_engine(fake, tmp_path, token=None)
     await first.credits()
     await first.close()
     second = make_engine(fake, tmp_path, token=None)
     await second.credits()
     await second.close()
-    assert fake.issued == 1
+    assert len(issued(fake)) == 1
 
 
-async def test_a_token_about_to_expire_is_renewed_with_the_same_client_id(tmp_path: Path) -> None:
-    fake = FakeApi()
-    first = make_engine(fake, tmp_path, token=None)
+async def test_a_token_about_to_expire_is_renewed_with_the_same_client_id(
+    fake: FakeNemo, tmp_path: Path, wall: Wall
+) -> None:
+    first = make_engine(fake, tmp_path, token=None, wall=wall)
     await first.credits()
     await first.close()
-    later = NOW + timedelta(days=7) - timedelta(minutes=30)  # expiry is a week after NOW
-    second = make_engine(fake, tmp_path, token=None, now=lambda: later)
-    await second.credits()
+    wall.advance(timedelta(days=7) - timedelta(minutes=30))  # expiry is a week later
+    second = make_engine(fake, tmp_path, token=None, wall=wall)
+    await second.credits()  # asks early; the API's one-per-week limit says not yet
+    wall.advance(timedelta(minutes=31))  # now it has expired: refused, then renewed
+    assert (await second.credits()).available == 100
     await second.close()
-    assert fake.issued == 2
-    assert fake.token_clients[0] == fake.token_clients[1]
+    (client_id,) = fake.books.tokens
+    asked = [request.headers["x-client-id"] for request in fake.books.requests_to(Endpoint.TOKEN)]
+    assert asked == [client_id] * 3
+    assert len(issued(fake)) == 2
 
 
-async def test_a_refused_token_is_renewed_once_and_the_call_succeeds(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_a_refused_token_is_renewed_once_and_the_call_succeeds(
+    fake: FakeNemo, tmp_path: Path
+) -> None:
     engine = make_engine(fake, tmp_path, token=None)
     await engine.credits()
-    fake.valid_tokens.discard("nmv_usr_secret0001abcdef")  # the server expires it
+    fake.expire_tokens()
     credits = await engine.credits()
     await engine.close()
-    assert credits.available == 90
-    assert fake.issued == 2
-    assert len(set(fake.token_clients)) == 1
-    assert authorizations(fake)[-1] == "Bearer nmv_usr_secret0002abcdef"
+    assert credits.available == 100
+    first, second = issued(fake)
+    assert first.client_id == second.client_id
+    assert presented(fake)[-1] == sha(second.token)
 
 
-async def test_an_http_401_is_handled_like_code_1001(tmp_path: Path) -> None:
-    fake = FakeApi()
-    fake.auth_style = "http"
+async def test_an_http_401_is_handled_like_code_1001(fake: FakeNemo, tmp_path: Path) -> None:
+    fake.variants = replace(fake.variants, error_style=ErrorStyle.HTTP)
     engine = make_engine(fake, tmp_path, token=None)
     await engine.credits()
-    fake.valid_tokens.clear()
+    fake.expire_tokens()
     await engine.credits()
     await engine.close()
-    assert fake.issued == 2
+    assert 401 in [request.status for request in fake.books.requests_to(Endpoint.CREDITS)]
+    assert len(issued(fake)) == 2
 
 
-async def test_a_second_refusal_is_an_auth_error(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_a_second_refusal_is_an_auth_error(fake: FakeNemo, tmp_path: Path) -> None:
     engine = make_engine(fake, tmp_path, token=None)
     await engine.credits()
-    fake.refuse_all = True
+    fake.faults.next(Fault.EXPIRED_TOKEN, Endpoint.CREDITS, times=2)  # even a fresh one
     with pytest.raises(AuthError) as raised:
         await engine.credits()
     await engine.close()
-    assert fake.issued == 2  # renewed once, not again
+    assert len(issued(fake)) == 2  # renewed once, not again
     assert "nmv_usr" not in str(raised.value)
     assert "nmv_usr" not in (raised.value.hint or "")
 
 
 async def test_a_refused_nemo_token_fails_with_a_clear_message_and_no_fallback(
-    tmp_path: Path,
+    fake: FakeNemo, tmp_path: Path
 ) -> None:
-    fake = FakeApi()
-    fake.valid_tokens.clear()
-    engine = make_engine(fake, tmp_path, token=ENV_TOKEN)
+    token = fake.mint_token()
+    fake.expire_tokens()
+    engine = make_engine(fake, tmp_path, token=token)
     with pytest.raises(AuthError, match="NEMO_TOKEN was refused: set a valid token") as raised:
         await engine.credits()
     await engine.close()
-    assert fake.issued == 0
-    assert ENV_TOKEN not in str(raised.value)
-    assert ENV_TOKEN not in repr(raised.value)
+    assert issued(fake) == []
+    assert token not in str(raised.value)
+    assert token not in repr(raised.value)
 
 
-async def test_concurrent_refusals_renew_the_token_once(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_concurrent_refusals_renew_the_token_once(fake: FakeNemo, tmp_path: Path) -> None:
     engine = make_engine(fake, tmp_path, token=None)
     await engine.credits()
-    fake.valid_tokens.clear()
+    fake.expire_tokens()
     await asyncio.gather(engine.credits(), engine.credits(), engine.credits())
     await engine.close()
-    assert fake.issued == 2
+    assert len(issued(fake)) == 2
 
 
-async def test_a_kept_file_readable_by_others_is_made_private(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_a_kept_file_readable_by_others_is_made_private(
+    fake: FakeNemo, tmp_path: Path
+) -> None:
     first = make_engine(fake, tmp_path, token=None)
     await first.credits()
     await first.close()
@@ -153,17 +175,19 @@ async def test_a_kept_file_readable_by_others_is_made_private(tmp_path: Path) ->
     await second.credits()
     await second.close()
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
-    assert fake.issued == 1
+    assert len(issued(fake)) == 1
 
 
-async def test_no_log_line_carries_a_token(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_no_log_line_carries_a_token(fake: FakeNemo, tmp_path: Path) -> None:
     with capture_logs() as logs:
         engine = make_engine(fake, tmp_path, token=None)
         await engine.credits()
-        fake.valid_tokens.clear()
+        fake.expire_tokens()
         await engine.credits()
         await engine.close()
     assert any(entry["event"] == "nemo.token.requested" for entry in logs)
-    assert "nmv_usr_secret" not in repr(logs)
-    assert fake.token_clients[0] not in repr(logs)  # the client id obtains tokens: kept quiet
+    tokens = issued(fake)
+    assert len(tokens) == 2
+    for token in tokens:
+        assert token.token not in repr(logs)
+        assert token.client_id not in repr(logs)  # the client id obtains tokens: kept quiet

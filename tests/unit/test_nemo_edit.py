@@ -2,41 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from nemowatch.engines.base import EditEvent, EditEventKind, Session
 from nemowatch.engines.nemo import NemoEngine
-from nemowatch.engines.nemo.edit import Turn
+from nemowatch.engines.nemo.edit import Turn, run_body
 from nemowatch.engines.nemo.sse import AgentEvent, AgentEventKind
 from nemowatch.errors import EngineError, SessionLost
-from tests.unit.test_nemo_fakeapi import (
-    BASE_URL,
-    START_DRAFT,
+from tests.fakes.nemo_kit import (
+    DEFAULT_TURN,
     Clock,
-    FakeApi,
+    ConnectFailures,
     Sleeps,
     call_event,
-    connect_error,
     make_engine,
-    rate_limited,
     result_event,
-    server_error,
+    serving,
+    session_in,
     sse,
     text_event,
 )
-from tests.unit.test_nemo_fakeapi import Turn as Script
+from tests.fakes.nemo_server import Endpoint, ErrorStyle, FakeNemo, Fault
 
 HEARTBEAT = AgentEvent(AgentEventKind.HEARTBEAT)
 INSTRUCTION = "cut out silences and add lofi music"
+PING = b": ping\n\n"
 
 
 @pytest.fixture
-def fake() -> FakeApi:
-    return FakeApi()
+def fake(tmp_path: Path) -> Iterator[FakeNemo]:
+    with serving(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def token(fake: FakeNemo) -> str:
+    return fake.mint_token()
 
 
 @pytest.fixture
@@ -50,13 +55,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def engine(fake: FakeApi, tmp_path: Path, sleeps: Sleeps, clock: Clock) -> NemoEngine:
-    return make_engine(fake, tmp_path, sleep=sleeps, clock=clock)
-
-
-def open_session(fake: FakeApi) -> Session:
-    session_id = fake.new_session({**START_DRAFT})
-    return Session(id=session_id, data={"session_id": session_id, "job_id": "job1"})
+def engine(fake: FakeNemo, tmp_path: Path, sleeps: Sleeps, clock: Clock, token: str) -> NemoEngine:
+    return make_engine(fake, tmp_path, sleep=sleeps, clock=clock, token=token)
 
 
 async def run(engine: NemoEngine, session: Session) -> list[EditEvent]:
@@ -68,6 +68,16 @@ async def run(engine: NemoEngine, session: Session) -> list[EditEvent]:
 
 def texts(events: list[EditEvent]) -> list[str]:
     return [event.text for event in events if event.kind is EditEventKind.TEXT]
+
+
+def sent(fake: FakeNemo) -> int:
+    """POST /run_sse requests that reached the fake."""
+    return len(fake.books.requests_to(Endpoint.RUN_SSE))
+
+
+def instructions(fake: FakeNemo, session: Session) -> list[str]:
+    """The instructions the fake processed (landed or not)."""
+    return [record.text for record in fake.books.instructions.get(session.id, [])]
 
 
 # ---------------------------------------------------------------- the turn (pure)
@@ -113,8 +123,21 @@ def test_an_export_hint_becomes_ready_to_export_once() -> None:
 # ---------------------------------------------------------------- whole turns
 
 
-async def test_a_turn_with_text_yields_tools_and_text(engine: NemoEngine, fake: FakeApi) -> None:
-    events = await run(engine, open_session(fake))
+def test_the_body_is_adks_snake_case_run_request() -> None:
+    assert run_body("42", "cut") == {
+        "app_name": "nemo_agent",
+        "user_id": "me",
+        "session_id": "42",
+        "new_message": {"parts": [{"text": "cut"}]},
+    }
+
+
+async def test_a_turn_with_text_yields_tools_and_text(
+    engine: NemoEngine, fake: FakeNemo, token: str
+) -> None:
+    fake.script_turn(*DEFAULT_TURN)
+    session = session_in(fake, token)
+    events = await run(engine, session)
     assert [event.kind for event in events] == [
         EditEventKind.TOOL,
         EditEventKind.TOOL,
@@ -122,49 +145,42 @@ async def test_a_turn_with_text_yields_tools_and_text(engine: NemoEngine, fake: 
     ]
     assert events[0].text == "edit_timeline"
     assert texts(events) == ["Done."]
-    body = fake.requests[1].content
-    assert b'"app_name":"nemo_agent"' in body.replace(b" ", b"")
-    assert b'"new_message":{"parts":[{"text":' in body.replace(b" ", b"")
+    assert fake.books.applied_instructions(session.id) == [INSTRUCTION]
 
 
-async def test_gui_speak_is_never_shown(engine: NemoEngine, fake: FakeApi) -> None:
-    fake.turns.append(
-        Script(chunks=[sse(text_event("Added music. Open the panel to adjust it. Click Export!"))])
-    )
-    events = await run(engine, open_session(fake))
+async def test_gui_speak_is_never_shown(engine: NemoEngine, fake: FakeNemo, token: str) -> None:
+    fake.script_turn(sse(text_event("Added music. Open the panel to adjust it. Click Export!")))
+    events = await run(engine, session_in(fake, token))
     assert texts(events) == ["Added music.", "The draft is ready to export."]
 
 
 async def test_a_turn_without_text_is_confirmed_from_the_state(
-    engine: NemoEngine, fake: FakeApi
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    fake.turns.append(Script(chunks=[sse(call_event()), sse(result_event())]))
-    events = await run(engine, open_session(fake))
-    assert texts(events) == ["Done. Timeline (1 track): video 0–12.5 s"]
+    fake.script_turn(sse(call_event()), sse(result_event()))
+    events = await run(engine, session_in(fake, token))
+    (said,) = texts(events)
+    assert said.startswith("Done. Timeline (")
 
 
 async def test_a_turn_without_text_that_changed_nothing_is_a_warning(
-    engine: NemoEngine, fake: FakeApi
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    fake.turns.append(Script(chunks=[sse(call_event())], apply=False))
-    events = await run(engine, open_session(fake))
+    fake.script_turn(sse(call_event()), apply=False)
+    events = await run(engine, session_in(fake, token))
     assert events[-1].kind is EditEventKind.WARNING
     assert INSTRUCTION in events[-1].text
 
 
 async def test_partial_previews_and_thoughts_are_not_shown(
-    engine: NemoEngine, fake: FakeApi
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    fake.turns.append(
-        Script(
-            chunks=[
-                sse(text_event("Cut", partial=True)),
-                sse(text_event("planning the cut", thought=True)),
-                sse(text_event("Cut 3 pauses.")),
-            ]
-        )
+    fake.script_turn(
+        sse(text_event("Cut", partial=True)),
+        sse(text_event("planning the cut", thought=True)),
+        sse(text_event("Cut 3 pauses.")),
     )
-    assert texts(await run(engine, open_session(fake))) == ["Cut 3 pauses."]
+    assert texts(await run(engine, session_in(fake, token))) == ["Cut 3 pauses."]
 
 
 @pytest.mark.parametrize(
@@ -177,158 +193,165 @@ async def test_partial_previews_and_thoughts_are_not_shown(
     ids=["json", "legacy", "model"],
 )
 async def test_an_error_in_the_stream_fails_the_edit_with_its_message(
-    engine: NemoEngine, fake: FakeApi, frame: bytes
+    engine: NemoEngine, fake: FakeNemo, token: str, frame: bytes
 ) -> None:
-    fake.turns.append(Script(chunks=[sse(call_event()), frame], apply=False))
+    fake.script_turn(sse(call_event()), frame, apply=False)
+    session = session_in(fake, token)
     with pytest.raises(EngineError, match="Agent failed: tool"):
-        await run(engine, open_session(fake))
-    assert len(fake.instructions) == 1
+        await run(engine, session)
+    assert instructions(fake, session) == [INSTRUCTION]
 
 
 # ---------------------------------------------------------------- never charged twice
 
 
 async def test_a_stream_dropped_after_the_edit_landed_succeeds_without_resending(
-    engine: NemoEngine, fake: FakeApi, sleeps: Sleeps
+    engine: NemoEngine, fake: FakeNemo, token: str, sleeps: Sleeps
 ) -> None:
-    fake.turns.append(Script(drop_after=1, apply=True))
-    events = await run(engine, open_session(fake))
-    assert len(fake.instructions) == 1
-    assert fake.count("run_sse") == 1
+    fake.script_turn(*DEFAULT_TURN, apply=True)
+    fake.faults.next(Fault.DROP_STREAM, Endpoint.RUN_SSE, after_events=1)
+    session = session_in(fake, token)
+    events = await run(engine, session)
+    assert instructions(fake, session) == [INSTRUCTION]
+    assert sent(fake) == 1
     assert texts(events)[-1].startswith("Done. Timeline")
     assert sleeps.delays == [2.0]
 
 
 async def test_a_stream_dropped_before_the_edit_landed_fails_without_resending(
-    engine: NemoEngine, fake: FakeApi, sleeps: Sleeps
+    engine: NemoEngine, fake: FakeNemo, token: str, sleeps: Sleeps
 ) -> None:
-    fake.turns.append(Script(drop_after=1, apply=False))
+    fake.script_turn(*DEFAULT_TURN, apply=False)
+    fake.faults.next(Fault.DROP_STREAM, Endpoint.RUN_SSE, after_events=1)
     with pytest.raises(EngineError, match="sent but did not land; not re-sent") as raised:
-        await run(engine, open_session(fake))
+        await run(engine, session_in(fake, token))
     assert raised.value.retryable is False
-    assert fake.count("run_sse") == 1
+    assert sent(fake) == 1
     assert sleeps.delays == [2.0, 5.0, 10.0, 30.0]
-    assert fake.count("state") == 1 + 4  # the checkpoint, then one read per wait
+    assert len(fake.books.requests_to(Endpoint.STATE)) == 1 + 4  # the checkpoint, then 4
 
 
 async def test_a_read_timeout_before_the_stream_started_is_not_resent(
-    engine: NemoEngine, fake: FakeApi
+    fake: FakeNemo, tmp_path: Path, token: str
 ) -> None:
-    request = httpx.Request("POST", BASE_URL + "/run_sse")
-    fake.fail("run_sse", httpx.ReadTimeout("timed out", request=request))
+    engine = make_engine(fake, tmp_path, token=token, edit_timeout=0.2)
+    fake.faults.next(Fault.SLOW, Endpoint.RUN_SSE, delay=2.0)  # no answer in time
     with pytest.raises(EngineError, match="not re-sent"):
-        await run(engine, open_session(fake))
-    assert fake.count("run_sse") == 1
+        await run(engine, session_in(fake, token))
+    fake.stop()  # cuts the slow answer short, so that the request is in the books
+    assert sent(fake) == 1
 
 
 async def test_a_server_error_before_the_stream_is_sent_again_when_the_draft_is_unchanged(
-    engine: NemoEngine, fake: FakeApi, sleeps: Sleeps
+    engine: NemoEngine, fake: FakeNemo, token: str, sleeps: Sleeps
 ) -> None:
-    fake.fail("run_sse", server_error(503))
-    events = await run(engine, open_session(fake))
+    fake.faults.next(Fault.SERVER_ERROR, Endpoint.RUN_SSE, status=503)
+    fake.script_turn(*DEFAULT_TURN)
+    session = session_in(fake, token)
+    events = await run(engine, session)
     assert texts(events) == ["Done."]
-    assert fake.count("run_sse") == 2
-    assert len(fake.instructions) == 1
+    assert sent(fake) == 2
+    assert instructions(fake, session) == [INSTRUCTION]
     assert sleeps.delays == [1.0]
 
 
 async def test_a_connect_error_is_sent_again(
-    engine: NemoEngine, fake: FakeApi, sleeps: Sleeps
+    fake: FakeNemo, tmp_path: Path, token: str, sleeps: Sleeps
 ) -> None:
-    fake.fail("run_sse", connect_error())
-    assert texts(await run(engine, open_session(fake))) == ["Done."]
-    assert fake.count("run_sse") == 2
+    refusing = ConnectFailures(1, path="/run_sse")
+    engine = make_engine(fake, tmp_path, token=token, sleep=sleeps, transport=refusing)
+    fake.script_turn(*DEFAULT_TURN)
+    assert texts(await run(engine, session_in(fake, token))) == ["Done."]
+    assert refusing.left == 0
+    assert sent(fake) == 1  # the refused one never arrived
 
 
 async def test_a_rate_limit_before_the_stream_waits_then_sends_again(
-    engine: NemoEngine, fake: FakeApi, sleeps: Sleeps
+    engine: NemoEngine, fake: FakeNemo, token: str, sleeps: Sleeps
 ) -> None:
-    fake.fail("run_sse", rate_limited("12"))
-    assert texts(await run(engine, open_session(fake))) == ["Done."]
+    fake.faults.next(Fault.RATE_LIMIT, Endpoint.RUN_SSE, retry_after=12)
+    fake.script_turn(*DEFAULT_TURN)
+    session = session_in(fake, token)
+    assert texts(await run(engine, session)) == ["Done."]
     assert sleeps.delays == [12.0]
-    assert len(fake.instructions) == 1
+    assert instructions(fake, session) == [INSTRUCTION]
 
 
 async def test_an_error_status_after_the_draft_changed_is_not_sent_again(
-    engine: NemoEngine, fake: FakeApi
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    session = open_session(fake)
-
-    def applied_then_failed(request: httpx.Request) -> httpx.Response:
-        fake.sessions[session.id]["draft"]["m"]["edits"] = ["applied"]
-        return server_error(502)
-
-    fake.fail("run_sse", applied_then_failed)
+    fake.faults.next(Fault.LOST_ANSWER, Endpoint.RUN_SSE, status=502)  # applied, then 502
+    session = session_in(fake, token)
     events = await run(engine, session)
-    assert fake.count("run_sse") == 1
+    assert sent(fake) == 1
     assert texts(events)[0].startswith("Done. Timeline")
 
 
-async def test_a_504_is_treated_as_possibly_delivered(engine: NemoEngine, fake: FakeApi) -> None:
-    fake.fail("run_sse", server_error(504))
+async def test_a_504_is_treated_as_possibly_delivered(
+    engine: NemoEngine, fake: FakeNemo, token: str
+) -> None:
+    fake.faults.next(Fault.SERVER_ERROR, Endpoint.RUN_SSE, status=504)
     with pytest.raises(EngineError, match="not re-sent"):
-        await run(engine, open_session(fake))
-    assert fake.count("run_sse") == 1
+        await run(engine, session_in(fake, token))
+    assert sent(fake) == 1
 
 
 async def test_a_lost_session_before_the_stream_is_session_lost(
-    engine: NemoEngine, fake: FakeApi
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    session = open_session(fake)
-    fake.fail("run_sse", httpx.Response(404, json={"detail": "Session not found"}))
+    session = session_in(fake, token)
+    fake.faults.next(Fault.LOST_SESSION, Endpoint.RUN_SSE)
     with pytest.raises(SessionLost):
         await run(engine, session)
 
 
 async def test_a_refused_token_is_renewed_and_the_instruction_sent_once(
-    fake: FakeApi, tmp_path: Path
+    fake: FakeNemo, tmp_path: Path
 ) -> None:
     engine = make_engine(fake, tmp_path, token=None)
-    session = open_session(fake)
     await engine.credits()  # obtains the anonymous token
-    fake.valid_tokens = {token for token in fake.valid_tokens if "0001" not in token}
-    fake.auth_style = "http"
+    (client_id,) = fake.books.tokens
+    session = session_in(fake, client_id)
+    fake.expire_tokens()
+    fake.variants = replace(fake.variants, error_style=ErrorStyle.HTTP)
+    fake.script_turn(*DEFAULT_TURN)
     events = await run(engine, session)
     assert texts(events) == ["Done."]
-    assert len(fake.instructions) == 1
-    assert fake.issued == 2
+    assert instructions(fake, session) == [INSTRUCTION]
+    assert len(fake.books.tokens[client_id]) == 2
 
 
 # ---------------------------------------------------------------- time
 
 
 async def test_a_long_silent_turn_reports_still_working_every_two_minutes(
-    engine: NemoEngine, fake: FakeApi, clock: Clock
+    fake: FakeNemo, tmp_path: Path, token: str
 ) -> None:
-    def later() -> None:
-        clock.advance(70)
-
-    heartbeats: list[bytes | Callable[[], None]] = []
-    for _ in range(5):  # 5 keep-alives, 70 s apart: 350 s of silence
-        heartbeats += [later, b": ping\n\n"]
-    fake.turns.append(Script(chunks=[*heartbeats, sse(text_event("Done."))]))
-    events = await run(engine, open_session(fake))
+    # 5 keep-alives, 70 s apart: 350 s of silence; then the text, at once
+    clock = Clock(steps=[70, 70, 70, 70, 70, 0])
+    engine = make_engine(fake, tmp_path, token=token, clock=clock)
+    fake.script_turn(*[PING] * 5, sse(text_event("Done.")))
+    events = await run(engine, session_in(fake, token))
     progress = [event.text for event in events if event.kind is EditEventKind.PROGRESS]
     assert progress == ["still working (2 min)", "still working (5 min)"]  # at 140 s, 280 s
     assert texts(events) == ["Done."]
 
 
 async def test_a_turn_past_the_edit_timeout_is_abandoned_and_checked_not_resent(
-    fake: FakeApi, tmp_path: Path, clock: Clock, sleeps: Sleeps
+    fake: FakeNemo, tmp_path: Path, token: str, sleeps: Sleeps
 ) -> None:
-    engine = make_engine(fake, tmp_path, clock=clock, sleep=sleeps, edit_timeout=600.0)
-
-    def much_later() -> None:
-        clock.advance(601)
-
-    fake.turns.append(Script(chunks=[b": ping\n\n", much_later, b": ping\n\n"], apply=False))
+    clock = Clock(steps=[601])  # the first keep-alive comes after 601 s
+    engine = make_engine(fake, tmp_path, token=token, clock=clock, sleep=sleeps, edit_timeout=600.0)
+    fake.script_turn(PING, PING, apply=False)
     with pytest.raises(EngineError, match="did not finish within 10 min"):
-        await run(engine, open_session(fake))
-    assert fake.count("run_sse") == 1
+        await run(engine, session_in(fake, token))
+    assert sent(fake) == 1
 
 
-async def test_the_checkpoint_changes_when_an_edit_lands(engine: NemoEngine, fake: FakeApi) -> None:
-    session = open_session(fake)
+async def test_the_checkpoint_changes_when_an_edit_lands(
+    engine: NemoEngine, fake: FakeNemo, token: str
+) -> None:
+    session = session_in(fake, token)
     before = await engine.edit_checkpoint(session)
     assert await engine.edit_checkpoint(session) == before
     _ = [event async for event in engine.edit(session, INSTRUCTION)]

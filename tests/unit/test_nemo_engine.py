@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-import httpx
 import pytest
 
 from nemowatch.engines.base import EditEventKind, Engine, Job, Render, RenderState, Session
 from nemowatch.engines.nemo import NemoEngine
 from nemowatch.errors import CreditsExhausted
 from nemowatch.rules import EditSpec, ExportSpec
-from tests.unit.test_nemo_fakeapi import VIDEO, FakeApi, make_engine
+from tests.fakes.nemo_kit import DEFAULT_TURN, VIDEO, make_engine, serving
+from tests.fakes.nemo_server import Endpoint, FakeNemo, Fault
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeNemo]:
+    with serving(tmp_path) as server:
+        yield server
 
 
 def job(tmp_path: Path, source: Path) -> Job:
@@ -28,22 +35,22 @@ def job(tmp_path: Path, source: Path) -> Job:
     )
 
 
-def test_nemo_engine_is_an_engine(tmp_path: Path) -> None:
-    engine: Engine = make_engine(FakeApi(), tmp_path)
+def test_nemo_engine_is_an_engine(fake: FakeNemo, tmp_path: Path) -> None:
+    engine: Engine = make_engine(fake, tmp_path)
     assert engine.name == "nemo"
 
 
-async def test_a_job_from_session_to_downloaded_video(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_a_job_from_session_to_downloaded_video(fake: FakeNemo, tmp_path: Path) -> None:
     source = tmp_path / "clip.mp4"
     source.write_bytes(b"video" * 1000)
     engine = make_engine(fake, tmp_path)
+    fake.script_turn(*DEFAULT_TURN)
 
     session = await engine.open_session(job(tmp_path, source))
     assert session.data == {
         "session_id": session.id,
-        "task_id": f"task_{session.id}",
-        "user_id": None,  # NEMO_TOKEN: the API did not say whose it is
+        "task_id": fake.books.sessions[0].task_id,
+        "user_id": fake.books.sessions[0].user_id,
         "job_id": "job1",
     }
     media = await engine.upload(session, source)
@@ -59,17 +66,17 @@ async def test_a_job_from_session_to_downloaded_video(tmp_path: Path) -> None:
     await engine.download(render, dest)
     await engine.close()
 
-    assert media.duration == 12.5
-    assert draft.duration == 12.5
+    assert media.duration == fake.video_facts.duration
+    assert draft.duration == fake.video_facts.duration
     assert states == [RenderState.PROCESSING, RenderState.COMPLETED]
     assert dest.read_bytes() == VIDEO
 
 
-async def test_session_and_render_survive_a_restart_as_json(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_session_and_render_survive_a_restart_as_json(fake: FakeNemo, tmp_path: Path) -> None:
     source = tmp_path / "clip.mp4"
     source.write_bytes(b"video" * 1000)
-    first = make_engine(fake, tmp_path)
+    token = fake.mint_token()
+    first = make_engine(fake, tmp_path, token=token)
     session = await first.open_session(job(tmp_path, source))
     await first.upload(session, source)
     render = await first.export(session, await first.draft(session), ExportSpec())
@@ -77,7 +84,7 @@ async def test_session_and_render_survive_a_restart_as_json(tmp_path: Path) -> N
     kept_render = json.loads(json.dumps(asdict(render)))
     await first.close()
 
-    second = make_engine(fake, tmp_path)  # a new daemon, the same ledger
+    second = make_engine(fake, tmp_path, token=token)  # a new daemon, the same ledger
     rebuilt = Session(**kept_session)
     again = Render(**kept_render)
     assert await second.edit_checkpoint(rebuilt)
@@ -89,39 +96,37 @@ async def test_session_and_render_survive_a_restart_as_json(tmp_path: Path) -> N
     assert dest.read_bytes() == VIDEO
 
 
-async def test_an_anonymous_session_knows_its_user(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_an_anonymous_session_knows_its_user(fake: FakeNemo, tmp_path: Path) -> None:
     engine = make_engine(fake, tmp_path, token=None)
     session = await engine.open_session(job(tmp_path, tmp_path / "clip.mp4"))
     await engine.close()
     assert str(session.data["user_id"]).startswith("anon_")
 
 
-async def test_credits_report_the_balance_and_whose_it_is(tmp_path: Path) -> None:
-    fake = FakeApi()
+async def test_credits_report_the_balance_and_whose_it_is(fake: FakeNemo, tmp_path: Path) -> None:
+    fake.set_credits(None, 90.0)
     engine = make_engine(fake, tmp_path, token=None)
     credits = await engine.credits()
     await engine.close()
-    assert (credits.available, credits.frozen, credits.total) == (90.0, 10.0, 100.0)
+    assert (credits.available, credits.frozen, credits.total) == (90.0, 0.0, 90.0)
     assert credits.anonymous
     assert credits.user_id is not None and credits.user_id.startswith("anon_")
 
 
 async def test_no_credits_during_an_edit_tells_an_anonymous_user_where_to_register(
-    tmp_path: Path,
+    fake: FakeNemo, tmp_path: Path
 ) -> None:
-    fake = FakeApi()
     engine = make_engine(fake, tmp_path, token=None)
     session = await engine.open_session(job(tmp_path, tmp_path / "clip.mp4"))
-    fake.fail("run_sse", httpx.Response(200, json={"code": 2001, "message": "x"}))
+    fake.faults.next(Fault.NO_CREDITS, Endpoint.RUN_SSE)
     with pytest.raises(CreditsExhausted) as raised:
         _ = [event async for event in engine.edit(session, "cut out silences")]
     await engine.close()
     assert f"register?bind={session.data['user_id']}" in str(raised.value)
-    assert len(fake.instructions) == 0
+    assert fake.books.applied_instructions(session.id) == []
 
 
-async def test_close_is_safe_to_call_twice(tmp_path: Path) -> None:
-    engine: NemoEngine = make_engine(FakeApi(), tmp_path)
+async def test_close_is_safe_to_call_twice(fake: FakeNemo, tmp_path: Path) -> None:
+    engine: NemoEngine = make_engine(fake, tmp_path)
     await engine.close()
     await engine.close()

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from nemowatch.engines.base import Draft, Render, RenderState, Session
 from nemowatch.engines.nemo import NemoEngine
-from nemowatch.engines.nemo.render import parse_status, size_problem
+from nemowatch.engines.nemo.render import parse_status, size_problem, submit_body
 from nemowatch.errors import EngineError, TransientError
 from nemowatch.rules import ExportSpec, Quality
-from tests.unit.test_nemo_fakeapi import (
-    FILES_HOST,
-    START_DRAFT,
-    VIDEO,
-    FakeApi,
-    Sleeps,
-    make_engine,
-    server_error,
+from tests.fakes.nemo_kit import START_DRAFT, VIDEO, Sleeps, make_engine, serving, session_in
+from tests.fakes.nemo_server import (
+    CompletedUrl,
+    DownloadForm,
+    Endpoint,
+    FakeNemo,
+    Fault,
+    RenderRecord,
+    RenderShape,
 )
 
 S = RenderState
@@ -99,9 +101,25 @@ def test_size_sanity() -> None:
 # ---------------------------------------------------------------- against the fake
 
 
+def test_the_submit_body_is_as_documented() -> None:
+    body = submit_body("render_j_1", "42", {"t": []}, format="mp4", quality="high")
+    assert body == {
+        "id": "render_j_1",
+        "sessionId": "42",
+        "draft": {"t": []},
+        "output": {"format": "mp4", "quality": "high"},
+    }
+
+
 @pytest.fixture
-def fake() -> FakeApi:
-    return FakeApi()
+def fake(tmp_path: Path) -> Iterator[FakeNemo]:
+    with serving(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def token(fake: FakeNemo) -> str:
+    return fake.mint_token()
 
 
 @pytest.fixture
@@ -110,14 +128,21 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def engine(fake: FakeApi, tmp_path: Path, sleeps: Sleeps) -> NemoEngine:
-    return make_engine(fake, tmp_path, sleep=sleeps)
+def engine(fake: FakeNemo, tmp_path: Path, sleeps: Sleeps, token: str) -> NemoEngine:
+    return make_engine(fake, tmp_path, sleep=sleeps, token=token)
 
 
-def session_of(fake: FakeApi, job_id: str = "job1") -> Session:
+def session_of(fake: FakeNemo, token: str) -> Session:
     draft = {**START_DRAFT, "v": 2, "c": {"w": 1080}}  # keys Draft does not model
-    session_id = fake.new_session(draft)
-    return Session(id=session_id, data={"session_id": session_id, "job_id": job_id})
+    return session_in(fake, token, draft)
+
+
+def submitted(fake: FakeNemo) -> list[RenderRecord]:
+    return [record for records in fake.books.renders.values() for record in records]
+
+
+def requests(fake: FakeNemo, endpoint: Endpoint) -> int:
+    return len(fake.books.requests_to(endpoint))
 
 
 async def export(engine: NemoEngine, session: Session) -> Render:
@@ -135,10 +160,10 @@ async def poll_until_done(engine: NemoEngine, render: Render, limit: int = 20) -
     return seen
 
 
-async def test_the_render_id_is_deterministic_and_the_body_as_documented(
-    engine: NemoEngine, fake: FakeApi
+async def test_the_render_id_is_deterministic_and_the_draft_nemovideos_own(
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    session = session_of(fake)
+    session = session_of(fake, token)
     render = await export(engine, session)
     await engine.close()
     assert render.id == "render_job1_1"
@@ -149,115 +174,112 @@ async def test_the_render_id_is_deterministic_and_the_body_as_documented(
         "quality": "high",
         "n": 1,
     }
-    submitted = json.loads(next(r.content for r in fake.requests if r.method == "POST"))
-    assert set(submitted) == {"id", "sessionId", "draft", "output"}
-    assert submitted["output"] == {"format": "mp4", "quality": "high"}
-    assert submitted["draft"]["v"] == 2  # NemoVideo's own draft, keys and all
+    (record,) = submitted(fake)
+    assert (record.render_id, record.session_id, record.accepted) == (render.id, session.id, True)
+    assert record.output == {"format": "mp4", "quality": "high"}
+    assert record.draft["v"] == 2  # NemoVideo's own draft, keys and all
 
 
 async def test_a_render_submitted_before_a_crash_is_found_again_not_resubmitted(
-    fake: FakeApi, tmp_path: Path
+    fake: FakeNemo, tmp_path: Path, token: str
 ) -> None:
-    session = session_of(fake)
-    first = make_engine(fake, tmp_path)
+    session = session_of(fake, token)
+    first = make_engine(fake, tmp_path, token=token)
     await export(first, session)
     await first.close()  # the daemon dies before the ledger write
-    second = make_engine(fake, tmp_path)
+    second = make_engine(fake, tmp_path, token=token)
     render = await export(second, session)
     await second.close()
     assert render.id == "render_job1_1"
-    assert list(fake.renders) == ["render_job1_1"]
+    assert fake.books.accepted_renders() == ["render_job1_1"]
 
 
 async def test_after_a_failed_render_the_next_number_is_submitted(
-    engine: NemoEngine, fake: FakeApi
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    session = session_of(fake)
+    session = session_of(fake, token)
     await export(engine, session)
-    fake.renders["render_job1_1"]["failed"] = "out of memory"
+    fake.fail_render("render_job1_1", "out of memory")
     render = await export(engine, session)
     await engine.close()
     assert render.id == "render_job1_2"
     assert render.data["n"] == 2
-    assert list(fake.renders) == ["render_job1_1", "render_job1_2"]
+    assert fake.books.accepted_renders() == ["render_job1_1", "render_job1_2"]
 
 
-async def test_a_duplicate_id_that_is_not_alive_moves_to_the_next_number(
-    engine: NemoEngine, fake: FakeApi
+async def test_a_duplicate_id_that_is_not_ours_moves_to_the_next_number(
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    session = session_of(fake)
-    fake.renders["render_job1_1"] = {"session": "x", "polls": 0, "failed": None}
-    not_found = httpx.Response(404, json={"success": False, "error": "render not found"})
-    fake.fail("poll", not_found, not_found)  # the probe and the check after the refusal
+    session = session_of(fake, token)
+    fake.add_render("render_job1_1", "x", fake.mint_token())  # someone else's: polls 404
     render = await export(engine, session)
     await engine.close()
     assert render.id == "render_job1_2"
+    assert [record.outcome for record in submitted(fake)] == ["duplicate", "accepted"]
 
 
 async def test_a_submit_retried_after_its_answer_was_lost_adopts_the_first(
-    engine: NemoEngine, fake: FakeApi
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    session = session_of(fake)
-
-    def accepted_then_lost(request: httpx.Request) -> httpx.Response:
-        fake._submit(request)
-        return server_error(502)
-
-    fake.fail("submit", accepted_then_lost)
+    session = session_of(fake, token)
+    fake.faults.next(Fault.LOST_ANSWER, Endpoint.RENDER_SUBMIT, status=502)
     render = await export(engine, session)
     await engine.close()
     assert render.id == "render_job1_1"
-    assert list(fake.renders) == ["render_job1_1"]
+    assert fake.books.accepted_renders() == ["render_job1_1"]
 
 
-@pytest.mark.parametrize("shape", ["a", "b", "c"])
+@pytest.mark.parametrize("shape", [RenderShape.A, RenderShape.B, RenderShape.C])
 async def test_every_poll_shape_reaches_completed_with_a_url(
-    engine: NemoEngine, fake: FakeApi, shape: str
+    engine: NemoEngine, fake: FakeNemo, token: str, shape: RenderShape
 ) -> None:
-    fake.render_shape = shape
-    render = await export(engine, session_of(fake))
+    fake.variants = replace(fake.variants, render_shape=shape)
+    render = await export(engine, session_of(fake, token))
     seen = await poll_until_done(engine, render)
     status = await engine.poll(render)
     await engine.close()
     assert seen == [S.PROCESSING, S.COMPLETED]
-    assert status.data["url"] == f"{FILES_HOST}/files/render_job1_1.mp4"
+    assert status.data["url"] == fake.file_url("render_job1_1")
 
 
-async def test_a_failed_render_reports_its_error(engine: NemoEngine, fake: FakeApi) -> None:
-    render = await export(engine, session_of(fake))
-    fake.renders[render.id]["failed"] = "codec error"
+async def test_a_failed_render_reports_its_error(
+    engine: NemoEngine, fake: FakeNemo, token: str
+) -> None:
+    render = await export(engine, session_of(fake, token))
+    fake.fail_render(render.id, "codec error")
     status = await engine.poll(render)
     await engine.close()
     assert (status.state, status.error) == (S.FAILED, "codec error")
 
 
-async def test_an_unknown_render_is_lost(engine: NemoEngine, fake: FakeApi) -> None:
+async def test_an_unknown_render_is_lost(engine: NemoEngine) -> None:
     status = await engine.poll(Render("render_nope_1", {}))
     await engine.close()
     assert status.state is S.LOST
 
 
 async def test_completed_without_a_url_polls_a_little_more(
-    engine: NemoEngine, fake: FakeApi, tmp_path: Path
+    engine: NemoEngine, fake: FakeNemo, token: str, tmp_path: Path
 ) -> None:
-    fake.urlless_polls = 2
-    render = await export(engine, session_of(fake))
+    fake.variants = replace(fake.variants, completed_url=CompletedUrl.LATER, url_delay_polls=2)
+    render = await export(engine, session_of(fake, token))
     seen = await poll_until_done(engine, render)
     dest = tmp_path / "out.mp4"
     await engine.download(render, dest)
     await engine.close()
     assert seen == [S.PROCESSING, S.PROCESSING, S.PROCESSING, S.COMPLETED]
     assert dest.read_bytes() == VIDEO
-    assert fake.count("download") == 0
+    assert requests(fake, Endpoint.DOWNLOAD) == 0
 
 
-@pytest.mark.parametrize("form", ["bytes", "json"])
+@pytest.mark.parametrize("form", [DownloadForm.BYTES, DownloadForm.JSON])
 async def test_completed_without_any_url_falls_back_to_the_download_endpoint(
-    engine: NemoEngine, fake: FakeApi, tmp_path: Path, form: str
+    engine: NemoEngine, fake: FakeNemo, token: str, tmp_path: Path, form: DownloadForm
 ) -> None:
-    fake.urlless_polls = 1000
-    fake.download_form = form
-    render = await export(engine, session_of(fake))
+    fake.variants = replace(
+        fake.variants, completed_url=CompletedUrl.DOWNLOAD_ONLY, download_form=form
+    )
+    render = await export(engine, session_of(fake, token))
     seen = await poll_until_done(engine, render)
     status = await engine.poll(render)
     dest = tmp_path / "out.mp4"
@@ -267,30 +289,29 @@ async def test_completed_without_any_url_falls_back_to_the_download_endpoint(
     assert seen.count(S.PROCESSING) == 1 + 3
     assert status.data["download"] == "/api/render/proxy/render_job1_1/download"
     assert dest.read_bytes() == VIDEO
-    assert fake.count("download") == 1
+    assert requests(fake, Endpoint.DOWNLOAD) == 1
 
 
 async def test_the_video_is_fetched_without_the_token(
-    engine: NemoEngine, fake: FakeApi, tmp_path: Path
+    engine: NemoEngine, fake: FakeNemo, token: str, tmp_path: Path
 ) -> None:
-    render = await export(engine, session_of(fake))
+    render = await export(engine, session_of(fake, token))
     await poll_until_done(engine, render)
     dest = tmp_path / "out.mp4"
     await engine.download(render, dest)
     await engine.close()
     assert dest.read_bytes() == VIDEO
-    assert len(fake.file_requests) == 1
-    headers = fake.file_requests[0].headers
-    assert "authorization" not in headers
-    assert "x-skill-source" not in headers
+    (fetched,) = fake.books.requests_to(Endpoint.FILES)
+    assert not fetched.has_token
+    assert "x-skill-source" not in fetched.headers
 
 
 async def test_an_html_page_is_not_saved_as_video(
-    engine: NemoEngine, fake: FakeApi, tmp_path: Path
+    engine: NemoEngine, fake: FakeNemo, token: str, tmp_path: Path
 ) -> None:
-    render = await export(engine, session_of(fake))
+    render = await export(engine, session_of(fake, token))
     await poll_until_done(engine, render)
-    fake.files[f"{FILES_HOST}/files/{render.id}.mp4"] = (b"<html>login</html>", "text/html")
+    fake.serve_file(f"/files/{render.id}.mp4", b"<html>login</html>", "text/html")
     dest = tmp_path / "out.mp4"
     with pytest.raises(EngineError, match="text/html"):
         await engine.download(render, dest)
@@ -299,14 +320,13 @@ async def test_an_html_page_is_not_saved_as_video(
 
 
 async def test_a_json_answer_from_the_video_url_is_followed_to_its_output_url(
-    engine: NemoEngine, fake: FakeApi, tmp_path: Path
+    engine: NemoEngine, fake: FakeNemo, token: str, tmp_path: Path
 ) -> None:
-    render = await export(engine, session_of(fake))
+    render = await export(engine, session_of(fake, token))
     await poll_until_done(engine, render)
-    real = f"{FILES_HOST}/real/{render.id}.mp4"
-    fake.files[real] = (VIDEO, "application/octet-stream")
+    real = fake.serve_file(f"/real/{render.id}.mp4", VIDEO, "application/octet-stream")
     redirect = json.dumps({"output": {"url": real}}).encode()
-    fake.files[f"{FILES_HOST}/files/{render.id}.mp4"] = (redirect, "application/json")
+    fake.serve_file(f"/files/{render.id}.mp4", redirect, "application/json")
     dest = tmp_path / "out.mp4"
     await engine.download(render, dest)
     await engine.close()
@@ -314,32 +334,35 @@ async def test_a_json_answer_from_the_video_url_is_followed_to_its_output_url(
 
 
 async def test_an_expired_link_answering_json_is_retried_with_a_fresh_poll(
-    engine: NemoEngine, fake: FakeApi, tmp_path: Path, sleeps: Sleeps
+    engine: NemoEngine, fake: FakeNemo, token: str, tmp_path: Path
 ) -> None:
-    render = await export(engine, session_of(fake))
+    render = await export(engine, session_of(fake, token))
     await poll_until_done(engine, render)
-    expired = json.dumps({"detail": "link expired"}).encode()
-    fake.files[f"{FILES_HOST}/files/{render.id}.mp4"] = (expired, "application/json")
+    fake.variants = replace(fake.variants, files_as_json=True)
     dest = tmp_path / "out.mp4"
     with pytest.raises(TransientError, match="JSON, not video"):
         await engine.download(render, dest)
     await engine.close()
-    assert len(fake.file_requests) == 3  # the DOWNLOAD policy: 3 attempts, each re-polled
+    # the DOWNLOAD policy: 3 attempts, each re-polled
+    assert requests(fake, Endpoint.FILES) == 3
     assert not dest.exists()
 
 
-async def test_a_draft_without_clips_is_not_exported(engine: NemoEngine, fake: FakeApi) -> None:
-    session_id = fake.new_session({"t": [{"tt": 0, "sg": []}], "d": 0})
+async def test_a_draft_without_clips_is_not_exported(
+    engine: NemoEngine, fake: FakeNemo, token: str
+) -> None:
+    session = session_in(fake, token, {"t": [{"tt": 0, "sg": []}], "d": 0})
     with pytest.raises(EngineError, match="nothing to export yet"):
-        await engine.draft(Session(id=session_id, data={"job_id": "j"}))
+        await engine.draft(session)
     await engine.close()
 
 
 async def test_a_draft_the_pipeline_changed_is_sent_as_the_pipeline_has_it(
-    engine: NemoEngine, fake: FakeApi
+    engine: NemoEngine, fake: FakeNemo, token: str
 ) -> None:
-    session = session_of(fake)
+    session = session_of(fake, token)
     own = Draft(tracks=({"tt": 0, "sg": [{"at": 0, "d": 1000}]},), duration_ms=1000)
     await engine.export(session, own, ExportSpec())
     await engine.close()
-    assert fake.renders["render_job1_1"]["draft"] == own.to_json()
+    (record,) = submitted(fake)
+    assert record.draft == own.to_json()

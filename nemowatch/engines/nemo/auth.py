@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import stat
 import uuid
@@ -27,6 +26,7 @@ from typing import Any
 import structlog
 
 from nemowatch.engines.nemo.errors import Account
+from nemowatch.engines.nemo.replies import StoredToken, TokenReply, parse
 from nemowatch.errors import AuthError, EngineError, NemowatchError
 
 log = structlog.get_logger("nemowatch.nemo")
@@ -75,15 +75,12 @@ def parse_time(value: Any) -> datetime | None:
 
 def issued(data: Any, *, client_id: str, now: datetime) -> Credentials:
     """Credentials from the anonymous-token answer's `data`. Pure."""
-    if not isinstance(data, dict) or not isinstance(data.get("token"), str) or not data["token"]:
-        raise EngineError("NemoVideo's anonymous-token answer has no token", retryable=True)
-    user_id = data.get("user_id") or data.get("userId")
-    expires_at = parse_time(data.get("expires_at") or data.get("expiresAt"))
+    reply = parse(TokenReply, data, endpoint="anonymous-token")
     return Credentials(
-        token=data["token"],
+        token=reply.token,
         anonymous=True,
-        user_id=str(user_id) if user_id else None,
-        expires_at=expires_at or now + TOKEN_LIFETIME,
+        user_id=reply.user_id,
+        expires_at=parse_time(reply.expires_at) or now + TOKEN_LIFETIME,
         client_id=client_id,
     )
 
@@ -94,44 +91,43 @@ class TokenFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> dict[str, Any]:
-        """What the file holds; {} when it is missing or unreadable (logged)."""
+    def load(self) -> StoredToken:
+        """What the file holds; nothing when it is missing or unreadable (logged)."""
         try:
             mode = self.path.stat().st_mode
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return {}
+            return StoredToken()
         except OSError as error:
             log.warning("nemo.token.unreadable", path=str(self.path), error=error.strerror)
-            return {}
+            return StoredToken()
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)
             log.warning("nemo.token.permissions_fixed", path=str(self.path))
         try:
-            data = json.loads(text)
-        except ValueError:
+            return StoredToken.model_validate_json(text)
+        except ValueError:  # not JSON, or not the object written here
             log.warning("nemo.token.corrupt", path=str(self.path))
-            return {}
-        return data if isinstance(data, dict) else {}
+            return StoredToken()
 
     def save(self, credentials: Credentials) -> None:
         """Replace the file atomically; it is created with mode 0600, never wider."""
-        data = {
-            "client_id": credentials.client_id,
-            "token": credentials.token,
-            "user_id": credentials.user_id,
-            "expires_at": credentials.expires_at.isoformat() if credentials.expires_at else None,
-        }
-        self.write_raw(data)
+        stored = StoredToken(
+            client_id=credentials.client_id,
+            token=credentials.token,
+            user_id=credentials.user_id,
+            expires_at=credentials.expires_at.isoformat() if credentials.expires_at else None,
+        )
+        self.write(stored)
 
-    def write_raw(self, data: dict[str, Any]) -> None:
+    def write(self, stored: StoredToken) -> None:
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(data, handle)
+                handle.write(stored.model_dump_json())
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.path)
@@ -224,30 +220,27 @@ class Authenticator:
         )
 
     def _loaded(self) -> Credentials | None:
-        data = self._file.load()
-        token = data.get("token")
-        client_id = data.get("client_id")
-        if not isinstance(token, str) or not token or not isinstance(client_id, str):
+        stored = self._file.load()
+        if not stored.token or not stored.client_id:
             return None
-        user_id = data.get("user_id")
         return Credentials(
-            token=token,
+            token=stored.token,
             anonymous=True,
-            user_id=str(user_id) if user_id else None,
-            expires_at=parse_time(data.get("expires_at")),
-            client_id=client_id,
+            user_id=stored.user_id,
+            expires_at=parse_time(stored.expires_at),
+            client_id=stored.client_id,
         )
 
     def _client_id(self) -> str:
         """The kept client id (tokens are limited per client id), made once."""
         if self._current is not None and self._current.client_id:
             return self._current.client_id
-        kept = self._file.load().get("client_id")
-        if isinstance(kept, str) and kept:
+        kept = self._file.load().client_id
+        if kept:
             return kept
         client_id = self._new_client_id()
         # kept before asking, so that a crash does not lose it
-        self._file.write_raw({"client_id": client_id})
+        self._file.write(StoredToken(client_id=client_id))
         return client_id
 
     async def _issue(self, client_id: str) -> Credentials:

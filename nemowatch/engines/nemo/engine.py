@@ -4,7 +4,7 @@ open_session -> upload (streamed) -> edit (`/run_sse`, never re-sent blindly) ->
 (session state) -> export (deterministic render ids) -> poll -> download (no token).
 
 Everything a later step needs is in `Session.data` and `Render.data` (plain JSON kept in
-the ledger), so a restarted daemon rebuilds both and carries on.
+the ledger, typed by `kept`), so a restarted daemon rebuilds both and carries on.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from nemowatch.engines.base import (
 )
 from nemowatch.engines.nemo.client import CallKind, NemoClient
 from nemowatch.engines.nemo.edit import Editor
+from nemowatch.engines.nemo.kept import NemoSessionState
 from nemowatch.engines.nemo.render import Renders
+from nemowatch.engines.nemo.replies import CreditsReply, parse
 from nemowatch.engines.nemo.session import create_session
 from nemowatch.engines.nemo.state import SessionState, read_state
 from nemowatch.engines.nemo.upload import upload_file
@@ -46,15 +48,6 @@ from nemowatch.rules import ExportSpec
 log = structlog.get_logger("nemowatch.nemo")
 
 CREDITS_PATH = "/api/credits/balance/simple"
-
-
-def _amount(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class NemoEngine:
@@ -98,15 +91,10 @@ class NemoEngine:
         opened = await create_session(self._client, language=self.settings.language)
         user_id = opened.user_id or (await self._client.account()).user_id
         log.info("nemo.session.opened", session_id=opened.session_id, task_id=opened.task_id)
-        return Session(
-            id=opened.session_id,
-            data={
-                "session_id": opened.session_id,
-                "task_id": opened.task_id,
-                "user_id": user_id,
-                "job_id": job.id,
-            },
+        state = NemoSessionState(
+            session_id=opened.session_id, task_id=opened.task_id, user_id=user_id, job_id=job.id
         )
+        return Session(id=opened.session_id, data=state.dump())
 
     async def upload(self, session: Session, source: Path) -> Media:
         return await upload_file(self._client, session.id, source)
@@ -132,7 +120,7 @@ class NemoEngine:
         return state.draft
 
     async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
-        job_id = str(session.data.get("job_id") or session.id)
+        job_id = NemoSessionState.load(session.data).job_id or session.id
         raw = await self._draft_to_render(session, draft)
         render = await self._renders.export(
             job_id=job_id,
@@ -153,12 +141,12 @@ class NemoEngine:
         data = await self._client.request_json(
             CallKind.CREDITS, "GET", CREDITS_PATH, what="read the credit balance"
         )
+        reply = parse(CreditsReply, data, endpoint="credits")
         account = await self._client.account()
-        values = data if isinstance(data, dict) else {}
         return Credits(
-            available=_amount(values.get("available")) or 0.0,
-            frozen=_amount(values.get("frozen")) or 0.0,
-            total=_amount(values.get("total")),
+            available=reply.available or 0.0,
+            frozen=reply.frozen or 0.0,
+            total=reply.total,
             user_id=account.user_id,
             anonymous=account.anonymous,
         )

@@ -19,6 +19,7 @@ httpx exceptions. nemo-api.md's table, as code (the first matching row wins)::
     HTTP 409 / "already exists"             DuplicateId(EngineError)        render: next id
     other 404 / "not found"                 NotFound(EngineError)           render: unknown id
     other codes, `success: false`           EngineError(retryable=True)     fail; retry later
+    a success of an undocumented shape      UnexpectedReply(EngineError)    fail; retry later
     other 4xx (400, 422, ...)               EngineError                     fail: our bug
 
 The subclasses defined here stay inside the tree, so code outside the engine only sees the
@@ -33,13 +34,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from nemowatch.errors import (
     AuthError,
@@ -76,6 +78,16 @@ class NotFound(EngineError):
 
 class DuplicateId(EngineError):
     """The id is taken (a render id submitted before)."""
+
+
+class UnexpectedReply(EngineError):
+    """A successful answer in a shape nemo-api.md does not document (replies.py finds it):
+    the message names the endpoint and the field. Retryable: a later answer may be whole."""
+
+    def __init__(self, endpoint: str, field: str, problem: str) -> None:
+        super().__init__(f"NemoVideo's {endpoint} answer: {field} {problem}", retryable=True)
+        self.endpoint = endpoint
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -135,49 +147,87 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - now).total_seconds())
 
 
-def _code_of(body: Any) -> int | None:
-    """The envelope's numeric code (also inside an `error` object), if any."""
-    if not isinstance(body, dict):
+def _as_code(value: Any) -> int | None:
+    """An envelope code: a number, or digits in a string; anything else is no code."""
+    if isinstance(value, bool):
         return None
-    candidates = [body.get("code")]
-    if isinstance(body.get("error"), dict):
-        candidates.append(body["error"].get("code"))
-    for candidate in candidates:
-        if isinstance(candidate, bool):
-            continue
-        if isinstance(candidate, int):
-            return candidate
-        if isinstance(candidate, str) and candidate.strip().lstrip("-").isdigit():
-            return int(candidate)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
     return None
 
 
+class Envelope(BaseModel):
+    """What any answer may wrap its data or its refusal in: the `code` envelope (`code`,
+    `message`, `data`), the `success` envelope (`success`, `data`, `error`), FastAPI's
+    `detail`, or a few near variants (`msg`, `errorMessage`). Every field is optional and
+    any value is accepted: an error body is read for whatever it holds."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: Annotated[int | None, BeforeValidator(_as_code)] = None
+    success: Any = None  # only `true` is a success
+    data: Any = None
+    message: Any = None
+    msg: Any = None
+    error_message: Any = Field(None, validation_alias=AliasChoices("errorMessage", "error_message"))
+    error: Any = None
+    detail: Any = None
+
+    @classmethod
+    def of(cls, body: Any) -> Envelope | None:
+        """The envelope of a JSON object; None for anything else (text, a list)."""
+        return cls.model_validate(body) if isinstance(body, Mapping) else None
+
+    def has(self, name: str) -> bool:
+        """Whether the answer had this key at all (even as null)."""
+        return name in self.model_fields_set
+
+    @property
+    def any_code(self) -> int | None:
+        """`code`, or the code inside an `error` object."""
+        inner = Envelope.of(self.error)
+        return self.code if self.code is not None or inner is None else inner.code
+
+    def words(self) -> str:
+        """The server's own words: `message`, `msg`, `errorMessage`, `error`, `detail`
+        (an object's own words; FastAPI's validation list as `loc: msg; ...`)."""
+        for value in (self.message, self.msg, self.error_message, self.error, self.detail):
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+            inner = Envelope.of(value)
+            if inner is not None and inner.words():
+                return inner.words()
+            if isinstance(value, list) and value:
+                return "; ".join(piece for piece in map(_problem_text, value) if piece)
+        return ""
+
+
+class _Problem(BaseModel):
+    """One of FastAPI's validation errors: `{"loc": [...], "msg": "...", "type": "..."}`."""
+
+    loc: list[Any] = Field(default_factory=list)
+    msg: Any = ""
+
+
+def _problem_text(item: Any) -> str:
+    if not isinstance(item, Mapping):
+        return str(item)
+    try:
+        problem = _Problem.model_validate(item)
+    except ValidationError:
+        return str(item)
+    location = ".".join(str(part) for part in problem.loc)
+    return f"{location}: {problem.msg}" if location else str(problem.msg)
+
+
 def _message_of(body: Any) -> str:
-    """The server's own words: `message`, `msg`, `error`, `detail` (FastAPI lists too)."""
+    """The server's own words in an answer (the text itself, when it is not JSON)."""
     if isinstance(body, str):
         return body.strip()
-    if not isinstance(body, dict):
-        return ""
-    for key in ("message", "msg", "errorMessage", "error_message", "error", "detail"):
-        value = body.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        if isinstance(value, dict):
-            inner = _message_of(value)
-            if inner:
-                return inner
-        if isinstance(value, list) and value:
-            # FastAPI validation errors: [{"loc": [...], "msg": "...", "type": "..."}]
-            pieces = []
-            for item in value:
-                if isinstance(item, dict):
-                    location = ".".join(str(part) for part in item.get("loc", ()))
-                    text = str(item.get("msg", ""))
-                    pieces.append(f"{location}: {text}" if location else text)
-                else:
-                    pieces.append(str(item))
-            return "; ".join(piece for piece in pieces if piece)
-    return ""
+    envelope = Envelope.of(body)
+    return envelope.words() if envelope is not None else ""
 
 
 def _clean(message: str, call: Call) -> str:
@@ -278,26 +328,27 @@ def error_for(
     `body` is the decoded JSON (or the text, when it was not JSON).
     """
     message = _clean(_message_of(body), call)
-    code = _code_of(body)
+    envelope = Envelope.of(body)
+    code = envelope.any_code if envelope is not None else None
     if status >= 400:
         known = _for_code(code, message, call) if code else None
         if known is not None and status not in (401, 429):
             return known
         return _for_status(status, message, call, retry_after)
-    if not isinstance(body, dict):
+    if envelope is None:
         return None
-    if "code" in body and code is not None:
+    if envelope.has("code") and code is not None:
         if code == 0:
             return None
         known = _for_code(code, message, call)
         if known is not None:
             return known
         return _refusal(message or f"code {code}", call, code=code)
-    if "success" in body:
-        if body["success"] is True:
+    if envelope.has("success"):
+        if envelope.success is True:
             return None
         return _refusal(message or "no reason given", call, code=code)
-    if set(body) == {"detail"}:
+    if envelope.model_fields_set == {"detail"} and len(body) == 1:
         if _SESSION_NOT_FOUND.search(message):
             return SessionLost(f"NemoVideo lost the session{_said(message)}")
         return EngineError(f"NemoVideo refused to {call.what}{_said(message)}")
@@ -322,14 +373,15 @@ def _refusal(message: str, call: Call, *, code: int | None) -> NemowatchError:
 
 def payload(body: Any) -> Any:
     """The data inside a successful answer: `code` envelope, `success` envelope, bare."""
-    if isinstance(body, dict):
-        if "code" in body and _code_of(body) == 0:
-            data = body.get("data")
-            return {} if data is None else data
-        if body.get("success") is True:
-            if "data" in body:
-                return {} if body["data"] is None else body["data"]
-            return {key: value for key, value in body.items() if key != "success"}
+    envelope = Envelope.of(body)
+    if envelope is None:
+        return body
+    if envelope.has("code") and envelope.any_code == 0:
+        return {} if envelope.data is None else envelope.data
+    if envelope.success is True:
+        if envelope.has("data"):
+            return {} if envelope.data is None else envelope.data
+        return {key: value for key, value in body.items() if key != "success"}
     return body
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ from nemowatch import progress
 from nemowatch.engines.base import Render, RenderState, RenderStatus
 from nemowatch.engines.nemo import errors
 from nemowatch.engines.nemo.client import Authorized, CallKind, NemoClient
+from nemowatch.engines.nemo.errors import UnexpectedReply
+from nemowatch.engines.nemo.kept import NemoRenderProgress, NemoRenderState
+from nemowatch.engines.nemo.replies import RenderReply, parse
 from nemowatch.errors import EngineError, TransientError
 
 log = structlog.get_logger("nemowatch.nemo")
@@ -80,75 +84,24 @@ class Polled:
     size: int | None = None
     duration: float | None = None
     session_id: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _error_text(value: Any) -> str | None:
-    if not value:
-        return None
-    if isinstance(value, dict):
-        return str(value.get("message") or value.get("error") or value)
-    if isinstance(value, list):
-        texts = [_error_text(item) for item in value]
-        return "; ".join(text for text in texts if text) or None
-    return str(value)
-
-
-def _fatal_errors(entries: Any) -> list[str]:
-    """Remotion's `errors[]`: entries with isFatal false or willRetry true do not count."""
-    if not isinstance(entries, list):
-        return []
-    fatal = []
-    for entry in entries:
-        if isinstance(entry, dict):
-            if entry.get("isFatal") is False or entry.get("willRetry") is True:
-                continue
-            fatal.append(str(entry.get("message") or entry.get("name") or "render error"))
-        elif entry:
-            fatal.append(str(entry))
-    return fatal
 
 
 def parse_status(data: Any) -> Polled:
     """A poll answer (its envelope already unwrapped) in one shape. Pure."""
-    if not isinstance(data, dict):
-        raise EngineError("NemoVideo's render status is not an object", retryable=True)
-    output: dict[str, Any] = data["output"] if isinstance(data.get("output"), dict) else {}
-    url = (
-        data.get("outputUrl")
-        or data.get("output_url")
-        or output.get("url")
-        or data.get("outputFile")
-        or data.get("url")
-    )
-    progress = _number(data.get("progress"))
-    overall = _number(data.get("overallProgress"))
-    if progress is None and overall is not None:
-        progress = overall * 100 if overall <= 1 else overall
-    session = data.get("sessionId") or data.get("session_id")
-    polled_size = _number(output.get("size") or data.get("outputSizeInBytes"))
+    reply = parse(RenderReply, data, endpoint="render status")
     common: dict[str, Any] = {
-        "progress": progress,
-        "url": str(url) if url else None,
-        "size": int(polled_size) if polled_size else None,
-        "duration": _number(output.get("duration")),
-        "session_id": str(session) if session else None,
+        "progress": reply.percent,
+        "url": reply.link,
+        "size": reply.size,
+        "duration": reply.duration,
+        "session_id": reply.session_id,
     }
-    status = str(data.get("status") or "").strip().lower()
-    fatal = _fatal_errors(data.get("errors"))
-    if status in FAILED_WORDS or data.get("fatalErrorEncountered") is True or fatal:
-        message = _error_text(data.get("error")) or "; ".join(fatal) or "the render failed"
+    status = (reply.status or "").strip().lower()
+    fatal = reply.fatal_problems
+    if status in FAILED_WORDS or reply.fatal_error is True or fatal:
+        message = reply.error_text or "; ".join(fatal) or "the render failed"
         return Polled(RenderState.FAILED, error=message, **common)
-    if status in COMPLETED_WORDS or data.get("done") is True:
+    if status in COMPLETED_WORDS or reply.done is True:
         return Polled(RenderState.COMPLETED, **common)
     # pending, processing, queued, rendering, anything new: still running
     return Polled(RenderState.PROCESSING, **common)
@@ -156,18 +109,12 @@ def parse_status(data: Any) -> Polled:
 
 def output_url_in(body: Any) -> str | None:
     """`output.url` (or a near variant) in a JSON answer of /download or the video URL."""
-    if not isinstance(body, dict):
-        return None
-    data = errors.payload(body)
-    for candidate in (data, body):
-        if not isinstance(candidate, dict):
-            continue
-        output = candidate.get("output")
-        if isinstance(output, dict) and output.get("url"):
-            return str(output["url"])
-        for key in ("outputUrl", "url", "outputFile"):
-            if candidate.get(key):
-                return str(candidate[key])
+    for candidate in (errors.payload(body), body):
+        if isinstance(candidate, Mapping):
+            with contextlib.suppress(UnexpectedReply):
+                link = parse(RenderReply, candidate, endpoint="render download").link
+                if link:
+                    return link
     return None
 
 
@@ -194,10 +141,16 @@ class Renders:
     ) -> Render:
         """The job's render for this draft: one submitted before (and alive), or a new one."""
         last, alive = await self._find_submitted(job_id, session_id)
-        details = {"job_id": job_id, "session_id": session_id, "format": format, "quality": quality}
+
+        def kept(number: int) -> Render:
+            state = NemoRenderState(
+                job_id=job_id, session_id=session_id, format=format, quality=quality, n=number
+            )
+            return Render(render_id(job_id, number), state.dump())
+
         if alive is not None:
             log.info("render.adopted", render_id=render_id(job_id, alive))
-            return Render(render_id(job_id, alive), {**details, "n": alive})
+            return kept(alive)
         number = last + 1
         while number <= MAX_RENDER_NUMBER:
             candidate = render_id(job_id, number)
@@ -208,12 +161,12 @@ class Renders:
                 polled = await self._probe(candidate)
                 if polled is not None and self._ours(polled, session_id):
                     log.info("render.adopted", render_id=candidate)
-                    return Render(candidate, {**details, "n": number})
+                    return kept(number)
                 log.warning("render.id_taken", render_id=candidate)
                 number += 1
                 continue
             log.debug("render.accepted", render_id=candidate)  # the pipeline logs render.submitted
-            return Render(candidate, {**details, "n": number})
+            return kept(number)
         raise EngineError(
             f"gave up numbering renders for job {job_id} after {MAX_RENDER_NUMBER}", retryable=False
         )
@@ -284,17 +237,18 @@ class Renders:
         log.debug(
             "render.poll", render_id=render.id, state=polled.state.value, progress=polled.progress
         )
-        data: dict[str, Any] = {}
+        download = None
         if polled.state is RenderState.COMPLETED and not polled.url:
             seen = self._urlless.get(render.id, 0) + 1
             self._urlless[render.id] = seen
             if seen <= URLLESS_POLLS:
                 # the link often follows a poll or two later
                 return RenderStatus(RenderState.PROCESSING, progress=polled.progress or 100.0)
-            data["download"] = download_path(render.id)
-        if polled.url:
-            data["url"] = polled.url
-        return RenderStatus(polled.state, progress=polled.progress, error=polled.error, data=data)
+            download = download_path(render.id)
+        kept = NemoRenderProgress(url=polled.url, download=download)
+        return RenderStatus(
+            polled.state, progress=polled.progress, error=polled.error, data=kept.dump()
+        )
 
     # ------------------------------------------------------------------ download
 
@@ -349,9 +303,8 @@ class Renders:
                             errors.decode_body(response.content)
                         )
                         if link is None:
-                            raise EngineError(
-                                "NemoVideo's /download answer holds no video and no output.url",
-                                retryable=True,
+                            raise UnexpectedReply(
+                                "render download", "output.url", "is missing (and no video came)"
                             )
                         return link
                     await _save(response, dest, expected=expected, what=f"render {render}")

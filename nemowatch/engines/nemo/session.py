@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nemowatch.engines.nemo.client import CallKind, NemoClient
-from nemowatch.errors import EngineError
+from nemowatch.engines.nemo.replies import SessionReply, parse
 
 SESSION_PATH = "/api/tasks/me/with-session/nemo_agent"
 TASK_NAME = "project"  # as the API reference writes it
@@ -21,18 +21,9 @@ class OpenedSession:
 
 def parse_session(data: Any) -> OpenedSession:
     """The ids in the answer's `data` (the session id is a numeric string; ints too). Pure."""
-    if not isinstance(data, dict):
-        raise EngineError("NemoVideo's new-session answer is not an object", retryable=True)
-    session_id = data.get("session_id", data.get("sessionId"))
-    if session_id is None or str(session_id).strip() == "":
-        raise EngineError("NemoVideo's new-session answer has no session_id", retryable=True)
-    task_id = data.get("task_id", data.get("taskId"))
-    user_id = data.get("user_id", data.get("userId"))
-    return OpenedSession(
-        task_id=str(task_id) if task_id is not None else None,
-        session_id=str(session_id),
-        user_id=str(user_id) if user_id else None,
-    )
+    reply = parse(SessionReply, data, endpoint="new-session")
+    assert reply.session_id is not None  # the model refuses an answer without one
+    return OpenedSession(task_id=reply.task_id, session_id=reply.session_id, user_id=reply.user_id)
 
 
 async def create_session(client: NemoClient, *, language: str) -> OpenedSession:

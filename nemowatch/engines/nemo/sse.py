@@ -2,14 +2,17 @@
 
 1. `FrameDecoder` (pure): bytes in, in chunks split anywhere (even inside a UTF-8
    character or a CRLF), frames out. A frame is one SSE event's `data`, or a comment line.
-   httpx-sse's own decoder drops comment lines, and an SSE comment is one of NemoVideo's
-   keep-alive forms, so the lines are decoded here, after httpx-sse's `_decoders.py`.
+   Not httpx-sse's decoder (read, after its `_decoders.py`): it drops comment lines, one
+   of NemoVideo's keep-alive forms that must count as "still working", and it drops a last
+   event the server closed without its blank line, which may be the `{"error": ...}` frame.
 2. `interpret` (pure): a frame as `AgentEvent`s: heartbeats (empty `data:`,
    `data: heartbeat`, `{"type":"heartbeat"}`, comments), text (only from non-partial,
    non-thought parts), tool calls and results, and errors (`errorCode`/`errorMessage`, or
-   a last `{"error": ...}` frame, valid JSON or not). camelCase and snake_case keys.
-3. `open_event_stream` (effects): POST through httpx-sse's `aconnect_sse`, check status and
-   content type before reading (401/404/422 come as plain JSON), then feed the decoder.
+   a last `{"error": ...}` frame, valid JSON or not). Events are read by
+   `replies.AgentReply` (camelCase and snake_case keys); one of an undocumented shape is
+   UNKNOWN (logged, ignored), not the end of the turn.
+3. `open_event_stream` (effects): POST with httpx's own `stream`, check status and content
+   type before reading (401/404/422 come as plain JSON), then feed the decoder.
    Whether a failure happened before the stream started (`open_event_stream` raised) or
    after (`EventStream.frames` raised `StreamDropped`) decides whether re-sending is safe.
 """
@@ -27,9 +30,10 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-from httpx_sse import aconnect_sse
 
 from nemowatch.engines.nemo import errors
+from nemowatch.engines.nemo.errors import UnexpectedReply
+from nemowatch.engines.nemo.replies import AgentReply, parse
 from nemowatch.errors import EngineError
 
 # ---------------------------------------------------------------- 1. frames from bytes
@@ -127,10 +131,6 @@ HEARTBEAT_WORDS = frozenset({"heartbeat", "ping", "keepalive", "keep-alive"})
 _LEGACY_ERROR = re.compile(r'^\{\s*"error"\s*:\s*"?(?P<message>.*?)"?\s*\}?\s*$', re.DOTALL)
 
 
-def _get(mapping: Mapping[str, Any], camel: str, snake: str) -> Any:
-    return mapping.get(camel, mapping.get(snake))
-
-
 def interpret(frame: Frame) -> list[AgentEvent]:
     """What one frame means. Pure."""
     if frame.comment is not None:
@@ -157,50 +157,37 @@ def interpret(frame: Frame) -> list[AgentEvent]:
 
 def interpret_event(event: Mapping[str, Any]) -> list[AgentEvent]:
     """What one decoded ADK event means (camelCase or snake_case). Pure."""
-    if str(event.get("type", "")).lower() in HEARTBEAT_WORDS:
+    try:
+        reply = parse(AgentReply, event, endpoint="/run_sse event")
+    except UnexpectedReply as odd:  # one odd event does not end the turn: logged, ignored
+        return [AgentEvent(AgentEventKind.UNKNOWN, text=str(odd))]
+    if (reply.type or "").lower() in HEARTBEAT_WORDS:
         return [AgentEvent(AgentEventKind.HEARTBEAT)]
-    error_code = _get(event, "errorCode", "error_code")
-    error_message = _get(event, "errorMessage", "error_message")
-    if error_code or error_message:
-        message = str(error_message or error_code)
-        return [AgentEvent(AgentEventKind.ERROR, text=message, data={"code": error_code})]
-    error = event.get("error")
-    if error:
-        message = error.get("message", json.dumps(error)) if isinstance(error, dict) else error
+    if reply.error_code or reply.error_message:
+        message = str(reply.error_message or reply.error_code)
+        return [AgentEvent(AgentEventKind.ERROR, text=message, data={"code": reply.error_code})]
+    if reply.error:
+        frame = reply.error
+        message = frame.get("message", json.dumps(frame)) if isinstance(frame, dict) else frame
         return [AgentEvent(AgentEventKind.ERROR, text=str(message))]
-    content = event.get("content")
-    if not isinstance(content, dict) or event.get("partial") is True:
-        return [AgentEvent(AgentEventKind.QUIET)]  # actions-only, or a preview of text
-    if content.get("role") == "user":
-        return [AgentEvent(AgentEventKind.QUIET)]
-    author = event.get("author")
+    content = reply.content
+    if content is None or reply.partial is True or content.role == "user":
+        return [AgentEvent(AgentEventKind.QUIET)]  # actions-only, a preview of text, an echo
     events: list[AgentEvent] = []
-    for part in content.get("parts") or ():
-        if not isinstance(part, dict):
+    for part in content.parts:
+        if part.function_call is not None:
+            call = part.function_call
+            data = {"id": call.id, "args": call.args}
+            events.append(AgentEvent(AgentEventKind.TOOL_CALL, name=call.name or "?", data=data))
+        elif part.function_response is not None:
+            result = part.function_response
+            name = result.name or "?"
+            events.append(AgentEvent(AgentEventKind.TOOL_RESULT, name=name, data={"id": result.id}))
+        elif part.thought is True:
             continue
-        call = _get(part, "functionCall", "function_call")
-        result = _get(part, "functionResponse", "function_response")
-        if isinstance(call, dict):
+        elif part.text is not None and part.text.strip():
             events.append(
-                AgentEvent(
-                    AgentEventKind.TOOL_CALL,
-                    name=str(call.get("name", "?")),
-                    data={"id": call.get("id"), "args": call.get("args")},
-                )
-            )
-        elif isinstance(result, dict):
-            events.append(
-                AgentEvent(
-                    AgentEventKind.TOOL_RESULT,
-                    name=str(result.get("name", "?")),
-                    data={"id": result.get("id")},
-                )
-            )
-        elif part.get("thought") is True:
-            continue
-        elif isinstance(part.get("text"), str) and part["text"].strip():
-            events.append(
-                AgentEvent(AgentEventKind.TEXT, text=part["text"], data={"author": author})
+                AgentEvent(AgentEventKind.TEXT, text=part.text, data={"author": reply.author})
             )
     return events or [AgentEvent(AgentEventKind.QUIET)]
 
@@ -255,12 +242,15 @@ async def open_event_stream(
     """
     stack = contextlib.AsyncExitStack()
     try:
-        source = await stack.enter_async_context(
-            aconnect_sse(
-                http, "POST", path, json=dict(body), headers=dict(headers), timeout=timeout
+        response = await stack.enter_async_context(
+            http.stream(
+                "POST",
+                path,
+                json=dict(body),
+                headers={**headers, "Accept": "text/event-stream", "Cache-Control": "no-store"},
+                timeout=timeout,
             )
         )
-        response = source.response
         if response.status_code >= 300 or not is_event_stream(response):
             await response.aread()
             errors.check(response, call, now=now)  # raises for every error form

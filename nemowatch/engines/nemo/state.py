@@ -14,7 +14,7 @@ from typing import Any
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.nemo.client import CallKind, NemoClient
-from nemowatch.errors import EngineError
+from nemowatch.engines.nemo.replies import DraftReply, StateReply, parse
 
 
 def state_path(session_id: str) -> str:
@@ -29,28 +29,14 @@ def fingerprint(draft: dict[str, Any]) -> str:
 
 def ready_to_export(draft: dict[str, Any]) -> bool:
     """A draft can be exported when some track has segments. Pure."""
-    tracks = draft.get("t")
-    if not isinstance(tracks, list):
-        return False
-    return any(isinstance(track, dict) and track.get("sg") for track in tracks)
+    return DraftReply.model_validate(draft).ready
 
 
 def to_draft(raw: dict[str, Any]) -> Draft:
     """NemoVideo's draft as a `Draft`, tolerating missing or null `t`, `d`, `m`. Pure."""
-    tracks = raw.get("t")
-    duration = raw.get("d")
-    metadata = raw.get("m")
-    return Draft.from_json(
-        {
-            "t": [track for track in tracks if isinstance(track, dict)]
-            if isinstance(tracks, list)
-            else [],
-            "d": round(duration)
-            if isinstance(duration, int | float) and not isinstance(duration, bool)
-            else 0,
-            "m": metadata if isinstance(metadata, dict) else {},
-        }
-    )
+    read = DraftReply.model_validate(raw)
+    duration = round(read.duration_ms) if read.duration_ms is not None else 0
+    return Draft(tracks=tuple(read.tracks), duration_ms=duration, metadata=read.metadata)
 
 
 @dataclass(frozen=True)
@@ -74,20 +60,8 @@ class SessionState:
 
 def parse_state(data: Any) -> SessionState:
     """The draft in `data.state.draft` (an object, a JSON string, or absent). Pure."""
-    if not isinstance(data, dict):
-        raise EngineError("NemoVideo's session state is not an object", retryable=True)
-    state = data.get("state", data)
-    draft: Any = state.get("draft") if isinstance(state, dict) else None
-    if isinstance(draft, str):
-        try:
-            draft = json.loads(draft) if draft.strip() else None
-        except ValueError as error:
-            raise EngineError("NemoVideo's draft is not valid JSON", retryable=True) from error
-    if draft is None:
-        return SessionState()
-    if not isinstance(draft, dict):
-        raise EngineError("NemoVideo's draft is not an object", retryable=True)
-    return SessionState(raw_draft=draft)
+    draft = parse(StateReply, data, endpoint="session state").draft
+    return SessionState() if draft is None else SessionState(raw_draft=draft)
 
 
 async def read_state(client: NemoClient, session_id: str) -> SessionState:

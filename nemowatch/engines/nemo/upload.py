@@ -22,7 +22,9 @@ from nemowatch.engines.base import Media
 from nemowatch.engines.formats import NEMO_CONTENT_TYPES as CONTENT_TYPES
 from nemowatch.engines.formats import NEMO_EXTENSIONS as SUPPORTED_EXTENSIONS
 from nemowatch.engines.nemo.client import CallKind, NemoClient
-from nemowatch.errors import EngineError, MediaError
+from nemowatch.engines.nemo.kept import NemoMediaState
+from nemowatch.engines.nemo.replies import UploadReply, parse
+from nemowatch.errors import MediaError
 
 log = structlog.get_logger("nemowatch.nemo")
 
@@ -61,37 +63,24 @@ def local_size(source: Path) -> int:
         raise MediaError(f"cannot read {source}: {error.strerror}") from error
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def parse_upload(data: Any, *, fallback_name: str) -> Media:
     """The Media in `data.files[0]`. Pure."""
-    files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, list) or not files or not isinstance(files[0], dict):
-        raise EngineError("NemoVideo's upload answer lists no file", retryable=True)
-    first = files[0]
-    width = _number(first.get("width"))
-    height = _number(first.get("height"))
-    file_type = str(first.get("file_type") or first.get("fileType") or "")
+    reply = parse(UploadReply, data, endpoint="upload")
+    first = reply.files[0]
+    file_type = first.file_type or ""
     return Media(
-        name=str(first.get("filename") or fallback_name),
-        duration=_number(first.get("duration")) or 0.0,
-        width=int(width) if width else None,
-        height=int(height) if height else None,
-        fps=_number(first.get("fps")),
+        name=first.filename or fallback_name,
+        duration=first.duration or 0.0,
+        width=int(first.width) if first.width else None,
+        height=int(first.height) if first.height else None,
+        fps=first.fps,
         has_audio=file_type.startswith("audio"),
-        data={
-            "file_type": file_type or None,
-            "cdn_url": first.get("cdn_url") or first.get("cdnUrl"),
-            "hash": first.get("hash"),
-            "session_state_applied": data.get("session_state_applied"),
-        },
+        data=NemoMediaState(
+            file_type=first.file_type,
+            cdn_url=first.cdn_url,
+            hash=first.hash,
+            session_state_applied=reply.session_state_applied,
+        ).dump(),
     )
 
 
