@@ -15,6 +15,7 @@ from nemowatch.config import Config, Rule, rule_for
 from nemowatch.engines.base import Job
 from nemowatch.engines.local.engine import LocalEngine, LocalPlan
 from nemowatch.engines.local.highlight import score_pieces
+from nemowatch.engines.local.timeline import TimelineFacts
 from nemowatch.rules import SilenceCut, matches
 
 SHOWN_SEGMENTS = 40  # longer lists are cut short in the printout
@@ -107,10 +108,10 @@ def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
         lines.append(f"    ... and {len(kept) - SHOWN_SEGMENTS} more")
     lines.append("")
     draft = plan.draft
-    size = f"{draft.metadata.get('width')}x{draft.metadata.get('height')}"
+    facts = TimelineFacts.of(draft)
     lines.append(draft.summary())
     lines.append(
-        f"Output: {draft.duration:.2f} s, {size}, {draft.metadata.get('format', 'mp4')}"
+        f"Output: {draft.duration:.2f} s, {facts.width}x{facts.height}, {facts.format or 'mp4'}"
         f" (nothing rendered)"
     )
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nemowatch.config import TEMPLATE_FIELDS, AfterFailure, AfterSuccess, OnConflict
-from nemowatch.engines.base import Draft
+from nemowatch.engines.base import AUDIO_TRACK, Draft
 from nemowatch.errors import EngineError, MediaError
 from nemowatch.files import free_name, link_no_replace, linked_in, move_no_replace
 from nemowatch.probe import Probe, moov_before_mdat, probe
@@ -89,7 +89,7 @@ def verify(path: Path, draft: Draft) -> Probe:
             f"the result {path.name} is {result.format_name}, but {planned_format} was planned"
         )
     planned_audio = container != "gif" and any(
-        track.get("tt") == 1 and track.get("sg") for track in draft.tracks
+        track.get("tt") == AUDIO_TRACK and track.get("sg") for track in draft.tracks
     )
     if planned_audio and result.audio is None:
         raise EngineError(f"the result {path.name} has no audio stream, but one was planned")

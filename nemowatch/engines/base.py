@@ -11,9 +11,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias, TypedDict, cast
 
 from nemowatch.rules import EditSpec, ExportSpec
+
+# JSON as the ledger stores it: every value an engine keeps between steps is one of these.
+JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
+JSONObject: TypeAlias = dict[str, JSON]
 
 
 @dataclass(frozen=True)
@@ -64,27 +68,63 @@ class EditEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class TrackSegment(TypedDict, total=False):
+    """A segment of a draft's track (`sg`): its place in the output, `at` and `d` in
+    milliseconds, and what the engines put there besides (a NemoVideo segment may carry
+    more keys; they are kept as they are)."""
+
+    at: int  # where it starts in the output
+    d: int  # how long it lasts in the output
+    s: int  # video and source audio: where it starts in the source (local engine)
+    e: int  # ... and where it ends
+    text: str  # text: what it says
+    position: str  # text: top | center | bottom (local engine)
+    size: float  # text: its height as a fraction of the frame's (local engine)
+
+
+class Track(TypedDict, total=False):
+    """A track of a draft (an item of `t`): its type `tt` (VIDEO_TRACK, AUDIO_TRACK or
+    TEXT_TRACK), its segments `sg`, and metadata `m` (what each engine keeps about it)."""
+
+    tt: int
+    sg: list[TrackSegment]
+    m: JSONObject
+
+
+VIDEO_TRACK = 0  # a track's `tt`
+AUDIO_TRACK = 1
+TEXT_TRACK = 7
+
+
 @dataclass(frozen=True)
 class Draft:
     """A timeline in NemoVideo's shape, so both engines describe an edit the same way.
 
-    `tracks` is the draft's `t`: each track a dict with `tt` (0 video, 1 audio, 7 text)
-    and `sg` (segments); `duration_ms` is `d`; `metadata` is `m`.
+    `tracks` is the draft's `t` (see `Track`); `duration_ms` is `d`; `metadata` is `m`,
+    the whole timeline's facts, which each engine reads in its own way.
     """
 
-    tracks: tuple[dict[str, Any], ...]
+    tracks: tuple[Track, ...]
     duration_ms: int
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: JSONObject = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"t": list(self.tracks), "d": self.duration_ms, "m": dict(self.metadata)}
+    def to_json(self) -> JSONObject:
+        tracks: list[JSON] = [cast(JSONObject, track) for track in self.tracks]
+        return {"t": tracks, "d": self.duration_ms, "m": dict(self.metadata)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Draft:
+    def from_json(cls, data: JSONObject) -> Draft:
+        """The draft `to_json` wrote (or NemoVideo did): tracks that are not objects are
+        left out, a missing or null `d` or `m` reads as 0 or {}."""
+        tracks = data.get("t")
+        duration = data.get("d")
+        metadata = data.get("m")
         return cls(
-            tracks=tuple(data.get("t", ())),
-            duration_ms=int(data.get("d", 0)),
-            metadata=dict(data.get("m", {})),
+            tracks=tuple(cast(Track, track) for track in tracks if isinstance(track, dict))
+            if isinstance(tracks, list)
+            else (),
+            duration_ms=round(duration) if isinstance(duration, int | float) else 0,
+            metadata=dict(metadata) if isinstance(metadata, dict) else {},
         )
 
     @property
@@ -105,7 +145,7 @@ def _seconds(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _span(segments: list[dict[str, Any]], whole: float) -> tuple[float, float]:
+def _span(segments: list[TrackSegment], whole: float) -> tuple[float, float]:
     """The output time a track's segments cover, in seconds (the whole draft if unknown)."""
     starts = [item["at"] / 1000 for item in segments if "at" in item]
     ends = [(item["at"] + item["d"]) / 1000 for item in segments if "at" in item and "d" in item]
@@ -114,24 +154,24 @@ def _span(segments: list[dict[str, Any]], whole: float) -> tuple[float, float]:
     return min(starts), max(ends)
 
 
-def _track_summary(track: dict[str, Any], whole: float) -> str:
+def _track_summary(track: Track, whole: float) -> str:
     segments = list(track.get("sg") or [])
     metadata = track.get("m") or {}
     kind = track.get("tt")
-    if kind == 0:
+    if kind == VIDEO_TRACK:
         start, end = _span(segments, whole)
         pieces = f" from {len(segments)} pieces" if len(segments) > 1 else ""
         return f"video {_seconds(start)}–{_seconds(end)} s{pieces}"
-    if kind == 1 and metadata.get("kind") == "music":
+    if kind == AUDIO_TRACK and metadata.get("kind") == "music":
         name = Path(str(metadata.get("source", "music"))).stem
         volume = metadata.get("volume")
-        level = f" {round(float(volume) * 100)} %" if volume is not None else ""
+        level = f" {round(volume * 100)} %" if isinstance(volume, int | float) else ""
         ducked = ", ducked" if metadata.get("duck") else ""
         return f"music {name}{level}{ducked}"
-    if kind == 1:
+    if kind == AUDIO_TRACK:
         start, end = _span(segments, whole)
         return f"audio {_seconds(start)}–{_seconds(end)} s"
-    if kind == 7:
+    if kind == TEXT_TRACK:
         texts = []
         for index, item in enumerate(segments):
             label = "title" if index == 0 else "text"

@@ -21,7 +21,9 @@ from nemowatch.engines.local.music import (
 )
 from nemowatch.engines.local.timeline import (
     Cut,
+    SourceAudio,
     SourceFacts,
+    TimelineFacts,
     build_draft,
     cuts_of,
     fps_value,
@@ -29,6 +31,7 @@ from nemowatch.engines.local.timeline import (
     output_fps,
     output_size,
     retarget,
+    source_audio_of,
     speech_windows,
     texts_of,
 )
@@ -332,6 +335,48 @@ def test_retargeting_a_draft_follows_the_export() -> None:
     )
     assert (smaller.metadata["width"], smaller.metadata["height"]) == (720, 1280)
     assert smaller.tracks == planned.tracks
+
+
+def test_the_timeline_facts_read_back_are_the_ones_written() -> None:
+    planned = draft(aspect="9:16", fit="pad", speed=1.5, fade_in=1.0, volume=0.5)
+
+    facts = TimelineFacts.of(Draft.from_json(planned.to_json()))
+
+    assert Draft(planned.tracks, planned.duration_ms, facts.to_json()) == planned
+    assert (facts.aspect, facts.fit, facts.speed, facts.fade_in, facts.fade_out) == (
+        "9:16",
+        "pad",
+        1.5,
+        1.0,
+        None,
+    )
+    assert (facts.output_size, facts.source_size, facts.source_end) == (
+        (1080, 1920),
+        (1920, 1080),
+        10.0,
+    )
+    assert source_audio_of(planned) == SourceAudio(volume=0.5)
+
+
+def test_a_draft_of_an_earlier_version_has_no_output_size_and_one_frame_rate() -> None:
+    legacy = Draft.from_json(
+        {
+            "t": [{"tt": 0, "sg": [{"s": 0, "e": 2000, "at": 0}]}, {"tt": 1, "sg": []}],
+            "d": 2000,
+            "m": {"width": 160, "height": 120, "fps": 25.0, "source_duration_ms": 2000},
+        }
+    )
+
+    facts = TimelineFacts.of(legacy)
+
+    assert (facts.sized, facts.output_size, facts.source_fps, facts.speed) == (
+        False,
+        (None, None),
+        25.0,
+        1.0,
+    )
+    assert source_audio_of(legacy) == SourceAudio(volume=1.0)
+    assert cuts_of(legacy) == [Cut(0.0, 2.0)]
 
 
 # music

@@ -18,14 +18,11 @@ from nemowatch.engines.local.graph import (
     END_TOLERANCE,
     RenderFiles,
     music_path,
-    source_end_of,
     uses_source_audio,
 )
 from nemowatch.engines.local.picture import readings_of, video_graph
 from nemowatch.engines.local.sound import audio_graph, measure_graph
-from nemowatch.engines.local.timeline import (
-    music_of,
-)
+from nemowatch.engines.local.timeline import TimelineFacts, music_of
 from nemowatch.rules import ExportSpec, Quality
 
 # quality -> (x264 CRF, x264 preset). veryfast throughout: on two cores a 60 s 1080x1920
@@ -116,7 +113,7 @@ def video_arguments(
     `filter_script_option` instead of being passed inline.
     """
     arguments = _head("error")
-    source_end = source_end_of(draft)
+    source_end = TimelineFacts.of(draft).source_end
     readings = readings_of(draft)
     if any(reading.start > 0 for reading in readings):
         arguments += ["-copyts", "-start_at_zero"]

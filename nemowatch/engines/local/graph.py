@@ -1,6 +1,6 @@
 """What the local engine's graph builders share: the files a render reads, how a chain of
-filters is written, and facts of the draft they all need (sizes, the source's end, whether
-there is sound).
+filters is written, and whether there is sound. (What they read of the draft itself is in
+`timeline`: `TimelineFacts`, `cuts_of`, `music_of`...)
 
 The builders are pure (a Draft and an ExportSpec in, text out) and tested by equality:
 `picture` (the video run's graph), `sound` (the audio run's), `text` (titles), `loudness`
@@ -65,25 +65,8 @@ def music_path(files: RenderFiles) -> Path:
     return files.music
 
 
-def output_size(draft: Draft) -> tuple[int | None, int | None]:
-    width, height = draft.metadata.get("width"), draft.metadata.get("height")
-    if "source_width" not in draft.metadata:
-        return None, None  # a draft of an earlier version: its width is the source's
-    return (int(width) if width else None, int(height) if height else None)
-
-
 def trim_range(cut: Cut) -> str:
     return f"start={format_number(cut.start)}:end={format_number(cut.end)}"
-
-
-def source_size(draft: Draft) -> tuple[int, int] | None:
-    width, height = draft.metadata.get("source_width"), draft.metadata.get("source_height")
-    return (int(width), int(height)) if width and height else None
-
-
-def source_end_of(draft: Draft) -> float | None:
-    source_duration_ms = draft.metadata.get("source_duration_ms")
-    return source_duration_ms / 1000 if source_duration_ms is not None else None
 
 
 def even(value: float) -> int:

@@ -24,17 +24,11 @@ from itertools import pairwise
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
-from nemowatch.engines.local.graph import (
-    RenderFiles,
-    chain,
-    even,
-    output_size,
-    source_size,
-    trim_range,
-)
+from nemowatch.engines.local.graph import RenderFiles, chain, even, trim_range
 from nemowatch.engines.local.text import drawtext_filters
 from nemowatch.engines.local.timeline import (
     Cut,
+    TimelineFacts,
     cuts_of,
     fps_value,
     texts_of,
@@ -163,8 +157,9 @@ def readings_of(draft: Draft) -> list[Reading]:
     cuts = cuts_of(draft)
     if not cuts:
         raise EngineError("the draft keeps nothing of the source: there is nothing to render")
-    size = source_size(draft)
-    if size is None or not _seeks_to_keyframes(draft):
+    facts = TimelineFacts.of(draft)
+    size = facts.source_size
+    if size is None or not _seeks_to_keyframes(facts):
         (reading,) = source_readings(cuts, limit=1)
         return [replace(reading, start=0.0)]
     limit = SOURCE_INPUT_PIXELS // (size[0] * size[1])
@@ -195,18 +190,16 @@ def video_cut_chains(readings: Sequence[Reading], *, out: str) -> list[str]:
 
 def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str]:
     """From the joined video `[joined]` to the output's `[video]`."""
-    metadata = draft.metadata
-    speed = float(metadata.get("speed", 1.0))
+    facts = TimelineFacts.of(draft)
+    speed, fps, source_fps = facts.speed, facts.fps, facts.source_fps
     timing: list[str] = []
     if not math.isclose(speed, 1.0):
         timing.append(f"setpts=PTS/{format_number(speed)}")
-    fps = metadata.get("fps")
-    source_fps = metadata.get("source_fps", fps)  # drafts of earlier versions: "fps" is both
     # A new rate, or a speed change (which multiplies the rate): frames are dropped or
     # repeated to hold the output's rate.
     if fps and (not math.isclose(speed, 1.0) or source_fps is None or abs(fps - source_fps) > 0.01):
-        timing.append(f"fps={fps_value(float(fps))}")
-    width, height = output_size(draft)
+        timing.append(f"fps={fps_value(fps)}")
+    width, height = facts.output_size
     finish: list[str] = []
     texts = texts_of(draft)
     if texts:
@@ -214,7 +207,7 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
             raise EngineError("the draft has texts but no output size to place them in")
         finish += drawtext_filters(draft, files, width, height)
     duration = draft.duration
-    fade_in, fade_out = metadata.get("fade_in"), metadata.get("fade_out")
+    fade_in, fade_out = facts.fade_in, facts.fade_out
     if fade_in:
         finish.append(f"fade=t=in:st=0:d={format_number(fade_in)}")
     if fade_out:
@@ -228,8 +221,8 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
         chains = [chain("[joined]", [*timing, scale_filter(spec), "setsar=1", *finish], tail)]
     else:
         chains = shape_chains(
-            width, height, str(metadata.get("fit", "blur")), metadata.get("aspect"),
-            head="[joined]", before=timing, after=finish, tail=tail, source=source_size(draft),
+            width, height, facts.fit, facts.aspect,
+            head="[joined]", before=timing, after=finish, tail=tail, source=facts.source_size,
         )  # fmt: skip
     if gif:
         chains += [
@@ -344,6 +337,6 @@ def _blur_overlay_chains(
     ]
 
 
-def _seeks_to_keyframes(draft: Draft) -> bool:
-    names = str(draft.metadata.get("source_format") or "").split(",")
+def _seeks_to_keyframes(facts: TimelineFacts) -> bool:
+    names = (facts.source_format or "").split(",")
     return not SEEKABLE_FORMATS.isdisjoint(names)

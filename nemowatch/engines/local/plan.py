@@ -15,17 +15,14 @@ instants stays in sync.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from nemowatch.engines.base import Draft
+from nemowatch.engines.base import AUDIO_TRACK, VIDEO_TRACK, Draft, JSONObject, Track, TrackSegment
 from nemowatch.engines.local.analysis import Analysis, Silence
 from nemowatch.engines.local.analysis import Segment as Segment  # re-exported: part of the plan
 from nemowatch.engines.local.analysis import snap as snap  # re-exported: part of the plan
 from nemowatch.engines.local.highlight import choose_highlight
+from nemowatch.engines.local.timeline import TimelineFacts, track_of
 from nemowatch.rules import EditSpec, SilenceCut, Trim
-
-VIDEO_TRACK = 0
-AUDIO_TRACK = 1
 
 # A silence this close to the start or end of the source touches it: decoders and the
 # silence detector place stream edges a few milliseconds apart.
@@ -141,16 +138,16 @@ def draft_from_segments(
     result, all in milliseconds; the audio track (when the source has audio) mirrors the
     video track.
     """
-    timeline: list[dict[str, Any]] = []
+    timeline: list[TrackSegment] = []
     position = 0
     for segment in segments:
         start_ms, end_ms = to_milliseconds(segment.start), to_milliseconds(segment.end)
         timeline.append({"s": start_ms, "e": end_ms, "at": position})
         position += end_ms - start_ms
-    tracks: list[dict[str, Any]] = [{"tt": VIDEO_TRACK, "sg": timeline}]
+    tracks: list[Track] = [{"tt": VIDEO_TRACK, "sg": timeline}]
     if has_audio:
-        tracks.append({"tt": AUDIO_TRACK, "sg": [dict(segment) for segment in timeline]})
-    metadata = {
+        tracks.append({"tt": AUDIO_TRACK, "sg": [segment.copy() for segment in timeline]})
+    metadata: JSONObject = {
         "width": width,
         "height": height,
         "fps": fps,
@@ -162,10 +159,10 @@ def draft_from_segments(
 
 def segments_of(draft: Draft) -> list[Segment]:
     """The source segments a draft's video track keeps, in seconds, on the frame grid."""
-    fps = draft.metadata.get("fps")
-    source_duration = draft.metadata.get("source_duration_ms")
-    limit = source_duration / 1000 if source_duration is not None else float("inf")
-    video = next((track for track in draft.tracks if track.get("tt") == VIDEO_TRACK), None)
+    facts = TimelineFacts.of(draft)
+    fps = facts.fps
+    limit = facts.source_end if facts.source_end is not None else float("inf")
+    video = track_of(draft, VIDEO_TRACK)
     if video is None:
         return []
     # Milliseconds cannot hold every frame boundary (1/30 s): snap them back to the grid.

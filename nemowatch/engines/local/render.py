@@ -41,9 +41,7 @@ from nemowatch.engines.local.loudness import (
 from nemowatch.engines.local.picture import video_graph
 from nemowatch.engines.local.sound import audio_graph, measure_graph
 from nemowatch.engines.local.text import text_file_contents
-from nemowatch.engines.local.timeline import (
-    music_of,
-)
+from nemowatch.engines.local.timeline import TimelineFacts, music_of
 from nemowatch.errors import EngineError
 from nemowatch.rules import ExportSpec
 
@@ -206,7 +204,7 @@ async def _encode_audio(
 
     normalization = Normalization("none", "", "not asked for")
     measured: dict[str, float] = {}
-    if draft.metadata.get("normalize"):
+    if TimelineFacts.of(draft).normalize:
         measurement = await measure()
         normalization = normalization_plan(measurement)
         if measurement is not None:

@@ -16,7 +16,6 @@ from nemowatch.engines.local.graph import (
     AUDIO_SAMPLE_RATE,
     END_TOLERANCE,
     chain,
-    source_end_of,
     trim_range,
     uses_source_audio,
 )
@@ -26,6 +25,7 @@ from nemowatch.engines.local.timeline import (
     DUCK_RELEASE,
     Cut,
     MusicBed,
+    TimelineFacts,
     cuts_of,
     music_of,
     source_audio_of,
@@ -101,9 +101,9 @@ def audio_chains(
     """
     duration = draft.duration
     end = format_number(duration)
-    metadata = draft.metadata
+    facts = TimelineFacts.of(draft)
     final: list[str] = []
-    fade_in, fade_out = metadata.get("fade_in"), metadata.get("fade_out")
+    fade_in, fade_out = facts.fade_in, facts.fade_out
     if fade_in:
         final.append(f"afade=t=in:st=0:d={format_number(fade_in)}")
     if fade_out:
@@ -122,8 +122,8 @@ def audio_chains(
     speech: list[str] = []
     if speech_label is not None:
         source = source_audio_of(draft)
-        gain = float(source.get("m", {}).get("volume", 1.0)) if source else 1.0
-        speech = atempo_chain(float(metadata.get("speed", 1.0)))
+        gain = source.volume if source is not None else 1.0
+        speech = atempo_chain(facts.speed)
         if not math.isclose(gain, 1.0):
             speech.append(f"volume={format_number(gain)}")
         speech += [
@@ -154,7 +154,7 @@ def audio_cut_chains(draft: Draft, *, audio: str, out: str) -> list[str]:
     cuts = cuts_of(draft)
     if not cuts:
         raise EngineError("the draft keeps nothing of the source: there is nothing to render")
-    source_end = source_end_of(draft)
+    source_end = TimelineFacts.of(draft).source_end
     if len(cuts) == 1:  # nothing to join
         (cut,) = cuts
         return [

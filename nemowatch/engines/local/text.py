@@ -11,11 +11,8 @@ from pathlib import Path
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
-from nemowatch.engines.local.graph import RenderFiles, output_size
-from nemowatch.engines.local.timeline import (
-    TextItem,
-    texts_of,
-)
+from nemowatch.engines.local.graph import RenderFiles
+from nemowatch.engines.local.timeline import TextItem, TimelineFacts, texts_of
 from nemowatch.errors import EngineError
 
 TEXT_COLOR = "white"
@@ -147,7 +144,7 @@ def drawtext_filter(
 def text_file_contents(draft: Draft, *, line_by_line: bool = False) -> list[str]:
     """What each text file of the draft holds: its text, wrapped to the output's width
     (`line_by_line`: each line of each text, in order)."""
-    width, height = output_size(draft)
+    width, height = TimelineFacts.of(draft).output_size
     if width is None or height is None:
         texts = [item.text for item in texts_of(draft)]
     else:

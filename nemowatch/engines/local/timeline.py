@@ -11,9 +11,12 @@ needs besides the files themselves:
   its volume, fades, and the output windows it is ducked under (where the source speaks);
 - text (`tt` 7): one segment per title or caption, `at`/`d` in output time;
 - `m`: the source's facts, the output's size, frame rate and format, and the edit's
-  whole-timeline settings (aspect, fit, speed, fades, volume, normalisation).
+  whole-timeline settings (aspect, fit, speed, fades, normalisation): `TimelineFacts`.
 
 Times in the output are the source's times divided by the speed.
+
+The render reads a Draft back through the typed views at the end of this module
+(`TimelineFacts.of`, `cuts_of`, `music_of`, `texts_of`, `source_audio_of`), never its dicts.
 """
 
 from __future__ import annotations
@@ -22,17 +25,22 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Protocol
 
-from nemowatch.engines.base import Draft
+from nemowatch.engines.base import (
+    AUDIO_TRACK,
+    JSON,
+    TEXT_TRACK,
+    VIDEO_TRACK,
+    Draft,
+    JSONObject,
+    Track,
+    TrackSegment,
+)
 from nemowatch.engines.local.analysis import Stretch
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.errors import MediaError
 from nemowatch.rules import EditSpec, ExportSpec
-
-VIDEO_TRACK = 0
-AUDIO_TRACK = 1
-TEXT_TRACK = 7
 
 GIF_MAX_SIDE = 480  # pixels, the longer side of a GIF
 GIF_MAX_FPS = 15.0
@@ -106,6 +114,117 @@ class MusicBed:
     duck_under: tuple[tuple[float, float], ...]  # output windows (seconds) it is ducked under
 
 
+@dataclass(frozen=True)
+class SourceAudio:
+    """The source's sound as the render plays it."""
+
+    volume: float
+
+
+@dataclass(frozen=True)
+class TimelineFacts:
+    """The whole timeline's facts, the draft's `m`: written by `build_draft`, read back by
+    `of` (once per builder), so the render reads typed fields, not keys.
+
+    Drafts of earlier versions have only `width`, `height` (the source's), `fps`, `source`
+    and `source_duration_ms`: `sized` is False for them, and `source_fps` is their `fps`.
+    """
+
+    source: str | None = None  # the source's name
+    source_duration_ms: int | None = None
+    source_width: int | None = None  # as displayed (after any rotation)
+    source_height: int | None = None
+    source_fps: float | None = None
+    has_audio: bool = False
+    source_format: str | None = None  # the container, as probed ("mov,mp4,m4a,3gp,3g2,mj2")
+    width: int | None = None  # the output's size
+    height: int | None = None
+    fps: float | None = None  # the output's frame rate
+    aspect: str | None = None  # "16:9", "9:16", "1:1", "4:5"; None: the source's
+    fit: str = "blur"  # crop | blur | pad
+    speed: float = 1.0
+    fade_in: float | None = None  # seconds
+    fade_out: float | None = None
+    normalize: bool = False
+    format: str | None = None  # the export's
+    quality: str | None = None
+    resolution: str | None = None
+    sized: bool = True  # False: a draft of an earlier version (its width is the source's)
+
+    @classmethod
+    def of(cls, draft: Draft) -> TimelineFacts:
+        metadata = draft.metadata
+        fps = _number(metadata.get("fps"))
+        return cls(
+            source=_text(metadata.get("source")),
+            source_duration_ms=_whole(metadata.get("source_duration_ms")),
+            source_width=_whole(metadata.get("source_width")),
+            source_height=_whole(metadata.get("source_height")),
+            # drafts of earlier versions: "fps" is both
+            source_fps=_number(metadata["source_fps"]) if "source_fps" in metadata else fps,
+            has_audio=bool(metadata.get("has_audio", False)),
+            source_format=_text(metadata.get("source_format")),
+            width=_whole(metadata.get("width")),
+            height=_whole(metadata.get("height")),
+            fps=fps,
+            aspect=_text(metadata.get("aspect")),
+            fit=str(metadata.get("fit", "blur")),
+            speed=_number(metadata.get("speed")) or 1.0,
+            fade_in=_number(metadata.get("fade_in")),
+            fade_out=_number(metadata.get("fade_out")),
+            normalize=bool(metadata.get("normalize", False)),
+            format=_text(metadata.get("format")),
+            quality=_text(metadata.get("quality")),
+            resolution=_text(metadata.get("resolution")),
+            sized="source_width" in metadata,
+        )
+
+    def to_json(self) -> JSONObject:
+        """The draft's `m` (of a draft of this version: `sized`)."""
+        return {
+            "source": self.source,
+            "source_duration_ms": self.source_duration_ms,
+            "source_width": self.source_width,
+            "source_height": self.source_height,
+            "source_fps": self.source_fps,
+            "has_audio": self.has_audio,
+            "source_format": self.source_format,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "aspect": self.aspect,
+            "fit": self.fit,
+            "speed": self.speed,
+            "fade_in": self.fade_in,
+            "fade_out": self.fade_out,
+            "normalize": self.normalize,
+            "format": self.format,
+            "quality": self.quality,
+            "resolution": self.resolution,
+        }
+
+    @property
+    def output_size(self) -> tuple[int | None, int | None]:
+        """The output's size, when the draft knows it."""
+        if not self.sized:
+            return None, None  # a draft of an earlier version: its width is the source's
+        return self.width or None, self.height or None
+
+    @property
+    def source_size(self) -> tuple[int, int] | None:
+        """The source's size (as displayed), when the draft knows it."""
+        if self.source_width and self.source_height:
+            return self.source_width, self.source_height
+        return None
+
+    @property
+    def source_end(self) -> float | None:
+        """The source's duration in seconds, when the draft knows it."""
+        if self.source_duration_ms is None:
+            return None
+        return self.source_duration_ms / 1000
+
+
 def build_draft(
     segments: Sequence[Span],
     *,
@@ -137,16 +256,14 @@ def build_draft(
             hint="set `max_duration` (or a trim) to 60 s or less, or export as mp4 or webm",
         )
     width, height = output_size(source.width, source.height, edit.aspect, export)
-    tracks: list[dict[str, Any]] = [
-        {"tt": VIDEO_TRACK, "sg": video_segments, "m": {"kind": "video"}}
-    ]
+    tracks: list[Track] = [{"tt": VIDEO_TRACK, "sg": video_segments, "m": {"kind": "video"}}]
     with_audio = export.format != "gif"  # a GIF has no sound
     source_audio = with_audio and source.has_audio and not edit.mute
     if source_audio:
         tracks.append(
             {
                 "tt": AUDIO_TRACK,
-                "sg": [dict(segment) for segment in video_segments],
+                "sg": [segment.copy() for segment in video_segments],
                 "m": {"kind": "source", "volume": edit.volume if edit.volume is not None else 1.0},
             }
         )
@@ -176,28 +293,28 @@ def build_draft(
     texts = text_segments(edit, duration)
     if texts:
         tracks.append({"tt": TEXT_TRACK, "sg": texts})
-    metadata: dict[str, Any] = {
-        "source": source.name,
-        "source_duration_ms": _ms(source.duration),
-        "source_width": source.width,
-        "source_height": source.height,
-        "source_fps": source.fps,
-        "has_audio": source.has_audio,
-        "source_format": source.format,
-        "width": width,
-        "height": height,
-        "fps": output_fps(source.fps, speed, export),
-        "aspect": edit.aspect,
-        "fit": edit.fit,
-        "speed": speed,
-        "fade_in": _fade(edit.fade_in, duration),
-        "fade_out": _fade(edit.fade_out, duration),
-        "normalize": edit.normalize,
-        "format": export.format,
-        "quality": export.quality.value,
-        "resolution": export.resolution,
-    }
-    return Draft(tracks=tuple(tracks), duration_ms=duration_ms, metadata=metadata)
+    facts = TimelineFacts(
+        source=source.name,
+        source_duration_ms=_ms(source.duration),
+        source_width=source.width,
+        source_height=source.height,
+        source_fps=source.fps,
+        has_audio=source.has_audio,
+        source_format=source.format,
+        width=width,
+        height=height,
+        fps=output_fps(source.fps, speed, export),
+        aspect=edit.aspect,
+        fit=edit.fit,
+        speed=speed,
+        fade_in=_fade(edit.fade_in, duration),
+        fade_out=_fade(edit.fade_out, duration),
+        normalize=edit.normalize,
+        format=export.format,
+        quality=export.quality.value,
+        resolution=export.resolution,
+    )
+    return Draft(tracks=tuple(tracks), duration_ms=duration_ms, metadata=facts.to_json())
 
 
 def retarget(draft: Draft, export: ExportSpec) -> Draft:
@@ -206,32 +323,26 @@ def retarget(draft: Draft, export: ExportSpec) -> Draft:
 
     Drafts that do not know their source's size (of earlier versions) only change format.
     """
-    metadata = draft.metadata
-    planned = (metadata.get("format"), metadata.get("resolution"), metadata.get("quality"))
+    facts = TimelineFacts.of(draft)
+    planned = (facts.format, facts.resolution, facts.quality)
     wanted = (export.format, export.resolution, export.quality.value)
-    source_fps = metadata.get("source_fps")
-    speed = float(metadata.get("speed", 1.0))
-    fps = output_fps(source_fps, speed, export)
-    if planned == wanted and fps == metadata.get("fps"):
+    fps = output_fps(facts.source_fps, facts.speed, export)
+    if planned == wanted and fps == facts.fps:
         return draft
     if export.format == "gif" and draft.duration > GIF_MAX_DURATION + 0.0005:
         raise MediaError(
             f"a GIF of {draft.duration:.1f} s is too long (at most {GIF_MAX_DURATION:g} s)",
             hint="set `max_duration` (or a trim) to 60 s or less, or export as mp4 or webm",
         )
-    updated = {
-        **metadata,
+    # the keys this version writes, over all the draft has (of earlier versions too)
+    updated: JSONObject = {
+        **draft.metadata,
         "format": export.format,
         "resolution": export.resolution,
         "quality": export.quality.value,
     }
-    if "source_width" in metadata:
-        width, height = output_size(
-            metadata.get("source_width"),
-            metadata.get("source_height"),
-            metadata.get("aspect"),
-            export,
-        )
+    if facts.sized:
+        width, height = output_size(facts.source_width, facts.source_height, facts.aspect, export)
         updated.update(width=width, height=height, fps=fps)
     tracks = draft.tracks
     if export.format == "gif":
@@ -316,10 +427,10 @@ def speech_windows(
     return tuple((round(start, 3), round(end, 3)) for start, end in joined)
 
 
-def text_segments(edit: EditSpec, duration: float) -> list[dict[str, Any]]:
+def text_segments(edit: EditSpec, duration: float) -> list[TrackSegment]:
     """The title, then the further texts, as text-track segments inside the output."""
     overlays = ([edit.title] if edit.title is not None else []) + list(edit.texts)
-    segments = []
+    segments: list[TrackSegment] = []
     for overlay in overlays:
         start = overlay.start
         if start >= duration:
@@ -345,20 +456,22 @@ def cuts_of(draft: Draft) -> list[Cut]:
 
     Milliseconds cannot hold every frame boundary (1/30 s): they are snapped back to it.
     """
-    metadata = draft.metadata
-    fps = metadata.get("source_fps", metadata.get("fps"))
-    source_duration = metadata.get("source_duration_ms")
-    limit = source_duration / 1000 if source_duration is not None else float("inf")
+    facts = TimelineFacts.of(draft)
+    source_end = facts.source_end
+    limit = source_end if source_end is not None else float("inf")
     video = track_of(draft, VIDEO_TRACK)
     if video is None:
         return []
     return [
-        Cut(_snap(item["s"] / 1000, fps, limit), _snap(item["e"] / 1000, fps, limit))
+        Cut(
+            _snap(item["s"] / 1000, facts.source_fps, limit),
+            _snap(item["e"] / 1000, facts.source_fps, limit),
+        )
         for item in video.get("sg", [])
     ]
 
 
-def track_of(draft: Draft, kind: int, name: str | None = None) -> dict[str, Any] | None:
+def track_of(draft: Draft, kind: int, name: str | None = None) -> Track | None:
     """The draft's first track of type `kind` (and `m.kind` `name`, when given)."""
     for track in draft.tracks:
         if track.get("tt") != kind:
@@ -368,9 +481,13 @@ def track_of(draft: Draft, kind: int, name: str | None = None) -> dict[str, Any]
     return None
 
 
-def source_audio_of(draft: Draft) -> dict[str, Any] | None:
-    """The source-audio track (drafts without `m.kind` on audio tracks: the first one)."""
-    return track_of(draft, AUDIO_TRACK, "source")
+def source_audio_of(draft: Draft) -> SourceAudio | None:
+    """The source's sound (drafts without `m.kind` on audio tracks: the first audio track)."""
+    track = track_of(draft, AUDIO_TRACK, "source")
+    if track is None:
+        return None
+    volume = _number(track.get("m", {}).get("volume"))
+    return SourceAudio(volume=1.0 if volume is None else volume)
 
 
 def music_of(draft: Draft) -> MusicBed | None:
@@ -380,16 +497,15 @@ def music_of(draft: Draft) -> MusicBed | None:
         return None
     metadata = track["m"]
     duck = metadata.get("duck")
+    volume = _number(metadata.get("volume"))
     return MusicBed(
         source=str(metadata["source"]),
         generated=bool(metadata.get("generated", False)),
-        volume=float(metadata.get("volume", 1.0)),
-        fade_in=float(metadata.get("fade_in", 0.0)),
-        fade_out=float(metadata.get("fade_out", 0.0)),
-        duck_db=float(duck["db"]) if duck else None,
-        duck_under=tuple(
-            (start / 1000, end / 1000) for start, end in (duck.get("under", []) if duck else [])
-        ),
+        volume=1.0 if volume is None else volume,
+        fade_in=_number(metadata.get("fade_in")) or 0.0,
+        fade_out=_number(metadata.get("fade_out")) or 0.0,
+        duck_db=_number(duck.get("db")) if isinstance(duck, dict) else None,
+        duck_under=_windows(duck.get("under")) if isinstance(duck, dict) else (),
     )
 
 
@@ -410,9 +526,9 @@ def texts_of(draft: Draft) -> list[TextItem]:
     ]
 
 
-def _timeline_segments(cuts: Sequence[Cut], speed: float) -> list[dict[str, Any]]:
+def _timeline_segments(cuts: Sequence[Cut], speed: float) -> list[TrackSegment]:
     # Output places are computed from the running total, so rounding never drifts.
-    segments: list[dict[str, Any]] = []
+    segments: list[TrackSegment] = []
     elapsed = 0.0
     for cut in cuts:
         at = _ms(elapsed / speed)
@@ -441,3 +557,31 @@ def _even(value: float) -> int:
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+# JSON values as the typed fields read them (a value of another type reads as unknown)
+
+
+def _number(value: JSON) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _whole(value: JSON) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _text(value: JSON) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _windows(value: JSON) -> tuple[tuple[float, float], ...]:
+    """Output windows `[[start_ms, end_ms], ...]` in seconds."""
+    if not isinstance(value, list):
+        return ()
+    windows = []
+    for window in value:
+        if isinstance(window, list) and len(window) == 2:
+            start, end = _number(window[0]), _number(window[1])
+            if start is not None and end is not None:
+                windows.append((start / 1000, end / 1000))
+    return tuple(windows)
