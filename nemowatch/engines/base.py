@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TypeAlias, TypedDict, cast
+from typing import Protocol, TypeAlias, TypedDict, cast
 
 from nemowatch.rules import EditSpec, ExportSpec
 
@@ -38,7 +38,7 @@ class Session:
     """An editing session. `data` is engine-specific, JSON-serialisable, kept in the ledger."""
 
     id: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JSONObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Media:
     height: int | None = None
     fps: float | None = None
     has_audio: bool = False
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JSONObject = field(default_factory=dict)
 
 
 class EditEventKind(StrEnum):
@@ -65,7 +65,7 @@ class EditEventKind(StrEnum):
 class EditEvent:
     kind: EditEventKind
     text: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JSONObject = field(default_factory=dict)
 
 
 class TrackSegment(TypedDict, total=False):
@@ -192,7 +192,7 @@ class RenderState(StrEnum):
 @dataclass(frozen=True)
 class Render:
     id: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JSONObject = field(default_factory=dict)
     format: str | None = None  # the result's container ("mp4", "gif"...), when the engine knows
 
 
@@ -201,7 +201,7 @@ class RenderStatus:
     state: RenderState
     progress: float | None = None  # 0..100, for display only
     error: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JSONObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -113,3 +113,10 @@ def test_no_module_is_over_700_lines_and_no_class_over_300() -> None:
                 if size > MAX_CLASS_LINES:
                     too_long.append(f"class {name}.{node.name}: {size} lines")
     assert too_long == []
+
+
+def test_the_engine_seam_carries_no_untyped_values() -> None:
+    """What crosses the engine seam is JSON or a typed shape: each engine reads its own
+    state into classes it owns (`LocalSession`, `NemoSessionState`...)."""
+    seam = (PACKAGE / "engines" / "base.py").read_text(encoding="utf-8")
+    assert "Any" not in seam

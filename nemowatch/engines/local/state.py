@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-from nemowatch.engines.base import Job, Render, Session
+from nemowatch.engines.base import Job, JSONObject, Render, Session
 from nemowatch.language import Interpretation, interpret_all
 from nemowatch.rules import EditSpec, ExportSpec
 
@@ -62,7 +61,7 @@ class LocalSession:
     def session(self) -> Session:
         return Session(id=f"local-{self.job_id}", data=self.dump())
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self) -> JSONObject:
         return {
             "job_id": self.job_id,
             "source": str(self.source),
@@ -106,11 +105,15 @@ class LocalRender:
             job_id=render.id.removeprefix("local-"),
             path=Path(str(data["path"])),
             format=str(data.get("format") or render.format or ""),
-            duration_ms=int(data.get("duration_ms") or 0),
+            duration_ms=_int(data.get("duration_ms")),
             loudness=str(data.get("loudness") or ""),
             loudness_detail=str(data.get("loudness_detail") or ""),
             measured=(
-                {str(key): float(value) for key, value in measured.items()}
+                {
+                    str(key): float(value)
+                    for key, value in measured.items()
+                    if isinstance(value, int | float)
+                }
                 if isinstance(measured, dict)
                 else {}
             ),
@@ -119,7 +122,7 @@ class LocalRender:
     def render(self) -> Render:
         return Render(id=f"local-{self.job_id}", format=self.format, data=self.dump())
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self) -> JSONObject:
         return {
             "path": str(self.path),
             "format": self.format,
@@ -128,6 +131,10 @@ class LocalRender:
             "loudness_detail": self.loudness_detail,
             "measured": dict(self.measured),
         }
+
+
+def _int(value: object) -> int:
+    return round(value) if isinstance(value, int | float) else 0
 
 
 def _list(value: object) -> list[object]:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from nemowatch.engines.base import Draft
+from nemowatch.engines.base import JSON, Draft
 from nemowatch.engines.nemo.client import CallKind, NemoClient
 from nemowatch.engines.nemo.replies import DraftReply, StateReply, parse
 
@@ -35,8 +35,8 @@ def ready_to_export(draft: dict[str, Any]) -> bool:
 def to_draft(raw: dict[str, Any]) -> Draft:
     """NemoVideo's draft as a `Draft`, tolerating missing or null `t`, `d`, `m`. Pure."""
     read = DraftReply.model_validate(raw)
-    duration = round(read.duration_ms) if read.duration_ms is not None else 0
-    return Draft(tracks=tuple(read.tracks), duration_ms=duration, metadata=read.metadata)
+    tracks: list[JSON] = [*read.tracks]
+    return Draft.from_json({"t": tracks, "d": read.duration_ms, "m": read.metadata})
 
 
 @dataclass(frozen=True)
