@@ -17,6 +17,7 @@ from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
 from nemowatch.engines.local.timeline import (
     Cut,
+    TimelineFacts,
     music_of,
     source_audio_of,
 )
@@ -47,6 +48,19 @@ class RenderFiles:
 
 def chain(head: str, filters: Sequence[str], tail: str) -> str:
     return f"{head}{','.join(filters) or 'null'}{tail}"
+
+
+def fade_filters(name: str, draft: Draft) -> list[str]:
+    """The fade in and out the draft asks for, as `name` filters ("fade" for the picture,
+    "afade" for the sound), over the draft's whole duration."""
+    facts = TimelineFacts.of(draft)
+    filters = []
+    if facts.fade_in:
+        filters.append(f"{name}=t=in:st=0:d={format_number(facts.fade_in)}")
+    if facts.fade_out:
+        start = format_number(max(0.0, draft.duration - facts.fade_out))
+        filters.append(f"{name}=t=out:st={start}:d={format_number(facts.fade_out)}")
+    return filters
 
 
 def uses_source_audio(draft: Draft, spec: ExportSpec) -> bool:

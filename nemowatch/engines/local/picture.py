@@ -24,7 +24,7 @@ from itertools import pairwise
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
-from nemowatch.engines.local.graph import RenderFiles, chain, even, trim_range
+from nemowatch.engines.local.graph import RenderFiles, chain, even, fade_filters, trim_range
 from nemowatch.engines.local.text import drawtext_filters
 from nemowatch.engines.local.timeline import (
     Cut,
@@ -206,13 +206,7 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
         if width is None or height is None:
             raise EngineError("the draft has texts but no output size to place them in")
         finish += drawtext_filters(draft, files, width, height)
-    duration = draft.duration
-    fade_in, fade_out = facts.fade_in, facts.fade_out
-    if fade_in:
-        finish.append(f"fade=t=in:st=0:d={format_number(fade_in)}")
-    if fade_out:
-        start = format_number(max(0.0, duration - fade_out))
-        finish.append(f"fade=t=out:st={start}:d={format_number(fade_out)}")
+    finish += fade_filters("fade", draft)
     gif = spec.format == "gif"
     # A GIF gets a palette of its own for each frame: no frame waits for the whole clip.
     finish.append("split" if gif else "format=yuv420p")

@@ -16,6 +16,7 @@ from nemowatch.engines.local.graph import (
     AUDIO_SAMPLE_RATE,
     END_TOLERANCE,
     chain,
+    fade_filters,
     trim_range,
     uses_source_audio,
 )
@@ -102,13 +103,7 @@ def audio_chains(
     duration = draft.duration
     end = format_number(duration)
     facts = TimelineFacts.of(draft)
-    final: list[str] = []
-    fade_in, fade_out = facts.fade_in, facts.fade_out
-    if fade_in:
-        final.append(f"afade=t=in:st=0:d={format_number(fade_in)}")
-    if fade_out:
-        start = format_number(max(0.0, duration - fade_out))
-        final.append(f"afade=t=out:st={start}:d={format_number(fade_out)}")
+    final: list[str] = fade_filters("afade", draft)
     if measuring:
         # The measurement sees what the second pass's normalisation will: nothing after it
         # is heard (and resampling loudnorm's 192 kHz output would only cost time).
