@@ -29,10 +29,10 @@ pytestmark = pytest.mark.e2e
 
 INSTRUCTIONS = ["cut out silences", "add background music"]
 FILES = 6
-# Longer than the retries of a step used to last (3 attempts of 3 tries, about 12 s), and
-# than an interrupted edit's confirmation reads (about 17 s): what a 10-minute outage is
-# to a job, in a time a test can wait.
-OUTAGE = 20.0
+# Longer than a request's tries last without patience (1 s + 2 s), so only the patience
+# with which a job's requests wait out an outage gets the jobs through: what a 10-minute
+# outage is to a job, in a time a test can wait.
+OUTAGE = 10.0
 # Where a reset is a transient fault. On /run_sse a reset before the answer looks exactly
 # like an instruction delivered and then cut off: the client rightly never re-sends it
 # (it would be charged twice), so a reset there fails the edit by design, not by fault.
