@@ -67,6 +67,11 @@ LEDGER_FILE = "ledger.sqlite3"  # in state_dir; see Ledger.in_state_dir
 # Free space below which a folder is a problem (a render does not fit) or worth a note.
 TOO_LITTLE_SPACE = 100 * 10**6
 LITTLE_SPACE = 10**9
+# free space below each limit, and what it means (the first that applies is said)
+_SPACE = (
+    (TOO_LITTLE_SPACE, Status.PROBLEM, "renders and outputs need room to be written"),
+    (LITTLE_SPACE, Status.NOTE, "a long video may not fit"),
+)
 # What the local engine does instead when the chosen FFmpeg lacks an optional option.
 OLDER_FORMS = {
     "drawtext:text_align": "titles are drawn line by line, each line centred by a drawtext "
@@ -374,22 +379,11 @@ def folder_finding(
     detail = ", ".join(parts)
     if trouble is not None:
         return Finding(name, Status.PROBLEM, trouble, fix=_fix_writing(role), facts=facts)
-    if free is not None and free < TOO_LITTLE_SPACE:
-        return Finding(
-            name,
-            Status.PROBLEM,
-            detail,
-            fix="free some disk space there: renders and outputs need room to be written",
-            facts=facts,
-        )
-    if free is not None and free < LITTLE_SPACE:
-        return Finding(
-            name,
-            Status.NOTE,
-            detail,
-            fix="free some disk space there: a long video may not fit",
-            facts=facts,
-        )
+    for below, status, why in _SPACE:
+        if free is not None and free < below:
+            return Finding(
+                name, status, detail, fix=f"free some disk space there: {why}", facts=facts
+            )
     return Finding(name, Status.OK, detail, facts=facts)
 
 

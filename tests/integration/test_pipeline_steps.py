@@ -88,6 +88,19 @@ def world(tmp_path: Path, clips: Clips) -> Iterator[World]:
     ledger.close()
 
 
+async def stopped_at(world: World, step: str) -> str:
+    """A new job, run until it is in `step`, then stopped there (the daemon stopping)."""
+    world.engine.cue(step, STALL)
+    job_id = world.drop()
+    running = asyncio.ensure_future(world.pipeline().run(job_id, world.rule))
+    while world.engine.count(step) < 1:
+        await asyncio.sleep(0.01)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    return job_id
+
+
 def record_in(sleeps: list[float]) -> Callable[[float], Awaitable[None]]:
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
@@ -202,14 +215,7 @@ async def test_a_failed_render_is_submitted_once_more_and_a_second_failure_fails
 async def test_a_job_stopped_while_its_render_runs_polls_the_same_render_when_run_again(
     world: World,
 ) -> None:
-    job_id = world.drop()
-    world.engine.cue("poll", STALL)
-    running = asyncio.ensure_future(world.pipeline().run(job_id, world.rule))
-    while world.engine.count("poll") < 1:
-        await asyncio.sleep(0.01)
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    job_id = await stopped_at(world, "poll")
     assert world.ledger.get(job_id).state is JobState.EXPORTING
 
     record = await world.pipeline().run(job_id, world.rule)
@@ -234,14 +240,7 @@ async def test_an_instruction_cut_off_by_a_stop_is_asked_after_not_sent_again(
     world: World,
 ) -> None:
     world.engine.checkpoint = "draft-v1"
-    world.engine.cue("edit", STALL)
-    job_id = world.drop()
-    running = asyncio.ensure_future(world.pipeline().run(job_id, world.rule))
-    while world.engine.count("edit") < 1:
-        await asyncio.sleep(0.01)
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    job_id = await stopped_at(world, "edit")
     assert world.ledger.get(job_id).edit_token == "draft-v1"
 
     world.engine.landed = True
@@ -256,14 +255,7 @@ async def test_an_instruction_cut_off_that_did_not_land_fails_the_job_and_is_not
     world: World,
 ) -> None:
     world.engine.checkpoint = "draft-v1"
-    world.engine.cue("edit", STALL)
-    job_id = world.drop()
-    running = asyncio.ensure_future(world.pipeline().run(job_id, world.rule))
-    while world.engine.count("edit") < 1:
-        await asyncio.sleep(0.01)
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    job_id = await stopped_at(world, "edit")
 
     record = await world.pipeline().run(job_id, world.rule)
 
