@@ -1,6 +1,7 @@
 """The filesystem effects of intake, the outbox and the operator commands: claiming a file
-by an atomic rename, moving and linking without ever replacing what is there, free names
-(`clip (2).mp4`) and names that fit, and OSError translated once into the errors nemowatch reports.
+by an atomic rename, moving and linking without ever replacing what is
+there, free names (`clip (2).mp4`) and names that fit, making a move durable (fsync), and
+OSError translated once into the errors nemowatch reports.
 
 The decisions that lead here are pure and live in `intake` (ignore, settle, which rule).
 """
@@ -141,17 +142,46 @@ def move_no_replace(source: Path, folder: Path, name: str) -> Path:
 
     Resumable: a move interrupted between the link and the unlink (the daemon killed)
     left the file under both names; moving it again finishes that move instead of making
-    a second copy beside the first.
+    a second copy beside the first. Durable: both folders are synced before it returns,
+    so a power cut after it cannot bring the file back where it was, or lose it.
     """
     _check_plain_name(name)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target = _linked_in(source, folder) or _link_no_replace(source, folder, name)
+        sync_folder(folder)
         if os.path.lexists(source):  # gone already when it was renamed (no hard links)
             os.unlink(source)
+        sync_folder(source.parent)
         return target
     except OSError as exc:
         raise _translate(exc, "move", source, folder=folder) from exc
+
+
+def sync_file(path: Path) -> None:
+    """Flush a file's data to the disk (fsync), so a name given to it afterwards never
+    names a file that a power cut leaves empty or partial."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush a folder's entries to the disk (fsync), making the links, renames and unlinks
+    done in it durable. A filesystem that cannot sync a folder is let be."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except _GONE:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise  # EIO and the like: the move may not be on the disk
+    finally:
+        os.close(descriptor)
 
 
 def link_no_replace(source: Path, folder: Path, name: str) -> Path:
@@ -218,6 +248,7 @@ def _copy_across(source: Path, folder: Path, name: str) -> Path:
     temporary = folder / ("." + fit_name(name, NAME_MAX - 1 - len(ending)) + ending)
     try:
         shutil.copy2(source, temporary, follow_symlinks=False)
+        sync_file(temporary)
         return _link_no_replace(temporary, folder, name)
     finally:
         if os.path.lexists(temporary):

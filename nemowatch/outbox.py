@@ -28,6 +28,8 @@ from nemowatch.files import (
     link_no_replace,
     linked_in,
     move_no_replace,
+    sync_file,
+    sync_folder,
 )
 from nemowatch.probe import Probe, moov_before_mdat, probe
 
@@ -145,8 +147,13 @@ def publish(temp: Path, final: Path, on_conflict: OnConflict) -> Path | None:
     `temp` stays (a second name of the same file) until the caller has recorded the output
     and removes it: a daemon killed in between finds its result already published
     (`already_published`) instead of publishing it again as `name (2).mp4`.
+
+    Durable: the result's data is synced before it gets its name, and the outbox after,
+    so a power cut never leaves an empty or partial file under a final name, nor loses a
+    published one whose source was then archived.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
+    sync_file(temp)
     if on_conflict is OnConflict.OVERWRITE:
         # replace(2) would take the temporary name away: replace with a second link to it
         staging = temp.with_name(temp.name.removesuffix(TEMP_SUFFIX) + _PUBLISHING + TEMP_SUFFIX)
@@ -156,10 +163,13 @@ def publish(temp: Path, final: Path, on_conflict: OnConflict) -> Path | None:
         except OSError:
             staging = temp  # no hard links here: the temporary name goes
         os.replace(staging, final)
+        sync_folder(final.parent)
         return final
     if on_conflict is OnConflict.SKIP and final.exists():
         return None
-    return link_no_replace(temp, final.parent, final.name)
+    published = link_no_replace(temp, final.parent, final.name)
+    sync_folder(final.parent)
+    return published
 
 
 def already_published(temp: Path, final: Path) -> Path | None:
@@ -177,6 +187,7 @@ def dispose_success(
         return "deleted"
     if after is AfterSuccess.KEEP and not source.exists():
         os.rename(claimed, source)  # the name is free: put it back where it was dropped
+        sync_folder(source.parent)
         return str(source)
     archive = inbox / "done" / when.strftime("%Y-%m-%d")
     return str(move_no_replace(claimed, archive, source.name))
@@ -195,6 +206,7 @@ def dispose_failure(
     failed.mkdir(parents=True, exist_ok=True)
     if after is AfterFailure.KEEP and not source.exists():
         os.rename(claimed, source)
+        sync_folder(source.parent)
         where = source
     else:
         where = move_no_replace(claimed, failed, source.name)
