@@ -1,5 +1,5 @@
 """The filesystem effects of intake, the outbox and the operator commands: claiming a file
-by an atomic rename, moving and linking without ever replacing what is
+by an atomic rename (and giving it back), moving and linking without ever replacing what is
 there, free names (`clip (2).mp4`) and names that fit, making a move durable (fsync), and
 OSError translated once into the errors nemowatch reports.
 
@@ -156,6 +156,15 @@ def move_no_replace(source: Path, folder: Path, name: str) -> Path:
         return target
     except OSError as exc:
         raise _translate(exc, "move", source, folder=folder) from exc
+
+
+def unclaim(claimed: Path, source: Path) -> Path:
+    """Give a claimed file back to its inbox under the name it was dropped with (or
+    `name (2).ext` when that is taken: nothing is replaced). Returns where it went.
+
+    The file keeps its inode, so a writer that still has it open goes on writing into it,
+    now in the inbox, where it settles again."""
+    return move_no_replace(claimed, source.parent, source.name)
 
 
 def sync_file(path: Path) -> None:

@@ -26,7 +26,7 @@ from nemowatch.config import WORK_FOLDERS, Config, Rule
 from nemowatch.errors import NemowatchError
 from nemowatch.files import move_no_replace
 from nemowatch.intake import Verdict, classify
-from nemowatch.ledger import RUNNING, JobRecord, JobState, Ledger, LedgerError
+from nemowatch.ledger import FINISHED, RUNNING, JobRecord, JobState, Ledger, LedgerError
 from nemowatch.outbox import REPORT_SUFFIX, failure_report_name
 
 # `--state` names beyond the JobState values: the groups `status` counts.
@@ -177,7 +177,7 @@ def retry_job(ledger: Ledger, config: Config, record: JobRecord) -> RetryResult:
     is never written over another file. Raises OperatorError when the job cannot be retried.
     """
     if record.state is not JobState.FAILED:
-        still = "still " if record.state not in (JobState.DONE, JobState.SKIPPED) else ""
+        still = "still " if record.state not in FINISHED else ""
         raise OperatorError(f"job {record.id} is {still}{record.state.value}; nothing to retry")
     if record.retried_at is not None:
         raise OperatorError(

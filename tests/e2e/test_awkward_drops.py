@@ -1,18 +1,21 @@
-"""The daemon as a subprocess, with drops that used to go wrong: a name so long that the
-claim's prefix took it past 255 bytes."""
+"""The daemon as a subprocess, with drops that used to go wrong: a copy that pauses longer
+than the settle time, and a name so long that the claim's prefix took it past 255 bytes."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from nemowatch.files import NAME_MAX
 from nemowatch.outbox import failure_report_name
+from nemowatch.probe import probe
 from tests.e2e.harness import (
     Daemon,
     drop,
     files,
+    ledger_jobs,
     rule,
     wait_for,
     write_config,
@@ -29,6 +32,34 @@ def start(tmp_path: Path) -> tuple[Daemon, Path, Path]:
     config = write_config(tmp_path, [rule(tmp_path, settle_seconds=SETTLE)])
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     return daemon, tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
+
+
+def test_a_copy_paused_for_three_settle_times_ends_as_one_output_not_failed(
+    tmp_path: Path, clips
+) -> None:
+    daemon, inbox, outbox = start(tmp_path)
+    try:
+        data = clips.basic.read_bytes()
+        target = inbox / "paused.mp4"
+        with target.open("wb") as handle:  # written in place, as a slow copy writes
+            handle.write(data[: len(data) // 2])
+            handle.flush()
+            paused = time.monotonic()
+            # it settles and is claimed half-written (no index yet: not a readable video)
+            wait_for(lambda: not target.exists(), timeout=3 * SETTLE, interval=0.02)
+            time.sleep(max(0.0, paused + 3 * SETTLE - time.monotonic()))
+            handle.write(data[len(data) // 2 :])  # the copy resumes, into the claimed file
+        outputs = wait_for(lambda: files(outbox, "*.mp4"), what="an output")
+        wait_for(lambda: files(inbox / "done"), what="the source archived")
+        jobs = ledger_jobs(tmp_path / "state")
+        assert sorted(job["state"] for job in jobs) == ["done", "returned"]
+        assert [path.name for path in outputs] == ["paused.mp4"]
+        assert abs(probe(outputs[0]).duration - probe(clips.basic).duration) < 0.2
+        assert [path.read_bytes() == data for path in files(inbox / "done")] == [True]
+        assert files(inbox / "failed") == []
+        assert daemon.saw("intake.unclaimed")
+    finally:
+        assert daemon.stop() == 0
 
 
 def test_a_250_byte_name_is_processed_and_archived_or_failed_under_its_name(
