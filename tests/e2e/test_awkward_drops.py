@@ -46,7 +46,7 @@ def test_a_copy_paused_for_three_settle_times_ends_as_one_output_not_failed(
             handle.flush()
             paused = time.monotonic()
             # it settles and is claimed half-written (no index yet: not a readable video)
-            wait_for(lambda: not target.exists(), timeout=3 * SETTLE, interval=0.02)
+            wait_for(lambda: not target.exists(), timeout=4 * SETTLE, interval=0.02)
             time.sleep(max(0.0, paused + 3 * SETTLE - time.monotonic()))
             handle.write(data[len(data) // 2 :])  # the copy resumes, into the claimed file
         outputs = wait_for(lambda: files(outbox, "*.mp4"), what="an output")
