@@ -413,7 +413,7 @@ def _job_line(record: JobRecord) -> str:
         line += "  [retried]"
     if record.output:
         line += f" -> {record.output}"
-    elif record.state in (JobState.FAILED, JobState.SKIPPED) and record.error:
+    elif record.state in (JobState.FAILED, JobState.SKIPPED, JobState.RETURNED) and record.error:
         line += f"  ({record.error})"
     return line
 

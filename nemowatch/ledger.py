@@ -38,36 +38,34 @@ class JobState(StrEnum):
     DONE = "done"  # output published under its final name
     FAILED = "failed"  # gave up; `error` says why and `retryable` whether trying again helps
     SKIPPED = "skipped"  # nothing to do (a byte-identical file was already done)
+    # given back to the inbox: it was still being written (a copy that had paused); it is
+    # taken again, as a new job, once it has settled
+    RETURNED = "returned"
 
 
-FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.SKIPPED})
+FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.SKIPPED, JobState.RETURNED})
 
 # Every state change a job may make; `Ledger.transition` refuses any other (a bug). Forward
 # one step at a time; back to CLAIMED when the engine lost the session (everything is done
 # again in a new one); back to EXPORTING when a rendered result was lost, to DOWNLOADING
-# when a downloaded one was; FAILED from anywhere unfinished. Finished states are final.
+# when a downloaded one was; FAILED (or RETURNED, instead of failing) from anywhere
+# unfinished. Finished states are final.
+_ENDS = frozenset({JobState.FAILED, JobState.RETURNED})  # reachable from anywhere unfinished
 ALLOWED: dict[JobState, frozenset[JobState]] = {
-    JobState.CLAIMED: frozenset(
-        {JobState.CLAIMED, JobState.UPLOADING, JobState.SKIPPED, JobState.FAILED}
-    ),
-    JobState.UPLOADING: frozenset({JobState.EDITING, JobState.CLAIMED, JobState.FAILED}),
-    JobState.EDITING: frozenset({JobState.EXPORTING, JobState.CLAIMED, JobState.FAILED}),
-    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED, JobState.FAILED}),
-    JobState.DOWNLOADING: frozenset(
-        {JobState.VERIFYING, JobState.EXPORTING, JobState.CLAIMED, JobState.FAILED}
-    ),
+    JobState.CLAIMED: frozenset({JobState.CLAIMED, JobState.UPLOADING, JobState.SKIPPED}) | _ENDS,
+    JobState.UPLOADING: frozenset({JobState.EDITING, JobState.CLAIMED}) | _ENDS,
+    JobState.EDITING: frozenset({JobState.EXPORTING, JobState.CLAIMED}) | _ENDS,
+    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED}) | _ENDS,
+    JobState.DOWNLOADING: frozenset({JobState.VERIFYING, JobState.EXPORTING, JobState.CLAIMED})
+    | _ENDS,
     JobState.VERIFYING: frozenset(
-        {
-            JobState.DONE,
-            JobState.DOWNLOADING,
-            JobState.EXPORTING,
-            JobState.CLAIMED,
-            JobState.FAILED,
-        }
-    ),
+        {JobState.DONE, JobState.DOWNLOADING, JobState.EXPORTING, JobState.CLAIMED}
+    )
+    | _ENDS,
     JobState.DONE: frozenset(),
     JobState.FAILED: frozenset(),
     JobState.SKIPPED: frozenset(),
+    JobState.RETURNED: frozenset(),
 }
 
 # The states of a job a worker is driving (what `status` counts as running).
@@ -331,11 +329,13 @@ class JobQueries:
         return [JobRecord.from_row(row) for row in rows]
 
     def undisposed(self) -> list[JobRecord]:
-        """Finished jobs whose source has not yet been archived, kept, deleted or quarantined."""
+        """Finished jobs whose source has not yet been archived, kept, deleted, quarantined
+        or given back."""
+        placeholders = ", ".join("?" for _ in FINISHED)
         rows = self._db.execute(
-            "SELECT * FROM jobs WHERE state IN (?, ?, ?) AND disposed IS NULL"
+            f"SELECT * FROM jobs WHERE state IN ({placeholders}) AND disposed IS NULL"
             " AND claimed IS NOT NULL ORDER BY created_at",
-            (JobState.DONE.value, JobState.FAILED.value, JobState.SKIPPED.value),
+            tuple(state.value for state in FINISHED),
         ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
 

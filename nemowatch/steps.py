@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from nemowatch import outbox, progress
+from nemowatch import outbox, progress, stalled
 from nemowatch.config import Rule, format_size
 from nemowatch.engines.base import (
     Draft,
@@ -244,6 +244,9 @@ async def verify(run: Run, record: JobRecord) -> Advance:
     else:
         try:
             await asyncio.to_thread(outbox.verify, temp, draft)
+            if (change := stalled.changed_since_claim(record)) is not None:
+                # made from part of the file: the pipeline gives the file back to settle
+                raise MediaError(f"{record.source.name} changed while it was edited: {change}")
             final = outbox.publish(temp, run.rule.outbox / relative, run.rule.on_conflict)
         except Exception:
             temp.unlink(missing_ok=True)
