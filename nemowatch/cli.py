@@ -197,7 +197,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     rules = len(config.rules)
     print(f"{config.source}: ok ({rules} rule{'s' if rules != 1 else ''}, engine {config.engine})")
-    if not ledger_path(config.state_dir).is_file():
+    if not ledger_path(config.state_dir).is_file() and ledger_expected(config.state_dir):
+        print(
+            f"warning: the job ledger in {config.state_dir} is missing, but a daemon ran "
+            "there: the daemon will not start without it (`nemowatch ledger recover`)"
+        )
+    elif not ledger_path(config.state_dir).is_file():
         print(
             f"note: no job ledger in {config.state_dir} yet; the daemon creates it when it "
             "first runs"
