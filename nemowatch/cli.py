@@ -477,7 +477,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
         print("nemowatch retry: --rule goes with --failed", file=sys.stderr)
         return 2
     config = _config(args)
-    ledger = Ledger.open_existing(config.state_dir)
+    if args.failed and not _has_ledger(config):
+        print("no failed jobs to retry" + (f" for rule {args.rule}" if args.rule else ""))
+        return 0
+    ledger = Ledger.open_existing(config.state_dir)  # never a new one: nothing to retry
     problems = 0
     requeued = 0
     try:

@@ -64,8 +64,9 @@ def test_a_ledger_deleted_under_the_daemon_stops_it_with_status_66(tmp_path: Pat
     shown = nemowatch(config, "status")
     assert shown.returncode == EX_NOINPUT
     assert "nemowatch ledger recover" in shown.stderr
-    paused = nemowatch(config, "pause")
-    assert paused.returncode == EX_NOINPUT
+    for command in (["pause"], ["resume"], ["jobs"], ["retry", "--failed"], ["retry", "abc"]):
+        result = nemowatch(config, *command)
+        assert result.returncode == EX_NOINPUT, (command, result.stdout, result.stderr)
     assert not ledger_path(state_dir).exists()  # no command made a new empty ledger
     again, output = run(config, tmp_path / "again.log")
     assert again == EX_NOINPUT, output
