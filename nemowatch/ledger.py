@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import time
 import uuid
@@ -28,8 +27,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from nemowatch import ledgerfile
 from nemowatch.errors import LedgerError
-from nemowatch.ledgerfile import connect, ledger_expected, ledger_path, lost_error, opening_error
+from nemowatch.ledgerfile import ledger_path
 
 __all__ = ["LedgerError", "ledger_path"]  # defined elsewhere, imported from here too
 
@@ -414,15 +414,14 @@ class Ledger(JobQueries):
         LedgerDamaged when `PRAGMA quick_check` finds it damaged (`ledgerfile`)."""
         self.path = path
         self._clock = clock
-        self._db = connect(path, create=create)
+        self._db = ledgerfile.connect(path, create=create)
         try:
             self._db.executescript(_SCHEMA)
             self._migrate()
-            stat = os.stat(path)
+            self._identity = ledgerfile.identity(path)
         except (OSError, sqlite3.Error) as exc:
             self._db.close()
-            raise opening_error(path, exc) from exc
-        self._identity = (stat.st_dev, stat.st_ino)
+            raise ledgerfile.opening_error(path, exc) from exc
 
     def _migrate(self) -> None:
         """Add the columns a ledger written by an older nemowatch lacks."""
@@ -436,8 +435,8 @@ class Ledger(JobQueries):
         """The ledger of `state_dir`, created (with the folder) if there is none yet, unless
         one is expected there (`ledger_expected`): LedgerLost then."""
         path = ledger_path(state_dir)
-        if not path.exists() and ledger_expected(state_dir):
-            raise lost_error(state_dir)
+        if not path.exists() and ledgerfile.ledger_expected(state_dir):
+            raise ledgerfile.lost_error(state_dir)
         return cls(path, **kwargs)
 
     @classmethod
@@ -448,8 +447,8 @@ class Ledger(JobQueries):
         directory when there is none yet.
         """
         path = ledger_path(state_dir)
-        if not path.is_file() and ledger_expected(state_dir):
-            raise lost_error(state_dir)
+        if not path.is_file() and ledgerfile.ledger_expected(state_dir):
+            raise ledgerfile.lost_error(state_dir)
         if not path.is_file():
             what = "does not exist" if not state_dir.exists() else "has no job ledger yet"
             raise LedgerError(
@@ -460,17 +459,9 @@ class Ledger(JobQueries):
         return cls(path, create=False, **kwargs)
 
     def lost(self) -> str | None:
-        """Why the file at `path` is no longer this ledger ("deleted", "replaced by another
-        file"), or None while it is. Writes to a lost ledger go to a file nobody sees."""
-        try:
-            stat = os.stat(self.path)
-        except (FileNotFoundError, NotADirectoryError):
-            return "deleted"
-        except OSError:
-            return None  # cannot tell (permissions changed?): writing will say
-        if (stat.st_dev, stat.st_ino) != self._identity:
-            return "replaced by another file"
-        return None
+        """Why `path` no longer holds the opened file ("deleted", ...), or None while it does:
+        writes to a lost ledger go to a file nobody sees."""
+        return ledgerfile.identity_lost(self.path, self._identity)
 
     def close(self) -> None:
         self._db.close()

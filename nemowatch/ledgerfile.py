@@ -6,6 +6,7 @@ status). Used by `ledger.Ledger` when opening, and by `salvage` (`nemowatch ledg
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from pathlib import Path
 
@@ -119,3 +120,21 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         db.close()
         raise damaged_error(path, problems)
     return db
+
+
+def identity(path: Path) -> tuple[int, int]:
+    """(device, inode) of the file at `path`: what stays the same while it is the same file."""
+    stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino)
+
+
+def identity_lost(path: Path, opened: tuple[int, int]) -> str | None:
+    """Why `path` no longer holds the file whose `identity` was `opened` ("deleted",
+    "replaced by another file"), or None while it does (or when that cannot be told)."""
+    try:
+        now = identity(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "deleted"
+    except OSError:
+        return None  # cannot tell (permissions changed?): writing will say
+    return None if now == opened else "replaced by another file"
