@@ -2,10 +2,11 @@
 credits, init, doctor, ledger check|recover.
 
 `jobs`, `retry`, `pause` and `resume` work while the daemon runs: they talk to it through
-the ledger (see nemowatch/operator.py). Only `run` and `process` create a ledger.
+the ledger (see nemowatch/operator.py). Only `run`, `process` and `pause` (before a first
+run) create a ledger, never where a daemon ran (`ledgerfile.ledger_expected`).
 
 Exit status: 0 ok, 1 a job or command failed, 2 usage, and the error's `exit_status`
-(errors.py: 65 damaged ledger, 66 ledger lost, 72/73/74 state_dir, 78 invalid config).
+(errors.py: 65 damaged ledger, 66 ledger lost, 72/73 state_dir, 74 I/O, 78 invalid config).
 """
 
 from __future__ import annotations
