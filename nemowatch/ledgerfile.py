@@ -29,9 +29,11 @@ PID_FILE = "daemon.pid"  # in state_dir, written by each daemon at start (`liven
 
 
 def ledger_expected(state_dir: Path) -> bool:
-    """Whether a daemon ran on `state_dir` (its pid file is there, emptied but never removed):
-    then a missing ledger was lost, and a new empty one would forget every job."""
-    return (state_dir / PID_FILE).exists()
+    """Whether a daemon ran on `state_dir` (its pid file is there, emptied but never removed)
+    or a ledger was there (its -wal is left): then a missing ledger was lost, and a new
+    empty one would forget every job."""
+    wal = ledger_path(state_dir).with_name("ledger.sqlite3-wal")
+    return (state_dir / PID_FILE).exists() or wal.exists()
 
 
 def integrity_problems(db: sqlite3.Connection, limit: int = 20) -> list[str]:

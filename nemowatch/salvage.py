@@ -150,16 +150,17 @@ def recover(config: Config, *, clock: Callable[[], float] = time.time) -> Recove
     path = ledger_path(state_dir)
     result = Recovered(path)
     rows: dict[str, list[dict[str, Any]]] = {}
-    if path.exists():
-        stamp = datetime.fromtimestamp(clock()).strftime("%Y%m%d-%H%M%S")
-        aside = path.with_name(f"{path.name}.damaged-{stamp}")
-        for suffix in SIDE_FILES:
-            source, target = Path(f"{path}{suffix}"), Path(f"{aside}{suffix}")
-            if source.exists():
-                if target.exists():
-                    raise LedgerError(f"{target} exists; not moving {source} over it")
-                os.rename(source, target)
-                result.aside.append(target)
+    # a -wal left by a deleted ledger must go too: beside a new file it reads as I/O errors
+    present = [suffix for suffix in SIDE_FILES if Path(f"{path}{suffix}").exists()]
+    stamp = datetime.fromtimestamp(clock()).strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in present:
+        source, target = Path(f"{path}{suffix}"), Path(f"{aside}{suffix}")
+        if target.exists():
+            raise LedgerError(f"{target} exists; not moving {source} over it")
+        os.rename(source, target)
+        result.aside.append(target)
+    if "" in present:
         with contextlib.suppress(sqlite3.Error), contextlib.closing(_open_existing(aside)) as db:
             rows = {table: readable_rows(db, table) for table in TABLES}
     jobs = [row for row in rows.get("jobs", []) if usable_job(row)]

@@ -5,7 +5,9 @@ without a traceback, and without a new empty ledger where the old one was expect
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from nemowatch.errors import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX
 from nemowatch.ledger import Ledger, ledger_path
 from tests.e2e.harness import (
     Daemon,
+    drop,
     files,
     ledger_states,
     nemowatch,
@@ -21,6 +24,7 @@ from tests.e2e.harness import (
     wait_for,
     write_config,
 )
+from tests.fakes.nemo_server import FakeNemo, Variants
 from tests.ledgers import garble
 from tests.media import Clips
 
@@ -71,6 +75,48 @@ def test_a_ledger_deleted_under_the_daemon_stops_it_with_status_66(tmp_path: Pat
     again, output = run(config, tmp_path / "again.log")
     assert again == EX_NOINPUT, output
     assert not ledger_path(state_dir).exists()
+
+
+def test_a_job_running_when_the_ledger_goes_publishes_nothing_and_finishes_after_recover(
+    tmp_path: Path, clips: Clips
+) -> None:
+    video = tmp_path / "rendered.mp4"
+    shutil.copy(clips.basic, video)
+    inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
+    state_dir = tmp_path / "state"
+    # a render that stays pending until the test lets it finish
+    with FakeNemo(video=video, variants=Variants(render_polls=10_000)) as fake:
+        config = write_config(
+            tmp_path,
+            [rule(tmp_path, instructions=["cut out silences"])],
+            engine="nemo",
+            nemo={"base_url": fake.base_url},
+            grace_period=60,
+        )
+        daemon = Daemon(config, tmp_path / "daemon.log").start()
+        try:
+            drop(inbox / "talk.mp4", clips.basic)
+            wait_for(lambda: "exporting" in ledger_states(state_dir).values(), what="render")
+            ledger_path(state_dir).unlink()
+            assert daemon.process is not None
+            # at once, without the grace period: nothing it finished could be recorded
+            assert daemon.process.wait(timeout=30) == EX_NOINPUT, daemon.output()
+        finally:
+            if daemon.running:
+                daemon.kill()
+        assert files(outbox) == []
+        (claimed,) = files(inbox / "processing")
+
+        recovered = nemowatch(config, "ledger", "recover")
+        assert recovered.returncode == 0, recovered.stderr
+        assert f"claimed again: {claimed}" in recovered.stdout
+        fake.variants = replace(fake.variants, render_polls=2)
+        daemon = Daemon(config, tmp_path / "again.log").start()
+        try:
+            wait_for(lambda: list(ledger_states(state_dir).values()) == ["done"], what="done")
+        finally:
+            daemon.stop()
+    assert [path.name for path in files(outbox)] == ["talk.mp4"]
 
 
 def test_a_ledger_with_garbage_pages_is_recovered_and_its_jobs_finish(
