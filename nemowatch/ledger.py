@@ -7,6 +7,10 @@ restarted daemon resume instead of repeat, and what `status` reads while the dae
 It is also how the operator commands talk to a running daemon: `pause`, `resume` and
 `retry` write the `control` table, then `ring` the state directory's doorbell, which the
 daemon watches: it reads the table (`Ledger.control`) when rung, and at each scan.
+
+Opening runs `PRAGMA quick_check` (damaged: LedgerDamaged, not a traceback later); `lost()`
+says when the path no longer holds the opened file. Only the daemon and `process` create a
+ledger, never where one is expected (`ledgerfile`); `salvage` rebuilds a damaged one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from nemowatch.errors import NemowatchError
+from nemowatch import ledgerfile
+from nemowatch.errors import LedgerError
+from nemowatch.ledgerfile import ledger_path
+
+__all__ = ["LedgerError", "ledger_path"]  # defined elsewhere, imported from here too
 
 
 class JobState(StrEnum):
@@ -172,10 +180,6 @@ class IllegalTransition(RuntimeError):
     """A state change that `ALLOWED` does not list: a bug, never the user's doing."""
 
 
-class LedgerError(NemowatchError):
-    """The ledger cannot be opened or written (disk full, permissions, corrupt database)."""
-
-
 @dataclass(frozen=True)
 class JobRecord:
     id: str
@@ -281,11 +285,6 @@ def ring(state_dir: Path) -> None:
     with contextlib.suppress(OSError):
         bell.mkdir(parents=True, exist_ok=True)
         (bell / "rung").write_text(f"{time.time()}\n", encoding="utf-8")
-
-
-def ledger_path(state_dir: Path) -> Path:
-    """Where the ledger of a state directory is."""
-    return state_dir / "ledger.sqlite3"
 
 
 def new_job_id() -> str:
@@ -411,32 +410,18 @@ class Ledger(JobQueries):
     def __init__(
         self, path: Path, *, clock: Callable[[], float] = time.time, create: bool = True
     ) -> None:
-        """Open the ledger at `path`, creating it (and its folder) unless `create` is False."""
+        """Open the ledger at `path`, creating it (and its folder) unless `create` is False;
+        LedgerDamaged when `PRAGMA quick_check` finds it damaged (`ledgerfile`)."""
         self.path = path
         self._clock = clock
+        self._db = ledgerfile.connect(path, create=create)
         try:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-            else:
-                # mode=rw: a missing file is an error here, never a new empty ledger
-                self._db = sqlite3.connect(
-                    f"{path.absolute().as_uri()}?mode=rw",
-                    uri=True,
-                    timeout=10.0,
-                    isolation_level=None,
-                )
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
             self._migrate()
+            self._identity = ledgerfile.identity(path)
         except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(
-                f"cannot open the job ledger {path}: {exc}",
-                hint="check that state_dir exists, is writable, and has free space",
-            ) from exc
+            self._db.close()
+            raise ledgerfile.opening_error(path, exc) from exc
 
     def _migrate(self) -> None:
         """Add the columns a ledger written by an older nemowatch lacks."""
@@ -447,8 +432,12 @@ class Ledger(JobQueries):
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, **kwargs: Any) -> Ledger:
-        """The ledger of `state_dir`, created (with the folder) if there is none yet."""
-        return cls(ledger_path(state_dir), **kwargs)
+        """The ledger of `state_dir`, created (with the folder) if there is none yet, unless
+        one is expected there (`ledger_expected`): LedgerLost then."""
+        path = ledger_path(state_dir)
+        if not path.exists() and ledgerfile.ledger_expected(state_dir):
+            raise ledgerfile.lost_error(state_dir)
+        return cls(path, **kwargs)
 
     @classmethod
     def open_existing(cls, state_dir: Path, **kwargs: Any) -> Ledger:
@@ -458,6 +447,8 @@ class Ledger(JobQueries):
         directory when there is none yet.
         """
         path = ledger_path(state_dir)
+        if not path.is_file() and ledgerfile.ledger_expected(state_dir):
+            raise ledgerfile.lost_error(state_dir)
         if not path.is_file():
             what = "does not exist" if not state_dir.exists() else "has no job ledger yet"
             raise LedgerError(
@@ -466,6 +457,11 @@ class Ledger(JobQueries):
                 "daemon); if jobs did run, check `state_dir` in the config",
             )
         return cls(path, create=False, **kwargs)
+
+    def lost(self) -> str | None:
+        """Why `path` no longer holds the opened file ("deleted", ...), or None while it does:
+        writes to a lost ledger go to a file nobody sees."""
+        return ledgerfile.identity_lost(self.path, self._identity)
 
     def close(self) -> None:
         self._db.close()
