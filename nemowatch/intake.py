@@ -182,14 +182,20 @@ class SettleTracker:
         """
         return [path for path, _ in self.settled_snapshots(now)]
 
-    def settled_snapshots(self, now: float) -> list[tuple[Path, Snapshot]]:
+    def settled_snapshots(
+        self, now: float, limit: int | None = None
+    ) -> list[tuple[Path, Snapshot]]:
         """`settled`, each with the snapshot it settled with: pass it to `claim` as
-        `expected`, so that a file changed since its last look is not taken."""
-        result = [
-            (path, candidate.snapshot)
-            for path, candidate in self._candidates.items()
-            if candidate.ready and now - candidate.last_look <= self._recheck_seconds
-        ]
+        `expected`, so that a file changed since its last look is not taken.
+
+        At most `limit` (None: all): the others stay tracked, settled, and are looked at
+        again every recheck interval until they are collected (or gone)."""
+        result: list[tuple[Path, Snapshot]] = []
+        for path, candidate in self._candidates.items():
+            if limit is not None and len(result) >= limit:
+                break
+            if candidate.ready and now - candidate.last_look <= self._recheck_seconds:
+                result.append((path, candidate.snapshot))
         for path, _ in result:
             del self._candidates[path]
         return result

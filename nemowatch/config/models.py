@@ -156,6 +156,9 @@ class Config(Frozen):
     engine: Literal["local", "nemo"] = "local"
     state_dir: Path = Path("~/.local/state/nemowatch")
     concurrency: int = Field(default=2, ge=1, le=64)
+    # files claimed beyond `concurrency`, ready for the next free worker; the rest stay in
+    # the inbox, for another nemowatch sharing it (or this one, once a worker is free)
+    prefetch: int = Field(default=1, ge=0, le=64)
     scan_interval: float = Field(default=300.0, gt=0.0)  # seconds between reconciliation scans
     grace_period: float = Field(default=30.0, ge=0.0)  # seconds running jobs get on stop
     # runs a job gets: one started this often without ending (it keeps stopping or crashing

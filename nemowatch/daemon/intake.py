@@ -106,10 +106,11 @@ class Intake:
                 continue
             self._tracker.observe(path, self.look(path), now, rule.settle_seconds)
 
-    def settled(self, now: float) -> list[tuple[Path, Snapshot]]:
+    def settled(self, now: float, limit: int | None = None) -> list[tuple[Path, Snapshot]]:
         """The files that have settled, each with the snapshot it settled with (for
-        `take`); they are no longer tracked, so take them now."""
-        return self._tracker.settled_snapshots(now)
+        `take`), at most `limit` of them (None: all); these are no longer tracked, so take
+        them now. The others stay tracked, settled, until there is room for them."""
+        return self._tracker.settled_snapshots(now, limit)
 
     def look(self, path: Path) -> Snapshot | None:
         """The file's snapshot; None when it is gone or cannot be examined (logged once)."""

@@ -185,12 +185,17 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._candidates.wait(), timeout=beat)
                 continue
-            await asyncio.sleep(TICK)
+            self.workers.freed.clear()  # a tick, or sooner when a worker frees up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.workers.freed.wait(), timeout=TICK)
             now = self._clock()
             self.intake.recheck(now)
             if self.pauses.held:
                 continue  # paused: files stay in the inbox, untouched
-            settled = self.intake.settled(now)
+            # only what can start soon; the rest stay in the inbox, settled, for another
+            # nemowatch sharing it, or for this one as its workers free up
+            room = self.workers.room(self.config.concurrency + self.config.prefetch)
+            settled = self.intake.settled(now, limit=room)
             if settled:
                 # an unmounted share must be noticed before anything is claimed from
                 # the empty folder underneath it (one stat per inbox)

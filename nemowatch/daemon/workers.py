@@ -41,6 +41,7 @@ class WorkerPool:
         self._queued: set[str] = set()  # in the queue or being run: never queued twice
         self._workers: dict[asyncio.Task[None], str | None] = {}  # task -> its job
         self._taking = True
+        self.freed = asyncio.Event()  # set when a worker ends a job: there is room again
 
     @property
     def tasks(self) -> tuple[asyncio.Task[None], ...]:
@@ -54,6 +55,11 @@ class WorkerPool:
     @property
     def running(self) -> int:
         return sum(1 for job in self._workers.values() if job is not None)
+
+    def room(self, limit: int) -> int:
+        """How many more jobs may be taken on while at most `limit` are in hand: running
+        or queued (not those parked on a missing inbox)."""
+        return max(0, limit - self.running - self.queued)
 
     def healthy(self) -> bool:
         """Whether every worker is still running."""
@@ -115,5 +121,6 @@ class WorkerPool:
                 continue
             finally:
                 self._workers[task] = None
+                self.freed.set()
                 self._on_change()
             self._queued.discard(job_id)

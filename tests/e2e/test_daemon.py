@@ -120,6 +120,33 @@ def test_a_file_moved_in_from_elsewhere_is_processed_once(setup, clips) -> None:
     assert len(daemon.saw("job.claimed")) == 1
 
 
+def test_files_beyond_concurrency_and_prefetch_wait_in_the_inbox_and_are_taken_in_turn(
+    tmp_path: Path, clips
+) -> None:
+    """One worker, no prefetch: one file claimed at a time, the next as soon as a job ends
+    (not at the next scan, five minutes away)."""
+    config = write_config(tmp_path, [rule(tmp_path)], concurrency=1, prefetch=0, scan_interval=300)
+    inbox = tmp_path / "inbox" / "clips"
+    daemon = Daemon(config, tmp_path / "daemon.log").start()
+    try:
+        names = [f"clip{index}.mp4" for index in range(3)]
+        drop_at_once(
+            {inbox / name: source for name, source in zip(names, clips.distinct(3), strict=True)}
+        )
+        most = 0
+
+        def finished() -> bool:
+            nonlocal most
+            most = max(most, len(files(inbox / "processing")))
+            return len(files(inbox / "done", "*.mp4")) == 3
+
+        wait_for(finished, timeout=60, interval=0.02, what="three files done")
+        assert most == 1
+        assert len(daemon.saw("job.claimed")) == 3
+    finally:
+        assert daemon.stop() == 0
+
+
 def test_fifty_files_at_once_are_each_processed_exactly_once(setup, clips) -> None:
     daemon, inbox, outbox = setup()
     sources = clips.distinct(50)

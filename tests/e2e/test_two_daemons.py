@@ -108,10 +108,14 @@ def test_a_daemon_started_while_another_works_leaves_the_others_claims_alone(
     count = 6
     first_folder, second_folder = tmp_path / "first", tmp_path / "second"
     daemons = []
-    for folder, concurrency in ((first_folder, 1), (second_folder, 2)):
+    for folder, concurrency, prefetch in ((first_folder, 1, 4), (second_folder, 2, 1)):
         folder.mkdir()
         config = write_config(
-            folder, rules, state_dir=str(folder / "state"), concurrency=concurrency
+            folder,
+            rules,
+            state_dir=str(folder / "state"),
+            concurrency=concurrency,
+            prefetch=prefetch,
         )
         daemons.append(Daemon(config, folder / "daemon.log"))
     first, second = daemons
@@ -125,7 +129,8 @@ def test_a_daemon_started_while_another_works_leaves_the_others_claims_alone(
                 for name, source in zip(names, clips.distinct(count), strict=True)
             }
         )
-        # one worker: the first daemon has claimed files it has not started on yet
+        # one worker and a prefetch of 4: the first daemon has claimed files it has not
+        # started on yet
         wait_for(lambda: len(files(inbox / "processing")) >= 3, what="claims waiting")
         second.start()
         wait_for(
@@ -143,3 +148,71 @@ def test_a_daemon_started_while_another_works_leaves_the_others_claims_alone(
     assert [job["state"] for job in ledger_jobs(first_folder / "state")] == ["done"] * count
     assert sorted(path.name for path in files(outbox, "*.mp4")) == names
     assert sorted(path.name for path in files(inbox / "done")) == names
+
+
+def test_a_daemon_killed_after_its_first_claim_strands_no_more_than_it_could_start(
+    tmp_path: Path, clips: Clips, fake: FakeNemo
+) -> None:
+    """Concurrency 2 and prefetch 1: each daemon holds at most three files at a time, the
+    rest wait in the inbox for whichever daemon is free. So killing one right after its first
+    claim strands at most three (recovered when it starts again), and the other does every
+    other file. On the fake NemoVideo: quick jobs."""
+    rules = [rule(tmp_path, instructions=["cut out silences"])]
+    daemons = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = write_config(
+            folder,
+            rules,
+            state_dir=str(folder / "state"),
+            concurrency=2,
+            prefetch=1,
+            engine="nemo",
+            nemo={"base_url": fake.base_url},
+        )
+        daemons.append(Daemon(config, folder / "daemon.log"))
+    first, second = daemons
+    inbox = tmp_path / "inbox" / "clips"
+    processing, done = inbox / "processing", inbox / "done"
+    names = [f"clip{index:02d}.mp4" for index in range(FILES)]
+    try:
+        for daemon in daemons:
+            daemon.start()
+        drop_at_once(
+            {
+                inbox / name: source
+                for name, source in zip(names, clips.distinct(FILES), strict=True)
+            }
+        )
+        wait_for(lambda: first.saw("job.claimed"), interval=0.02, what="the first claim")
+        first.kill()
+        first_claims = {job["claimed"] for job in ledger_jobs(tmp_path / "first" / "state")}
+        # the second daemon takes every file left in the inbox, a few at a time, and only
+        # the first one's claims are left in processing/
+        wait_for(
+            lambda: (
+                not list(inbox.glob("*.mp4"))
+                and {str(path) for path in files(processing)} <= first_claims
+                and len(files(done, "*.mp4")) + len(files(processing)) == FILES
+            ),
+            timeout=120,
+            what="every file not claimed by the killed daemon done",
+        )
+        assert 1 <= len(files(processing)) <= 3, files(processing)  # concurrency + prefetch
+        # started again, the first daemon finishes what it had claimed
+        first = Daemon(first.config, first.log).start()
+        wait_for(
+            lambda: len(files(done, "*.mp4")) == FILES and not files(processing),
+            what="the stranded files recovered",
+        )
+    finally:
+        statuses = [daemon.stop() for daemon in (first, second) if daemon.running]
+    assert statuses == [0, 0]
+    assert sorted(path.name for path in files(done)) == names
+    states = [
+        job["state"]
+        for name in ("first", "second")
+        for job in ledger_jobs(tmp_path / name / "state")
+    ]
+    assert states == ["done"] * FILES

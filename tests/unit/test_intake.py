@@ -222,6 +222,24 @@ def test_a_stale_confirmation_is_looked_at_again() -> None:
     assert tracker.settled(30.0) == [A]
 
 
+def test_settled_files_beyond_the_limit_stay_settled_until_collected() -> None:
+    tracker = SettleTracker(recheck_seconds=1.0)
+    paths = [Path(f"/srv/inbox/{name}.mp4") for name in "abc"]
+    for path in paths:
+        tracker.observe(path, snap(), 0.0, 2.0)
+        tracker.observe(path, snap(), 2.0, 2.0)
+    assert tracker.settled_snapshots(2.0, limit=1) == [(paths[0], snap())]  # oldest first
+    assert tracker.settled_snapshots(2.0, limit=0) == []
+    assert len(tracker) == 2
+    # no room for a while: they are looked at every recheck interval, and stay settled
+    for now in (3.0, 4.0, 5.0):
+        assert tracker.due(now) == paths[1:]
+        for path in tracker.due(now):
+            tracker.observe(path, snap(), now, 2.0)
+    assert tracker.settled(5.0) == paths[1:]
+    assert len(tracker) == 0
+
+
 # --- snapshot --------------------------------------------------------------------------------
 
 
