@@ -347,6 +347,15 @@ class JobQueries:
         ).fetchone()
         return JobRecord.from_row(row) if row else None
 
+    def unfinished_with_fingerprint(self, fingerprint: str, rule: str) -> list[JobRecord]:
+        """The unfinished jobs of `rule` made from the same bytes, oldest first."""
+        rows = self._db.execute(
+            f"SELECT * FROM jobs WHERE fingerprint = ? AND rule = ? AND state NOT IN"
+            f" ({', '.join('?' for _ in FINISHED)}) ORDER BY created_at, id",
+            (fingerprint, rule, *(state.value for state in FINISHED)),
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
     def knows_source(self, source: Path, size: int, mtime_ns: int, inode: int) -> bool:
         """Whether this exact file (same path, size, mtime, inode) was already taken.
 

@@ -110,6 +110,11 @@ class Pipeline:
                 current = self.ledger.update(job_id, attempts=max(0, record.attempts - 1))
                 log.warning("job.waiting_for_credits", state=current.state.value)
                 raise
+            except steps.WaitForJob as waiting:
+                # not a run of its own: the job goes on when the one it waits for ends
+                self.ledger.update(job_id, attempts=max(0, record.attempts - 1))
+                log.info("job.waiting", for_job=waiting.job_id, reason="same bytes in progress")
+                raise
             except asyncio.CancelledError:
                 log.info("job.interrupted", state=self.ledger.get(job_id).state.value)
                 raise

@@ -6,7 +6,9 @@ checkpoint inside itself (an instruction sent, a render submitted) with `ledger.
 
 Steps retry nothing: the engine has retried what the wire needed before an error gets
 here. Two steps may go back: a render whose result vanished with a crash is rendered
-again, and a download that vanished is downloaded again.
+again, and a download that vanished is downloaded again. One step may wait: a file whose
+bytes another job of its rule is already making into an output waits for that job
+(`WaitForJob`), and is then skipped as its duplicate, or made when that job failed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+import shutil
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -45,6 +48,17 @@ POLL_FIRST = 0.5  # seconds before the first render poll; doubles up to POLL_MAX
 POLL_MAX = 30.0
 RENDER_DEADLINE = 4 * 3600.0  # seconds a render may take before the job fails
 MAX_LOST_RENDERS = 2  # re-submissions allowed when the engine lost a render (local: crash)
+
+
+class WaitForJob(Exception):
+    """Not an error: the job waits until job `job_id`, made from the same bytes, ends.
+
+    The job holds nothing meanwhile: the daemon sets it aside and runs it again when that
+    job ends; it is then skipped as a duplicate, or made if that job failed."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"waiting for job {job_id}, made from the same bytes")
+        self.job_id = job_id
 
 
 @dataclass(frozen=True)
@@ -130,14 +144,51 @@ async def claim(run: Run, record: JobRecord) -> Advance:
                 " (chmod a+r), then move it back into the inbox",
             ) from error
         record = run.ledger.update(record.id, fingerprint=digest, size=size)
-    assert record.fingerprint is not None
-    if not run.rule.reprocess_duplicates:
-        earlier = run.ledger.done_with_fingerprint(record.fingerprint, run.rule.name)
-        if earlier is not None and earlier.id != record.id:
-            reason = f"duplicate of job {earlier.id} (output {earlier.output})"
-            return Advance(JobState.SKIPPED, {"error": reason})
+    skipped = _duplicate(run, record)
+    if skipped is not None:
+        return skipped
     session = await run.engine.open_session(run.job)
-    return Advance(JobState.UPLOADING, {"session": asdict(session)})
+    # Asked again after that pause, and answered with none before the pipeline records the
+    # move on: so of the jobs made from the same bytes, only one at a time gets past here.
+    going_on = False
+    try:
+        skipped = _duplicate(run, record)
+        going_on = skipped is None
+    finally:
+        if not going_on:  # the session's scratch space; made again if it goes on later
+            shutil.rmtree(run.job.work_dir, ignore_errors=True)
+    return skipped or Advance(JobState.UPLOADING, {"session": asdict(session)})
+
+
+def _duplicate(run: Run, record: JobRecord) -> Advance | None:
+    """Skip a job whose bytes were already made into an output by its rule; wait
+    (`WaitForJob`) when another job is making them now. None: go on."""
+    assert record.fingerprint is not None
+    if run.rule.reprocess_duplicates:
+        return None
+    earlier = run.ledger.done_with_fingerprint(record.fingerprint, run.rule.name)
+    if earlier is not None and earlier.id != record.id:
+        reason = f"duplicate of job {earlier.id} (output {earlier.output})"
+        return Advance(JobState.SKIPPED, {"error": reason})
+    ahead = _first_of_same_bytes(
+        record, run.ledger.unfinished_with_fingerprint(record.fingerprint, run.rule.name)
+    )
+    if ahead is not None:
+        raise WaitForJob(ahead.id)
+    return None
+
+
+def _first_of_same_bytes(record: JobRecord, unfinished: Sequence[JobRecord]) -> JobRecord | None:
+    """Of the `unfinished` jobs made from the same bytes as `record` (oldest first), the
+    one it waits for: one past its claim (being made), else an older one still at its
+    claim; None when `record` goes first. Only a younger job waits for an older one at
+    the claim, so no two wait for each other."""
+    others = [job for job in unfinished if job.id != record.id]
+    past = [job for job in others if job.state is not JobState.CLAIMED]
+    older = [job for job in others if (job.created_at, job.id) < (record.created_at, record.id)]
+    if past:
+        return past[0]
+    return older[0] if older else None
 
 
 async def upload(run: Run, record: JobRecord) -> Advance:

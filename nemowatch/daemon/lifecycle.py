@@ -24,6 +24,7 @@ from nemowatch.errors import EX_NOINPUT, CreditsExhausted
 from nemowatch.ledger import JobRecord, JobState, Ledger
 from nemowatch.notify import Notifier
 from nemowatch.pipeline import Pipeline
+from nemowatch.steps import WaitForJob
 from nemowatch.watch import Watcher
 
 log = structlog.get_logger("nemowatch.daemon")
@@ -230,7 +231,7 @@ class Daemon:
             return None
         try:
             return await self.pipeline.run(job_id, rule)
-        except (asyncio.CancelledError, CreditsExhausted):
+        except (asyncio.CancelledError, CreditsExhausted, WaitForJob):
             raise
         except Exception:
             # a bug must not take the daemon down; the job stays in the ledger for resume
@@ -327,7 +328,7 @@ class Daemon:
     def status_line(self) -> str:
         """One line for `systemctl status`: "watching 3 inboxes; 2 running, 14 queued, 1 failed"."""
         inboxes = len({rule.inbox for rule in self.rules})
-        queued = self.workers.queued + self.pauses.parked
+        queued = self.workers.queued + self.pauses.parked + self.workers.waiting
         failed = self.ledger.counts().get(JobState.FAILED, 0)
         line = (
             f"watching {inboxes} inbox{'es' if inboxes != 1 else ''}; "

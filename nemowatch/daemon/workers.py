@@ -3,8 +3,10 @@ each, while no pause holds.
 
 A job whose rule's inbox is missing is parked (it runs when the inbox is back); a job that
 runs out of credits pauses all new work and goes back to the queue, to resume from its
-checkpoint when credits are back. Stopping: idle workers end at once, busy ones get a
-grace period to reach a checkpoint and are cancelled after it (the ledger has the rest).
+checkpoint when credits are back; a job that must wait for another (a byte-identical file
+in progress, `WaitForJob`) is set aside, without a worker, and queued again when that one
+ends. Stopping: idle workers end at once, busy ones get a grace period to reach a
+checkpoint and are cancelled after it (the ledger has the rest).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import structlog
 
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.errors import CreditsExhausted
+from nemowatch.steps import WaitForJob
 
 log = structlog.get_logger("nemowatch.daemon")
 
@@ -40,6 +43,7 @@ class WorkerPool:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()  # in the queue or being run: never queued twice
         self._workers: dict[asyncio.Task[None], str | None] = {}  # task -> its job
+        self._waiting: dict[str, list[str]] = {}  # job id -> the jobs waiting for it to end
         self._taking = True
         self.freed = asyncio.Event()  # set when a worker ends a job: there is room again
 
@@ -56,10 +60,15 @@ class WorkerPool:
     def running(self) -> int:
         return sum(1 for job in self._workers.values() if job is not None)
 
+    @property
+    def waiting(self) -> int:
+        """Jobs set aside until another job ends (`WaitForJob`)."""
+        return sum(len(waiters) for waiters in self._waiting.values())
+
     def room(self, limit: int) -> int:
-        """How many more jobs may be taken on while at most `limit` are in hand: running
-        or queued (not those parked on a missing inbox)."""
-        return max(0, limit - self.running - self.queued)
+        """How many more jobs may be taken on while at most `limit` are in hand: running,
+        queued or waiting (not those parked on a missing inbox)."""
+        return max(0, limit - self.running - self.queued - self.waiting)
 
     def healthy(self) -> bool:
         """Whether every worker is still running."""
@@ -119,8 +128,15 @@ class WorkerPool:
                 self._pauses.out_of_credits(error)
                 self.requeue(job_id)  # it resumes from its checkpoint with the credits
                 continue
+            except WaitForJob as waiting:
+                # stays in `_queued` (never queued twice); queued again when that one ends
+                self._waiting.setdefault(waiting.job_id, []).append(job_id)
+                continue
             finally:
                 self._workers[task] = None
+                # its waiters decide again: it may have ended, or be waiting itself
+                for waiter in self._waiting.pop(job_id, []):
+                    self.requeue(waiter)
                 self.freed.set()
                 self._on_change()
             self._queued.discard(job_id)

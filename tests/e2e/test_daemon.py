@@ -17,6 +17,7 @@ from tests.e2e.harness import (
     drop,
     drop_at_once,
     files,
+    ledger_jobs,
     ledger_states,
     processes_mentioning,
     rule,
@@ -118,6 +119,21 @@ def test_a_file_moved_in_from_elsewhere_is_processed_once(setup, clips) -> None:
     wait_for(lambda: files(outbox, "moved.mp4"), what="output")
     wait_for(lambda: files(inbox / "done", "moved.mp4"), what="archived")
     assert len(daemon.saw("job.claimed")) == 1
+
+
+def test_two_identical_files_dropped_at_once_make_one_output(setup, clips) -> None:
+    """Both are claimed at once (two workers); the one second to its claim waits for the
+    other to finish, then is skipped as its duplicate."""
+    daemon, inbox, outbox = setup()
+    drop_at_once({inbox / "first.mp4": clips.basic, inbox / "second.mp4": clips.basic})
+    wait_for(lambda: len(files(inbox / "done", "*.mp4")) == 2, what="both archived")
+    assert len(daemon.saw("job.claimed")) == 2
+    jobs = sorted(ledger_jobs(daemon.config.parent / "state"), key=lambda job: job["state"])
+    assert [job["state"] for job in jobs] == ["done", "skipped"]
+    done, skipped = jobs
+    assert skipped["error"] == f"duplicate of job {done['id']} (output {done['output']})"
+    assert [path.name for path in files(outbox, "*.mp4")] == [Path(done["output"]).name]
+    assert daemon.saw("job.waiting", for_job=done["id"])
 
 
 def test_files_beyond_concurrency_and_prefetch_wait_in_the_inbox_and_are_taken_in_turn(

@@ -1,5 +1,6 @@
 """The daemon's worker pool: jobs run once each, no new job starts while a pause holds, a
-job whose inbox is missing waits for it, and a job out of credits goes back to the queue."""
+job whose inbox is missing waits for it, a job out of credits goes back to the queue, and a
+job that waits for another is set aside until that one ends."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from nemowatch.daemon.pauses import Pauses, Reason
 from nemowatch.daemon.workers import WorkerPool
 from nemowatch.errors import CreditsExhausted
+from nemowatch.steps import WaitForJob
 
 SHARE = Path("/srv/share")
 
@@ -118,4 +120,23 @@ async def test_a_worker_that_died_makes_the_pool_unhealthy() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert not pool.healthy()
+    await pool.stop(grace_period=1.0)
+
+
+async def test_a_job_waiting_for_another_holds_no_worker_and_runs_again_when_it_ends() -> None:
+    jobs, pauses = Jobs(), Pauses()
+    jobs.hold.clear()  # jobs run until the test lets them end
+    jobs.raises["copy"] = WaitForJob("original")
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of)
+    pool.start(2, ended)
+    for job_id in ("original", "copy", "other"):
+        pool.enqueue(job_id)
+    # "copy" is set aside: its worker runs "other"
+    await until(lambda: pool.running == 2 and pool.waiting == 1)
+    assert jobs.ran == ["original", "copy", "other"]
+    assert pool.room(4) == 1  # a waiting job is in hand too
+    jobs.hold.set()
+    await until(lambda: pool.running == 0 and pool.waiting == 0 and pool.queued == 0)
+    assert sorted(jobs.ran) == ["copy", "copy", "original", "other"]
+    assert pool.room(4) == 4
     await pool.stop(grace_period=1.0)

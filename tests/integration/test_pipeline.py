@@ -16,6 +16,7 @@ from nemowatch.files import claim
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from nemowatch.rules import ExportSpec
+from nemowatch.steps import WaitForJob, fingerprint
 
 
 @dataclass
@@ -80,6 +81,50 @@ async def test_a_byte_identical_file_is_skipped_as_a_duplicate(world, clips) -> 
     assert first.id in (second.error or "")
     assert second.disposed and Path(second.disposed).exists()  # archived, never deleted
     assert sorted(path.name for path in world.rule.outbox.iterdir()) == ["clip.mp4"]
+
+
+async def test_a_copy_of_a_file_in_progress_waits_then_is_skipped_when_it_is_done(
+    world, clips
+) -> None:
+    first = world.drop(clips.basic)
+    second = world.drop(clips.basic, "again.mp4")
+    digest, size = fingerprint(world.ledger.get(first).claimed)
+    world.ledger.update(first, fingerprint=digest, size=size)  # as if at its claim now
+    with pytest.raises(WaitForJob) as waiting:
+        await world.pipeline.run(second, world.rule)
+    assert waiting.value.job_id == first
+    record = world.ledger.get(second)
+    assert record.state is JobState.CLAIMED and record.attempts == 0  # waiting is no attempt
+    assert not (world.tmp / "state" / "work" / second).exists()
+    done = await world.pipeline.run(first, world.rule)  # the older one goes first
+    assert done.state is JobState.DONE
+    skipped = await world.pipeline.run(second, world.rule)
+    assert skipped.state is JobState.SKIPPED
+    assert skipped.error == f"duplicate of job {first} (output {done.output})"
+    assert [path.name for path in world.rule.outbox.iterdir()] == ["clip.mp4"]
+
+
+async def test_a_copy_of_a_file_whose_job_failed_meanwhile_is_made(world, clips) -> None:
+    first = world.drop(clips.basic)
+    second = world.drop(clips.basic, "again.mp4")
+    digest, size = fingerprint(world.ledger.get(first).claimed)
+    world.ledger.update(first, fingerprint=digest, size=size)
+    with pytest.raises(WaitForJob):  # the older one, at its claim too, goes first
+        await world.pipeline.run(second, world.rule)
+    world.ledger.transition(first, JobState.FAILED, error="claim: something went wrong")
+    record = await world.pipeline.run(second, world.rule)
+    assert record.state is JobState.DONE
+    assert [path.name for path in world.rule.outbox.iterdir()] == ["again.mp4"]
+
+
+async def test_reprocess_duplicates_makes_a_copy_of_a_file_in_progress(world, clips) -> None:
+    rule = world.rule.model_copy(update={"reprocess_duplicates": True})
+    first = world.drop(clips.basic)
+    second = world.drop(clips.basic, "again.mp4")
+    digest, size = fingerprint(world.ledger.get(first).claimed)
+    world.ledger.update(first, fingerprint=digest, size=size)
+    record = await world.pipeline.run(second, rule)
+    assert record.state is JobState.DONE
 
 
 @pytest.mark.parametrize(

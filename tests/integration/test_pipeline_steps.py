@@ -16,12 +16,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from nemowatch.config import Rule
-from nemowatch.engines.base import Draft, RenderState, RenderStatus
+from nemowatch.engines.base import Draft, Job, Media, RenderState, RenderStatus, Session
 from nemowatch.errors import EngineError, MediaError, RateLimited, TransientError
 from nemowatch.files import claim
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from nemowatch.rules import ExportSpec
+from nemowatch.steps import WaitForJob
 from tests.fakes.scripted_engine import STALL, ScriptedEngine
 from tests.ledgers import walk_to
 from tests.media import Clips
@@ -313,3 +314,43 @@ async def test_a_download_that_leaves_no_file_fails_the_job_instead_of_looping(
     assert record.state is JobState.FAILED
     assert world.engine.count("download") == 1
     assert record.error is not None and record.error.startswith("verifying: ")
+
+
+async def test_of_two_copies_at_their_claim_at_once_only_one_goes_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The younger copy is fingerprinted first and, seeing no other, opens its session; the
+    older one, fingerprinted meanwhile, goes on. Asked again after its session opened, the
+    younger one waits for the older, and is skipped once that one is done."""
+    older, younger = world.drop(), world.drop()
+    session_opened, upload_started = asyncio.Event(), asyncio.Event()
+    opening, uploading = asyncio.Event(), asyncio.Event()
+    open_session, upload = world.engine.open_session, world.engine.upload
+
+    async def gated_open_session(job: Job) -> Session:
+        if job.id == younger:
+            opening.set()
+            await session_opened.wait()
+        return await open_session(job)
+
+    async def gated_upload(session: Session, source: Path) -> Media:
+        uploading.set()
+        await upload_started.wait()
+        return await upload(session, source)
+
+    monkeypatch.setattr(world.engine, "open_session", gated_open_session)
+    monkeypatch.setattr(world.engine, "upload", gated_upload)
+    pipeline = world.pipeline()
+    second = asyncio.ensure_future(pipeline.run(younger, world.rule))
+    await opening.wait()
+    first = asyncio.ensure_future(pipeline.run(older, world.rule))
+    await uploading.wait()  # the older one is past its claim
+    session_opened.set()
+    with pytest.raises(WaitForJob) as waiting:
+        await second
+    assert waiting.value.job_id == older
+    upload_started.set()
+    assert (await first).state is JobState.DONE
+    skipped = await pipeline.run(younger, world.rule)
+    assert skipped.state is JobState.SKIPPED and older in (skipped.error or "")
+    assert world.engine.count("upload") == 1
