@@ -186,15 +186,12 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._candidates.wait(), timeout=beat)
                 continue
-            self.workers.freed.clear()  # a tick, or sooner when a worker frees up
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.workers.freed.wait(), timeout=TICK)
+            await self.workers.freed(timeout=TICK)  # a tick, or sooner when a job ends
             now = self._clock()
             self.intake.recheck(now)
             if self.pauses.held:
                 continue  # paused: files stay in the inbox, untouched
-            # only what can start soon; the rest stay in the inbox, settled, for another
-            # nemowatch sharing it, or for this one as its workers free up
+            # only what can start soon; the rest stay settled in the inbox, free for all
             room = self.workers.room(self.config.concurrency + self.config.prefetch)
             settled = self.intake.settled(now, limit=room)
             if settled:

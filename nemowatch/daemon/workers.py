@@ -12,6 +12,7 @@ checkpoint and are cancelled after it (the ledger has the rest).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class WorkerPool:
         self._workers: dict[asyncio.Task[None], str | None] = {}  # task -> its job
         self._waiting: dict[str, list[str]] = {}  # job id -> the jobs waiting for it to end
         self._taking = True
-        self.freed = asyncio.Event()  # set when a worker ends a job: there is room again
+        self._freed = asyncio.Event()  # set when a worker ends a job: there is room again
 
     @property
     def tasks(self) -> tuple[asyncio.Task[None], ...]:
@@ -69,6 +70,12 @@ class WorkerPool:
         """How many more jobs may be taken on while at most `limit` are in hand: running,
         queued or waiting (not those parked on a missing inbox)."""
         return max(0, limit - self.running - self.queued - self.waiting)
+
+    async def freed(self, timeout: float) -> None:
+        """Return when a worker ends a job, or after `timeout` seconds."""
+        self._freed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._freed.wait(), timeout=timeout)
 
     def healthy(self) -> bool:
         """Whether every worker is still running."""
@@ -137,6 +144,6 @@ class WorkerPool:
                 # its waiters decide again: it may have ended, or be waiting itself
                 for waiter in self._waiting.pop(job_id, []):
                     self.requeue(waiter)
-                self.freed.set()
+                self._freed.set()
                 self._on_change()
             self._queued.discard(job_id)
