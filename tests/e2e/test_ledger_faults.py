@@ -130,8 +130,9 @@ def test_a_ledger_with_garbage_pages_is_recovered_and_its_jobs_finish(
     # two claimed files a killed daemon left: one the ledger knows, one whose row is lost
     known = processing / "aaaaaaaaaaaa__known.mp4"
     lost = processing / "bbbbbbbbbbbb__lost.mp4"
-    for path in (known, lost):
-        path.write_bytes(clips.basic.read_bytes())
+    # two different clips: byte-identical ones would make one output and one duplicate
+    for path, clip in zip((known, lost), clips.distinct(2), strict=True):
+        path.write_bytes(clip.read_bytes())
     with Ledger.in_state_dir(state_dir) as ledger:
         ledger.create(
             job_id="aaaaaaaaaaaa",

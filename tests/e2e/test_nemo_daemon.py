@@ -180,7 +180,8 @@ def test_a_daemon_killed_mid_render_polls_the_same_render_after_restart(
         (session,) = fake.books.uploads
         assert len(fake.books.uploads[session]) == 1
         assert fake.books.applied_instructions(session) == INSTRUCTIONS
-        assert list(ledger_states(tmp_path / "state").values()) == ["done"]
+        # the output gets its name (and is synced) a moment before the ledger says done
+        wait_for(lambda: list(ledger_states(tmp_path / "state").values()) == ["done"], what="done")
     finally:
         assert restarted.stop() == 0
 
