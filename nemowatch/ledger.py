@@ -98,6 +98,7 @@ _FIELDS: dict[str, bool] = {
     "warnings": True,
     "disposed": False,
     "timings": True,
+    "in_flight": False,
 }
 
 _SCHEMA = """
@@ -162,6 +163,12 @@ _ADDED_COLUMNS = {
     "stage": "TEXT",
     "percent": "REAL",
     "progress_at": "REAL",
+    # crashes as evidence against a job (see `nemowatch.crashes`): 1 while a worker drives
+    # it (a mark a start finds was left by a crash), the crashes it was running for, and
+    # whether it was the only job running in one of them
+    "in_flight": "INTEGER",
+    "crashes": "INTEGER NOT NULL DEFAULT 0",
+    "crashed_alone": "INTEGER NOT NULL DEFAULT 0",
 }
 
 # Keys of the control table (values are text).
@@ -212,6 +219,8 @@ class JobRecord:
     stage: str | None = None  # a running job's current stage ("rendering"), see `progress`
     percent: float | None = None  # how far that stage is, 0-100, when known
     progress_at: float | None = None  # when stage/percent were written
+    crashes: int = 0  # crashes of the daemon it was running for (`Ledger.count_crash`)
+    crashed_alone: bool = False  # whether it was the only job running in one of them
 
     @property
     def finished(self) -> bool:
@@ -259,6 +268,8 @@ class JobRecord:
             stage=row["stage"],
             percent=row["percent"],
             progress_at=row["progress_at"],
+            crashes=row["crashes"],
+            crashed_alone=bool(row["crashed_alone"]),
         )
 
 
@@ -620,6 +631,18 @@ class Ledger(JobQueries):
                 (now, now, job_id),
             )
         return self.get(job_id)
+
+    def count_crash(self) -> list[JobRecord]:
+        """The jobs a crash left running (marked `in_flight`), each charged with it: one
+        more crash, and `crashed_alone` if it was the only one. Marks cleared; one write."""
+        with self._transaction() as db:
+            ids = [row["id"] for row in db.execute("SELECT id FROM jobs WHERE in_flight = 1")]
+            db.execute(
+                "UPDATE jobs SET crashes = crashes + 1, in_flight = NULL,"
+                " crashed_alone = crashed_alone OR ? WHERE in_flight = 1",
+                (len(ids) == 1,),
+            )
+        return [self.get(job_id) for job_id in ids]
 
     # -- control: operator requests to a running daemon --------------------------------
 

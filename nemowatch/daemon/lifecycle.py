@@ -65,7 +65,11 @@ class Daemon:
         self.recovery = Recovery(self.ledger, self.intake, dispose=self.pipeline.dispose)
         self.housekeeping = Housekeeping(config, self.ledger, self.pauses)
         self.workers = WorkerPool(
-            self._run_job, self.pauses, inbox_of=self._inbox_of, on_change=self._update_status
+            self._run_job,
+            self.pauses,
+            inbox_of=self._inbox_of,
+            alone=self.pipeline.must_run_alone,
+            on_change=self._update_status,
         )
         self.watcher: Watcher | None = None
         self._heartbeat = clock()  # the settle loop's latest turn

@@ -3,7 +3,9 @@ each, while no pause holds.
 
 A job whose rule's inbox is missing is parked (it runs when the inbox is back); a job that
 runs out of credits pauses all new work and goes back to the queue, to resume from its
-checkpoint when credits are back. Stopping: idle workers end at once, busy ones get a
+checkpoint when credits are back. A job suspected of crashing the daemon runs alone (crash
+isolation, see `nemowatch.crashes`): it waits for the running jobs to end, and no other
+starts until it has ended. Stopping: idle workers end at once, busy ones get a
 grace period to reach a checkpoint and are cancelled after it (the ledger has the rest).
 """
 
@@ -23,7 +25,8 @@ log = structlog.get_logger("nemowatch.daemon")
 
 class WorkerPool:
     """`run_job(job_id)` does the work; `inbox_of(job_id)` is the inbox of the job's rule
-    (None when it has no rule); `on_change()` is called when a worker starts or ends a job."""
+    (None when it has no rule); `alone(job_id)` whether it must run with no other job beside
+    it; `on_change()` is called when a worker starts or ends a job."""
 
     def __init__(
         self,
@@ -31,16 +34,20 @@ class WorkerPool:
         pauses: Pauses,
         *,
         inbox_of: Callable[[str], Path | None],
+        alone: Callable[[str], bool] = lambda job_id: False,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._run_job = run_job
         self._pauses = pauses
         self._inbox_of = inbox_of
+        self._alone = alone
         self._on_change = on_change
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()  # in the queue or being run: never queued twice
         self._workers: dict[asyncio.Task[None], str | None] = {}  # task -> its job
         self._taking = True
+        self._isolated: str | None = None  # the job running alone, or waiting to
+        self._turn = asyncio.Condition()  # notified when a job ends or an isolation does
 
     @property
     def tasks(self) -> tuple[asyncio.Task[None], ...]:
@@ -105,6 +112,7 @@ class WorkerPool:
                 continue
             if self._pauses.missing and self._pauses.park(job_id, self._inbox_of(job_id)):
                 continue  # runs when the inbox is back
+            alone = await self._wait_turn(job_id)
             self._workers[task] = job_id
             self._on_change()
             try:
@@ -116,4 +124,30 @@ class WorkerPool:
             finally:
                 self._workers[task] = None
                 self._on_change()
+                async with self._turn:
+                    if alone:
+                        self._isolated = None
+                    self._turn.notify_all()
             self._queued.discard(job_id)
+
+    async def _wait_turn(self, job_id: str) -> bool:
+        """Wait until `job_id` may start: after any isolated job; if it must run alone, also
+        until no other job runs (and none starts meanwhile). Whether it runs alone."""
+        alone = self._alone(job_id)
+        async with self._turn:
+            await self._turn.wait_for(lambda: self._isolated is None)
+            if alone:
+                self._isolated = job_id
+                log.warning(
+                    "job.isolating",
+                    job_id=job_id,
+                    running=self.running,
+                    hint="it was running each time the daemon crashed lately, never alone:"
+                    " it runs alone now, to tell whether it is the cause",
+                )
+                try:
+                    await self._turn.wait_for(lambda: self.running == 0)
+                except asyncio.CancelledError:
+                    self._isolated = None  # stopping before its turn came
+                    raise
+        return alone
