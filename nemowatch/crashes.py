@@ -6,12 +6,15 @@ OOM killer, a segfault in a decoder, the machine losing power) is found at the n
 a job the ledger still marks `in_flight` was running when the process died, because every
 run that ends any other way (done, failed, stopped, waiting for credits) clears the mark.
 Each such job is charged with the crash (`Ledger.count_crash`), and with having been alone
-when it was the only job running.
+when it was the only job running. The count is of crashes in a row at the same point: a
+run that got the job past the state it began in (a checkpoint passed: it uploaded, edited,
+rendered) before the crash starts a new row, since a file that crashes the daemon crashes
+it where it did before.
 
 The verdict, for a limit N (the config's `max_attempts`, 5 by default):
 
-- fewer than N crashes: nothing to suspect; the job resumes as usual;
-- N crashes or more, and alone in at least one: it is failed as crashing the daemon;
+- fewer than N crashes in a row: nothing to suspect; the job resumes as usual;
+- N crashes or more, and alone in at least one of them: it is failed as crashing the daemon;
 - N crashes or more, never alone: it was in company each time, so any of the others may be
   to blame. It is run alone once (crash isolation: no other job runs beside it); if that
   crashes too, it has crashed alone, and is failed.
@@ -41,7 +44,7 @@ def verdict(crashes: int, alone: bool, limit: int) -> Verdict:
 def failure(crashes: int) -> EngineError:
     """The error a job that crashes the daemon fails with, with what to do about it."""
     return EngineError(
-        f"this file crashed the daemon: nemowatch died {crashes} times while editing it,"
+        f"this file crashed the daemon: nemowatch died {crashes} times while working on it,"
         " at least once with no other job running",
         retryable=True,  # the cause may be the machine (memory) or a bug fixed since
         hint="nemowatch stopped trying it so that the other files get done. The daemon's"

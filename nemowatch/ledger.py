@@ -163,10 +163,10 @@ _ADDED_COLUMNS = {
     "stage": "TEXT",
     "percent": "REAL",
     "progress_at": "REAL",
-    # crashes as evidence against a job (see `nemowatch.crashes`): 1 while a worker drives
-    # it (a mark a start finds was left by a crash), the crashes it was running for, and
-    # whether it was the only job running in one of them
-    "in_flight": "INTEGER",
+    # crashes as evidence against a job (see `nemowatch.crashes`): while a worker drives it,
+    # the state its run began in (a mark a start finds was left by a crash); the crashes in
+    # a row it was running for, in that state; whether it was the only job running in one
+    "in_flight": "TEXT",
     "crashes": "INTEGER NOT NULL DEFAULT 0",
     "crashed_alone": "INTEGER NOT NULL DEFAULT 0",
 }
@@ -634,12 +634,14 @@ class Ledger(JobQueries):
 
     def count_crash(self) -> list[JobRecord]:
         """The jobs a crash left running (marked `in_flight`), each charged with it: one
-        more crash, and `crashed_alone` if it was the only one. Marks cleared; one write."""
+        more crash in a row, or the first of a new row if its run got past the state it
+        began in; `crashed_alone` if it was the only one. Marks cleared; one write."""
         with self._transaction() as db:
-            ids = [row["id"] for row in db.execute("SELECT id FROM jobs WHERE in_flight = 1")]
+            ids = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE in_flight IS NOT NULL")]
             db.execute(
-                "UPDATE jobs SET crashes = crashes + 1, in_flight = NULL,"
-                " crashed_alone = crashed_alone OR ? WHERE in_flight = 1",
+                "UPDATE jobs SET crashes = CASE WHEN state = in_flight THEN crashes + 1 ELSE 1"
+                " END, crashed_alone = (state = in_flight AND crashed_alone) OR ?,"
+                " in_flight = NULL WHERE in_flight IS NOT NULL",
                 (len(ids) == 1,),
             )
         return [self.get(job_id) for job_id in ids]

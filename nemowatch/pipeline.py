@@ -39,7 +39,7 @@ log = structlog.get_logger("nemowatch.pipeline")
 MAX_LOST_SESSIONS = 2  # new sessions a job may open when the engine forgets one
 # the states in the order a job passes them (a step going back is not timed)
 _ORDER = (*steps.STEPS, JobState.SKIPPED, JobState.DONE, JobState.FAILED)
-# TEST HOOK, for the crash tests only (tests/e2e/test_crash.py): a process started with
+# TEST HOOK, for the crash tests only (tests/e2e/test_restarts.py): a process started with
 # this variable naming a file (its name as dropped) dies as in a real crash (SIGABRT) when
 # that file's render starts. Nothing else reads it.
 TEST_CRASH_ON = "NEMOWATCH_TEST_CRASH_ON"
@@ -96,9 +96,10 @@ class Pipeline:
 
         Cancellation (daemon stopping) leaves the ledger at the last checkpoint, and the
         next run goes on from there: a stop costs the job nothing. The job is marked
-        `in_flight` while it runs, so that a start after a crash knows it was running; one
-        that was running during `max_attempts` crashes, alone in one of them, fails here
-        (see `nemowatch.crashes`). Nothing is retried here: the engine retried what the
+        `in_flight` (with the state it began in) while it runs, so that a start after a
+        crash knows it was running and whether it got further; one that was running during
+        `max_attempts` crashes in a row, alone in one of them, fails here (see
+        `nemowatch.crashes`). Nothing is retried here: the engine retried what the
         wire needed, and a failure that trying again may help is recorded as such
         (`retryable`), for `nemowatch retry`.
         """
@@ -107,7 +108,9 @@ class Pipeline:
         with structlog.contextvars.bound_contextvars(
             job_id=record.id, rule=record.rule, source=str(record.source)
         ):
-            record = self.ledger.update(job_id, attempts=record.attempts + 1, in_flight=1)
+            record = self.ledger.update(
+                job_id, attempts=record.attempts + 1, in_flight=record.state.value
+            )
             try:
                 found = crashes.verdict(record.crashes, record.crashed_alone, self.max_attempts)
                 if found is crashes.Verdict.CRASHES_DAEMON:

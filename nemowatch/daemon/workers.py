@@ -5,8 +5,8 @@ A job whose rule's inbox is missing is parked (it runs when the inbox is back); 
 runs out of credits pauses all new work and goes back to the queue, to resume from its
 checkpoint when credits are back. A job suspected of crashing the daemon runs alone (crash
 isolation, see `nemowatch.crashes`): it waits for the running jobs to end, and no other
-starts until it has ended. Stopping: idle workers end at once, busy ones get a
-grace period to reach a checkpoint and are cancelled after it (the ledger has the rest).
+starts until it has ended. Stopping: idle workers end at once, busy ones get a grace period
+to reach a checkpoint and are cancelled after it (the ledger has the rest).
 """
 
 from __future__ import annotations

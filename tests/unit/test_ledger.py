@@ -144,8 +144,8 @@ def test_a_crash_is_charged_to_each_job_it_left_running_and_clears_their_marks(
 ) -> None:
     for job_id in ("a", "b", "idle"):
         make_job(ledger, job_id, f"/in/{job_id}.mp4")
-    ledger.update("a", in_flight=1)
-    ledger.update("b", in_flight=1)
+    ledger.update("a", in_flight="claimed")
+    ledger.update("b", in_flight="claimed")
 
     charged = ledger.count_crash()
 
@@ -162,10 +162,10 @@ def test_a_job_that_was_the_only_one_running_in_a_crash_is_marked_as_alone(
 ) -> None:
     make_job(ledger, "a")
     make_job(ledger, "b", "/in/b.mp4")
-    ledger.update("a", in_flight=1)
+    ledger.update("a", in_flight="claimed")
     ledger.count_crash()
-    ledger.update("a", in_flight=1)
-    ledger.update("b", in_flight=1)
+    ledger.update("a", in_flight="claimed")
+    ledger.update("b", in_flight="claimed")
     ledger.count_crash()  # in company this time: being alone once is remembered
 
     record = ledger.get("a")
@@ -182,6 +182,24 @@ def test_a_ledger_from_before_the_crash_columns_is_migrated(tmp_path: Path) -> N
         )
     ledger = Ledger(path)
     assert (ledger.get("old").crashes, ledger.get("old").crashed_alone) == (0, False)
-    ledger.update("old", in_flight=1)
+    ledger.update("old", in_flight="editing")
     assert [record.crashes for record in ledger.count_crash()] == [1]
     ledger.close()
+
+
+def test_a_crash_after_the_job_got_further_than_its_run_began_starts_a_new_row(
+    ledger: Ledger,
+) -> None:
+    make_job(ledger, "a")
+    for _ in range(3):  # crashed three times in the state its runs began in, once alone
+        ledger.update("a", in_flight="claimed")
+        ledger.count_crash()
+    walk_to(ledger, "a", JobState.UPLOADING)
+    ledger.update("a", in_flight="claimed")  # this run got it uploading before the crash
+    make_job(ledger, "b", "/in/b.mp4")
+    ledger.update("b", in_flight="claimed")
+
+    ledger.count_crash()
+
+    record = ledger.get("a")
+    assert (record.crashes, record.crashed_alone) == (1, False)
