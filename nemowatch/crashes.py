@@ -7,9 +7,9 @@ a job the ledger still marks `in_flight` was running when the process died, beca
 run that ends any other way (done, failed, stopped, waiting for credits) clears the mark.
 Each such job is charged with the crash (`Ledger.count_crash`), and with having been alone
 when it was the only job running. The count is of crashes in a row at the same point: a
-run that got the job past the state it began in (a checkpoint passed: it uploaded, edited,
-rendered) before the crash starts a new row, since a file that crashes the daemon crashes
-it where it did before.
+run that got the job past the checkpoint it began at (`JobRecord.checkpoint`: a step done,
+an instruction confirmed, a render submitted) before the crash starts a new row, since a
+file that crashes the daemon crashes it where it did before.
 
 The verdict, for a limit N (the config's `max_attempts`, 5 by default):
 

@@ -163,9 +163,8 @@ _ADDED_COLUMNS = {
     "stage": "TEXT",
     "percent": "REAL",
     "progress_at": "REAL",
-    # crashes as evidence against a job (see `nemowatch.crashes`): while a worker drives it,
-    # the state its run began in (a mark a start finds was left by a crash); the crashes in
-    # a row it was running for, in that state; whether it was the only job running in one
+    # crashes as evidence against a job (`nemowatch.crashes`): the `checkpoint` its running
+    # run began at; the crashes in a row it was running for there; whether alone in one
     "in_flight": "TEXT",
     "crashes": "INTEGER NOT NULL DEFAULT 0",
     "crashed_alone": "INTEGER NOT NULL DEFAULT 0",
@@ -229,6 +228,11 @@ class JobRecord:
     @property
     def retried(self) -> bool:
         return self.retried_at is not None
+
+    @property
+    def checkpoint(self) -> str:
+        """How far it has got: its state, instructions done, whether a render was sent."""
+        return f"{self.state.value}:{self.edits_done}:{int(self.render is not None)}"
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -634,17 +638,19 @@ class Ledger(JobQueries):
 
     def count_crash(self) -> list[JobRecord]:
         """The jobs a crash left running (marked `in_flight`), each charged with it: one
-        more crash in a row, or the first of a new row if its run got past the state it
-        began in; `crashed_alone` if it was the only one. Marks cleared; one write."""
+        more crash in a row, or the first of a new row if its run got past the checkpoint
+        it began at; `crashed_alone` if it was the only one. Marks cleared; one write."""
         with self._transaction() as db:
-            ids = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE in_flight IS NOT NULL")]
-            db.execute(
-                "UPDATE jobs SET crashes = CASE WHEN state = in_flight THEN crashes + 1 ELSE 1"
-                " END, crashed_alone = (state = in_flight AND crashed_alone) OR ?,"
-                " in_flight = NULL WHERE in_flight IS NOT NULL",
-                (len(ids) == 1,),
-            )
-        return [self.get(job_id) for job_id in ids]
+            rows = db.execute("SELECT * FROM jobs WHERE in_flight IS NOT NULL").fetchall()
+            for row in rows:
+                job = JobRecord.from_row(row)
+                again = row["in_flight"] == job.checkpoint  # crashed where it did last time
+                alone = (again and job.crashed_alone) or len(rows) == 1
+                db.execute(
+                    "UPDATE jobs SET crashes = ?, crashed_alone = ?, in_flight = NULL WHERE id = ?",
+                    (job.crashes + 1 if again else 1, alone, job.id),
+                )
+        return [self.get(row["id"]) for row in rows]
 
     # -- control: operator requests to a running daemon --------------------------------
 

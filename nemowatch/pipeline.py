@@ -96,8 +96,8 @@ class Pipeline:
 
         Cancellation (daemon stopping) leaves the ledger at the last checkpoint, and the
         next run goes on from there: a stop costs the job nothing. The job is marked
-        `in_flight` (with the state it began in) while it runs, so that a start after a
-        crash knows it was running and whether it got further; one that was running during
+        `in_flight` (with the checkpoint it began at) while it runs, so that a start after
+        a crash knows it was running and whether it got further; one that was running during
         `max_attempts` crashes in a row, alone in one of them, fails here (see
         `nemowatch.crashes`). Nothing is retried here: the engine retried what the
         wire needed, and a failure that trying again may help is recorded as such
@@ -109,7 +109,7 @@ class Pipeline:
             job_id=record.id, rule=record.rule, source=str(record.source)
         ):
             record = self.ledger.update(
-                job_id, attempts=record.attempts + 1, in_flight=record.state.value
+                job_id, attempts=record.attempts + 1, in_flight=record.checkpoint
             )
             try:
                 found = crashes.verdict(record.crashes, record.crashed_alone, self.max_attempts)

@@ -302,7 +302,7 @@ async def test_a_job_found_running_after_crashes_alone_fails_saying_it_crashes_t
 ) -> None:
     job_id = world.drop()
     for _ in range(5):  # max_attempts crashes while it ran; the last time it ran alone
-        world.ledger.update(job_id, in_flight="claimed")
+        world.ledger.update(job_id, in_flight=world.ledger.get(job_id).checkpoint)
         (charged,) = world.ledger.count_crash()
     assert (charged.crashes, charged.crashed_alone) == (5, True)
 
@@ -322,8 +322,8 @@ async def test_a_job_in_company_at_every_crash_must_run_alone_before_it_is_blame
 ) -> None:
     job_id, other = world.drop(), world.drop()
     for _ in range(5):
-        world.ledger.update(job_id, in_flight="claimed")
-        world.ledger.update(other, in_flight="claimed")
+        world.ledger.update(job_id, in_flight=world.ledger.get(job_id).checkpoint)
+        world.ledger.update(other, in_flight=world.ledger.get(other).checkpoint)
         world.ledger.count_crash()
     pipeline = world.pipeline()
     assert pipeline.must_run_alone(job_id)

@@ -167,7 +167,7 @@ def test_the_jobs_a_crash_left_running_are_charged_with_it_and_resumed(
         recorded_claim(config, source, job_id)
     with Ledger.in_state_dir(config.state_dir) as ledger:
         walk_to(ledger, "abc123def456", JobState.EXPORTING)
-        ledger.update("abc123def456", in_flight="exporting")  # running when the daemon died
+        ledger.update("abc123def456", in_flight=ledger.get("abc123def456").checkpoint)  # running
     daemon = Daemon(config)
     with capture_logs() as logs:
         resumed = daemon.recovery.run()

@@ -144,8 +144,8 @@ def test_a_crash_is_charged_to_each_job_it_left_running_and_clears_their_marks(
 ) -> None:
     for job_id in ("a", "b", "idle"):
         make_job(ledger, job_id, f"/in/{job_id}.mp4")
-    ledger.update("a", in_flight="claimed")
-    ledger.update("b", in_flight="claimed")
+    ledger.update("a", in_flight=ledger.get("a").checkpoint)
+    ledger.update("b", in_flight=ledger.get("b").checkpoint)
 
     charged = ledger.count_crash()
 
@@ -162,10 +162,10 @@ def test_a_job_that_was_the_only_one_running_in_a_crash_is_marked_as_alone(
 ) -> None:
     make_job(ledger, "a")
     make_job(ledger, "b", "/in/b.mp4")
-    ledger.update("a", in_flight="claimed")
+    ledger.update("a", in_flight=ledger.get("a").checkpoint)
     ledger.count_crash()
-    ledger.update("a", in_flight="claimed")
-    ledger.update("b", in_flight="claimed")
+    ledger.update("a", in_flight=ledger.get("a").checkpoint)
+    ledger.update("b", in_flight=ledger.get("b").checkpoint)
     ledger.count_crash()  # in company this time: being alone once is remembered
 
     record = ledger.get("a")
@@ -182,22 +182,32 @@ def test_a_ledger_from_before_the_crash_columns_is_migrated(tmp_path: Path) -> N
         )
     ledger = Ledger(path)
     assert (ledger.get("old").crashes, ledger.get("old").crashed_alone) == (0, False)
-    ledger.update("old", in_flight="editing")
+    ledger.update("old", in_flight=ledger.get("old").checkpoint)
     assert [record.crashes for record in ledger.count_crash()] == [1]
     ledger.close()
 
 
-def test_a_crash_after_the_job_got_further_than_its_run_began_starts_a_new_row(
-    ledger: Ledger,
+def running(ledger: Ledger, job_id: str) -> None:
+    """Mark a job as a worker does when its run begins."""
+    ledger.update(job_id, in_flight=ledger.get(job_id).checkpoint)
+
+
+@pytest.mark.parametrize("further", ["a step done", "an instruction confirmed"])
+def test_a_crash_after_the_job_got_past_the_checkpoint_its_run_began_at_starts_a_new_row(
+    ledger: Ledger, further: str
 ) -> None:
     make_job(ledger, "a")
-    for _ in range(3):  # crashed three times in the state its runs began in, once alone
-        ledger.update("a", in_flight="claimed")
+    walk_to(ledger, "a", JobState.EDITING)
+    for _ in range(3):  # three crashes where its runs began, alone
+        running(ledger, "a")
         ledger.count_crash()
-    walk_to(ledger, "a", JobState.UPLOADING)
-    ledger.update("a", in_flight="claimed")  # this run got it uploading before the crash
+    running(ledger, "a")
+    if further == "a step done":
+        ledger.transition("a", JobState.EXPORTING)
+    else:
+        ledger.update("a", edits_done=1)
     make_job(ledger, "b", "/in/b.mp4")
-    ledger.update("b", in_flight="claimed")
+    running(ledger, "b")
 
     ledger.count_crash()
 
