@@ -1,10 +1,12 @@
 """The command line: run, check, process, explain, status, jobs, retry, pause, resume,
-credits, init, doctor.
+credits, init, doctor, ledger check|recover.
 
 `jobs`, `retry`, `pause` and `resume` work while the daemon runs: they talk to it through
-the ledger (see nemowatch/operator.py).
+the ledger (see nemowatch/operator.py). Only `run`, `process` and `pause` (before a first
+run) create a ledger, never where a daemon ran (`ledgerfile.ledger_expected`).
 
-Exit status: 0 ok, 1 a job or command failed, 2 usage, 78 (EX_CONFIG) invalid config.
+Exit status: 0 ok, 1 a job or command failed, 2 usage, and the error's `exit_status`
+(errors.py: 65 damaged ledger, 66 ledger lost, 72/73 state_dir, 74 I/O, 78 invalid config).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from nemowatch.config import (
     load_default_config,
 )
 from nemowatch.engines.base import Credits
-from nemowatch.errors import ConfigError, NemowatchError
+from nemowatch.errors import EX_DATAERR, EX_NOINPUT, ConfigError, NemowatchError
 from nemowatch.intake import NOT_TAKEN, Verdict, shown
 from nemowatch.ledger import (
     FINISHED,
@@ -39,6 +41,7 @@ from nemowatch.ledger import (
     ledger_path,
     new_job_id,
 )
+from nemowatch.ledgerfile import ledger_expected
 from nemowatch.terminal import ProgressLine
 
 if TYPE_CHECKING:
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return EX_CONFIG
     except NemowatchError as error:
         _print_error(error)
-        return 1
+        return error.exit_status
     except KeyboardInterrupt:
         return 130
 
@@ -144,6 +147,16 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    ledger = commands.add_parser("ledger", help="check or rebuild the job ledger")
+    ledger_commands = ledger.add_subparsers(dest="action", metavar="ACTION", required=True)
+    with_config(ledger_commands.add_parser("check", help="report what is wrong with it"))
+    with_config(
+        ledger_commands.add_parser(
+            "recover",
+            help="move a damaged (or lost) ledger aside and rebuild it from what can be read "
+            "and from the folders (the daemon stopped; nothing is deleted)",
+        )
+    )
     return parser
 
 
@@ -167,8 +180,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     json_logs = {"auto": None, "console": False, "json": True}[args.log_format]
     folders = [folder for rule in config.rules for folder in (rule.inbox, rule.outbox)]
     logs.configure(config.log_level, json=json_logs, folders=folders)
-    daemon = Daemon(config)
-    return asyncio.run(daemon.run())
+    try:
+        return asyncio.run(Daemon(config).run())
+    except NemowatchError as error:
+        # in the log too: under systemd it is where people look (`journalctl -u nemowatch`)
+        logs.get_logger().error(
+            "daemon.cannot_run", error=str(error), hint=error.hint, exit_status=error.exit_status
+        )
+        return error.exit_status
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -179,7 +198,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     rules = len(config.rules)
     print(f"{config.source}: ok ({rules} rule{'s' if rules != 1 else ''}, engine {config.engine})")
-    if not ledger_path(config.state_dir).is_file():
+    if not ledger_path(config.state_dir).is_file() and ledger_expected(config.state_dir):
+        print(
+            f"warning: the job ledger in {config.state_dir} is missing, but a daemon ran "
+            "there: the daemon will not start without it (`nemowatch ledger recover`)"
+        )
+    elif not ledger_path(config.state_dir).is_file():
         print(
             f"note: no job ledger in {config.state_dir} yet; the daemon creates it when it "
             "first runs"
@@ -310,10 +334,10 @@ _NO_JOBS_YET = "no jobs yet: the job ledger is made when the daemon (`nemowatch 
 def _has_ledger(config: Config) -> bool:
     """Whether the state directory holds a ledger. False for a state directory made (by
     `init`) but never used; a missing state directory is an error (LedgerError), since
-    the config more likely names the wrong one."""
+    the config more likely names the wrong one, and so is a ledger lost (LedgerLost)."""
     if ledger_path(config.state_dir).is_file():
         return True
-    if config.state_dir.is_dir():
+    if config.state_dir.is_dir() and not ledger_expected(config.state_dir):
         return False
     Ledger.open_existing(config.state_dir).close()  # raises, naming it
     return True
@@ -413,7 +437,7 @@ def _job_line(record: JobRecord) -> str:
         line += "  [retried]"
     if record.output:
         line += f" -> {record.output}"
-    elif record.state in (JobState.FAILED, JobState.SKIPPED) and record.error:
+    elif record.state in (JobState.FAILED, JobState.SKIPPED, JobState.RETURNED) and record.error:
         line += f"  ({record.error})"
     return line
 
@@ -454,7 +478,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
         print("nemowatch retry: --rule goes with --failed", file=sys.stderr)
         return 2
     config = _config(args)
-    ledger = Ledger.in_state_dir(config.state_dir)
+    if args.failed and not _has_ledger(config):
+        print("no failed jobs to retry" + (f" for rule {args.rule}" if args.rule else ""))
+        return 0
+    ledger = Ledger.open_existing(config.state_dir)  # never a new one: nothing to retry
     problems = 0
     requeued = 0
     try:
@@ -502,6 +529,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     config = _config(args)
+    # a pause before the first start holds from it; never where a ledger was lost
     with Ledger.in_state_dir(config.state_dir) as ledger:
         before = ledger.control()
         control = ledger.set_paused(True)
@@ -516,7 +544,10 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     config = _config(args)
-    with Ledger.in_state_dir(config.state_dir) as ledger:
+    if not _has_ledger(config):
+        print("not paused; nothing to resume")
+        return 0
+    with Ledger.open_existing(config.state_dir) as ledger:
         before = ledger.control()
         ledger.set_paused(False)
         ledger.request_scan()  # take what arrived during the pause without waiting for a scan
@@ -603,6 +634,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if doctor.has_problems(findings) else 0
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from nemowatch import salvage
+
+    config = _config(args)
+    if args.action == "check":
+        report = salvage.check(config.state_dir)
+        for line in salvage.describe_report(report):
+            print(line)
+        if report.exists:
+            return 0 if report.sound else EX_DATAERR
+        return EX_NOINPUT if report.expected else 0
+    for line in salvage.describe_recovered(salvage.recover(config)):
+        print(line)
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -616,6 +663,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "init": cmd_init,
     "doctor": cmd_doctor,
+    "ledger": cmd_ledger,
 }
 
 

@@ -13,6 +13,7 @@ import structlog
 
 from nemowatch import outbox
 from nemowatch.config import AfterSuccess, Rule
+from nemowatch.files import unclaim
 from nemowatch.ledger import JobRecord, JobState, Ledger
 
 log = structlog.get_logger("nemowatch.pipeline")
@@ -78,6 +79,8 @@ class Disposal:
                 after=AfterSuccess.ARCHIVE,
                 when=when,
             )
+        elif record.state is JobState.RETURNED:
+            where = str(unclaim(record.claimed, record.source))  # to settle again
         else:
             where, _report = outbox.dispose_failure(
                 record.claimed,

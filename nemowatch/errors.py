@@ -13,8 +13,18 @@
     │                               again, and carry on from the job's checkpoint
     ├── EngineError                 the engine failed (FFmpeg exit code + stderr tail,
     │                               or the API's message)
-    ├── LedgerError (ledger.py)     the job store cannot be opened or written: stop
+    ├── LedgerError                 the job store cannot be opened or written: stop
+    │   ├── LedgerDamaged           not a database, or pages unreadable: `ledger recover`
+    │   ├── LedgerLost              deleted or replaced (while running, or since a daemon
+    │   │                           last ran on the state directory): `ledger recover`
+    │   ├── StateDirMissing         state_dir leads nowhere (a link to nothing, a file)
+    │   ├── StateDirUnwritable      no permission, read-only filesystem
+    │   └── LedgerIOError           disk full, I/O error: may pass
     └── OperatorError (operator.py) a command cannot do what was asked: say why, exit 1
+
+Each error has the `exit_status` a command ends with when it stops on it: sysexits.h
+values, one per fault an operator must fix. systemd's `RestartPreventExitStatus=` lists
+those a restart cannot fix (the units in systemd/, the table in docs/systemd.md).
 
 Foreign errors (OSError, subprocess, httpx) are translated once, at the boundary where
 they happen, with ``raise ... from exc``. Messages never contain tokens or credentials.
@@ -24,11 +34,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Exit statuses (sysexits.h). 1 is any other failure, 2 a usage error.
+EX_FAILURE = 1
+EX_DATAERR = 65  # the ledger is damaged
+EX_NOINPUT = 66  # the ledger is missing where one is expected (deleted or replaced)
+EX_OSFILE = 72  # state_dir leads nowhere: a link to nothing, a file where a folder should be
+EX_CANTCREAT = 73  # state_dir or the ledger cannot be created or written (permissions)
+EX_IOERR = 74  # reading or writing the ledger failed (disk full, I/O error): may pass
+EX_CONFIG = 78  # the configuration is invalid
+
+# What a restart cannot fix: the units' RestartPreventExitStatus= (a test keeps them equal).
+RESTART_CANNOT_FIX = (EX_DATAERR, EX_NOINPUT, EX_OSFILE, EX_CANTCREAT, EX_CONFIG)
+
 
 class NemowatchError(Exception):
     """Base of every error nemowatch raises on purpose."""
 
     retryable: bool = False
+    exit_status: int = EX_FAILURE  # what a command that stops on it exits with
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -55,6 +78,8 @@ class ConfigProblem:
 
 class ConfigError(NemowatchError):
     """The configuration is invalid; `problems` lists every problem found, not just the first."""
+
+    exit_status = EX_CONFIG
 
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = list(problems)
@@ -106,3 +131,37 @@ class EngineError(NemowatchError):
     def __init__(self, message: str, *, retryable: bool = False, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retryable = retryable
+
+
+class LedgerError(NemowatchError):
+    """The ledger cannot be opened or written (disk full, permissions, corrupt database)."""
+
+
+class LedgerDamaged(LedgerError):
+    """The ledger is not a database, or some of its pages cannot be read."""
+
+    exit_status = EX_DATAERR
+
+
+class LedgerLost(LedgerError):
+    """The ledger is not where one is expected: deleted or replaced."""
+
+    exit_status = EX_NOINPUT
+
+
+class StateDirMissing(LedgerError):
+    """state_dir cannot be made: a link to nothing, or a file where a folder should be."""
+
+    exit_status = EX_OSFILE
+
+
+class StateDirUnwritable(LedgerError):
+    """state_dir or the ledger in it cannot be created or written (permissions, read-only)."""
+
+    exit_status = EX_CANTCREAT
+
+
+class LedgerIOError(LedgerError):
+    """Reading or writing the ledger failed (disk full, I/O error); it may pass."""
+
+    exit_status = EX_IOERR

@@ -1,6 +1,7 @@
 """The filesystem effects of intake, the outbox and the operator commands: claiming a file
-by an atomic rename, moving and linking without ever replacing what is there, free names
-(`clip (2).mp4`), and OSError translated once into the errors nemowatch reports.
+by an atomic rename (and giving it back), moving and linking without ever replacing what is
+there, free names (`clip (2).mp4`) and names that fit, making a move durable (fsync), and
+OSError translated once into the errors nemowatch reports.
 
 The decisions that lead here are pure and live in `intake` (ignore, settle, which rule).
 """
@@ -18,18 +19,43 @@ from pathlib import Path, PurePath
 from nemowatch.errors import MediaError, NemowatchError, TransientError
 from nemowatch.intake import Snapshot
 
+NAME_MAX = 255  # bytes (UTF-8) in one file name on Linux filesystems (ext4, XFS, Btrfs, tmpfs)
+MARK = "…"  # where a name too long to fit was cut
+_LONGEST_KEPT_SUFFIX = 32  # bytes of an extension kept when a name is cut; longer ones go
 
-def free_name(folder: Path, name: str) -> str:
-    """`name` if `folder` has no entry by that name, else the first free `stem (2).ext`, ..."""
-    _check_plain_name(name)
-    if not os.path.lexists(folder / name):
+
+def fit_name(name: str, limit: int = NAME_MAX) -> str:
+    """`name` if its UTF-8 form fits in `limit` bytes, else its stem cut to fit (at a
+    character boundary, ending in "…"), its extension kept: `a very lo….mp4`."""
+    if len(name.encode()) <= limit:
         return name
     pure = PurePath(name)
     stem, suffix = pure.stem, pure.suffix
+    if len(suffix.encode()) > _LONGEST_KEPT_SUFFIX:
+        stem, suffix = name, ""
+    room = limit - len(suffix.encode()) - len(MARK.encode())
+    if room < 1:
+        raise ValueError(f"no room for a name in {limit} bytes: {name!r}")
+    cut = stem.encode()[:room].decode(errors="ignore")  # never half a character
+    return f"{cut}{MARK}{suffix}"
+
+
+def free_name(folder: Path, name: str) -> str:
+    """`name` if `folder` has no entry by that name, else the first free `stem (2).ext`, ...
+    (its stem cut where the number would not fit in NAME_MAX bytes)."""
+    _check_plain_name(name)
+    if not os.path.lexists(folder / name):
+        return name
     number = 2
-    while os.path.lexists(folder / f"{stem} ({number}){suffix}"):
+    while os.path.lexists(folder / _numbered(name, number)):
         number += 1
-    return f"{stem} ({number}){suffix}"
+    return _numbered(name, number)
+
+
+def _numbered(name: str, number: int) -> str:
+    mark = f" ({number})"
+    pure = PurePath(fit_name(name, NAME_MAX - len(mark)))
+    return f"{pure.stem}{mark}{pure.suffix}"
 
 
 # Errors that mean "the path is not there (any more)", as opposed to "cannot look".
@@ -62,9 +88,11 @@ def snapshot(path: Path) -> Snapshot | None:
 
 
 def claim_path(inbox: Path, job_id: str, name: str) -> Path:
-    """Where a claimed file lives while its job runs: `inbox/processing/<job_id>__<name>`."""
+    """Where a claimed file lives while its job runs: `inbox/processing/<job_id>__<name>`,
+    the name cut to fit NAME_MAX (the job keeps the original name: it goes back under it)."""
     _check_plain_name(job_id)
-    return inbox / "processing" / f"{job_id}__{name}"
+    prefix = f"{job_id}__"
+    return inbox / "processing" / (prefix + fit_name(name, NAME_MAX - len(prefix.encode())))
 
 
 def claim(path: Path, inbox: Path, job_id: str, *, expected: Snapshot | None = None) -> Path | None:
@@ -114,17 +142,55 @@ def move_no_replace(source: Path, folder: Path, name: str) -> Path:
 
     Resumable: a move interrupted between the link and the unlink (the daemon killed)
     left the file under both names; moving it again finishes that move instead of making
-    a second copy beside the first.
+    a second copy beside the first. Durable: both folders are synced before it returns,
+    so a power cut after it cannot bring the file back where it was, or lose it.
     """
     _check_plain_name(name)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target = _linked_in(source, folder) or _link_no_replace(source, folder, name)
+        sync_folder(folder)
         if os.path.lexists(source):  # gone already when it was renamed (no hard links)
             os.unlink(source)
+        sync_folder(source.parent)
         return target
     except OSError as exc:
         raise _translate(exc, "move", source, folder=folder) from exc
+
+
+def unclaim(claimed: Path, source: Path) -> Path:
+    """Give a claimed file back to its inbox under the name it was dropped with (or
+    `name (2).ext` when that is taken: nothing is replaced). Returns where it went.
+
+    The file keeps its inode, so a writer that still has it open goes on writing into it,
+    now in the inbox, where it settles again."""
+    return move_no_replace(claimed, source.parent, source.name)
+
+
+def sync_file(path: Path) -> None:
+    """Flush a file's data to the disk (fsync), so a name given to it afterwards never
+    names a file that a power cut leaves empty or partial."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush a folder's entries to the disk (fsync), making the links, renames and unlinks
+    done in it durable. A filesystem that cannot sync a folder is let be."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except _GONE:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise  # EIO and the like: the move may not be on the disk
+    finally:
+        os.close(descriptor)
 
 
 def link_no_replace(source: Path, folder: Path, name: str) -> Path:
@@ -187,9 +253,11 @@ def _link_no_replace(source: Path, folder: Path, name: str) -> Path:
 def _copy_across(source: Path, folder: Path, name: str) -> Path:
     # Copy under a hidden name (the watcher ignores it), then publish it without
     # replacing anything: no reader ever sees a partial file. The source stays.
-    temporary = folder / f".{name}.{uuid.uuid4().hex}.partial"
+    ending = f".{uuid.uuid4().hex}.partial"
+    temporary = folder / ("." + fit_name(name, NAME_MAX - 1 - len(ending)) + ending)
     try:
         shutil.copy2(source, temporary, follow_symlinks=False)
+        sync_file(temporary)
         return _link_no_replace(temporary, folder, name)
     finally:
         if os.path.lexists(temporary):

@@ -7,6 +7,10 @@ restarted daemon resume instead of repeat, and what `status` reads while the dae
 It is also how the operator commands talk to a running daemon: `pause`, `resume` and
 `retry` write the `control` table, then `ring` the state directory's doorbell, which the
 daemon watches: it reads the table (`Ledger.control`) when rung, and at each scan.
+
+Opening runs `PRAGMA quick_check` (damaged: LedgerDamaged, not a traceback later); `lost()`
+says when the path no longer holds the opened file. Only the daemon and `process` create a
+ledger, never where one is expected (`ledgerfile`); `salvage` rebuilds a damaged one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from nemowatch.errors import NemowatchError
+from nemowatch import ledgerfile
+from nemowatch.errors import LedgerError
+from nemowatch.ledgerfile import ledger_path
+
+__all__ = ["LedgerError", "ledger_path"]  # defined elsewhere, imported from here too
 
 
 class JobState(StrEnum):
@@ -38,36 +46,34 @@ class JobState(StrEnum):
     DONE = "done"  # output published under its final name
     FAILED = "failed"  # gave up; `error` says why and `retryable` whether trying again helps
     SKIPPED = "skipped"  # nothing to do (a byte-identical file was already done)
+    # given back to the inbox: it was still being written (a copy that had paused); it is
+    # taken again, as a new job, once it has settled
+    RETURNED = "returned"
 
 
-FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.SKIPPED})
+FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.SKIPPED, JobState.RETURNED})
 
 # Every state change a job may make; `Ledger.transition` refuses any other (a bug). Forward
 # one step at a time; back to CLAIMED when the engine lost the session (everything is done
 # again in a new one); back to EXPORTING when a rendered result was lost, to DOWNLOADING
-# when a downloaded one was; FAILED from anywhere unfinished. Finished states are final.
+# when a downloaded one was; FAILED (or RETURNED, instead of failing) from anywhere
+# unfinished. Finished states are final.
+_ENDS = frozenset({JobState.FAILED, JobState.RETURNED})  # reachable from anywhere unfinished
 ALLOWED: dict[JobState, frozenset[JobState]] = {
-    JobState.CLAIMED: frozenset(
-        {JobState.CLAIMED, JobState.UPLOADING, JobState.SKIPPED, JobState.FAILED}
-    ),
-    JobState.UPLOADING: frozenset({JobState.EDITING, JobState.CLAIMED, JobState.FAILED}),
-    JobState.EDITING: frozenset({JobState.EXPORTING, JobState.CLAIMED, JobState.FAILED}),
-    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED, JobState.FAILED}),
-    JobState.DOWNLOADING: frozenset(
-        {JobState.VERIFYING, JobState.EXPORTING, JobState.CLAIMED, JobState.FAILED}
-    ),
+    JobState.CLAIMED: frozenset({JobState.CLAIMED, JobState.UPLOADING, JobState.SKIPPED}) | _ENDS,
+    JobState.UPLOADING: frozenset({JobState.EDITING, JobState.CLAIMED}) | _ENDS,
+    JobState.EDITING: frozenset({JobState.EXPORTING, JobState.CLAIMED}) | _ENDS,
+    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED}) | _ENDS,
+    JobState.DOWNLOADING: frozenset({JobState.VERIFYING, JobState.EXPORTING, JobState.CLAIMED})
+    | _ENDS,
     JobState.VERIFYING: frozenset(
-        {
-            JobState.DONE,
-            JobState.DOWNLOADING,
-            JobState.EXPORTING,
-            JobState.CLAIMED,
-            JobState.FAILED,
-        }
-    ),
+        {JobState.DONE, JobState.DOWNLOADING, JobState.EXPORTING, JobState.CLAIMED}
+    )
+    | _ENDS,
     JobState.DONE: frozenset(),
     JobState.FAILED: frozenset(),
     JobState.SKIPPED: frozenset(),
+    JobState.RETURNED: frozenset(),
 }
 
 # The states of a job a worker is driving (what `status` counts as running).
@@ -178,10 +184,6 @@ _SCAN_REQUESTED = "scan_requested"  # epoch seconds of the latest rescan request
 
 class IllegalTransition(RuntimeError):
     """A state change that `ALLOWED` does not list: a bug, never the user's doing."""
-
-
-class LedgerError(NemowatchError):
-    """The ledger cannot be opened or written (disk full, permissions, corrupt database)."""
 
 
 @dataclass(frozen=True)
@@ -300,11 +302,6 @@ def ring(state_dir: Path) -> None:
         (bell / "rung").write_text(f"{time.time()}\n", encoding="utf-8")
 
 
-def ledger_path(state_dir: Path) -> Path:
-    """Where the ledger of a state directory is."""
-    return state_dir / "ledger.sqlite3"
-
-
 def new_job_id() -> str:
     """A short unique id, safe in file names."""
     return uuid.uuid4().hex[:12]
@@ -346,11 +343,13 @@ class JobQueries:
         return [JobRecord.from_row(row) for row in rows]
 
     def undisposed(self) -> list[JobRecord]:
-        """Finished jobs whose source has not yet been archived, kept, deleted or quarantined."""
+        """Finished jobs whose source has not yet been archived, kept, deleted, quarantined
+        or given back."""
+        placeholders = ", ".join("?" for _ in FINISHED)
         rows = self._db.execute(
-            "SELECT * FROM jobs WHERE state IN (?, ?, ?) AND disposed IS NULL"
+            f"SELECT * FROM jobs WHERE state IN ({placeholders}) AND disposed IS NULL"
             " AND claimed IS NOT NULL ORDER BY created_at",
-            (JobState.DONE.value, JobState.FAILED.value, JobState.SKIPPED.value),
+            tuple(state.value for state in FINISHED),
         ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
 
@@ -426,32 +425,18 @@ class Ledger(JobQueries):
     def __init__(
         self, path: Path, *, clock: Callable[[], float] = time.time, create: bool = True
     ) -> None:
-        """Open the ledger at `path`, creating it (and its folder) unless `create` is False."""
+        """Open the ledger at `path`, creating it (and its folder) unless `create` is False;
+        LedgerDamaged when `PRAGMA quick_check` finds it damaged (`ledgerfile`)."""
         self.path = path
         self._clock = clock
+        self._db = ledgerfile.connect(path, create=create)
         try:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-            else:
-                # mode=rw: a missing file is an error here, never a new empty ledger
-                self._db = sqlite3.connect(
-                    f"{path.absolute().as_uri()}?mode=rw",
-                    uri=True,
-                    timeout=10.0,
-                    isolation_level=None,
-                )
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
             self._migrate()
+            self._identity = ledgerfile.identity(path)
         except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(
-                f"cannot open the job ledger {path}: {exc}",
-                hint="check that state_dir exists, is writable, and has free space",
-            ) from exc
+            self._db.close()
+            raise ledgerfile.opening_error(path, exc) from exc
 
     def _migrate(self) -> None:
         """Add the columns a ledger written by an older nemowatch lacks."""
@@ -462,8 +447,12 @@ class Ledger(JobQueries):
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, **kwargs: Any) -> Ledger:
-        """The ledger of `state_dir`, created (with the folder) if there is none yet."""
-        return cls(ledger_path(state_dir), **kwargs)
+        """The ledger of `state_dir`, created (with the folder) if there is none yet, unless
+        one is expected there (`ledger_expected`): LedgerLost then."""
+        path = ledger_path(state_dir)
+        if not path.exists() and ledgerfile.ledger_expected(state_dir):
+            raise ledgerfile.lost_error(state_dir)
+        return cls(path, **kwargs)
 
     @classmethod
     def open_existing(cls, state_dir: Path, **kwargs: Any) -> Ledger:
@@ -473,6 +462,8 @@ class Ledger(JobQueries):
         directory when there is none yet.
         """
         path = ledger_path(state_dir)
+        if not path.is_file() and ledgerfile.ledger_expected(state_dir):
+            raise ledgerfile.lost_error(state_dir)
         if not path.is_file():
             what = "does not exist" if not state_dir.exists() else "has no job ledger yet"
             raise LedgerError(
@@ -481,6 +472,11 @@ class Ledger(JobQueries):
                 "daemon); if jobs did run, check `state_dir` in the config",
             )
         return cls(path, create=False, **kwargs)
+
+    def lost(self) -> str | None:
+        """Why `path` no longer holds the opened file ("deleted", ...), or None while it does:
+        writes to a lost ledger go to a file nobody sees."""
+        return ledgerfile.identity_lost(self.path, self._identity)
 
     def close(self) -> None:
         self._db.close()

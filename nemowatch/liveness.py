@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nemowatch.errors import StateDirUnwritable
 from nemowatch.ledger import LedgerError
-
-PID_FILE = "daemon.pid"
+from nemowatch.ledgerfile import PID_FILE
 
 # How long a starting daemon waits for the lock: `status` holds it for an instant
 # while it looks, and must not make a daemon starting at that moment give up.
@@ -77,7 +77,7 @@ def hold(
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise LedgerError(
+        raise StateDirUnwritable(
             f"cannot write {path}: {exc.strerror or exc}",
             hint="check that state_dir is writable by the user running nemowatch",
         ) from exc

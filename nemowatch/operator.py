@@ -26,7 +26,8 @@ from nemowatch.config import WORK_FOLDERS, Config, Rule
 from nemowatch.errors import NemowatchError
 from nemowatch.files import move_no_replace
 from nemowatch.intake import Verdict, classify
-from nemowatch.ledger import RUNNING, JobRecord, JobState, Ledger, LedgerError
+from nemowatch.ledger import FINISHED, RUNNING, JobRecord, JobState, Ledger, LedgerError
+from nemowatch.outbox import REPORT_SUFFIX, failure_report_name
 
 # `--state` names beyond the JobState values: the groups `status` counts.
 STATE_GROUPS: dict[str, tuple[JobState, ...]] = {
@@ -34,8 +35,6 @@ STATE_GROUPS: dict[str, tuple[JobState, ...]] = {
     "running": RUNNING,
 }
 STATE_NAMES: tuple[str, ...] = (*(state.value for state in JobState), *STATE_GROUPS)
-
-REPORT_SUFFIX = ".error.json"
 
 # Dispositions that are not a path (see Pipeline.dispose).
 _MISSING = "missing"  # the claimed file was gone when the job finished
@@ -178,7 +177,7 @@ def retry_job(ledger: Ledger, config: Config, record: JobRecord) -> RetryResult:
     is never written over another file. Raises OperatorError when the job cannot be retried.
     """
     if record.state is not JobState.FAILED:
-        still = "still " if record.state not in (JobState.DONE, JobState.SKIPPED) else ""
+        still = "still " if record.state not in FINISHED else ""
         raise OperatorError(f"job {record.id} is {still}{record.state.value}; nothing to retry")
     if record.retried_at is not None:
         raise OperatorError(
@@ -233,9 +232,10 @@ def inbox_folder(record: JobRecord, rule: Rule) -> Path:
 def error_report(record: JobRecord, rule: Rule, where: Path) -> Path | None:
     """The job's `<name>.error.json` in failed/, found by the job id written in it."""
     failed = where.parent if where != record.source else rule.inbox / "failed"
-    candidates = [failed / (where.name + REPORT_SUFFIX)]
+    candidates = [failed / failure_report_name(where.name)]
     # after.failure: keep names it after the source, numbered when the name was taken
-    candidates += sorted(failed.glob(escape(record.source.name) + ".error*.json"))
+    stem = failure_report_name(record.source.name).removesuffix(REPORT_SUFFIX)
+    candidates += sorted(failed.glob(escape(stem) + ".error*.json"))
     for candidate in candidates:
         if _report_job_id(candidate) == record.id:
             return candidate

@@ -21,10 +21,27 @@ from typing import Any
 from nemowatch.config import TEMPLATE_FIELDS, AfterFailure, AfterSuccess, OnConflict
 from nemowatch.engines.base import AUDIO_TRACK, Draft
 from nemowatch.errors import EngineError, MediaError
-from nemowatch.files import free_name, link_no_replace, linked_in, move_no_replace
+from nemowatch.files import (
+    NAME_MAX,
+    fit_name,
+    free_name,
+    link_no_replace,
+    linked_in,
+    move_no_replace,
+    sync_file,
+    sync_folder,
+)
 from nemowatch.probe import Probe, moov_before_mdat, probe
 
 TEMP_SUFFIX = ".nemowatch-part"
+_PUBLISHING = "-publishing"  # a second temporary name, for `on_conflict: overwrite`
+# An output's name is at most this many bytes, leaving room within NAME_MAX for what is
+# added to it: `name (2).mp4`, the temporary `.name.<job id>.nemowatch-part`, the report
+# `name.mp4.json` and its own temporary name.
+OUTPUT_NAME_MAX = NAME_MAX - 48
+
+REPORT_SUFFIX = ".error.json"  # a failed source's report in failed/: `<name>.error.json`
+_JSON_TEMP = ".{}.tmp"  # a report's name while it is written
 
 DURATION_TOLERANCE = 0.1  # seconds between the planned and the published duration
 
@@ -58,13 +75,17 @@ def output_name(template: str, *, source_name: str, rule: str, when: datetime) -
     if any(part.startswith(".") for part in relative.parts):
         # a hidden name would be invisible to people and ignored by other watchers
         relative = PurePosixPath(*[part.lstrip(".") or "_" for part in relative.parts])
-    return relative
+    # a long source name must not make a name the filesystem refuses (counted in bytes)
+    *folders, name = relative.parts
+    return PurePosixPath(*[fit_name(part) for part in folders], fit_name(name, OUTPUT_NAME_MAX))
 
 
 def temp_path(outbox: Path, relative: PurePosixPath, job_id: str) -> Path:
     """The hidden name a result is written under before it is verified."""
     final = outbox / relative
-    return final.parent / f".{final.name}.{job_id}{TEMP_SUFFIX}"
+    ending = f".{job_id}{TEMP_SUFFIX}"
+    room = NAME_MAX - len(f".{ending}{_PUBLISHING}".encode())  # see `publish`
+    return final.parent / f".{fit_name(final.name, room)}{ending}"
 
 
 EXPORT_FORMATS = ("mp4", "mov", "webm", "gif")
@@ -126,21 +147,29 @@ def publish(temp: Path, final: Path, on_conflict: OnConflict) -> Path | None:
     `temp` stays (a second name of the same file) until the caller has recorded the output
     and removes it: a daemon killed in between finds its result already published
     (`already_published`) instead of publishing it again as `name (2).mp4`.
+
+    Durable: the result's data is synced before it gets its name, and the outbox after,
+    so a power cut never leaves an empty or partial file under a final name, nor loses a
+    published one whose source was then archived.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
+    sync_file(temp)
     if on_conflict is OnConflict.OVERWRITE:
         # replace(2) would take the temporary name away: replace with a second link to it
-        staging = temp.with_name(temp.name.removesuffix(TEMP_SUFFIX) + "-publishing" + TEMP_SUFFIX)
+        staging = temp.with_name(temp.name.removesuffix(TEMP_SUFFIX) + _PUBLISHING + TEMP_SUFFIX)
         staging.unlink(missing_ok=True)
         try:
             os.link(temp, staging)
         except OSError:
             staging = temp  # no hard links here: the temporary name goes
         os.replace(staging, final)
+        sync_folder(final.parent)
         return final
     if on_conflict is OnConflict.SKIP and final.exists():
         return None
-    return link_no_replace(temp, final.parent, final.name)
+    published = link_no_replace(temp, final.parent, final.name)
+    sync_folder(final.parent)
+    return published
 
 
 def already_published(temp: Path, final: Path) -> Path | None:
@@ -158,6 +187,7 @@ def dispose_success(
         return "deleted"
     if after is AfterSuccess.KEEP and not source.exists():
         os.rename(claimed, source)  # the name is free: put it back where it was dropped
+        sync_folder(source.parent)
         return str(source)
     archive = inbox / "done" / when.strftime("%Y-%m-%d")
     return str(move_no_replace(claimed, archive, source.name))
@@ -176,6 +206,7 @@ def dispose_failure(
     failed.mkdir(parents=True, exist_ok=True)
     if after is AfterFailure.KEEP and not source.exists():
         os.rename(claimed, source)
+        sync_folder(source.parent)
         where = source
     else:
         where = move_no_replace(claimed, failed, source.name)
@@ -187,9 +218,9 @@ def write_failure_report(where: Path, *, inbox: Path, report: dict[str, Any]) ->
     failed = inbox / "failed"
     failed.mkdir(parents=True, exist_ok=True)
     if where.parent == failed:
-        report_name = where.name + ".error.json"
+        report_name = failure_report_name(where.name)
     else:  # kept in the inbox: failed/ may already hold reports of that name
-        report_name = free_name(failed, where.name + ".error.json")
+        report_name = free_name(failed, failure_report_name(where.name))
     report = {**report, "file": str(where)}
     report.setdefault(
         "how_to_retry",
@@ -202,12 +233,19 @@ def write_failure_report(where: Path, *, inbox: Path, report: dict[str, Any]) ->
     return failed / report_name
 
 
+def failure_report_name(name: str) -> str:
+    """`<name>.error.json`, the name cut to fit (with room for its temporary name)."""
+    room = NAME_MAX - len(REPORT_SUFFIX.encode()) - len(_JSON_TEMP.format("").encode())
+    return fit_name(name, room) + REPORT_SUFFIX
+
+
 def has_failure_report(where: Path, *, inbox: Path) -> bool:
     """Whether failed/ holds a report about the source now at `where`."""
     failed = inbox / "failed"
     if where.parent == failed:
-        return (failed / (where.name + ".error.json")).is_file()
-    for path in failed.glob(glob.escape(where.name) + "*.error.json"):
+        return (failed / failure_report_name(where.name)).is_file()
+    stem = failure_report_name(where.name).removesuffix(REPORT_SUFFIX)
+    for path in failed.glob(glob.escape(stem) + "*.error.json"):
         with contextlib.suppress(OSError, ValueError):
             if json.loads(path.read_text(encoding="utf-8")).get("file") == str(where):
                 return True
@@ -253,7 +291,7 @@ def unwritable(error: OSError, folder: Path, source_name: str) -> EngineError:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
+    temp = path.with_name(_JSON_TEMP.format(path.name))
     temp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(temp, path)
 

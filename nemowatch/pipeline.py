@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from nemowatch import crashes, progress, steps
+from nemowatch import crashes, progress, stalled, steps
 from nemowatch.config import Rule
 from nemowatch.disposal import Disposal
 from nemowatch.engines.base import Engine, Job
@@ -131,7 +131,7 @@ class Pipeline:
                 log.info("job.interrupted", state=self.ledger.get(job_id).state.value)
                 raise
             except NemowatchError as error:
-                record = self._fail(self.ledger.get(job_id), rule, error)
+                record = await self._end_in_error(self.ledger.get(job_id), rule, error)
             except OSError as error:
                 record = self._fail(
                     self.ledger.get(job_id),
@@ -229,6 +229,33 @@ class Pipeline:
     def dispose(self, record: JobRecord, rule: Rule) -> JobRecord:
         """Send a finished job's source where the rule says. Idempotent after a crash."""
         return self.disposal.dispose(record, rule)
+
+    async def _end_in_error(
+        self, record: JobRecord, rule: Rule, error: NemowatchError
+    ) -> JobRecord:
+        """Fail the job, unless its file was still being written (a copy that paused):
+        then it goes back to the inbox to settle again (`stalled`)."""
+        if self.disposal.dispose_sources:
+            reason = await stalled.still_written(
+                record,
+                rule.settle_seconds,
+                # unreadable or truncated: it may be half-written; else only a change tells
+                watch=isinstance(error, MediaError) or record.state is JobState.VERIFYING,
+                sleep=self._sleep,
+                wall=lambda: self._now().timestamp(),
+            )
+            if reason is not None:
+                return self._give_back(record, rule, f"{reason}: {_as_dropped(str(error), record)}")
+        return self._fail(record, rule, error)
+
+    def _give_back(self, record: JobRecord, rule: Rule, reason: str) -> JobRecord:
+        step = record.state.value
+        record = self.ledger.transition(
+            record.id, JobState.RETURNED, error=f"{step}: {reason}", detail=reason
+        )
+        log.warning("intake.unclaimed", step=step, reason=reason, source=str(record.source))
+        _remove_tree(self.state_dir / "work" / record.id)
+        return self.dispose(record, rule)
 
     def _fail(self, record: JobRecord, rule: Rule, error: NemowatchError) -> JobRecord:
         step = record.state.value

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from nemowatch import outbox, progress
+from nemowatch import outbox, progress, stalled
 from nemowatch.config import Rule, format_size
 from nemowatch.engines.base import (
     Draft,
@@ -68,6 +68,7 @@ class Run:
     sleep: Sleep
     clock: Callable[[], float]
     now: Callable[[], datetime]
+    render_checked: bool = False  # a run resumed after the render: is its result still there
     _paths: tuple[PurePosixPath, Path] | None = None
 
     def paths(self, record: JobRecord) -> tuple[PurePosixPath, Path]:
@@ -210,9 +211,9 @@ async def download(run: Run, record: JobRecord) -> Advance:
     """Fetch the result into a temporary file beside the outbox's final name."""
     assert record.render is not None
     render = Render(**record.render)
-    if run.began_in in (JobState.DOWNLOADING, JobState.VERIFYING):
+    if run.began_in in (JobState.DOWNLOADING, JobState.VERIFYING) and not run.render_checked:
         # interrupted after the render: the result may be gone with the crash
-        run.began_in = JobState.DOWNLOADING  # looked at once a run
+        run.render_checked = True  # looked at once a run
         status = await run.engine.poll(render)
         if status.state is not RenderState.COMPLETED:
             return Advance(JobState.EXPORTING, {"render": None}, detail="result lost; re-render")
@@ -231,8 +232,8 @@ async def download(run: Run, record: JobRecord) -> Advance:
 async def verify(run: Run, record: JobRecord) -> Advance:
     """Check the download is the video planned and publish it under its final name."""
     relative, temp = run.paths(record)
-    if not temp.is_file():
-        # the downloaded result is gone (removed while no daemon ran): fetch it again
+    if run.began_in is JobState.VERIFYING and not run.render_checked and not temp.is_file():
+        # the downloaded result is gone (removed while no daemon ran): fetch it again, once
         return Advance(JobState.DOWNLOADING, detail="result gone; download again")
     assert record.draft is not None
     draft = Draft.from_json(record.draft)
@@ -243,6 +244,9 @@ async def verify(run: Run, record: JobRecord) -> Advance:
     else:
         try:
             await asyncio.to_thread(outbox.verify, temp, draft)
+            if (change := stalled.changed_since_claim(record)) is not None:
+                # made from part of the file: the pipeline gives the file back to settle
+                raise MediaError(f"{record.source.name} changed while it was edited: {change}")
             final = outbox.publish(temp, run.rule.outbox / relative, run.rule.on_conflict)
         except Exception:
             temp.unlink(missing_ok=True)

@@ -52,7 +52,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from nemowatch.config import WORK_FOLDERS, Config, Rule
-from nemowatch.ledger import bell_folder
+from nemowatch.ledger import bell_folder, ledger_path
 from nemowatch.mounts import (
     POLLING_REASON,
     InboxIdentity,
@@ -536,7 +536,8 @@ class Watcher:
 @dataclass(frozen=True)
 class Doorbells:
     """The paths whose change wakes the daemon's housekeeping: the config file and the rule
-    files, any YAML file in `rules_dir`, and the operators' bell (`ledger.ring`)."""
+    files, any YAML file in `rules_dir`, the operators' bell (`ledger.ring`), and the ledger
+    itself (deleted or replaced, the daemon must stop at once)."""
 
     files: frozenset[Path]
     yaml_folders: frozenset[Path]
@@ -544,7 +545,7 @@ class Doorbells:
 
     @classmethod
     def of(cls, config: Config) -> Doorbells:
-        files = set(config.rule_files)
+        files = set(config.rule_files) | {ledger_path(config.state_dir)}
         if config.source is not None:
             files.add(config.source)
         yaml_folders = {config.rules_dir} if config.rules_dir is not None else set()

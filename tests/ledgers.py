@@ -1,8 +1,10 @@
-"""Ledgers for tests: as earlier releases wrote them (migration tests), and jobs walked to a
-state the way the pipeline walks them (the ledger refuses a jump)."""
+"""Ledgers for tests: as earlier releases wrote them (migration tests), jobs walked to a
+state the way the pipeline walks them (the ledger refuses a jump), and damaged ones."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from nemowatch.ledger import ALLOWED, JobRecord, JobState, Ledger
@@ -42,3 +44,18 @@ FIRST_RELEASE_JOBS = (
     " render TEXT, output TEXT, error TEXT, warnings TEXT, disposed TEXT, timings TEXT,"
     " created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL)"
 )
+
+
+def garble(path: Path, table: str) -> None:
+    """Write garbage over the root page of `table` in the closed ledger at `path`: what a
+    torn write or a bad disk leaves ("database disk image is malformed")."""
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
+        ).fetchone()
+    db.close()
+    with path.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(bytes((index * 37 + 11) % 256 for index in range(page_size)))

@@ -10,7 +10,6 @@ with lines), `messages` (pydantic errors in words), `checks` (cross-field checks
 
 from nemowatch.config.checks import check_report, outputs_problems
 from nemowatch.config.loading import (
-    EX_CONFIG,
     EXAMPLE_CONFIG,
     default_config_path,
     example_config,
@@ -32,6 +31,7 @@ from nemowatch.config.models import (
     rule_for,
 )
 from nemowatch.config.values import expand_path, format_size, parse_size
+from nemowatch.errors import EX_CONFIG  # kept here: `check` and its callers use it
 
 __all__ = [
     "DEFAULT_IGNORE",

@@ -25,7 +25,6 @@ from nemowatch.rules import MOODS
 # config.example.yaml is the same file (a test keeps them equal).
 EXAMPLE_CONFIG = "data/config.example.yaml"
 
-EX_CONFIG = 78  # sysexits.h: configuration error; systemd's RestartPreventExitStatus uses it
 
 PATH_SETTINGS = ("state_dir", "rules_dir")  # relative to config.yaml's folder
 PATH_RULE_FIELDS = ("inbox", "outbox")  # relative to the folder of the file the rule is in

@@ -28,7 +28,8 @@ The parts, each usable without a running daemon:
 - `recovery.Recovery`: what a starting daemon does with what the last run left behind;
 - `pauses.Pauses`: the three pauses, and `poll_credits`, which lifts the credits pause;
 - `housekeeping.Housekeeping`: the doorbell (`watch.Doorbell`), the config files'
-  signature (reload on edit) and the operators' control table;
+  signature (reload on edit), the operators' control table, and whether the ledger is
+  still the file at its path (deleted or replaced: the daemon stops at once, exit 66);
 - `workers.WorkerPool`: N workers over one queue of job ids (a job suspected of crashing
   the daemon runs alone).
 """

@@ -6,9 +6,11 @@ ledger's control table), and at each reconciliation scan, the backstop for every
 Only where the doorbell cannot be watched (no inotify instance or watch left) does it poll,
 every HOUSEKEEPING seconds. So an idle daemon sleeps between its scans.
 
-Each round: reload the config if a file of it changed or SIGHUP asked (`reloaded`: only a
-valid config replaces the running rules), then apply the operators' requests (pause,
-resume, rescan) from the ledger's control table.
+Each round: make sure the ledger is still the file at its path (`ledger_lost`: deleted or
+replaced, the daemon must stop, since nothing it does could be recorded), reload the config
+if a file of it changed or SIGHUP asked (`reloaded`: only a valid config replaces the
+running rules), then apply the operators' requests (pause, resume, rescan) from the
+ledger's control table. Deleting or replacing the ledger rings the doorbell too.
 """
 
 from __future__ import annotations
@@ -132,6 +134,21 @@ class Housekeeping:
             self._signature = signature
             return Reload.EDITED
         return None
+
+    def ledger_lost(self) -> bool:
+        """Whether the ledger's path no longer holds the file the daemon opened (logged)."""
+        why = self._ledger.lost()
+        if why is None:
+            return False
+        log.error(
+            "ledger.lost",
+            ledger=str(self._ledger.path),
+            why=why,
+            hint="the daemon stops: nothing it did could be recorded. Put the ledger back, "
+            "or run `nemowatch ledger recover` (it rebuilds one from the folders), then "
+            "start it again",
+        )
+        return True
 
     def read_control(self) -> bool:
         """Apply the operators' pause or resume; True if they asked for a rescan since."""

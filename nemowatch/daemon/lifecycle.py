@@ -20,7 +20,7 @@ from nemowatch.daemon.recovery import Recovery, prepare_folders
 from nemowatch.daemon.workers import WorkerPool
 from nemowatch.engines.base import Engine
 from nemowatch.engines.factory import make_engine
-from nemowatch.errors import CreditsExhausted
+from nemowatch.errors import EX_NOINPUT, CreditsExhausted
 from nemowatch.ledger import JobRecord, JobState, Ledger
 from nemowatch.notify import Notifier
 from nemowatch.pipeline import Pipeline
@@ -48,10 +48,7 @@ class Daemon:
         self._clock = clock
         self.ledger = Ledger.in_state_dir(config.state_dir)
         self.pipeline = Pipeline(
-            self.engine,
-            self.ledger,
-            state_dir=config.state_dir,
-            max_attempts=config.max_attempts,
+            self.engine, self.ledger, state_dir=config.state_dir, max_attempts=config.max_attempts
         )
         self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self._scan_requested = asyncio.Event()
@@ -76,6 +73,7 @@ class Daemon:
         self._candidates = asyncio.Event()  # set when a file is settling
         self._stop = asyncio.Event()
         self._stopping = False
+        self._exit_status = 0  # what `run` returns; not 0: stop at once (ledger lost)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -136,7 +134,7 @@ class Daemon:
             self.notifier.close()
             if lock is not None:
                 lock.release()
-        return 0
+        return self._exit_status
 
     def stop(self) -> None:
         """Stop taking new files and begin a graceful stop."""
@@ -166,7 +164,7 @@ class Daemon:
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
-        await self.workers.stop(self.config.grace_period)
+        await self.workers.stop(0.0 if self._exit_status else self.config.grace_period)
         counts = {state.value: count for state, count in self.ledger.counts().items()}
         log.info("daemon.stopped", jobs=counts, queued=self.workers.queued)
 
@@ -245,6 +243,10 @@ class Daemon:
         """Config changes, operator requests, the watcher's health, the status line."""
         while True:
             reload = await self.housekeeping.next_round()
+            if self.housekeeping.ledger_lost():
+                self._exit_status = EX_NOINPUT  # and no grace: nothing could be recorded
+                self.stop()
+                return
             if reload is Reload.SIGNAL:
                 self.notifier.reloading()
             if reload is not None:

@@ -42,6 +42,7 @@ from nemowatch.config import (
 from nemowatch.doctor.findings import Finding, Machine, Status
 from nemowatch.doctor.inotify import inotify_finding
 from nemowatch.errors import ConfigError, EngineError
+from nemowatch.ledgerfile import ledger_expected
 from nemowatch.mounts import POLLING_REASON, filesystem_type, needs_polling
 from nemowatch.watch import inbox_watches
 
@@ -476,6 +477,15 @@ def ledger_finding(state_dir: Path) -> Finding:
     """The job ledger opens and passes SQLite's integrity check; opened read-only, never made."""
     path = state_dir / LEDGER_FILE
     facts: dict[str, Any] = {"path": str(path), "exists": path.exists()}
+    if not path.exists() and ledger_expected(state_dir):
+        return Finding(
+            "ledger",
+            Status.PROBLEM,
+            f"{path} is missing, but a daemon ran on this state directory",
+            fix="put it back if you can; else `nemowatch ledger recover` rebuilds it from the"
+            " folders (the daemon does not start without it)",
+            facts=facts,
+        )
     if not path.exists():
         return Finding(
             "ledger",
@@ -495,8 +505,8 @@ def ledger_finding(state_dir: Path) -> Finding:
             "ledger",
             Status.PROBLEM,
             f"{path} cannot be read: {error}",
-            fix="if it is damaged: stop nemowatch, move the file (and its -wal and -shm files)"
-            " aside, and start nemowatch again, which makes a new, empty ledger",
+            fix="if it is damaged: stop nemowatch, then `nemowatch ledger recover` moves it"
+            " aside and rebuilds it from what can be read and from the folders",
             facts=facts,
         )
     facts["jobs"] = jobs
@@ -505,8 +515,8 @@ def ledger_finding(state_dir: Path) -> Finding:
             "ledger",
             Status.PROBLEM,
             f"{path} fails SQLite's integrity check: {'; '.join(verdict[:5])}",
-            fix="stop nemowatch, move the file (and its -wal and -shm files) aside, and start"
-            " nemowatch again, which makes a new, empty ledger",
+            fix="stop nemowatch, then `nemowatch ledger recover` moves it aside and rebuilds it"
+            " from what can be read and from the folders (`nemowatch ledger check` reports)",
             facts=facts,
         )
     return Finding(

@@ -204,6 +204,20 @@ def test_a_damaged_ledger_is_a_problem(tmp_path: Path) -> None:
     assert result.returncode == 1
     (problem,) = lines_marked(result.stdout, "PROBLEM")
     assert problem.startswith("PROBLEM   ledger:")
+    assert "nemowatch ledger recover" in result.stdout
+
+
+def test_a_ledger_missing_where_a_daemon_ran_is_a_problem(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [rule(tmp_path)])
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "daemon.pid").write_text("")  # left by every daemon that ran
+
+    result = doctor("--config", str(config))
+
+    assert result.returncode == 1
+    (problem,) = lines_marked(result.stdout, "PROBLEM")
+    assert problem.startswith("PROBLEM   ledger:") and "a daemon ran" in problem
+    assert not (tmp_path / "state" / "ledger.sqlite3").exists()
 
 
 def test_a_real_ledger_passes_its_integrity_check(tmp_path: Path) -> None:

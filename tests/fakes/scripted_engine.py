@@ -51,7 +51,7 @@ class ScriptedEngine:
 
     def __init__(
         self,
-        result: Path,
+        result: Path | None,
         duration: float,
         *,
         sleep: Sleep,
@@ -122,7 +122,8 @@ class ScriptedEngine:
 
     async def download(self, render: Render, dest: Path) -> None:
         await self._step("download")
-        await asyncio.to_thread(shutil.copyfile, self.result, dest)
+        if self.result is not None:  # None: a download that "succeeds" and writes nothing
+            await asyncio.to_thread(shutil.copyfile, self.result, dest)
 
     async def credits(self) -> Credits | None:
         return None

@@ -19,7 +19,7 @@ from nemowatch.daemon.housekeeping import (
     reloaded,
 )
 from nemowatch.daemon.pauses import Pauses, Reason
-from nemowatch.ledger import Ledger, bell_folder, ring
+from nemowatch.ledger import Ledger, bell_folder, ledger_path, ring
 from nemowatch.watch import Doorbells
 
 
@@ -62,12 +62,14 @@ def housekeeping(config: Config, ledger: Ledger, pauses: Pauses) -> Iterator[Hou
     housekeeping.stop_listening()
 
 
-def test_the_doorbells_are_the_config_the_rule_files_and_the_operators_bell(
+def test_the_doorbells_are_the_config_the_rule_files_the_operators_bell_and_the_ledger(
     config: Config, tmp_path: Path
 ) -> None:
     doorbells = Doorbells.of(config)
     bell = bell_folder(config.state_dir)
-    assert doorbells.folders() == {tmp_path, tmp_path / "rules.d", bell}
+    assert doorbells.folders() == {tmp_path, tmp_path / "rules.d", bell, config.state_dir}
+    assert doorbells.rings(ledger_path(config.state_dir))  # deleted or replaced: stop
+    assert not doorbells.rings(config.state_dir / "ledger.sqlite3-wal")
     assert doorbells.rings(tmp_path / "config.yaml")
     assert doorbells.rings(tmp_path / "rules.d" / "new.yml")  # a rule file added later
     assert doorbells.rings(bell / "rung")

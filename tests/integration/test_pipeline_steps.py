@@ -16,13 +16,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from nemowatch.config import Rule
-from nemowatch.engines.base import RenderState, RenderStatus
+from nemowatch.engines.base import Draft, RenderState, RenderStatus
 from nemowatch.errors import EngineError, MediaError, RateLimited, TransientError
 from nemowatch.files import claim
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from nemowatch.rules import ExportSpec
 from tests.fakes.scripted_engine import STALL, ScriptedEngine
+from tests.ledgers import walk_to
 from tests.media import Clips
 
 EVERY_STEP = [
@@ -277,6 +278,41 @@ async def test_an_instruction_that_provably_did_not_arrive_is_not_recorded_as_se
     assert first.state is JobState.FAILED
     assert first.edit_sent is None  # the ledger does not claim it was sent
     assert world.engine.count("edit") == 3
+
+
+async def test_a_job_found_verifying_without_its_download_polls_once_and_downloads_again(
+    world: World,
+) -> None:
+    job_id = world.drop()
+    video = {"tt": 0, "sg": [{"at": 0, "d": 3000}]}
+    walk_to(
+        world.ledger,
+        job_id,
+        JobState.VERIFYING,
+        session={"id": "session-1", "data": {}},
+        media={"name": "clip.mp4", "duration": 3.0},
+        draft=Draft(tracks=(video,), duration_ms=3000).to_json(),
+        render={"id": "render-1", "data": {}, "format": "mp4"},
+    )
+
+    record = await world.pipeline().run(job_id, world.rule)
+
+    assert record.state is JobState.DONE
+    assert world.engine.calls == ["poll", "download"]  # nothing before the render again
+    assert world.states(job_id)[-3:] == ["downloading", "verifying", "done"]
+
+
+async def test_a_download_that_leaves_no_file_fails_the_job_instead_of_looping(
+    world: World,
+) -> None:
+    job_id = world.drop()
+    world.engine.result = None
+
+    record = await asyncio.wait_for(world.pipeline().run(job_id, world.rule), 10)
+
+    assert record.state is JobState.FAILED
+    assert world.engine.count("download") == 1
+    assert record.error is not None and record.error.startswith("verifying: ")
 
 
 async def test_stops_cost_a_job_nothing_however_many_there_are(world: World) -> None:

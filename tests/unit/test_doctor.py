@@ -89,8 +89,9 @@ def test_generous_inotify_limits_are_ok_and_every_watched_folder_is_counted(
     finding = inotify_finding(config, machine(inotify_limits=plenty))
 
     assert finding.status is Status.OK, finding.detail
-    # the inbox and its 4 folders; the doorbells: the config's folder and the bell
-    assert finding.facts["watches_needed"] == 1 + 4 + 2
+    # the inbox and its 4 folders; the doorbells: the config's folder, the bell and the
+    # state directory (the ledger deleted or replaced)
+    assert finding.facts["watches_needed"] == 1 + 4 + 3
 
 
 def test_without_inotify_limits_to_read_it_is_a_note(tmp_path: Path) -> None:
@@ -117,8 +118,8 @@ def test_an_inbox_on_a_network_share_is_polled_and_takes_no_inotify_watch(
     assert inbox.facts["filesystem"] == "nfs4"
     assert inbox.facts["watched_by"] == "polling"
     assert POLLING_REASON in inbox.detail
-    # only the doorbells: the config's folder and the operators' bell
-    assert inotify.facts["watches_needed"] == 2
+    # only the doorbells: the config's folder, the operators' bell and the state directory
+    assert inotify.facts["watches_needed"] == 3
 
 
 def test_a_rule_that_asks_for_polling_is_polled(tmp_path: Path) -> None:

@@ -123,7 +123,9 @@ def test_a_transition_not_in_allowed_is_refused_and_changes_nothing(tmp_path: Pa
     assert [to for _, to, _, _ in ledger.history("j1")] == ["claimed"]
 
 
-@pytest.mark.parametrize("final", [JobState.DONE, JobState.FAILED, JobState.SKIPPED])
+@pytest.mark.parametrize(
+    "final", [JobState.DONE, JobState.FAILED, JobState.SKIPPED, JobState.RETURNED]
+)
 def test_a_finished_job_never_changes_state_again(tmp_path: Path, final: JobState) -> None:
     ledger = Ledger.in_state_dir(tmp_path)
     ledger.create(job_id="j1", rule="r", engine="local", source=Path("/in/a.mp4"), claimed=None)

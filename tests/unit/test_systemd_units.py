@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nemowatch.config import Config, load_config
+from nemowatch.errors import EX_IOERR, RESTART_CANNOT_FIX
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_UNIT = ROOT / "systemd" / "nemowatch.service"
@@ -140,6 +141,29 @@ def test_a_hung_daemon_is_restarted_by_the_watchdog(path: Path) -> None:
 @pytest.mark.parametrize("path", UNITS)
 def test_an_invalid_config_does_not_restart_in_a_loop(path: Path) -> None:
     assert "78" in load(path).words("Service", "RestartPreventExitStatus")
+
+
+@pytest.mark.parametrize("path", UNITS)
+def test_no_fault_a_restart_cannot_fix_restarts_in_a_loop(path: Path) -> None:
+    prevented = load(path).words("Service", "RestartPreventExitStatus")
+    assert sorted(int(status) for status in prevented) == sorted(RESTART_CANNOT_FIX)
+    assert str(EX_IOERR) not in prevented  # a full disk may be freed: restarting helps then
+
+
+def test_the_exit_status_table_lists_every_status_with_its_restart() -> None:
+    text = (ROOT / "docs" / "systemd.md").read_text(encoding="utf-8")
+    rows = {
+        int(cells[1]): cells[2:]
+        for line in text.splitlines()
+        if (cells := [cell.strip() for cell in line.split("|")])[0] == ""
+        and len(cells) > 3
+        and cells[1].isdigit()
+    }
+    for status in (*RESTART_CANNOT_FIX, EX_IOERR):
+        assert status in rows, f"docs/systemd.md has no row for exit status {status}"
+    for status, cells in rows.items():
+        restarted = "no" not in cells[-2].lower().split()
+        assert restarted == (status != 0 and status not in RESTART_CANNOT_FIX), (status, cells)
 
 
 @pytest.mark.parametrize("path", UNITS)
