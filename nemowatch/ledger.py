@@ -104,6 +104,7 @@ _FIELDS: dict[str, bool] = {
     "warnings": True,
     "disposed": False,
     "timings": True,
+    "in_flight": False,
 }
 
 _SCHEMA = """
@@ -168,6 +169,11 @@ _ADDED_COLUMNS = {
     "stage": "TEXT",
     "percent": "REAL",
     "progress_at": "REAL",
+    # crashes as evidence against a job (`nemowatch.crashes`): the `checkpoint` its running
+    # run began at; the crashes in a row it was running for there; whether alone in one
+    "in_flight": "TEXT",
+    "crashes": "INTEGER NOT NULL DEFAULT 0",
+    "crashed_alone": "INTEGER NOT NULL DEFAULT 0",
 }
 
 # Keys of the control table (values are text).
@@ -214,6 +220,8 @@ class JobRecord:
     stage: str | None = None  # a running job's current stage ("rendering"), see `progress`
     percent: float | None = None  # how far that stage is, 0-100, when known
     progress_at: float | None = None  # when stage/percent were written
+    crashes: int = 0  # crashes of the daemon it was running for (`Ledger.count_crash`)
+    crashed_alone: bool = False  # whether it was the only job running in one of them
 
     @property
     def finished(self) -> bool:
@@ -222,6 +230,11 @@ class JobRecord:
     @property
     def retried(self) -> bool:
         return self.retried_at is not None
+
+    @property
+    def checkpoint(self) -> str:
+        """How far it has got: its state, instructions done, whether a render was sent."""
+        return f"{self.state.value}:{self.edits_done}:{int(self.render is not None)}"
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -261,6 +274,8 @@ class JobRecord:
             stage=row["stage"],
             percent=row["percent"],
             progress_at=row["progress_at"],
+            crashes=row["crashes"],
+            crashed_alone=bool(row["crashed_alone"]),
         )
 
 
@@ -625,6 +640,22 @@ class Ledger(JobQueries):
                 (now, now, job_id),
             )
         return self.get(job_id)
+
+    def count_crash(self) -> list[JobRecord]:
+        """The jobs a crash left running (marked `in_flight`), each charged with it: one
+        more crash in a row, or the first of a new row if its run got past the checkpoint
+        it began at; `crashed_alone` if it was the only one. Marks cleared; one write."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE in_flight IS NOT NULL").fetchall()
+            for row in rows:
+                job = JobRecord.from_row(row)
+                again = row["in_flight"] == job.checkpoint  # crashed where it did last time
+                alone = (again and job.crashed_alone) or len(rows) == 1
+                db.execute(
+                    "UPDATE jobs SET crashes = ?, crashed_alone = ?, in_flight = NULL WHERE id = ?",
+                    (job.crashes + 1 if again else 1, alone, job.id),
+                )
+        return [self.get(row["id"]) for row in rows]
 
     # -- control: operator requests to a running daemon --------------------------------
 

@@ -10,6 +10,8 @@ again, never re-submitted blindly; an instruction already sent is not sent again
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from nemowatch import progress, stalled, steps
+from nemowatch import crashes, progress, stalled, steps
 from nemowatch.config import Rule
 from nemowatch.disposal import Disposal
 from nemowatch.engines.base import Engine, Job
@@ -37,6 +39,10 @@ log = structlog.get_logger("nemowatch.pipeline")
 MAX_LOST_SESSIONS = 2  # new sessions a job may open when the engine forgets one
 # the states in the order a job passes them (a step going back is not timed)
 _ORDER = (*steps.STEPS, JobState.SKIPPED, JobState.DONE, JobState.FAILED)
+# TEST HOOK, for the crash tests only (tests/e2e/test_restarts.py): a process started with
+# this variable naming a file (its name as dropped) dies as in a real crash (SIGABRT) when
+# that file's render starts. Nothing else reads it.
+TEST_CRASH_ON = "NEMOWATCH_TEST_CRASH_ON"
 
 
 class Pipeline:
@@ -58,12 +64,13 @@ class Pipeline:
         self.engine = engine
         self.ledger = ledger
         self.state_dir = state_dir
-        self.max_attempts = max_attempts  # runs a job gets (see `run`)
+        self.max_attempts = max_attempts  # crashes a job may be running for (see `run`)
         self._sleep = sleep
         self._clock = clock
         self._now = now
         self.disposal = Disposal(ledger, now=now, dispose_sources=dispose_sources)
         self.observer = observer  # told each job's progress as well (`process` draws it)
+        self._crash_on = os.environ.get(TEST_CRASH_ON) or None  # the test hook above
 
     def job_for(self, record: JobRecord, rule: Rule) -> Job:
         assert record.claimed is not None
@@ -77,28 +84,38 @@ class Pipeline:
             work_dir=self.state_dir / "work" / record.id,
         )
 
+    def must_run_alone(self, job_id: str) -> bool:
+        """Whether a job is suspected of crashing the daemon, and must run with no other
+        job beside it to tell (crash isolation, see `nemowatch.crashes`)."""
+        record = self.ledger.get(job_id)
+        found = crashes.verdict(record.crashes, record.crashed_alone, self.max_attempts)
+        return found is crashes.Verdict.ISOLATE
+
     async def run(self, job_id: str, rule: Rule) -> JobRecord:
         """Take a job from its current state to done, failed or skipped.
 
         Cancellation (daemon stopping) leaves the ledger at the last checkpoint, and the
-        next run goes on from there. A job gets `max_attempts` runs: one that has been
-        started that often without ending (it keeps stopping or crashing the daemon) fails.
-        Nothing is retried here: the engine retried what the wire needed, and a failure
-        that trying again may help is recorded as such (`retryable`), for `nemowatch retry`.
+        next run goes on from there: a stop costs the job nothing. The job is marked
+        `in_flight` (with the checkpoint it began at) while it runs, so that a start after
+        a crash knows it was running and whether it got further; one that was running during
+        `max_attempts` crashes in a row, alone in one of them, fails here (see
+        `nemowatch.crashes`). Nothing is retried here: the engine retried what the
+        wire needed, and a failure that trying again may help is recorded as such
+        (`retryable`), for `nemowatch retry`.
         """
         record = self.ledger.get(job_id)
         started = self._clock()
         with structlog.contextvars.bound_contextvars(
             job_id=record.id, rule=record.rule, source=str(record.source)
         ):
-            record = self.ledger.update(job_id, attempts=record.attempts + 1)
+            record = self.ledger.update(
+                job_id, attempts=record.attempts + 1, in_flight=record.checkpoint
+            )
             try:
-                if record.attempts > self.max_attempts:
+                found = crashes.verdict(record.crashes, record.crashed_alone, self.max_attempts)
+                if found is crashes.Verdict.CRASHES_DAEMON:
                     # a file that keeps killing the daemon must not be tried forever
-                    raise EngineError(
-                        f"gave up after {record.attempts - 1} interrupted attempts",
-                        retryable=True,
-                    )
+                    raise crashes.failure(record.crashes)
                 listener = progress.JobProgress(
                     self.ledger, job_id, observer=self.observer, clock=self._clock
                 )
@@ -106,7 +123,7 @@ class Pipeline:
                     record = await self._drive_with_sessions(record, rule)
             except CreditsExhausted:
                 # not the job's fault: it waits at its checkpoint until credits return, and
-                # this run does not count as one of its attempts
+                # this run is not counted in its attempts
                 current = self.ledger.update(job_id, attempts=max(0, record.attempts - 1))
                 log.warning("job.waiting_for_credits", state=current.state.value)
                 raise
@@ -126,6 +143,9 @@ class Pipeline:
                     rule,
                     EngineError(f"file system error: {error}", retryable=True),
                 )
+            finally:
+                # the run ended and the daemon lives: whatever comes next, not a crash
+                self.ledger.update(job_id, in_flight=None)
             total = round(self._clock() - started, 3)
             if record.state is JobState.DONE:
                 log.info(
@@ -184,6 +204,8 @@ class Pipeline:
         )
         timings: dict[str, float] = dict(record.timings)
         while (step := steps.STEPS.get(record.state)) is not None:
+            if record.state is JobState.EXPORTING and record.source.name == self._crash_on:
+                _crash_for_test()
             if step.stage is not None:
                 progress.report(step.stage)
             started = self._clock()
@@ -264,6 +286,13 @@ def _as_dropped(text: str, record: JobRecord) -> str:
         return text
     text = text.replace(str(record.claimed), str(record.source))
     return text.replace(record.claimed.name, record.source.name)
+
+
+def _crash_for_test() -> None:
+    """The TEST HOOK's crash (see TEST_CRASH_ON): abort, as a crash in C code would,
+    leaving no core file behind."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.abort()
 
 
 def _remove_tree(path: Path) -> None:

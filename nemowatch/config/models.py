@@ -161,8 +161,9 @@ class Config(Frozen):
     prefetch: int = Field(default=1, ge=0, le=64)
     scan_interval: float = Field(default=300.0, gt=0.0)  # seconds between reconciliation scans
     grace_period: float = Field(default=30.0, ge=0.0)  # seconds running jobs get on stop
-    # runs a job gets: one started this often without ending (it keeps stopping or crashing
-    # the daemon) fails; each NemoVideo request has its own retries (engines/nemo/client.py)
+    # crashes of the daemon a job may be running for before it is blamed: then it fails if
+    # it ran alone in one of them, else it runs alone once and fails if that crashes too (a
+    # graceful stop never counts; see crashes.py); NemoVideo requests retry apart (client.py)
     max_attempts: int = Field(default=5, ge=1, le=20)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rules_dir: Path | None = None

@@ -1,7 +1,9 @@
 """The daemon: startup and recovery, watching, claiming, workers, reload, stop.
 
-Startup: open the ledger, finish or undo claims a kill interrupted, resume unfinished jobs,
-remove our own partial results from the outboxes, start the watchers, queue a full scan.
+Startup: open the ledger, charge the jobs a crash left running with it (a graceful stop
+costs nothing; see `nemowatch.crashes`), finish or undo claims a kill interrupted, resume
+unfinished jobs, remove our own partial results from the outboxes, start the watchers,
+queue a full scan.
 A claim is written to the ledger before the file is renamed into processing/, so a file
 there that the ledger does not know belongs to another nemowatch sharing the inbox: it is
 left alone (and logged), which is what lets two daemons share folders. Running: events
@@ -28,7 +30,8 @@ The parts, each usable without a running daemon:
 - `housekeeping.Housekeeping`: the doorbell (`watch.Doorbell`), the config files'
   signature (reload on edit), the operators' control table, and whether the ledger is
   still the file at its path (deleted or replaced: the daemon stops at once, exit 66);
-- `workers.WorkerPool`: N workers over one queue of job ids.
+- `workers.WorkerPool`: N workers over one queue of job ids (a job suspected of crashing
+  the daemon runs alone).
 """
 
 from nemowatch.daemon.lifecycle import Daemon

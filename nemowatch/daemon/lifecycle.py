@@ -49,10 +49,7 @@ class Daemon:
         self._clock = clock
         self.ledger = Ledger.in_state_dir(config.state_dir)
         self.pipeline = Pipeline(
-            self.engine,
-            self.ledger,
-            state_dir=config.state_dir,
-            max_attempts=config.max_attempts,
+            self.engine, self.ledger, state_dir=config.state_dir, max_attempts=config.max_attempts
         )
         self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self._scan_requested = asyncio.Event()
@@ -66,7 +63,11 @@ class Daemon:
         self.recovery = Recovery(self.ledger, self.intake, dispose=self.pipeline.dispose)
         self.housekeeping = Housekeeping(config, self.ledger, self.pauses)
         self.workers = WorkerPool(
-            self._run_job, self.pauses, inbox_of=self._inbox_of, on_change=self._update_status
+            self._run_job,
+            self.pauses,
+            inbox_of=self._inbox_of,
+            alone=self.pipeline.must_run_alone,
+            on_change=self._update_status,
         )
         self.watcher: Watcher | None = None
         self._heartbeat = clock()  # the settle loop's latest turn

@@ -1,10 +1,11 @@
 """What a starting daemon does with what the previous run left behind.
 
-In order: send the sources of finished jobs where their rules say (a stop between the
-result's publication and the move), finish or undo claims a kill interrupted, log files in
-processing/ that this ledger does not know (they belong to another nemowatch sharing the
-inbox: left alone), list the unfinished jobs to resume from their checkpoints, and remove
-our own partial results from the outboxes.
+In order: charge the jobs a crash left running with it (`nemowatch.crashes`), send the
+sources of finished jobs where their rules say (a stop between the result's publication and
+the move), finish or undo claims a kill interrupted, log files in processing/ that this
+ledger does not know (they belong to another nemowatch sharing the inbox: left alone), list
+the unfinished jobs to resume from their checkpoints, and remove our own partial results
+from the outboxes.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Recovery:
 
     def run(self) -> list[str]:
         """Recover; the ids of the unfinished jobs to resume, oldest first."""
+        self._count_crash()
         for record in self._ledger.undisposed():
             rule = self._intake.rule(record.rule)
             if rule is not None:
@@ -79,6 +81,26 @@ class Recovery:
             path.unlink(missing_ok=True)
             log.info("outbox.partial_removed", path=str(path))
         return resume
+
+    def _count_crash(self) -> None:
+        """Charge the jobs the last run left running (it crashed) with that crash."""
+        charged = self._ledger.count_crash()
+        if not charged:
+            return  # the last run stopped gracefully, or ran no job when it died
+        log.warning(
+            "daemon.crash_found",
+            jobs=[record.id for record in charged],
+            hint="the last run of the daemon ended without a graceful stop (killed, out of"
+            " memory, a crash) while these jobs ran: each resumes from its checkpoint",
+        )
+        for record in charged:
+            log.info(
+                "job.crash_counted",
+                job_id=record.id,
+                source=str(record.source),
+                crashes=record.crashes,  # the crashes it was running for, this one included
+                alone=record.crashed_alone,  # the only job running in one of them
+            )
 
     def _log_strangers(self) -> None:
         """Files in processing/ this ledger has no job for: another nemowatch's."""

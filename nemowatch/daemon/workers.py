@@ -5,7 +5,9 @@ A job whose rule's inbox is missing is parked (it runs when the inbox is back); 
 runs out of credits pauses all new work and goes back to the queue, to resume from its
 checkpoint when credits are back; a job that must wait for another (a byte-identical file
 in progress, `WaitForJob`) is set aside, without a worker, and queued again when that one
-ends. Stopping: idle workers end at once, busy ones get a grace period to reach a
+ends. A job suspected of crashing the daemon runs alone (crash isolation, see
+`nemowatch.crashes`): it waits for the running jobs to end, and no other starts until it
+has ended. Stopping: idle workers end at once, busy ones get a grace period to reach a
 checkpoint and are cancelled after it (the ledger has the rest).
 """
 
@@ -27,7 +29,8 @@ log = structlog.get_logger("nemowatch.daemon")
 
 class WorkerPool:
     """`run_job(job_id)` does the work; `inbox_of(job_id)` is the inbox of the job's rule
-    (None when it has no rule); `on_change()` is called when a worker starts or ends a job."""
+    (None when it has no rule); `alone(job_id)` whether it must run with no other job beside
+    it; `on_change()` is called when a worker starts or ends a job."""
 
     def __init__(
         self,
@@ -35,11 +38,13 @@ class WorkerPool:
         pauses: Pauses,
         *,
         inbox_of: Callable[[str], Path | None],
+        alone: Callable[[str], bool] = lambda job_id: False,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._run_job = run_job
         self._pauses = pauses
         self._inbox_of = inbox_of
+        self._alone = alone
         self._on_change = on_change
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()  # in the queue or being run: never queued twice
@@ -47,6 +52,8 @@ class WorkerPool:
         self._waiting: dict[str, list[str]] = {}  # job id -> the jobs waiting for it to end
         self._taking = True
         self._freed = asyncio.Event()  # set when a worker ends a job: there is room again
+        self._isolated: str | None = None  # the job running alone, or waiting to
+        self._turn = asyncio.Condition()  # notified when a job ends or an isolation does
 
     @property
     def tasks(self) -> tuple[asyncio.Task[None], ...]:
@@ -127,6 +134,7 @@ class WorkerPool:
                 continue
             if self._pauses.missing and self._pauses.park(job_id, self._inbox_of(job_id)):
                 continue  # runs when the inbox is back
+            alone = await self._wait_turn(job_id)
             self._workers[task] = job_id
             self._on_change()
             try:
@@ -146,4 +154,30 @@ class WorkerPool:
                     self.requeue(waiter)
                 self._freed.set()
                 self._on_change()
+                async with self._turn:
+                    if alone:
+                        self._isolated = None
+                    self._turn.notify_all()
             self._queued.discard(job_id)
+
+    async def _wait_turn(self, job_id: str) -> bool:
+        """Wait until `job_id` may start: after any isolated job; if it must run alone, also
+        until no other job runs (and none starts meanwhile). Whether it runs alone."""
+        alone = self._alone(job_id)
+        async with self._turn:
+            await self._turn.wait_for(lambda: self._isolated is None)
+            if alone:
+                self._isolated = job_id
+                log.warning(
+                    "job.isolating",
+                    job_id=job_id,
+                    running=self.running,
+                    hint="it was running each time the daemon crashed lately, never alone:"
+                    " it runs alone now, to tell whether it is the cause",
+                )
+                try:
+                    await self._turn.wait_for(lambda: self.running == 0)
+                except asyncio.CancelledError:
+                    self._isolated = None  # stopping before its turn came
+                    raise
+        return alone

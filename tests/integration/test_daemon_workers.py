@@ -140,3 +140,57 @@ async def test_a_job_waiting_for_another_holds_no_worker_and_runs_again_when_it_
     assert sorted(jobs.ran) == ["copy", "copy", "original", "other"]
     assert pool.room(4) == 4
     await pool.stop(grace_period=1.0)
+
+
+class HeldJobs:
+    """Jobs that run until released one by one; records who ran beside whom."""
+
+    def __init__(self) -> None:
+        self.release: dict[str, asyncio.Event] = {}
+        self.running: set[str] = set()
+        self.beside: dict[str, set[str]] = {}  # job -> the jobs running at some point with it
+
+    async def __call__(self, job_id: str) -> None:
+        self.running.add(job_id)
+        for other in self.running:
+            self.beside.setdefault(other, set()).update(self.running - {other})
+        try:
+            await self.release.setdefault(job_id, asyncio.Event()).wait()
+        finally:
+            self.running.discard(job_id)
+
+
+async def test_a_suspect_job_waits_for_the_running_ones_and_runs_with_no_other() -> None:
+    jobs, pauses = HeldJobs(), Pauses()
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of, alone=lambda job_id: job_id == "suspect")
+    pool.start(3, ended)
+    pool.enqueue("a")
+    await until(lambda: jobs.running == {"a"})
+    for job_id in ("suspect", "b", "c"):
+        pool.enqueue(job_id)
+    await asyncio.sleep(0.1)
+    assert jobs.running == {"a"}  # the suspect waits for "a"; "b" and "c" wait behind it
+
+    jobs.release.setdefault("a", asyncio.Event()).set()
+    await until(lambda: jobs.running == {"suspect"})
+    await asyncio.sleep(0.1)
+    assert jobs.running == {"suspect"}  # nothing starts beside it
+
+    jobs.release.setdefault("suspect", asyncio.Event()).set()
+    await until(lambda: jobs.running == {"b", "c"})
+    assert jobs.beside.get("suspect", set()) == set()
+    for job_id in ("b", "c"):
+        jobs.release[job_id].set()
+    await pool.stop(grace_period=1.0)
+
+
+async def test_stopping_while_a_suspect_waits_for_its_turn_ends_every_worker() -> None:
+    jobs, pauses = HeldJobs(), Pauses()
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of, alone=lambda job_id: job_id == "suspect")
+    pool.start(2, ended)
+    pool.enqueue("a")
+    await until(lambda: jobs.running == {"a"})
+    pool.enqueue("suspect")
+    await asyncio.sleep(0.05)
+    await pool.stop(grace_period=0.1)
+    assert all(task.done() for task in pool.tasks) and jobs.running == set()

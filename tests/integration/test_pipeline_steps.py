@@ -354,3 +354,57 @@ async def test_of_two_copies_at_their_claim_at_once_only_one_goes_on(
     skipped = await pipeline.run(younger, world.rule)
     assert skipped.state is JobState.SKIPPED and older in (skipped.error or "")
     assert world.engine.count("upload") == 1
+
+
+async def test_stops_cost_a_job_nothing_however_many_there_are(world: World) -> None:
+    world.engine.cue("poll", *[STALL] * 7)  # seven stops while it renders: more than max_attempts
+    job_id = world.drop()
+    for stops in range(1, 8):
+        running = asyncio.ensure_future(world.pipeline().run(job_id, world.rule))
+        while world.engine.count("poll") < stops:
+            await asyncio.sleep(0.01)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert world.ledger.count_crash() == []  # the stop left no crash behind
+
+    record = await world.pipeline().run(job_id, world.rule)
+
+    assert record.state is JobState.DONE
+    assert (record.crashes, record.attempts) == (0, 8)
+
+
+async def test_a_job_found_running_after_crashes_alone_fails_saying_it_crashes_the_daemon(
+    world: World,
+) -> None:
+    job_id = world.drop()
+    for _ in range(5):  # max_attempts crashes while it ran; the last time it ran alone
+        world.ledger.update(job_id, in_flight=world.ledger.get(job_id).checkpoint)
+        (charged,) = world.ledger.count_crash()
+    assert (charged.crashes, charged.crashed_alone) == (5, True)
+
+    with capture_logs() as logs:
+        record = await world.pipeline().run(job_id, world.rule)
+
+    assert record.state is JobState.FAILED
+    assert record.error is not None and "crashed the daemon" in record.error
+    assert world.engine.calls == []  # not tried again
+    (failed,) = [entry for entry in logs if entry["event"] == "job.failed"]
+    assert "nemowatch process" in failed["hint"]
+    assert world.ledger.count_crash() == []
+
+
+async def test_a_job_in_company_at_every_crash_must_run_alone_before_it_is_blamed(
+    world: World,
+) -> None:
+    job_id, other = world.drop(), world.drop()
+    for _ in range(5):
+        world.ledger.update(job_id, in_flight=world.ledger.get(job_id).checkpoint)
+        world.ledger.update(other, in_flight=world.ledger.get(other).checkpoint)
+        world.ledger.count_crash()
+    pipeline = world.pipeline()
+    assert pipeline.must_run_alone(job_id)
+
+    record = await pipeline.run(job_id, world.rule)  # alone, it does not crash
+
+    assert record.state is JobState.DONE

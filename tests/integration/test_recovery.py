@@ -154,3 +154,27 @@ def test_folders_are_made_at_start_except_an_inbox_that_is_missing(tmp_path: Pat
     assert not inbox.exists() and (tmp_path / "outbox").is_dir()
     prepare_folders(config.rules)
     assert inbox.is_dir()
+
+
+def test_the_jobs_a_crash_left_running_are_charged_with_it_and_resumed(
+    tmp_path: Path, clips
+) -> None:
+    config = make_config(tmp_path)
+    for job_id, name in (("abc123def456", "a.mp4"), ("def456abc123", "b.mp4")):
+        source = tmp_path / "inbox" / name
+        source.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clips.basic, source)
+        recorded_claim(config, source, job_id)
+    with Ledger.in_state_dir(config.state_dir) as ledger:
+        walk_to(ledger, "abc123def456", JobState.EXPORTING)
+        ledger.update("abc123def456", in_flight=ledger.get("abc123def456").checkpoint)  # running
+    daemon = Daemon(config)
+    with capture_logs() as logs:
+        resumed = daemon.recovery.run()
+    assert sorted(resumed) == ["abc123def456", "def456abc123"]
+    running, waiting = daemon.ledger.get("abc123def456"), daemon.ledger.get("def456abc123")
+    assert (running.crashes, running.crashed_alone) == (1, True)
+    assert waiting.crashes == 0  # queued, not running: the crash says nothing about it
+    (found,) = [entry for entry in logs if entry["event"] == "daemon.crash_found"]
+    assert found["jobs"] == ["abc123def456"]
+    daemon.ledger.close()

@@ -139,3 +139,79 @@ def test_a_finished_job_never_changes_state_again(tmp_path: Path, final: JobStat
 def test_every_state_a_job_can_reach_is_in_the_table() -> None:
     reached = {JobState.CLAIMED} | {state for targets in ALLOWED.values() for state in targets}
     assert reached == set(ALLOWED)  # DETECTED and SETTLING live in memory only
+
+
+def test_a_crash_is_charged_to_each_job_it_left_running_and_clears_their_marks(
+    ledger: Ledger,
+) -> None:
+    for job_id in ("a", "b", "idle"):
+        make_job(ledger, job_id, f"/in/{job_id}.mp4")
+    ledger.update("a", in_flight=ledger.get("a").checkpoint)
+    ledger.update("b", in_flight=ledger.get("b").checkpoint)
+
+    charged = ledger.count_crash()
+
+    assert sorted((record.id, record.crashes, record.crashed_alone) for record in charged) == [
+        ("a", 1, False),  # two were running: neither was alone
+        ("b", 1, False),
+    ]
+    assert ledger.get("idle").crashes == 0
+    assert ledger.count_crash() == []  # the marks are gone: one crash is charged once
+
+
+def test_a_job_that_was_the_only_one_running_in_a_crash_is_marked_as_alone(
+    ledger: Ledger,
+) -> None:
+    make_job(ledger, "a")
+    make_job(ledger, "b", "/in/b.mp4")
+    ledger.update("a", in_flight=ledger.get("a").checkpoint)
+    ledger.count_crash()
+    ledger.update("a", in_flight=ledger.get("a").checkpoint)
+    ledger.update("b", in_flight=ledger.get("b").checkpoint)
+    ledger.count_crash()  # in company this time: being alone once is remembered
+
+    record = ledger.get("a")
+    assert (record.crashes, record.crashed_alone) == (2, True)
+
+
+def test_a_ledger_from_before_the_crash_columns_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(FIRST_RELEASE_JOBS)
+        db.execute(
+            "INSERT INTO jobs (id, rule, engine, source, state, created_at, updated_at)"
+            " VALUES ('old', 'r', 'local', '/in/a.mp4', 'editing', 1, 1)"
+        )
+    ledger = Ledger(path)
+    assert (ledger.get("old").crashes, ledger.get("old").crashed_alone) == (0, False)
+    ledger.update("old", in_flight=ledger.get("old").checkpoint)
+    assert [record.crashes for record in ledger.count_crash()] == [1]
+    ledger.close()
+
+
+def running(ledger: Ledger, job_id: str) -> None:
+    """Mark a job as a worker does when its run begins."""
+    ledger.update(job_id, in_flight=ledger.get(job_id).checkpoint)
+
+
+@pytest.mark.parametrize("further", ["a step done", "an instruction confirmed"])
+def test_a_crash_after_the_job_got_past_the_checkpoint_its_run_began_at_starts_a_new_row(
+    ledger: Ledger, further: str
+) -> None:
+    make_job(ledger, "a")
+    walk_to(ledger, "a", JobState.EDITING)
+    for _ in range(3):  # three crashes where its runs began, alone
+        running(ledger, "a")
+        ledger.count_crash()
+    running(ledger, "a")
+    if further == "a step done":
+        ledger.transition("a", JobState.EXPORTING)
+    else:
+        ledger.update("a", edits_done=1)
+    make_job(ledger, "b", "/in/b.mp4")
+    running(ledger, "b")
+
+    ledger.count_crash()
+
+    record = ledger.get("a")
+    assert (record.crashes, record.crashed_alone) == (1, False)
