@@ -23,67 +23,33 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from nemowatch import ledgerfile
 from nemowatch.errors import LedgerError
+from nemowatch.jobs import (
+    ALLOWED,
+    FINISHED,
+    RUNNING,
+    IllegalTransition,
+    JobRecord,
+    JobState,
+)
 from nemowatch.ledgerfile import ledger_path
 
-__all__ = ["LedgerError", "ledger_path"]  # defined elsewhere, imported from here too
+# defined elsewhere, imported from here too
+__all__ = [
+    "ALLOWED",
+    "FINISHED",
+    "RUNNING",
+    "IllegalTransition",
+    "JobRecord",
+    "JobState",
+    "LedgerError",
+    "ledger_path",
+]
 
-
-class JobState(StrEnum):
-    DETECTED = "detected"  # seen in an inbox (kept in memory only, until claimed)
-    SETTLING = "settling"  # waiting for size/mtime to stop changing (in memory only)
-    CLAIMED = "claimed"  # renamed into processing/; owned by this daemon
-    UPLOADING = "uploading"  # handing the source to the engine
-    EDITING = "editing"  # sending the edit instructions
-    EXPORTING = "exporting"  # render submitted / running
-    DOWNLOADING = "downloading"  # fetching the result to a hidden name in the outbox
-    VERIFYING = "verifying"  # probing the result before it gets its final name
-    DONE = "done"  # output published under its final name
-    FAILED = "failed"  # gave up; `error` says why and `retryable` whether trying again helps
-    SKIPPED = "skipped"  # nothing to do (a byte-identical file was already done)
-    # given back to the inbox: it was still being written (a copy that had paused); it is
-    # taken again, as a new job, once it has settled
-    RETURNED = "returned"
-
-
-FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.SKIPPED, JobState.RETURNED})
-
-# Every state change a job may make; `Ledger.transition` refuses any other (a bug). Forward
-# one step at a time; back to CLAIMED when the engine lost the session (everything is done
-# again in a new one); back to EXPORTING when a rendered result was lost, to DOWNLOADING
-# when a downloaded one was; FAILED (or RETURNED, instead of failing) from anywhere
-# unfinished. Finished states are final.
-_ENDS = frozenset({JobState.FAILED, JobState.RETURNED})  # reachable from anywhere unfinished
-ALLOWED: dict[JobState, frozenset[JobState]] = {
-    JobState.CLAIMED: frozenset({JobState.CLAIMED, JobState.UPLOADING, JobState.SKIPPED}) | _ENDS,
-    JobState.UPLOADING: frozenset({JobState.EDITING, JobState.CLAIMED}) | _ENDS,
-    JobState.EDITING: frozenset({JobState.EXPORTING, JobState.CLAIMED}) | _ENDS,
-    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED}) | _ENDS,
-    JobState.DOWNLOADING: frozenset({JobState.VERIFYING, JobState.EXPORTING, JobState.CLAIMED})
-    | _ENDS,
-    JobState.VERIFYING: frozenset(
-        {JobState.DONE, JobState.DOWNLOADING, JobState.EXPORTING, JobState.CLAIMED}
-    )
-    | _ENDS,
-    JobState.DONE: frozenset(),
-    JobState.FAILED: frozenset(),
-    JobState.SKIPPED: frozenset(),
-    JobState.RETURNED: frozenset(),
-}
-
-# The states of a job a worker is driving (what `status` counts as running).
-RUNNING = (
-    JobState.UPLOADING,
-    JobState.EDITING,
-    JobState.EXPORTING,
-    JobState.DOWNLOADING,
-    JobState.VERIFYING,
-)
 
 # Columns a caller may set with `transition` or `update`, and whether they hold JSON.
 _FIELDS: dict[str, bool] = {
@@ -180,103 +146,6 @@ _ADDED_COLUMNS = {
 _PAUSED = "paused"  # "1" while an operator has paused new work
 _PAUSED_AT = "paused_at"  # epoch seconds of the pause
 _SCAN_REQUESTED = "scan_requested"  # epoch seconds of the latest rescan request
-
-
-class IllegalTransition(RuntimeError):
-    """A state change that `ALLOWED` does not list: a bug, never the user's doing."""
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    id: str
-    rule: str
-    engine: str
-    source: Path
-    source_size: int | None
-    source_mtime_ns: int | None
-    source_inode: int | None
-    claimed: Path | None
-    fingerprint: str | None
-    size: int | None
-    state: JobState
-    attempts: int
-    retryable: bool | None
-    session: dict[str, Any] | None
-    media: dict[str, Any] | None
-    edits_done: int
-    edit_sent: int | None
-    edit_token: str | None
-    draft: dict[str, Any] | None
-    render: dict[str, Any] | None
-    output: Path | None
-    error: str | None
-    warnings: list[str]
-    disposed: str | None
-    timings: dict[str, float]
-    created_at: float
-    updated_at: float
-    finished_at: float | None
-    retried_at: float | None = None  # set by `nemowatch retry` on a failed job
-    stage: str | None = None  # a running job's current stage ("rendering"), see `progress`
-    percent: float | None = None  # how far that stage is, 0-100, when known
-    progress_at: float | None = None  # when stage/percent were written
-    crashes: int = 0  # crashes of the daemon it was running for (`Ledger.count_crash`)
-    crashed_alone: bool = False  # whether it was the only job running in one of them
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED
-
-    @property
-    def retried(self) -> bool:
-        return self.retried_at is not None
-
-    @property
-    def checkpoint(self) -> str:
-        """How far it has got: its state, instructions done, whether a render was sent."""
-        return f"{self.state.value}:{self.edits_done}:{int(self.render is not None)}"
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> JobRecord:
-        def loads(value: str | None) -> Any:
-            return json.loads(value) if value else None
-
-        return cls(
-            id=row["id"],
-            rule=row["rule"],
-            engine=row["engine"],
-            source=Path(row["source"]),
-            source_size=row["source_size"],
-            source_mtime_ns=row["source_mtime_ns"],
-            source_inode=row["source_inode"],
-            claimed=Path(row["claimed"]) if row["claimed"] else None,
-            fingerprint=row["fingerprint"],
-            size=row["size"],
-            state=JobState(row["state"]),
-            attempts=row["attempts"],
-            retryable=None if row["retryable"] is None else bool(row["retryable"]),
-            session=loads(row["session"]),
-            media=loads(row["media"]),
-            edits_done=row["edits_done"],
-            edit_sent=row["edit_sent"],
-            edit_token=row["edit_token"],
-            draft=loads(row["draft"]),
-            render=loads(row["render"]),
-            output=Path(row["output"]) if row["output"] else None,
-            error=row["error"],
-            warnings=loads(row["warnings"]) or [],
-            disposed=row["disposed"],
-            timings=loads(row["timings"]) or {},
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            finished_at=row["finished_at"],
-            retried_at=row["retried_at"],
-            stage=row["stage"],
-            percent=row["percent"],
-            progress_at=row["progress_at"],
-            crashes=row["crashes"],
-            crashed_alone=bool(row["crashed_alone"]),
-        )
 
 
 @dataclass(frozen=True)
