@@ -194,8 +194,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _config(args)
     for warning in check_report(config):
         print(f"warning: {warning}")
-    for warning in _instruction_warnings(config):
-        print(f"warning: {warning}")
     rules = len(config.rules)
     print(f"{config.source}: ok ({rules} rule{'s' if rules != 1 else ''}, engine {config.engine})")
     if not ledger_path(config.state_dir).is_file() and ledger_expected(config.state_dir):
@@ -209,24 +207,6 @@ def cmd_check(args: argparse.Namespace) -> int:
             "first runs"
         )
     return 0
-
-
-def _instruction_warnings(config: Config) -> list[str]:
-    """Phrases of each rule's instructions that the local engine would not understand."""
-    if config.engine != "local":
-        return []
-    from nemowatch.language import parse_instruction
-
-    warnings = []
-    for rule in config.rules:
-        for index, text in enumerate(rule.instructions):
-            _spec, unknown = parse_instruction(text)
-            for phrase in unknown:
-                warnings.append(
-                    f"rules[{rule.name}].instructions[{index}]: the local engine does not "
-                    f"understand {phrase!r}; it will be ignored"
-                )
-    return warnings
 
 
 def cmd_process(args: argparse.Namespace) -> int:

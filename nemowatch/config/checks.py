@@ -1,6 +1,6 @@
 """What no single field shows: cross-field checks over all rules (clashing names, inboxes,
-outboxes, output names, contradicting instructions, music that is not there), and the
-warnings `check` shows about a valid config."""
+outboxes, output names, contradicting instructions, music that is not there, phrases the
+local engine does not understand), and the warnings `check` shows about a valid config."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from nemowatch.config.models import TEMPLATE_FIELDS, Config, Rule
 from nemowatch.engines.formats import AUDIO_EXTENSIONS, NEMO_EXTENSIONS
 from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
+from nemowatch.language.suggest import suggest
 from nemowatch.rules import MOODS, matches
 
 # What `outputs` is checked with; `ext` is the source's, so "{stem}.{ext}" is not an MP4 name.
@@ -40,6 +41,14 @@ def check_report(config: Config) -> list[str]:
         for rule in config.rules
         if not rule.inbox.exists()
     ]
+    if config.engine == "local":  # the nemo engine sends the text as written
+        for rule in config.rules:  # only rules with allow_unknown_instructions get this far
+            for index, phrase in _unknown_phrases(rule.instructions):
+                warnings.append(
+                    f'rule "{rule.name}": instructions[{index}]: '
+                    f"{not_understood_message(phrase)} (ignored: the rule sets"
+                    " allow_unknown_instructions)"
+                )
     for rule in config.rules:
         if "match" not in rule.model_fields_set:
             continue  # the default patterns are videos, which every engine takes
@@ -152,6 +161,49 @@ def music_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
         where: Loc = ("instructions", named[-1]) if named else ("instructions",)
         problems.append(origin.problem(where, text))
     return problems
+
+
+def instruction_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
+    """Phrases of instructions the local engine does not understand, each with what it
+    might have meant; a rule with `allow_unknown_instructions: true` has them ignored (and
+    `check_report` warns about them) instead."""
+    problems = []
+    for item in loaded:
+        if not item.knows("instructions", "allow_unknown_instructions"):
+            continue
+        if item.rule.allow_unknown_instructions:
+            continue
+        # `instructions: "one text"` is a list of one, with no item to point at
+        for index, phrase in _unknown_phrases(item.rule.instructions):
+            message = (
+                f"{not_understood_message(phrase)} (or set allow_unknown_instructions: true"
+                " on the rule to have it ignored)"
+            )
+            problems.append(item.origin.problem(("instructions", index), message))
+    return problems
+
+
+def not_understood_message(phrase: str) -> str:
+    """E.g. `the local engine does not understand "make it verticle"; did you mean
+    "make it vertical", "make it square"?`."""
+    text = f"the local engine does not understand {_quoted(phrase)}"
+    suggestions = suggest(phrase)
+    if suggestions:
+        text += "; did you mean " + ", ".join(_quoted(each) for each in suggestions) + "?"
+    return text
+
+
+def _unknown_phrases(instructions: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(index of the instruction, phrase) for every clause the local engine does not read."""
+    return [
+        (index, phrase)
+        for index, instruction in enumerate(instructions)
+        for phrase in interpret(instruction).not_understood
+    ]
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _music_problem(music: str) -> str | None:

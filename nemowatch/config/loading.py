@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nemowatch.config.checks import RULE_FIELDS, Loaded, cross_check, music_problems
+from nemowatch.config.checks import (
+    RULE_FIELDS,
+    Loaded,
+    cross_check,
+    instruction_problems,
+    music_problems,
+)
 from nemowatch.config.document import Origin, read_yaml
 from nemowatch.config.messages import allowed_keys, as_written, error_message, unknown_key, validate
 from nemowatch.config.models import INTERNAL_FIELDS, Config, Rule
@@ -64,6 +70,8 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     engine = settings.engine if settings is not None else data.get("engine", "local")
     if engine == "local":  # the nemo engine reads neither `edit:` nor music in the text
         problems.extend(music_problems(loaded))
+        # the same for `check` and `run`: a rule is run only as the local engine reads it
+        problems.extend(instruction_problems(loaded))
 
     if problems or settings is None:
         order = {str(file): index for index, file in enumerate([source, *rule_files])}

@@ -79,6 +79,9 @@ class Rule(Frozen):
     poll: bool = False  # force polling (network shares, where events do not arrive)
     settle_seconds: float = Field(default=2.0, ge=0.0, le=3600.0)
     instructions: tuple[str, ...] = ()
+    # a phrase of `instructions` the local engine does not understand is a config error
+    # (exit 78) unless this is true: then `check` warns and the engine ignores the phrase
+    allow_unknown_instructions: bool = False
     edit: EditSpec = EditSpec()
     export: ExportSpec = ExportSpec()
     outputs: str = "{stem}.mp4"

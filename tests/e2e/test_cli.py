@@ -188,13 +188,49 @@ def test_status_counts_jobs_from_the_ledger(tmp_path: Path, clips) -> None:
     assert "done: 1" in text.stdout and "failed: 1" in text.stdout
 
 
-def test_check_warns_about_phrases_the_local_engine_ignores(tmp_path: Path) -> None:
+def test_check_refuses_a_phrase_the_local_engine_does_not_understand(tmp_path: Path) -> None:
     config = write_config(
-        tmp_path, [rule(tmp_path, instructions=["cut out silences, and make it sparkle"])]
+        tmp_path, [rule(tmp_path, instructions=["cut out silences", "make it verticle"])]
+    )
+    result = nemowatch("check", "--config", str(config))
+    assert result.returncode == 78
+    line = next(
+        number
+        for number, text in enumerate(config.read_text().splitlines(), start=1)
+        if "make it verticle" in text
+    )
+    assert f"{config}:{line}: rules[0].instructions[1]: " in result.stderr
+    assert 'does not understand "make it verticle"; did you mean "make it vertical"' in (
+        result.stderr
+    )
+    assert "ok" not in result.stdout
+
+
+def test_run_refuses_what_check_refuses(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [rule(tmp_path, instructions=["make it verticle"])])
+    result = nemowatch("run", "--config", str(config))
+    assert result.returncode == 78
+    assert 'did you mean "make it vertical"' in result.stderr
+
+
+def test_check_only_warns_when_the_rule_allows_unknown_instructions(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        [
+            rule(
+                tmp_path,
+                instructions=["cut out silences, and make it sparkle", "撒点魔法"],
+                allow_unknown_instructions=True,
+            )
+        ],
     )
     result = nemowatch("check", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert "make it sparkle" in result.stdout
+    assert 'instructions[0]: the local engine does not understand "make it sparkle"' in (
+        result.stdout
+    )
+    assert "instructions[1]" in result.stdout
+    assert ": ok (1 rule, engine local)" in result.stdout
 
 
 def test_a_missing_config_is_a_config_error(tmp_path: Path) -> None:
@@ -214,6 +250,7 @@ def test_explain_shows_the_plan_without_rendering(tmp_path: Path, clips) -> None
                     'add the title "Urban Dreams" for 3 seconds',
                 ],
                 edit={"aspect": "9:16"},
+                allow_unknown_instructions=True,
             )
         ],
     )

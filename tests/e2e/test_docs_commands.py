@@ -160,6 +160,7 @@ def test_the_log_event_editing_md_names_for_ignored_phrases_is_the_one_logged(
         f"state_dir: {tmp_path / 'state'}\nrules:\n  - name: clips\n"
         f"    inbox: {tmp_path / 'inbox'}\n    outbox: {tmp_path / 'outbox'}\n"
         "    instructions: [make it sparkle]\n"
+        "    allow_unknown_instructions: true\n"
         "    export: {resolution: 240p, quality: low}\n",
         encoding="utf-8",
     )

@@ -289,6 +289,63 @@ def test_contradicting_instructions_are_an_error_for_the_nemo_engine_too(tmp_pat
     assert problem.path == "rules[0].instructions[2]"
 
 
+# ---- phrases the local engine does not understand --------------------------------------------
+
+UNKNOWN = """\
+rules:
+  - name: reels
+    inbox: in
+    outbox: out
+    instructions:
+      - cut out silences
+      - make it verticle, add jazz music
+"""
+
+
+def test_a_phrase_not_understood_is_an_error_at_its_instruction_with_suggestions(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(UNKNOWN, encoding="utf-8")
+
+    first, second = problems_of(path)
+
+    assert (first.line, first.path) == (7, "rules[0].instructions[1]")
+    assert first.message.startswith(
+        'the local engine does not understand "make it verticle"; did you mean "make it vertical", '
+    )
+    assert first.message.endswith(
+        "? (or set allow_unknown_instructions: true on the rule to have it ignored)"
+    )
+    assert (second.line, second.path) == (7, "rules[0].instructions[1]")
+    assert 'not understand "add jazz music"; did you mean "add calm music"' in second.message
+
+
+def test_a_rule_may_allow_unknown_instructions_and_check_warns_instead(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(UNKNOWN + "    allow_unknown_instructions: true\n", encoding="utf-8")
+
+    config = load_config(path)
+    warnings = [text for text in check_report(config) if "instructions" in text]
+
+    assert config.rules[0].allow_unknown_instructions
+    assert len(warnings) == 2
+    assert warnings[0].startswith(
+        'rule "reels": instructions[1]: the local engine does not understand "make it verticle";'
+        ' did you mean "make it vertical"'
+    )
+    assert warnings[0].endswith("(ignored: the rule sets allow_unknown_instructions)")
+
+
+def test_phrases_are_not_checked_for_the_nemo_engine(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("engine: nemo\n" + UNKNOWN, encoding="utf-8")
+
+    config = load_config(path)
+
+    assert not [text for text in check_report(config) if "instructions" in text]
+
+
 def test_a_structured_edit_may_override_the_text_without_error(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(

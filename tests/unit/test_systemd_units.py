@@ -189,7 +189,7 @@ def test_the_user_state_directory_is_where_nemowatch_looks_by_default(tmp_path: 
     name = load(USER_UNIT).get("Service", "StateDirectory")
     config = tmp_path / "config.yaml"
     config.write_text(
-        "rules:\n  - {name: reels, inbox: ./in, outbox: ./out, instructions: [trim]}\n",
+        "rules:\n  - {name: reels, inbox: ./in, outbox: ./out, instructions: [cut out silences]}\n",
         encoding="utf-8",
     )
     loaded = load_config(config, environ={"HOME": str(tmp_path)})
