@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 SENTINEL = "\ue000"  # stands for one quoted text in a normalized clause (private use)
 
-# An apostrophe is not a quote: a single quote opens after no letter and closes before none.
+# An apostrophe is not a quote: a single quote opens after no Latin letter or digit and
+# closes before none (so a Chinese word may touch it: 标题为'美食探店').
 _QUOTED_TEXT = re.compile(
-    r'"[^"]+"|“[^”]+”|「[^」]+」|『[^』]+』|(?<!\w)\'.+?\'(?!\w)|(?<!\w)‘.+?’(?!\w)', re.DOTALL
+    r'"[^"]+"|“[^”]+”|「[^」]+」|『[^』]+』|(?<![a-z0-9])\'.+?\'(?![a-z0-9])|(?<![a-z0-9])‘.+?’(?![a-z0-9])',
+    re.DOTALL | re.IGNORECASE,
 )
 _CLAUSE_SEPARATOR = re.compile(
     r"[,;!?\n，、；。！？]+|\.(?=\s|$)"

@@ -109,7 +109,10 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?P<verb>export|save|render|output|deliver|encode):?"
         r"(?: (?:it|this|the (?:video|result|file|clip|final video|output|edit)))?"
         r"(?: (?:as|to|in|into|at))?(?: an?)?(?P<tail>(?: .*)?)",
+        r"(?:make|convert|turn|change)(?: it| this| the (?:video|result|clip))?"
+        r"(?: (?:as|to|in|into))?(?: an?)?(?P<tail> .+)",
         r"(?P<verb>导出|输出|渲染|保存)(?:为|成)?(?P<tail>.*)",
+        r"(?:转成|转为|转换成|转换为|做成|变成|改成)(?P<tail>.+)",
         r"(?P<tail>.+)",
     ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from nemowatch.language.clauses import Clause
-from nemowatch.language.frame import ASPECTS
+from nemowatch.language.frame import ASPECTS, PLATFORM_WORDS, PLATFORMS
 from nemowatch.language.numbers import clock, duration_text, number, seconds, times
 from nemowatch.language.readings import Handler, Reading, group, rules
 from nemowatch.rules import EditSpec, SilenceCut, Trim
@@ -124,9 +124,9 @@ def _highlight(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading 
     updates: dict[str, object] = {"max_duration": length}
     claims = [("length", duration_text(length))] if spoken else []
     description = f"make a {duration_text(length)} highlight reel"
-    aspect_word = group(found, "aspect")
-    if aspect_word:
-        aspect = ASPECTS[aspect_word]
+    aspect_word, platform = group(found, "aspect"), group(found, "platform")
+    if aspect_word or platform:
+        aspect = ASPECTS[aspect_word] if aspect_word else PLATFORMS[platform or ""]
         updates["aspect"] = aspect
         claims.append(("aspect", aspect))
         description += f" in {aspect}"
@@ -180,8 +180,9 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:start|begin)(?: the video| it| playback| the clip)? (?:at|from) <dur:start>",
         r"(?:skip|jump) (?:ahead )?to <dur:start>",
         r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)?的?前<dur:start>",
-        r"从<dur:start>开始",
-        rf"(?:(?:keep|use|take)(?: only)? )?(?:only )?(?:the )?first <dur:end>{_OF_SOURCE}"
+        r"从第?<dur:start>(?:开始|起)",
+        r"(?:only )?(?:(?:keep|use|take)(?: only)? )?(?:only )?(?:the )?"
+        rf"first <dur:end>{_OF_SOURCE}"
         r"(?: only)?",
         r"(?:end|stop|finish)(?: the video| it| playback| the clip)? (?:at|by) <dur:end>",
         r"(?:只保留|只要|只留|保留|只用)(?:开头|视频)?的?前<dur:end>",
@@ -197,10 +198,11 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"{_MAKE}(?:an? )?(?:<dur:length> )?(?:{_ASPECT_WORD} )?"
         r"(?:highlights?|recap|supercut|best[- ]of)"
         r"(?: (?:reel|video|clip|cut|montage|version|edit))?"
-        r"(?: (?:of|lasting|that is|at) <dur:length2>(?: long)?)?",
-        r"(?:keep |show )?(?:only )?the best <dur:length>(?: of it)?",
+        r"(?: (?:of|lasting|that is|at) <dur:length2>(?: long)?)?"
+        rf"(?: (?:for|on) {PLATFORM_WORDS})?",
+        r"(?:keep |show |give me )?(?:only )?the best <dur:length>(?: of it)?",
         r"(?:做|剪|生成|导出|制作|剪辑|输出)?(?:成|为)?(?:一个|一段|一条)?(?:<dur:length>)?的?"
-        r"(?P<aspect>竖屏|横屏|方形)?(?:精华|集锦|高光|精彩)(?:片段|视频|版|合集|剪辑|时刻)?",
+        r"(?P<aspect>竖屏|横屏|方形)?(?:精华|集锦|高光|精彩){1,2}(?:片段|视频|版|合集|剪辑|时刻)?",
     ),
     *rules(
         _max_duration,
@@ -214,7 +216,12 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?: of| to| is|:)? <dur:length>",
         r"(?:limit|cap|shorten|cut down|trim down|condense|reduce)(?: it| the video| the length"
         r"| this)?(?: down)? to <dur:length>(?: or less| max(?:imum)?)?",
-        r"make it <dur:length> (?:long|or less|or shorter)",
+        r"make (?:it|this|the (?:video|clip|edit|result|final video)) <dur:length>"
+        r"(?: long| or less| or shorter| in length| total)?",
+        r"(?:cut|trim|edit)(?: it| the video| this)? down to <dur:length>"
+        r"(?: or less| max(?:imum)?)?",
+        r"(?:做成|剪成|剪辑成|变成|改成|缩短成|缩短到|剪短到)(?:一个|一段)?<dur:length>(?:长|左右)?(?:的(?:视频|短片|版本))?",
+        r"<dur:length>(?:以内|之内)",
         r"(?:不超过|最多|最长|控制在|限制在|少于|压缩到|缩短到|剪到)<dur:length>(?:以内|之内|内|以下)?",
         r"(?:时长|长度|总时长)(?:不超过|控制在|最多|限制在|为)?<dur:length>(?:以内|之内|内)?",
     ),
