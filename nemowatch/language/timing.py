@@ -206,7 +206,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
     ),
     *rules(
         _max_duration,
-        r"(?:keep|make|get)(?: it| the video| the result| the edit)? (?:under|below|within"
+        r"(?:keep|make|get)(?: it| the video| the result| the edit)? (?:under|below|within|to"
         r"|shorter than|less than|no (?:longer|more) than|at most|up to)(?: of)? <dur:length>"
         r"(?: long| total| or less| max(?:imum)?| in length)?",
         r"(?:under|below|within|shorter than|less than|no (?:longer|more) than|at most|up to"
@@ -232,6 +232,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:make it |play it |play |make the video )?<times:factor>"
         r" (?:faster|speed|as fast|quicker)",
         r"(?:set )?(?:the )?(?:playback )?speed(?: to|:)? <times:factor>",
+        r"(?:make|play|run) it <times:factor>",
         r"(?:play(?: it)? |run(?: it)? |speed (?:it )?up )?at <times:factor>(?: speed)?",
         r"<times:factor>",
         r"(?:加速|加快|调成|设为|设置为|改成|变成|用|以)?(?:到|为|成)?<times:factor>速?(?:播放)?",
