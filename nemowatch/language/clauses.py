@@ -14,6 +14,7 @@ _QUOTED_TEXT = re.compile(
     r'"[^"]+"|“[^”]+”|「[^」]+」|『[^』]+』|(?<![a-z0-9])\'.+?\'(?![a-z0-9])|(?<![a-z0-9])‘.+?’(?![a-z0-9])',
     re.DOTALL | re.IGNORECASE,
 )
+_RATIO_IN_WORDS = re.compile(r"(?<!\d)(\d{1,2}) ?比 ?(\d{1,2})(?!\d)")
 _CLAUSE_SEPARATOR = re.compile(
     r"[,;!?\n，、；。！？]+|\.(?=\s|$)"
     r"|\b(?:and(?!\s+out\b)|then|also|plus)\b"  # "fade in and out" is one clause
@@ -68,6 +69,7 @@ def to_clause(phrase: str) -> Clause:
     # NFKC folds full-width forms ("１０８０ｐ", "：", "％") into the ASCII that patterns use.
     text = unicodedata.normalize("NFKC", _QUOTED_TEXT.sub(hide, phrase)).lower()
     text = " ".join(text.replace("’", "'").split())
+    text = _RATIO_IN_WORDS.sub(r"\1:\2", text)  # "9比16" is 9:16
     previous = None
     while previous != text:  # "please just cut ..." has more than one filler word
         previous = text

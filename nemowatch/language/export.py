@@ -64,7 +64,11 @@ def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
             r"<num:fps> ?(?:fps|frames per second|frames/s|帧(?:每秒)?)",
             fps,
         ),
-        (r"\s*(?:(?:at|in|with) )?(?:an? )?(?:frame ?rate|帧率)(?: of|:)? ?<num:fps>", fps),
+        (
+            r"\s*(?:(?:at|in|with) )?(?:an? )?(?:frame ?rate|帧率)(?: of|:)? ?"
+            r"(?:设为|设置为|调为|调到|改为|为)?<num:fps>",
+            fps,
+        ),
         (
             r"\s*(?:(?:in|at|with) )?(?P<quality>high|higher|best|top|max|maximum|good|medium"
             r"|normal|standard|low|lower)(?:est)? ?quality",
@@ -72,7 +76,11 @@ def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
         ),
         (r"\s*(?P<quality>高|中|低)(?:画质|质量)", quality),
         (r"\s*(?:画质|质量)(?P<quality>高|中|低)", quality),
-        (r"\s*(?:导出|输出)", nothing),  # "1080p导出": the verb after what it exports
+        (r"\s*(?:导出|输出)", nothing),
+        (
+            r"\s*(?:的|用|以)",
+            nothing,
+        ),  # "导出为1080p的mp4", "用4K导出"  # "1080p导出": the verb after what it exports
     ]
     return tuple((compile_pattern(option), reader) for option, reader in options)
 

@@ -41,6 +41,8 @@ PLATFORMS = {
     "tiktok": "9:16",
     "reels": "9:16",
     "instagram reels": "9:16",
+    "ig reels": "9:16",
+    "ig stories": "9:16",
     "shorts": "9:16",
     "youtube shorts": "9:16",
     "stories": "9:16",
@@ -53,7 +55,7 @@ PLATFORMS = {
     "视频号": "9:16",
 }
 _PLATFORM_WORD = (
-    r"tiktok|(?:instagram )?reels|(?:youtube )?shorts|(?:instagram )?stories"
+    r"tiktok|(?:instagram |ig )?reels|(?:youtube )?shorts|(?:instagram |ig )?stories"
     r"|(?:the )?instagram feed|youtube"
 )
 PLATFORM_WORDS = rf"(?P<platform>{_PLATFORM_WORD})"
@@ -223,7 +225,7 @@ def _describe_overlay(what: str, overlay: TextOverlay) -> str:
 
 
 _ASPECT_LEAD = (
-    r"(?:(?P<verb>make|turn|convert|change|reframe|resize|format|crop|pad|letterbox|set|switch"
+    r"(?:(?P<verb>make|turn|convert|change|reframe|resize|format|crop|pad|letterbox|set|switch|put"
     r"|render|export|fit)(?: it| this| the (?:video|clip|frame|footage))?(?: (?:to|into|as|in))?"
     r"(?: an?)? )?"
 )
@@ -277,7 +279,8 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"title(?: card| text| overlay| screen)?(?: of| saying| that says| reading| called| as)?"
         r":? <q>(?P<tail>.*)",
         rf"(?:{_OVERLAY_VERB} )?<q> as (?:the|a) title(?P<tail>.*)",
-        r"(?:加|添加|加上|加个|加一个|放|显示|设置|写)?(?:一个)?(?:大|开场|片头)?标题(?:为|是|:)?<q>(?P<tail>.*)",
+        r"(?:加|添加|加上|加个|加一个|放|显示|设置|写)?(?:一个)?(?:大|开场|片头)?标题"
+        r"(?:为|是|:|写|写成|叫|叫做)?<q>(?P<tail>.*)",
     ),
     *rules(
         _text,

@@ -43,7 +43,8 @@ _FRAGMENTS = {
     # "5 seconds", "60-second", "a minute", "一分钟", or a clock time "1:30"
     # "1 min 30 s", "一分半" (a minute and a half), "半分钟" (half a minute)
     "dur": rf"{_SIMPLE_DURATION}(?: (?:and )?{_SIMPLE_DURATION}|{_SIMPLE_DURATION})?"
-    rf"|(?:{_NUMBER})分钟?半钟?|半分钟|half an? (?:minute|min)|\d+:\d{{2}}(?::\d{{2}})?(?:\.\d+)?",
+    rf"|(?:{_NUMBER})分钟?半钟?|半分钟|half (?:an? )?(?:minute|min|second|sec|hour)"
+    rf"|(?<=first )(?:minute|hour)|\d+:\d{{2}}(?::\d{{2}})?(?:\.\d+)?",
     "pct": r"\d+(?:\.\d+)? ?(?:%|percent|per cent)"
     r"|百分之(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百]+)",
     "times": rf"(?:{_NUMBER}) ?(?:x|×|times|倍)(?![a-z])",
@@ -87,8 +88,12 @@ def seconds(text: str) -> float:
         for part in text.split(":"):
             total = total * 60 + float(part)
         return total
-    if text == "半分钟" or text.startswith("half"):
+    if text == "半分钟":
         return 30.0
+    if text.startswith("half"):  # "half a second", "half minute"
+        return seconds("1 " + text.split()[-1]) / 2
+    if text in ("minute", "hour"):  # "the first minute"
+        return seconds("1 " + text)
     if text.rstrip("钟").endswith("半"):  # "一分半": a minute and a half
         return number_value(text.split("分")[0]) * 60.0 + 30.0
     total = 0.0

@@ -25,7 +25,7 @@ _MOODS = {  # a word for a kind of music -> the built-in mood closest to it
     **dict.fromkeys(_words("lofi lo-fi chill chilled chillhop 低保真"), "lofi"),
     **dict.fromkeys(
         _words("upbeat energetic happy fun lively uplifting cheerful exciting")
-        + _words("欢快 动感 活泼 激昂 快节奏 热闹 欢乐"),
+        + _words("欢快 轻快 动感 活泼 激昂 快节奏 热闹 欢乐"),
         "upbeat",
     ),
     **dict.fromkeys(
@@ -93,7 +93,10 @@ _MOOD_ZH = (
     f"(?P<mood>{_alternatives([kind for kind in _KINDS if not kind.isascii()])}|lofi|lo-fi|chill)"
 )
 # genres that are nouns too: "add EDM", "play some jazz"
-_GENRE_NOUN = r"(?P<mood>edm|jazz|hip[- ]?hop|lo-?fi|rock|pop|techno|house|classical|piano)"
+_GENRE_NOUN = (
+    rf"(?P<mood>(?:(?:{_MOOD_WORD}) )?(?:edm|jazz|hip[- ]?hop|lo-?fi|rock|pop|techno|house"
+    r"|classical|piano))"
+)
 _MUSIC_VERB = r"(?:add|play|put|use|include|insert|lay|put on|give it|with|set|throw in|put in)"
 _MUSIC_VOLUME = r"(?: at <pct:volume>(?: volume)?)?"
 _NEGATION = re.compile(r"\b(?:without|no|not)\b")
@@ -237,7 +240,8 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
     ),
     *rules(
         _music_volume,
-        r"(?:(?:set|turn|put|bring|keep) )?(?:the )?(?:background |bg )?music(?: volume| level)?"
+        r"(?:(?:set|turn|put|bring|keep|lower|raise|drop|reduce) )?(?:the )?(?:background |bg )?"
+        r"music(?: volume| level)?"
         r"(?: (?:down|up))?(?: to| at|:)? <pct:volume>(?: volume)?",
         r"(?:背景)?音乐(?:音量)?(?:调到|设为|设置为|为|调成)?<pct:volume>",
     ),

@@ -6,7 +6,7 @@ import re
 
 from nemowatch.language.clauses import Clause
 from nemowatch.language.frame import ASPECTS, PLATFORM_WORDS, PLATFORMS
-from nemowatch.language.numbers import clock, duration_text, number, seconds, times
+from nemowatch.language.numbers import clock, duration_text, fraction, number, seconds, times
 from nemowatch.language.readings import Handler, Reading, group, rules
 from nemowatch.rules import EditSpec, SilenceCut, Trim
 
@@ -155,6 +155,11 @@ def _slower(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | N
     return _speed_reading(factor if factor < 1 else 1 / factor)
 
 
+def _faster_by(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
+    # "50% faster" is 1.5x
+    return _speed_reading(round(1.0 + fraction(found["change"]), 4))
+
+
 def _fixed_speed(factor: float) -> Handler:
     def handler(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
         return _speed_reading(factor)
@@ -179,13 +184,14 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"{_TRIM_VERB} <dur:start> (?:from|at|off) the (?:start|beginning|front){_OF_SOURCE}",
         r"(?:start|begin)(?: the video| it| playback| the clip)? (?:at|from) <dur:start>",
         r"(?:skip|jump) (?:ahead )?to <dur:start>",
-        r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)?的?前<dur:start>",
+        r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)?的?前面?<dur:start>",
+        r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)的?<dur:start>",
         r"从第?<dur:start>(?:开始|起)",
         r"(?:only )?(?:(?:keep|use|take)(?: only)? )?(?:only )?(?:the )?"
         rf"first <dur:end>{_OF_SOURCE}"
         r"(?: only)?",
         r"(?:end|stop|finish)(?: the video| it| playback| the clip)? (?:at|by) <dur:end>",
-        r"(?:只保留|只要|只留|保留|只用)(?:开头|视频)?的?前<dur:end>",
+        r"(?:只保留|只要|只留|保留|只用)(?:开头|视频)?的?前面?<dur:end>",
         r"在?<dur:end>处?结束",
         r"(?:(?:keep|use|take|only keep|trim it to|trim to|cut it to|cut to)(?: only)? )?"
         r"(?:only )?(?:the part )?(?:from )?<dur:start>"
@@ -201,6 +207,9 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?: (?:of|lasting|that is|at) <dur:length2>(?: long)?)?"
         rf"(?: (?:for|on) {PLATFORM_WORDS})?",
         r"(?:keep |show |give me )?(?:only )?the best <dur:length>(?: of it)?",
+        rf"{_MAKE}(?:an? )?<dur:length> (?:long )?(?:video|clip|version|edit|cut|short)"
+        rf"(?: (?:for|on) {PLATFORM_WORDS})?",
+        rf"{_MAKE}(?:an? )?<dur:length> {PLATFORM_WORDS}(?: video| clip)?",
         r"(?:做|剪|生成|导出|制作|剪辑|输出)?(?:成|为)?(?:一个|一段|一条)?(?:<dur:length>)?的?"
         r"(?P<aspect>竖屏|横屏|方形)?(?:精华|集锦|高光|精彩){1,2}(?:片段|视频|版|合集|剪辑|时刻)?",
     ),
@@ -222,6 +231,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?: or less| max(?:imum)?)?",
         r"(?:做成|剪成|剪辑成|变成|改成|缩短成|缩短到|剪短到)(?:一个|一段)?<dur:length>(?:长|左右)?(?:的(?:视频|短片|版本))?",
         r"<dur:length>(?:以内|之内)",
+        r"(?:剪|做|生成|制作|剪辑)(?:一个|一段|一条)<dur:length>的?(?:短?视频|短片|版本)",
         r"(?:不超过|最多|最长|控制在|限制在|少于|压缩到|缩短到|剪到)<dur:length>(?:以内|之内|内|以下)?",
         r"(?:时长|长度|总时长)(?:不超过|控制在|最多|限制在|为)?<dur:length>(?:以内|之内|内)?",
     ),
@@ -233,9 +243,16 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r" (?:faster|speed|as fast|quicker)",
         r"(?:set )?(?:the )?(?:playback )?speed(?: to|:)? <times:factor>",
         r"(?:make|play|run) it <times:factor>",
+        r"(?:play|run)(?: it)? at <num:factor> speed",
+        r"(?:播放)?速度(?:调为|调到|调成|设为|设置为|改为|为)?<times:factor>速?",
         r"(?:play(?: it)? |run(?: it)? |speed (?:it )?up )?at <times:factor>(?: speed)?",
         r"<times:factor>",
         r"(?:加速|加快|调成|设为|设置为|改成|变成|用|以)?(?:到|为|成)?<times:factor>速?(?:播放)?",
+    ),
+    *rules(
+        _faster_by,
+        r"speed (?:it |this |the video |things )?up(?: the video| it| this)? by <pct:change>",
+        r"(?:make it |play it )?<pct:change> faster",
     ),
     *rules(
         _slower,
