@@ -235,7 +235,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"(?: (?:from|file|track|at))?:? <q>{_MUSIC_VOLUME}",
         rf"{_MUSIC_VERB} <q> as (?:the )?(?:background )?(?:music|soundtrack|track){_MUSIC_VOLUME}",
         rf"{_MUSIC_VERB} (?:some )?{_GENRE_NOUN}" + _MUSIC_VOLUME,
-        r"(?:加|添加|加上|配|配上|放|来点|加点|加入|用|使用)?(?:一段|一首|一些|点)?"
+        r"(?:加|添加|加上|配|配上|放|来点|加点|加入|用|使用)?(?:一段|一首|一些|一个|个|点)?"
         rf"(?:{_MOOD_ZH}的?)?(?:背景)?(?:音乐|配乐|bgm)(?:音量(?:调到|设为|为)?<pct:volume>)?",
     ),
     *rules(
@@ -265,7 +265,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?P<direction>in and out|in ?/ ?out|in & out|in|out|from black|to black)"
         r"(?: (?:over|for|of|lasting|during))?(?: <dur:length2>)?"
         r"(?: at the (?:start|beginning|end))?",
-        r"(?:加|添加|加上|加个|用)?(?:<dur:length>的?)?(?P<direction>淡入淡出|淡入和淡出|淡入|淡出)"
+        r"(?:开头|片头|结尾|片尾|最后)?(?:加|添加|加上|加个|用)?(?:<dur:length>的?)?(?P<direction>淡入淡出|淡入和淡出|淡入|淡出)"
         r"(?:效果)?(?:<dur:length2>)?",
     ),
     # the source's audio
@@ -279,7 +279,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:audio|sound)(?: track)?",
         r"(?:no|without) (?:original |source )?(?:audio|sound)",
         r"make it silent",
-        r"静音|(?:去掉|去除|删掉|删除|关掉|关闭|不要|移除|消除)(?:视频)?的?"
+        r"(?:(?:原声|声音|音频)(?:全部)?)?静音|(?:去掉|去除|删掉|删除|关掉|关闭|不要|移除|消除)(?:视频)?的?"
         r"(?:原声|原音|声音|音频|原始音频|原始声音)|(?:原声|声音|音频)(?:去掉|关掉|删掉|关闭)",
     ),
     *rules(

@@ -191,7 +191,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"first <dur:end>{_OF_SOURCE}"
         r"(?: only)?",
         r"(?:end|stop|finish)(?: the video| it| playback| the clip)? (?:at|by) <dur:end>",
-        r"(?:只保留|只要|只留|保留|只用)(?:开头|视频)?的?前面?<dur:end>",
+        r"(?:(?:只保留|只要|只留|保留|只用)(?:开头|视频)?的?)?前面?<dur:end>",
         r"在?<dur:end>处?结束",
         r"(?:(?:keep|use|take|only keep|trim it to|trim to|cut it to|cut to)(?: only)? )?"
         r"(?:only )?(?:the part )?(?:from )?<dur:start>"
@@ -264,11 +264,11 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         _fixed_speed(0.5),
         r"(?:make it |put it |play it |use |in )?(?:in |at )?(?:slow[- ]?motion|slow[- ]?mo)",
         r"(?:make it |play it |play |use )?(?:at )?half[- ]speed",
-        r"慢动作|慢放|慢速(?:播放)?|半速",
+        r"慢动作|慢放|慢速(?:播放)?|半速|(?:减速|放慢|速度减慢)一半",
     ),
     *rules(
         _fixed_speed(2.0),
         r"(?:make it |play it |play |use )?(?:at |in )?double[- ]speed|(?:make it )?twice as fast",
-        r"双倍速",
+        r"双倍速|(?:速度)?(?:加快|提高|提升)一倍",
     ),
 )
