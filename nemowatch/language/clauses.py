@@ -25,7 +25,7 @@ _FILLER = re.compile(
     r"^(?:please|kindly|just|and|then|also|plus|(?:can|could|would) you"
     r"|i(?:'d like| want| need)(?= an? )|i(?:'d like| want)(?: you)? to)\b\s*"
     r"|\s*\b(?:please|for me)$"
-    r"|^(?:请|帮我|帮忙|麻烦|给我|然后|再|并且|还要|也|把(?:这个视频|视频|它|画面)?)\s*"
+    r"|^(?:请|帮我|帮忙|麻烦|给我|给(?:这个)?视频|然后|再|并且|还要|也|把(?:这个视频|视频|它|画面)?)\s*"
     r"|\s*(?:一下|吧|哦|啊|呀)$"
 )
 

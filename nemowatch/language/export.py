@@ -56,7 +56,7 @@ def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
         (
             r"\s*(?:(?:as|in|to|into) )?(?:an? )?(?:animated )?"
             r"(?P<format>mp4|mov|webm|gif|h\.?264|quicktime)"
-            r"(?: (?:file|video|format|clip|animation))?(?:格式|文件)?",
+            r"(?: (?:file|video|format|clip|animation))?(?:格式|文件|动图|动画)?",
             export_format,
         ),
         (

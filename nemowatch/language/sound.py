@@ -52,6 +52,7 @@ _GENRES = {
             "folk",
             "orchestral",
             "钢琴",
+            "钢琴曲",
             "古典",
             "吉他",
             "民谣",
@@ -236,7 +237,10 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"{_MUSIC_VERB} <q> as (?:the )?(?:background )?(?:music|soundtrack|track){_MUSIC_VOLUME}",
         rf"{_MUSIC_VERB} (?:some )?{_GENRE_NOUN}" + _MUSIC_VOLUME,
         r"(?:加|添加|加上|配|配上|放|来点|加点|加入|用|使用)?(?:一段|一首|一些|一个|个|点)?"
-        rf"(?:{_MOOD_ZH}的?)?(?:背景)?(?:音乐|配乐|bgm)(?:音量(?:调到|设为|为)?<pct:volume>)?",
+        rf"(?:{_MOOD_ZH}的?)?(?:背景)?(?:纯音乐|音乐|配乐|bgm|曲子)"
+        r"(?:音量(?:调到|设为|为)?<pct:volume>)?",
+        r"(?:背景音乐|配乐|bgm)(?:用|要|选|换成)(?:一首|一段)?"
+        rf"{_MOOD_ZH}的?(?:纯音乐|音乐|曲子|曲)?",
     ),
     *rules(
         _music_volume,
@@ -266,7 +270,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?: (?:over|for|of|lasting|during))?(?: <dur:length2>)?"
         r"(?: at the (?:start|beginning|end))?",
         r"(?:开头|片头|结尾|片尾|最后)?(?:加|添加|加上|加个|用)?(?:<dur:length>的?)?(?P<direction>淡入淡出|淡入和淡出|淡入|淡出)"
-        r"(?:效果)?(?:<dur:length2>)?",
+        r"(?:效果)?(?:各?<dur:length2>)?",
     ),
     # the source's audio
     *rules(

@@ -182,7 +182,9 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         _trim,
         rf"{_TRIM_VERB} (?:the )?first <dur:start>{_OF_SOURCE}",
         rf"{_TRIM_VERB} <dur:start> (?:from|at|off) the (?:start|beginning|front){_OF_SOURCE}",
-        r"(?:start|begin)(?: the video| it| playback| the clip)? (?:at|from) <dur:start>",
+        r"(?:start|begin)(?: the video| it| playback| the clip)? (?:at|from) <dur:start>(?: in)?",
+        r"(?:视频)?(?:开头|片头)?的?前<dur:start>(?:剪掉|去掉|删掉|删除|不要)",
+        r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去)视频(?:开头|片头)的?前?<dur:start>",
         r"(?:skip|jump) (?:ahead )?to <dur:start>",
         r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)?的?前面?<dur:start>",
         r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)的?<dur:start>",
@@ -196,7 +198,10 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:(?:keep|use|take|only keep|trim it to|trim to|cut it to|cut to)(?: only)? )?"
         r"(?:only )?(?:the part )?(?:from )?<dur:start>"
         r" ?(?:to|until|till|through|-|–|—) ?<dur:end>",
-        r"(?:只?保留|截取|剪出|只要)?从?<dur:start>(?:到|至|-|~)<dur:end>(?:的部分|之间)?",
+        r"(?:只?保留|截取|剪出|只要)?从?<dur:start>(?:截取|剪辑|剪)?(?:到|至|-|~)<dur:end>"
+        r"(?:的部分|之间)?",
+        r"(?:remove|cut|delete|drop|lose|trim) (?:off )?everything after <dur:end>",
+        rf"(?:trim|cut)(?: it)? to the first <dur:end>{_OF_SOURCE}",
     ),
     # length
     *rules(
@@ -230,7 +235,8 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:cut|trim|edit)(?: it| the video| this)? down to <dur:length>"
         r"(?: or less| max(?:imum)?)?",
         r"(?:做成|剪成|剪辑成|变成|改成|缩短成|缩短到|剪短到)(?:一个|一段)?<dur:length>(?:长|左右)?(?:的(?:视频|短片|版本))?",
-        r"<dur:length>(?:以内|之内)",
+        r"(?:做成|剪成|剪辑成|变成|改成|缩短成|缩短到|剪短到|剪到)?<dur:length>(?:以内|之内)"
+        r"(?:的(?:短?视频|短片|版本))?",
         r"(?:剪|做|生成|制作|剪辑)(?:一个|一段|一条)<dur:length>的?(?:短?视频|短片|版本)",
         r"(?:不超过|最多|最长|控制在|限制在|少于|压缩到|缩短到|剪到)<dur:length>(?:以内|之内|内|以下)?",
         r"(?:时长|长度|总时长)(?:不超过|控制在|最多|限制在|为)?<dur:length>(?:以内|之内|内)?",
