@@ -8,10 +8,13 @@ from dataclasses import dataclass
 
 SENTINEL = "\ue000"  # stands for one quoted text in a normalized clause (private use)
 
-# An apostrophe is not a quote: a single quote opens after no letter and closes before none.
+# An apostrophe is not a quote: a single quote opens after no Latin letter or digit and
+# closes before none (so a Chinese word may touch it: 标题为'美食探店').
 _QUOTED_TEXT = re.compile(
-    r'"[^"]+"|“[^”]+”|「[^」]+」|『[^』]+』|(?<!\w)\'.+?\'(?!\w)|(?<!\w)‘.+?’(?!\w)', re.DOTALL
+    r'"[^"]+"|“[^”]+”|「[^」]+」|『[^』]+』|(?<![a-z0-9])\'.+?\'(?![a-z0-9])|(?<![a-z0-9])‘.+?’(?![a-z0-9])',
+    re.DOTALL | re.IGNORECASE,
 )
+_RATIO_IN_WORDS = re.compile(r"(?<!\d)(\d{1,2}) ?比 ?(\d{1,2})(?!\d)")
 _CLAUSE_SEPARATOR = re.compile(
     r"[,;!?\n，、；。！？]+|\.(?=\s|$)"
     r"|\b(?:and(?!\s+out\b)|then|also|plus)\b"  # "fade in and out" is one clause
@@ -19,9 +22,10 @@ _CLAUSE_SEPARATOR = re.compile(
     flags=re.IGNORECASE,
 )
 _FILLER = re.compile(
-    r"^(?:please|kindly|just|and|then|also|plus|(?:can|could|would) you|i(?:'d like| want)"
-    r"(?: you)? to)\b\s*|\s*\b(?:please|for me)$"
-    r"|^(?:请|帮我|帮忙|麻烦|给我|然后|再|并且|还要|也|把(?:这个视频|视频|它|画面)?)\s*"
+    r"^(?:please|kindly|just|and|then|also|plus|(?:can|could|would) you"
+    r"|i(?:'d like| want| need)(?= an? )|i(?:'d like| want)(?: you)? to)\b\s*"
+    r"|\s*\b(?:please|for me)$"
+    r"|^(?:请|帮我|帮忙|麻烦|给我|给(?:这个)?视频|然后|再|并且|还要|也|把(?:这个视频|视频|它|画面)?)\s*"
     r"|\s*(?:一下|吧|哦|啊|呀)$"
 )
 
@@ -66,6 +70,7 @@ def to_clause(phrase: str) -> Clause:
     # NFKC folds full-width forms ("１０８０ｐ", "：", "％") into the ASCII that patterns use.
     text = unicodedata.normalize("NFKC", _QUOTED_TEXT.sub(hide, phrase)).lower()
     text = " ".join(text.replace("’", "'").split())
+    text = _RATIO_IN_WORDS.sub(r"\1:\2", text)  # "9比16" is 9:16
     previous = None
     while previous != text:  # "please just cut ..." has more than one filler word
         previous = text

@@ -56,7 +56,7 @@ def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
         (
             r"\s*(?:(?:as|in|to|into) )?(?:an? )?(?:animated )?"
             r"(?P<format>mp4|mov|webm|gif|h\.?264|quicktime)"
-            r"(?: (?:file|video|format|clip|animation))?(?:格式|文件)?",
+            r"(?: (?:file|video|format|clip|animation))?(?:格式|文件|动图|动画)?",
             export_format,
         ),
         (
@@ -64,7 +64,11 @@ def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
             r"<num:fps> ?(?:fps|frames per second|frames/s|帧(?:每秒)?)",
             fps,
         ),
-        (r"\s*(?:(?:at|in|with) )?(?:an? )?(?:frame ?rate|帧率)(?: of|:)? ?<num:fps>", fps),
+        (
+            r"\s*(?:(?:at|in|with) )?(?:an? )?(?:frame ?rate|帧率)(?: of|:)? ?"
+            r"(?:设为|设置为|调为|调到|改为|为)?<num:fps>",
+            fps,
+        ),
         (
             r"\s*(?:(?:in|at|with) )?(?P<quality>high|higher|best|top|max|maximum|good|medium"
             r"|normal|standard|low|lower)(?:est)? ?quality",
@@ -72,7 +76,11 @@ def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
         ),
         (r"\s*(?P<quality>高|中|低)(?:画质|质量)", quality),
         (r"\s*(?:画质|质量)(?P<quality>高|中|低)", quality),
-        (r"\s*(?:导出|输出)", nothing),  # "1080p导出": the verb after what it exports
+        (r"\s*(?:导出|输出)", nothing),
+        (
+            r"\s*(?:的|用|以)",
+            nothing,
+        ),  # "导出为1080p的mp4", "用4K导出"  # "1080p导出": the verb after what it exports
     ]
     return tuple((compile_pattern(option), reader) for option, reader in options)
 
@@ -109,7 +117,10 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?P<verb>export|save|render|output|deliver|encode):?"
         r"(?: (?:it|this|the (?:video|result|file|clip|final video|output|edit)))?"
         r"(?: (?:as|to|in|into|at))?(?: an?)?(?P<tail>(?: .*)?)",
+        r"(?:make|convert|turn|change)(?: it| this| the (?:video|result|clip))?"
+        r"(?: (?:as|to|in|into))?(?: an?)?(?P<tail> .+)",
         r"(?P<verb>导出|输出|渲染|保存)(?:为|成)?(?P<tail>.*)",
+        r"(?:转成|转为|转换成|转换为|做成|变成|改成)(?P<tail>.+)",
         r"(?P<tail>.+)",
     ),
 )

@@ -37,10 +37,12 @@ ASPECTS = {
     "portrait 4:5": "4:5",
 }
 # "instagram" alone is left out on purpose: its feed is square, its reels vertical.
-_PLATFORMS = {
+PLATFORMS = {
     "tiktok": "9:16",
     "reels": "9:16",
     "instagram reels": "9:16",
+    "ig reels": "9:16",
+    "ig stories": "9:16",
     "shorts": "9:16",
     "youtube shorts": "9:16",
     "stories": "9:16",
@@ -52,9 +54,14 @@ _PLATFORMS = {
     "快手": "9:16",
     "视频号": "9:16",
 }
-_PLATFORM = (
-    r"(?P<platform>tiktok|(?:instagram )?reels|(?:youtube )?shorts|(?:instagram )?stories"
-    r"|(?:the )?instagram feed|youtube)"
+_PLATFORM_WORD = (
+    r"tiktok|(?:instagram |ig )?reels|(?:youtube )?shorts|(?:instagram |ig )?stories"
+    r"|(?:the )?instagram feed|youtube"
+)
+PLATFORM_WORDS = rf"(?P<platform>{_PLATFORM_WORD})"
+# Every word that names a frame shape, the longest first: "4:5 portrait" before "portrait".
+_SHAPE_WORD = re.compile(
+    "|".join(re.escape(word) for word in sorted([*ASPECTS, *PLATFORMS], key=len, reverse=True))
 )
 _FIT_TAIL = (
     r"(?: (?P<fit>with (?:a )?(?:blurred|blurry|blur) (?:background|sides|edges)|with black bars"
@@ -78,8 +85,15 @@ def _fit_of(text: str) -> _Fit:
 
 
 def _aspect(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
-    word, platform = group(found, "aspect"), group(found, "platform")
-    aspect = ASPECTS[word] if word else _PLATFORMS[platform or ""]
+    # "vertical 9:16 for TikTok": a ratio, a name and a platform may all say it, in any
+    # order; the shapes must agree ("vertical 16:9" is not understood).
+    # With a shape named, a platform is only a remark ("square for TikTok" is square).
+    words = _SHAPE_WORD.findall(found[0])
+    shapes = {ASPECTS[word] for word in words if word in ASPECTS}
+    shapes = shapes or {PLATFORMS[word] for word in words}
+    if len(shapes) != 1:
+        return None
+    (aspect,) = shapes
     updates: dict[str, object] = {"aspect": aspect}
     claims = [("aspect", aspect)]
     # "crop to 9:16" and "9:16 with black bars" say how, too
@@ -211,18 +225,20 @@ def _describe_overlay(what: str, overlay: TextOverlay) -> str:
 
 
 _ASPECT_LEAD = (
-    r"(?:(?P<verb>make|turn|convert|change|reframe|resize|format|crop|pad|letterbox|set|switch"
+    r"(?:(?P<verb>make|turn|convert|change|reframe|resize|format|crop|pad|letterbox|set|switch|put"
     r"|render|export|fit)(?: it| this| the (?:video|clip|frame|footage))?(?: (?:to|into|as|in))?"
     r"(?: an?)? )?"
 )
-_ASPECT_NAME = (
-    r"(?P<aspect>4:5 portrait|portrait 4:5|9:16|16:9|1:1|4:5|vertical|portrait|horizontal"
-    r"|landscape|widescreen|square)"
+_ASPECT_WORD = (
+    r"4:5 portrait|portrait 4:5|9:16|16:9|1:1|4:5|vertical|portrait|horizontal"
+    rf"|landscape|widescreen|square|{_PLATFORM_WORD}"
 )
+_ASPECT_NAME = rf"(?P<aspect>(?:{_ASPECT_WORD})(?: (?:{_ASPECT_WORD})){{0,2}})"
+_ASPECT_ZH = r"竖屏|竖版|竖向|横屏|横版|横向|正方形|方形|9:16|16:9|1:1|4:5|抖音|快手|视频号"
 _ASPECT_SUFFIX = (
     r"(?: (?:video|format|aspect(?: ratio)?|ratio|mode|orientation|frame|version))?"
     # with the shape named, any platform is just a remark: "square for instagram"
-    rf"(?: (?:for|on) (?:{_PLATFORM}|instagram|facebook))?{_FIT_TAIL}"
+    rf"(?: (?:for|on) (?:{PLATFORM_WORDS}|instagram|facebook))?{_FIT_TAIL}"
 )
 
 # Phrasings of the frame's shape, titles and text, in the order they are tried
@@ -234,10 +250,11 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         + r"(?:(?:the )?(?:aspect(?: ratio)?|ratio|format)(?: of| to| =|:)? )?"
         + _ASPECT_NAME
         + _ASPECT_SUFFIX,
-        r"(?:(?:make|optimi[sz]e|format|crop|reframe|resize)(?: it| this| the video)? )?"
-        rf"for {_PLATFORM}{_FIT_TAIL}",
+        r"(?:(?:make|optimi[sz]e|format|reformat|crop|reframe|resize|adapt)"
+        r"(?: it| this| the video)? )?"
+        rf"for {PLATFORM_WORDS}{_FIT_TAIL}",
         r"(?:改成|改为|转成|转为|变成|做成|剪成|设为|设置为|调成|调整为|裁成|裁剪成|裁剪为|切成|换成)?"
-        r"(?:画面|画幅|比例)?(?P<aspect>竖屏|竖版|竖向|横屏|横版|横向|正方形|方形|9:16|16:9|1:1|4:5)"
+        rf"(?:画面|画幅|比例)?(?P<aspect>(?:{_ASPECT_ZH})(?:的?(?:{_ASPECT_ZH})){{0,2}})"
         r"(?:比例|画幅|格式|视频|版本|版|模式)?"
         r"(?P<fit>加?模糊背景|背景模糊|加?黑边|裁剪填充|裁切填充)?",
         r"(?:适配|适合|发布到|发到|发)(?P<platform>抖音|快手|视频号)",
@@ -262,7 +279,8 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"title(?: card| text| overlay| screen)?(?: of| saying| that says| reading| called| as)?"
         r":? <q>(?P<tail>.*)",
         rf"(?:{_OVERLAY_VERB} )?<q> as (?:the|a) title(?P<tail>.*)",
-        r"(?:加|添加|加上|加个|加一个|放|显示|设置|写)?(?:一个)?(?:大|开场|片头)?标题(?:为|是|:)?<q>(?P<tail>.*)",
+        r"(?:加|添加|加上|加个|加一个|放|显示|设置|写)?(?:一个)?(?:大|开场|片头)?标题"
+        r"(?:为|是|:|写|写成|叫|叫做)?<q>(?P<tail>.*)",
     ),
     *rules(
         _text,

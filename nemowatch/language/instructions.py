@@ -21,6 +21,10 @@ Choices a user may want to know:
 - "highlight reel" with no length means 60 seconds; a fade with no length, 1 second; music
   with no mood, lofi; "louder", 150 %; "quieter", 70 %.
 - A music volume alone ("music at 35%") also asks for music.
+- A kind of music with no built-in mood ("jazz", "piano", 电子) takes the nearest mood,
+  and the description says so. A ratio, a name and a platform may all name the frame's
+  shape ("vertical 9:16 for TikTok"); they must agree, and beside a named shape a platform
+  is only a remark ("square for TikTok" is square).
 - Quoted text (titles, captions, music files) is kept exactly as written, in '...', "...",
   “...”, ‘...’, 「...」 or 『...』.
 

@@ -7,41 +7,46 @@ import re
 
 from nemowatch.language.clauses import SENTINEL
 
-_NUMBER_WORDS = {
-    "one": 1.0,
-    "two": 2.0,
-    "three": 3.0,
-    "four": 4.0,
-    "five": 5.0,
-    "six": 6.0,
-    "seven": 7.0,
-    "eight": 8.0,
-    "nine": 9.0,
-    "ten": 10.0,
-    "fifteen": 15.0,
-    "twenty": 20.0,
-    "thirty": 30.0,
-    "forty-five": 45.0,
-    "forty": 40.0,
-    "fifty": 50.0,
-    "sixty": 60.0,
-    "ninety": 90.0,
-}
+_UNITS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+_TEENS = [
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_NUMBER_WORDS = (
+    {word: float(value) for value, word in enumerate(_UNITS, start=1)}
+    | {word: float(value) for value, word in enumerate(_TEENS, start=10)}
+    | {word: float(value) for value, word in enumerate(_TENS, start=2)}
+)
+for _word in _TENS:  # "twenty-five", "forty five"
+    _NUMBER_WORDS[_word] *= 10
 _CHINESE_DIGITS = {digit: value for value, digit in enumerate("零一二三四五六七八九")} | {
     "〇": 0,
     "两": 2,
 }
-_NUMBER = (
-    r"\d+(?:\.\d+)?|"
-    + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
-    + r"|[零〇一二两三四五六七八九十百]+"
+_WORD_NUMBER = "(?:{})(?:[- ](?:{}))?|{}".format(
+    "|".join(_TENS), "|".join(_UNITS), "|".join(sorted(_TEENS + _UNITS, key=len, reverse=True))
 )
+_NUMBER = rf"\d+(?:\.\d+)?|{_WORD_NUMBER}|[零〇一二两三四五六七八九十百]+"
 _UNIT = r"seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|秒钟?|分钟|分"
+_SIMPLE_DURATION = rf"(?:{_NUMBER}|an?) ?-?(?:{_UNIT})(?![a-z])"
 _FRAGMENTS = {
     "num": _NUMBER,
     # "5 seconds", "60-second", "a minute", "一分钟", or a clock time "1:30"
-    "dur": rf"(?:{_NUMBER}|an?) ?-?(?:{_UNIT})(?![a-z])|\d+:\d{{2}}(?::\d{{2}})?(?:\.\d+)?",
-    "pct": r"\d+(?:\.\d+)? ?(?:%|percent|per cent)",
+    # "1 min 30 s", "一分半" (a minute and a half), "半分钟" (half a minute)
+    "dur": rf"{_SIMPLE_DURATION}(?: (?:and )?{_SIMPLE_DURATION}|{_SIMPLE_DURATION})?"
+    rf"|(?:{_NUMBER})分钟?半钟?|半分钟|half (?:an? )?(?:minute|min|second|sec|hour)"
+    rf"|(?<=first )(?:minute|hour)|\d+:\d{{2}}(?::\d{{2}})?(?:\.\d+)?",
+    "pct": r"\d+(?:\.\d+)? ?(?:%|percent|per cent)"
+    r"|百分之(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百]+)",
     "times": rf"(?:{_NUMBER}) ?(?:x|×|times|倍)(?![a-z])",
 }
 _DURATION_PARTS = re.compile(rf"(?P<number>{_NUMBER}|an?) ?-?(?P<unit>{_UNIT})")
@@ -63,6 +68,9 @@ def number_value(text: str) -> float:
         return 1.0
     if text in _NUMBER_WORDS:
         return _NUMBER_WORDS[text]
+    if text.split("-")[0].split(" ")[0] in _TENS:  # "twenty-five"
+        tens, units = re.split("[- ]", text)
+        return _NUMBER_WORDS[tens] + _NUMBER_WORDS[units]
     total, current = 0, 0
     for character in text:  # 三十五 = 3 * 10 + 5; 一百二十 = 100 + 20
         if character in _CHINESE_DIGITS:
@@ -80,15 +88,26 @@ def seconds(text: str) -> float:
         for part in text.split(":"):
             total = total * 60 + float(part)
         return total
-    found = _DURATION_PARTS.fullmatch(text)
-    assert found is not None, text  # only called on what the "dur" fragment matched
-    unit = found["unit"]
-    scale = 3600.0 if unit.startswith("h") else 60.0 if unit[0] in "m分" else 1.0
-    return number_value(found["number"]) * scale
+    if text == "半分钟":
+        return 30.0
+    if text.startswith("half"):  # "half a second", "half minute"
+        return seconds("1 " + text.split()[-1]) / 2
+    if text in ("minute", "hour"):  # "the first minute"
+        return seconds("1 " + text)
+    if text.rstrip("钟").endswith("半"):  # "一分半": a minute and a half
+        return number_value(text.split("分")[0]) * 60.0 + 30.0
+    total = 0.0
+    for found in _DURATION_PARTS.finditer(text):  # "1 min 30 s" is two parts
+        unit = found["unit"]
+        scale = 3600.0 if unit.startswith("h") else 60.0 if unit[0] in "m分" else 1.0
+        total += number_value(found["number"]) * scale
+    return total
 
 
 def fraction(text: str) -> float:
-    """0.35 from "35%" or "35 percent"."""
+    """0.35 from "35%", "35 percent" or "百分之三十五"."""
+    if text.startswith("百分之"):
+        return number_value(text.removeprefix("百分之")) / 100.0
     return float(_LEADING_NUMBER.sub(r"\1", text)) / 100.0
 
 

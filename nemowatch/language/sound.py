@@ -25,7 +25,7 @@ _MOODS = {  # a word for a kind of music -> the built-in mood closest to it
     **dict.fromkeys(_words("lofi lo-fi chill chilled chillhop 低保真"), "lofi"),
     **dict.fromkeys(
         _words("upbeat energetic happy fun lively uplifting cheerful exciting")
-        + _words("欢快 动感 活泼 激昂 快节奏 热闹 欢乐"),
+        + _words("欢快 轻快 动感 活泼 激昂 快节奏 热闹 欢乐"),
         "upbeat",
     ),
     **dict.fromkeys(
@@ -35,11 +35,68 @@ _MOODS = {  # a word for a kind of music -> the built-in mood closest to it
     ),
 }
 
-_MOOD = "(?P<mood>{})".format(
-    "|".join(sorted((mood for mood in _MOODS if mood.isascii()), key=len, reverse=True))
+# Kinds of music with no built-in mood of their own: the nearest mood stands in, and
+# `explain` says so ("add lofi music (the built-in mood nearest to jazz)").
+_GENRES = {
+    **dict.fromkeys(
+        ["jazz", "jazzy", "hip hop", "hip-hop", "hiphop", "rap", "r&b", "爵士", "嘻哈", "说唱"],
+        "lofi",
+    ),
+    **dict.fromkeys(
+        [
+            "piano",
+            "classical",
+            "acoustic",
+            "acoustic guitar",
+            "guitar",
+            "folk",
+            "orchestral",
+            "钢琴",
+            "钢琴曲",
+            "古典",
+            "吉他",
+            "民谣",
+            "轻",
+        ],
+        "calm",
+    ),
+    **dict.fromkeys(
+        [
+            "electronic",
+            "edm",
+            "dance",
+            "techno",
+            "house",
+            "rock",
+            "pop",
+            "cinematic",
+            "epic",
+            "电子",
+            "摇滚",
+            "流行",
+            "电音",
+            "舞曲",
+            "史诗",
+        ],
+        "upbeat",
+    ),
+}
+_KINDS = {**_MOODS, **_GENRES}
+
+
+def _alternatives(words: list[str]) -> str:
+    return "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+
+
+_MOOD_WORD = _alternatives([kind for kind in _KINDS if kind.isascii()])
+_MOOD = rf"(?P<mood>{_MOOD_WORD})(?: (?:{_MOOD_WORD}))?"
+_MOOD_ZH = (
+    f"(?P<mood>{_alternatives([kind for kind in _KINDS if not kind.isascii()])}|lofi|lo-fi|chill)"
 )
-_MOOD_ZH = "(?P<mood>{}|lofi|lo-fi|chill)".format(
-    "|".join(mood for mood in _MOODS if not mood.isascii())
+# genres that are nouns too: "add EDM", "play some jazz"
+_GENRE_NOUN = (
+    rf"(?P<mood>(?:(?:{_MOOD_WORD}) )?(?:edm|jazz|hip[- ]?hop|lo-?fi|rock|pop|techno|house"
+    r"|classical|piano))"
 )
 _MUSIC_VERB = r"(?:add|play|put|use|include|insert|lay|put on|give it|with|set|throw in|put in)"
 _MUSIC_VOLUME = r"(?: at <pct:volume>(?: volume)?)?"
@@ -51,7 +108,7 @@ def _music(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | No
     mood = group(found, "mood")
     path = clause.quoted[0] if clause.quoted else None
     # "add background music" names no mood: it keeps one named elsewhere
-    music = path or (_MOODS[mood] if mood else edit.music or DEFAULT_MOOD)
+    music = path or (_KINDS[_kind(mood)] if mood else edit.music or DEFAULT_MOOD)
     updates: dict[str, object] = {"music": music}
     claims = [("music", music)] if path or mood else []
     volume_text, duck_text = group(found, "volume"), group(found, "duck")
@@ -62,7 +119,20 @@ def _music(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | No
     if duck_text:
         duck = updates["duck"] = _NEGATION.search(duck_text) is None
         claims.append(("ducking", "on" if duck else "off"))
-    return Reading(_describe_music(music, volume, duck), updates, claims=tuple(claims))
+    description = _describe_music(music, volume, duck)
+    if mood and not path and _kind(mood) in _GENRES:
+        description += f" (the built-in mood nearest to {_kind(mood)})"
+    return Reading(description, updates, claims=tuple(claims))
+
+
+def _kind(mood: str) -> str:
+    """The word of a kind of music: "soft piano" is soft, "hip hop" one kind."""
+    if mood in _KINDS:
+        return mood
+    for kind in sorted(_KINDS, key=len, reverse=True):
+        if mood.startswith(kind):
+            return kind
+    return mood
 
 
 def _music_volume(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
@@ -157,7 +227,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
     *rules(
         _music,
         rf"(?:{_MUSIC_VERB}(?: in| on)? )?(?:(?:some|a|an|the) )?(?:{_MOOD} )?(?:background |bg )?"
-        r"(?:music|soundtrack|bgm|music track|background track)(?: track)?"
+        r"(?:music|soundtrack|bgm|music track|background track|beats?|tunes?)(?: track)?"
         r"(?: (?:in the background|underneath|under it|behind it|to it|to the video))?"
         + _MUSIC_VOLUME
         + rf"(?: (?P<duck>with(?:out| no)? ducking|no ducking|ducked(?: under {_SPEECH})?"
@@ -165,12 +235,17 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"(?:{_MUSIC_VERB} )?(?:the )?(?:background )?(?:music|soundtrack|track|song)"
         rf"(?: (?:from|file|track|at))?:? <q>{_MUSIC_VOLUME}",
         rf"{_MUSIC_VERB} <q> as (?:the )?(?:background )?(?:music|soundtrack|track){_MUSIC_VOLUME}",
-        r"(?:加|添加|加上|配|配上|放|来点|加点|加入|用|使用)?(?:一段|一首|一些|点)?"
-        rf"(?:{_MOOD_ZH}的?)?(?:背景)?(?:音乐|配乐|bgm)(?:音量(?:调到|设为|为)?<pct:volume>)?",
+        rf"{_MUSIC_VERB} (?:some )?{_GENRE_NOUN}" + _MUSIC_VOLUME,
+        r"(?:加|添加|加上|配|配上|放|来点|加点|加入|用|使用)?(?:一段|一首|一些|一个|个|点)?"
+        rf"(?:{_MOOD_ZH}的?)?(?:背景)?(?:纯音乐|音乐|配乐|bgm|曲子)"
+        r"(?:音量(?:调到|设为|为)?<pct:volume>)?",
+        r"(?:背景音乐|配乐|bgm)(?:用|要|选|换成)(?:一首|一段)?"
+        rf"{_MOOD_ZH}的?(?:纯音乐|音乐|曲子|曲)?",
     ),
     *rules(
         _music_volume,
-        r"(?:(?:set|turn|put|bring|keep) )?(?:the )?(?:background |bg )?music(?: volume| level)?"
+        r"(?:(?:set|turn|put|bring|keep|lower|raise|drop|reduce) )?(?:the )?(?:background |bg )?"
+        r"music(?: volume| level)?"
         r"(?: (?:down|up))?(?: to| at|:)? <pct:volume>(?: volume)?",
         r"(?:背景)?音乐(?:音量)?(?:调到|设为|设置为|为|调成)?<pct:volume>",
     ),
@@ -194,8 +269,8 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?P<direction>in and out|in ?/ ?out|in & out|in|out|from black|to black)"
         r"(?: (?:over|for|of|lasting|during))?(?: <dur:length2>)?"
         r"(?: at the (?:start|beginning|end))?",
-        r"(?:加|添加|加上|加个|用)?(?:<dur:length>的?)?(?P<direction>淡入淡出|淡入和淡出|淡入|淡出)"
-        r"(?:效果)?(?:<dur:length2>)?",
+        r"(?:开头|片头|结尾|片尾|最后)?(?:加|添加|加上|加个|用)?(?:<dur:length>的?)?(?P<direction>淡入淡出|淡入和淡出|淡入|淡出)"
+        r"(?:效果)?(?:各?<dur:length2>)?",
     ),
     # the source's audio
     *rules(
@@ -208,7 +283,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:audio|sound)(?: track)?",
         r"(?:no|without) (?:original |source )?(?:audio|sound)",
         r"make it silent",
-        r"静音|(?:去掉|去除|删掉|删除|关掉|关闭|不要|移除|消除)(?:视频)?的?"
+        r"(?:(?:原声|声音|音频)(?:全部)?)?静音|(?:去掉|去除|删掉|删除|关掉|关闭|不要|移除|消除)(?:视频)?的?"
         r"(?:原声|原音|声音|音频|原始音频|原始声音)|(?:原声|声音|音频)(?:去掉|关掉|删掉|关闭)",
     ),
     *rules(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from nemowatch.language.clauses import Clause
-from nemowatch.language.frame import ASPECTS
-from nemowatch.language.numbers import clock, duration_text, number, seconds, times
+from nemowatch.language.frame import ASPECTS, PLATFORM_WORDS, PLATFORMS
+from nemowatch.language.numbers import clock, duration_text, fraction, number, seconds, times
 from nemowatch.language.readings import Handler, Reading, group, rules
 from nemowatch.rules import EditSpec, SilenceCut, Trim
 
@@ -124,9 +124,9 @@ def _highlight(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading 
     updates: dict[str, object] = {"max_duration": length}
     claims = [("length", duration_text(length))] if spoken else []
     description = f"make a {duration_text(length)} highlight reel"
-    aspect_word = group(found, "aspect")
-    if aspect_word:
-        aspect = ASPECTS[aspect_word]
+    aspect_word, platform = group(found, "aspect"), group(found, "platform")
+    if aspect_word or platform:
+        aspect = ASPECTS[aspect_word] if aspect_word else PLATFORMS[platform or ""]
         updates["aspect"] = aspect
         claims.append(("aspect", aspect))
         description += f" in {aspect}"
@@ -155,6 +155,11 @@ def _slower(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | N
     return _speed_reading(factor if factor < 1 else 1 / factor)
 
 
+def _faster_by(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
+    # "50% faster" is 1.5x
+    return _speed_reading(round(1.0 + fraction(found["change"]), 4))
+
+
 def _fixed_speed(factor: float) -> Handler:
     def handler(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
         return _speed_reading(factor)
@@ -177,19 +182,26 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         _trim,
         rf"{_TRIM_VERB} (?:the )?first <dur:start>{_OF_SOURCE}",
         rf"{_TRIM_VERB} <dur:start> (?:from|at|off) the (?:start|beginning|front){_OF_SOURCE}",
-        r"(?:start|begin)(?: the video| it| playback| the clip)? (?:at|from) <dur:start>",
+        r"(?:start|begin)(?: the video| it| playback| the clip)? (?:at|from) <dur:start>(?: in)?",
+        r"(?:视频)?(?:开头|片头)?的?前<dur:start>(?:剪掉|去掉|删掉|删除|不要)",
+        r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去)视频(?:开头|片头)的?前?<dur:start>",
         r"(?:skip|jump) (?:ahead )?to <dur:start>",
-        r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)?的?前<dur:start>",
-        r"从<dur:start>开始",
-        rf"(?:(?:keep|use|take)(?: only)? )?(?:only )?(?:the )?first <dur:end>{_OF_SOURCE}"
+        r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)?的?前面?<dur:start>",
+        r"(?:去掉|剪掉|删掉|删除|去除|跳过|剪去|不要)(?:开头|片头)的?<dur:start>",
+        r"从第?<dur:start>(?:开始|起)",
+        r"(?:only )?(?:(?:keep|use|take)(?: only)? )?(?:only )?(?:the )?"
+        rf"first <dur:end>{_OF_SOURCE}"
         r"(?: only)?",
         r"(?:end|stop|finish)(?: the video| it| playback| the clip)? (?:at|by) <dur:end>",
-        r"(?:只保留|只要|只留|保留|只用)(?:开头|视频)?的?前<dur:end>",
+        r"(?:(?:只保留|只要|只留|保留|只用)(?:开头|视频)?的?)?前面?<dur:end>",
         r"在?<dur:end>处?结束",
         r"(?:(?:keep|use|take|only keep|trim it to|trim to|cut it to|cut to)(?: only)? )?"
         r"(?:only )?(?:the part )?(?:from )?<dur:start>"
         r" ?(?:to|until|till|through|-|–|—) ?<dur:end>",
-        r"(?:只?保留|截取|剪出|只要)?从?<dur:start>(?:到|至|-|~)<dur:end>(?:的部分|之间)?",
+        r"(?:只?保留|截取|剪出|只要)?从?<dur:start>(?:截取|剪辑|剪)?(?:到|至|-|~)<dur:end>"
+        r"(?:的部分|之间)?",
+        r"(?:remove|cut|delete|drop|lose|trim) (?:off )?everything after <dur:end>",
+        rf"(?:trim|cut)(?: it)? to the first <dur:end>{_OF_SOURCE}",
     ),
     # length
     *rules(
@@ -197,14 +209,18 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"{_MAKE}(?:an? )?(?:<dur:length> )?(?:{_ASPECT_WORD} )?"
         r"(?:highlights?|recap|supercut|best[- ]of)"
         r"(?: (?:reel|video|clip|cut|montage|version|edit))?"
-        r"(?: (?:of|lasting|that is|at) <dur:length2>(?: long)?)?",
-        r"(?:keep |show )?(?:only )?the best <dur:length>(?: of it)?",
+        r"(?: (?:of|lasting|that is|at) <dur:length2>(?: long)?)?"
+        rf"(?: (?:for|on) {PLATFORM_WORDS})?",
+        r"(?:keep |show |give me )?(?:only )?the best <dur:length>(?: of it)?",
+        rf"{_MAKE}(?:an? )?<dur:length> (?:long )?(?:video|clip|version|edit|cut|short)"
+        rf"(?: (?:for|on) {PLATFORM_WORDS})?",
+        rf"{_MAKE}(?:an? )?<dur:length> {PLATFORM_WORDS}(?: video| clip)?",
         r"(?:做|剪|生成|导出|制作|剪辑|输出)?(?:成|为)?(?:一个|一段|一条)?(?:<dur:length>)?的?"
-        r"(?P<aspect>竖屏|横屏|方形)?(?:精华|集锦|高光|精彩)(?:片段|视频|版|合集|剪辑|时刻)?",
+        r"(?P<aspect>竖屏|横屏|方形)?(?:精华|集锦|高光|精彩){1,2}(?:片段|视频|版|合集|剪辑|时刻)?",
     ),
     *rules(
         _max_duration,
-        r"(?:keep|make|get)(?: it| the video| the result| the edit)? (?:under|below|within"
+        r"(?:keep|make|get)(?: it| the video| the result| the edit)? (?:under|below|within|to"
         r"|shorter than|less than|no (?:longer|more) than|at most|up to)(?: of)? <dur:length>"
         r"(?: long| total| or less| max(?:imum)?| in length)?",
         r"(?:under|below|within|shorter than|less than|no (?:longer|more) than|at most|up to"
@@ -214,7 +230,14 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?: of| to| is|:)? <dur:length>",
         r"(?:limit|cap|shorten|cut down|trim down|condense|reduce)(?: it| the video| the length"
         r"| this)?(?: down)? to <dur:length>(?: or less| max(?:imum)?)?",
-        r"make it <dur:length> (?:long|or less|or shorter)",
+        r"make (?:it|this|the (?:video|clip|edit|result|final video)) <dur:length>"
+        r"(?: long| or less| or shorter| in length| total)?",
+        r"(?:cut|trim|edit)(?: it| the video| this)? down to <dur:length>"
+        r"(?: or less| max(?:imum)?)?",
+        r"(?:做成|剪成|剪辑成|变成|改成|缩短成|缩短到|剪短到)(?:一个|一段)?<dur:length>(?:长|左右)?(?:的(?:视频|短片|版本))?",
+        r"(?:做成|剪成|剪辑成|变成|改成|缩短成|缩短到|剪短到|剪到)?<dur:length>(?:以内|之内)"
+        r"(?:的(?:短?视频|短片|版本))?",
+        r"(?:剪|做|生成|制作|剪辑)(?:一个|一段|一条)<dur:length>的?(?:短?视频|短片|版本)",
         r"(?:不超过|最多|最长|控制在|限制在|少于|压缩到|缩短到|剪到)<dur:length>(?:以内|之内|内|以下)?",
         r"(?:时长|长度|总时长)(?:不超过|控制在|最多|限制在|为)?<dur:length>(?:以内|之内|内)?",
     ),
@@ -225,9 +248,17 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:make it |play it |play |make the video )?<times:factor>"
         r" (?:faster|speed|as fast|quicker)",
         r"(?:set )?(?:the )?(?:playback )?speed(?: to|:)? <times:factor>",
+        r"(?:make|play|run) it <times:factor>",
+        r"(?:play|run)(?: it)? at <num:factor> speed",
+        r"(?:播放)?速度(?:调为|调到|调成|设为|设置为|改为|为)?<times:factor>速?",
         r"(?:play(?: it)? |run(?: it)? |speed (?:it )?up )?at <times:factor>(?: speed)?",
         r"<times:factor>",
         r"(?:加速|加快|调成|设为|设置为|改成|变成|用|以)?(?:到|为|成)?<times:factor>速?(?:播放)?",
+    ),
+    *rules(
+        _faster_by,
+        r"speed (?:it |this |the video |things )?up(?: the video| it| this)? by <pct:change>",
+        r"(?:make it |play it )?<pct:change> faster",
     ),
     *rules(
         _slower,
@@ -239,11 +270,11 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         _fixed_speed(0.5),
         r"(?:make it |put it |play it |use |in )?(?:in |at )?(?:slow[- ]?motion|slow[- ]?mo)",
         r"(?:make it |play it |play |use )?(?:at )?half[- ]speed",
-        r"慢动作|慢放|慢速(?:播放)?|半速",
+        r"慢动作|慢放|慢速(?:播放)?|半速|(?:减速|放慢|速度减慢)一半",
     ),
     *rules(
         _fixed_speed(2.0),
         r"(?:make it |play it |play |use )?(?:at |in )?double[- ]speed|(?:make it )?twice as fast",
-        r"双倍速",
+        r"双倍速|(?:速度)?(?:加快|提高|提升)一倍",
     ),
 )
