@@ -298,7 +298,7 @@ rules:
     outbox: out
     instructions:
       - cut out silences
-      - make it verticle, add jazz music
+      - make it verticle, add kazoo music
 """
 
 
@@ -318,7 +318,7 @@ def test_a_phrase_not_understood_is_an_error_at_its_instruction_with_suggestions
         "? (or set allow_unknown_instructions: true on the rule to have it ignored)"
     )
     assert (second.line, second.path) == (7, "rules[0].instructions[1]")
-    assert 'not understand "add jazz music"; did you mean "add calm music"' in second.message
+    assert 'not understand "add kazoo music"; did you mean "add calm music"' in second.message
 
 
 def test_a_rule_may_allow_unknown_instructions_and_check_warns_instead(tmp_path: Path) -> None:
