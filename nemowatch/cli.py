@@ -406,8 +406,12 @@ def _unmatched_lines(unmatched: list[Unmatched]) -> list[str]:
 
 
 def _job_line(record: JobRecord) -> str:
-    """One job: `a1b2c3d4e5f6  rendering 42 % reels        clip.mp4 -> ...`."""
+    """One job: `a1b2c3d4e5f6  rendering 42 % reels        clip.mp4 -> ...`; a job done
+    with warnings says how many (`done with 2 warnings`)."""
     doing = record.state.value
+    if record.state is JobState.DONE and record.warnings:
+        count = len(record.warnings)
+        doing = f"done with {count} warning{'s' if count != 1 else ''}"
     if record.state in RUNNING and record.stage:
         doing = record.stage
         if record.percent is not None:

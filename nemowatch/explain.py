@@ -1,8 +1,9 @@
 """`nemowatch explain FILE`: what a rule would do to a file, without rendering it.
 
 Prints the matched rule, the edit as understood (and the phrases that are not), the
-analysis (silences, kept segments with their scores) and the planned timeline, so a rule
-can be tuned before any time is spent on renders.
+analysis (silences, kept segments with their scores), the planned timeline and where it
+falls short of the edit (a reel shorter than asked, and why), so a rule can be tuned
+before any time is spent on renders.
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
         f"Output: {draft.duration:.2f} s, {facts.width}x{facts.height}, {facts.format or 'mp4'}"
         f" (nothing rendered)"
     )
+    for warning in draft.warnings:
+        lines.append(f"  ! {warning}")
     return "\n".join(lines)
 
 

@@ -198,7 +198,8 @@ async def upload(run: Run, record: JobRecord) -> Advance:
 
 
 async def edit(run: Run, record: JobRecord) -> Advance:
-    """Send each instruction not yet sent, once; then read the draft they made."""
+    """Send each instruction not yet sent, once; then read the draft they made. The job
+    keeps the warnings of both (phrases not understood, a plan short of the edit)."""
     session = session_of(record)
     instructions = run.job.instructions
     warnings = list(record.warnings)
@@ -227,8 +228,12 @@ async def edit(run: Run, record: JobRecord) -> Advance:
             record.id, edits_done=index + 1, edit_sent=None, edit_token=None, warnings=warnings
         )
     draft = await run.engine.draft(session)
+    for warning in draft.warnings:
+        if warning not in warnings:  # a run resumed here may have kept it already
+            warnings.append(warning)
+            log.warning("edit.warning", text=warning)
     log.info("edit.done", planned_seconds=draft.duration, tracks=len(draft.tracks))
-    return Advance(JobState.EXPORTING, {"draft": draft.to_json()})
+    return Advance(JobState.EXPORTING, {"draft": draft.to_json(), "warnings": warnings})
 
 
 async def export(run: Run, record: JobRecord) -> Advance:

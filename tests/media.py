@@ -170,9 +170,9 @@ def _scene_video(seconds: float, size: str, fps: int, scene_changes: Sequence[fl
 
 
 def speech_layout(
-    seconds: float, *, seed: int = 7
+    seconds: float, *, seed: int = 7, pauses: tuple[float, float] = (0.6, 2.0)
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float, float]]]:
-    """Deterministic talk: phrases of 2–8 s separated by 0.6–2 s of silence.
+    """Deterministic talk: phrases of 2–8 s separated by `pauses` (0.6–2 s) of silence.
 
     Returns the silences (from the start, a short one; to the end, what is left) and a
     gain for each phrase between 0.35 and 1, so some phrases are louder than others.
@@ -184,7 +184,7 @@ def speech_layout(
     silences.append((0.0, position))
     while True:
         phrase_end = round(position + choose.uniform(2.0, 8.0), 1)
-        pause_end = round(phrase_end + choose.uniform(0.6, 2.0), 1)
+        pause_end = round(phrase_end + choose.uniform(*pauses), 1)
         if pause_end > seconds - 3.5:
             break
         silences.append((phrase_end, pause_end))
@@ -212,6 +212,12 @@ def _number(value: float) -> str:
 
 
 TWO_MINUTES_SILENCES, TWO_MINUTES_GAINS = speech_layout(120)
+# Two more talks of 2 minutes: 85.1 s of speech, and 39.2 s (42.0 s once its silences are cut).
+TALK_85_SILENCES, TALK_85_GAINS = speech_layout(120, seed=4, pauses=(1.0, 3.0))
+TALK_39_SILENCES, TALK_39_GAINS = speech_layout(120, seed=3, pauses=(8.0, 14.0))
+# Tiny pictures at a low frame rate: two minutes of them encode in about a second.
+_TALK = {"seconds": 120, "size": "64x36", "fps": 10, "audio": "speech_with_silences",
+         "sample_rate": 16000}  # fmt: skip
 
 # name -> (file name, make_clip arguments). Clips are made on first use, once per session.
 CLIP_CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
@@ -240,6 +246,14 @@ CLIP_CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
             "scene_changes": (17, 41, 66, 90, 104),
             "sample_rate": 16000,  # the audio is computed per sample: 16 kHz is 3x faster
         },
+    ),
+    "talk_85": (
+        "talk_85.mp4",
+        {**_TALK, "silences": TALK_85_SILENCES, "gains": TALK_85_GAINS},
+    ),
+    "talk_39": (
+        "talk_39.mp4",
+        {**_TALK, "silences": TALK_39_SILENCES, "gains": TALK_39_GAINS},
     ),
 }
 

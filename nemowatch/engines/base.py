@@ -101,7 +101,9 @@ class Draft:
     """A timeline in NemoVideo's shape, so both engines describe an edit the same way.
 
     `tracks` is the draft's `t` (see `Track`); `duration_ms` is `d`; `metadata` is `m`,
-    the whole timeline's facts, which each engine reads in its own way.
+    the whole timeline's facts, which each engine reads in its own way, but for one key
+    shared by all: `warnings`, a list of sentences saying where the plan falls short of
+    what was asked (see `warnings`).
     """
 
     tracks: tuple[Track, ...]
@@ -130,6 +132,16 @@ class Draft:
     @property
     def duration(self) -> float:
         return self.duration_ms / 1000.0
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the engine says the plan falls short of, e.g. "the reel lasts 42.0 s: 42.0 s
+        of speech left after cutting silences; asked 60 s": `m.warnings`, its strings only
+        (a draft without the key has none)."""
+        found = self.metadata.get("warnings")
+        if not isinstance(found, list):
+            return ()
+        return tuple(item for item in found if isinstance(item, str))
 
     def summary(self) -> str:
         """One line for people, e.g. "Timeline (3 tracks): video 0–57.6 s, music lofi 35 %,
@@ -243,7 +255,12 @@ class Engine(Protocol):
         `checkpoint` (the instruction landed). The engine looks as long as it needs."""
         ...
 
-    async def draft(self, session: Session) -> Draft: ...
+    async def draft(self, session: Session) -> Draft:
+        """The timeline the instructions made. Where it falls short of what they asked
+        (a reel shorter than asked, for want of material), the draft says so in its
+        `warnings` (`m.warnings`): the pipeline adds them to the job's warnings, with those
+        of `edit`."""
+        ...
 
     async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render: ...
 

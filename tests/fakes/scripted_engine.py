@@ -22,6 +22,7 @@ from nemowatch.engines.base import (
     EditEvent,
     EditEventKind,
     Job,
+    JSONObject,
     Media,
     Render,
     RenderState,
@@ -65,6 +66,7 @@ class ScriptedEngine:
         self.renders = 0
         self.checkpoint: str | None = None  # what edit_checkpoint answers
         self.landed = False  # what edit_landed answers
+        self.draft_warnings: list[str] = []  # what the draft says it falls short of
         self._cues: defaultdict[str, deque[Cue]] = defaultdict(deque)
 
     def cue(self, step: str, *cues: Cue) -> ScriptedEngine:
@@ -109,7 +111,10 @@ class ScriptedEngine:
     async def draft(self, session: Session) -> Draft:
         await self._step("draft")
         video = {"tt": 0, "sg": [{"at": 0, "d": round(self.duration * 1000)}]}
-        return Draft(tracks=(video,), duration_ms=round(self.duration * 1000))
+        metadata: JSONObject = (
+            {"warnings": list(self.draft_warnings)} if self.draft_warnings else {}
+        )
+        return Draft(tracks=(video,), duration_ms=round(self.duration * 1000), metadata=metadata)
 
     async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
         await self._step("export")

@@ -408,3 +408,19 @@ async def test_a_job_in_company_at_every_crash_must_run_alone_before_it_is_blame
     record = await pipeline.run(job_id, world.rule)  # alone, it does not crash
 
     assert record.state is JobState.DONE
+
+
+async def test_what_the_draft_falls_short_of_joins_the_jobs_warnings_and_its_done_line(
+    world: World,
+) -> None:
+    short = "the reel lasts 42.0 s: 42.0 s of speech left after cutting silences; asked 60 s"
+    world.engine.draft_warnings = [short]
+
+    with capture_logs() as logs:
+        record = await world.pipeline().run(world.drop(), world.rule)
+
+    assert record.state is JobState.DONE
+    assert record.warnings == [short]
+    (done,) = [entry for entry in logs if entry["event"] == "job.done"]
+    assert done["warnings"] == [short]
+    assert {"event": "edit.warning", "text": short, "log_level": "warning"} in logs

@@ -24,6 +24,7 @@ from nemowatch.engines.local.plan import (
     kept_segments,
     plan_segments,
     segments_of,
+    short_reel,
 )
 from nemowatch.rules import EditSpec, SilenceCut, Trim
 
@@ -321,3 +322,58 @@ def test_segments_read_back_from_a_stored_draft_are_on_the_frame_grid_again() ->
     restored = segments_of(Draft.from_json(draft.to_json()))
 
     assert restored == original
+
+
+# a reel shorter than asked says why, with numbers
+
+# 60 s of talk, silent 10-40 s: 30 s of speech, 30.4 s once the silence is cut (margins)
+TALK = Analysis(
+    duration=60.0,
+    silences=(Silence(10.0, 40.0),),
+    loudness=tuple(
+        (index * 0.5, -50.0 if 10 <= index * 0.5 < 40 else -12.0) for index in range(120)
+    ),
+)
+
+
+def reel_warning(spec: EditSpec, analysis: Analysis = TALK) -> str | None:
+    segments = plan_segments(duration=analysis.duration, fps=25.0, spec=spec, analysis=analysis)
+    return short_reel(segments, duration=analysis.duration, fps=25.0, spec=spec, analysis=analysis)
+
+
+def test_a_reel_short_for_want_of_speech_after_the_cut_says_how_much_was_left() -> None:
+    spec = EditSpec(max_duration=60.0, cut_silences=SilenceCut(margin=0.2))
+
+    assert reel_warning(spec) == (
+        "the reel lasts 30.4 s: 30.4 s of speech left after cutting silences; asked 60 s"
+    )
+
+
+def test_a_reel_short_for_want_of_phrases_says_how_much_speech_there_is() -> None:
+    # without the cut the material is 60 s, but a highlight keeps whole phrases only
+    assert reel_warning(EditSpec(max_duration=45.0)) == (
+        "the reel lasts 30.4 s: 30.4 s of speech in the source; asked 45 s"
+    )
+
+
+def test_a_short_source_or_trim_is_named_as_the_reason() -> None:
+    assert reel_warning(EditSpec(max_duration=90.0)) == (
+        "the reel lasts 60.0 s: the source lasts 60.0 s; asked 90 s"
+    )
+    assert reel_warning(EditSpec(max_duration=60.0, trim=Trim(start=0.0, end=20.0))) == (
+        "the reel lasts 20.0 s: 20.0 s left after the trim; asked 60 s"
+    )
+
+
+def test_a_reel_short_at_a_speed_is_measured_in_output_seconds() -> None:
+    spec = EditSpec(max_duration=30.0, speed=2.0, cut_silences=SilenceCut(margin=0.2))
+
+    assert reel_warning(spec) == (
+        "the reel lasts 15.2 s: 15.2 s of speech left after cutting silences at 2x speed;"
+        " asked 30 s"
+    )
+
+
+def test_a_reel_within_five_percent_of_the_ask_or_none_asked_is_not_short() -> None:
+    assert reel_warning(EditSpec(max_duration=31.0, cut_silences=SilenceCut(margin=0.2))) is None
+    assert reel_warning(EditSpec(cut_silences=SilenceCut())) is None

@@ -474,3 +474,24 @@ def _capital_words(expression: str) -> set[str]:
                 words.add(current)
             current = ""
     return words
+
+
+def test_the_plans_warnings_travel_in_the_drafts_metadata_and_survive_a_retarget() -> None:
+    warning = "the reel lasts 42.0 s: 42.0 s of speech left after cutting silences; asked 60 s"
+    planned = build_draft(
+        WHOLE, source=TALK, edit=EditSpec(), export=ExportSpec(), warnings=[warning]
+    )
+
+    stored = Draft.from_json(planned.to_json())
+
+    assert stored.warnings == (warning,)
+    assert TimelineFacts.of(stored).warnings == (warning,)
+    assert retarget(stored, ExportSpec(format="webm")).warnings == (warning,)
+
+
+def test_a_draft_without_warnings_keeps_the_keys_of_earlier_versions() -> None:
+    plain = draft()
+
+    assert "warnings" not in plain.metadata
+    assert plain.warnings == ()
+    assert Draft(tracks=(), duration_ms=0, metadata={"warnings": "odd"}).warnings == ()

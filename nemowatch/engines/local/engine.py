@@ -3,7 +3,8 @@
 instructions -> EditSpec -> analysis (silences, loudness, scenes: only what the edit
 needs) -> plan (the segments to keep) -> timeline (the Draft) -> render (the picture and
 the sound rendered at once by two FFmpeg runs, the sound after its loudness pass, then
-joined). Every step after `open_session` works from its
+joined). Where the plan falls short of the edit (a reel shorter than asked), the draft's
+warnings say why. Every step after `open_session` works from its
 typed state (`LocalSession`, `LocalRender`), kept as JSON in the ledger, so a restarted
 daemon can rebuild the session from the ledger and carry on.
 """
@@ -37,7 +38,7 @@ from nemowatch.engines.base import (
 from nemowatch.engines.local.analysis import Analysis, Segment, analyse
 from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
 from nemowatch.engines.local.music import ensure_mood, resolve_music
-from nemowatch.engines.local.plan import plan_segments
+from nemowatch.engines.local.plan import plan_segments, short_reel
 from nemowatch.engines.local.render import render
 from nemowatch.engines.local.state import LocalRender, LocalSession
 from nemowatch.engines.local.timeline import (
@@ -192,6 +193,7 @@ class LocalEngine:
         segments = plan_segments(duration=duration, fps=video.fps, spec=edit, analysis=analysis)
         if not segments:
             raise _nothing_left(source, edit, analysis)
+        short = short_reel(segments, duration=duration, fps=video.fps, spec=edit, analysis=analysis)
         draft = build_draft(
             segments,
             source=SourceFacts(
@@ -207,6 +209,7 @@ class LocalEngine:
             export=export,
             speech=analysis.speech(),
             music=music,
+            warnings=[short] if short is not None else [],
         )
         return LocalPlan(
             interpretation=state.reading,

@@ -63,7 +63,7 @@ def choose_highlight(
     source seconds, on the frame grid, in order.
     """
     audible = bool(analysis.loudness)
-    pieces = _pieces(material, phrases if audible else [Segment(0.0, analysis.duration)])
+    pieces = overlap(material, phrases if audible else [Segment(0.0, analysis.duration)])
     if audible:
         chosen = _highlight_of(pieces, analysis, target, fps, threshold_db, QUIETER_DB)
         if not chosen:
@@ -269,7 +269,7 @@ def _assemble(pieces: Sequence[Segment], scores: Sequence[float], target: float)
     return kept
 
 
-def _pieces(material: Sequence[Segment], phrases: Sequence[Segment]) -> list[Segment]:
+def overlap(material: Sequence[Segment], phrases: Sequence[Segment]) -> list[Segment]:
     """Where `material` and `phrases` overlap (both sorted and disjoint within themselves)."""
     pieces: list[Segment] = []
     phrase_index = 0

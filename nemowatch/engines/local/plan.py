@@ -10,6 +10,9 @@ that touches the start or the end of the source (or of the trim) is cut right to
 edge, since there is no speech on that side to protect. Kept segments are snapped to the
 video's frame grid: video can only be cut between frames, and audio cut at the same
 instants stays in sync.
+
+A reel more than SHORT_REEL shorter than asked (the material ran out) is explained by
+`short_reel`, with numbers: the local engine keeps that sentence in the draft's warnings.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from nemowatch.engines.base import AUDIO_TRACK, VIDEO_TRACK, Draft, JSONObject, 
 from nemowatch.engines.local.analysis import Analysis, Silence
 from nemowatch.engines.local.analysis import Segment as Segment  # re-exported: part of the plan
 from nemowatch.engines.local.analysis import snap as snap  # re-exported: part of the plan
-from nemowatch.engines.local.highlight import choose_highlight
+from nemowatch.engines.local.highlight import choose_highlight, overlap
 from nemowatch.engines.local.timeline import TimelineFacts, track_of
 from nemowatch.rules import EditSpec, SilenceCut, Trim
 
@@ -30,6 +33,8 @@ _EDGE_TOLERANCE = 0.05
 
 # Durations of frame-snapped segments add up with rounding errors only.
 _TOLERANCE = 1e-6
+
+SHORT_REEL = 0.05  # a reel this share shorter than asked, or more, is said to be short
 
 
 def plan_segments(
@@ -41,20 +46,13 @@ def plan_segments(
     `spec.max_duration` and what is left would play longer, at `spec.speed`). Empty when
     nothing is left (a trim past the end, a source that is all silence).
     """
-    window = trimmed(duration, spec.trim, fps)
-    if window is None:
-        return []
-    cut = spec.cut_silences
-    if cut is not None:
-        segments = kept_between(window, duration, analysis.silences, cut, fps)
-    else:
-        segments = [window]
+    segments = material_of(duration=duration, fps=fps, spec=spec, analysis=analysis)
     if spec.max_duration is None:
         return segments
     target = spec.max_duration * (spec.speed or 1.0)  # in source seconds
     if sum(segment.duration for segment in segments) <= target + _TOLERANCE:
         return segments
-    highlight_cut = cut or SilenceCut()
+    highlight_cut = spec.cut_silences or SilenceCut()
     return choose_highlight(
         segments,
         kept_segments(duration, analysis.silences, highlight_cut, fps),
@@ -63,6 +61,61 @@ def plan_segments(
         fps=fps,
         threshold_db=highlight_cut.threshold_db,
     )
+
+
+def material_of(
+    *, duration: float, fps: float | None, spec: EditSpec, analysis: Analysis
+) -> list[Segment]:
+    """What the trim and the silence cut of `spec` keep: a highlight is chosen from it."""
+    window = trimmed(duration, spec.trim, fps)
+    if window is None:
+        return []
+    if spec.cut_silences is None:
+        return [window]
+    return kept_between(window, duration, analysis.silences, spec.cut_silences, fps)
+
+
+def short_reel(
+    segments: Sequence[Segment],
+    *,
+    duration: float,
+    fps: float | None,
+    spec: EditSpec,
+    analysis: Analysis,
+) -> str | None:
+    """Why the reel that plays `segments` is shorter than `spec.max_duration` (by SHORT_REEL
+    or more), in words with numbers, all in output seconds: "the reel lasts 42.0 s: 42.0 s
+    of speech left after cutting silences; asked 60 s". None when it is not short, or no
+    reel was asked for.
+    """
+    if spec.max_duration is None:
+        return None
+    speed = spec.speed or 1.0
+    asked = spec.max_duration
+    lasts = sum(segment.duration for segment in segments) / speed
+    if lasts >= (1 - SHORT_REEL) * asked - _TOLERANCE:
+        return None
+    material = material_of(duration=duration, fps=fps, spec=spec, analysis=analysis)
+    left = sum(segment.duration for segment in material) / speed
+    if left <= asked + _TOLERANCE:  # the reel is all there was
+        if spec.cut_silences is not None:
+            why = f"{left:.1f} s of speech left after cutting silences"
+        elif spec.trim is not None:
+            why = f"{left:.1f} s left after the trim"
+        else:
+            why = f"the source lasts {left:.1f} s"
+    else:
+        # what the highlight chose from: the phrases (with their margins) in the material
+        cut = spec.cut_silences or SilenceCut()
+        phrases = kept_segments(duration, analysis.silences, cut, fps)
+        spoken = sum(piece.duration for piece in overlap(material, phrases)) / speed
+        if analysis.loudness and spoken <= asked + _TOLERANCE:
+            where = "after the trim" if spec.trim is not None else "in the source"
+            why = f"{spoken:.1f} s of speech {where}"
+        else:
+            why = f"whole phrases fill only {lasts:.1f} s (a reel never cuts into a phrase)"
+    at = f" at {speed:g}x speed" if speed != 1.0 else ""
+    return f"the reel lasts {lasts:.1f} s: {why}{at}; asked {asked:g} s"
 
 
 def trimmed(duration: float, trim: Trim | None, fps: float | None) -> Segment | None:

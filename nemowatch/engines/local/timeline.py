@@ -11,7 +11,8 @@ needs besides the files themselves:
   its volume, fades, and the output windows it is ducked under (where the source speaks);
 - text (`tt` 7): one segment per title or caption, `at`/`d` in output time;
 - `m`: the source's facts, the output's size, frame rate and format, and the edit's
-  whole-timeline settings (aspect, fit, speed, fades, normalisation): `TimelineFacts`.
+  whole-timeline settings (aspect, fit, speed, fades, normalisation), and `warnings`
+  where the plan falls short of the edit (only when it does): `TimelineFacts`.
 
 Times in the output are the source's times divided by the speed.
 
@@ -150,6 +151,7 @@ class TimelineFacts:
     quality: str | None = None
     resolution: str | None = None
     sized: bool = True  # False: a draft of an earlier version (its width is the source's)
+    warnings: tuple[str, ...] = ()  # where the plan falls short (a reel shorter than asked)
 
     @classmethod
     def of(cls, draft: Draft) -> TimelineFacts:
@@ -177,11 +179,13 @@ class TimelineFacts:
             quality=_text(metadata.get("quality")),
             resolution=_text(metadata.get("resolution")),
             sized="source_width" in metadata,
+            warnings=draft.warnings,
         )
 
     def to_json(self) -> JSONObject:
-        """The draft's `m` (of a draft of this version: `sized`)."""
-        return {
+        """The draft's `m` (of a draft of this version: `sized`); `warnings` only when
+        there are some, so drafts without any keep the keys of earlier versions."""
+        metadata: JSONObject = {
             "source": self.source,
             "source_duration_ms": self.source_duration_ms,
             "source_width": self.source_width,
@@ -202,6 +206,9 @@ class TimelineFacts:
             "quality": self.quality,
             "resolution": self.resolution,
         }
+        if self.warnings:
+            metadata["warnings"] = list(self.warnings)
+        return metadata
 
     @property
     def output_size(self) -> tuple[int | None, int | None]:
@@ -233,11 +240,13 @@ def build_draft(
     export: ExportSpec,
     speech: Sequence[Span] = (),
     music: MusicChoice | None = None,
+    warnings: Sequence[str] = (),
 ) -> Draft:
     """The Draft that plays `segments` of the source as `edit` and `export` say.
 
     `speech` are the stretches of the source where someone speaks (the music is ducked
-    under them); `music` is the resolved music of the edit, if any. Raises `MediaError`
+    under them); `music` is the resolved music of the edit, if any; `warnings` what the
+    plan falls short of (kept in `m.warnings`). Raises `MediaError`
     when nothing would be left, or a GIF would be longer than GIF_MAX_DURATION.
     """
     speed = edit.speed or 1.0
@@ -313,6 +322,7 @@ def build_draft(
         format=export.format,
         quality=export.quality.value,
         resolution=export.resolution,
+        warnings=tuple(warnings),
     )
     return Draft(tracks=tuple(tracks), duration_ms=duration_ms, metadata=facts.to_json())
 
