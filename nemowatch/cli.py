@@ -257,6 +257,8 @@ def cmd_process(args: argparse.Namespace) -> int:
             ledger.close()
     if result.state is JobState.DONE:
         print(result.output)
+        for warning in result.warnings:  # done, but not all as asked: said last, not lost
+            print(f"nemowatch: {source.name}: warning: {warning}", file=sys.stderr)
         return 0
     print(f"nemowatch: {source.name}: {result.error}", file=sys.stderr)
     return 1

@@ -34,9 +34,9 @@ def nemowatch(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def process(tmp_path: Path, clip: Path) -> tuple[Path, Path, dict[str, object]]:
+def process(tmp_path: Path, clip: Path) -> tuple[Path, Path, dict[str, object], str]:
     """`nemowatch process` of `clip` under a rule asking for the reel: the config, the
-    output and its report."""
+    output, its report and what the command said on stderr."""
     config = write_config(tmp_path, [rule(tmp_path, instructions=REEL, report=True)])
     source = tmp_path / "talk.mp4"
     shutil.copy(clip, source)
@@ -44,13 +44,13 @@ def process(tmp_path: Path, clip: Path) -> tuple[Path, Path, dict[str, object]]:
     assert result.returncode == 0, result.stderr
     output = Path(result.stdout.strip().splitlines()[-1])
     report = json.loads(output.with_name(output.name + ".json").read_text(encoding="utf-8"))
-    return config, output, report
+    return config, output, report, result.stderr
 
 
 def test_a_60_second_reel_from_85_s_of_speech_lasts_57_to_60_s(
     tmp_path: Path, clips: Clips, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config, output, report = process(tmp_path, clips.layout("talk_85").path)
+    config, output, report, _ = process(tmp_path, clips.layout("talk_85").path)
 
     assert 57.0 <= probe(output).duration <= 60.1
     assert report["warnings"] == []
@@ -61,10 +61,11 @@ def test_a_60_second_reel_from_85_s_of_speech_lasts_57_to_60_s(
 def test_a_reel_from_42_s_of_speech_lasts_42_s_and_the_job_says_why(
     tmp_path: Path, clips: Clips, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config, output, report = process(tmp_path, clips.layout("talk_39").path)
+    config, output, report, said = process(tmp_path, clips.layout("talk_39").path)
 
     assert probe(output).duration == pytest.approx(42.0, abs=0.3)
     assert report["warnings"] == [SHORT]
+    assert said.splitlines()[-1] == f"nemowatch: talk.mp4: warning: {SHORT}"
     for command in ("jobs", "status"):
         assert main([command, "--config", str(config)]) == 0
         assert "done with 1 warning " in capsys.readouterr().out
