@@ -38,7 +38,7 @@ log = structlog.get_logger("nemowatch.pipeline")
 
 MAX_LOST_SESSIONS = 2  # new sessions a job may open when the engine forgets one
 # the states in the order a job passes them (a step going back is not timed)
-_ORDER = (*steps.STEPS, JobState.SKIPPED, JobState.DONE, JobState.FAILED)
+_ORDER = (*steps.STEPS, JobState.SKIPPED, JobState.DONE, JobState.FAILED, JobState.RETURNED)
 # TEST HOOK, for the crash tests only (tests/e2e/test_restarts.py): a process started with
 # this variable naming a file (its name as dropped) dies as in a real crash (SIGABRT) when
 # that file's render starts. Nothing else reads it.
