@@ -172,6 +172,33 @@ def publish(temp: Path, final: Path, on_conflict: OnConflict) -> Path | None:
     return published
 
 
+def publish_beside(extra: Path, final: Path, on_conflict: OnConflict) -> Path | None:
+    """Publish `extra` (soft captions' .srt) beside the published `final`, under its stem
+    with `extra`'s extension: replaced only with `overwrite`; with `skip`, or when the name
+    already holds the same bytes (published by an interrupted run), nothing is written.
+    Returns the published name, or None."""
+    wanted = final.with_suffix(extra.suffix)
+    data = extra.read_bytes()
+    try:
+        if wanted.read_bytes() == data:
+            return wanted
+    except OSError:
+        pass
+    if wanted.exists() and on_conflict is OnConflict.SKIP:
+        return None
+    staging = final.with_name(f".{wanted.name}{TEMP_SUFFIX}")
+    staging.write_bytes(data)
+    sync_file(staging)
+    if on_conflict is OnConflict.OVERWRITE:
+        os.replace(staging, wanted)
+        published = wanted
+    else:
+        published = link_no_replace(staging, final.parent, wanted.name)
+        staging.unlink(missing_ok=True)
+    sync_folder(final.parent)
+    return published
+
+
 def already_published(temp: Path, final: Path) -> Path | None:
     """The visible name under which `temp` is already in `final`'s folder, if a run that
     was stopped after publishing it (before the ledger heard of it) left it there."""

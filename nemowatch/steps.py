@@ -309,6 +309,12 @@ async def verify(run: Run, record: JobRecord) -> Advance:
             raise
         if final is None:
             log.info("outbox.kept_existing", output=str(run.rule.outbox / relative))
+    subtitles = Render(**record.render).subtitles if record.render is not None else None
+    if final is not None and subtitles is not None and Path(subtitles).is_file():
+        beside = await asyncio.to_thread(
+            outbox.publish_beside, Path(subtitles), final, run.rule.on_conflict
+        )
+        log.info("outbox.subtitles", output=str(beside) if beside else None)
     return Advance(JobState.DONE, {"output": final, "error": None})
 
 

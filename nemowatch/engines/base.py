@@ -183,6 +183,9 @@ def _track_summary(track: Track, whole: float) -> str:
     if kind == AUDIO_TRACK:
         start, end = _span(segments, whole)
         return f"audio {_seconds(start)}–{_seconds(end)} s"
+    if kind == TEXT_TRACK and metadata.get("kind") == "captions":
+        how = "burned in" if metadata.get("burn", True) else "a subtitle track"
+        return f"captions, {len(segments)} cues, {how}"
     if kind == TEXT_TRACK:
         texts = []
         for index, item in enumerate(segments):
@@ -206,6 +209,8 @@ class Render:
     id: str
     data: JSONObject = field(default_factory=dict)
     format: str | None = None  # the result's container ("mp4", "gif"...), when the engine knows
+    # a SubRip file on this machine to publish beside the result (soft captions), if any
+    subtitles: str | None = None
 
 
 @dataclass(frozen=True)

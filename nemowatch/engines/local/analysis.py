@@ -9,6 +9,8 @@ At most two FFmpeg passes, run at the same time, each parsed by a pure function:
   hard cuts and every second or few, so this sees the cuts for a tiny share of the
   decoding work.
 
+Beside them, for captions and filler cuts, speech to text (speech.py) in a thread.
+
 Only what the edit needs is run: nothing for a plain transcode.
 """
 
@@ -17,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nemowatch.engines.local.ffmpeg import run_ffmpeg
+from nemowatch.engines.local.speech import Transcript
 from nemowatch.rules import EditSpec, SilenceCut
 
 LOUDNESS_WINDOW = 0.5  # seconds of audio per loudness measurement
@@ -70,6 +74,7 @@ class Analysis:
     loudness: tuple[tuple[float, float], ...] = ()
     # (time, scene-change score 0..1) at key frames that differ from the one before
     scenes: tuple[tuple[float, float], ...] = ()
+    transcript: Transcript | None = None  # the words spoken, for captions and fillers
 
     def speech(self) -> tuple[Segment, ...]:
         """The stretches between the silences, within [0, duration]."""
@@ -210,12 +215,14 @@ async def analyse(
     duration: float,
     has_audio: bool,
     fps: float | None,
+    transcribe: Callable[[], Awaitable[Transcript]] | None = None,
 ) -> Analysis:
     """Run the passes `spec` needs on `source`, at the same time, and gather their findings.
 
     Silences when `spec` cuts them or asks for a highlight (with the default SilenceCut if
-    it does not cut them); loudness and scene scores only for a highlight. A source
-    without audio has no silences and no loudness.
+    it does not cut them); loudness and scene scores only for a highlight; the words
+    (`transcribe`) for captions and filler cuts. A source without audio has no silences,
+    no loudness and no words.
     """
     highlight = spec.max_duration is not None
     listen = has_audio and (spec.cut_silences is not None or highlight)
@@ -234,21 +241,29 @@ async def analyse(
         stderr = await run_ffmpeg(scene_arguments(source), ffmpeg=ffmpeg)
         return parse_scene_scores(stderr, fps)
 
+    async def speech_pass() -> Transcript | None:
+        if transcribe is None or not has_audio:
+            return None
+        return await transcribe()
+
     audio_task = asyncio.ensure_future(audio_pass())
     scene_task = asyncio.ensure_future(scene_pass())
+    speech_task = asyncio.ensure_future(speech_pass())
+    tasks = (audio_task, scene_task, speech_task)
     try:
-        (silences, loudness), scenes = await asyncio.gather(audio_task, scene_task)
+        (silences, loudness), scenes, transcript = await asyncio.gather(*tasks)
     except BaseException:
-        # gather leaves the other pass running when one fails: stop its FFmpeg too.
-        for task in (audio_task, scene_task):
+        # gather leaves the other passes running when one fails: stop their FFmpeg too.
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(audio_task, scene_task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         raise
     return Analysis(
         duration=duration,
         silences=tuple(silences),
         loudness=tuple(loudness),
         scenes=tuple(scenes),
+        transcript=transcript,
     )
 
 

@@ -180,6 +180,21 @@ def mux_arguments(spec: ExportSpec, video: Path, audio: Path, output: Path) -> l
     return [*arguments, *container_arguments(spec), str(output)]
 
 
+SUBTITLE_CODECS = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt"}  # none in a GIF
+
+
+def subtitle_arguments(
+    spec: ExportSpec, video: Path, subtitles: Path, output: Path, *, language: str | None
+) -> list[str]:
+    """`video` with `subtitles` (SubRip) added as a soft subtitle track, all else copied."""
+    arguments = [*_head("error"), "-i", str(video), "-f", "srt", "-i", str(subtitles)]
+    arguments += ["-map", "0", "-map", "1:s:0", "-c", "copy", "-map_chapters", "-1"]
+    arguments += ["-c:s", SUBTITLE_CODECS[spec.format]]
+    if language is not None:
+        arguments += ["-metadata:s:s:0", f"language={language}"]
+    return [*arguments, *container_arguments(spec), str(output)]
+
+
 def _graph_arguments(graph: str, script: Path | None, script_option: str) -> list[str]:
     return [script_option, str(script)] if script is not None else ["-filter_complex", graph]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,16 +35,20 @@ from nemowatch.engines.base import (
     RenderStatus,
     Session,
 )
+from nemowatch.engines.local import speech
 from nemowatch.engines.local.analysis import Analysis, Segment, analyse
+from nemowatch.engines.local.captions import plan_captions
 from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
 from nemowatch.engines.local.music import ensure_mood, resolve_music
 from nemowatch.engines.local.plan import plan_segments, short_reel
-from nemowatch.engines.local.render import render
+from nemowatch.engines.local.render import render, subtitles_beside
+from nemowatch.engines.local.speech import Transcript
 from nemowatch.engines.local.state import LocalRender, LocalSession
 from nemowatch.engines.local.timeline import (
     SourceFacts,
     build_draft,
     music_of,
+    output_size,
     retarget,
     texts_of,
 )
@@ -93,6 +97,7 @@ class LocalEngine:
         self._environ = environ
         self._choice: Choice | None = None
         self._cache_dir = cache_dir
+        self._transcriber = speech.Transcriber(environ)
 
     @property
     def choice(self) -> Choice:
@@ -189,11 +194,19 @@ class LocalEngine:
             duration=duration,
             has_audio=has_audio,
             fps=video.fps,
+            transcribe=self._words(state, edit),
         )
         segments = plan_segments(duration=duration, fps=video.fps, spec=edit, analysis=analysis)
         if not segments:
             raise _nothing_left(source, edit, analysis)
         short = short_reel(segments, duration=duration, fps=video.fps, spec=edit, analysis=analysis)
+        captions, unheard = plan_captions(
+            analysis.transcript,
+            segments,
+            edit,
+            size=output_size(width, height, edit.aspect, export),
+            source_name=source.name,
+        )
         draft = build_draft(
             segments,
             source=SourceFacts(
@@ -209,7 +222,8 @@ class LocalEngine:
             export=export,
             speech=analysis.speech(),
             music=music,
-            warnings=[short] if short is not None else [],
+            warnings=([short] if short is not None else []) + unheard,
+            captions=captions,
         )
         return LocalPlan(
             interpretation=state.reading,
@@ -219,6 +233,29 @@ class LocalEngine:
             segments=tuple(segments),
             draft=draft,
         )
+
+    def _words(
+        self, state: LocalSession, edit: EditSpec
+    ) -> Callable[[], Awaitable[Transcript]] | None:
+        """What hears the source's words, when the edit needs them (captions, fillers):
+        the transcript a previous run of the job saved, or speech to text in a thread."""
+        if edit.captions is None and edit.remove_fillers is None:
+            return None
+        fillers = edit.remove_fillers is not None
+        language = edit.captions.language if edit.captions is not None else None
+
+        async def hear() -> Transcript:
+            saved = await asyncio.to_thread(speech.read_cached, state.work_dir, fillers=fillers)
+            if saved is not None:
+                return saved
+            progress.report("transcribing")
+            heard = await asyncio.to_thread(
+                self._transcriber.transcribe, state.source, language=language, fillers=fillers
+            )
+            await asyncio.to_thread(speech.save, state.work_dir, heard, fillers=fillers)
+            return heard
+
+        return hear
 
     async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
         state = LocalSession.of(session)
@@ -244,6 +281,7 @@ class LocalEngine:
             loudness=report.normalization,
             loudness_detail=report.reason,
             measured=report.measured,
+            subtitles=subtitles if (subtitles := subtitles_beside(destination)).is_file() else None,
         ).render()
 
     async def poll(self, render: Render) -> RenderStatus:

@@ -1,8 +1,8 @@
 """The local engine's planner: which parts of the source to keep, as a Draft. Pure.
 
 `plan_segments` applies an edit in this order: trim (keep only part of the source), cut
-silences, then a highlight reel (`highlight`) when what is left is longer than the reel
-may be.
+silences, cut filler words (words.py), then a highlight reel (`highlight`) when what is
+left is longer than the reel may be.
 
 Silences become cuts: each silence gives up `margin` seconds on both sides (so speech is
 never clipped), and what is left of it is cut if it is at least `min_cut` long. A silence
@@ -25,6 +25,7 @@ from nemowatch.engines.local.analysis import Segment as Segment  # re-exported: 
 from nemowatch.engines.local.analysis import snap as snap  # re-exported: part of the plan
 from nemowatch.engines.local.highlight import choose_highlight, overlap
 from nemowatch.engines.local.timeline import TimelineFacts, track_of
+from nemowatch.engines.local.words import filler_cuts, without
 from nemowatch.rules import EditSpec, SilenceCut, Trim
 
 # A silence this close to the start or end of the source touches it: decoders and the
@@ -66,13 +67,18 @@ def plan_segments(
 def material_of(
     *, duration: float, fps: float | None, spec: EditSpec, analysis: Analysis
 ) -> list[Segment]:
-    """What the trim and the silence cut of `spec` keep: a highlight is chosen from it."""
+    """What the trim, the silence cut and the filler cut of `spec` keep: a highlight is
+    chosen from it."""
     window = trimmed(duration, spec.trim, fps)
     if window is None:
         return []
-    if spec.cut_silences is None:
-        return [window]
-    return kept_between(window, duration, analysis.silences, spec.cut_silences, fps)
+    kept = [window]
+    if spec.cut_silences is not None:
+        kept = kept_between(window, duration, analysis.silences, spec.cut_silences, fps)
+    if spec.remove_fillers is not None and analysis.transcript is not None:
+        fillers = filler_cuts(analysis.transcript.words, spec.remove_fillers.words)
+        kept = without(kept, fillers, fps=fps, duration=duration)
+    return kept
 
 
 def short_reel(

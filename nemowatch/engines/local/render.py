@@ -5,7 +5,8 @@ the video run encodes the picture while the audio run measures the loudness and
 encodes the sound, so the loudness pass never holds the picture up. The arguments and
 graphs come from the pure builders (`arguments`, `picture`, `sound`, `text`,
 `loudness`); this module writes their files, runs FFmpeg, reports progress and moves the
-result into place.
+result into place. Soft captions are added last, as a subtitle track copied in with
+the rest, and their .srt is left beside the render for the outbox.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from typing import Any, TypeVar
 from nemowatch import progress
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.arguments import (
+    SUBTITLE_CODECS,
     audio_arguments,
     measure_arguments,
     mux_arguments,
+    subtitle_arguments,
     video_arguments,
 )
+from nemowatch.engines.local.captions import captions_of, language_tag, srt
 from nemowatch.engines.local.ffmpeg import Capabilities, run_ffmpeg
 from nemowatch.engines.local.graph import RenderFiles, has_sound
 from nemowatch.engines.local.loudness import (
@@ -93,6 +97,13 @@ async def render(
         destination.with_name(f".{destination.stem}.{part}{destination.suffix}")
         for part in ("partial", "video", "audio")
     )
+    # soft captions: a subtitle track, and an .srt kept beside the render (to publish)
+    captions = captions_of(draft)
+    soft = captions if captions is not None and not captions.burn else None
+    if spec.format not in SUBTITLE_CODECS:
+        soft = None
+    subtitles = subtitles_beside(destination)
+    subtitles.unlink(missing_ok=True)
     video_script = destination.with_name(f"{destination.stem}.filtergraph.txt")
     audio_script = destination.with_name(f"{destination.stem}.audio-filtergraph.txt")
     stages = _Stages(draft.duration)
@@ -114,6 +125,16 @@ async def render(
         else:
             await _encode_video(draft, spec, source, partial, files, ffmpeg, video_script, stages)
             report = RenderReport("none", "not asked for")
+        if soft is not None:
+            progress.report("adding subtitles")
+            _write_text(subtitles, srt(soft.cues))
+            await run_ffmpeg(
+                subtitle_arguments(
+                    spec, partial, subtitles, video_part, language=language_tag(soft.language)
+                ),
+                ffmpeg=ffmpeg.path,
+            )
+            os.replace(video_part, partial)
         try:
             os.replace(partial, destination)
         except OSError as exc:
@@ -122,6 +143,11 @@ async def render(
         for path in (partial, video_part, audio_part, *text_files):
             path.unlink(missing_ok=True)
     return report
+
+
+def subtitles_beside(render: Path) -> Path:
+    """Where the render of soft captions leaves their SubRip file."""
+    return render.with_suffix(".srt")
 
 
 async def _encode_video(

@@ -96,6 +96,7 @@ class LocalRender:
     loudness: str
     loudness_detail: str
     measured: Mapping[str, float] = field(default_factory=dict)
+    subtitles: Path | None = None  # soft captions' .srt, to publish beside the result
 
     @classmethod
     def of(cls, render: Render) -> LocalRender:
@@ -117,10 +118,16 @@ class LocalRender:
                 if isinstance(measured, dict)
                 else {}
             ),
+            subtitles=Path(render.subtitles) if render.subtitles else None,
         )
 
     def render(self) -> Render:
-        return Render(id=f"local-{self.job_id}", format=self.format, data=self.dump())
+        return Render(
+            id=f"local-{self.job_id}",
+            format=self.format,
+            data=self.dump(),
+            subtitles=str(self.subtitles) if self.subtitles is not None else None,
+        )
 
     def dump(self) -> JSONObject:
         return {

@@ -241,12 +241,14 @@ def build_draft(
     speech: Sequence[Span] = (),
     music: MusicChoice | None = None,
     warnings: Sequence[str] = (),
+    captions: Track | None = None,
 ) -> Draft:
     """The Draft that plays `segments` of the source as `edit` and `export` say.
 
     `speech` are the stretches of the source where someone speaks (the music is ducked
     under them); `music` is the resolved music of the edit, if any; `warnings` what the
-    plan falls short of (kept in `m.warnings`). Raises `MediaError`
+    plan falls short of (kept in `m.warnings`); `captions` the captions track, timed on the
+    output (captions.py). Raises `MediaError`
     when nothing would be left, or a GIF would be longer than GIF_MAX_DURATION.
     """
     speed = edit.speed or 1.0
@@ -302,6 +304,8 @@ def build_draft(
     texts = text_segments(edit, duration)
     if texts:
         tracks.append({"tt": TEXT_TRACK, "sg": texts})
+    if captions is not None and captions.get("sg") and export.format != "gif":
+        tracks.append(captions)
     facts = TimelineFacts(
         source=source.name,
         source_duration_ms=_ms(source.duration),
@@ -520,10 +524,8 @@ def music_of(draft: Draft) -> MusicBed | None:
 
 
 def texts_of(draft: Draft) -> list[TextItem]:
-    """The titles and captions of the draft, in output seconds."""
-    track = track_of(draft, TEXT_TRACK)
-    if track is None:
-        return []
+    """The texts the render draws, in output seconds: titles, then burned-in captions
+    (captions with `m.burn` false become a subtitle track instead)."""
     return [
         TextItem(
             text=str(item["text"]),
@@ -532,6 +534,8 @@ def texts_of(draft: Draft) -> list[TextItem]:
             position=str(item.get("position", "center")),
             size=float(item.get("size", 0.07)),
         )
+        for track in draft.tracks
+        if track.get("tt") == TEXT_TRACK and track.get("m", {}).get("burn", True)
         for item in track.get("sg", [])
     ]
 
