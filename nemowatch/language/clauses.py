@@ -15,9 +15,16 @@ _QUOTED_TEXT = re.compile(
     re.DOTALL | re.IGNORECASE,
 )
 _RATIO_IN_WORDS = re.compile(r"(?<!\d)(\d{1,2}) ?比 ?(\d{1,2})(?!\d)")
+# A list of fillers ("the ums, uhs and ers") is one object, not three clauses: a comma or
+# "and" between two filler words does not separate clauses.
+_FILLER_WORDS = ("um", "ums", "umm", "umms", "uh", "uhs", "ah", "ahs", "er", "ers", "erm", "hmm")
+_NEXT_FILLER = r"\s*['\"]?(?:" + "|".join(_FILLER_WORDS) + r")\b"
+_AFTER_FILLER = "|".join(rf"(?<=\b{word})" for word in _FILLER_WORDS)
+_AFTER_FILLER_SPACE = "|".join(rf"(?<=\b{word}\s)" for word in _FILLER_WORDS)
 _CLAUSE_SEPARATOR = re.compile(
-    r"[,;!?\n，、；。！？]+|\.(?=\s|$)"
-    r"|\b(?:and(?!\s+out\b)|then|also|plus)\b"  # "fade in and out" is one clause
+    rf"(?!(?:{_AFTER_FILLER})(?=,{_NEXT_FILLER}))[,;!?\n，、；。！？]+|\.(?=\s|$)"
+    rf"|(?!(?:{_AFTER_FILLER_SPACE})(?=and{_NEXT_FILLER}))\band(?!\s+out\b)\b"
+    r"|\b(?:then|also|plus)\b"  # "fade in and out" is one clause
     r"|然后|并且|同时|以及|(?<!合)并",  # 合并 (merge) is a word, not "and"
     flags=re.IGNORECASE,
 )

@@ -29,7 +29,7 @@ Choices a user may want to know:
   “...”, ‘...’, 「...」 or 『...』.
 
 This module reads clauses in order against `GRAMMAR`; the phrasings of each kind of edit,
-and what they set, are in `timing`, `frame`, `sound` and `export`; splitting and
+and what they set, are in `timing`, `frame`, `sound`, `speech` and `export`; splitting and
 normalizing clauses in `clauses`; numbers and durations in `numbers`.
 """
 
@@ -47,6 +47,7 @@ from nemowatch.language.export import GRAMMAR as EXPORT_PHRASES
 from nemowatch.language.frame import GRAMMAR as FRAME_PHRASES
 from nemowatch.language.readings import Handler, Reading
 from nemowatch.language.sound import GRAMMAR as SOUND_PHRASES
+from nemowatch.language.speech import GRAMMAR as SPEECH_PHRASES
 from nemowatch.language.timing import GRAMMAR as TIMING_PHRASES
 from nemowatch.rules import EditSpec, ExportSpec
 
@@ -162,6 +163,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
     *TIMING_PHRASES,
     *FRAME_PHRASES,
     *SOUND_PHRASES,
+    *SPEECH_PHRASES,
     # export settings; last, as its lead words ("export as ...") open other phrases too
     *EXPORT_PHRASES,
 )
