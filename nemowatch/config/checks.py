@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from nemowatch.config.document import Loc, Origin
 from nemowatch.config.models import TEMPLATE_FIELDS, Config, Rule
@@ -16,6 +18,9 @@ from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
 from nemowatch.language.suggest import suggest
 from nemowatch.rules import MOODS, matches
+
+if TYPE_CHECKING:
+    from nemowatch.engines.local.speech import Availability
 
 # What `outputs` is checked with; `ext` is the source's, so "{stem}.{ext}" is not an MP4 name.
 _TEMPLATE_SAMPLE = {"stem": "clip", "ext": "mov", "rule": "reels", "date": "2024-01-31"}
@@ -160,6 +165,44 @@ def music_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
         ]
         where: Loc = ("instructions", named[-1]) if named else ("instructions",)
         problems.append(origin.problem(where, text))
+    return problems
+
+
+def speech_problems(
+    loaded: list[Loaded], availability: Callable[[], Availability] | None = None
+) -> list[ConfigProblem]:
+    """Captions or filler cuts asked for where speech to text is not installed: each job
+    would fail on it. `availability`: whether it is (the machine's, unless given)."""
+    from nemowatch.engines.local import speech
+
+    status: Availability | None = None
+    problems = []
+    for item in loaded:
+        rule, origin = item.rule, item.origin
+        if not item.knows("edit", "instructions"):
+            continue
+        read = interpret_all(rule.instructions).edit
+        wanted = [
+            name
+            for name in ("captions", "remove_fillers")
+            # `edit:` wins over the text
+            if getattr(rule.edit if name in rule.edit.model_fields_set else read, name) is not None
+        ]
+        if not wanted:
+            continue
+        status = status or (availability or speech.availability)()
+        if status.ready:
+            return []
+        for name in wanted:
+            where: Loc = ("edit", name) if name in rule.edit.model_fields_set else ("instructions",)
+            what = "captions" if name == "captions" else "filler cuts"
+            problems.append(
+                origin.problem(
+                    where,
+                    f"{what} need speech to text, which is not installed here ({status.detail});"
+                    f" {status.hint or speech.INSTALL_HINT}",
+                )
+            )
     return problems
 
 

@@ -131,6 +131,7 @@ def examine(
     explicit = config.ffmpeg if config is not None else None
     findings += ffmpeg_findings(machine.environ, needed=local, explicit=explicit)
     findings.append(font_finding(needed=local))
+    findings.append(speech_finding(machine.environ, needed=local and _hears(config)))
     if config_finding is not None:
         findings.append(config_finding)
     if config is None:
@@ -231,6 +232,36 @@ def pyav_finding() -> Finding:
         )
     version = str(getattr(av, "__version__", "?"))
     return Finding("pyav", Status.OK, f"{version} imported", facts={"version": version})
+
+
+def _hears(config: Config | None) -> bool:
+    """Whether a rule of `config` asks for captions or filler cuts."""
+    from nemowatch.language import interpret_all
+
+    for rule in config.rules if config is not None else ():
+        read = interpret_all(rule.instructions).edit
+        for name in ("captions", "remove_fillers"):
+            source = rule.edit if name in rule.edit.model_fields_set else read
+            if getattr(source, name) is not None:
+                return True
+    return False
+
+
+def speech_finding(environ: Mapping[str, str], *, needed: bool) -> Finding:
+    """Speech to text (the captions extra): whether it is installed, and which model."""
+    from nemowatch.engines.local.speech import INSTALL_HINT, availability
+
+    status = availability(environ)
+    if status.ready:
+        return Finding("speech to text", Status.OK, status.detail, facts={"ready": True})
+    return Finding(
+        "speech to text",
+        Status.PROBLEM if needed else Status.NOTE,
+        f"{status.detail}: captions and filler cuts are not available"
+        + (" (a rule asks for them)" if needed else ""),
+        fix=status.hint or INSTALL_HINT,
+        facts={"ready": False},
+    )
 
 
 def font_finding(*, needed: bool) -> Finding:

@@ -31,6 +31,9 @@ LOUDNESS_WINDOW = 0.5  # seconds of audio per loudness measurement
 SILENT_DB = -120.0  # the loudness given to digital silence (astats says -inf)
 # The audio is resampled for loudness so a window is a fixed count of samples whatever
 # the source's rate; 16 kHz keeps the speech band and costs little.
+# The pauses that words are placed by (fillers said on their own): shorter and a little
+# deeper than the silences the silence cut removes.
+PAUSES = SilenceCut(threshold_db=-40.0, margin=0.0, min_cut=0.12)
 _LOUDNESS_RATE = 16000
 _LOUDNESS_KEY = "lavfi.astats.Overall.RMS_level"
 _SCENE_KEY = "lavfi.scene_score"
@@ -75,6 +78,7 @@ class Analysis:
     # (time, scene-change score 0..1) at key frames that differ from the one before
     scenes: tuple[tuple[float, float], ...] = ()
     transcript: Transcript | None = None  # the words spoken, for captions and fillers
+    pauses: tuple[Silence, ...] = ()  # short quiet stretches (PAUSES), to place fillers by
 
     def speech(self) -> tuple[Segment, ...]:
         """The stretches between the silences, within [0, duration]."""
@@ -241,17 +245,21 @@ async def analyse(
         stderr = await run_ffmpeg(scene_arguments(source), ffmpeg=ffmpeg)
         return parse_scene_scores(stderr, fps)
 
-    async def speech_pass() -> Transcript | None:
+    async def speech_pass() -> tuple[Transcript | None, list[Silence]]:
         if transcribe is None or not has_audio:
-            return None
-        return await transcribe()
+            return None, []
+        heard, pauses = await asyncio.gather(
+            transcribe(),
+            detect_silences(source, PAUSES, ffmpeg=ffmpeg, duration=duration),
+        )
+        return heard, pauses
 
     audio_task = asyncio.ensure_future(audio_pass())
     scene_task = asyncio.ensure_future(scene_pass())
     speech_task = asyncio.ensure_future(speech_pass())
     tasks = (audio_task, scene_task, speech_task)
     try:
-        (silences, loudness), scenes, transcript = await asyncio.gather(*tasks)
+        (silences, loudness), scenes, (transcript, pauses) = await asyncio.gather(*tasks)
     except BaseException:
         # gather leaves the other passes running when one fails: stop their FFmpeg too.
         for task in tasks:
@@ -264,6 +272,7 @@ async def analyse(
         loudness=tuple(loudness),
         scenes=tuple(scenes),
         transcript=transcript,
+        pauses=tuple(pauses),
     )
 
 

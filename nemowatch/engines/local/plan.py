@@ -76,7 +76,12 @@ def material_of(
     if spec.cut_silences is not None:
         kept = kept_between(window, duration, analysis.silences, spec.cut_silences, fps)
     if spec.remove_fillers is not None and analysis.transcript is not None:
-        fillers = filler_cuts(analysis.transcript.words, spec.remove_fillers.words)
+        fillers = filler_cuts(
+            analysis.transcript.words,
+            spec.remove_fillers.words,
+            pauses=analysis.pauses,
+            duration=duration,
+        )
         kept = without(kept, fillers, fps=fps, duration=duration)
     return kept
 
