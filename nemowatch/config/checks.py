@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from nemowatch.config.document import Loc, Origin
 from nemowatch.config.models import TEMPLATE_FIELDS, Config, Rule
@@ -18,9 +17,6 @@ from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
 from nemowatch.language.suggest import suggest
 from nemowatch.rules import MOODS, matches
-
-if TYPE_CHECKING:
-    from nemowatch.engines.local.speech import Availability
 
 # What `outputs` is checked with; `ext` is the source's, so "{stem}.{ext}" is not an MP4 name.
 _TEMPLATE_SAMPLE = {"stem": "clip", "ext": "mov", "rule": "reels", "date": "2024-01-31"}
@@ -168,14 +164,12 @@ def music_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
     return problems
 
 
-def speech_problems(
-    loaded: list[Loaded], availability: Callable[[], Availability] | None = None
-) -> list[ConfigProblem]:
-    """Captions or filler cuts asked for where speech to text is not installed: each job
-    would fail on it. `availability`: whether it is (the machine's, unless given)."""
+def speech_problems(loaded: list[Loaded], environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """Captions or filler cuts asked for where speech to text is not installed (or the
+    model named by `environ` is not there): each job would fail on it."""
     from nemowatch.engines.local import speech
 
-    status: Availability | None = None
+    status: speech.Availability | None = None
     problems = []
     for item in loaded:
         rule, origin = item.rule, item.origin
@@ -190,7 +184,7 @@ def speech_problems(
         ]
         if not wanted:
             continue
-        status = status or (availability or speech.availability)()
+        status = status or speech.availability(environ)
         if status.ready:
             return []
         for name in wanted:

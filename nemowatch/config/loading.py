@@ -71,7 +71,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     engine = settings.engine if settings is not None else data.get("engine", "local")
     if engine == "local":  # the nemo engine reads neither `edit:` nor music in the text
         problems.extend(music_problems(loaded))
-        problems.extend(speech_problems(loaded))
+        problems.extend(speech_problems(loaded, environ))
         # the same for `check` and `run`: a rule is run only as the local engine reads it
         problems.extend(instruction_problems(loaded))
 

@@ -20,6 +20,7 @@ serialised: two transcriptions at once would only share the same two cores).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import threading
@@ -104,10 +105,12 @@ class Availability:
 def availability(environ: Mapping[str, str] | None = None) -> Availability:
     """Whether faster-whisper and a model are installed (without loading the model)."""
     environ = os.environ if environ is None else environ
+    if importlib.util.find_spec("faster_whisper") is None:
+        return Availability(False, "faster-whisper is not installed", INSTALL_HINT)
     try:
         engine_version = metadata.version("faster-whisper")
     except metadata.PackageNotFoundError:
-        return Availability(False, "faster-whisper is not installed", INSTALL_HINT)
+        engine_version = "(version unknown)"
     try:
         folder, name = model_folder(environ)
     except EngineError as error:
