@@ -99,7 +99,7 @@ def main() -> int:
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nemowatch-captions-", dir=options.work))
     ffmpeg = Path(imageio_ffmpeg.get_ffmpeg_exe())
-    clip = spoken_clip(work / "clip", [("say", line) for line in TALK], ffmpeg=ffmpeg, gap=0.6)
+    clip = spoken_clip(work / "clip", [("say", line) for line in TALK], ffmpeg=ffmpeg, gap=0.5)
     rows = []
     for round_number in range(1, options.rounds + 1):
         transcribe, heard = measured([sys.executable, "-c", TRANSCRIBE, str(clip.path)])

@@ -38,7 +38,9 @@ from nemowatch.rules import SilenceCut
 LOUDNESS_SPAN_DB = 12.0  # this much louder than the median scores one point
 OPENING_BONUS = 0.5
 QUIETER_DB = 6.0  # how much quieter than its phrase a window must be to split it there
-FILL_GOAL = 0.85  # swap pieces while the reel is shorter than this share of the target
+# Swap pieces while the reel is shorter than this share of the target: a reel that still
+# falls short of it is "short", and its job says why (plan.short_reel).
+FILL_GOAL = 0.95
 # A swap gives up a better piece for a longer one: only worth it for this share of the target.
 SWAP_GAIN = 0.02
 SHOT_PIECE = 4.0  # seconds: the longest piece of a source without audio

@@ -23,7 +23,7 @@ from nemowatch.engines.base import AUDIO_TRACK, VIDEO_TRACK, Draft, JSONObject, 
 from nemowatch.engines.local.analysis import Analysis, Silence
 from nemowatch.engines.local.analysis import Segment as Segment  # re-exported: part of the plan
 from nemowatch.engines.local.analysis import snap as snap  # re-exported: part of the plan
-from nemowatch.engines.local.highlight import choose_highlight, overlap
+from nemowatch.engines.local.highlight import FILL_GOAL, choose_highlight, overlap
 from nemowatch.engines.local.timeline import TimelineFacts, track_of
 from nemowatch.engines.local.words import filler_cuts, without
 from nemowatch.rules import EditSpec, SilenceCut, Trim
@@ -35,7 +35,7 @@ _EDGE_TOLERANCE = 0.05
 # Durations of frame-snapped segments add up with rounding errors only.
 _TOLERANCE = 1e-6
 
-SHORT_REEL = 0.05  # a reel this share shorter than asked, or more, is said to be short
+SHORT_REEL = 1 - FILL_GOAL  # a reel this share shorter than asked, or more, is said to be short
 
 
 def plan_segments(
