@@ -185,8 +185,19 @@ def speech_problems(loaded: list[Loaded], environ: Mapping[str, str]) -> list[Co
         if not wanted:
             continue
         status = status or speech.availability(environ)
+        caption = rule.edit if "captions" in rule.edit.model_fields_set else read
+        language = caption.captions.language if caption.captions is not None else None
+        if status.ready and status.english_only and language not in (None, "en"):
+            at: Loc = ("edit", "captions") if "captions" in rule.edit.model_fields_set else ()
+            problems.append(
+                origin.problem(
+                    at or ("instructions",),
+                    f"captions in {language!r}: the bundled speech model hears English only;"
+                    f" {speech.ENGLISH_ONLY_HINT}",
+                )
+            )
         if status.ready:
-            return []
+            continue
         for name in wanted:
             where: Loc = ("edit", name) if name in rule.edit.model_fields_set else ("instructions",)
             what = "captions" if name == "captions" else "filler cuts"

