@@ -17,6 +17,7 @@ from nemowatch.engines.base import Job
 from nemowatch.engines.local.engine import LocalEngine, LocalPlan
 from nemowatch.engines.local.highlight import score_pieces
 from nemowatch.engines.local.timeline import TimelineFacts
+from nemowatch.engines.local.words import is_filler
 from nemowatch.rules import SilenceCut, matches
 
 SHOWN_SEGMENTS = 40  # longer lists are cut short in the printout
@@ -95,6 +96,16 @@ def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
         lines.append("  silences: none looked for or found")
     if analysis.scenes:
         lines.append(f"  scene changes scored: {len(analysis.scenes)}")
+    if analysis.transcript is not None:
+        heard = analysis.transcript
+        lines.append(
+            f"  words heard: {len(heard.words)} ({heard.language or 'language unknown'},"
+            f" model {heard.model})"
+        )
+        if plan.edit.remove_fillers is not None:
+            fillers = [w for w in heard.words if is_filler(w, plan.edit.remove_fillers.words)]
+            said = ", ".join(f"{w.text.strip()!r} at {w.start:.2f} s" for w in fillers[:8])
+            lines.append(f"  fillers: {len(fillers)}{': ' + said if said else ''}")
     kept = plan.segments
     scores: list[float | None] = [None] * len(kept)
     if analysis.loudness:

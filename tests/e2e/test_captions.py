@@ -134,6 +134,16 @@ def test_fillers_are_cut_and_nothing_said_is(tmp_path: Path, kitchen: SpokenClip
         starts = [start for start, _, lines in cues if lines[0].lower().startswith(first)]
         assert starts and min(abs(start - at) for start in starts) < 0.6, (piece, cues)
     assert probe(output).duration == pytest.approx(sum(end - start for start, end in kept), abs=0.1)
+    # and `explain` says what was heard and which fillers it found
+    source = str(tmp_path / "talk.mp4")
+    explained = subprocess.run(
+        [sys.executable, "-m", "nemowatch.cli", "explain", source, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "words heard: " in explained.stdout, explained.stderr
+    assert "  fillers: 3: " in explained.stdout
 
 
 def test_burned_captions_change_only_the_caption_area(tmp_path: Path, kitchen: SpokenClip) -> None:
