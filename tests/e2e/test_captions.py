@@ -175,3 +175,44 @@ def frames(video: Path, width: int, height: int) -> np.ndarray[Any, Any]:
         check=True,
     ).stdout
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width)
+
+
+@pytest.mark.parametrize(
+    ("audio", "warning"),
+    [
+        (["-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono"], "no speech found in what the edit"),
+        ([], "has no sound"),
+    ],
+    ids=["silent", "no-audio"],
+)
+def test_captions_of_a_clip_without_speech_are_a_warning_not_a_guess(
+    tmp_path: Path, audio: list[str], warning: str
+) -> None:
+    clip = tmp_path / "quiet.mp4"
+    subprocess.run(
+        [
+            str(FFMPEG),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=160x90:r=10",
+            *audio,
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(clip),
+        ],
+        check=True,
+    )
+    output, config = process(tmp_path / "job", clip, edit={"captions": True}, report=True)
+
+    report = json.loads(output.with_name(output.name + ".json").read_text(encoding="utf-8"))
+    assert len(report["warnings"]) == 1 and warning in report["warnings"][0], report
+    with Ledger.in_state_dir(config.parent / "state") as ledger:
+        (record,) = ledger.jobs()
+    assert not any(track.get("m", {}).get("kind") == "captions" for track in record.draft["t"])

@@ -45,6 +45,7 @@ ENGLISH_ONLY_HINT = (
 )
 # A prompt holding hesitations makes Whisper write them down instead of leaving them out.
 FILLER_PROMPT = "Umm, let me think like, hmm... Okay, uh, here's what I'm, like, thinking."
+NO_SPEECH = 0.9  # a segment the model gives this no-speech probability is left out
 TRANSCRIPT = "transcript.json"  # in the job's work folder: a restarted job reads it back
 
 
@@ -208,6 +209,7 @@ class Transcriber:
                         probability=round(float(word.probability), 3),
                     )
                     for segment in segments
+                    if not _unspoken(segment)
                     for word in (segment.words or [])
                 ]
             except (RuntimeError, ValueError, OSError) as exc:
@@ -239,6 +241,15 @@ class Transcriber:
         )
         self._name = name
         return self._model
+
+
+def _unspoken(segment: object) -> bool:
+    """Whether the model itself doubts anything was said in `segment`: Whisper "hears"
+    a word or two in silence ("You"), with a high no-speech probability. Its own rule
+    (no speech above 0.6 and a low mean log-probability), or no speech above 0.9."""
+    no_speech = float(getattr(segment, "no_speech_prob", 0.0))
+    log_probability = float(getattr(segment, "avg_logprob", 0.0))
+    return no_speech > NO_SPEECH or (no_speech > 0.6 and log_probability < -1.0)
 
 
 def read_cached(work_dir: Path, *, fillers: bool) -> Transcript | None:
