@@ -12,6 +12,8 @@ from nemowatch.rules import EditSpec
 DEFAULT_FADE = 1.0  # seconds
 DEFAULT_MOOD = "lofi"
 LOUDER = 1.5  # gain for "make it louder": clearly audible, still far from clipping limits
+MUSIC_DOWN = 0.6  # "turn the music down": its level times this (35 % -> 21 %)
+MUSIC_UP = 1.5  # "turn the music up": times this (35 % -> 52.5 %), at most full scale
 QUIETER = 0.7  # gain for "make it quieter"
 
 # ---- music -----------------------------------------------------------------------------------
@@ -100,6 +102,25 @@ _GENRE_NOUN = (
 )
 _MUSIC_VERB = r"(?:add|play|put|use|include|insert|lay|put on|give it|with|set|throw in|put in)"
 _MUSIC_VOLUME = r"(?: at <pct:volume>(?: volume)?)?"
+_DOWN_WORDS = frozenset(
+    {
+        *("down", "quieter", "softer", "lower", "reduce", "decrease", "soften", "more subtle"),
+        *(
+            "low",
+            "quiet",
+            "subtle",
+            "soft",
+            "小",
+            "低",
+            "轻",
+            "降低",
+            "调低",
+            "减小",
+            "调小",
+            "压低",
+        ),
+    }
+)
 _NEGATION = re.compile(r"\b(?:without|no|not)\b")
 _SPEECH = r"(?:speech|the voice|voices?|talking|dialogue|someone (?:speaks|talks)|people talk)"
 
@@ -142,6 +163,18 @@ def _music_volume(found: re.Match[str], clause: Clause, edit: EditSpec) -> Readi
         _describe_music(music, volume, edit.duck),
         {"music": music, "music_volume": volume},
         claims=(("music volume", percent(volume)),),
+    )
+
+
+def _music_turned(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
+    # "turn the music down": a step from the level asked so far (and music, if not yet)
+    down = (group(found, "way") or "") in _DOWN_WORDS
+    step = MUSIC_DOWN if down else MUSIC_UP
+    music, volume = edit.music or DEFAULT_MOOD, round(min(1.0, edit.music_volume * step), 4)
+    return Reading(
+        _describe_music(music, volume, edit.duck) + f" ({'down' if down else 'up'} from"
+        f" {percent(edit.music_volume)})",
+        {"music": music, "music_volume": volume},
     )
 
 
@@ -248,6 +281,21 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"music(?: volume| level)?"
         r"(?: (?:down|up))?(?: to| at|:)? <pct:volume>(?: volume)?",
         r"(?:背景)?音乐(?:音量)?(?:调到|设为|设置为|为|调成)?<pct:volume>",
+    ),
+    *rules(
+        _music_turned,
+        r"(?:turn|bring|dial|take) (?:the )?(?:background |bg )?music (?P<way>up|down)"
+        r"(?: (?:a (?:bit|little|touch|notch)|slightly|some))?",
+        r"turn (?P<way>up|down) the (?:background |bg )?music",
+        r"(?:make )?(?:the )?(?:background |bg )?music (?:(?:a (?:bit|little)|much|slightly|way) )?"
+        r"(?P<way>louder|quieter|softer|lower|more subtle)",
+        r"(?P<way>lower|raise|reduce|boost|increase|decrease|soften) the (?:background |bg )?music"
+        r"(?: (?:volume|level))?(?: (?:a (?:bit|little)|slightly))?",
+        r"(?:(?:a )?(?:bit |little )?)?(?P<way>quieter|softer|louder|lower)"
+        r" (?:background |bg )?music",
+        r"(?:keep|have|put) the (?:background )?music (?P<way>low|quiet|subtle|soft)",
+        r"(?:背景)?音乐(?:声音|音量)?(?:调|放|开)?得?(?P<way>小|低|轻|大|高|响)(?:一点|一些|点|些)?",
+        r"(?P<way>降低|调低|减小|调小|压低|提高|调高|加大|调大|增大)(?:背景)?音乐(?:的)?(?:声音|音量)?",
     ),
     *rules(
         _duck(False),
