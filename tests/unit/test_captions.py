@@ -172,3 +172,34 @@ def test_captions_in_chinese_with_the_english_only_model_are_refused_with_what_t
     message = str(raised.value)
     assert "hears English only" in message and MODEL_ENV in message
     assert f"{config}:" in message
+
+
+def test_soft_captions_in_a_gif_are_only_in_the_srt_and_the_job_says_so() -> None:
+    from nemowatch.engines.local.captions import plan_captions
+    from nemowatch.rules import EditSpec
+
+    heard = Transcript("en", tuple(spoken("hello there")), "tiny.en")
+    edit = EditSpec(captions=Captions(burn=False))
+
+    track, warnings = plan_captions(
+        heard, [Segment(0.0, 5.0)], edit, size=(320, 180), source_name="a.mp4", export_format="gif"
+    )
+    assert track is not None and track["m"]["burn"] is False
+    assert warnings == [
+        "a GIF holds no subtitle track: the captions are only in the .srt beside it"
+        " (burn: true draws them in the picture)"
+    ]
+    assert (
+        plan_captions(heard, [Segment(0.0, 5.0)], edit, size=(320, 180), source_name="a")[1] == []
+    )
+
+
+def test_a_saved_transcript_is_read_back_only_when_it_suits(tmp_path: Path) -> None:
+    from nemowatch.engines.local.speech import read_cached, save
+
+    heard = Transcript("en", (Word(0.0, 0.4, " hi"),), "tiny.en")
+    save(tmp_path, heard, fillers=True)
+
+    assert read_cached(tmp_path, fillers=True) == heard
+    assert read_cached(tmp_path, fillers=False) is None  # heard without the filler prompt
+    assert read_cached(tmp_path / "elsewhere", fillers=True) is None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from nemowatch.engines.base import TEXT_TRACK, Draft, Track, TrackSegment
 from nemowatch.engines.local.analysis import Segment
+from nemowatch.engines.local.arguments import SUBTITLE_CODECS
 from nemowatch.engines.local.speech import Transcript, Word
 from nemowatch.engines.local.text import TEXT_WIDTH, text_width
 from nemowatch.engines.local.words import on_output
@@ -195,6 +196,7 @@ def plan_captions(
     *,
     size: tuple[int | None, int | None],
     source_name: str,
+    export_format: str = "mp4",
 ) -> tuple[Track | None, list[str]]:
     """The captions track of an edit (None when it asks for none), and any warning: a
     source with no speech found gets no captions, and the job says so."""
@@ -212,4 +214,10 @@ def plan_captions(
     if not cues:
         return None, [f"no captions: no speech found in what the edit keeps of {source_name}"]
     language = style.language or transcript.language or None
-    return caption_track(cues, style, language), []
+    warnings = []
+    if not style.burn and export_format not in SUBTITLE_CODECS:
+        warnings.append(
+            f"a {export_format.upper()} holds no subtitle track: the captions are only in the"
+            " .srt beside it (burn: true draws them in the picture)"
+        )
+    return caption_track(cues, style, language), warnings

@@ -206,6 +206,7 @@ class LocalEngine:
             edit,
             size=output_size(width, height, edit.aspect, export),
             source_name=source.name,
+            export_format=export.format,
         )
         draft = build_draft(
             segments,

@@ -100,8 +100,6 @@ async def render(
     # soft captions: a subtitle track, and an .srt kept beside the render (to publish)
     captions = captions_of(draft)
     soft = captions if captions is not None and not captions.burn else None
-    if spec.format not in SUBTITLE_CODECS:
-        soft = None
     subtitles = subtitles_beside(destination)
     subtitles.unlink(missing_ok=True)
     video_script = destination.with_name(f"{destination.stem}.filtergraph.txt")
@@ -126,8 +124,9 @@ async def render(
             await _encode_video(draft, spec, source, partial, files, ffmpeg, video_script, stages)
             report = RenderReport("none", "not asked for")
         if soft is not None:
-            progress.report("adding subtitles")
             _write_text(subtitles, srt(soft.cues))
+        if soft is not None and spec.format in SUBTITLE_CODECS:  # a GIF has no such track
+            progress.report("adding subtitles")
             await run_ffmpeg(
                 subtitle_arguments(
                     spec, partial, subtitles, video_part, language=language_tag(soft.language)

@@ -304,7 +304,7 @@ def build_draft(
     texts = text_segments(edit, duration)
     if texts:
         tracks.append({"tt": TEXT_TRACK, "sg": texts})
-    if captions is not None and captions.get("sg") and export.format != "gif":
+    if captions is not None and captions.get("sg"):
         tracks.append(captions)
     facts = TimelineFacts(
         source=source.name,
