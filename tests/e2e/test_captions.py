@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from nemowatch.engines.local.speech import Stopped, Transcriber
 from nemowatch.ledger import Ledger
 from nemowatch.probe import probe
 from tests.e2e.harness import rule, write_config
@@ -216,3 +218,13 @@ def test_captions_of_a_clip_without_speech_are_a_warning_not_a_guess(
     with Ledger.in_state_dir(config.parent / "state") as ledger:
         (record,) = ledger.jobs()
     assert not any(track.get("m", {}).get("kind") == "captions" for track in record.draft["t"])
+
+
+def test_a_transcription_asked_to_stop_ends_without_its_words(kitchen: SpokenClip) -> None:
+    stop = threading.Event()
+    stop.set()  # as when the daemon stops while a job is being heard
+
+    with pytest.raises(Stopped):
+        Transcriber({}).transcribe(kitchen.path, language=None, fillers=False, stop=stop)
+    heard = Transcriber({}).transcribe(kitchen.path, language=None, fillers=False)
+    assert len(heard.words) >= 20

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -250,9 +251,18 @@ class LocalEngine:
             if saved is not None:
                 return saved
             progress.report("transcribing")
-            heard = await asyncio.to_thread(
-                self._transcriber.transcribe, state.source, language=language, fillers=fillers
-            )
+            stop = threading.Event()
+            try:
+                heard = await asyncio.to_thread(
+                    self._transcriber.transcribe,
+                    state.source,
+                    language=language,
+                    fillers=fillers,
+                    stop=stop,
+                )
+            except asyncio.CancelledError:
+                stop.set()  # the thread ends at its next window instead of running on
+                raise
             await asyncio.to_thread(speech.save, state.work_dir, heard, fillers=fillers)
             return heard
 

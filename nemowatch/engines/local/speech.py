@@ -49,6 +49,10 @@ NO_SPEECH = 0.9  # a segment the model gives this no-speech probability is left 
 TRANSCRIPT = "transcript.json"  # in the job's work folder: a restarted job reads it back
 
 
+class Stopped(Exception):
+    """A transcription ended early because its `stop` was set."""
+
+
 @dataclass(frozen=True)
 class Word:
     """One spoken word, in source seconds."""
@@ -180,10 +184,19 @@ class Transcriber:
         self._model: object | None = None
         self._name = ""
 
-    def transcribe(self, audio: Path, *, language: str | None, fillers: bool) -> Transcript:
+    def transcribe(
+        self,
+        audio: Path,
+        *,
+        language: str | None,
+        fillers: bool,
+        stop: threading.Event | None = None,
+    ) -> Transcript:
         """Every word spoken in `audio` (any file FFmpeg's libraries read), with its times.
 
-        Blocking and CPU-bound: call it in a thread."""
+        Blocking and CPU-bound: call it in a thread. `stop`, once set, ends it between two
+        of the model's 30-second windows (raising `Stopped`): a daemon asked to stop does
+        not wait for an hour of speech to be heard."""
         with self._lock:
             model = self._load()
             if language not in (None, "en") and not model.model.is_multilingual:  # type: ignore[attr-defined]
@@ -201,17 +214,21 @@ class Transcriber:
                     condition_on_previous_text=False,
                     vad_filter=False,
                 )
-                words = [
-                    Word(
-                        start=round(float(word.start), 3),
-                        end=round(float(word.end), 3),
-                        text=str(word.word),
-                        probability=round(float(word.probability), 3),
-                    )
-                    for segment in segments
-                    if not _unspoken(segment)
-                    for word in (segment.words or [])
-                ]
+                words = []
+                for segment in segments:  # heard lazily, a window at a time
+                    if stop is not None and stop.is_set():
+                        raise Stopped(f"speech to text of {audio.name} stopped")
+                    if _unspoken(segment):
+                        continue
+                    words += [
+                        Word(
+                            start=round(float(word.start), 3),
+                            end=round(float(word.end), 3),
+                            text=str(word.word),
+                            probability=round(float(word.probability), 3),
+                        )
+                        for word in (segment.words or [])
+                    ]
             except (RuntimeError, ValueError, OSError) as exc:
                 raise MediaError(
                     f"speech to text could not read {audio.name}: {exc}",
