@@ -17,7 +17,8 @@ _QUOTED_TEXT = re.compile(
 _RATIO_IN_WORDS = re.compile(r"(?<!\d)(\d{1,2}) ?比 ?(\d{1,2})(?!\d)")
 _CLAUSE_SEPARATOR = re.compile(
     r"[,;!?\n，、；。！？]+|\.(?=\s|$)"
-    r"|\b(?:and(?!\s+out\b)|then|also|plus)\b"  # "fade in and out" is one clause
+    # "fade in and out" and "black and white" are one clause each
+    r"|\b(?:(?<!black )and(?!\s+out\b)(?!\s+white\b)|then|also|plus)\b"
     r"|然后|并且|同时|以及|(?<!合)并",  # 合并 (merge) is a word, not "and"
     flags=re.IGNORECASE,
 )

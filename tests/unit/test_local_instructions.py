@@ -165,9 +165,10 @@ def test_each_phrasing_sets_exactly_its_fields(
 @pytest.mark.parametrize(
     "text",
     [
-        "make it look good",
         "make it pop",
-        "cut the last 3 seconds",  # needs the source's duration: write edit.trim.end
+        "add a watermark",  # which image?
+        "loop it 1.5 times",  # a pass is played whole
+        "brighten it by 150%",  # beyond the brightness scale
         "speed it up 10x",  # beyond 4x
         "music at 150%",  # beyond full scale
         "cut silences below -95 dB",
