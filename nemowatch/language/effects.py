@@ -211,6 +211,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"(?:increase|raise|boost|bump up|turn up|up|add) (?:the )?brightness{_BY}{_AMOUNT}",
         rf"(?:make|get){_IT}{_AMOUNT} brighter",
         rf"(?:make|get){_IT} brighter{_AMOUNT}",
+        r"(?:(?P<amount>a (?:little|bit)|slightly|much|way) )?brighter",
         rf"brighten{_IT}(?: up)?{_BY}{_AMOUNT}",
         rf"(?:it'?s|it is|the video is|too) (?:too )?dark(?:, brighten it)?",
         rf"(?:make it |make the video )?<pct:change> brighter",
@@ -225,6 +226,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"(?:decrease|lower|reduce|turn down|drop) (?:the )?brightness{_BY}{_AMOUNT}",
         rf"(?:make|get){_IT}{_AMOUNT} darker",
         rf"(?:make|get){_IT} darker{_AMOUNT}",
+        r"(?:(?P<amount>a (?:little|bit)|slightly|much|way) )?darker",
         rf"darken{_IT}{_BY}{_AMOUNT}",
         r"brightness down(?: by)?(?: <pct:change>)?",
         rf"(?:it'?s|it is|the video is|too) (?:too )?bright",
@@ -270,7 +272,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"(?:decrease|lower|reduce|tone down|turn down) (?:the )?(?:colou?r )?saturation{_BY}"
         rf"{_AMOUNT}",
         rf"(?:desaturate){_IT}{_AMOUNT}",
-        rf"(?:make it |make the colou?rs |with )?(?:less saturated|more muted|muted colou?rs?"
+        rf"(?:make it |make the colou?rs |with )?(?:less saturated|more muted(?: colou?rs)?|muted colou?rs?"
         rf"|washed[- ]out colou?rs?|faded colou?rs?){_AMOUNT}",
         rf"tone down the colou?rs?{_AMOUNT}",
         rf"(?:降低|减少|调低)(?:色彩|颜色)?饱和度{_AMOUNT_ZH}",
@@ -289,6 +291,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         _color("warmth", 1),
         rf"(?:make|get)(?:{_IT}| the colou?rs){_AMOUNT} warmer",
         rf"(?:make|get)(?:{_IT}| the colou?rs) warmer{_AMOUNT}",
+        r"(?:(?P<amount>a (?:little|bit)|slightly|much|way) )?warmer(?: colou?rs| tones?)?",
         rf"(?:add |give it |use |with )?(?:a )?warm(?:er)? (?:tones?|colou?r grade|look|tint|filter"
         rf"|colou?rs?|feel|vibe){_AMOUNT}",
         r"warm (?:it|the (?:video|colou?rs|picture|image|footage)) up",
@@ -300,6 +303,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         _color("warmth", -1),
         rf"(?:make|get)(?:{_IT}| the colou?rs){_AMOUNT} (?:cooler|colder)",
         rf"(?:make|get)(?:{_IT}| the colou?rs) (?:cooler|colder){_AMOUNT}",
+        r"(?:(?P<amount>a (?:little|bit)|slightly|much|way) )?(?:cooler|colder)(?: colou?rs| tones?)?",
         rf"(?:add |give it |use |with )?(?:a )?(?:cool|cooler|cold) (?:tones?|colou?r grade|look"
         rf"|tint|filter|colou?rs?|feel|vibe){_AMOUNT}",
         r"cool (?:it|the (?:video|colou?rs|picture|image|footage)) down",
@@ -331,7 +335,9 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:play|run|make)(?: it| this| the (?:video|clip|footage))?"
         r" (?:backwards?|in reverse|reversed)",
         r"(?:make it )?(?:a )?(?:reverse|reversed|rewind) (?:effect|video|clip|playback)",
-        r"(?:视频)?(?:倒放|倒播|倒序播放|倒着播放?|倒过来播放?|反向播放|倒带)(?:视频|效果)?",
+        r"(?:played|playing|shown|running) (?:backwards?|in reverse)",
+        r"(?:做成|改成|变成|弄成)?(?:视频)?(?:倒放|倒播|倒序播放|倒着播放?|倒过来播放?|反向播放|倒带)"
+        r"(?:视频|效果|的效果)?",
     ),
     *rules(
         _loop,
@@ -352,6 +358,8 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r" (?:better|nicer|good|great|more professional|professional|polished|cleaner)",
         r"(?:improve|polish|touch up|clean up|fix up|spruce up|beautify|tidy up)"
         r"(?: it| this| the (?:video|clip|footage|look|picture|quality|image))?(?: up)?"
+        r"(?: a (?:little|bit))?",
+        r"(?:clean|touch|fix|spruce|tidy) (?:it|this|the (?:video|clip|footage)) up"
         r"(?: a (?:little|bit))?",
         r"(?:give it|apply|do|add) (?:a |an |some )?(?:quick |light |basic )?"
         r"(?:polish|touch-?up|enhancement|auto[- ]enhance|glow[- ]up)",

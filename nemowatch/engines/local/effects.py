@@ -261,10 +261,12 @@ def check_held_frames(
         name for name, on in (("reverse", effects.reverse), ("loop", effects.loop > 1)) if on
     )
     if held > MAX_HELD_BYTES or (effects.loop > 1 and frames > MAX_LOOP_FRAMES):
+        limit = f"at most {MAX_HELD_BYTES / 1024**3:g} GiB"
+        if effects.loop > 1:
+            limit += f" and {MAX_LOOP_FRAMES} frames"
         raise MediaError(
             f"{what} of {source} would hold {pass_duration:.1f} s of frames in memory"
-            f" ({held / 1024**3:.1f} GiB; at most {MAX_HELD_BYTES / 1024**3:g} GiB"
-            f" and {MAX_LOOP_FRAMES} frames)",
+            f" ({frames} frames, {held / 1024**3:.1f} GiB; {limit})",
             hint="trim the edit shorter (or set max_duration), or export at a lower"
             " resolution: 720p at 30 fps holds about 50 s",
         )
