@@ -14,9 +14,9 @@ from pathlib import Path
 
 from nemowatch.config import Config, Rule, rule_for
 from nemowatch.engines.base import Job
+from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.engine import LocalEngine, LocalPlan
 from nemowatch.engines.local.highlight import score_pieces
-from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.timeline import TimelineFacts
 from nemowatch.rules import SilenceCut, matches
 

@@ -127,7 +127,9 @@ _CORNER = (
     r"(?: (?:in|at|on|to) the (?P<corner>(?:bottom|lower|top|upper)[- ](?:right|left))"
     r"(?: corner)?)?"
 )
-_CORNER_ZH = r"(?:(?:在|放在|放到)?(?:画面|视频)?的?(?P<corner>右下|左下|右上|左上)角?(?:的|位置)?)?"
+_CORNER_ZH = (
+    r"(?:(?:在|放在|放到)?(?:画面|视频)?的?(?P<corner>右下|左下|右上|左上)角?(?:的|位置)?)?"
+)
 _CORNER_ZH_AFTER = _CORNER_ZH.replace("<corner>", "<corner2>")
 _OPACITY = r"(?: (?:at|with) <pct:opacity> (?:opacity|opaque|visible))?"
 _OPACITY_ZH = r"(?:(?:不透明度|透明度)(?:为|设为)?<pct:opacity>)?"
@@ -213,8 +215,8 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"(?:make|get){_IT} brighter{_AMOUNT}",
         r"(?:(?P<amount>a (?:little|bit)|slightly|much|way) )?brighter",
         rf"brighten{_IT}(?: up)?{_BY}{_AMOUNT}",
-        rf"(?:it'?s|it is|the video is|too) (?:too )?dark(?:, brighten it)?",
-        rf"(?:make it |make the video )?<pct:change> brighter",
+        r"(?:it'?s|it is|the video is|too) (?:too )?dark(?:, brighten it)?",
+        r"(?:make it |make the video )?<pct:change> brighter",
         r"brightness up(?: by)?(?: <pct:change>)?",
         rf"(?:调亮|提亮|变亮|亮度调高|亮度提高|提高亮度|增加亮度|调高亮度|亮度加大|画面调亮|画面提亮)"
         rf"{_AMOUNT_ZH}(?:<pct:change>)?",
@@ -229,14 +231,16 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:(?P<amount>a (?:little|bit)|slightly|much|way) )?darker",
         rf"darken{_IT}{_BY}{_AMOUNT}",
         r"brightness down(?: by)?(?: <pct:change>)?",
-        rf"(?:it'?s|it is|the video is|too) (?:too )?bright",
+        r"(?:it'?s|it is|the video is|too) (?:too )?bright",
         rf"(?:调暗|变暗|压暗|亮度调低|降低亮度|调低亮度|减少亮度|画面调暗){_AMOUNT_ZH}(?:<pct:change>)?",
         r"(?:画面|视频)?(?:太亮了?|有点亮|过曝)",
     ),
     *rules(
         _color("contrast", 1),
-        rf"(?:increase|raise|boost|bump up|add|crank up|up) (?:the )?(?:some )?contrast{_BY}{_AMOUNT}",
-        rf"(?:make it |with |give it |add )?(?:a (?:little |bit )?)?(?:more|higher|stronger|punchier)"
+        rf"(?:increase|raise|boost|bump up|add|crank up|up) (?:the )?(?:some )?contrast{_BY}"
+        rf"{_AMOUNT}",
+        r"(?:make it |with |give it |add )?(?:a (?:little |bit )?)?"
+        r"(?:more|higher|stronger|punchier)"
         rf" contrast{_AMOUNT}",
         r"(?:make it|make the (?:picture|image|video)) (?:more )?(?:contrasty|punchier|punchy)",
         r"contrast up(?: by)?(?: <pct:change>)?",
@@ -272,15 +276,16 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         rf"(?:decrease|lower|reduce|tone down|turn down) (?:the )?(?:colou?r )?saturation{_BY}"
         rf"{_AMOUNT}",
         rf"(?:desaturate){_IT}{_AMOUNT}",
-        rf"(?:make it |make the colou?rs |with )?(?:less saturated|more muted(?: colou?rs)?|muted colou?rs?"
+        r"(?:make it |make the colou?rs |with )?"
+        rf"(?:less saturated|more muted(?: colou?rs)?|muted colou?rs?"
         rf"|washed[- ]out colou?rs?|faded colou?rs?){_AMOUNT}",
         rf"tone down the colou?rs?{_AMOUNT}",
         rf"(?:降低|减少|调低)(?:色彩|颜色)?饱和度{_AMOUNT_ZH}",
-        rf"(?:色彩|颜色)(?:淡|素|灰)(?:一点|一些)?",
+        r"(?:色彩|颜色)(?:淡|素|灰)(?:一点|一些)?",
     ),
     *rules(
         _black_and_white,
-        rf"(?:make it |turn it |convert it |make the video |turn the video |convert the video"
+        r"(?:make it |turn it |convert it |make the video |turn the video |convert the video"
         r" |make |turn |convert )?(?:(?:in|into|to) )?(?:black (?:and|&) white|b ?& ?w|b/w"
         r"|black-and-white|gr[ae]y ?scale|monochrome)(?: (?:video|filter|look|effect))?",
         r"(?:remove|drop|strip|take out) (?:all )?(?:the )?colou?rs?",
@@ -303,7 +308,8 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         _color("warmth", -1),
         rf"(?:make|get)(?:{_IT}| the colou?rs){_AMOUNT} (?:cooler|colder)",
         rf"(?:make|get)(?:{_IT}| the colou?rs) (?:cooler|colder){_AMOUNT}",
-        r"(?:(?P<amount>a (?:little|bit)|slightly|much|way) )?(?:cooler|colder)(?: colou?rs| tones?)?",
+        r"(?:(?P<amount>a (?:little|bit)|slightly|much|way) )?(?:cooler|colder)"
+        r"(?: colou?rs| tones?)?",
         rf"(?:add |give it |use |with )?(?:a )?(?:cool|cooler|cold) (?:tones?|colou?r grade|look"
         rf"|tint|filter|colou?rs?|feel|vibe){_AMOUNT}",
         r"cool (?:it|the (?:video|colou?rs|picture|image|footage)) down",

@@ -111,7 +111,9 @@ def _describe_export(settings: Mapping[str, object]) -> str:
 
 def _frame_rate(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
     settings = {"fps": number_value(found["fps"])}
-    return Reading(_describe_export(settings), export=settings, claims=(("fps", str(settings["fps"])),))
+    return Reading(
+        _describe_export(settings), export=settings, claims=(("fps", str(settings["fps"])),)
+    )
 
 
 # Phrasings of export settings, in the order they are tried

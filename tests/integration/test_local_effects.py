@@ -122,9 +122,7 @@ async def test_a_loop_plays_the_edit_n_times(numbered: Path, tmp_path: Path) -> 
     assert result.probe.audio.duration == pytest.approx(3 * FRAMES / 25, abs=0.05)
 
 
-async def test_brightness_raises_the_mean_luma(
-    grey: Path, tmp_path: Path
-) -> None:
+async def test_brightness_raises_the_mean_luma(grey: Path, tmp_path: Path) -> None:
     plain = await produce(grey, tmp_path / "plain")
     brighter = await produce(
         grey, tmp_path / "bright", edit=EditSpec.model_validate({"color": {"brightness": 0.15}})
@@ -133,9 +131,7 @@ async def test_brightness_raises_the_mean_luma(
     assert _mean(frame(brighter.path, 0.5)[2]) > _mean(frame(plain.path, 0.5)[2]) + 20
 
 
-async def test_warmth_makes_the_picture_redder_than_it_is_blue(
-    grey: Path, tmp_path: Path
-) -> None:
+async def test_warmth_makes_the_picture_redder_than_it_is_blue(grey: Path, tmp_path: Path) -> None:
     result = await produce(
         grey, tmp_path / "warm", edit=EditSpec.model_validate({"color": {"warmth": 0.5}})
     )
@@ -144,9 +140,7 @@ async def test_warmth_makes_the_picture_redder_than_it_is_blue(
     assert red > blue + 20
 
 
-async def test_a_watermark_changes_its_corner_and_nothing_else(
-    grey: Path, tmp_path: Path
-) -> None:
+async def test_a_watermark_changes_its_corner_and_nothing_else(grey: Path, tmp_path: Path) -> None:
     logo = tmp_path / "logo.png"
     subprocess.run(
         [
@@ -175,9 +169,7 @@ async def test_a_watermark_changes_its_corner_and_nothing_else(
 
 async def test_denoise_lowers_the_hiss_and_keeps_the_tone(grey: Path, tmp_path: Path) -> None:
     plain = await produce(grey, tmp_path / "plain", edit=EditSpec(normalize=False))
-    cleaned = await produce(
-        grey, tmp_path / "clean", edit=EditSpec(normalize=False, denoise=12.0)
-    )
+    cleaned = await produce(grey, tmp_path / "clean", edit=EditSpec(normalize=False, denoise=12.0))
 
     assert _hiss_db(cleaned.path) < _hiss_db(plain.path) - 6
     rate, before = samples(plain.path)

@@ -199,7 +199,9 @@ def test_unknown_nested_key_lists_the_keys_of_that_mapping(tmp_path: Path) -> No
 
     problem = only_problem(config_path)
 
-    assert problem.message == f'unknown key "sparkles" (allowed: {", ".join(EditSpec.model_fields)})'
+    assert (
+        problem.message == f'unknown key "sparkles" (allowed: {", ".join(EditSpec.model_fields)})'
+    )
 
 
 def test_missing_required_key_points_at_its_rule(tmp_path: Path) -> None:

@@ -506,7 +506,5 @@ def test_play_it_n_times_is_a_loop_and_n_x_a_speed() -> None:
 
 
 def test_a_cut_from_the_end_keeps_an_earlier_start_and_an_end_replaces_it() -> None:
-    assert interpret("skip the first 2 s, cut the last 4 s").edit.trim == Trim(
-        start=2, cut_end=4
-    )
+    assert interpret("skip the first 2 s, cut the last 4 s").edit.trim == Trim(start=2, cut_end=4)
     assert interpret("cut the last 4 s, stop at 0:30").edit.trim == Trim(end=30)

@@ -277,9 +277,10 @@ def test_a_trim_from_the_end_is_resolved_against_the_duration(trim: Trim, kept: 
     ],
 )
 def test_a_trim_that_keeps_nothing_says_why(trim: Trim, why: str) -> None:
-    assert plan_segments(
-        duration=10.0, fps=25.0, spec=EditSpec(trim=trim), analysis=Analysis(10.0)
-    ) == []
+    assert (
+        plan_segments(duration=10.0, fps=25.0, spec=EditSpec(trim=trim), analysis=Analysis(10.0))
+        == []
+    )
     assert empty_trim(10.0, trim) == why
 
 
@@ -292,7 +293,7 @@ def test_a_trim_that_keeps_something_has_no_complaint() -> None:
     "fields", [{"end": 5.0, "cut_end": 2.0}, {"last": 5.0, "start": 1.0}, {"last": 5.0, "end": 8.0}]
 )
 def test_a_trim_names_its_end_once(fields: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="cut_end|last"):
+    with pytest.raises(ValueError, match=r"cut_end|last"):
         Trim.model_validate(fields)
 
 

@@ -533,9 +533,7 @@ def test_the_enhance_preset_gives_way_to_the_edits_own_colour_and_denoise() -> N
 
 
 def test_a_loop_plays_the_pass_n_times_and_ducks_under_each_passs_speech() -> None:
-    result = draft(
-        [Segment(0.0, 4.0)], speech=[Segment(1.0, 2.0)], music=LOFI, loop=3
-    )
+    result = draft([Segment(0.0, 4.0)], speech=[Segment(1.0, 2.0)], music=LOFI, loop=3)
 
     assert result.duration == pytest.approx(12.0)
     music = music_of(result)
@@ -544,9 +542,7 @@ def test_a_loop_plays_the_pass_n_times_and_ducks_under_each_passs_speech() -> No
 
 
 def test_a_reversed_edit_ducks_where_the_speech_plays_backwards() -> None:
-    result = draft(
-        [Segment(0.0, 4.0)], speech=[Segment(0.5, 1.5)], music=LOFI, reverse=True
-    )
+    result = draft([Segment(0.0, 4.0)], speech=[Segment(0.5, 1.5)], music=LOFI, reverse=True)
 
     music = music_of(result)
     assert music is not None and music.duck_under == ((2.5, 3.5),)

@@ -214,8 +214,7 @@ def sound_filters(effects: Effects) -> list[str]:
     filters = []
     if effects.denoise_db is not None:
         filters.append(
-            f"afftdn=nr={format_number(effects.denoise_db)}"
-            f":nf={format_number(NOISE_FLOOR_DB)}:tn=1"
+            f"afftdn=nr={format_number(effects.denoise_db)}:nf={format_number(NOISE_FLOOR_DB)}:tn=1"
         )
     if effects.reverse:
         filters.append("areverse")

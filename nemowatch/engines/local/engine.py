@@ -232,8 +232,7 @@ class LocalEngine:
         mark = Effects.of(draft).watermark
         if mark is not None and not Path(mark.path).is_file():
             raise MediaError(
-                f"the watermark image {mark.path} is gone (it was there when the edit was"
-                " planned)",
+                f"the watermark image {mark.path} is gone (it was there when the edit was planned)",
                 hint="put the image back, or change the rule's `watermark`, then retry the job",
             )
         with resources.as_file(resources.files("nemowatch").joinpath(FONT)) as font:
@@ -336,9 +335,7 @@ def _listening(edit: EditSpec) -> EditSpec:
     return edit
 
 
-def _nothing_left(
-    source: Path, edit: EditSpec, analysis: Analysis, duration: float
-) -> MediaError:
+def _nothing_left(source: Path, edit: EditSpec, analysis: Analysis, duration: float) -> MediaError:
     empty = empty_trim(duration, edit.trim)
     if empty is not None:
         return MediaError(

@@ -293,7 +293,9 @@ def build_draft(
         )
     if music is not None and with_audio:
         under = (
-            pass_windows(speech_windows(speech, cuts, speed, pass_ms / 1000), pass_ms / 1000, effects)
+            pass_windows(
+                speech_windows(speech, cuts, speed, pass_ms / 1000), pass_ms / 1000, effects
+            )
             if source_audio and edit.duck
             else ()
         )
