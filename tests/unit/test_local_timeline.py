@@ -561,3 +561,26 @@ def test_a_reverse_too_long_to_hold_in_memory_is_refused_with_what_to_change() -
         [Segment(0.0, 120.0)], source=long_source, reverse=True,
         export=ExportSpec(resolution="240p"),
     ).duration == pytest.approx(120.0)  # fmt: skip
+
+
+def test_denoise_with_no_source_sound_played_is_a_warning() -> None:
+    assert draft(denoise=True).warnings == ()
+    assert draft(source=MUTE_CLIP, denoise=True).warnings == (
+        "denoise was asked for, but mute.mp4 has no sound",
+    )
+    assert draft(mute=True, denoise=True).warnings == (
+        "denoise was asked for, but the output plays none of the source's sound",
+    )
+
+
+def test_the_effects_are_said_in_words_for_explain() -> None:
+    effects = Effects.of(draft(enhance=True, loop=2, watermark="/logo.png"))
+
+    assert effects.describe() == [
+        "auto levels (30% of the way to full range)",
+        "saturation 1.1",
+        "light video denoise",
+        "hiss reduced by 6 dB",
+        "watermark /logo.png bottom-right, 15% wide, 80% opaque",
+        "played 2 times",
+    ]

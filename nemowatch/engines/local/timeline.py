@@ -343,12 +343,23 @@ def build_draft(
         format=export.format,
         quality=export.quality.value,
         resolution=export.resolution,
-        warnings=tuple(warnings),
+        warnings=(*warnings, *_unheard_denoise(edit, source, with_audio)),
     )
     metadata = facts.to_json()
     if effects.any:
         metadata["effects"] = effects.to_json()
     return Draft(tracks=tuple(tracks), duration_ms=duration_ms, metadata=metadata)
+
+
+def _unheard_denoise(edit: EditSpec, source: SourceFacts, with_audio: bool) -> list[str]:
+    """A warning when `denoise` was asked for but none of the source's sound is played."""
+    if edit.denoise is None:
+        return []
+    if not source.has_audio:
+        return [f"denoise was asked for, but {source.name} has no sound"]
+    if edit.mute or not with_audio:
+        return ["denoise was asked for, but the output plays none of the source's sound"]
+    return []
 
 
 def retarget(draft: Draft, export: ExportSpec) -> Draft:
