@@ -88,12 +88,14 @@ class Watermark(Frozen):
 
 # The `enhance` preset, for vague requests ("make it look better", 润色一下): one fixed,
 # light treatment, said in full by `explain` (ENHANCE_DESCRIPTION).
-ENHANCE_LEVELS = 0.3  # auto levels: each frame's range stretched 30 % of the way to full
+# No auto levels: FFmpeg's `normalize` darkens a frame of one colour (a white title card
+# comes out grey), so the preset's picture is a fixed, gentle contrast and saturation.
+ENHANCE_CONTRAST = 1.05  # unless the edit sets its own `color`
 ENHANCE_SATURATION = 1.1  # unless the edit sets its own `color`
 ENHANCE_DENOISE = DENOISE_STRENGTHS["light"]  # unless the edit sets its own `denoise`
 ENHANCE_DESCRIPTION = (
-    f"enhance: auto levels ({ENHANCE_LEVELS:.0%} of the way to full range), saturation"
-    f" x{ENHANCE_SATURATION:g}, light video denoise, {ENHANCE_DENOISE:g} dB hiss reduction"
+    f"enhance: contrast x{ENHANCE_CONTRAST:g}, saturation x{ENHANCE_SATURATION:g}, light"
+    f" video denoise, {ENHANCE_DENOISE:g} dB hiss reduction"
     ", loudness normalized to -14 LUFS"
 )
 

@@ -209,7 +209,7 @@ async def test_enhance_lowers_the_hiss_and_leaves_a_grey_picture_grey(
     enhanced = await produce(grey, tmp_path / "enhanced", edit=EditSpec(enhance=True))
 
     assert _hiss_db(enhanced.path) < _hiss_db(plain.path) - 3
-    # the preset's colour: saturation only, so a grey picture stays grey and as bright
+    # the preset's picture is a gentle contrast about mid-grey: a flat grey stays as bright
     assert _mean(frame(enhanced.path, 0.5)[2]) == pytest.approx(
         _mean(frame(plain.path, 0.5)[2]), abs=3
     )

@@ -488,7 +488,7 @@ def test_a_vague_request_is_the_enhance_preset_said_in_full(text: str) -> None:
 
     assert interpret(text).edit.enhance
     assert operation.description == ENHANCE_DESCRIPTION
-    for part in ("auto levels", "saturation x1.1", "video denoise", "6 dB hiss", "-14 LUFS"):
+    for part in ("contrast x1.05", "saturation x1.1", "video denoise", "6 dB hiss", "-14 LUFS"):
         assert part in operation.description
 
 

@@ -526,7 +526,7 @@ def test_the_enhance_preset_gives_way_to_the_edits_own_colour_and_denoise() -> N
     preset = Effects.of(draft(enhance=True, normalize=False))
     own = Effects.of(draft(enhance=True, denoise=24, color={"contrast": 1.2}))
 
-    assert (preset.auto_levels, preset.saturation, preset.denoise_db) == (0.3, 1.1, 6.0)
+    assert (preset.contrast, preset.saturation, preset.denoise_db) == (1.05, 1.1, 6.0)
     assert preset.video_denoise
     assert TimelineFacts.of(draft(enhance=True, normalize=False)).normalize  # always
     assert (own.saturation, own.contrast, own.denoise_db) == (None, 1.2, 24.0)
@@ -577,7 +577,7 @@ def test_the_effects_are_said_in_words_for_explain() -> None:
     effects = Effects.of(draft(enhance=True, loop=2, watermark="/logo.png"))
 
     assert effects.describe() == [
-        "auto levels (30% of the way to full range)",
+        "contrast 1.05",
         "saturation 1.1",
         "light video denoise",
         "hiss reduced by 6 dB",

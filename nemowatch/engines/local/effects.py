@@ -8,8 +8,7 @@ Every filter here exists in Debian's FFmpeg 5.1 (and is in the capability probe'
   NOISE_FLOOR_DB that it tracks (`tn`), so hiss up to about -30 dBFS is taken down;
 - colour: `eq` (brightness, contrast, saturation) and `colortemperature` for warmth
   (6500 K is neutral; warmth +1 is 3500 K, -1 is 9500 K);
-- enhance (see `rules.ENHANCE_DESCRIPTION`): `normalize` (auto levels, smoothed over
-  LEVELS_SMOOTHING frames so the picture does not flicker), `eq` saturation, `hqdn3d` at
+- enhance (see `rules.ENHANCE_DESCRIPTION`): `eq` contrast and saturation, `hqdn3d` at
   half its default strength, `afftdn` 6 dB, loudness normalisation;
 - watermark: the image, scaled to its share of the frame's width, made translucent
   (`colorchannelmixer` on its alpha) and laid over a corner (`overlay`), MARGIN of the
@@ -32,8 +31,8 @@ from nemowatch.engines.base import Draft, JSONObject
 from nemowatch.engines.local.analysis import format_number
 from nemowatch.errors import MediaError
 from nemowatch.rules import (
+    ENHANCE_CONTRAST,
     ENHANCE_DENOISE,
-    ENHANCE_LEVELS,
     ENHANCE_SATURATION,
     EditSpec,
 )
@@ -41,7 +40,6 @@ from nemowatch.rules import (
 NOISE_FLOOR_DB = -30.0
 NEUTRAL_KELVIN = 6500
 KELVIN_PER_WARMTH = 3000
-LEVELS_SMOOTHING = 25  # frames
 LIGHT_VIDEO_DENOISE = "hqdn3d=2:1.5:3:2.25"  # half of hqdn3d's defaults (4:3:6:4.5)
 MARGIN = 0.03  # of the frame's width, between a watermark and the edges
 MAX_HELD_BYTES = 2 * 1024**3
@@ -65,7 +63,6 @@ class Effects:
 
     denoise_db: float | None = None
     video_denoise: bool = False
-    auto_levels: float | None = None  # normalize's strength
     brightness: float | None = None
     contrast: float | None = None
     saturation: float | None = None
@@ -79,9 +76,10 @@ class Effects:
         """The effects `edit` asks for, the `enhance` preset filled in where the edit sets
         nothing of its own; `watermark` is the image's resolved path."""
         color = edit.color
+        contrast = color.contrast if color is not None else None
         saturation = color.saturation if color is not None else None
         if edit.enhance and color is None:
-            saturation = ENHANCE_SATURATION
+            contrast, saturation = ENHANCE_CONTRAST, ENHANCE_SATURATION
         denoise = edit.denoise if edit.denoise is not None else None
         if edit.enhance and denoise is None:
             denoise = ENHANCE_DENOISE
@@ -90,9 +88,8 @@ class Effects:
         return cls(
             denoise_db=denoise,
             video_denoise=edit.enhance,
-            auto_levels=ENHANCE_LEVELS if edit.enhance else None,
             brightness=color.brightness if color is not None else None,
-            contrast=color.contrast if color is not None else None,
+            contrast=contrast,
             saturation=saturation,
             temperature=(
                 round(NEUTRAL_KELVIN - KELVIN_PER_WARMTH * warmth) if warmth is not None else None
@@ -115,7 +112,7 @@ class Effects:
         mark = data.get("watermark")
         number = {
             name: float(value) if isinstance((value := data.get(name)), int | float) else None
-            for name in ("denoise_db", "auto_levels", "brightness", "contrast", "saturation")
+            for name in ("denoise_db", "brightness", "contrast", "saturation")
         }
         temperature, loop = data.get("temperature"), data.get("loop")
         return cls(
@@ -148,8 +145,6 @@ class Effects:
     def describe(self) -> list[str]:
         """Each effect in words, for `explain`."""
         parts = []
-        if self.auto_levels is not None:
-            parts.append(f"auto levels ({self.auto_levels:.0%} of the way to full range)")
         colour = [
             f"{name} {format_number(value)}"
             for name, value in (
@@ -182,11 +177,6 @@ class Effects:
 def picture_filters(effects: Effects) -> list[str]:
     """The effects on output-sized frames, before texts and fades (the watermark apart)."""
     filters = []
-    if effects.auto_levels is not None:
-        filters.append(
-            f"normalize=smoothing={LEVELS_SMOOTHING}:independence=0"
-            f":strength={format_number(effects.auto_levels)}"
-        )
     if effects.video_denoise:
         filters.append(LIGHT_VIDEO_DENOISE)
     levels = [

@@ -88,7 +88,6 @@ REQUIRED_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
     ),
     "lowpass": ("f",),
     "metadata": ("mode", "key"),
-    "normalize": ("smoothing", "independence", "strength"),
     "overlay": ("x", "y"),
     "pad": ("color",),
     "palettegen": ("max_colors", "stats_mode"),
