@@ -80,7 +80,7 @@ class Effects:
         saturation = color.saturation if color is not None else None
         if edit.enhance and color is None:
             contrast, saturation = ENHANCE_CONTRAST, ENHANCE_SATURATION
-        denoise = edit.denoise if edit.denoise is not None else None
+        denoise = edit.denoise
         if edit.enhance and denoise is None:
             denoise = ENHANCE_DENOISE
         warmth = color.warmth if color is not None else None
