@@ -584,3 +584,14 @@ def test_the_effects_are_said_in_words_for_explain() -> None:
         "watermark /logo.png bottom-right, 15% wide, 80% opaque",
         "played 2 times",
     ]
+
+
+def test_a_reverse_retargeted_to_a_larger_frame_is_checked_again() -> None:
+    long_source = SourceFacts("long.mp4", 120.0, 1920, 1080, 30.0, True)
+    small = draft(
+        [Segment(0.0, 120.0)], source=long_source, reverse=True,
+        export=ExportSpec(resolution="240p"),
+    )  # fmt: skip
+
+    with pytest.raises(MediaError, match=r"reverse of long\.mp4"):
+        retarget(small, ExportSpec(resolution="1080p"))

@@ -389,6 +389,11 @@ def retarget(draft: Draft, export: ExportSpec) -> Draft:
     if facts.sized:
         width, height = output_size(facts.source_width, facts.source_height, facts.aspect, export)
         updated.update(width=width, height=height, fps=fps)
+        effects = Effects.of(draft)  # a larger frame holds more memory in reverse and loop
+        check_held_frames(
+            effects, pass_duration=draft.duration / effects.loop, width=width, height=height,
+            fps=fps, source=facts.source or "the source",
+        )  # fmt: skip
     tracks = draft.tracks
     if export.format == "gif":
         tracks = tuple(track for track in tracks if track.get("tt") != AUDIO_TRACK)
