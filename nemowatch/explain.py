@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nemowatch.config import Config, Rule, rule_for
 from nemowatch.engines.base import Job
+from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.engine import LocalEngine, LocalPlan
 from nemowatch.engines.local.highlight import score_pieces
 from nemowatch.engines.local.timeline import TimelineFacts
@@ -126,6 +127,9 @@ def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
         f"Output: {draft.duration:.2f} s, {facts.width}x{facts.height}, {facts.format or 'mp4'}"
         f" (nothing rendered)"
     )
+    effects = Effects.of(draft).describe()
+    if effects:
+        lines.append(f"Effects: {'; '.join(effects)}")
     for warning in draft.warnings:
         lines.append(f"  ! {warning}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """What no single field shows: cross-field checks over all rules (clashing names, inboxes,
-outboxes, output names, contradicting instructions, music that is not there, phrases the
-local engine does not understand), and the warnings `check` shows about a valid config."""
+outboxes, output names, contradicting instructions, music or watermark images that are not
+there, phrases the local engine does not understand), and the warnings `check` shows about
+a valid config."""
 
 from __future__ import annotations
 
@@ -208,6 +209,38 @@ def speech_problems(loaded: list[Loaded], environ: Mapping[str, str]) -> list[Co
                     f" {status.hint or speech.INSTALL_HINT}",
                 )
             )
+    return problems
+
+
+def watermark_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
+    """Watermark images that are not there: each job would fail on them."""
+    problems = []
+    for item in loaded:
+        rule, origin = item.rule, item.origin
+        if not item.knows("edit", "instructions"):
+            continue
+        in_edit = "watermark" in rule.edit.model_fields_set  # `edit:` wins over the text
+        mark = rule.edit.watermark if in_edit else interpret_all(rule.instructions).edit.watermark
+        if mark is None:
+            continue
+        path = Path(mark.file).expanduser()
+        if path.is_file():
+            continue
+        text = f"there is no watermark image at {path}"
+        if in_edit:
+            problems.append(origin.problem(("edit", "watermark"), text + "; put it there"))
+            continue
+        text += (
+            "; a path in instructions is taken from the folder nemowatch runs in: write it in"
+            " full, or use edit.watermark, which is relative to this file"
+        )
+        named = [
+            index
+            for index, instruction in enumerate(rule.instructions)
+            if interpret(instruction).edit.watermark is not None
+        ]
+        where: Loc = ("instructions", named[-1]) if named else ("instructions",)
+        problems.append(origin.problem(where, text))
     return problems
 
 

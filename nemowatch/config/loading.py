@@ -20,6 +20,7 @@ from nemowatch.config.checks import (
     instruction_problems,
     music_problems,
     speech_problems,
+    watermark_problems,
 )
 from nemowatch.config.document import Origin, read_yaml
 from nemowatch.config.messages import allowed_keys, as_written, error_message, unknown_key, validate
@@ -72,6 +73,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     if engine == "local":  # the nemo engine reads neither `edit:` nor music in the text
         problems.extend(music_problems(loaded))
         problems.extend(speech_problems(loaded, environ))
+        problems.extend(watermark_problems(loaded))
         # the same for `check` and `run`: a rule is run only as the local engine reads it
         problems.extend(instruction_problems(loaded))
 
@@ -242,6 +244,12 @@ def _load_rule(
     if isinstance(edit, dict) and isinstance(music, str) and music.strip().lower() not in MOODS:
         # a music file or folder, like the folders, is relative to the file it is written in
         data["edit"] = _expand_paths(edit, ("music",), origin.within("edit"), environ, problems)
+    mark = edit.get("watermark") if isinstance(edit, dict) else None
+    if isinstance(mark, str | dict):  # so is a watermark image (`watermark: logo.png` too)
+        within = origin.within("edit")
+        mark = {"file": mark} if isinstance(mark, str) else mark
+        expanded = _expand_paths(mark, ("file",), within.within("watermark"), environ, problems)
+        data["edit"] = {**data["edit"], "watermark": expanded}
     try:
         return Loaded(Rule.model_validate(data), origin)
     except ValidationError as exc:

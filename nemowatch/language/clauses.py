@@ -23,8 +23,10 @@ _AFTER_FILLER = "|".join(rf"(?<=\b{word})" for word in _FILLER_WORDS)
 _AFTER_FILLER_SPACE = "|".join(rf"(?<=\b{word}\s)" for word in _FILLER_WORDS)
 _CLAUSE_SEPARATOR = re.compile(
     rf"(?!(?:{_AFTER_FILLER})(?=,{_NEXT_FILLER}))[,;!?\n，、；。！？]+|\.(?=\s|$)"
-    rf"|(?!(?:{_AFTER_FILLER_SPACE})(?=and{_NEXT_FILLER}))\band(?!\s+out\b)\b"
-    r"|\b(?:then|also|plus)\b"  # "fade in and out" is one clause
+    # "fade in and out", "black and white" and "the ums and uhs" are one clause each
+    rf"|(?!(?:{_AFTER_FILLER_SPACE})(?=and{_NEXT_FILLER}))"
+    r"\b(?<!black )and(?!\s+out\b)(?!\s+white\b)\b"
+    r"|\b(?:then|also|plus)\b"
     r"|然后|并且|同时|以及|(?<!合)并",  # 合并 (merge) is a word, not "and"
     flags=re.IGNORECASE,
 )

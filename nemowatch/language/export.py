@@ -61,7 +61,7 @@ def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
         ),
         (
             r"\s*(?:(?:at|in|with) )?(?:an? )?(?:(?:frame ?rate|帧率)(?: of|:)? ?)?"
-            r"<num:fps> ?(?:fps|frames per second|frames/s|帧(?:每秒)?)",
+            r"<num:fps> ?(?:fps|frames per second|frames a second|frames/s|帧(?:每秒)?)",
             fps,
         ),
         (
@@ -109,9 +109,28 @@ def _describe_export(settings: Mapping[str, object]) -> str:
     return text if text != "export" else "export the video"
 
 
+def _frame_rate(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
+    settings = {"fps": number_value(found["fps"])}
+    return Reading(
+        _describe_export(settings), export=settings, claims=(("fps", str(settings["fps"])),)
+    )
+
+
 # Phrasings of export settings, in the order they are tried
 # (`instructions.GRAMMAR` is every kind's, in order).
 GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
+    *rules(
+        _frame_rate,
+        r"(?:change|set|lower|raise|reduce|increase|drop|bump|convert|switch|bring|put|cap)"
+        r"(?: the)? (?:frame ?rate|fps)(?: (?:down|up))?(?: to|:| at)? <num:fps>"
+        r"(?: ?(?:fps|frames per second|frames/s|frames a second))?",
+        r"(?:frame ?rate|fps)(?: should be| of|:)? <num:fps>"
+        r"(?: ?(?:fps|frames per second|frames/s|frames a second))?",
+        r"<num:fps> (?:frames a second|frames each second)",
+        r"(?:把)?(?:帧率|帧数)(?:降低到|降到|提高到|提升到|调整为|调整到|改成|变成|设成)<num:fps>"
+        r"(?:帧|fps)?(?:每秒)?",
+        r"(?:每秒)<num:fps>帧",
+    ),
     *rules(
         _export,
         r"(?P<verb>export|save|render|output|deliver|encode):?"

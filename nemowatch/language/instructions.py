@@ -14,10 +14,12 @@ clauses *state* different values for one setting ("make it vertical" ... "16:9")
 
 Choices a user may want to know:
 
-- Trims are in source seconds, counted from the start. "cut the last 3 seconds" needs the
-  source's duration, which is unknown when rules are checked, so it is reported as not
-  understood (`edit.trim.end` in the rule says it exactly). "keep only the first 30
+- Trims are in source seconds, counted from the start; "cut the last 3 seconds" and "keep
+  only the last 30 seconds" count from the end (`trim.cut_end`, `trim.last`), resolved
+  against the source's duration when the edit is planned. "keep only the first 30
   seconds" ends the source at 30 s.
+- Vague requests ("make it look better", 润色一下) ask for the one `enhance` preset, and
+  `explain` says what it does (`rules.ENHANCE_DESCRIPTION`).
 - "highlight reel" with no length means 60 seconds; a fade with no length, 1 second; music
   with no mood, lofi; "louder", 150 %; "quieter", 70 %.
 - A music volume alone ("music at 35%") also asks for music.
@@ -29,8 +31,8 @@ Choices a user may want to know:
   “...”, ‘...’, 「...」 or 『...』.
 
 This module reads clauses in order against `GRAMMAR`; the phrasings of each kind of edit,
-and what they set, are in `timing`, `frame`, `sound`, `speech` and `export`; splitting and
-normalizing clauses in `clauses`; numbers and durations in `numbers`.
+and what they set, are in `effects`, `timing`, `frame`, `sound`, `speech` and `export`;
+splitting and normalizing clauses in `clauses`; numbers and durations in `numbers`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from nemowatch.language.clauses import Clause, split_clauses, to_clause
+from nemowatch.language.effects import GRAMMAR as EFFECT_PHRASES
 from nemowatch.language.export import GRAMMAR as EXPORT_PHRASES
 from nemowatch.language.frame import GRAMMAR as FRAME_PHRASES
 from nemowatch.language.readings import Handler, Reading
@@ -160,6 +163,8 @@ def find_conflicts(texts: Sequence[str]) -> list[Conflict]:
 
 # First match that gives a valid reading wins; every pattern must match the whole clause.
 GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
+    # effects first: "play it 3 times" is a loop, not timing's speed "play it 3x"
+    *EFFECT_PHRASES,
     *TIMING_PHRASES,
     *FRAME_PHRASES,
     *SOUND_PHRASES,

@@ -44,7 +44,7 @@ _FRAGMENTS = {
     # "1 min 30 s", "一分半" (a minute and a half), "半分钟" (half a minute)
     "dur": rf"{_SIMPLE_DURATION}(?: (?:and )?{_SIMPLE_DURATION}|{_SIMPLE_DURATION})?"
     rf"|(?:{_NUMBER})分钟?半钟?|半分钟|half (?:an? )?(?:minute|min|second|sec|hour)"
-    rf"|(?<=first )(?:minute|hour)|\d+:\d{{2}}(?::\d{{2}})?(?:\.\d+)?",
+    rf"|(?:(?<=first )|(?<=last )|(?<=final ))(?:minute|hour)|\d+:\d{{2}}(?::\d{{2}})?(?:\.\d+)?",
     "pct": r"\d+(?:\.\d+)? ?(?:%|percent|per cent)"
     r"|百分之(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百]+)",
     "times": rf"(?:{_NUMBER}) ?(?:x|×|times|倍)(?![a-z])",

@@ -1,8 +1,8 @@
 """Suggestions ("did you mean ..."): phrasings the local engine understands that are closest
 to one it does not. Pure.
 
-`CANONICAL_PHRASES` holds, for each kind of edit the grammar knows (`timing`, `frame`,
-`sound`, `export`), a few plain phrasings in English and Simplified Chinese, written as a
+`CANONICAL_PHRASES` holds, for each kind of edit the grammar knows (`effects`, `timing`,
+`frame`, `sound`, `export`), a few plain phrasings in English and Simplified Chinese, written as a
 user would. They are what `check` offers when a clause is not understood; a test keeps
 every one of them understood, so a suggestion always works as written.
 
@@ -35,6 +35,9 @@ CANONICAL_PHRASES: dict[str, tuple[str, ...]] = {
         "去掉前5秒",
         "只保留前30秒",
         "从10秒到40秒",
+        "cut the last 5 seconds",
+        "keep only the last 30 seconds",
+        "去掉最后5秒",
     ),
     "length": (
         "60-second highlight reel",
@@ -96,6 +99,42 @@ CANONICAL_PHRASES: dict[str, tuple[str, ...]] = {
         "静音",
         "声音调大一点",
         "音量标准化",
+    ),
+    "denoise": (
+        "remove background noise",
+        "reduce the hiss",
+        "降噪",
+        "去除杂音",
+    ),
+    "colour": (
+        "make it brighter",
+        "make it darker",
+        "more contrast",
+        "more vivid colors",
+        "make it warmer",
+        "make it cooler",
+        "black and white",
+        "调亮一点",
+        "提高对比度",
+        "色彩更鲜艳",
+        "暖色调",
+        "黑白",
+    ),
+    "watermark": (
+        'add watermark "logo.png" in the bottom right',
+        '右下角加水印"logo.png"',
+    ),
+    "reverse and loop": (
+        "play it backwards",
+        "loop it 3 times",
+        "倒放",
+        "循环播放3次",
+    ),
+    "enhance": (
+        "enhance it",
+        "make it look better",
+        "润色一下",
+        "优化画质",
     ),
     "export": (
         "export as 1080p",

@@ -83,10 +83,12 @@ _TRIM_VERB = r"(?:trim|cut|remove|skip|drop|delete|chop|lose)(?: off| out)?"
 
 
 def _trim(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
-    # Only what the phrase names changes: "trim the first 5 seconds" keeps an earlier end.
+    # Only what the phrase names changes: "trim the first 5 seconds" keeps an earlier end
+    # (or an earlier cut from the end); an end replaces a cut from the end.
+    earlier = edit.trim if edit.trim is not None and edit.trim.last is None else Trim()
     start_text, end_text = group(found, "start"), group(found, "end")
-    start = seconds(start_text) if start_text else (edit.trim.start if edit.trim else 0.0)
-    end = seconds(end_text) if end_text else (edit.trim.end if edit.trim else None)
+    start = seconds(start_text) if start_text else earlier.start
+    end = seconds(end_text) if end_text else earlier.end
     if end is not None and end <= start:
         return None
     claims = []
@@ -94,11 +96,36 @@ def _trim(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | Non
         claims.append(("trim start", clock(start)))
     if end_text:
         claims.append(("trim end", clock(end or 0.0)))
-    trim = Trim(start=start, end=end)
+    cut_end = None if end_text else earlier.cut_end
+    trim = Trim(start=start, end=end, cut_end=cut_end)
     return Reading(_describe_trim(trim), {"trim": trim}, claims=tuple(claims))
 
 
+def _cut_end(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
+    # "cut the last 10 seconds": resolved against the source's duration when planned;
+    # an earlier start stays ("skip the first 5 s", then this)
+    length = seconds(found["length"])
+    start = edit.trim.start if edit.trim is not None and edit.trim.last is None else 0.0
+    trim = Trim(start=start, cut_end=length)
+    return Reading(
+        _describe_trim(trim), {"trim": trim}, claims=(("trim end", f"-{duration_text(length)}"),)
+    )
+
+
+def _last(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
+    length = seconds(found["length"])
+    trim = Trim(last=length)
+    return Reading(
+        _describe_trim(trim), {"trim": trim}, claims=(("trim", f"last {duration_text(length)}"),)
+    )
+
+
 def _describe_trim(trim: Trim) -> str:
+    if trim.last is not None:
+        return f"keep only the last {duration_text(trim.last)} of the source"
+    if trim.cut_end is not None:
+        text = f"cut the last {duration_text(trim.cut_end)} of the source"
+        return text + (f", starting it at {clock(trim.start)}" if trim.start else "")
     if trim.end is None:
         return f"start the source at {clock(trim.start)}"
     if trim.start == 0:
@@ -202,6 +229,28 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:的部分|之间)?",
         r"(?:remove|cut|delete|drop|lose|trim) (?:off )?everything after <dur:end>",
         rf"(?:trim|cut)(?: it)? to the first <dur:end>{_OF_SOURCE}",
+    ),
+    # trims from the end (resolved against the source's duration when planned)
+    *rules(
+        _cut_end,
+        rf"{_TRIM_VERB} (?:the )?(?:last|final|closing|ending) <dur:length>{_OF_SOURCE}",
+        rf"{_TRIM_VERB} <dur:length> (?:from|at|off) the (?:end|ending|back|tail){_OF_SOURCE}",
+        r"(?:trim|cut|shave|take) <dur:length> off(?: of)? the end",
+        r"(?:end|stop|finish)(?: the video| it| the clip)? <dur:length> (?:early|before the end"
+        r"|before it ends)",
+        r"(?:视频)?(?:结尾|片尾|最后|末尾)的?(?:最后)?<dur:length>(?:剪掉|去掉|删掉|删除|不要)",
+        r"(?:去掉|剪掉|删掉|删除|去除|剪去|不要|砍掉)(?:视频)?(?:的)?(?:结尾|片尾|最后|末尾)的?(?:最后)?"
+        r"<dur:length>",
+        r"(?:去掉|剪掉|删掉|删除|去除|剪去|不要)最?后面?的?<dur:length>",
+        r"(?:视频)?(?:结尾|片尾|末尾|最后)(?:去掉|剪掉|删掉|删除|不要|剪去)<dur:length>",
+    ),
+    *rules(
+        _last,
+        r"(?:only )?(?:(?:keep|use|take|show|want)(?: only)? )?(?:only )?(?:the )?"
+        rf"(?:last|final) <dur:length>{_OF_SOURCE}(?: only)?",
+        rf"(?:trim|cut)(?: it)? (?:down )?to the (?:last|final) <dur:length>{_OF_SOURCE}",
+        r"(?:只保留|只要|只留|保留|只用|截取)(?:视频)?(?:的)?(?:最后|结尾|末尾|最后面)的?<dur:length>",
+        r"(?:只保留|只要|只留|只用)后面?<dur:length>",
     ),
     # length
     *rules(

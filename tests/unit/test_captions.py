@@ -203,3 +203,25 @@ def test_a_saved_transcript_is_read_back_only_when_it_suits(tmp_path: Path) -> N
     assert read_cached(tmp_path, fillers=True) == heard
     assert read_cached(tmp_path, fillers=False) is None  # heard without the filler prompt
     assert read_cached(tmp_path / "elsewhere", fillers=True) is None
+
+
+def test_captions_repeat_with_a_loop_and_a_reversed_video_gets_none_and_says_why() -> None:
+    from nemowatch.engines.base import Draft
+    from nemowatch.engines.local.captions import captions_of, plan_captions
+    from nemowatch.rules import EditSpec
+
+    heard = Transcript("en", tuple(spoken("hello there")), "tiny.en")
+    pass_ = [Segment(0.0, 2.0)]
+
+    looped, _ = plan_captions(
+        heard, pass_, EditSpec(captions=Captions(), loop=3), size=(320, 180), source_name="a"
+    )
+    assert looped is not None
+    cues = captions_of(Draft(tracks=(looped,), duration_ms=6000)).cues  # type: ignore[union-attr]
+    assert [cue.start for cue in cues] == [0.0, 2.0, 4.0]
+    backwards, said = plan_captions(
+        heard, pass_, EditSpec(captions=Captions(), reverse=True), size=(320, 180), source_name="a"
+    )
+    assert backwards is None and said == [
+        "no captions: the video plays backwards (reverse), and so does its speech"
+    ]

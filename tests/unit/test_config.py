@@ -195,11 +195,13 @@ def test_unknown_key_suggests_the_closest_allowed_key(tmp_path: Path) -> None:
 
 
 def test_unknown_nested_key_lists_the_keys_of_that_mapping(tmp_path: Path) -> None:
-    config_path = write(tmp_path / "config.yaml", RULE + "    edit: {colour: red}\n")
+    config_path = write(tmp_path / "config.yaml", RULE + "    edit: {sparkles: red}\n")
 
     problem = only_problem(config_path)
 
-    assert problem.message == f'unknown key "colour" (allowed: {", ".join(EditSpec.model_fields)})'
+    assert (
+        problem.message == f'unknown key "sparkles" (allowed: {", ".join(EditSpec.model_fields)})'
+    )
 
 
 def test_missing_required_key_points_at_its_rule(tmp_path: Path) -> None:

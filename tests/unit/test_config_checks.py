@@ -458,3 +458,42 @@ def test_the_nemo_engine_warns_about_extensions_it_does_not_accept(tmp_path: Pat
     (warning,) = pattern_warnings(tmp_path, '["*.jpg", "*.m4v"]', engine="nemo")
 
     assert 'match pattern "*.m4v" only catches .m4v files, which the nemo engine' in warning
+
+
+# ---- watermark images the local engine could not find ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit", ["{watermark: art/logo.png}", "{watermark: {file: art/logo.png, corner: top-left}}"]
+)
+def test_a_missing_watermark_image_is_an_error_at_its_line(tmp_path: Path, edit: str) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", edit=edit))
+
+    (problem,) = problems_of(path)
+
+    assert (problem.file, problem.line) == (str(path), 5)
+    assert problem.path == "rules[0].edit.watermark"
+    assert f"no watermark image at {tmp_path / 'art' / 'logo.png'}" in problem.message
+
+
+def test_a_watermark_image_is_found_beside_the_rule_file(tmp_path: Path) -> None:
+    (tmp_path / "art").mkdir()
+    (tmp_path / "art" / "logo.png").write_bytes(b"")
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", edit="{watermark: art/logo.png}"))
+
+    mark = load_config(path).rules[0].edit.watermark
+
+    assert mark is not None and mark.file == str(tmp_path / "art" / "logo.png")
+
+
+def test_a_watermark_named_in_the_instructions_is_checked_at_its_instruction(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "gone" / "logo.png"
+    instructions = f'["reverse it", "add watermark \\"{missing}\\" in the top right"]'
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out", instructions=instructions))
+
+    (problem,) = problems_of(path)
+
+    assert (problem.line, problem.path) == (5, "rules[0].instructions[1]")
+    assert f"no watermark image at {missing}" in problem.message

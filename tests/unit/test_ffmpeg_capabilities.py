@@ -189,6 +189,16 @@ def _graphs() -> list[str]:
             title={"text": "x", "duration": 2},
         )
         graphs.append(video_graph(draft, spec, FILES))
+    every_effect = _draft(
+        enhance=True,
+        color={"brightness": 0.1, "contrast": 1.2, "saturation": 1.3, "warmth": 0.3},
+        watermark={"file": "/logo.png", "corner": "top-left"},
+        reverse=True,
+        loop=2,
+        denoise=12,
+    )
+    graphs.append(video_graph(every_effect, ExportSpec(), FILES))
+    graphs.append(audio_graph(every_effect, ExportSpec()))
     graphs.append(video_graph(every_edit, ExportSpec(), FILES))
     graphs.append(audio_graph(every_edit, ExportSpec()))
     graphs.append(measure_graph(every_edit, ExportSpec()))
@@ -264,6 +274,7 @@ def test_the_probe_looks_for_every_filter_and_option_the_builders_use() -> None:
     used -= {option for option in used if option.endswith(":enable")}
     assert sorted(used - known) == []
     assert "drawtext:text_align" in used and "drawtext:textfile" in used
+    assert {"afftdn:nf", "colortemperature:temperature", "overlay:x", "aloop:size"} <= used
 
 
 def test_every_filters_options_come_from_one_full_help_with_a_few_asked_alone(

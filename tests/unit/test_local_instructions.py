@@ -13,7 +13,15 @@ from nemowatch.language import (
     parse_instructions,
     split_clauses,
 )
-from nemowatch.rules import EditSpec, ExportSpec, SilenceCut, TextOverlay, Trim
+from nemowatch.rules import (
+    ENHANCE_DESCRIPTION,
+    ColorAdjust,
+    EditSpec,
+    ExportSpec,
+    SilenceCut,
+    TextOverlay,
+    Trim,
+)
 
 AGGRESSIVE = SilenceCut(threshold_db=-24.0, margin=0.1)
 
@@ -165,9 +173,10 @@ def test_each_phrasing_sets_exactly_its_fields(
 @pytest.mark.parametrize(
     "text",
     [
-        "make it look good",
         "make it pop",
-        "cut the last 3 seconds",  # needs the source's duration: write edit.trim.end
+        "add a watermark",  # which image?
+        "loop it 1.5 times",  # a pass is played whole
+        "brighten it by 150%",  # beyond the brightness scale
         "speed it up 10x",  # beyond 4x
         "music at 150%",  # beyond full scale
         "cut silences below -95 dB",
@@ -471,3 +480,31 @@ def test_contradictions_name_both_phrases_and_values(texts: list[str], message: 
 )
 def test_refinements_and_repetitions_are_not_conflicts(texts: list[str]) -> None:
     assert find_conflicts(texts) == []
+
+
+@pytest.mark.parametrize("text", ["make it look nicer", "美化一下视频", "give it a polish"])
+def test_a_vague_request_is_the_enhance_preset_said_in_full(text: str) -> None:
+    (operation,) = interpret(text).operations
+
+    assert interpret(text).edit.enhance
+    assert operation.description == ENHANCE_DESCRIPTION
+    for part in ("contrast x1.05", "saturation x1.1", "video denoise", "6 dB hiss", "-14 LUFS"):
+        assert part in operation.description
+
+
+def test_colour_clauses_refine_one_another_and_contradictions_are_found() -> None:
+    assert interpret("make it brighter, more contrast").edit.color == ColorAdjust(
+        brightness=0.1, contrast=1.2
+    )
+    (conflict,) = find_conflicts(["make it brighter", "make it darker"])
+    assert conflict.setting == "brightness"
+
+
+def test_play_it_n_times_is_a_loop_and_n_x_a_speed() -> None:
+    assert interpret("play it 3 times").edit.loop == 3
+    assert interpret("play it 3x").edit.speed == 3.0
+
+
+def test_a_cut_from_the_end_keeps_an_earlier_start_and_an_end_replaces_it() -> None:
+    assert interpret("skip the first 2 s, cut the last 4 s").edit.trim == Trim(start=2, cut_end=4)
+    assert interpret("cut the last 4 s, stop at 0:30").edit.trim == Trim(end=30)

@@ -21,6 +21,7 @@ from nemowatch.engines.local.analysis import (
 from nemowatch.engines.local.plan import (
     Segment,
     draft_from_segments,
+    empty_trim,
     kept_segments,
     plan_segments,
     segments_of,
@@ -244,6 +245,56 @@ def test_a_trim_past_the_end_keeps_nothing() -> None:
     spec = EditSpec(trim=Trim(start=12.0))
 
     assert plan_segments(duration=10.0, fps=25.0, spec=spec, analysis=Analysis(10.0)) == []
+
+
+@pytest.mark.parametrize(
+    ("trim", "kept"),
+    [
+        (Trim(cut_end=2.5), Segment(0.0, 7.52)),  # 7.5 snaps to the frame at 7.52
+        (Trim(start=1.0, cut_end=3.0), Segment(1.0, 7.0)),
+        (Trim(last=4.0), Segment(6.0, 10.0)),
+        (Trim(last=30.0), Segment(0.0, 10.0)),  # longer than the source: all of it
+    ],
+    ids=["cut_end", "start_and_cut_end", "last", "last_longer_than_the_source"],
+)
+def test_a_trim_from_the_end_is_resolved_against_the_duration(trim: Trim, kept: Segment) -> None:
+    spec = EditSpec(trim=trim)
+
+    segments = plan_segments(duration=10.0, fps=25.0, spec=spec, analysis=Analysis(10.0))
+
+    assert segments == [kept]
+
+
+@pytest.mark.parametrize(
+    ("trim", "why"),
+    [
+        (Trim(cut_end=12.0), "the trim cuts the last 12 s, but the source lasts only 10.0 s"),
+        (
+            Trim(start=6.0, cut_end=5.0),
+            "the trim starts at 6 s and cuts the last 5 s, but the source lasts only 10.0 s",
+        ),
+        (Trim(start=12.0), "the trim starts at 12 s, but the source lasts only 10.0 s"),
+    ],
+)
+def test_a_trim_that_keeps_nothing_says_why(trim: Trim, why: str) -> None:
+    assert (
+        plan_segments(duration=10.0, fps=25.0, spec=EditSpec(trim=trim), analysis=Analysis(10.0))
+        == []
+    )
+    assert empty_trim(10.0, trim) == why
+
+
+def test_a_trim_that_keeps_something_has_no_complaint() -> None:
+    assert empty_trim(10.0, Trim(cut_end=9.0)) is None
+    assert empty_trim(10.0, None) is None
+
+
+@pytest.mark.parametrize(
+    "fields", [{"end": 5.0, "cut_end": 2.0}, {"last": 5.0, "start": 1.0}, {"last": 5.0, "end": 8.0}]
+)
+def test_a_trim_names_its_end_once(fields: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"cut_end|last"):
+        Trim.model_validate(fields)
 
 
 def test_silences_are_cut_inside_the_trim_and_to_its_edges() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import Segment
+from nemowatch.engines.local.effects import Effects, WatermarkItem
 from nemowatch.engines.local.music import (
     MOOD_RECIPES,
     MusicChoice,
@@ -495,3 +496,102 @@ def test_a_draft_without_warnings_keeps_the_keys_of_earlier_versions() -> None:
     assert "warnings" not in plain.metadata
     assert plain.warnings == ()
     assert Draft(tracks=(), duration_ms=0, metadata={"warnings": "odd"}).warnings == ()
+
+
+# effects: recorded in m.effects, a loop multiplies the duration, big passes are refused
+
+
+def test_a_draft_without_effects_has_no_effects_key() -> None:
+    assert "effects" not in draft().metadata
+    assert Effects.of(draft()) == Effects()
+
+
+def test_effects_are_recorded_and_read_back() -> None:
+    result = draft(
+        color={"brightness": 0.1, "warmth": 0.5},
+        denoise="strong",
+        watermark={"file": "/art/logo.png", "corner": "top-left", "opacity": 0.5},
+        reverse=True,
+    )
+
+    effects = Effects.of(Draft.from_json(result.to_json()))
+    assert effects.brightness == 0.1
+    assert effects.temperature == 5000  # 6500 K less 3000 K per unit of warmth
+    assert effects.denoise_db == 24.0
+    assert effects.watermark == WatermarkItem("/art/logo.png", "top-left", 0.5, 0.15)
+    assert effects.reverse and effects.loop == 1
+
+
+def test_the_enhance_preset_gives_way_to_the_edits_own_colour_and_denoise() -> None:
+    preset = Effects.of(draft(enhance=True, normalize=False))
+    own = Effects.of(draft(enhance=True, denoise=24, color={"contrast": 1.2}))
+
+    assert (preset.contrast, preset.saturation, preset.denoise_db) == (1.05, 1.1, 6.0)
+    assert preset.video_denoise
+    assert TimelineFacts.of(draft(enhance=True, normalize=False)).normalize  # always
+    assert (own.saturation, own.contrast, own.denoise_db) == (None, 1.2, 24.0)
+
+
+def test_a_loop_plays_the_pass_n_times_and_ducks_under_each_passs_speech() -> None:
+    result = draft([Segment(0.0, 4.0)], speech=[Segment(1.0, 2.0)], music=LOFI, loop=3)
+
+    assert result.duration == pytest.approx(12.0)
+    music = music_of(result)
+    assert music is not None
+    assert music.duck_under == ((1.0, 2.0), (5.0, 6.0), (9.0, 10.0))
+
+
+def test_a_reversed_edit_ducks_where_the_speech_plays_backwards() -> None:
+    result = draft([Segment(0.0, 4.0)], speech=[Segment(0.5, 1.5)], music=LOFI, reverse=True)
+
+    music = music_of(result)
+    assert music is not None and music.duck_under == ((2.5, 3.5),)
+
+
+def test_a_reverse_too_long_to_hold_in_memory_is_refused_with_what_to_change() -> None:
+    long_source = SourceFacts("long.mp4", 120.0, 1920, 1080, 30.0, True)
+
+    with pytest.raises(MediaError) as raised:
+        draft([Segment(0.0, 120.0)], source=long_source, reverse=True)
+
+    assert "reverse of long.mp4 would hold 120.0 s of frames" in str(raised.value)
+    assert "lower resolution" in (raised.value.hint or "")
+    # at 240p the same two minutes fit
+    assert draft(
+        [Segment(0.0, 120.0)], source=long_source, reverse=True,
+        export=ExportSpec(resolution="240p"),
+    ).duration == pytest.approx(120.0)  # fmt: skip
+
+
+def test_denoise_with_no_source_sound_played_is_a_warning() -> None:
+    assert draft(denoise=True).warnings == ()
+    assert draft(source=MUTE_CLIP, denoise=True).warnings == (
+        "denoise was asked for, but mute.mp4 has no sound",
+    )
+    assert draft(mute=True, denoise=True).warnings == (
+        "denoise was asked for, but the output plays none of the source's sound",
+    )
+
+
+def test_the_effects_are_said_in_words_for_explain() -> None:
+    effects = Effects.of(draft(enhance=True, loop=2, watermark="/logo.png"))
+
+    assert effects.describe() == [
+        "contrast 1.05",
+        "saturation 1.1",
+        "light video denoise",
+        "hiss reduced by 6 dB",
+        "watermark /logo.png bottom-right, 15% wide, 80% opaque",
+        "played 2 times",
+    ]
+
+
+def test_a_reverse_retargeted_to_a_larger_frame_is_checked_again() -> None:
+    long_source = SourceFacts("long.mp4", 120.0, 1920, 1080, 30.0, True)
+    small = draft(
+        [Segment(0.0, 120.0)], source=long_source, reverse=True,
+        export=ExportSpec(resolution="240p"),
+    )  # fmt: skip
+
+    with pytest.raises(MediaError, match=r"reverse of long\.mp4"):
+        retarget(small, ExportSpec(resolution="1080p"))

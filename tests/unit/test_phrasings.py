@@ -83,6 +83,13 @@ ISSUE_EXAMPLES = [
     "90s",
     "cut out silences, add background music, and export as a 60-second highlight reel",
     "A 60-second highlight reel",
+    "remove background noise",
+    "increase brightness",
+    "make it warmer",
+    "add a watermark",
+    "make it look better",
+    "enhance it",
+    "润色一下",
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
+from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.graph import (
     AUDIO_CHANNELS,
     AUDIO_SAMPLE_RATE,
@@ -108,6 +109,7 @@ def video_arguments(
     stopping at its end (on one thread each, when there are several). The inputs keep the
     source's times (`-copyts -start_at_zero`): the trims need no arithmetic, which could
     round a boundary onto the wrong frame in coarse time bases (Matroska counts in ms).
+    The watermark image, if any, is the input after them.
     `part`: the sound is joined to `output` later (no fast start). With `filter_script`,
     the filter graph is read from that file (written by the caller) through
     `filter_script_option` instead of being passed inline.
@@ -125,6 +127,9 @@ def video_arguments(
         if source_end is None or reading.end < source_end - END_TOLERANCE:
             arguments += ["-t", format_number(reading.end - reading.start)]
         arguments += ["-an", "-sn", "-dn", "-i", str(source)]
+    mark = Effects.of(draft).watermark
+    if mark is not None:  # a still image: overlay holds its one frame to the end
+        arguments += ["-i", mark.path]
     graph = video_graph(draft, spec, files)
     arguments += _graph_arguments(graph, filter_script, filter_script_option)
     # Chapters point into the uncut source.

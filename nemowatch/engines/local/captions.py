@@ -199,12 +199,15 @@ def plan_captions(
     export_format: str = "mp4",
 ) -> tuple[Track | None, list[str]]:
     """The captions track of an edit (None when it asks for none), and any warning: a
-    source with no speech found gets no captions, and the job says so."""
+    source with no speech found (or played backwards) gets no captions, and the job says
+    so. A loop repeats the captions with the picture."""
     style = edit.captions
     if style is None:
         return None, []
     if transcript is None:
         return None, [f"no captions: {source_name} has no sound"]
+    if edit.reverse:
+        return None, ["no captions: the video plays backwards (reverse), and so does its speech"]
     speed = edit.speed or 1.0
     fillers = edit.remove_fillers.words if edit.remove_fillers is not None else ()
     words = on_output(transcript.words, segments, speed=speed, leave_out=fillers)
@@ -213,6 +216,12 @@ def plan_captions(
     cues = cues_of(words, style, width=width, height=height, duration=duration)
     if not cues:
         return None, [f"no captions: no speech found in what the edit keeps of {source_name}"]
+    # a loop plays the edit again: so do its captions
+    cues = [
+        Cue(round(cue.start + turn * duration, 3), round(cue.end + turn * duration, 3), cue.lines)
+        for turn in range(edit.loop or 1)
+        for cue in cues
+    ]
     language = style.language or transcript.language or None
     warnings = []
     if not style.burn and export_format not in SUBTITLE_CODECS:

@@ -39,9 +39,10 @@ from nemowatch.engines.base import (
 from nemowatch.engines.local import speech
 from nemowatch.engines.local.analysis import Analysis, Segment, analyse
 from nemowatch.engines.local.captions import plan_captions
+from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
 from nemowatch.engines.local.music import ensure_mood, resolve_music
-from nemowatch.engines.local.plan import plan_segments, short_reel
+from nemowatch.engines.local.plan import empty_trim, plan_segments, short_reel
 from nemowatch.engines.local.render import render, subtitles_beside
 from nemowatch.engines.local.speech import Transcript
 from nemowatch.engines.local.state import LocalRender, LocalSession
@@ -183,6 +184,7 @@ class LocalEngine:
         video = _video_of(facts, source)
         # A missing music file is the rule's mistake: say so now, before any work.
         music = resolve_music(edit.music, job_id=state.job_id) if edit.music else None
+        watermark = _watermark_file(edit)  # so is a missing watermark image
         duration = video.duration or facts.duration
         has_audio = facts.audio is not None
         width, height = video.width, video.height
@@ -199,7 +201,7 @@ class LocalEngine:
         )
         segments = plan_segments(duration=duration, fps=video.fps, spec=edit, analysis=analysis)
         if not segments:
-            raise _nothing_left(source, edit, analysis)
+            raise _nothing_left(source, edit, analysis, duration)
         short = short_reel(segments, duration=duration, fps=video.fps, spec=edit, analysis=analysis)
         captions, unheard = plan_captions(
             analysis.transcript,
@@ -226,6 +228,7 @@ class LocalEngine:
             music=music,
             warnings=([short] if short is not None else []) + unheard,
             captions=captions,
+            watermark=watermark,
         )
         return LocalPlan(
             interpretation=state.reading,
@@ -274,6 +277,12 @@ class LocalEngine:
         draft = retarget(draft, spec)
         destination = state.work_dir / f"{RENDER_STEM}{spec.extension}"
         music = await self._music_file(state, draft, spec)
+        mark = Effects.of(draft).watermark
+        if mark is not None and not Path(mark.path).is_file():
+            raise MediaError(
+                f"the watermark image {mark.path} is gone (it was there when the edit was planned)",
+                hint="put the image back, or change the rule's `watermark`, then retry the job",
+            )
         with resources.as_file(resources.files("nemowatch").joinpath(FONT)) as font:
             if texts_of(draft) and not font.is_file():
                 raise EngineError(
@@ -351,6 +360,22 @@ def _video_of(facts: Probe, source: Path) -> StreamInfo:
     return facts.video
 
 
+def _watermark_file(edit: EditSpec) -> str | None:
+    """The watermark image's path, absolute; raises MediaError when there is none there.
+    (In `edit:` it is relative to the rule's file, made absolute when the config loads; in
+    instructions, to the folder nemowatch runs in.)"""
+    if edit.watermark is None:
+        return None
+    path = Path(edit.watermark.file).expanduser()
+    if not path.is_file():
+        raise MediaError(
+            f"there is no watermark image at {path.absolute()}",
+            hint="put the image there, or change the rule's `watermark` (a PNG with"
+            " transparency works best)",
+        )
+    return str(path.absolute())
+
+
 def _listening(edit: EditSpec) -> EditSpec:
     # Music ducked under speech needs to know where the speech is: the silence pass, even
     # when the edit cuts no silences. Only the analysis sees this spec, never the planner.
@@ -359,7 +384,13 @@ def _listening(edit: EditSpec) -> EditSpec:
     return edit
 
 
-def _nothing_left(source: Path, edit: EditSpec, analysis: Analysis) -> MediaError:
+def _nothing_left(source: Path, edit: EditSpec, analysis: Analysis, duration: float) -> MediaError:
+    empty = empty_trim(duration, edit.trim)
+    if empty is not None:
+        return MediaError(
+            f"{empty}: the edit keeps nothing of {source.name}",
+            hint="shorten the rule's `trim` (or its phrase), or drop a longer video",
+        )
     cut = edit.cut_silences
     if cut is not None and analysis.silences and not analysis.speech():
         return MediaError(

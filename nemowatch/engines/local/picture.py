@@ -11,6 +11,8 @@
   by the whole frame between bands of a blurred copy of itself (blurred small, at an
   eighth of the size; only the bands are scaled up, and stacked with the frame: no
   full-frame blend);
+- effects (colour, enhance, reverse, loop; see `effects`) on the output-sized frames,
+  then the watermark laid over them (the input after the source's);
 - text: see `text`;
 - fades: `fade` on the output timeline.
 """
@@ -24,6 +26,7 @@ from itertools import pairwise
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
+from nemowatch.engines.local.effects import Effects, picture_filters, watermark_chains
 from nemowatch.engines.local.graph import RenderFiles, chain, even, fade_filters, trim_range
 from nemowatch.engines.local.text import drawtext_filters
 from nemowatch.engines.local.timeline import (
@@ -200,6 +203,7 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
     if fps and (not math.isclose(speed, 1.0) or source_fps is None or abs(fps - source_fps) > 0.01):
         timing.append(f"fps={fps_value(fps)}")
     width, height = facts.output_size
+    effects = Effects.of(draft)
     finish: list[str] = []
     texts = texts_of(draft)
     if texts:
@@ -211,13 +215,26 @@ def video_chains(draft: Draft, spec: ExportSpec, files: RenderFiles) -> list[str
     # A GIF gets a palette of its own for each frame: no frame waits for the whole clip.
     finish.append("split" if gif else "format=yuv420p")
     tail = "[still][frames]" if gif else "[video]"
+    # effects on output-sized frames (fewer pixels to hold for reverse and loop), then the
+    # watermark over them, then texts and fades on the output's timeline
+    mark = effects.watermark
+    after, framed = [*picture_filters(effects), *finish], tail
+    if mark is not None:
+        if width is None:
+            raise EngineError("the draft has a watermark but no output size to place it in")
+        after, framed = picture_filters(effects), "[framed]"
     if width is None or height is None:
-        chains = [chain("[joined]", [*timing, scale_filter(spec), "setsar=1", *finish], tail)]
+        chains = [chain("[joined]", [*timing, scale_filter(spec), "setsar=1", *after], framed)]
     else:
         chains = shape_chains(
             width, height, facts.fit, facts.aspect,
-            head="[joined]", before=timing, after=finish, tail=tail, source=facts.source_size,
+            head="[joined]", before=timing, after=after, tail=framed, source=facts.source_size,
         )  # fmt: skip
+    if mark is not None and width is not None:
+        image = f"{len(readings_of(draft))}:v:0"  # the input after the source's readings
+        chains += watermark_chains(
+            mark, image=image, width=width, head="[framed]", after=finish, tail=tail
+        )
     if gif:
         chains += [
             "[still]palettegen=max_colors=256:stats_mode=single[palette]",

@@ -133,9 +133,41 @@ def trimmed(duration: float, trim: Trim | None, fps: float | None) -> Segment | 
     """The part of the source a trim keeps, on the frame grid; None if it keeps nothing."""
     if trim is None:
         return Segment(0.0, duration)
-    start = snap(min(trim.start, duration), fps, duration)
-    end = snap(duration if trim.end is None else min(trim.end, duration), fps, duration)
+    start, end = trim_window(duration, trim)
+    start, end = snap(start, fps, duration), snap(end, fps, duration)
     return Segment(start, end) if end > start else None
+
+
+def trim_window(duration: float, trim: Trim) -> tuple[float, float]:
+    """The (start, end) a trim keeps of a `duration`-long source, in source seconds, before
+    snapping to frames; `cut_end` and `last` count from the end. The end may be at or before
+    the start: the trim keeps nothing."""
+    if trim.last is not None:
+        return max(0.0, duration - trim.last), duration
+    start = min(trim.start, duration)
+    end = duration if trim.end is None else min(trim.end, duration)
+    if trim.cut_end is not None:
+        end = duration - trim.cut_end
+    return start, end
+
+
+def empty_trim(duration: float, trim: Trim | None) -> str | None:
+    """Why `trim` keeps nothing of a `duration`-long source, in words; None when it keeps
+    something (or there is no trim)."""
+    if trim is None:
+        return None
+    start, end = trim_window(duration, trim)
+    if end - start > _TOLERANCE:
+        return None
+    if trim.cut_end is not None:
+        asked = f"cuts the last {trim.cut_end:g} s"
+        if trim.start:
+            asked = f"starts at {trim.start:g} s and {asked}"
+    elif trim.end is not None and trim.end <= trim.start:
+        asked = f"ends at {trim.end:g} s, before its start at {trim.start:g} s"
+    else:
+        asked = f"starts at {trim.start:g} s"
+    return f"the trim {asked}, but the source lasts only {duration:.1f} s"
 
 
 def kept_segments(

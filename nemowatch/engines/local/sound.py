@@ -1,6 +1,7 @@
 """The audio run's filter graph (pure): the same segments as the picture's, trimmed from the
 source's audio (fading over 10 ms at each cut: a hard cut in a waveform clicks) and
 joined; a chain of `atempo` (each within 0.5–2) for the speed, so the pitch stays; volume;
+denoise, reverse and loop (see `effects`);
 music looped, trimmed to the output, faded, at its volume, ducked under speech by a volume
 envelope, mixed with the source's audio; fades; then loudness (see `loudness`).
 """
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.analysis import format_number
+from nemowatch.engines.local.effects import Effects, sound_filters
 from nemowatch.engines.local.graph import (
     AUDIO_SAMPLE_RATE,
     END_TOLERANCE,
@@ -124,6 +126,7 @@ def audio_chains(
         speech += [
             f"aresample={AUDIO_SAMPLE_RATE}",
             "aformat=sample_fmts=fltp:channel_layouts=stereo",
+            *sound_filters(Effects.of(draft)),  # denoise, reverse, loop
         ]
     music = music_of(draft) if music_input is not None else None
     if speech_label is not None and music is not None:

@@ -12,7 +12,11 @@ needs besides the files themselves:
 - text (`tt` 7): one segment per title or caption, `at`/`d` in output time;
 - `m`: the source's facts, the output's size, frame rate and format, and the edit's
   whole-timeline settings (aspect, fit, speed, fades, normalisation), and `warnings`
-  where the plan falls short of the edit (only when it does): `TimelineFacts`.
+  where the plan falls short of the edit (only when it does): `TimelineFacts`; `effects`
+  (denoise, colour, watermark, reverse, loop; only when there are some): `Effects`.
+
+A loop plays the video segments (one pass) several times: the draft's duration is the
+pass's times the loop count.
 
 Times in the output are the source's times divided by the speed.
 
@@ -39,6 +43,7 @@ from nemowatch.engines.base import (
     TrackSegment,
 )
 from nemowatch.engines.local.analysis import Stretch
+from nemowatch.engines.local.effects import Effects, check_held_frames, pass_windows
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.errors import MediaError
 from nemowatch.rules import EditSpec, ExportSpec
@@ -242,13 +247,15 @@ def build_draft(
     music: MusicChoice | None = None,
     warnings: Sequence[str] = (),
     captions: Track | None = None,
+    watermark: str | None = None,
 ) -> Draft:
     """The Draft that plays `segments` of the source as `edit` and `export` say.
 
     `speech` are the stretches of the source where someone speaks (the music is ducked
     under them); `music` is the resolved music of the edit, if any; `warnings` what the
     plan falls short of (kept in `m.warnings`); `captions` the captions track, timed on the
-    output (captions.py). Raises `MediaError`
+    output (captions.py); `watermark` the resolved path of the edit's watermark image;
+    effects go in `m.effects` (see `effects`). Raises `MediaError`
     when nothing would be left, or a GIF would be longer than GIF_MAX_DURATION.
     """
     speed = edit.speed or 1.0
@@ -259,7 +266,10 @@ def build_draft(
             hint="check the rule's trim, silence cut and highlight settings",
         )
     video_segments = _timeline_segments(cuts, speed)
-    duration_ms = video_segments[-1]["at"] + video_segments[-1]["d"]
+    # One pass of the cuts; a loop plays it `effects.loop` times (the segments are one pass).
+    pass_ms = video_segments[-1]["at"] + video_segments[-1]["d"]
+    effects = Effects.of_edit(edit, watermark)
+    duration_ms = pass_ms * effects.loop
     duration = duration_ms / 1000
     if export.format == "gif" and duration > GIF_MAX_DURATION + 0.0005:
         raise MediaError(
@@ -267,6 +277,11 @@ def build_draft(
             hint="set `max_duration` (or a trim) to 60 s or less, or export as mp4 or webm",
         )
     width, height = output_size(source.width, source.height, edit.aspect, export)
+    fps = output_fps(source.fps, speed, export)
+    check_held_frames(
+        effects, pass_duration=pass_ms / 1000, width=width, height=height, fps=fps,
+        source=source.name,
+    )  # fmt: skip
     tracks: list[Track] = [{"tt": VIDEO_TRACK, "sg": video_segments, "m": {"kind": "video"}}]
     with_audio = export.format != "gif"  # a GIF has no sound
     source_audio = with_audio and source.has_audio and not edit.mute
@@ -279,7 +294,13 @@ def build_draft(
             }
         )
     if music is not None and with_audio:
-        under = speech_windows(speech, cuts, speed, duration) if source_audio and edit.duck else ()
+        under = (
+            pass_windows(
+                speech_windows(speech, cuts, speed, pass_ms / 1000), pass_ms / 1000, effects
+            )
+            if source_audio and edit.duck
+            else ()
+        )
         fade_in = min(MUSIC_FADE_IN, duration / 4)
         fade_out = min(MUSIC_FADE_OUT, duration / 4)
         tracks.append(
@@ -316,19 +337,33 @@ def build_draft(
         source_format=source.format,
         width=width,
         height=height,
-        fps=output_fps(source.fps, speed, export),
+        fps=fps,
         aspect=edit.aspect,
         fit=edit.fit,
         speed=speed,
         fade_in=_fade(edit.fade_in, duration),
         fade_out=_fade(edit.fade_out, duration),
-        normalize=edit.normalize,
+        normalize=edit.normalize or edit.enhance,  # the enhance preset normalizes
         format=export.format,
         quality=export.quality.value,
         resolution=export.resolution,
-        warnings=tuple(warnings),
+        warnings=(*warnings, *_unheard_denoise(edit, source, with_audio)),
     )
-    return Draft(tracks=tuple(tracks), duration_ms=duration_ms, metadata=facts.to_json())
+    metadata = facts.to_json()
+    if effects.any:
+        metadata["effects"] = effects.to_json()
+    return Draft(tracks=tuple(tracks), duration_ms=duration_ms, metadata=metadata)
+
+
+def _unheard_denoise(edit: EditSpec, source: SourceFacts, with_audio: bool) -> list[str]:
+    """A warning when `denoise` was asked for but none of the source's sound is played."""
+    if edit.denoise is None:
+        return []
+    if not source.has_audio:
+        return [f"denoise was asked for, but {source.name} has no sound"]
+    if edit.mute or not with_audio:
+        return ["denoise was asked for, but the output plays none of the source's sound"]
+    return []
 
 
 def retarget(draft: Draft, export: ExportSpec) -> Draft:
@@ -358,6 +393,11 @@ def retarget(draft: Draft, export: ExportSpec) -> Draft:
     if facts.sized:
         width, height = output_size(facts.source_width, facts.source_height, facts.aspect, export)
         updated.update(width=width, height=height, fps=fps)
+        effects = Effects.of(draft)  # a larger frame holds more memory in reverse and loop
+        check_held_frames(
+            effects, pass_duration=draft.duration / effects.loop, width=width, height=height,
+            fps=fps, source=facts.source or "the source",
+        )  # fmt: skip
     tracks = draft.tracks
     if export.format == "gif":
         tracks = tuple(track for track in tracks if track.get("tt") != AUDIO_TRACK)
