@@ -19,6 +19,14 @@ _RESOLUTION_NAMES = {
     "qhd": "1440p",
     "full hd": "1080p",
     "fhd": "1080p",
+    # HD is 720p, as YouTube labels it; Chinese sites' names in the same steps
+    "hd": "720p",
+    "high definition": "720p",
+    "高清": "720p",
+    "超清": "1080p",
+    "全高清": "1080p",
+    "蓝光": "1080p",
+    "超高清": "2160p",
 }
 _FORMAT_NAMES = {"h264": "mp4", "h.264": "mp4", "quicktime": "mov"}
 _QUALITIES = {
@@ -49,8 +57,9 @@ def _export_options() -> tuple[tuple[re.Pattern[str], OptionReader], ...]:
     options: list[tuple[str, OptionReader]] = [
         (
             r"\s*(?:(?:as|in|at|to|into|with) )?(?:an? )?(?:(?:resolution|res)(?: of|:)? )?"
-            r"(?P<resolution>240p|360p|480p|720p|1080p|1440p|2160p|4k|uhd|2k|qhd|full hd|fhd)"
-            r"(?: (?:resolution|res|video))?",
+            r"(?P<resolution>240p|360p|480p|720p|1080p|1440p|2160p|4k|uhd|2k|qhd|full hd|fhd"
+            r"|hd(?=\b|$)|high definition|全高清|超高清|高清|超清|蓝光)"
+            r"(?: ?(?:resolution|res|video|quality|画质|分辨率|视频))?",
             resolution,
         ),
         (
