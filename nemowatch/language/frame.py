@@ -54,6 +54,12 @@ PLATFORMS = {
     "快手": "9:16",
     "视频号": "9:16",
 }
+_PLATFORM_NAMES = {  # as `explain` names them
+    "tiktok": "TikTok", "reels": "Instagram Reels", "instagram reels": "Instagram Reels",
+    "ig reels": "Instagram Reels", "shorts": "YouTube Shorts", "youtube shorts": "YouTube Shorts",
+    "stories": "Instagram Stories", "instagram stories": "Instagram Stories",
+    "ig stories": "Instagram Stories", "抖音": "抖音", "快手": "快手", "视频号": "视频号",
+}  # fmt: skip
 _PLATFORM_WORD = (
     r"tiktok|(?:instagram |ig )?reels|(?:youtube )?shorts|(?:instagram |ig )?stories"
     r"|(?:the )?instagram feed|youtube"
@@ -103,7 +109,13 @@ def _aspect(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | N
     if how:
         updates["fit"] = fit
         claims.append(("fit", fit))
-    return Reading(f"reframe to {aspect} {_FIT_WORDS[fit]}", updates, claims=tuple(claims))
+    description = f"reframe to {aspect} {_FIT_WORDS[fit]}"
+    if aspect == "9:16":
+        # vertical video: titles and captions keep clear of the apps' buttons and captions
+        platform = next((_PLATFORM_NAMES[word] for word in words if word in _PLATFORM_NAMES), None)
+        named = platform if platform else "the apps"
+        description += f"; titles and captions inside the safe zones of {named}"
+    return Reading(description, updates, claims=tuple(claims))
 
 
 def _fit(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
@@ -258,6 +270,9 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
         r"(?:比例|画幅|格式|视频|版本|版|模式)?"
         r"(?P<fit>加?模糊背景|背景模糊|加?黑边|裁剪填充|裁切填充)?",
         r"(?:适配|适合|发布到|发到|发)(?P<platform>抖音|快手|视频号)",
+        # a shape and a platform: "竖屏适配抖音", "9:16发抖音"
+        rf"(?:改成|转成|做成|变成)?(?P<aspect>(?:{_ASPECT_ZH}))(?:的?视频|版|格式)?"
+        r"(?:适配|适合|用于|发布到|发到|发|给)(?P<platform>抖音|快手|视频号)(?:用)?",
     ),
     *rules(
         _fit,

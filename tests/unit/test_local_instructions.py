@@ -245,7 +245,11 @@ def test_each_understood_clause_is_described() -> None:
         ("music at 20% with no ducking", "add lofi music at 20 %, not ducked"),
         ("add the title 'Hi' at the top for 2s", 'show the title "Hi" at the top from 0 s for 2 s'),
         ("from 0:05 to 1:30", "keep the source from 0:05 to 1:30"),
-        ("make it vertical", "reframe to 9:16 with a blurred background"),
+        (
+            "make it vertical",
+            "reframe to 9:16 with a blurred background;"
+            " titles and captions inside the safe zones of the apps",
+        ),
         ("fade in and out over 2 seconds", "fade in and out over 2 s"),
         ("speed it up 2x", "play at 2x speed"),
         ("export as 720p mp4", "export as 720p MP4"),
