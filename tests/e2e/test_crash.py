@@ -20,7 +20,7 @@ from tests.e2e import crash_scenario
 from tests.e2e.crash_scenario import seed
 from tests.media import Clips
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_thirty_files_survive_ten_random_sigkills_on_the_local_engine(

@@ -17,7 +17,7 @@ from tests.e2e.crash_scenario import seed
 from tests.fakes.nemo_server import FakeNemo
 from tests.media import Clips
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture

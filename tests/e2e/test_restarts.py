@@ -31,7 +31,7 @@ from tests.e2e.harness import (
 from tests.fakes.nemo_server import FakeNemo
 from tests.media import Clips
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def ten_files(folder: Path, clips: Clips) -> dict[Path, Path]:
