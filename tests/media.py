@@ -8,7 +8,9 @@ intervals and made quieter or louder during others.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+import os
 import random
 import subprocess
 from collections.abc import Sequence
@@ -142,6 +144,36 @@ def make_clip(
         arguments += ["-c:a", "aac", "-b:a", "96k"]
     arguments += [str(path)]
     subprocess.run(arguments, check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    return clip_layout(
+        path,
+        seconds,
+        size=size,
+        fps=fps,
+        audio=audio,
+        silences=silences,
+        gains=gains,
+        scene_changes=scene_changes,
+        sample_rate=sample_rate,
+        channels=channels,
+    )
+
+
+def clip_layout(
+    path: Path,
+    seconds: float,
+    *,
+    size: str = "160x120",
+    fps: int = 25,
+    audio: AudioKind = "tone",
+    silences: Sequence[tuple[float, float]] = (),
+    gains: Sequence[tuple[float, float, float]] = (),
+    scene_changes: Sequence[float] = (),
+    sample_rate: int = 44100,
+    channels: int = 1,
+    tone_hz: float = 440.0,
+    ffmpeg: Path | None = None,
+) -> ClipLayout:
+    """What `make_clip` with these arguments writes to `path` (without writing it)."""
     return ClipLayout(
         path=path,
         seconds=seconds,
@@ -261,7 +293,9 @@ CLIP_CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
 class Clips:
     """Generated test clips by name: `clips.basic` is a path, `clips.layout("basic")` more.
 
-    The files are shared by the whole session: copy one before changing it.
+    The files are shared by the whole session, and by every process given the same
+    `directory` (pytest-xdist's workers): each clip is made once, by whichever process
+    asks for it first, under a lock. Copy one before changing it.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -272,8 +306,21 @@ class Clips:
         """The clip called `name` in CLIP_CATALOG, made now if it does not exist yet."""
         if name not in self._made:
             file_name, arguments = CLIP_CATALOG[name]
-            self._made[name] = make_clip(self.directory / file_name, **arguments)
+            self._made[name] = self._shared(file_name, arguments)
         return self._made[name]
+
+    def _shared(self, file_name: str, arguments: dict[str, Any]) -> ClipLayout:
+        """The clip `file_name` made by `make_clip(**arguments)`: made here unless another
+        process made it already. It appears under its name whole (made under a hidden name,
+        renamed), and the lock keeps two processes from spending the time to make it twice."""
+        path = self.directory / file_name
+        with (self.directory / f".{file_name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            if not path.exists():
+                partial = path.with_name(f".partial-{file_name}")
+                make_clip(partial, **arguments)
+                os.replace(partial, path)
+        return clip_layout(path, **arguments)
 
     @property
     def basic(self) -> Path:
@@ -318,7 +365,7 @@ class Clips:
         for index in range(count):
             name = f"distinct-{index:03d}"
             if name not in self._made:
-                path = self.directory / f"{name}.mp4"
-                self._made[name] = make_clip(path, 1, tone_hz=300 + 7 * index)
+                arguments = {"seconds": 1, "tone_hz": 300 + 7 * index}
+                self._made[name] = self._shared(f"{name}.mp4", arguments)
             paths.append(self._made[name].path)
         return paths

@@ -64,6 +64,12 @@ KILL_AFTER = (
 ORPHAN_WAIT = 10.0  # seconds a killed daemon's FFmpeg may take to die with it
 
 
+def seed() -> int:
+    """CRASH_SEED when set (to repeat a failure), else a new one each run."""
+    chosen = os.environ.get("CRASH_SEED")
+    return int(chosen) if chosen else random.SystemRandom().randrange(1_000_000)
+
+
 @dataclass(frozen=True)
 class Plan:
     """What one run does; the same plan and seed kill at the same moments."""

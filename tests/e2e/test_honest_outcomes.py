@@ -18,7 +18,7 @@ from tests.e2e.harness import rule, write_config
 from tests.ledgers import walk_to
 from tests.media import Clips
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REEL = ["cut out silences", "export as a 60-second highlight reel"]
 SHORT = "the reel lasts 42.0 s: 42.0 s of speech left after cutting silences; asked 60 s"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import crash_scenario
+from tests.e2e.crash_scenario import seed
 from tests.e2e.harness import Daemon, drop_at_once, rule, write_config
-from tests.e2e.test_crash import seed
 from tests.e2e.test_restarts import every_file_once, finish, logs, ten_files
 from tests.fakes.nemo_server import FakeNemo
 from tests.media import Clips

@@ -28,7 +28,7 @@ from tests.fakes.nemo_server import FakeNemo, Variants
 from tests.ledgers import garble
 from tests.media import Clips
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Started without any capability, root is bound by file modes like anyone else.
 NO_CAPABILITIES = (

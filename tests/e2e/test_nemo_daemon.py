@@ -26,7 +26,7 @@ from tests.e2e.harness import (
 )
 from tests.fakes.nemo_server import Endpoint, FakeNemo, Fault, Variants
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 INSTRUCTIONS = ["cut out silences", "add background music"]
 

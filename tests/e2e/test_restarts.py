@@ -17,6 +17,7 @@ import pytest
 
 from nemowatch.pipeline import TEST_CRASH_ON
 from tests.e2e import crash_scenario
+from tests.e2e.crash_scenario import seed
 from tests.e2e.harness import (
     Daemon,
     drop_at_once,
@@ -27,11 +28,10 @@ from tests.e2e.harness import (
     wait_for,
     write_config,
 )
-from tests.e2e.test_crash import seed
 from tests.fakes.nemo_server import FakeNemo
 from tests.media import Clips
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def ten_files(folder: Path, clips: Clips) -> dict[Path, Path]:

@@ -4,8 +4,10 @@ on a terminal reads."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +45,10 @@ async def run_job(tmp_path: Path, data: Path | bytes) -> tuple[JobState, list[st
         shutil.copy(data, source)
     else:
         source.write_bytes(data)
+    # written a while ago: a failing file is not watched as a copy still under way (2.5 s;
+    # tests/integration/test_stalled_copy.py proves that watch)
+    written = time.time() - 3600
+    os.utime(source, (written, written))
     current = snapshot(source)
     assert current is not None
     stream = io.StringIO()

@@ -29,6 +29,8 @@ from nemowatch.probe import Probe, moov_before_mdat, probe
 from nemowatch.rules import EditSpec, ExportSpec, Quality
 from tests.media import Clips, accepted_ffmpegs, make_clip
 
+pytestmark = pytest.mark.slow
+
 # the silences clip speaks at 0-2 s, 4-6 s and 8.5-10 s
 SPEECH = ((0.0, 2.0), (4.0, 6.0), (8.5, 10.0))
 BORDER = 12  # pixels of each coloured side of the bordered clip

@@ -4,7 +4,9 @@ real folders, failures made by the real pipeline, and `nemowatch.cli.main` as th
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,11 @@ class World:
         source = self.inbox / name
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_bytes(data)
+        # written a while ago, as most failed files were: the pipeline does not watch it
+        # for STALL_FACTOR settle times as a copy that may still be under way (stalled.py;
+        # tests/integration/test_stalled_copy.py proves that), and each test saves 2.5 s
+        written = time.time() - 3600
+        os.utime(source, (written, written))
         current = snapshot(source)
         assert current is not None
         job_id = job_id or new_job_id()
