@@ -22,7 +22,7 @@ from nemowatch.probe import probe
 from tests.e2e.harness import rule, write_config
 from tests.speech_clips import TALK, SpokenClip, spoken_clip, srt_cues, word_error_rate
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FFMPEG = Path(imageio_ffmpeg.get_ffmpeg_exe())
 KITCHEN = (
