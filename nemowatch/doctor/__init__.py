@@ -294,6 +294,7 @@ def ffmpeg_findings(
     as the daemon chooses: the config's `ffmpeg:` setting (`explicit`) first."""
     from nemowatch.engines.local.ffmpeg import (
         ENVIRONMENT_VARIABLE,
+        capability_cache,
         choose_ffmpeg,
         detected_candidates,
     )
@@ -301,7 +302,7 @@ def ffmpeg_findings(
     pinned = explicit or environ.get(ENVIRONMENT_VARIABLE)
     pinned_by = "the config's ffmpeg: setting" if explicit else f"${ENVIRONMENT_VARIABLE}"
     findings = []
-    for candidate in detected_candidates(environ.get("PATH")):
+    for candidate in detected_candidates(environ.get("PATH"), cache=capability_cache(environ)):
         name = f"ffmpeg ({candidate.origin})"
         capabilities = candidate.capabilities
         version = capabilities.version if capabilities is not None else None

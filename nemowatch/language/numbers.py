@@ -4,6 +4,8 @@ find them, what they are worth, and how they are said back. Pure."""
 from __future__ import annotations
 
 import re
+import sys
+from typing import cast
 
 from nemowatch.language.clauses import SENTINEL
 
@@ -55,9 +57,42 @@ _MACRO = re.compile(r"<(num|dur|pct|times):(\w+)>")
 
 
 def compile_pattern(text: str) -> re.Pattern[str]:
-    """A regex with macros: `<dur:length>` is a named duration, `<q>` one quoted text."""
+    """A regex with macros: `<dur:length>` is a named duration, `<q>` one quoted text.
+
+    Compiled on first use: the grammar's patterns, each holding the long duration and
+    number fragments, take most of a second of CPU to compile at once, and every process
+    (each CLI call, each daemon) would pay it though most clauses match early ones."""
     expanded = _MACRO.sub(lambda found: f"(?P<{found[2]}>{_FRAGMENTS[found[1]]})", text)
-    return re.compile(expanded.replace("<q>", SENTINEL))
+    return cast(re.Pattern[str], _OnFirstUse(expanded.replace("<q>", SENTINEL)))
+
+
+class _OnFirstUse:
+    """A regex compiled when first matched against; otherwise it reads as `re.Pattern`."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    def _regex(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern)
+        return self._compiled
+
+    def fullmatch(
+        self, string: str, pos: int = 0, endpos: int = sys.maxsize
+    ) -> re.Match[str] | None:
+        return self._regex().fullmatch(string, pos, endpos)
+
+    def match(self, string: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self._regex().match(string, pos, endpos)
+
+    def search(self, string: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self._regex().search(string, pos, endpos)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._regex(), name)
 
 
 def number_value(text: str) -> float:

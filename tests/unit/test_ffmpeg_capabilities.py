@@ -310,3 +310,25 @@ def test_the_real_binaries_have_the_global_options_progress_needs() -> None:
     for candidate in detected_candidates(None):
         assert candidate.capabilities is not None
         assert {"progress", "stats_period"} <= candidate.capabilities.global_options
+
+
+def test_what_a_binary_can_do_is_kept_between_runs_until_it_changes(tmp_path: Path) -> None:
+    from nemowatch.engines.local.ffmpeg import _probe, capability_cache
+
+    cache = capability_cache({"HOME": str(tmp_path / "home")})
+    assert cache == tmp_path / "home" / ".cache" / "nemowatch" / "ffmpeg"
+    path = fake_ffmpeg(tmp_path, version="5.1.9", drawtext_help=DRAWTEXT_5_1)
+    first = probe_ffmpeg(path, cache=cache)
+    assert len(list(cache.glob("*.json"))) == 1
+
+    # another process (no memory of it): read back, the binary is not run again
+    _probe.cache_clear()
+    (tmp_path / "ffmpeg.version.txt").write_text("ffmpeg version 9.9 Copyright\n")
+    assert probe_ffmpeg(path, cache=cache) == first
+
+    # a replaced binary is probed again
+    _probe.cache_clear()
+    path.write_text(path.read_text() + "# upgraded\n")
+    assert probe_ffmpeg(path, cache=cache).version == "9.9"
+    assert capability_cache({"XDG_CACHE_HOME": "/x"}) == Path("/x/nemowatch/ffmpeg")
+    assert capability_cache({}) is None

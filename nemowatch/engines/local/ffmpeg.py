@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import ctypes
 import functools
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -220,7 +222,9 @@ def choose_ffmpeg(
     if pinned:
         origin = "setting" if explicit else f"${ENVIRONMENT_VARIABLE}"
         named_by = "the config's ffmpeg: setting" if explicit else origin
-        candidate = _pinned_candidate(os.fspath(pinned), origin, environ.get("PATH"))
+        candidate = _pinned_candidate(
+            os.fspath(pinned), origin, environ.get("PATH"), cache=capability_cache(environ)
+        )
         if candidate.capabilities is None or candidate.problem is not None:
             raise EngineError(
                 f"the ffmpeg chosen by {named_by} ({candidate.path}) cannot be used:"
@@ -230,7 +234,7 @@ def choose_ffmpeg(
             )
         return Choice(candidate.capabilities, origin, f"chosen by {origin}")
     skipped: list[Candidate] = []
-    for candidate in detected_candidates(environ.get("PATH")):
+    for candidate in detected_candidates(environ.get("PATH"), cache=capability_cache(environ)):
         if candidate.usable and candidate.capabilities is not None:
             reason = (
                 "the system's ffmpeg has everything needed"
@@ -246,33 +250,104 @@ def choose_ffmpeg(
     )
 
 
-def detected_candidates(search_path: str | None) -> list[Candidate]:
-    """The system's `ffmpeg` on `search_path` (if any) and the bundled one, probed."""
+def capability_cache(environ: Mapping[str, str]) -> Path | None:
+    """Where what each FFmpeg binary can do is kept between runs: $XDG_CACHE_HOME (or
+    ~/.cache)/nemowatch/ffmpeg. Probing one takes a dozen runs of it (about 0.6 s of CPU),
+    and every daemon start, `process` and `doctor` chooses again."""
+    base = environ.get("XDG_CACHE_HOME") or (
+        os.path.join(environ["HOME"], ".cache") if environ.get("HOME") else None
+    )
+    return Path(base) / "nemowatch" / "ffmpeg" if base else None
+
+
+def detected_candidates(search_path: str | None, *, cache: Path | None = None) -> list[Candidate]:
+    """The system's `ffmpeg` on `search_path` (if any) and the bundled one, probed (what
+    a binary can do is read from `cache` when it was probed before)."""
     candidates = []
     system = shutil.which("ffmpeg", path=search_path)
     if system is not None:
-        candidates.append(_candidate(Path(system), "system"))
+        candidates.append(_candidate(Path(system), "system", cache))
     try:
         bundled = Path(imageio_ffmpeg.get_ffmpeg_exe())
     except RuntimeError as exc:
         candidates.append(Candidate(Path("imageio-ffmpeg"), "bundled", None, f"missing: {exc}"))
     else:
         if system is None or bundled.resolve() != Path(system).resolve():
-            candidates.append(_candidate(bundled, "bundled"))
+            candidates.append(_candidate(bundled, "bundled", cache))
     return candidates
 
 
-def probe_ffmpeg(ffmpeg: Path) -> Capabilities:
+def probe_ffmpeg(ffmpeg: Path, *, cache: Path | None = None) -> Capabilities:
     """Run `ffmpeg` to learn its version, encoders, filters and our filters' options.
 
-    Cached by path, modification time and size: a binary replaced by an upgrade is
-    probed again. Raises `EngineError` when it cannot be run.
+    Cached by path, inode, modification time and size, in the process and in `cache` (a
+    folder) when given: a binary replaced by an upgrade is probed again, and so is every
+    binary when this version of nemowatch asks about other filters. Raises `EngineError`
+    when it cannot be run.
     """
     try:
         status = ffmpeg.stat()
     except OSError as exc:
         raise EngineError(f"cannot run {ffmpeg}: {exc.strerror or exc}") from exc
-    return _probe(ffmpeg, status.st_mtime_ns, status.st_size)
+    identity = f"{ffmpeg}|{status.st_ino}|{status.st_mtime_ns}|{status.st_size}|{_ASKED}"
+    kept = _read_kept(cache, identity) if cache is not None else None
+    if kept is not None and kept.path == ffmpeg:
+        return kept
+    capabilities = _probe(ffmpeg, status.st_mtime_ns, status.st_size)
+    if cache is not None:
+        _keep(cache, identity, capabilities)
+    return capabilities
+
+
+# What this version asks of a binary: a cached probe made with other questions is stale.
+_ASKED = hashlib.sha256(
+    json.dumps(
+        [REQUIRED_FILTER_OPTIONS, OPTIONAL_FILTER_OPTIONS, REQUIRED_GLOBAL_OPTIONS],
+        sort_keys=True,
+        default=list,
+    ).encode()
+).hexdigest()[:16]
+
+
+def _kept_path(cache: Path, identity: str) -> Path:
+    return cache / (hashlib.sha256(identity.encode()).hexdigest()[:32] + ".json")
+
+
+def _read_kept(cache: Path, identity: str) -> Capabilities | None:
+    try:
+        data = json.loads(_kept_path(cache, identity).read_text(encoding="utf-8"))
+        if data.get("identity") != identity:
+            return None
+        return Capabilities(
+            path=Path(data["path"]),
+            version=str(data["version"]),
+            encoders=frozenset(data["encoders"]),
+            filters=frozenset(data["filters"]),
+            options={name: frozenset(names) for name, names in data["options"].items()},
+            global_options=frozenset(data["global_options"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # not kept, or unreadable: probe again
+
+
+def _keep(cache: Path, identity: str, capabilities: Capabilities) -> None:
+    data = {
+        "identity": identity,
+        "path": str(capabilities.path),
+        "version": capabilities.version,
+        "encoders": sorted(capabilities.encoders),
+        "filters": sorted(capabilities.filters),
+        "options": {name: sorted(names) for name, names in capabilities.options.items()},
+        "global_options": sorted(capabilities.global_options),
+    }
+    path = _kept_path(cache, identity)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a read-only home: probe each time instead
 
 
 def parse_version(version_output: str) -> str:
@@ -420,16 +495,18 @@ def _disk_full(returncode: int | None, stderr: str, output: str | None) -> Engin
     )
 
 
-def _pinned_candidate(chosen: str, origin: str, search_path: str | None) -> Candidate:
+def _pinned_candidate(
+    chosen: str, origin: str, search_path: str | None, *, cache: Path | None = None
+) -> Candidate:
     found = shutil.which(chosen, path=search_path)
     if found is None:
         return Candidate(Path(chosen), origin, None, "not found, or not executable")
-    return _candidate(Path(found), origin)
+    return _candidate(Path(found), origin, cache)
 
 
-def _candidate(path: Path, origin: str) -> Candidate:
+def _candidate(path: Path, origin: str, cache: Path | None = None) -> Candidate:
     try:
-        capabilities = probe_ffmpeg(path)
+        capabilities = probe_ffmpeg(path, cache=cache)
     except EngineError as exc:
         return Candidate(path, origin, None, str(exc))
     missing = capabilities.missing()
