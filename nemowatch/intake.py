@@ -43,6 +43,8 @@ class Verdict(StrEnum):
     NO_RULE = "no_rule"  # inside an inbox, but no rule's `match` accepts it
     BAD_NAME = "bad_name"  # a rule accepts it, but its name is not UTF-8: renamed, it is taken
     TAKE = "take"  # a rule takes it, once it has settled
+    # `clip.txt` / `clip.yaml`: per-file instructions, taken with the video beside it
+    SIDECAR = "sidecar"
 
 
 # What the daemon says, once, about a file in an inbox that it does not take: event, hint.
@@ -92,12 +94,61 @@ def classify(path: PurePath, rules: Sequence[Rule]) -> tuple[Verdict, Rule | Non
         in_scope.append(rule)
     if not inside_an_inbox or not in_scope:
         return Verdict.IGNORED, None
+    if is_sidecar_name(path.name) and rule_for(path, in_scope) is None:
+        # never media: it waits for its video (the rule is the first that looks here)
+        if shown(path) != str(path):
+            return Verdict.BAD_NAME, None
+        return Verdict.SIDECAR, in_scope[0]
     chosen = rule_for(path, in_scope)
     if chosen is None:
         return Verdict.NO_RULE, None
     if shown(path) != str(path):
         return Verdict.BAD_NAME, None
     return Verdict.TAKE, chosen
+
+
+# ---- sidecars: per-file instructions beside a video ----------------------------------------
+
+# `clip.txt` (one instruction a line) or `clip.yaml` (`instructions:`, `edit:`) beside
+# `clip.mp4` adds instructions for that file only.
+SIDECAR_SUFFIXES = (".txt", ".yaml", ".yml")
+# A video waits at least this long (or its settle window, when shorter) after it last
+# changed, even when its writer's close says it is complete: the time a sidecar dropped
+# just after it has to arrive. Without a close, its whole settle window.
+SIDECAR_WAIT = 2.0
+# A sidecar with no video beside it is reported (moved to failed/ with an error.json)
+# once it has been still this long: never a job, never deleted.
+SIDECAR_GRACE = 60.0
+
+
+def is_sidecar_name(name: str) -> bool:
+    """Whether a file of this name would be a sidecar (by its extension only)."""
+    return name.lower().endswith(SIDECAR_SUFFIXES) and bool(PurePath(name).stem)
+
+
+def sidecar_names(video_name: str) -> tuple[str, ...]:
+    """The names a sidecar of `video_name` may have: `clip.txt`, `clip.yaml`, `clip.yml`."""
+    stem = PurePath(video_name).stem
+    return tuple(stem + suffix for suffix in SIDECAR_SUFFIXES)
+
+
+def companions(sidecar_name: str, names: Sequence[str]) -> list[str]:
+    """Of the `names` in a sidecar's folder, those that may be its video: the sidecar's
+    stem and another extension (`clip.mp4` for `clip.txt`), or a copy of one still under
+    a temporary name (`clip.mp4.part`, rsync's `.clip.mp4.XXXX`). Sidecars are not."""
+    stem = PurePath(sidecar_name).stem
+    prefixes = (stem + ".", "." + stem + ".")
+    return [
+        name
+        for name in sorted(names)
+        if name.startswith(prefixes)
+        and not (is_sidecar_name(name) and PurePath(name).stem in (stem, "." + stem))
+    ]
+
+
+def sidecar_floor(settle_seconds: float) -> float:
+    """How long a video must have been still before it is taken (see SIDECAR_WAIT)."""
+    return min(settle_seconds, SIDECAR_WAIT)
 
 
 @dataclass
@@ -110,6 +161,7 @@ class _Candidate:
     next_due: float
     closed_hint: bool = False  # the next look that shows `snapshot` again settles it
     ready: bool = False
+    floor: float = 0.0  # even with a close, still at least this long (see SIDECAR_WAIT)
 
 
 class SettleTracker:
@@ -129,8 +181,17 @@ class SettleTracker:
         self._recheck_seconds = recheck_seconds
         self._candidates: dict[Path, _Candidate] = {}
 
-    def observe(self, path: Path, snap: Snapshot | None, now: float, settle_seconds: float) -> None:
-        """Record a look at `path`; None (gone, or no longer a regular file) forgets it."""
+    def observe(
+        self,
+        path: Path,
+        snap: Snapshot | None,
+        now: float,
+        settle_seconds: float,
+        floor: float = 0.0,
+    ) -> None:
+        """Record a look at `path`; None (gone, or no longer a regular file) forgets it.
+
+        `floor`: seconds it must have been still even after a close-write hint."""
         if snap is None:
             self._candidates.pop(path, None)
             return
@@ -143,20 +204,22 @@ class SettleTracker:
                 last_look=now,
                 looks=1,
                 next_due=now + min(self._recheck_seconds, settle_seconds),
+                floor=floor,
             )
             return
         candidate.settle_seconds = settle_seconds  # the rule may have been reloaded
+        candidate.floor = floor
         candidate.looks += 1
         candidate.last_look = now
-        window_done = now - candidate.stable_since >= settle_seconds
-        candidate.ready = candidate.closed_hint or window_done
+        still = now - candidate.stable_since
+        window_done = still >= settle_seconds
+        candidate.ready = (candidate.closed_hint and still >= floor) or window_done
         if candidate.ready:
             # Looked at again only if nobody collects it from settled() in time.
             candidate.next_due = now + self._recheck_seconds
         else:
-            candidate.next_due = min(
-                now + self._recheck_seconds, candidate.stable_since + settle_seconds
-            )
+            end = settle_seconds if not candidate.closed_hint else min(floor, settle_seconds)
+            candidate.next_due = min(now + self._recheck_seconds, candidate.stable_since + end)
 
     def hint_closed(self, path: Path, now: float) -> None:
         """A writer closed `path`: look again now, and settle it if nothing changed.
