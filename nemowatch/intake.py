@@ -123,7 +123,7 @@ SIDECAR_GRACE = 60.0
 
 def is_sidecar_name(name: str) -> bool:
     """Whether a file of this name would be a sidecar (by its extension only)."""
-    return name.lower().endswith(SIDECAR_SUFFIXES) and bool(PurePath(name).stem)
+    return PurePath(name).suffix.lower() in SIDECAR_SUFFIXES  # ".txt" alone has no suffix
 
 
 def sidecar_names(video_name: str) -> tuple[str, ...]:
