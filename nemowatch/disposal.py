@@ -96,10 +96,13 @@ class Disposal:
 
     def _dispose_sidecars(self, record: JobRecord, rule: Rule, when: datetime) -> None:
         """The sidecars go where their source goes (archived, kept, deleted, quarantined
-        beside it, or given back with it); one already moved is let be."""
+        beside it, or given back with it); one already moved is let be. Where each went is
+        recorded (`disposed`), for `nemowatch retry`."""
+        moved = []
         for sidecar in record.sidecars:
             claimed, source = Path(sidecar["claimed"]), Path(sidecar["source"])
             if claimed == source or not claimed.exists():
+                moved.append(sidecar)
                 continue
             if record.state is JobState.DONE:
                 where = outbox.dispose_success(
@@ -114,6 +117,9 @@ class Disposal:
             else:
                 where = str(move_no_replace(claimed, rule.inbox / "failed", source.name))
             log.info("sidecar.disposed", sidecar=source.name, to=where)
+            moved.append({**sidecar, "disposed": where})
+        if moved != list(record.sidecars):
+            self.ledger.update(record.id, sidecars=moved)
 
     def _disposed_before(self, record: JobRecord, rule: Rule) -> JobRecord:
         """A source no longer where the job left it: a run stopped between moving it and

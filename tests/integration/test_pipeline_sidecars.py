@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.config import Rule
+from nemowatch.config import Config, Rule
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local.timeline import texts_of
 from nemowatch.files import claim, claim_path
 from nemowatch.ledger import JobState, Ledger, new_job_id
+from nemowatch.operator import retry_job
 from nemowatch.pipeline import Pipeline
 from nemowatch.probe import probe
 from nemowatch.rules import ExportSpec
@@ -122,3 +123,16 @@ async def test_an_invalid_yaml_sidecar_names_its_key_and_line(world, clips) -> N
     record = await world.pipeline.run(job_id, world.rule)
     assert record.state is JobState.FAILED
     assert f"{world.rule.inbox / 'clip.yaml'}:2: edit.aspect: " in (record.error or "")
+
+
+async def test_retrying_a_failed_job_sends_its_sidecar_back_with_it(world, clips) -> None:
+    job_id = world.drop(clips.basic, "clip.txt", "make it verticle\n")
+    record = await world.pipeline.run(job_id, world.rule)
+    failed = world.rule.inbox / "failed"
+    assert record.state is JobState.FAILED and (failed / "clip.txt").is_file()
+    (failed / "clip.txt").write_text("make it vertical\n")  # fixed where it failed
+    config = Config(rules=(world.rule,), state_dir=world.ledger.path.parent)
+    result = retry_job(world.ledger, config, world.ledger.get(job_id))
+    assert result.source == world.rule.inbox / "clip.mp4" and result.source.is_file()
+    assert (world.rule.inbox / "clip.txt").read_text() == "make it vertical\n"
+    assert not (failed / "clip.txt").exists()
