@@ -17,6 +17,7 @@ from nemowatch.config import Config, Rule
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local.timeline import texts_of
+from nemowatch.explain import plan_for
 from nemowatch.files import claim, claim_path
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.operator import retry_job
@@ -136,3 +137,13 @@ async def test_retrying_a_failed_job_sends_its_sidecar_back_with_it(world, clips
     assert result.source == world.rule.inbox / "clip.mp4" and result.source.is_file()
     assert (world.rule.inbox / "clip.txt").read_text() == "make it vertical\n"
     assert not (failed / "clip.txt").exists()
+
+
+async def test_explain_plans_with_the_sidecar_beside_the_file(world, clips, tmp_path) -> None:
+    source = tmp_path / "clip.mp4"
+    shutil.copy(clips.basic, source)
+    (tmp_path / "clip.txt").write_text("add the title 'Hello'\n")
+    config = Config(rules=(world.rule,), state_dir=world.ledger.path.parent)
+    plan = await plan_for(config, source, world.rule)
+    assert [text.text for text in texts_of(plan.draft)] == ["Hello"]
+    assert plan.edit.aspect == "1:1"  # and the rule's "make it square"
