@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import structlog
 
@@ -66,7 +66,12 @@ class Intake:
         self._unreadable: dict[Path, None] = {}
         self._claim_failures: dict[Path, tuple[int, int]] = {}  # path -> (size, mtime_ns)
         self._sidecars = Sidecars(
-            self.look, verdict=self._verdict, clock=clock, now=now, grace=sidecar_grace
+            self.look,
+            verdict=self._verdict,
+            clock=clock,
+            now=now,
+            grace=sidecar_grace,
+            taken=self._taken_before,
         )
 
     @property
@@ -136,6 +141,15 @@ class Intake:
         `take`), at most `limit` of them (None: all); these are no longer tracked, so take
         them now. The others stay tracked, settled, until there is room for them."""
         return self._tracker.settled_snapshots(now, limit)
+
+    def _taken_before(self, sidecar: Path) -> str | None:
+        """A recent job whose video had `sidecar`'s name and folder (it came too late)."""
+        stem = PurePath(sidecar.name).stem
+        for record in self._ledger.jobs(limit=200):
+            source = record.source
+            if source.parent == sidecar.parent and source.stem == stem:
+                return record.id
+        return None
 
     def _verdict(self, path: Path) -> Verdict:
         return classify(path, self._rules)[0]

@@ -46,8 +46,12 @@ class Sidecars:
         clock: Callable[[], float],
         now: Callable[[], datetime],
         grace: float,
+        taken: Callable[[Path], str | None] = lambda path: None,
     ) -> None:
+        """`taken(sidecar)`: the id of a job that took a video of the sidecar's name from its
+        folder before the sidecar came, if any (said in the report: the likely mistake)."""
         self._look = look
+        self._taken = taken
         self._verdict = verdict  # what intake makes of a path (is it a video a rule takes)
         self._clock = clock
         self._now = now
@@ -152,16 +156,31 @@ class Sidecars:
         """A sidecar alone: to failed/, beside an error.json naming the video it awaited."""
         stem = PurePath(path.name).stem
         patterns = ", ".join(rule.match)
+        error = (
+            f"no video named {stem}.* came beside {path.name} within {self.grace:g} s of it"
+            " (a sidecar holds instructions for the video of its name)"
+        )
+        hint = (
+            f"drop the video (e.g. {stem}.mp4) into the inbox with the sidecar, or rename"
+            " the sidecar after its video"
+        )
+        job = self._taken(path)
+        if job is not None:
+            error = f"its video was taken by job {job} before {path.name} came"
+            hint = (
+                f"drop a sidecar before or with its video, or within the rule's settle_seconds"
+                f" ({rule.settle_seconds:g} s) after it; to edit that video again, move it and"
+                " the sidecar into the inbox together"
+            )
         report = {
             "sidecar": str(path),
             "rule": rule.name,
             "failed_at": self._now().astimezone().isoformat(timespec="seconds"),
             "step": "intake",
-            "error": f"no video named {stem}.* came beside {path.name} within"
-            f" {self.grace:g} s of it (a sidecar holds instructions for the video of its name)",
+            "error": error,
             "waiting_for": f"{stem}.* ({patterns})",
-            "hint": f"drop the video (e.g. {stem}.mp4) into the inbox with the sidecar, or"
-            " rename the sidecar after its video",
+            **({"taken_by": job} if job is not None else {}),
+            "hint": hint,
             "retryable": False,
             "how_to_retry": "move the sidecar back into the inbox together with its video",
             "retry_with": f"move {path.name} from {rule.inbox / 'failed'}/ back into"

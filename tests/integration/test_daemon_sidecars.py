@@ -200,3 +200,22 @@ def test_a_kill_between_claiming_a_video_and_its_sidecar_is_finished_at_start(
     Path(sidecar["claimed"]).rename(note)
     intake.finish_claim(record)
     assert Path(sidecar["claimed"]).read_text() == "make it square\n" and not note.exists()
+
+
+def test_a_sidecar_that_came_after_its_video_was_taken_says_so(
+    intake: Intake, inbox: Path, ledger: Ledger, clock: Clock
+) -> None:
+    clip = inbox / "clip.mp4"
+    clip.write_bytes(b"video")
+    intake.offer(clip)
+    [job_id] = take_all(intake, tick(intake, clock, 2.0))
+    note = inbox / "clip.txt"
+    note.write_text("make it square\n")  # too late: its video is taken
+    intake.offer(note)
+    tick(intake, clock, 2.0)
+    tick(intake, clock, GRACE)
+    report = json.loads((inbox / "failed" / "clip.txt.error.json").read_text())
+    assert report["taken_by"] == job_id
+    assert f"taken by job {job_id}" in report["error"]
+    assert "settle_seconds (2 s)" in report["hint"]
+    assert (inbox / "failed" / "clip.txt").read_text() == "make it square\n"
