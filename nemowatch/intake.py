@@ -1,4 +1,5 @@
-"""Intake: is a candidate ignorable, has it settled, which rule takes it (pure).
+"""Intake: is a candidate ignorable, has it settled, which rule takes it, is it a sidecar
+of a video (pure).
 
 Deciding is pure (`classify`, `SettleTracker`) and lives here; doing (`snapshot`, `claim`,
 `move_no_replace`, ...) lives in `nemowatch.files`, the few places that touch the disk.

@@ -6,6 +6,10 @@ refused, unreadable or unmatched, each logged once) and claims: the job is writt
 ledger first and the file renamed into processing/ second, so a file there that the ledger
 does not know is never ours (another nemowatch sharing the inbox is working on it), and a
 kill between the two is finished or undone at the next start (`finish_claim`).
+
+A video's sidecars (`clip.txt` beside `clip.mp4`, see `daemon.sidecars`) are claimed with
+it, after it, into processing/ too; if one changed or went meanwhile, everything is given
+back to settle again as a pair.
 """
 
 from __future__ import annotations
