@@ -93,9 +93,11 @@ class Sidecars:
         now = self._clock()
         found = []
         for name in sorted(names):
-            if not is_sidecar_name(name) or PurePath(name).stem != stem:
+            if name == video.name or not is_sidecar_name(name) or PurePath(name).stem != stem:
                 continue
             path = video.parent / name
+            if self._verdict(path) is not Verdict.SIDECAR:
+                continue  # a file a rule takes as its own (`match: "*.txt"`), or ignored
             snap = self._look(path)
             if snap is None:
                 continue  # gone, or not a regular file

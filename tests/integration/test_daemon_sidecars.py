@@ -219,3 +219,17 @@ def test_a_sidecar_that_came_after_its_video_was_taken_says_so(
     assert f"taken by job {job_id}" in report["error"]
     assert "settle_seconds (2 s)" in report["hint"]
     assert (inbox / "failed" / "clip.txt").read_text() == "make it square\n"
+
+
+def test_a_text_file_a_rule_takes_is_its_own_file_not_a_sidecar(
+    tmp_path: Path, inbox: Path, ledger: Ledger, clock: Clock
+) -> None:
+    everything = Rule(name="all", inbox=inbox, outbox=tmp_path / "out", match=["*"])
+    intake = Intake(ledger, (everything,), engine="local", pauses=Pauses(), clock=clock)
+    (inbox / "notes.txt").write_text("a file of its own")
+    (inbox / "notes.mp4").write_bytes(b"video")
+    intake.offer(inbox / "notes.txt")
+    intake.offer(inbox / "notes.mp4")
+    jobs = take_all(intake, tick(intake, clock, 2.0))
+    assert len(jobs) == 2
+    assert [ledger.get(job).sidecars for job in jobs] == [(), ()]
