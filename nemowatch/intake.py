@@ -152,6 +152,88 @@ def sidecar_floor(settle_seconds: float) -> float:
     return min(settle_seconds, SIDECAR_WAIT)
 
 
+# ---- folders (batches): decisions only; not wired into the daemon yet ----------------------
+
+# The batch's own instructions, inside a folder: not one of its files.
+BATCH_INSTRUCTIONS = "instructions.txt"
+# What operating systems leave in folders: not files of a batch.
+DEFAULT_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    """One entry of a folder dropped into an inbox, as listed (no link is followed)."""
+
+    name: str
+    kind: str  # "file", "folder" or "other" (a link, a FIFO, a socket)
+    size: int = 0
+    mtime_ns: int = 0
+
+
+class FolderVerdict(StrEnum):
+    WAIT = "wait"  # something in it is still being written (a partial or temporary name)
+    EMPTY = "empty"  # no file to edit in it: reported, never a job
+    NESTED = "nested"  # it holds a folder: a batch is one level of files; reported
+    STRANGE = "strange"  # it holds a link, FIFO or socket: never opened; reported
+    BATCH = "batch"  # one batch job, of `files` in name order
+
+
+@dataclass(frozen=True)
+class FolderJudgement:
+    verdict: FolderVerdict
+    files: tuple[str, ...] = ()  # the files to edit, in name order (BATCH)
+    instructions: str | None = None  # BATCH_INSTRUCTIONS, when the folder holds one
+    reason: str = ""  # for a report: what is wrong, naming the entry
+
+
+def judge_folder(entries: Sequence[FolderEntry], ignore: Sequence[str]) -> FolderJudgement:
+    """What a folder dropped into an inbox is, once it has stopped changing (see
+    `folder_snapshot`): a batch of its files, or why it is not one. `ignore`: the rule's
+    ignore patterns (`Rule.all_ignore`): temporary names mean a copy is still going;
+    OS litter (.DS_Store, Thumbs.db) is not a file of the batch."""
+    files: list[str] = []
+    instructions = None
+    for entry in sorted(entries, key=lambda item: item.name):
+        if entry.name in DEFAULT_LITTER:
+            continue
+        if matches(entry.name, ignore):
+            if entry.name.startswith("."):
+                continue  # hidden files are never taken, in a folder as in an inbox
+            return FolderJudgement(FolderVerdict.WAIT, reason=f"{entry.name} is being written")
+        if entry.kind == "folder":
+            return FolderJudgement(
+                FolderVerdict.NESTED,
+                reason=f"it holds a folder, {entry.name}/: a batch folder holds files only"
+                " (move its files up, or drop it into the inbox as a batch of its own)",
+            )
+        if entry.kind != "file":
+            return FolderJudgement(
+                FolderVerdict.STRANGE,
+                reason=f"{entry.name} is not a regular file (a link, FIFO or socket):"
+                " replace it by the file itself",
+            )
+        if entry.name.lower() == BATCH_INSTRUCTIONS:
+            instructions = entry.name
+        else:
+            files.append(entry.name)
+    if not files:
+        return FolderJudgement(
+            FolderVerdict.EMPTY, reason="it holds no file to edit: put the files in it first"
+        )
+    return FolderJudgement(FolderVerdict.BATCH, tuple(files), instructions)
+
+
+def folder_snapshot(folder: Snapshot, entries: Sequence[FolderEntry]) -> Snapshot:
+    """A folder's contents as one snapshot, for `SettleTracker`: a file added, removed,
+    renamed (the folder's own mtime), grown or touched changes it."""
+    return Snapshot(
+        size=sum(entry.size for entry in entries) + len(entries),
+        mtime_ns=max([folder.mtime_ns, *(entry.mtime_ns for entry in entries)]),
+        inode=folder.inode,
+        device=folder.device,
+    )
+
+
 @dataclass
 class _Candidate:
     snapshot: Snapshot
