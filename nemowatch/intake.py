@@ -16,6 +16,7 @@ The daemon drives it like this::
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -150,6 +151,34 @@ def companions(sidecar_name: str, names: Sequence[str]) -> list[str]:
 def sidecar_floor(settle_seconds: float) -> float:
     """How long a video must have been still before it is taken (see SIDECAR_WAIT)."""
     return min(settle_seconds, SIDECAR_WAIT)
+
+
+# ---- revisions: decisions only; not wired into the daemon yet ------------------------------
+
+REVISION_SUFFIX = ".revise.txt"  # `clip-edited.revise.txt` revises the output clip-edited.mp4
+_VERSION = re.compile(r"^(?P<stem>.*\S) v(?P<version>[1-9][0-9]*)$")
+
+
+def revision_target(name: str) -> str | None:
+    """The output stem a revision file names (`clip-edited` for `clip-edited.revise.txt`,
+    also `clip-edited v2` for the second version), or None when it is no revision."""
+    if not name.lower().endswith(REVISION_SUFFIX) or len(name) == len(REVISION_SUFFIX):
+        return None
+    return name[: -len(REVISION_SUFFIX)]
+
+
+def versioned_stem(stem: str, version: int) -> str:
+    """The stem of version `version` of an output: `clip-edited v2` (version 1 is the
+    stem as published, with no mark); a versioned stem is versioned from its base."""
+    found = _VERSION.match(stem)
+    base = found["stem"] if found else stem
+    return base if version <= 1 else f"{base} v{version}"
+
+
+def version_of(stem: str) -> tuple[str, int]:
+    """(base stem, version) of an output stem: `clip v3` -> ("clip", 3), `clip` -> 1."""
+    found = _VERSION.match(stem)
+    return (found["stem"], int(found["version"])) if found else (stem, 1)
 
 
 # ---- folders (batches): decisions only; not wired into the daemon yet ----------------------
