@@ -212,6 +212,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_process(args: argparse.Namespace) -> int:
     from nemowatch.engines.factory import make_engine
     from nemowatch.explain import choose_rule
+    from nemowatch.files import sidecars_of
     from nemowatch.pipeline import Pipeline
 
     config = _config(args)
@@ -242,7 +243,13 @@ def cmd_process(args: argparse.Namespace) -> int:
             observer=line,
         )
         record = ledger.create(
-            job_id=new_job_id(), rule=rule.name, engine=engine.name, source=source, claimed=source
+            job_id=new_job_id(),
+            rule=rule.name,
+            engine=engine.name,
+            source=source,
+            claimed=source,
+            # `clip.txt` / `clip.yaml` beside it: its instructions too, as the daemon reads them
+            sidecars=[{"source": str(side), "claimed": str(side)} for side in sidecars_of(source)],
         )
 
         async def go() -> JobRecord:

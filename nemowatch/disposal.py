@@ -12,8 +12,8 @@ from typing import Any
 import structlog
 
 from nemowatch import outbox
-from nemowatch.config import AfterSuccess, Rule
-from nemowatch.files import unclaim
+from nemowatch.config import AfterFailure, AfterSuccess, Rule
+from nemowatch.files import move_no_replace, unclaim
 from nemowatch.ledger import JobRecord, JobState, Ledger
 
 log = structlog.get_logger("nemowatch.pipeline")
@@ -38,6 +38,7 @@ class Disposal:
             "source": str(record.source),
             "output": str(output),
             "instructions": list(rule.instructions),
+            "sidecars": [sidecar["source"] for sidecar in record.sidecars],
             "edit": rule.edit.model_dump(mode="json", exclude_unset=True),
             "export": rule.export.model_dump(mode="json"),
             "media": record.media,
@@ -59,9 +60,10 @@ class Disposal:
             if record.state is JobState.FAILED:
                 log.info("job.report", **self.error_report(record))
             return self.ledger.update(record.id, disposed="kept")
+        when = self.now()
+        self._dispose_sidecars(record, rule, when)  # first: the ledger records the source's
         if not record.claimed.exists():
             return self._disposed_before(record, rule)
-        when = self.now()
         if record.state is JobState.DONE:
             where = outbox.dispose_success(
                 record.claimed,
@@ -91,6 +93,33 @@ class Disposal:
             )
         log.info("source.disposed", to=where)
         return self.ledger.update(record.id, disposed=where)
+
+    def _dispose_sidecars(self, record: JobRecord, rule: Rule, when: datetime) -> None:
+        """The sidecars go where their source goes (archived, kept, deleted, quarantined
+        beside it, or given back with it); one already moved is let be. Where each went is
+        recorded (`disposed`), for `nemowatch retry`."""
+        moved = []
+        for sidecar in record.sidecars:
+            claimed, source = Path(sidecar["claimed"]), Path(sidecar["source"])
+            if claimed == source or not claimed.exists():
+                moved.append(sidecar)
+                continue
+            if record.state is JobState.DONE:
+                where = outbox.dispose_success(
+                    claimed, source=source, inbox=rule.inbox, after=rule.after.success, when=when
+                )
+            elif record.state is JobState.SKIPPED:
+                where = outbox.dispose_success(
+                    claimed, source=source, inbox=rule.inbox, after=AfterSuccess.ARCHIVE, when=when
+                )
+            elif record.state is JobState.RETURNED or rule.after.failure is AfterFailure.KEEP:
+                where = str(unclaim(claimed, source))
+            else:
+                where = str(move_no_replace(claimed, rule.inbox / "failed", source.name))
+            log.info("sidecar.disposed", sidecar=source.name, to=where)
+            moved.append({**sidecar, "disposed": where})
+        if moved != list(record.sidecars):
+            self.ledger.update(record.id, sidecars=moved)
 
     def _disposed_before(self, record: JobRecord, rule: Rule) -> JobRecord:
         """A source no longer where the job left it: a run stopped between moving it and
@@ -126,4 +155,9 @@ class Disposal:
             "hint": detail,
             "retryable": bool(record.retryable),
             "attempts": record.attempts,
+            **(
+                {"sidecars": [item["source"] for item in record.sidecars]}
+                if record.sidecars
+                else {}
+            ),
         }

@@ -9,6 +9,7 @@
     ├── AuthError                   re-authenticate once, then fail
     ├── CreditsExhausted            pause the queue, keep every file, tell the user
     ├── MediaError                  unsupported, too large, empty, corrupt: fail fast
+    │   └── SidecarError            a sidecar's instructions are invalid (file:line each)
     ├── SessionLost                 the engine forgot the session: open a new one, upload
     │                               again, and carry on from the job's checkpoint
     ├── EngineError                 the engine failed (FFmpeg exit code + stderr tail,
@@ -117,6 +118,18 @@ class CreditsExhausted(NemowatchError):
 
 class MediaError(NemowatchError):
     """The source file cannot be processed as it is (unsupported, empty, corrupt, too large)."""
+
+
+class SidecarError(MediaError):
+    """A sidecar (`clip.txt`, `clip.yaml`) beside a source cannot be used: `problems` lists
+    each with its file and line. The job fails before any work; nothing is rendered."""
+
+    def __init__(self, problems: list[ConfigProblem], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  {problem}" for problem in self.problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"invalid sidecar ({count} {noun}):\n{lines}", hint=hint)
 
 
 class SessionLost(NemowatchError):

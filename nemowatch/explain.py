@@ -13,12 +13,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nemowatch.config import Config, Rule, rule_for
+from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.engines.base import Job
 from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.engine import LocalEngine, LocalPlan
 from nemowatch.engines.local.highlight import score_pieces
 from nemowatch.engines.local.timeline import TimelineFacts
 from nemowatch.engines.local.words import is_filler
+from nemowatch.files import sidecars_of
 from nemowatch.rules import SilenceCut, matches
 
 SHOWN_SEGMENTS = 40  # longer lists are cut short in the printout
@@ -56,14 +58,17 @@ def choose_rule(config: Config, path: Path, name: str | None) -> Rule:
 async def plan_for(config: Config, path: Path, rule: Rule) -> LocalPlan:
     """Run the local engine up to its draft, in a scratch folder that is then removed."""
     engine = LocalEngine(ffmpeg=config.ffmpeg, cache_dir=config.state_dir / "cache")
+    # a sidecar beside the file (clip.txt) is read as the daemon reads it (SidecarError)
+    sidecars = tuple(read_sidecar(side, rule=rule, engine="local") for side in sidecars_of(path))
+    instructions, edit, export = combine(rule, sidecars)
     with tempfile.TemporaryDirectory(prefix="nemowatch-explain-") as scratch:
         job = Job(
             id="explain",
             rule=rule.name,
             source=path,
-            instructions=rule.instructions,
-            edit=rule.edit,
-            export=rule.export,
+            instructions=instructions,
+            edit=edit,
+            export=export,
             work_dir=Path(scratch) / "work",
         )
         session = await engine.open_session(job)

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path, PurePath
 
 from nemowatch.errors import MediaError, NemowatchError, TransientError
-from nemowatch.intake import Snapshot
+from nemowatch.intake import Snapshot, is_sidecar_name
 
 NAME_MAX = 255  # bytes (UTF-8) in one file name on Linux filesystems (ext4, XFS, Btrfs, tmpfs)
 MARK = "…"  # where a name too long to fit was cut
@@ -85,6 +85,20 @@ def snapshot(path: Path) -> Snapshot | None:
         inode=status.st_ino,
         device=status.st_dev,
     )
+
+
+def sidecars_of(video: Path) -> list[Path]:
+    """The sidecars beside `video` now (for `process`; the daemon lets them settle first)."""
+    try:
+        names = sorted(os.listdir(video.parent))
+    except OSError:
+        return []
+    stem = video.stem
+    return [
+        video.parent / name
+        for name in names
+        if is_sidecar_name(name) and PurePath(name).stem == stem and (video.parent / name).is_file()
+    ]
 
 
 def claim_path(inbox: Path, job_id: str, name: str) -> Path:

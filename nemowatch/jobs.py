@@ -103,6 +103,8 @@ class JobRecord:
     progress_at: float | None = None  # when stage/percent were written
     crashes: int = 0  # crashes of the daemon it was running for (`Ledger.count_crash`)
     crashed_alone: bool = False  # whether it was the only job running in one of them
+    # the sidecars taken with the source ({"source": as dropped, "claimed": where now})
+    sidecars: tuple[dict[str, str], ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -157,4 +159,5 @@ class JobRecord:
             progress_at=row["progress_at"],
             crashes=row["crashes"],
             crashed_alone=bool(row["crashed_alone"]),
+            sidecars=tuple(loads(row["sidecars"]) or ()),
         )

@@ -71,6 +71,7 @@ _FIELDS: dict[str, bool] = {
     "disposed": False,
     "timings": True,
     "in_flight": False,
+    "sidecars": True,
 }
 
 _SCHEMA = """
@@ -140,6 +141,8 @@ _ADDED_COLUMNS = {
     "in_flight": "TEXT",
     "crashes": "INTEGER NOT NULL DEFAULT 0",
     "crashed_alone": "INTEGER NOT NULL DEFAULT 0",
+    # JSON list of {"source", "claimed"}: the sidecars (clip.txt, clip.yaml) taken with it
+    "sidecars": "TEXT",
 }
 
 # Keys of the control table (values are text).
@@ -255,8 +258,15 @@ class JobQueries:
         return row is not None
 
     def claimed_paths(self) -> set[Path]:
-        rows = self._db.execute("SELECT claimed FROM jobs WHERE claimed IS NOT NULL").fetchall()
-        return {Path(row["claimed"]) for row in rows}
+        """Every file the jobs claimed: their sources and their sidecars."""
+        rows = self._db.execute(
+            "SELECT claimed, sidecars FROM jobs WHERE claimed IS NOT NULL"
+        ).fetchall()
+        paths = {Path(row["claimed"]) for row in rows}
+        for row in rows:
+            for sidecar in json.loads(row["sidecars"] or "[]"):
+                paths.add(Path(sidecar["claimed"]))
+        return paths
 
     def jobs(
         self,
@@ -390,13 +400,15 @@ class Ledger(JobQueries):
         source_mtime_ns: int | None = None,
         source_inode: int | None = None,
         state: JobState = JobState.CLAIMED,
+        sidecars: list[dict[str, str]] | None = None,
     ) -> JobRecord:
+        """A new job; `sidecars`: {"source", "claimed"} of each sidecar taken with it."""
         now = self._clock()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO jobs (id, rule, engine, source, source_size, source_mtime_ns,"
-                " source_inode, claimed, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " source_inode, claimed, state, created_at, updated_at, sidecars)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     rule,
@@ -409,6 +421,7 @@ class Ledger(JobQueries):
                     state.value,
                     now,
                     now,
+                    json.dumps(sidecars) if sidecars else None,
                 ),
             )
             db.execute(

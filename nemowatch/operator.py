@@ -209,12 +209,21 @@ def retry_job(ledger: Ledger, config: Config, record: JobRecord) -> RetryResult:
         if moved_from is not None:  # undo, so the file and the ledger still agree
             move_no_replace(source, moved_from.parent, moved_from.name)
         raise
+    _retry_sidecars(record, rule)
     report = error_report(record, rule, where)
     if report is not None:
         with contextlib.suppress(FileNotFoundError):
             report.unlink()
     ledger.request_scan()
     return RetryResult(job=job, source=source, moved_from=moved_from, report_removed=report)
+
+
+def _retry_sidecars(record: JobRecord, rule: Rule) -> None:
+    """The job's sidecars back into the inbox beside its source, from where they failed."""
+    for sidecar in record.sidecars:
+        failed = Path(sidecar.get("disposed") or "")
+        if failed.parent == rule.inbox / "failed" and failed.is_file():
+            move_no_replace(failed, inbox_folder(record, rule), Path(sidecar["source"]).name)
 
 
 def inbox_folder(record: JobRecord, rule: Rule) -> Path:

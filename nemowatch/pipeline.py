@@ -22,14 +22,17 @@ import structlog
 
 from nemowatch import crashes, progress, stalled, steps
 from nemowatch.config import Rule
+from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.disposal import Disposal
 from nemowatch.engines.base import Engine, Job
 from nemowatch.errors import (
+    ConfigProblem,
     CreditsExhausted,
     EngineError,
     MediaError,
     NemowatchError,
     SessionLost,
+    SidecarError,
 )
 from nemowatch.ledger import JobRecord, JobState, Ledger
 from nemowatch.retry import Sleep
@@ -73,14 +76,33 @@ class Pipeline:
         self._crash_on = os.environ.get(TEST_CRASH_ON) or None  # the test hook above
 
     def job_for(self, record: JobRecord, rule: Rule) -> Job:
+        """What the engine is given: the rule's instructions with the job's sidecars' added
+        (SidecarError, with file and line, when one is invalid: before any work)."""
         assert record.claimed is not None
+        sidecars = tuple(
+            read_sidecar(
+                Path(sidecar["claimed"]),
+                rule=rule,
+                engine=self.engine.name,
+                shown_as=Path(sidecar["source"]),
+            )
+            for sidecar in record.sidecars
+        )
+        if len(sidecars) > 1:
+            names = " and ".join(sidecar.file.name for sidecar in sidecars)
+            raise SidecarError(
+                [ConfigProblem(str(sidecars[1].file), None, "", f"{names} are both beside it")],
+                hint=f"keep one sidecar beside {record.source.name}, then move them back"
+                " into the inbox together",
+            )
+        instructions, edit, export = combine(rule, sidecars)
         return Job(
             id=record.id,
             rule=rule.name,
             source=record.claimed,
-            instructions=rule.instructions,
-            edit=rule.edit,
-            export=rule.export,
+            instructions=instructions,
+            edit=edit,
+            export=export,
             work_dir=self.state_dir / "work" / record.id,
         )
 
@@ -245,7 +267,9 @@ class Pipeline:
                 record,
                 rule.settle_seconds,
                 # unreadable or truncated: it may be half-written; else only a change tells
-                watch=isinstance(error, MediaError) or record.state is JobState.VERIFYING,
+                # (a sidecar's mistake is not a half-written file)
+                watch=(isinstance(error, MediaError) and not isinstance(error, SidecarError))
+                or record.state is JobState.VERIFYING,
                 sleep=self._sleep,
                 wall=lambda: self._now().timestamp(),
             )

@@ -125,6 +125,14 @@ def fingerprint(path: Path, chunk_size: int = 1 << 20) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _with_sidecars(digest: str, record: JobRecord) -> str:
+    """The fingerprint of a source and the sidecars taken with it."""
+    combined = hashlib.sha256(digest.encode())
+    for sidecar in record.sidecars:
+        combined.update(fingerprint(Path(sidecar["claimed"]))[0].encode())
+    return combined.hexdigest()
+
+
 def session_of(record: JobRecord) -> Session:
     return Session(**(record.session or {"id": record.id}))
 
@@ -143,6 +151,9 @@ async def claim(run: Run, record: JobRecord) -> Advance:
                 hint="give the user running nemowatch read access to the file"
                 " (chmod a+r), then move it back into the inbox",
             ) from error
+        if record.sidecars:
+            # other instructions for the same bytes are other work, not a duplicate
+            digest = await asyncio.to_thread(_with_sidecars, digest, record)
         record = run.ledger.update(record.id, fingerprint=digest, size=size)
     skipped = _duplicate(run, record)
     if skipped is not None:
@@ -245,7 +256,8 @@ async def export(run: Run, record: JobRecord) -> Advance:
     failed = False
     while True:
         if render is None:
-            render = await run.engine.export(session_of(record), draft, run.rule.export)
+            # the job's: a sidecar's "export 720p" wins over the rule's export
+            render = await run.engine.export(session_of(record), draft, run.job.export)
             run.ledger.update(record.id, render=asdict(render))
             log.info("render.submitted", render_id=render.id)
         status = await _wait(run, render)

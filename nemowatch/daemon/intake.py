@@ -6,6 +6,10 @@ refused, unreadable or unmatched, each logged once) and claims: the job is writt
 ledger first and the file renamed into processing/ second, so a file there that the ledger
 does not know is never ours (another nemowatch sharing the inbox is working on it), and a
 kill between the two is finished or undone at the next start (`finish_claim`).
+
+A video's sidecars (`clip.txt` beside `clip.mp4`, see `daemon.sidecars`) are claimed with
+it, after it, into processing/ too; if one changed or went meanwhile, everything is given
+back to settle again as a pair.
 """
 
 from __future__ import annotations
@@ -13,15 +17,26 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from datetime import datetime
+from pathlib import Path, PurePath
 
 import structlog
 
 from nemowatch.config import Rule
 from nemowatch.daemon.pauses import Pauses
+from nemowatch.daemon.sidecars import Sidecars
 from nemowatch.errors import MediaError, NemowatchError
-from nemowatch.files import claim, claim_path, snapshot
-from nemowatch.intake import NOT_TAKEN, SettleTracker, Snapshot, Verdict, classify, shown
+from nemowatch.files import claim, claim_path, snapshot, unclaim
+from nemowatch.intake import (
+    NOT_TAKEN,
+    SIDECAR_GRACE,
+    SettleTracker,
+    Snapshot,
+    Verdict,
+    classify,
+    shown,
+    sidecar_floor,
+)
 from nemowatch.ledger import JobRecord, Ledger, new_job_id
 
 log = structlog.get_logger("nemowatch.daemon")
@@ -40,7 +55,11 @@ class Intake:
         engine: str,
         pauses: Pauses,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = datetime.now,
+        sidecar_grace: float = SIDECAR_GRACE,
     ) -> None:
+        """`sidecar_grace`: seconds a sidecar with no video beside it waits before it is
+        reported (moved to failed/ with an error.json)."""
         self._ledger = ledger
         self._rules = tuple(rules)
         self._engine = engine
@@ -50,6 +69,14 @@ class Intake:
         self._unmatched: dict[Path, None] = {}
         self._unreadable: dict[Path, None] = {}
         self._claim_failures: dict[Path, tuple[int, int]] = {}  # path -> (size, mtime_ns)
+        self._sidecars = Sidecars(
+            self.look,
+            verdict=self._verdict,
+            clock=clock,
+            now=now,
+            grace=sidecar_grace,
+            taken=self._taken_before,
+        )
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -66,8 +93,8 @@ class Intake:
 
     @property
     def settling(self) -> int:
-        """How many files are being watched until they settle."""
-        return len(self._tracker)
+        """How many files are being watched until they settle (sidecars waiting too)."""
+        return len(self._tracker) + self._sidecars.waiting
 
     def offer(self, path: Path, closed: bool = False) -> bool:
         """A path worth a look (from an event or a scan). True if it is settling now.
@@ -79,6 +106,8 @@ class Intake:
             return False
         if rule is not None and rule.inbox in self._pauses.missing:
             return False  # its inbox is gone: the rule is paused until it is back
+        if verdict is Verdict.SIDECAR and rule is not None:
+            return self._sidecars.offer(path, rule, self._clock())
         if verdict is not Verdict.TAKE or rule is None:
             if path not in self._unmatched and path.is_file():
                 if len(self._unmatched) >= UNMATCHED_MEMORY:
@@ -92,7 +121,9 @@ class Intake:
         if current is None or self.known(path, current):
             self._tracker.forget(path)
             return False
-        self._tracker.observe(path, current, now, rule.settle_seconds)
+        self._tracker.observe(
+            path, current, now, rule.settle_seconds, sidecar_floor(rule.settle_seconds)
+        )
         if closed:
             self._tracker.hint_closed(path, now)
         return True
@@ -104,13 +135,28 @@ class Intake:
             if verdict is not Verdict.TAKE or rule is None:
                 self._tracker.forget(path)
                 continue
-            self._tracker.observe(path, self.look(path), now, rule.settle_seconds)
+            self._tracker.observe(
+                path, self.look(path), now, rule.settle_seconds, sidecar_floor(rule.settle_seconds)
+            )
+        self._sidecars.recheck(now)
 
     def settled(self, now: float, limit: int | None = None) -> list[tuple[Path, Snapshot]]:
         """The files that have settled, each with the snapshot it settled with (for
         `take`), at most `limit` of them (None: all); these are no longer tracked, so take
         them now. The others stay tracked, settled, until there is room for them."""
         return self._tracker.settled_snapshots(now, limit)
+
+    def _taken_before(self, sidecar: Path) -> str | None:
+        """A recent job whose video had `sidecar`'s name and folder (it came too late)."""
+        stem = PurePath(sidecar.name).stem
+        for record in self._ledger.jobs(limit=200):
+            source = record.source
+            if source.parent == sidecar.parent and source.stem == stem:
+                return record.id
+        return None
+
+    def _verdict(self, path: Path) -> Verdict:
+        return classify(path, self._rules)[0]
 
     def look(self, path: Path) -> Snapshot | None:
         """The file's snapshot; None when it is gone or cannot be examined (logged once)."""
@@ -139,8 +185,14 @@ class Intake:
             return None
         if self.known(path, current):
             return None
+        sidecars = self._sidecars.beside(path, rule)
+        if sidecars is None:
+            # a sidecar beside it is still being written: both are looked at again
+            floor = sidecar_floor(rule.settle_seconds)
+            self._tracker.observe(path, current, self._clock(), rule.settle_seconds, floor)
+            return None
         job_id = new_job_id()
-        # The ledger first, the rename second (see the module's docstring).
+        # The ledger first, the renames second (see the module's docstring).
         record = self._ledger.create(
             job_id=job_id,
             rule=rule.name,
@@ -150,9 +202,18 @@ class Intake:
             source_size=current.size,
             source_mtime_ns=current.mtime_ns,
             source_inode=current.inode,
+            sidecars=[
+                {"source": str(side), "claimed": str(claim_path(rule.inbox, job_id, side.name))}
+                for side, _ in sidecars
+            ],
         )
         try:
             claimed = claim(path, rule.inbox, job_id, expected=settled)
+            if claimed is not None and not self._claim_sidecars(
+                claimed, path, rule, job_id, sidecars
+            ):
+                self._ledger.discard(job_id)
+                return None
         except NemowatchError as error:
             self._ledger.discard(job_id)
             self._claim_failures[path] = (current.size, current.mtime_ns)
@@ -162,17 +223,51 @@ class Intake:
             self._ledger.discard(job_id)
             log.info("intake.gone", path=str(path))
             return None
-        log.info("job.claimed", job_id=record.id, rule=rule.name, source=str(path))
+        for side, _ in sidecars:
+            self._sidecars.forget(side)
+        log.info(
+            "job.claimed",
+            job_id=record.id,
+            rule=rule.name,
+            source=str(path),
+            **({"sidecars": [side.name for side, _ in sidecars]} if sidecars else {}),
+        )
         return record.id
+
+    def _claim_sidecars(
+        self,
+        claimed: Path,
+        path: Path,
+        rule: Rule,
+        job_id: str,
+        sidecars: list[tuple[Path, Snapshot]],
+    ) -> bool:
+        """Claim the sidecars of a claimed video; when one changed or went meanwhile, give
+        back what was claimed (the video too), to settle again as a pair. False then."""
+        taken: list[tuple[Path, Path]] = [(path, claimed)]
+        for side, snap in sidecars:
+            try:
+                moved = claim(side, rule.inbox, job_id, expected=snap)
+            except NemowatchError:
+                _give_back(taken)
+                raise
+            if moved is None:
+                _give_back(taken)
+                log.info("intake.sidecar_changed", path=str(path), sidecar=side.name)
+                self._sidecars.forget(side)
+                return False
+            taken.append((side, moved))
+        return True
 
     def finish_claim(self, record: JobRecord) -> None:
         """A job recorded whose rename into processing/ may not have happened (a kill
         between the two): finish the claim if the file is still there, unchanged, else
         forget the job. A job whose rule is gone is left as it is until the rule is back."""
-        if record.claimed is None or os.path.lexists(record.claimed):
-            return
         rule = self.rule(record.rule)
-        if rule is None:
+        if record.claimed is None or rule is None:
+            return
+        if os.path.lexists(record.claimed):
+            self._finish_sidecars(record, rule)
             return
         current = self.look(record.source)
         claimed = None
@@ -190,5 +285,28 @@ class Intake:
         if claimed is None:
             self._ledger.discard(record.id)  # gone, changed, or taken by someone else
             log.info("job.claim_undone", job_id=record.id, source=str(record.source))
+            _give_back([(Path(item["source"]), Path(item["claimed"])) for item in record.sidecars])
         else:
             log.info("job.claimed", job_id=record.id, rule=rule.name, source=str(record.source))
+            self._finish_sidecars(record, rule)
+
+    def _finish_sidecars(self, record: JobRecord, rule: Rule) -> None:
+        """The sidecars of a job whose video was claimed, claimed too (a kill came between)."""
+        for item in record.sidecars:
+            source, claimed = Path(item["source"]), Path(item["claimed"])
+            if os.path.lexists(claimed) or not os.path.lexists(source):
+                continue
+            try:
+                claim(source, rule.inbox, record.id)
+            except NemowatchError as error:
+                log.error("intake.claim_failed", path=str(source), error=str(error))
+
+
+def _give_back(claimed: list[tuple[Path, Path]]) -> None:
+    """(where dropped, where claimed) pairs moved back to where they were dropped."""
+    for source, now_at in claimed:
+        if os.path.lexists(now_at):
+            try:
+                unclaim(now_at, source)
+            except NemowatchError as error:
+                log.error("intake.unclaim_failed", path=str(now_at), error=str(error))

@@ -296,12 +296,12 @@ def test_a_file_no_rule_matches_is_logged_once_and_left_alone(tmp_path: Path, cl
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     inbox = tmp_path / "inbox" / "clips"
     try:
-        drop(inbox / "notes.txt", b"shopping list")
+        drop(inbox / "notes.rtf", b"shopping list")
         wait_for(lambda: daemon.saw("file.no_rule"), what="file.no_rule")
         scans = 4
         time.sleep(scans * 0.5 + 0.5)  # several reconciliation scans see it again
         assert len(daemon.saw("file.no_rule")) == 1
-        assert (inbox / "notes.txt").read_text() == "shopping list"
+        assert (inbox / "notes.rtf").read_text() == "shopping list"
         assert not daemon.saw("job.claimed")
     finally:
         assert daemon.stop() == 0

@@ -31,7 +31,7 @@ def test_a_paused_daemon_keeps_files_in_the_inbox_until_resume(tmp_path: Path, c
         assert paused.returncode == 0, paused.stderr
         wait_for(lambda: daemon.saw("daemon.paused"), what="daemon.paused")
         drop(inbox / "clip.mp4", clips.basic)
-        drop(inbox / "notes.txt", b"no rule takes this")
+        drop(inbox / "notes.rtf", b"no rule takes this")
         # still watching: the file no rule matches is noticed during the pause
         wait_for(lambda: daemon.saw("file.no_rule"), what="file.no_rule while paused")
         # a negative can only be shown by waiting: four settle windows and a periodic scan

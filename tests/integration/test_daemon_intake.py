@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from nemowatch.config import Rule
 from nemowatch.daemon.intake import Intake
 from nemowatch.daemon.pauses import Pauses
-from nemowatch.intake import Snapshot
+from nemowatch.intake import SIDECAR_WAIT, Snapshot
 from nemowatch.ledger import JobState, Ledger
 
 
@@ -97,17 +97,20 @@ def test_a_file_still_being_written_does_not_settle(
     assert [path for path, _ in settle(intake, clock)] == [clip]
 
 
-def test_a_close_write_settles_a_file_at_the_next_look(
-    intake: Intake, inbox: Path, clock: Clock
+def test_a_close_write_settles_a_file_once_a_sidecar_had_time_to_come(
+    tmp_path: Path, inbox: Path, ledger: Ledger, clock: Clock, pauses: Pauses
 ) -> None:
+    slow = Rule(name="slow", inbox=inbox, outbox=tmp_path / "out", settle_seconds=30.0)
+    intake = Intake(ledger, (slow,), engine="local", pauses=pauses, clock=clock)
     clip = inbox / "clip.mp4"
     clip.write_bytes(b"video")
     intake.offer(clip, closed=True)
-    assert [path for path, _ in settle(intake, clock, seconds=0.0)] == [clip]
+    assert settle(intake, clock, seconds=0.0) == []  # a sidecar may still come
+    assert [path for path, _ in settle(intake, clock, seconds=SIDECAR_WAIT)] == [clip]
 
 
 def test_a_file_no_rule_takes_is_logged_once_and_not_tracked(intake: Intake, inbox: Path) -> None:
-    notes = inbox / "notes.txt"
+    notes = inbox / "notes.rtf"
     notes.write_text("not a video")
     with capture_logs() as logs:
         assert intake.offer(notes) is False
@@ -173,11 +176,11 @@ def test_nothing_is_taken_from_a_missing_inbox(
 def test_reloaded_rules_take_what_the_old_ones_did_not(
     intake: Intake, inbox: Path, tmp_path: Path
 ) -> None:
-    notes = inbox / "notes.txt"
+    notes = inbox / "notes.rtf"
     notes.write_text("text")
     assert intake.offer(notes) is False
     intake.update_rules(
-        (Rule(name="notes", inbox=inbox, outbox=tmp_path / "outbox", match=["*.txt"]),)
+        (Rule(name="notes", inbox=inbox, outbox=tmp_path / "outbox", match=["*.rtf"]),)
     )
     assert intake.rule("notes") is not None and intake.rule("clips") is None
     assert intake.offer(notes) is True

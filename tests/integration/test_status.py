@@ -148,19 +148,19 @@ def test_status_counts_the_files_no_rule_takes_and_only_those(
     (inbox / "processing" / "abc__notes.txt").write_text("the daemon's own folder")
     (inbox / "sub").mkdir()
     (inbox / "sub" / "deep.txt").write_text("not at the top (the rule is not recursive)")
-    for name in ("notes.txt", "b.doc", "a.zip", "z.pdf", ".hidden.txt", "clip.mp4.part"):
+    for name in ("notes.rtf", "b.doc", "a.zip", "z.pdf", ".hidden.txt", "clip.mp4.part"):
         (inbox / name).write_text("x")
     (inbox / "clip.mp4").write_text("a rule takes this one")
-    (inbox / "link.txt").symlink_to(inbox / "notes.txt")
+    (inbox / "link.rtf").symlink_to(inbox / "notes.rtf")
     assert cli(config, "status", "--json") == 0
     unmatched = json.loads(output(capsys)[0])["unmatched"]
     assert unmatched == [
         {"path": str(inbox / name), "reason": "no_rule"}
-        for name in ("a.zip", "b.doc", "notes.txt", "z.pdf")
+        for name in ("a.zip", "b.doc", "notes.rtf", "z.pdf")
     ]
     assert cli(config, "status") == 0
     lines = output(capsys)[0].splitlines()
-    assert f"4 files in {inbox} match no rule (a.zip, b.doc, notes.txt and 1 more): " in (lines[2])
+    assert f"4 files in {inbox} match no rule (a.zip, b.doc, notes.rtf and 1 more): " in (lines[2])
 
 
 def test_a_name_that_is_not_utf8_is_reported_with_how_to_rename_it(

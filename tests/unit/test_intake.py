@@ -29,7 +29,8 @@ RULES = (REELS, DEEP)
     [
         ("/srv/inbox/clip.mp4", Verdict.TAKE),
         ("/srv/inbox/CLIP.MP4", Verdict.TAKE),
-        ("/srv/inbox/notes.txt", Verdict.NO_RULE),
+        ("/srv/inbox/notes.rtf", Verdict.NO_RULE),
+        ("/srv/inbox/notes.txt", Verdict.SIDECAR),  # waits for a video notes.*
         ("/srv/inbox/.clip.mp4", Verdict.IGNORED),
         ("/srv/inbox/.DS_Store", Verdict.IGNORED),
         ("/srv/inbox/Thumbs.db", Verdict.IGNORED),
@@ -47,7 +48,8 @@ RULES = (REELS, DEEP)
         ("/srv/deep/a/.cache/clip.mkv", Verdict.IGNORED),
         ("/srv/deep/done/clip.mkv", Verdict.IGNORED),
         ("/srv/deep/a/done/clip.mkv", Verdict.TAKE),  # only the inbox's own work folders
-        ("/srv/deep/a/notes.txt", Verdict.NO_RULE),
+        ("/srv/deep/a/notes.rtf", Verdict.NO_RULE),
+        ("/srv/deep/a/clip.yaml", Verdict.SIDECAR),
     ],
 )
 def test_classify(path: str, verdict: Verdict) -> None:
@@ -61,7 +63,7 @@ def test_a_file_named_like_a_work_folder_is_not_a_work_folder() -> None:
 
 def test_classify_gives_the_rule_only_when_taking() -> None:
     assert classify(INBOX / "clip.mp4", RULES) == (Verdict.TAKE, REELS)
-    assert classify(INBOX / "notes.txt", RULES) == (Verdict.NO_RULE, None)
+    assert classify(INBOX / "notes.rtf", RULES) == (Verdict.NO_RULE, None)
 
 
 def test_first_matching_rule_on_a_shared_inbox_wins() -> None:
