@@ -85,6 +85,7 @@ def kept_segments(config: Path) -> list[tuple[float, float]]:
     return [(item["s"] / 1000, item["e"] / 1000) for item in video["sg"]]
 
 
+@pytest.mark.timeout(300)  # two minutes of speech heard and rendered: slow on a busy machine
 def test_soft_captions_of_a_two_minute_talk_read_as_its_script(
     tmp_path: Path, talk: SpokenClip
 ) -> None:
