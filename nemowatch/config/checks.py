@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from nemowatch.config.document import Loc, Origin
 from nemowatch.config.models import TEMPLATE_FIELDS, Config, Rule
+from nemowatch.config.targets import targets_problems
 from nemowatch.engines.formats import AUDIO_EXTENSIONS, NEMO_EXTENSIONS
 from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
@@ -120,10 +121,12 @@ def cross_check(loaded: list[Loaded]) -> list[ConfigProblem]:
             clash_message = next((clash for clash in clashes if clash), None)
             if clash_message:
                 problems.append(origin.problem((role,), clash_message))
-        if item.knows("outputs"):
+        if item.knows("outputs") and isinstance(rule.outputs, str):
             export_format = rule.export.format if item.knows("export") else None
             texts = outputs_problems(rule.outputs, export_format)
             problems.extend(origin.problem(("outputs",), text) for text in texts)
+        elif item.knows("outputs"):  # several outputs (config/targets.py)
+            problems.extend(targets_problems(item))
         if item.knows("instructions"):
             problems.extend(_instruction_conflicts(rule.instructions, origin))
     return problems
@@ -373,10 +376,13 @@ def _extension(pattern: str) -> str | None:
     return suffix
 
 
-def outputs_problems(template: str, export_format: str | None = "mp4") -> list[str]:
+def outputs_problems(
+    template: str, export_format: str | None = "mp4", format_from: str = "export.format"
+) -> list[str]:
     """What is wrong with an `outputs` template; empty when it is fine.
 
-    The extension is checked against `export_format` unless it is None (not known).
+    The extension is checked against `export_format` unless it is None (not known);
+    `format_from` says where that format was set.
     """
     shown = json.dumps(template, ensure_ascii=False)
     allowed = ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
@@ -405,7 +411,7 @@ def outputs_problems(template: str, export_format: str | None = "mp4") -> list[s
         problems.append(f"{shown} names no file")
     elif export_format is not None and not name.lower().endswith(f".{export_format}"):
         problems.append(
-            f'{shown} must end in ".{export_format}" (export.format is {export_format}),'
+            f'{shown} must end in ".{export_format}" ({format_from} is {export_format}),'
             f' e.g. "{{stem}}-edited.{export_format}"'
         )
     return problems

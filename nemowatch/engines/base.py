@@ -196,6 +196,17 @@ def _track_summary(track: Track, whole: float) -> str:
     return f"track {kind}"
 
 
+@dataclass(frozen=True)
+class Frame:
+    """Which of a rule's outputs a render makes (several outputs per rule), and what that
+    output changes of the edit's picture: its aspect and fit (None: the edit's). `output`
+    names the render's files, so two outputs of one job never share one."""
+
+    output: str = ""  # "": the rule's one output
+    aspect: str | None = None  # "16:9", "9:16", "1:1", "4:5"
+    fit: str | None = None  # crop | blur | pad
+
+
 class RenderState(StrEnum):
     PENDING = "pending"  # submitted, not started
     PROCESSING = "processing"  # running
@@ -211,6 +222,8 @@ class Render:
     format: str | None = None  # the result's container ("mp4", "gif"...), when the engine knows
     # a SubRip file on this machine to publish beside the result (soft captions), if any
     subtitles: str | None = None
+    width: int | None = None  # the result's frame, when the engine knows it (verified)
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -267,7 +280,13 @@ class Engine(Protocol):
         of `edit`."""
         ...
 
-    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render: ...
+    async def export(
+        self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = Frame()
+    ) -> Render:
+        """Render `draft` as `spec` says, in the picture `frame` says (one output of
+        several: its aspect and fit may differ from the edit's). An engine that cannot
+        render a frame other than the edit's raises EngineError (`check` says so first)."""
+        ...
 
     async def poll(self, render: Render) -> RenderStatus: ...
 
