@@ -256,7 +256,8 @@ def cmd_process(args: argparse.Namespace) -> int:
         finally:
             ledger.close()
     if result.state is JobState.DONE:
-        print(result.output)
+        for output in result.outputs or [result.output]:  # several outputs: one a line
+            print(output)
         for warning in result.warnings:  # done, but not all as asked: said last, not lost
             print(f"nemowatch: {source.name}: warning: {warning}", file=sys.stderr)
         return 0
@@ -421,7 +422,9 @@ def _job_line(record: JobRecord) -> str:
     line = f"{record.id}  {doing:<11} {record.rule:<12} {record.source.name}"
     if record.retried:
         line += "  [retried]"
-    if record.output:
+    if len(record.outputs) > 1:  # several outputs per rule
+        line += " -> " + ", ".join(str(output) for output in record.outputs)
+    elif record.output:
         line += f" -> {record.output}"
     elif record.state in (JobState.FAILED, JobState.SKIPPED, JobState.RETURNED) and record.error:
         line += f"  ({record.error})"
@@ -571,6 +574,8 @@ def _job_json(record: JobRecord) -> dict[str, Any]:
         "finished": record.state in FINISHED,
         "source": str(record.source),
         "output": str(record.output) if record.output else None,
+        # every output by name ("" for a rule's one output), as published so far
+        "outputs": {name: path for name, path in record.published.items()},
         "error": record.error,
         "retryable": record.retryable,
         "attempts": record.attempts,

@@ -37,6 +37,7 @@ class Disposal:
             "engine": record.engine,
             "source": str(record.source),
             "output": str(output),
+            "outputs": [str(path) for path in record.outputs],  # all of the job's, made together
             "instructions": list(rule.instructions),
             "edit": rule.edit.model_dump(mode="json", exclude_unset=True),
             "export": rule.export.model_dump(mode="json"),

@@ -71,6 +71,7 @@ _FIELDS: dict[str, bool] = {
     "disposed": False,
     "timings": True,
     "in_flight": False,
+    "published": True,
 }
 
 _SCHEMA = """
@@ -140,6 +141,9 @@ _ADDED_COLUMNS = {
     "in_flight": "TEXT",
     "crashes": "INTEGER NOT NULL DEFAULT 0",
     "crashed_alone": "INTEGER NOT NULL DEFAULT 0",
+    # several outputs per rule: JSON [[output name, published file, or null when `skip`
+    # kept an existing one], ...] in the order published; a restarted job makes the others
+    "published": "TEXT",
 }
 
 # Keys of the control table (values are text).

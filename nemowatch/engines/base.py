@@ -207,6 +207,9 @@ class Frame:
     fit: str | None = None  # crop | blur | pad
 
 
+EDIT_FRAME = Frame()  # the edit's own picture: a rule's one output
+
+
 class RenderState(StrEnum):
     PENDING = "pending"  # submitted, not started
     PROCESSING = "processing"  # running
@@ -281,7 +284,7 @@ class Engine(Protocol):
         ...
 
     async def export(
-        self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = Frame()
+        self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = EDIT_FRAME
     ) -> Render:
         """Render `draft` as `spec` says, in the picture `frame` says (one output of
         several: its aspect and fit may differ from the edit's). An engine that cannot

@@ -25,10 +25,12 @@ import av.error
 
 from nemowatch import progress
 from nemowatch.engines.base import (
+    EDIT_FRAME,
     Credits,
     Draft,
     EditEvent,
     EditEventKind,
+    Frame,
     Job,
     Media,
     Render,
@@ -48,6 +50,7 @@ from nemowatch.engines.local.speech import Transcript
 from nemowatch.engines.local.state import LocalRender, LocalSession
 from nemowatch.engines.local.timeline import (
     SourceFacts,
+    TimelineFacts,
     build_draft,
     music_of,
     output_size,
@@ -271,11 +274,15 @@ class LocalEngine:
 
         return hear
 
-    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
+    async def export(
+        self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = EDIT_FRAME
+    ) -> Render:
         state = LocalSession.of(session)
         spec = state.export_spec(spec)
-        draft = retarget(draft, spec)
-        destination = state.work_dir / f"{RENDER_STEM}{spec.extension}"
+        draft = retarget(draft, spec, frame)  # one plan, re-targeted for each output
+        # each output its own file: an earlier one may still be linked from the outbox
+        stem = f"{RENDER_STEM}-{frame.output}" if frame.output else RENDER_STEM
+        destination = state.work_dir / f"{stem}{spec.extension}"
         music = await self._music_file(state, draft, spec)
         mark = Effects.of(draft).watermark
         if mark is not None and not Path(mark.path).is_file():
@@ -293,6 +300,7 @@ class LocalEngine:
                 draft, spec, state.source, destination, ffmpeg=self.capabilities, font=font,
                 music=music,
             )  # fmt: skip
+        width, height = TimelineFacts.of(draft).output_size
         return LocalRender(
             job_id=state.job_id,
             path=destination,
@@ -302,6 +310,8 @@ class LocalEngine:
             loudness_detail=report.reason,
             measured=report.measured,
             subtitles=subtitles if (subtitles := subtitles_beside(destination)).is_file() else None,
+            width=width,
+            height=height,
         ).render()
 
     async def poll(self, render: Render) -> RenderStatus:

@@ -97,6 +97,8 @@ class LocalRender:
     loudness_detail: str
     measured: Mapping[str, float] = field(default_factory=dict)
     subtitles: Path | None = None  # soft captions' .srt, to publish beside the result
+    width: int | None = None  # the result's frame (verified before it is published)
+    height: int | None = None
 
     @classmethod
     def of(cls, render: Render) -> LocalRender:
@@ -119,6 +121,8 @@ class LocalRender:
                 else {}
             ),
             subtitles=Path(render.subtitles) if render.subtitles else None,
+            width=render.width,
+            height=render.height,
         )
 
     def render(self) -> Render:
@@ -127,6 +131,8 @@ class LocalRender:
             format=self.format,
             data=self.dump(),
             subtitles=str(self.subtitles) if self.subtitles is not None else None,
+            width=self.width,
+            height=self.height,
         )
 
     def dump(self) -> JSONObject:
