@@ -114,7 +114,8 @@ def targets_problems(item: Loaded) -> list[ConfigProblem]:
     names: dict[str, int] = {}
     files: dict[str, int] = {}
     for index, target in enumerate(rule.outputs):
-        if target.name in names:
+        twice = target.name in names
+        if twice:
             where = origin.where(("outputs", names[target.name], "name"), origin)
             message = f'duplicate output name "{target.name}" (first used at {where})'
             problems.append(origin.problem(("outputs", index, "name"), message))
@@ -126,7 +127,8 @@ def targets_problems(item: Loaded) -> list[ConfigProblem]:
         said = f"outputs[{index}].format" if target.format else "export.format"
         texts = outputs_problems(template, export_format, said)
         problems.extend(origin.problem(at, text) for text in texts)
-        if not texts and template in files:
+        if not texts and template in files and not (twice and target.file is None):
+            # (a name used twice gives the same default file: said once, as the name)
             where = origin.where(("outputs", files[template]), origin)
             message = (
                 f"{json.dumps(template)} is the file of output {files[template]} too (at"
