@@ -256,8 +256,8 @@ def cmd_process(args: argparse.Namespace) -> int:
         finally:
             ledger.close()
     if result.state is JobState.DONE:
-        for output in result.outputs or [result.output]:  # several outputs: one a line
-            print(output)
+        outputs = result.outputs  # several outputs: one a line
+        print("\n".join(str(output) for output in outputs) if outputs else result.output)
         for warning in result.warnings:  # done, but not all as asked: said last, not lost
             print(f"nemowatch: {source.name}: warning: {warning}", file=sys.stderr)
         return 0

@@ -28,7 +28,6 @@ import structlog
 
 from nemowatch import outbox, progress, stalled
 from nemowatch.config import Rule, format_size
-from nemowatch.config.targets import Target, targets_of
 from nemowatch.engines.base import (
     Draft,
     EditEventKind,
@@ -41,6 +40,7 @@ from nemowatch.engines.base import (
 )
 from nemowatch.errors import CreditsExhausted, EngineError, MediaError, TransientError
 from nemowatch.ledger import JobRecord, JobState, Ledger
+from nemowatch.outputs import Target, targets_of
 from nemowatch.retry import Sleep
 
 log = structlog.get_logger("nemowatch.pipeline")
@@ -91,11 +91,15 @@ class Run:
 
     def target(self, record: JobRecord) -> Target:
         """The output being made: the first of the rule's not yet published."""
-        targets = targets_of(self.rule)
+        targets = targets_of(self.rule.outputs, self.rule.export)
         return next((item for item in targets if item.name not in record.published), targets[-1])
 
     def remaining(self, published: Mapping[str, str | None]) -> list[Target]:
-        return [item for item in targets_of(self.rule) if item.name not in published]
+        return [
+            item
+            for item in targets_of(self.rule.outputs, self.rule.export)
+            if item.name not in published
+        ]
 
     def paths(self, record: JobRecord) -> tuple[PurePosixPath, Path]:
         """The output's name inside the outbox and the temporary file it is downloaded to;
@@ -309,7 +313,7 @@ async def verify(run: Run, record: JobRecord) -> Advance:
     assert record.draft is not None and record.render is not None
     render = Render(**record.render)
     draft = Draft.from_json(record.draft)
-    if render.format:  # an output of several may have its own format
+    if render.format and draft.metadata.get("format"):  # an output may have its own format
         draft = Draft(draft.tracks, draft.duration_ms, {**draft.metadata, "format": render.format})
     size = (render.width, render.height) if render.width and render.height else None
     final = await asyncio.to_thread(outbox.already_published, temp, run.rule.outbox / relative)

@@ -13,7 +13,6 @@ from pathlib import Path, PurePosixPath
 
 from nemowatch.config.document import Loc, Origin
 from nemowatch.config.models import TEMPLATE_FIELDS, Config, Rule
-from nemowatch.config.targets import targets_problems
 from nemowatch.engines.formats import AUDIO_EXTENSIONS, NEMO_EXTENSIONS
 from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
@@ -414,4 +413,73 @@ def outputs_problems(
             f'{shown} must end in ".{export_format}" ({format_from} is {export_format}),'
             f' e.g. "{{stem}}-edited.{export_format}"'
         )
+    return problems
+
+
+# -- several outputs (`outputs:` a list of targets; config/targets.py) ----------------------
+
+
+def targets_problems(item: Loaded) -> list[ConfigProblem]:
+    """What is wrong with a list of outputs: names or files used twice, and each file
+    template (fields, extension against its format, leaving the outbox)."""
+    rule, origin = item.rule, item.origin
+    if isinstance(rule.outputs, str):
+        return []
+    problems = []
+    if not rule.outputs:
+        return [origin.problem(("outputs",), "needs at least one output (or a template)")]
+    names: dict[str, int] = {}
+    files: dict[str, int] = {}
+    for index, target in enumerate(rule.outputs):
+        twice = target.name in names
+        if twice:
+            where = origin.where(("outputs", names[target.name], "name"), origin)
+            message = f'duplicate output name "{target.name}" (first used at {where})'
+            problems.append(origin.problem(("outputs", index, "name"), message))
+        names.setdefault(target.name, index)
+        template = target.template(rule.export)
+        at = ("outputs", index, "file") if target.file else ("outputs", index)
+        known_format = item.knows("export") or target.format is not None
+        export_format = target.export_spec(rule.export).format if known_format else None
+        said = f"outputs[{index}].format" if target.format else "export.format"
+        texts = outputs_problems(template, export_format, said)
+        problems.extend(origin.problem(at, text) for text in texts)
+        if not texts and template in files and not (twice and target.file is None):
+            # (a name used twice gives the same default file: said once, as the name)
+            where = origin.where(("outputs", files[template]), origin)
+            message = (
+                f"{json.dumps(template)} is the file of output {files[template]} too (at"
+                f" {where}); each output needs its own name, e.g. with -{target.name} in it"
+            )
+            problems.append(origin.problem(at, message))
+        files.setdefault(template, index)
+    return problems
+
+
+# What the nemo engine's render request can say of an output (nemo-api.md, Export):
+# `output: {format, quality}`. Its picture is the session's one draft.
+NEMO_CANNOT = ("aspect", "fit", "resolution", "fps")
+
+
+def nemo_targets_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
+    """Outputs the nemo engine cannot make: its one session renders one draft, and a
+    render request says only the format and quality, so an output's own aspect, fit,
+    resolution or fps cannot be sent."""
+    problems = []
+    for item in loaded:
+        outputs = item.rule.outputs
+        if not item.knows("outputs") or isinstance(outputs, str):
+            continue
+        for index, target in enumerate(outputs):
+            for key in NEMO_CANNOT:
+                if getattr(target, key) is None:
+                    continue
+                problems.append(
+                    item.origin.problem(
+                        ("outputs", index, key),
+                        f"the nemo engine cannot give one output its own {key}: its render"
+                        " request says only format and quality (the picture is the"
+                        f" session's one edit); remove {key} here, or use engine: local",
+                    )
+                )
     return problems

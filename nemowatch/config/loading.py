@@ -19,6 +19,7 @@ from nemowatch.config.checks import (
     cross_check,
     instruction_problems,
     music_problems,
+    nemo_targets_problems,
     speech_problems,
     watermark_problems,
 )
@@ -32,7 +33,6 @@ from nemowatch.config.messages import (
     validate,
 )
 from nemowatch.config.models import INTERNAL_FIELDS, Config, Rule
-from nemowatch.config.targets import nemo_targets_problems
 from nemowatch.config.values import VARIABLE, expand_path, variable_name
 from nemowatch.errors import ConfigError, ConfigProblem
 from nemowatch.rules import MOODS

@@ -8,25 +8,18 @@ name template, frame (aspect, fit) and export (format, resolution, quality, fps)
 All of a job's outputs come from one analysis and one edit plan; each is rendered,
 verified and published in turn, and the ledger records each one published (by name), so a
 restarted job makes only the missing ones. `outputs: "{stem}.mp4"` (a template) is one
-output, named "" (`SINGLE`), as it always was.
+output, named "" (`SINGLE`), as it always was. Which outputs a job makes, and how, is
+`nemowatch.outputs` (`targets_of`).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from nemowatch.engines.base import Frame
 from nemowatch.rules import ExportSpec, Frozen, Quality
-
-if TYPE_CHECKING:
-    from nemowatch.config.checks import Loaded
-    from nemowatch.config.models import Rule
-    from nemowatch.errors import ConfigProblem
 
 SINGLE = ""  # the name of a rule's one output, when `outputs` is a template
 TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -73,96 +66,3 @@ class OutputTarget(Frozen):
 
     def template(self, rule_export: ExportSpec) -> str:
         return self.file or f"{{stem}}-{self.name}.{self.export_spec(rule_export).format}"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One output of a job as the pipeline makes it."""
-
-    name: str  # SINGLE for a rule's one output
-    template: str  # the file name template, inside the outbox
-    export: ExportSpec
-    frame: Frame
-
-
-def targets_of(rule: Rule) -> tuple[Target, ...]:
-    """A rule's outputs, in the order they are made (a template: one, named SINGLE)."""
-    if isinstance(rule.outputs, str):
-        return (Target(SINGLE, rule.outputs, rule.export, Frame()),)
-    return tuple(
-        Target(
-            name=item.name,
-            template=item.template(rule.export),
-            export=item.export_spec(rule.export),
-            frame=Frame(output=item.name, aspect=item.aspect, fit=item.fit),
-        )
-        for item in rule.outputs
-    )
-
-
-def targets_problems(item: Loaded) -> list[ConfigProblem]:
-    """What is wrong with a list of outputs: names or files used twice, and each file
-    template (fields, extension against its format, leaving the outbox)."""
-    from nemowatch.config.checks import outputs_problems
-
-    rule, origin = item.rule, item.origin
-    if isinstance(rule.outputs, str):
-        return []
-    problems = []
-    if not rule.outputs:
-        return [origin.problem(("outputs",), "needs at least one output (or a template)")]
-    names: dict[str, int] = {}
-    files: dict[str, int] = {}
-    for index, target in enumerate(rule.outputs):
-        twice = target.name in names
-        if twice:
-            where = origin.where(("outputs", names[target.name], "name"), origin)
-            message = f'duplicate output name "{target.name}" (first used at {where})'
-            problems.append(origin.problem(("outputs", index, "name"), message))
-        names.setdefault(target.name, index)
-        template = target.template(rule.export)
-        at = ("outputs", index, "file") if target.file else ("outputs", index)
-        known_format = item.knows("export") or target.format is not None
-        export_format = target.export_spec(rule.export).format if known_format else None
-        said = f"outputs[{index}].format" if target.format else "export.format"
-        texts = outputs_problems(template, export_format, said)
-        problems.extend(origin.problem(at, text) for text in texts)
-        if not texts and template in files and not (twice and target.file is None):
-            # (a name used twice gives the same default file: said once, as the name)
-            where = origin.where(("outputs", files[template]), origin)
-            message = (
-                f"{json.dumps(template)} is the file of output {files[template]} too (at"
-                f" {where}); each output needs its own name, e.g. with -{target.name} in it"
-            )
-            problems.append(origin.problem(at, message))
-        files.setdefault(template, index)
-    return problems
-
-
-# What the nemo engine's render request can say of an output (nemo-api.md, Export):
-# `output: {format, quality}`. Its picture is the session's one draft.
-NEMO_CANNOT = ("aspect", "fit", "resolution", "fps")
-
-
-def nemo_targets_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
-    """Outputs the nemo engine cannot make: its one session renders one draft, and a
-    render request says only the format and quality, so an output's own aspect, fit,
-    resolution or fps cannot be sent."""
-    problems = []
-    for item in loaded:
-        outputs = item.rule.outputs
-        if not item.knows("outputs") or isinstance(outputs, str):
-            continue
-        for index, target in enumerate(outputs):
-            for key in NEMO_CANNOT:
-                if getattr(target, key) is None:
-                    continue
-                problems.append(
-                    item.origin.problem(
-                        ("outputs", index, key),
-                        f"the nemo engine cannot give one output its own {key}: its render"
-                        " request says only format and quality (the picture is the"
-                        f" session's one edit); remove {key} here, or use engine: local",
-                    )
-                )
-    return problems

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from nemowatch.config import load_config
-from nemowatch.config.targets import SINGLE, targets_of
+from nemowatch.config.targets import SINGLE
 from nemowatch.engines.base import Frame
 from nemowatch.errors import ConfigError, ConfigProblem
+from nemowatch.outputs import targets_of
 from nemowatch.rules import ExportSpec
 
 
@@ -52,7 +53,7 @@ def test_a_list_of_outputs_loads_as_targets_with_their_own_frame_and_export(
 ) -> None:
     (rule,) = load_config(config_with_outputs(tmp_path, YOUTUBE_AND_SHORTS)).rules
 
-    youtube, shorts = targets_of(rule)
+    youtube, shorts = targets_of(rule.outputs, rule.export)
 
     assert (youtube.name, youtube.template) == ("youtube", "{stem}-youtube.mp4")
     assert youtube.frame == Frame(output="youtube", aspect="16:9")  # unquoted 16:9 read back
@@ -76,7 +77,7 @@ def test_a_target_leaves_unset_what_the_rule_leaves_to_the_instructions() -> Non
 def test_a_template_is_one_output_named_single(tmp_path: Path) -> None:
     (rule,) = load_config(config_with_outputs(tmp_path, '      "{stem}-edited.mp4"\n')).rules
 
-    (only,) = targets_of(rule)
+    (only,) = targets_of(rule.outputs, rule.export)
 
     assert (only.name, only.template, only.frame) == (SINGLE, "{stem}-edited.mp4", Frame())
 
@@ -165,4 +166,7 @@ def test_the_nemo_engine_takes_outputs_that_differ_in_format_and_quality(tmp_pat
 
     (rule,) = load_config(config_with_outputs(tmp_path, outputs, engine="nemo")).rules
 
-    assert [target.export.format for target in targets_of(rule)] == ["mp4", "webm"]
+    assert [target.export.format for target in targets_of(rule.outputs, rule.export)] == [
+        "mp4",
+        "webm",
+    ]

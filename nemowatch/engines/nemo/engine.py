@@ -134,7 +134,9 @@ class NemoEngine:
         job_id = NemoSessionState.load(session.data).job_id or session.id
         raw = await self._draft_to_render(session, draft)
         render = await self._renders.export(
-            job_id=job_id,
+            # each output its own render ids (`render_<job>-<output>_<n>`): a restart adopts
+            # the render of the output it was making, never an earlier output's
+            job_id=f"{job_id}-{frame.output}" if frame.output else job_id,
             session_id=session.id,
             draft=raw,
             format=spec.format,
