@@ -422,10 +422,8 @@ def _job_line(record: JobRecord) -> str:
     line = f"{record.id}  {doing:<11} {record.rule:<12} {record.source.name}"
     if record.retried:
         line += "  [retried]"
-    if len(record.outputs) > 1:  # several outputs per rule
+    if record.outputs:  # several outputs per rule: all, as published so far
         line += " -> " + ", ".join(str(output) for output in record.outputs)
-    elif record.output:
-        line += f" -> {record.output}"
     elif record.state in (JobState.FAILED, JobState.SKIPPED, JobState.RETURNED) and record.error:
         line += f"  ({record.error})"
     return line

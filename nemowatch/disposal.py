@@ -117,7 +117,7 @@ class Disposal:
             None,
         )
         step, _, message = (record.error or "unknown: unknown error").partition(": ")
-        return {
+        report: dict[str, Any] = {
             "job_id": record.id,
             "rule": record.rule,
             "source": str(record.source),
@@ -128,3 +128,6 @@ class Disposal:
             "retryable": bool(record.retryable),
             "attempts": record.attempts,
         }
+        if record.outputs:  # of several outputs, those published before the failure stay
+            report["published"] = [str(output) for output in record.outputs]
+        return report

@@ -5,6 +5,7 @@ making only the outputs it lacks."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from nemowatch.config import Rule
 from nemowatch.config.targets import OutputTarget
 from nemowatch.engines.base import EDIT_FRAME, Draft, Frame, Render, Session
 from nemowatch.engines.local import LocalEngine
+from nemowatch.errors import EngineError
 from nemowatch.files import claim
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
@@ -125,17 +127,18 @@ async def test_each_output_may_have_its_own_format_and_file_name(
 
 class StopsBefore(LocalEngine):
     """The local engine, in a daemon told to stop just as the render of one output starts
-    (the task is cancelled there, as a graceful stop does)."""
+    (the task is cancelled there, as a graceful stop does), or failing it (`error`)."""
 
-    def __init__(self, output: str) -> None:
+    def __init__(self, output: str, error: BaseException | None = None) -> None:
         super().__init__()
         self.output = output
+        self.error = error or asyncio.CancelledError()
 
     async def export(
         self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = EDIT_FRAME
     ) -> Render:
         if frame.output == self.output:
-            raise asyncio.CancelledError
+            raise self.error
         return await super().export(session, draft, spec, frame)
 
 
@@ -170,3 +173,20 @@ async def test_a_template_in_outputs_still_makes_one_output(world: World, clips:
     assert record.state is JobState.DONE
     assert record.published == {"": str(rule.outbox / "clip-edited.mp4")}
     assert record.outputs == [rule.outbox / "clip-edited.mp4"]
+
+
+async def test_a_job_whose_second_output_fails_says_which_output_was_published(
+    world: World, clips: Clips
+) -> None:
+    rule = world.rule(*wide_and_tall("240p"))
+    failing = StopsBefore("shorts", EngineError("the encoder fell over"))
+    pipeline = Pipeline(failing, world.ledger, state_dir=world.tmp / "state")
+
+    record = await pipeline.run(world.drop(clips.basic, rule), rule)
+
+    assert record.state is JobState.FAILED
+    wide = rule.outbox / "clip-youtube.mp4"
+    assert [path.name for path in rule.outbox.iterdir()] == [wide.name]
+    report = json.loads((rule.inbox / "failed" / "clip.mp4.error.json").read_text())
+    assert "the encoder fell over" in report["error"]
+    assert report["published"] == [str(wide)]
