@@ -33,6 +33,7 @@ from nemowatch.errors import (
     SessionLost,
 )
 from nemowatch.ledger import JobRecord, JobState, Ledger
+from nemowatch.outputs import targets_of
 from nemowatch.retry import Sleep
 
 log = structlog.get_logger("nemowatch.pipeline")
@@ -88,6 +89,7 @@ class Pipeline:
             edit=rule.edit,
             export=rule.export,
             work_dir=self.state_dir / "work" / record.id,
+            frames=tuple(target.frame for target in targets_of(rule.outputs, rule.export)),
         )
 
     def must_run_alone(self, job_id: str) -> bool:

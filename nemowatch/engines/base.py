@@ -31,6 +31,8 @@ class Job:
     edit: EditSpec
     export: ExportSpec
     work_dir: Path  # scratch space for this job, kept until the job ends
+    # several outputs per rule: the frame of each (captions are laid out to fit them all)
+    frames: tuple[Frame, ...] = ()
 
 
 @dataclass(frozen=True)

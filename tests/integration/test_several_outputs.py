@@ -99,6 +99,8 @@ async def test_a_wide_and_a_tall_output_come_from_one_job_each_verified(
     renders = [entry.get("output") for entry in logs if entry["event"] == "render.submitted"]
     assert renders == ["youtube", "shorts"]
     assert "done" in (record.disposed or "")  # the source goes once every output is out
+    assert record.session is not None  # captions, if any, fit the narrowest of the two
+    assert record.session["data"]["aspects"] == ["16:9", "9:16"]
 
 
 async def test_the_issues_pair_youtube_and_shorts_at_1080p(world: World, clips: Clips) -> None:

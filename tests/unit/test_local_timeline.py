@@ -10,6 +10,7 @@ import pytest
 from nemowatch.engines.base import Draft, Frame
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.effects import Effects, WatermarkItem
+from nemowatch.engines.local.engine import caption_frame
 from nemowatch.engines.local.music import (
     MOOD_RECIPES,
     MusicChoice,
@@ -351,6 +352,15 @@ def test_retargeting_for_one_of_several_outputs_gives_it_its_own_aspect_and_fit(
     assert tall.tracks == planned.tracks and tall.duration_ms == planned.duration_ms
     assert TimelineFacts.of(square).output_size == (240, 240)
     assert TimelineFacts.of(square).fit == "blur"  # the edit's fit, where the output sets none
+
+
+def test_captions_are_laid_out_for_the_narrowest_of_a_jobs_outputs() -> None:
+    export = ExportSpec(resolution="1080p")
+
+    assert caption_frame(1920, 1080, ("16:9", "9:16", "1:1"), export) == (1080, 1920)
+    assert caption_frame(1920, 1080, (None, "1:1"), export) == (1080, 1080)
+    assert caption_frame(1920, 1080, (None,), export) == (1920, 1080)  # one output: its own
+    assert caption_frame(None, None, (None,), export) == (None, None)
 
 
 def test_the_timeline_facts_read_back_are_the_ones_written() -> None:

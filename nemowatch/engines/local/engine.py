@@ -15,7 +15,7 @@ import asyncio
 import os
 import shutil
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -210,7 +210,7 @@ class LocalEngine:
             analysis.transcript,
             segments,
             edit,
-            size=output_size(width, height, edit.aspect, export),
+            size=caption_frame(width, height, (edit.aspect, *state.aspects), export),
             source_name=source.name,
             export_format=export.format,
         )
@@ -351,6 +351,18 @@ class LocalEngine:
                 hint="put the track back, or change the rule's `music`, then retry the job",
             )
         return track
+
+
+def caption_frame(
+    width: int | None, height: int | None, aspects: Sequence[str | None], export: ExportSpec
+) -> tuple[int | None, int | None]:
+    """The frame captions are laid out for: of the outputs' frames (`aspects`, None the
+    source's), the narrowest, so that their lines fit every output of the job."""
+    sizes = [output_size(width, height, aspect, export) for aspect in aspects]
+    known = [(across, down) for across, down in sizes if across and down]
+    if not known:
+        return sizes[0] if sizes else (None, None)
+    return min(known, key=lambda size: size[0] / size[1])
 
 
 def _video_of(facts: Probe, source: Path) -> StreamInfo:
