@@ -62,3 +62,18 @@ def test_a_sigkill_between_two_publishes_leaves_exactly_two_outputs_after_restar
     }
     line = nemowatch(config, "jobs").stdout
     assert "clip-youtube.mp4, " in line and "clip-shorts.mp4" in line
+
+
+def test_explain_shows_each_output_made_from_the_one_plan(tmp_path: Path, clips: Clips) -> None:
+    outputs = [*OUTPUTS, {"name": "web", "file": "web/{stem}.webm", "format": "webm"}]
+    config = write_config(tmp_path, [rule(tmp_path, outputs=outputs)])
+
+    result = nemowatch(config, "explain", str(clips.basic))
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Outputs: 3.00 s each, from this plan (nothing rendered)" in lines
+    assert "  youtube: 426x240, mp4 (16:9, blur) -> {stem}-youtube.mp4" in lines
+    assert "  shorts: 240x426, mp4 (9:16, blur) -> {stem}-shorts.mp4" in lines
+    assert "  web: 160x120, webm (the source aspect, blur) -> web/{stem}.webm" in lines
+    assert not files(tmp_path / "outbox")
