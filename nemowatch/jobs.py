@@ -40,7 +40,8 @@ ALLOWED: dict[JobState, frozenset[JobState]] = {
     JobState.CLAIMED: frozenset({JobState.CLAIMED, JobState.UPLOADING, JobState.SKIPPED}) | _ENDS,
     JobState.UPLOADING: frozenset({JobState.EDITING, JobState.CLAIMED}) | _ENDS,
     JobState.EDITING: frozenset({JobState.EXPORTING, JobState.CLAIMED}) | _ENDS,
-    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED}) | _ENDS,
+    # EXPORTING -> DONE: the outputs a rule names were all published (it was edited)
+    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED, JobState.DONE}) | _ENDS,
     JobState.DOWNLOADING: frozenset({JobState.VERIFYING, JobState.EXPORTING, JobState.CLAIMED})
     | _ENDS,
     JobState.VERIFYING: frozenset(

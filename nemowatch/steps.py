@@ -257,6 +257,10 @@ async def edit(run: Run, record: JobRecord) -> Advance:
 async def export(run: Run, record: JobRecord) -> Advance:
     """Submit the render (unless this job's render was submitted already) and wait for it."""
     assert record.draft is not None
+    if record.published and not run.remaining(record.published):
+        # the rule's outputs were edited while the job waited: all it names now are out
+        first = next((Path(path) for path in record.published.values() if path), None)
+        return Advance(JobState.DONE, {"output": first, "error": None}, detail="all published")
     draft = Draft.from_json(record.draft)
     render = Render(**record.render) if record.render else None
     lost = 0

@@ -192,3 +192,22 @@ async def test_a_job_whose_second_output_fails_says_which_output_was_published(
     report = json.loads((rule.inbox / "failed" / "clip.mp4.error.json").read_text())
     assert "the encoder fell over" in report["error"]
     assert report["published"] == [str(wide)]
+
+
+async def test_a_job_whose_rule_no_longer_names_its_missing_output_is_done_with_what_it_made(
+    world: World, clips: Clips
+) -> None:
+    rule = world.rule(*wide_and_tall("240p"))
+    job_id = world.drop(clips.basic, rule)
+    stopping = Pipeline(StopsBefore("shorts"), world.ledger, state_dir=world.tmp / "state")
+    with pytest.raises(asyncio.CancelledError):
+        await stopping.run(job_id, rule)
+    edited = world.rule(wide_and_tall("240p")[0])  # the rule file now names youtube only
+
+    with structlog.testing.capture_logs() as logs:
+        record = await world.pipeline.run(job_id, edited)
+
+    assert record.state is JobState.DONE
+    assert record.output == rule.outbox / "clip-youtube.mp4"
+    assert not [entry for entry in logs if entry["event"] == "render.submitted"]
+    assert [path.name for path in rule.outbox.iterdir()] == ["clip-youtube.mp4"]
