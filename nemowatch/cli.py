@@ -263,7 +263,8 @@ def cmd_process(args: argparse.Namespace) -> int:
         finally:
             ledger.close()
     if result.state is JobState.DONE:
-        print(result.output)
+        outputs = result.outputs  # several outputs: one a line
+        print("\n".join(str(output) for output in outputs) if outputs else result.output)
         for warning in result.warnings:  # done, but not all as asked: said last, not lost
             print(f"nemowatch: {source.name}: warning: {warning}", file=sys.stderr)
         return 0
@@ -428,8 +429,8 @@ def _job_line(record: JobRecord) -> str:
     line = f"{record.id}  {doing:<11} {record.rule:<12} {record.source.name}"
     if record.retried:
         line += "  [retried]"
-    if record.output:
-        line += f" -> {record.output}"
+    if record.outputs:  # several outputs per rule: all, as published so far
+        line += " -> " + ", ".join(str(output) for output in record.outputs)
     elif record.state in (JobState.FAILED, JobState.SKIPPED, JobState.RETURNED) and record.error:
         line += f"  ({record.error})"
     return line
@@ -578,6 +579,8 @@ def _job_json(record: JobRecord) -> dict[str, Any]:
         "finished": record.state in FINISHED,
         "source": str(record.source),
         "output": str(record.output) if record.output else None,
+        # every output by name ("" for a rule's one output), as published so far
+        "outputs": {name: path for name, path in record.published.items()},
         "error": record.error,
         "retryable": record.retryable,
         "attempts": record.attempts,

@@ -37,6 +37,7 @@ class Disposal:
             "engine": record.engine,
             "source": str(record.source),
             "output": str(output),
+            "outputs": [str(path) for path in record.outputs],  # all of the job's, made together
             "instructions": list(rule.instructions),
             "sidecars": [sidecar["source"] for sidecar in record.sidecars],
             "edit": rule.edit.model_dump(mode="json", exclude_unset=True),
@@ -145,7 +146,7 @@ class Disposal:
             None,
         )
         step, _, message = (record.error or "unknown: unknown error").partition(": ")
-        return {
+        report: dict[str, Any] = {
             "job_id": record.id,
             "rule": record.rule,
             "source": str(record.source),
@@ -161,3 +162,6 @@ class Disposal:
                 else {}
             ),
         }
+        if record.outputs:  # of several outputs, those published before the failure stay
+            report["published"] = [str(output) for output in record.outputs]
+        return report

@@ -18,9 +18,10 @@ from nemowatch.engines.base import Job
 from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.engine import LocalEngine, LocalPlan
 from nemowatch.engines.local.highlight import score_pieces
-from nemowatch.engines.local.timeline import TimelineFacts
+from nemowatch.engines.local.timeline import TimelineFacts, retarget
 from nemowatch.engines.local.words import is_filler
 from nemowatch.files import sidecars_of
+from nemowatch.outputs import targets_of
 from nemowatch.rules import SilenceCut, matches
 
 SHOWN_SEGMENTS = 40  # longer lists are cut short in the printout
@@ -70,6 +71,7 @@ async def plan_for(config: Config, path: Path, rule: Rule) -> LocalPlan:
             edit=edit,
             export=export,
             work_dir=Path(scratch) / "work",
+            frames=tuple(target.frame for target in targets_of(rule.outputs, rule.export)),
         )
         session = await engine.open_session(job)
         await engine.upload(session, path)
@@ -128,10 +130,20 @@ def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
     draft = plan.draft
     facts = TimelineFacts.of(draft)
     lines.append(draft.summary())
-    lines.append(
-        f"Output: {draft.duration:.2f} s, {facts.width}x{facts.height}, {facts.format or 'mp4'}"
-        f" (nothing rendered)"
-    )
+    if isinstance(rule.outputs, str):
+        lines.append(
+            f"Output: {draft.duration:.2f} s, {facts.width}x{facts.height},"
+            f" {facts.format or 'mp4'} (nothing rendered)"
+        )
+    else:  # several outputs: each from this one plan
+        lines.append(f"Outputs: {draft.duration:.2f} s each, from this plan (nothing rendered)")
+        for target in targets_of(rule.outputs, rule.export):
+            spec = target.export.merged(dict(plan.interpretation.export))
+            made = TimelineFacts.of(retarget(draft, spec, target.frame))
+            lines.append(
+                f"  {target.name}: {made.width}x{made.height}, {made.format}"
+                f" ({made.aspect or 'the source aspect'}, {made.fit}) -> {target.template}"
+            )
     effects = Effects.of(draft).describe()
     if effects:
         lines.append(f"Effects: {'; '.join(effects)}")

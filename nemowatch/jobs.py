@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ ALLOWED: dict[JobState, frozenset[JobState]] = {
     JobState.CLAIMED: frozenset({JobState.CLAIMED, JobState.UPLOADING, JobState.SKIPPED}) | _ENDS,
     JobState.UPLOADING: frozenset({JobState.EDITING, JobState.CLAIMED}) | _ENDS,
     JobState.EDITING: frozenset({JobState.EXPORTING, JobState.CLAIMED}) | _ENDS,
-    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED}) | _ENDS,
+    # EXPORTING -> DONE: the outputs a rule names were all published (it was edited)
+    JobState.EXPORTING: frozenset({JobState.DOWNLOADING, JobState.CLAIMED, JobState.DONE}) | _ENDS,
     JobState.DOWNLOADING: frozenset({JobState.VERIFYING, JobState.EXPORTING, JobState.CLAIMED})
     | _ENDS,
     JobState.VERIFYING: frozenset(
@@ -105,6 +106,9 @@ class JobRecord:
     crashed_alone: bool = False  # whether it was the only job running in one of them
     # the sidecars taken with the source ({"source": as dropped, "claimed": where now})
     sidecars: tuple[dict[str, str], ...] = ()
+    # the outputs published so far, by name ("": a rule's one output), each with its file
+    # (None: `on_conflict: skip` kept an existing one); see config/targets.py
+    published: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -117,7 +121,18 @@ class JobRecord:
     @property
     def checkpoint(self) -> str:
         """How far it has got: its state, instructions done, whether a render was sent."""
-        return f"{self.state.value}:{self.edits_done}:{int(self.render is not None)}"
+        point = f"{self.state.value}:{self.edits_done}:{int(self.render is not None)}"
+        # one output of several published is a step on (its count, only when there is one,
+        # keeps the checkpoints earlier versions wrote)
+        return f"{point}:{len(self.published)}" if self.published else point
+
+    @property
+    def outputs(self) -> list[Path]:
+        """Every output published, in the order they were made (`output` is the first)."""
+        files = [Path(path) for path in self.published.values() if path]
+        if self.output is not None and self.output not in files:
+            files.insert(0, self.output)
+        return files
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -160,4 +175,6 @@ class JobRecord:
             crashes=row["crashes"],
             crashed_alone=bool(row["crashed_alone"]),
             sidecars=tuple(loads(row["sidecars"]) or ()),
+            # [name, file] pairs, in the order published (a JSON object would be sorted)
+            published={str(name): path for name, path in loads(row["published"]) or []},
         )

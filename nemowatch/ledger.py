@@ -72,6 +72,7 @@ _FIELDS: dict[str, bool] = {
     "timings": True,
     "in_flight": False,
     "sidecars": True,
+    "published": True,
 }
 
 _SCHEMA = """
@@ -143,6 +144,9 @@ _ADDED_COLUMNS = {
     "crashed_alone": "INTEGER NOT NULL DEFAULT 0",
     # JSON list of {"source", "claimed"}: the sidecars (clip.txt, clip.yaml) taken with it
     "sidecars": "TEXT",
+    # several outputs per rule: JSON [[output name, published file, or null when `skip`
+    # kept an existing one], ...] in the order published; a restarted job makes the others
+    "published": "TEXT",
 }
 
 # Keys of the control table (values are text).

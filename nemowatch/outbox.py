@@ -91,9 +91,10 @@ def temp_path(outbox: Path, relative: PurePosixPath, job_id: str) -> Path:
 EXPORT_FORMATS = ("mp4", "mov", "webm", "gif")
 
 
-def verify(path: Path, draft: Draft) -> Probe:
+def verify(path: Path, draft: Draft, size: tuple[int, int] | None = None) -> Probe:
     """Probe a result: streams present, duration as planned, the container the draft
-    planned (when it says), and for MP4/MOV the index at the front.
+    planned (when it says), the frame `size` (width, height) when given, and for MP4/MOV
+    the index at the front.
 
     A GIF has no sound to expect, and neither it nor a WebM has an index to check.
     """
@@ -114,6 +115,11 @@ def verify(path: Path, draft: Draft) -> Probe:
     )
     if planned_audio and result.audio is None:
         raise EngineError(f"the result {path.name} has no audio stream, but one was planned")
+    found = (result.video.width, result.video.height)
+    if size is not None and found != size:
+        raise EngineError(
+            f"the result {path.name} is {found[0]}x{found[1]}, but {size[0]}x{size[1]} was planned"
+        )
     duration = result.video.duration or result.duration
     if draft.duration_ms and abs(duration - draft.duration) > DURATION_TOLERANCE:
         raise EngineError(

@@ -13,6 +13,7 @@ import asyncio
 import os
 import resource
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -35,6 +36,7 @@ from nemowatch.errors import (
     SidecarError,
 )
 from nemowatch.ledger import JobRecord, JobState, Ledger
+from nemowatch.outputs import targets_of
 from nemowatch.retry import Sleep
 
 log = structlog.get_logger("nemowatch.pipeline")
@@ -46,6 +48,10 @@ _ORDER = (*steps.STEPS, JobState.SKIPPED, JobState.DONE, JobState.FAILED, JobSta
 # this variable naming a file (its name as dropped) dies as in a real crash (SIGABRT) when
 # that file's render starts. Nothing else reads it.
 TEST_CRASH_ON = "NEMOWATCH_TEST_CRASH_ON"
+# TEST HOOK, for the crash tests of several outputs only (tests/e2e/test_outputs.py): a
+# process started with this variable naming a file (as dropped) is killed (SIGKILL) right
+# after one of that file's outputs is published, before the ledger records it.
+TEST_CRASH_PUBLISHED = "NEMOWATCH_TEST_CRASH_PUBLISHED"
 
 
 class Pipeline:
@@ -74,6 +80,7 @@ class Pipeline:
         self.disposal = Disposal(ledger, now=now, dispose_sources=dispose_sources)
         self.observer = observer  # told each job's progress as well (`process` draws it)
         self._crash_on = os.environ.get(TEST_CRASH_ON) or None  # the test hook above
+        self._crash_published = os.environ.get(TEST_CRASH_PUBLISHED) or None  # and this one
 
     def job_for(self, record: JobRecord, rule: Rule) -> Job:
         """What the engine is given: the rule's instructions with the job's sidecars' added
@@ -104,6 +111,7 @@ class Pipeline:
             edit=edit,
             export=export,
             work_dir=self.state_dir / "work" / record.id,
+            frames=tuple(target.frame for target in targets_of(rule.outputs, rule.export)),
         )
 
     def must_run_alone(self, job_id: str) -> bool:
@@ -232,25 +240,32 @@ class Pipeline:
                 progress.report(step.stage)
             started = self._clock()
             advance = await step.run(run, record)
+            if run.published_temp is not None and record.source.name == self._crash_published:
+                _kill_for_test()  # the TEST HOOK: one output published, the ledger not told
             fields = dict(advance.fields)
-            if _ORDER.index(advance.state) > _ORDER.index(record.state):
-                timings[step.name] = round(self._clock() - started, 3)
+            # a step taken once for each of several outputs is timed over all of them
+            again = bool(record.published) and step.name in ("export", "download", "verify")
+            if _ORDER.index(advance.state) > _ORDER.index(record.state) or "published" in fields:
+                spent = self._clock() - started + (timings.get(step.name, 0.0) if again else 0.0)
+                timings[step.name] = round(spent, 3)
                 fields["timings"] = timings
             record = self.ledger.transition(
                 record.id, advance.state, detail=advance.detail, **fields
             )
+            if run.published_temp is not None:
+                # only now: until the ledger has the output, this second name is how a
+                # restarted daemon recognises the published output as its own
+                run.published_temp.unlink(missing_ok=True)
+                run.published_temp = None
             if record.state is JobState.DONE:
                 await self._published(run, record)
         return self.dispose(record, rule)
 
     async def _published(self, run: steps.Run, record: JobRecord) -> None:
-        _, temp = run.paths(record)
-        # only now: until the ledger says done, this second name is how a restarted
-        # daemon recognises the published output as its own
-        temp.unlink(missing_ok=True)
-        if run.rule.report and record.output is not None:
-            self.disposal.write_report(record, run.rule, record.output)
-        log.info("outbox.published", output=str(record.output))
+        if run.rule.report:
+            for output in record.outputs:
+                self.disposal.write_report(record, run.rule, output)
+        log.info("outbox.published", output=str(record.output), outputs=len(record.outputs))
         await asyncio.to_thread(_remove_tree, run.job.work_dir)
 
     def dispose(self, record: JobRecord, rule: Rule) -> JobRecord:
@@ -317,6 +332,12 @@ def _crash_for_test() -> None:
     leaving no core file behind."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.abort()
+
+
+def _kill_for_test() -> None:
+    """The second TEST HOOK's crash (see TEST_CRASH_PUBLISHED): a SIGKILL, as the OOM
+    killer or `kill -9` would send."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _remove_tree(path: Path) -> None:

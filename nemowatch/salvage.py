@@ -30,7 +30,7 @@ from nemowatch.ledger import JobState, Ledger
 from nemowatch.ledgerfile import ledger_expected, ledger_path
 
 TABLES = ("jobs", "transitions", "control")  # in the order they are copied
-JSON_COLUMNS = ("session", "media", "draft", "render", "warnings", "timings")
+JSON_COLUMNS = ("session", "media", "draft", "render", "warnings", "timings", "published")
 CLAIM_NAME = re.compile(r"^(?P<job_id>[0-9a-f]{12})__(?P<name>.+)$")  # files.claim_path
 PROBE = 2000  # row ids tried one by one past a damaged stretch before giving up on a table
 SIDE_FILES = ("", "-wal", "-shm")  # the ledger and SQLite's files beside it
@@ -173,7 +173,7 @@ def recover(config: Config, *, clock: Callable[[], float] = time.time) -> Recove
         db.execute("COMMIT")
     with Ledger(path) as ledger:
         result.adopted = _adopt_claimed(ledger, config)
-        named = {record.output for record in ledger.jobs(limit=None) if record.output}
+        named = {output for record in ledger.jobs(limit=None) for output in record.outputs}
     result.unknown_outputs = [item for item in _outputs(config) if item not in named]
     return result
 

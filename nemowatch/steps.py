@@ -40,6 +40,7 @@ from nemowatch.engines.base import (
 )
 from nemowatch.errors import CreditsExhausted, EngineError, MediaError, TransientError
 from nemowatch.ledger import JobRecord, JobState, Ledger
+from nemowatch.outputs import Target, targets_of
 from nemowatch.retry import Sleep
 
 log = structlog.get_logger("nemowatch.pipeline")
@@ -83,16 +84,32 @@ class Run:
     clock: Callable[[], float]
     now: Callable[[], datetime]
     render_checked: bool = False  # a run resumed after the render: is its result still there
-    _paths: tuple[PurePosixPath, Path] | None = None
+    # the temporary name of the output `verify` just published: the pipeline removes it
+    # once the ledger has recorded the output (until then it tells a restart it was published)
+    published_temp: Path | None = None
+    _paths: dict[str, tuple[PurePosixPath, Path]] = field(default_factory=dict)
+
+    def target(self, record: JobRecord) -> Target:
+        """The output being made: the first of the rule's not yet published."""
+        targets = targets_of(self.rule.outputs, self.job.export)
+        return next((item for item in targets if item.name not in record.published), targets[-1])
+
+    def remaining(self, published: Mapping[str, str | None]) -> list[Target]:
+        return [
+            item
+            for item in targets_of(self.rule.outputs, self.job.export)
+            if item.name not in published
+        ]
 
     def paths(self, record: JobRecord) -> tuple[PurePosixPath, Path]:
         """The output's name inside the outbox and the temporary file it is downloaded to;
-        chosen once a run (a template may hold the date)."""
-        if self._paths is None:
+        chosen once a run for each output (a template may hold the date)."""
+        target = self.target(record)
+        if target.name not in self._paths:
             assert record.render is not None
             render = Render(**record.render)
             relative = outbox.output_name(
-                self.rule.outputs,
+                target.template,
                 source_name=record.source.name,
                 rule=self.rule.name,
                 when=self.now(),
@@ -100,11 +117,12 @@ class Run:
             if render.format and relative.suffix.lower() != f".{render.format}":
                 # the instructions chose another format than the template's extension says
                 log.warning(
-                    "outbox.extension_changed", template=self.rule.outputs, format=render.format
+                    "outbox.extension_changed", template=target.template, format=render.format
                 )
                 relative = relative.with_suffix(f".{render.format}")
-            self._paths = relative, outbox.temp_path(self.rule.outbox, relative, record.id)
-        return self._paths
+            temp = outbox.temp_path(self.rule.outbox, relative, record.id)
+            self._paths[target.name] = relative, temp
+        return self._paths[target.name]
 
 
 @dataclass(frozen=True)
@@ -250,16 +268,21 @@ async def edit(run: Run, record: JobRecord) -> Advance:
 async def export(run: Run, record: JobRecord) -> Advance:
     """Submit the render (unless this job's render was submitted already) and wait for it."""
     assert record.draft is not None
+    if record.published and not run.remaining(record.published):
+        # the rule's outputs were edited while the job waited: all it names now are out
+        first = next((Path(path) for path in record.published.values() if path), None)
+        return Advance(JobState.DONE, {"output": first, "error": None}, detail="all published")
     draft = Draft.from_json(record.draft)
     render = Render(**record.render) if record.render else None
     lost = 0
     failed = False
     while True:
         if render is None:
-            # the job's: a sidecar's "export 720p" wins over the rule's export
-            render = await run.engine.export(session_of(record), draft, run.job.export)
+            # the job's export (a sidecar's "export 720p" wins over the rule's), per output
+            target = run.target(record)
+            render = await run.engine.export(session_of(record), draft, target.export, target.frame)
             run.ledger.update(record.id, render=asdict(render))
-            log.info("render.submitted", render_id=render.id)
+            log.info("render.submitted", render_id=render.id, output=target.name or None)
         status = await _wait(run, render)
         if status.state is RenderState.COMPLETED:
             return Advance(JobState.DOWNLOADING, {"render": asdict(render)})
@@ -303,15 +326,19 @@ async def verify(run: Run, record: JobRecord) -> Advance:
     if run.began_in is JobState.VERIFYING and not run.render_checked and not temp.is_file():
         # the downloaded result is gone (removed while no daemon ran): fetch it again, once
         return Advance(JobState.DOWNLOADING, detail="result gone; download again")
-    assert record.draft is not None
+    assert record.draft is not None and record.render is not None
+    render = Render(**record.render)
     draft = Draft.from_json(record.draft)
+    if render.format and draft.metadata.get("format"):  # an output may have its own format
+        draft = Draft(draft.tracks, draft.duration_ms, {**draft.metadata, "format": render.format})
+    size = (render.width, render.height) if render.width and render.height else None
     final = await asyncio.to_thread(outbox.already_published, temp, run.rule.outbox / relative)
     if final is not None:
         # published by a run that was stopped before it could record it
         log.info("outbox.already_published", output=str(final))
     else:
         try:
-            await asyncio.to_thread(outbox.verify, temp, draft)
+            await asyncio.to_thread(outbox.verify, temp, draft, size)
             if (change := stalled.changed_since_claim(record)) is not None:
                 # made from part of the file: the pipeline gives the file back to settle
                 raise MediaError(f"{record.source.name} changed while it was edited: {change}")
@@ -321,13 +348,33 @@ async def verify(run: Run, record: JobRecord) -> Advance:
             raise
         if final is None:
             log.info("outbox.kept_existing", output=str(run.rule.outbox / relative))
-    subtitles = Render(**record.render).subtitles if record.render is not None else None
+    subtitles = render.subtitles
     if final is not None and subtitles is not None and Path(subtitles).is_file():
         beside = await asyncio.to_thread(
             outbox.publish_beside, Path(subtitles), final, run.rule.on_conflict
         )
         log.info("outbox.subtitles", output=str(beside) if beside else None)
-    return Advance(JobState.DONE, {"output": final, "error": None})
+    run.published_temp = temp
+    return _after_publishing(run, record, final)
+
+
+def _after_publishing(run: Run, record: JobRecord, final: Path | None) -> Advance:
+    """Done when every output is published; else the next output is rendered (from the
+    same draft: one analysis, one plan). The ledger keeps each output published, so a
+    restarted job makes only the missing ones."""
+    target = run.target(record)
+    published = {**record.published, target.name: str(final) if final is not None else None}
+    first = next((Path(path) for path in published.values() if path), None)
+    remaining = run.remaining(published)
+    if remaining:
+        log.info("outbox.published", output=str(final), name=target.name, next=remaining[0].name)
+        return Advance(
+            JobState.EXPORTING,
+            {"render": None, "published": list(published.items())},  # pairs: kept in order
+            detail=f"published {target.name}; next: {remaining[0].name}",
+        )
+    pairs = list(published.items())
+    return Advance(JobState.DONE, {"output": first, "published": pairs, "error": None})
 
 
 # The state machine: the step that takes a job on from each state it can be in.

@@ -120,10 +120,12 @@ def cross_check(loaded: list[Loaded]) -> list[ConfigProblem]:
             clash_message = next((clash for clash in clashes if clash), None)
             if clash_message:
                 problems.append(origin.problem((role,), clash_message))
-        if item.knows("outputs"):
+        if item.knows("outputs") and isinstance(rule.outputs, str):
             export_format = rule.export.format if item.knows("export") else None
             texts = outputs_problems(rule.outputs, export_format)
             problems.extend(origin.problem(("outputs",), text) for text in texts)
+        elif item.knows("outputs"):  # several outputs (config/targets.py)
+            problems.extend(targets_problems(item))
         if item.knows("instructions"):
             problems.extend(_instruction_conflicts(rule.instructions, origin))
     return problems
@@ -373,10 +375,13 @@ def _extension(pattern: str) -> str | None:
     return suffix
 
 
-def outputs_problems(template: str, export_format: str | None = "mp4") -> list[str]:
+def outputs_problems(
+    template: str, export_format: str | None = "mp4", format_from: str = "export.format"
+) -> list[str]:
     """What is wrong with an `outputs` template; empty when it is fine.
 
-    The extension is checked against `export_format` unless it is None (not known).
+    The extension is checked against `export_format` unless it is None (not known);
+    `format_from` says where that format was set.
     """
     shown = json.dumps(template, ensure_ascii=False)
     allowed = ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
@@ -405,7 +410,76 @@ def outputs_problems(template: str, export_format: str | None = "mp4") -> list[s
         problems.append(f"{shown} names no file")
     elif export_format is not None and not name.lower().endswith(f".{export_format}"):
         problems.append(
-            f'{shown} must end in ".{export_format}" (export.format is {export_format}),'
+            f'{shown} must end in ".{export_format}" ({format_from} is {export_format}),'
             f' e.g. "{{stem}}-edited.{export_format}"'
         )
+    return problems
+
+
+# -- several outputs (`outputs:` a list of targets; config/targets.py) ----------------------
+
+
+def targets_problems(item: Loaded) -> list[ConfigProblem]:
+    """What is wrong with a list of outputs: names or files used twice, and each file
+    template (fields, extension against its format, leaving the outbox)."""
+    rule, origin = item.rule, item.origin
+    if isinstance(rule.outputs, str):
+        return []
+    problems = []
+    if not rule.outputs:
+        return [origin.problem(("outputs",), "needs at least one output (or a template)")]
+    names: dict[str, int] = {}
+    files: dict[str, int] = {}
+    for index, target in enumerate(rule.outputs):
+        twice = target.name in names
+        if twice:
+            where = origin.where(("outputs", names[target.name], "name"), origin)
+            message = f'duplicate output name "{target.name}" (first used at {where})'
+            problems.append(origin.problem(("outputs", index, "name"), message))
+        names.setdefault(target.name, index)
+        template = target.template(rule.export)
+        at = ("outputs", index, "file") if target.file else ("outputs", index)
+        known_format = item.knows("export") or target.format is not None
+        export_format = target.export_spec(rule.export).format if known_format else None
+        said = f"outputs[{index}].format" if target.format else "export.format"
+        texts = outputs_problems(template, export_format, said)
+        problems.extend(origin.problem(at, text) for text in texts)
+        if not texts and template in files and not (twice and target.file is None):
+            # (a name used twice gives the same default file: said once, as the name)
+            where = origin.where(("outputs", files[template]), origin)
+            message = (
+                f"{json.dumps(template)} is the file of output {files[template]} too (at"
+                f" {where}); each output needs its own name, e.g. with -{target.name} in it"
+            )
+            problems.append(origin.problem(at, message))
+        files.setdefault(template, index)
+    return problems
+
+
+# What the nemo engine's render request can say of an output (nemo-api.md, Export):
+# `output: {format, quality}`. Its picture is the session's one draft.
+NEMO_CANNOT = ("aspect", "fit", "resolution", "fps")
+
+
+def nemo_targets_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
+    """Outputs the nemo engine cannot make: its one session renders one draft, and a
+    render request says only the format and quality, so an output's own aspect, fit,
+    resolution or fps cannot be sent."""
+    problems = []
+    for item in loaded:
+        outputs = item.rule.outputs
+        if not item.knows("outputs") or isinstance(outputs, str):
+            continue
+        for index, target in enumerate(outputs):
+            for key in NEMO_CANNOT:
+                if getattr(target, key) is None:
+                    continue
+                problems.append(
+                    item.origin.problem(
+                        ("outputs", index, key),
+                        f"the nemo engine cannot give one output its own {key}: its render"
+                        " request says only format and quality (the picture is the"
+                        f" session's one edit); remove {key} here, or use engine: local",
+                    )
+                )
     return problems

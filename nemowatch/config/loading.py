@@ -19,11 +19,19 @@ from nemowatch.config.checks import (
     cross_check,
     instruction_problems,
     music_problems,
+    nemo_targets_problems,
     speech_problems,
     watermark_problems,
 )
 from nemowatch.config.document import Origin, read_yaml
-from nemowatch.config.messages import allowed_keys, as_written, error_message, unknown_key, validate
+from nemowatch.config.messages import (
+    allowed_keys,
+    as_written,
+    error_message,
+    unknown_key,
+    untagged,
+    validate,
+)
 from nemowatch.config.models import INTERNAL_FIELDS, Config, Rule
 from nemowatch.config.values import VARIABLE, expand_path, variable_name
 from nemowatch.errors import ConfigError, ConfigProblem
@@ -70,6 +78,8 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     loaded = [rule for rule in (_load_rule(*entry, environ, problems) for entry in entries) if rule]
     problems.extend(cross_check(loaded))
     engine = settings.engine if settings is not None else data.get("engine", "local")
+    if engine == "nemo":  # outputs with their own picture cannot be sent to the service
+        problems.extend(nemo_targets_problems(loaded))
     if engine == "local":  # the nemo engine reads neither `edit:` nor music in the text
         problems.extend(music_problems(loaded))
         problems.extend(speech_problems(loaded, environ))
@@ -253,7 +263,7 @@ def _load_rule(
     try:
         return Loaded(Rule.model_validate(data), origin)
     except ValidationError as exc:
-        errors = exc.errors()
+        errors = untagged(exc)
     problems.extend(
         origin.problem(tuple(error["loc"]), error_message(error, Rule)) for error in errors
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from nemowatch.config.document import Loc, Origin
-from nemowatch.config.models import INTERNAL_FIELDS
+from nemowatch.config.models import INTERNAL_FIELDS, TARGETS_TAG, TEMPLATE_TAG
 from nemowatch.errors import ConfigProblem
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -23,10 +23,21 @@ def validate(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            problems.append(origin.problem(loc, error_message(error, model)))
+        for error in untagged(exc):
+            problems.append(origin.problem(tuple(error["loc"]), error_message(error, model)))
         return None
+
+
+_TAGS = (TEMPLATE_TAG, TARGETS_TAG)
+
+
+def untagged(exc: ValidationError) -> list[ErrorDetails]:
+    """The errors, their paths without a union's tag (`outputs`: template or targets),
+    which is no key anyone wrote."""
+    errors = exc.errors()
+    for error in errors:
+        error["loc"] = tuple(part for part in error["loc"] if part not in _TAGS)
+    return errors
 
 
 def error_message(error: ErrorDetails, model: type[BaseModel]) -> str:
@@ -66,16 +77,19 @@ def allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
         field = current.model_fields.get(part)
         if field is None:
             return []
-        annotation = field.annotation
-        nested = [
-            candidate
-            for candidate in (annotation, *get_args(annotation))
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel)
-        ]
+        nested = _models_in(field.annotation)
         if not nested:
             return []
         current = nested[0]
     return [name for name in current.model_fields if name not in INTERNAL_FIELDS]
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The models an annotation holds, however deep (`Annotated[tuple[Target, ...], ...]`
+    inside a union, as `outputs` is)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for part in get_args(annotation) for model in _models_in(part)]
 
 
 def as_written(value: object) -> str:

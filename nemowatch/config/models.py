@@ -8,11 +8,12 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path, PurePath
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from nemowatch import __version__
+from nemowatch.config.targets import OutputTarget
 from nemowatch.config.values import parse_size
 from nemowatch.rules import EditSpec, ExportSpec, Frozen, matches
 
@@ -57,6 +58,15 @@ class After(Frozen):
     failure: AfterFailure = AfterFailure.QUARANTINE
 
 
+# -- several outputs: `outputs` is a template or a list of targets -----------------------
+TEMPLATE_TAG, TARGETS_TAG = "template", "targets"  # left out of error paths (messages.py)
+
+
+def _outputs_form(value: object) -> str:
+    return TARGETS_TAG if isinstance(value, list | tuple) else TEMPLATE_TAG
+
+
+# --------------------------------------------------------------------------------------
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -84,7 +94,11 @@ class Rule(Frozen):
     allow_unknown_instructions: bool = False
     edit: EditSpec = EditSpec()
     export: ExportSpec = ExportSpec()
-    outputs: str = "{stem}.mp4"
+    # a file name template, or several outputs (config/targets.py)
+    outputs: Annotated[
+        Annotated[str, Tag(TEMPLATE_TAG)] | Annotated[tuple[OutputTarget, ...], Tag(TARGETS_TAG)],
+        Discriminator(_outputs_form),
+    ] = "{stem}.mp4"
     on_conflict: OnConflict = OnConflict.RENAME
     after: After = After()
     reprocess_duplicates: bool = False  # a byte-identical file dropped again is skipped

@@ -31,6 +31,8 @@ class Job:
     edit: EditSpec
     export: ExportSpec
     work_dir: Path  # scratch space for this job, kept until the job ends
+    # several outputs per rule: the frame of each (captions are laid out to fit them all)
+    frames: tuple[Frame, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,20 @@ def _track_summary(track: Track, whole: float) -> str:
     return f"track {kind}"
 
 
+@dataclass(frozen=True)
+class Frame:
+    """Which of a rule's outputs a render makes (several outputs per rule), and what that
+    output changes of the edit's picture: its aspect and fit (None: the edit's). `output`
+    names the render's files, so two outputs of one job never share one."""
+
+    output: str = ""  # "": the rule's one output
+    aspect: str | None = None  # "16:9", "9:16", "1:1", "4:5"
+    fit: str | None = None  # crop | blur | pad
+
+
+EDIT_FRAME = Frame()  # the edit's own picture: a rule's one output
+
+
 class RenderState(StrEnum):
     PENDING = "pending"  # submitted, not started
     PROCESSING = "processing"  # running
@@ -211,6 +227,8 @@ class Render:
     format: str | None = None  # the result's container ("mp4", "gif"...), when the engine knows
     # a SubRip file on this machine to publish beside the result (soft captions), if any
     subtitles: str | None = None
+    width: int | None = None  # the result's frame, when the engine knows it (verified)
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -267,7 +285,13 @@ class Engine(Protocol):
         of `edit`."""
         ...
 
-    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render: ...
+    async def export(
+        self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = EDIT_FRAME
+    ) -> Render:
+        """Render `draft` as `spec` says, in the picture `frame` says (one output of
+        several: its aspect and fit may differ from the edit's). An engine that cannot
+        render a frame other than the edit's raises EngineError (`check` says so first)."""
+        ...
 
     async def poll(self, render: Render) -> RenderStatus: ...
 

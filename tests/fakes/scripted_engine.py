@@ -17,10 +17,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from nemowatch.engines.base import (
+    EDIT_FRAME,
     Credits,
     Draft,
     EditEvent,
     EditEventKind,
+    Frame,
     Job,
     JSONObject,
     Media,
@@ -116,7 +118,9 @@ class ScriptedEngine:
         )
         return Draft(tracks=(video,), duration_ms=round(self.duration * 1000), metadata=metadata)
 
-    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
+    async def export(
+        self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = EDIT_FRAME
+    ) -> Render:
         await self._step("export")
         self.renders += 1
         return Render(id=f"render-{self.renders}")

@@ -31,6 +31,7 @@ import structlog
 
 from nemowatch import __version__
 from nemowatch.config import NemoSettings, Rule
+from nemowatch.config.targets import OutputTarget
 from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.nemo import NemoEngine
 from nemowatch.engines.nemo.auth import TOKEN_FILE, TokenFile
@@ -39,6 +40,7 @@ from nemowatch.errors import AuthError, CreditsExhausted
 from nemowatch.files import claim
 from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
+from nemowatch.rules import Quality
 from nemowatch.steps import POLL_FIRST
 from tests.fakes.nemo_server import (
     CompletedUrl,
@@ -356,6 +358,27 @@ async def test_a_job_goes_from_token_to_verified_output_with_one_of_everything(
     report = json.loads((rule.outbox / "clip.mp4.json").read_text())
     assert report["instructions"] == list(INSTRUCTIONS)
     world.assert_no_token_leaks()
+
+
+async def test_several_outputs_are_one_session_one_edit_and_one_render_each(
+    world: World,
+) -> None:
+    outputs = [
+        OutputTarget(name="high", quality=Quality.HIGH),
+        OutputTarget(name="small", file="small/{stem}.mp4", quality=Quality.LOW),
+    ]
+    rule = world.rule.model_copy(update={"outputs": tuple(outputs)})
+    record = await world.run(rule=rule)
+
+    assert record.state is JobState.DONE, record.error
+    high, small = rule.outbox / "clip-high.mp4", rule.outbox / "small" / "clip.mp4"
+    assert record.outputs == [high, small]
+    assert high.read_bytes() == small.read_bytes() == world.fake.video.read_bytes()
+    (session_id,) = world.session_ids()
+    assert world.uploads() == 1
+    assert world.sent() == list(INSTRUCTIONS)  # the edit made once, for both
+    renders = world.fake.books.renders[session_id]
+    assert [item.output.get("quality") for item in renders if item.accepted] == ["high", "low"]
 
 
 async def test_the_engine_keeps_nothing_per_job_once_a_job_is_done(world: World) -> None:

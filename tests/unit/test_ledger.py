@@ -189,6 +189,33 @@ def test_a_ledger_from_before_the_crash_columns_is_migrated(tmp_path: Path) -> N
     ledger.close()
 
 
+def test_a_ledger_from_before_several_outputs_is_migrated_with_none_published(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(FIRST_RELEASE_JOBS)
+        db.execute(
+            "INSERT INTO jobs (id, rule, engine, source, state, output, created_at, updated_at)"
+            " VALUES ('old', 'r', 'local', '/in/a.mp4', 'done', '/out/a.mp4', 1, 1)"
+        )
+    with Ledger(path) as ledger:
+        old = ledger.get("old")
+        assert (old.published, old.outputs) == ({}, [Path("/out/a.mp4")])
+        assert old.checkpoint == "done:0:0"  # as earlier versions wrote it
+
+
+def test_outputs_published_are_kept_in_the_order_they_were_published(ledger: Ledger) -> None:
+    make_job(ledger)
+    pairs = [("youtube", "/out/a-youtube.mp4"), ("shorts", "/out/a-shorts.mp4"), ("kept", None)]
+
+    record = ledger.update("job1", published=pairs)
+
+    assert list(record.published) == ["youtube", "shorts", "kept"]
+    assert record.outputs == [Path("/out/a-youtube.mp4"), Path("/out/a-shorts.mp4")]
+    assert record.checkpoint.endswith(":3")  # one output more is a step on, for crashes
+
+
 def running(ledger: Ledger, job_id: str) -> None:
     """Mark a job as a worker does when its run begins."""
     ledger.update(job_id, in_flight=ledger.get(job_id).checkpoint)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.engines.base import Draft
+from nemowatch.engines.base import Draft, Frame
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.effects import Effects, WatermarkItem
+from nemowatch.engines.local.engine import caption_frame
 from nemowatch.engines.local.music import (
     MOOD_RECIPES,
     MusicChoice,
@@ -336,6 +337,30 @@ def test_retargeting_a_draft_follows_the_export() -> None:
     )
     assert (smaller.metadata["width"], smaller.metadata["height"]) == (720, 1280)
     assert smaller.tracks == planned.tracks
+
+
+def test_retargeting_for_one_of_several_outputs_gives_it_its_own_aspect_and_fit() -> None:
+    planned = draft(aspect="16:9", export=ExportSpec(resolution="1080p"))
+
+    tall = retarget(planned, ExportSpec(resolution="1080p"), Frame("shorts", "9:16", "crop"))
+    same = retarget(planned, ExportSpec(resolution="1080p"), Frame("youtube", "16:9"))
+    square = retarget(planned, ExportSpec(resolution="240p"), Frame("square", "1:1"))
+
+    assert same is planned  # the edit's own frame: nothing to change
+    facts = TimelineFacts.of(tall)
+    assert (facts.width, facts.height, facts.aspect, facts.fit) == (1080, 1920, "9:16", "crop")
+    assert tall.tracks == planned.tracks and tall.duration_ms == planned.duration_ms
+    assert TimelineFacts.of(square).output_size == (240, 240)
+    assert TimelineFacts.of(square).fit == "blur"  # the edit's fit, where the output sets none
+
+
+def test_captions_are_laid_out_for_the_narrowest_of_a_jobs_outputs() -> None:
+    export = ExportSpec(resolution="1080p")
+
+    assert caption_frame(1920, 1080, ("16:9", "9:16", "1:1"), export) == (1080, 1920)
+    assert caption_frame(1920, 1080, (None, "1:1"), export) == (1080, 1080)
+    assert caption_frame(1920, 1080, (None,), export) == (1920, 1080)  # one output: its own
+    assert caption_frame(None, None, (None,), export) == (None, None)
 
 
 def test_the_timeline_facts_read_back_are_the_ones_written() -> None:

@@ -15,7 +15,7 @@ import asyncio
 import os
 import shutil
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,10 +25,12 @@ import av.error
 
 from nemowatch import progress
 from nemowatch.engines.base import (
+    EDIT_FRAME,
     Credits,
     Draft,
     EditEvent,
     EditEventKind,
+    Frame,
     Job,
     Media,
     Render,
@@ -48,6 +50,7 @@ from nemowatch.engines.local.speech import Transcript
 from nemowatch.engines.local.state import LocalRender, LocalSession
 from nemowatch.engines.local.timeline import (
     SourceFacts,
+    TimelineFacts,
     build_draft,
     music_of,
     output_size,
@@ -207,7 +210,7 @@ class LocalEngine:
             analysis.transcript,
             segments,
             edit,
-            size=output_size(width, height, edit.aspect, export),
+            size=caption_frame(width, height, (edit.aspect, *state.aspects), export),
             source_name=source.name,
             export_format=export.format,
         )
@@ -271,11 +274,15 @@ class LocalEngine:
 
         return hear
 
-    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
+    async def export(
+        self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = EDIT_FRAME
+    ) -> Render:
         state = LocalSession.of(session)
         spec = state.export_spec(spec)
-        draft = retarget(draft, spec)
-        destination = state.work_dir / f"{RENDER_STEM}{spec.extension}"
+        draft = retarget(draft, spec, frame)  # one plan, re-targeted for each output
+        # each output its own file: an earlier one may still be linked from the outbox
+        stem = f"{RENDER_STEM}-{frame.output}" if frame.output else RENDER_STEM
+        destination = state.work_dir / f"{stem}{spec.extension}"
         music = await self._music_file(state, draft, spec)
         mark = Effects.of(draft).watermark
         if mark is not None and not Path(mark.path).is_file():
@@ -293,6 +300,7 @@ class LocalEngine:
                 draft, spec, state.source, destination, ffmpeg=self.capabilities, font=font,
                 music=music,
             )  # fmt: skip
+        width, height = TimelineFacts.of(draft).output_size
         return LocalRender(
             job_id=state.job_id,
             path=destination,
@@ -302,6 +310,8 @@ class LocalEngine:
             loudness_detail=report.reason,
             measured=report.measured,
             subtitles=subtitles if (subtitles := subtitles_beside(destination)).is_file() else None,
+            width=width,
+            height=height,
         ).render()
 
     async def poll(self, render: Render) -> RenderStatus:
@@ -341,6 +351,18 @@ class LocalEngine:
                 hint="put the track back, or change the rule's `music`, then retry the job",
             )
         return track
+
+
+def caption_frame(
+    width: int | None, height: int | None, aspects: Sequence[str | None], export: ExportSpec
+) -> tuple[int | None, int | None]:
+    """The frame captions are laid out for: of the outputs' frames (`aspects`, None the
+    source's), the narrowest, so that their lines fit every output of the job."""
+    sizes = [output_size(width, height, aspect, export) for aspect in aspects]
+    known = [(across, down) for across, down in sizes if across and down]
+    if not known:
+        return sizes[0] if sizes else (None, None)
+    return min(known, key=lambda size: size[0] / size[1])
 
 
 def _video_of(facts: Probe, source: Path) -> StreamInfo:

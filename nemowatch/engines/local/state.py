@@ -34,6 +34,8 @@ class LocalSession:
     instructions: tuple[str, ...]
     edit: EditSpec  # only the fields the rule sets: they win over the text, the rest must not
     export: ExportSpec  # likewise
+    # several outputs per rule: the aspects they ask for besides the edit's (captions fit all)
+    aspects: tuple[str, ...] = ()
 
     @classmethod
     def of_job(cls, job: Job) -> LocalSession:
@@ -44,6 +46,7 @@ class LocalSession:
             instructions=tuple(job.instructions),
             edit=EditSpec.model_validate(job.edit.model_dump(exclude_unset=True)),
             export=ExportSpec.model_validate(job.export.model_dump(exclude_unset=True)),
+            aspects=tuple(frame.aspect for frame in job.frames if frame.aspect),
         )
 
     @classmethod
@@ -56,13 +59,14 @@ class LocalSession:
             instructions=tuple(str(text) for text in _list(data.get("instructions"))),
             edit=EditSpec.model_validate(data.get("edit") or {}),
             export=ExportSpec.model_validate(data.get("export") or {}),
+            aspects=tuple(str(aspect) for aspect in _list(data.get("aspects"))),
         )
 
     def session(self) -> Session:
         return Session(id=f"local-{self.job_id}", data=self.dump())
 
     def dump(self) -> JSONObject:
-        return {
+        data: JSONObject = {
             "job_id": self.job_id,
             "source": str(self.source),
             "instructions": list(self.instructions),
@@ -70,6 +74,9 @@ class LocalSession:
             "export": self.export.model_dump(mode="json", exclude_unset=True),
             "work_dir": str(self.work_dir),
         }
+        if self.aspects:  # only then: a session of one output keeps the keys it always had
+            data["aspects"] = list(self.aspects)
+        return data
 
     @property
     def reading(self) -> Interpretation:
@@ -97,6 +104,8 @@ class LocalRender:
     loudness_detail: str
     measured: Mapping[str, float] = field(default_factory=dict)
     subtitles: Path | None = None  # soft captions' .srt, to publish beside the result
+    width: int | None = None  # the result's frame (verified before it is published)
+    height: int | None = None
 
     @classmethod
     def of(cls, render: Render) -> LocalRender:
@@ -119,6 +128,8 @@ class LocalRender:
                 else {}
             ),
             subtitles=Path(render.subtitles) if render.subtitles else None,
+            width=render.width,
+            height=render.height,
         )
 
     def render(self) -> Render:
@@ -127,6 +138,8 @@ class LocalRender:
             format=self.format,
             data=self.dump(),
             subtitles=str(self.subtitles) if self.subtitles is not None else None,
+            width=self.width,
+            height=self.height,
         )
 
     def dump(self) -> JSONObject:

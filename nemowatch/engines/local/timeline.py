@@ -34,10 +34,12 @@ from typing import Protocol
 
 from nemowatch.engines.base import (
     AUDIO_TRACK,
+    EDIT_FRAME,
     JSON,
     TEXT_TRACK,
     VIDEO_TRACK,
     Draft,
+    Frame,
     JSONObject,
     Track,
     TrackSegment,
@@ -366,18 +368,28 @@ def _unheard_denoise(edit: EditSpec, source: SourceFacts, with_audio: bool) -> l
     return []
 
 
-def retarget(draft: Draft, export: ExportSpec) -> Draft:
+def retarget(draft: Draft, export: ExportSpec, frame: Frame = EDIT_FRAME) -> Draft:
     """`draft` made for `export`, when it was planned for another one: the output's size,
     frame rate and format follow the export; a GIF loses the sound (and must be short).
+    `frame` (one output of several) may give the picture another aspect and fit: the
+    output's size follows it too.
 
     Drafts that do not know their source's size (of earlier versions) only change format.
     """
     facts = TimelineFacts.of(draft)
-    planned = (facts.format, facts.resolution, facts.quality)
-    wanted = (export.format, export.resolution, export.quality.value)
+    aspect = frame.aspect or facts.aspect
+    fit = frame.fit or facts.fit
+    planned = (facts.format, facts.resolution, facts.quality, facts.aspect, facts.fit)
+    wanted = (export.format, export.resolution, export.quality.value, aspect, fit)
     fps = output_fps(facts.source_fps, facts.speed, export)
     if planned == wanted and fps == facts.fps:
         return draft
+    if frame.aspect is not None and not facts.sized:
+        raise MediaError(
+            f"output {frame.output!r} asks for {frame.aspect}, but this edit was planned by an"
+            " earlier version of nemowatch that did not record the source's size",
+            hint="retry the job (`nemowatch retry`): it is planned again",
+        )
     if export.format == "gif" and draft.duration > GIF_MAX_DURATION + 0.0005:
         raise MediaError(
             f"a GIF of {draft.duration:.1f} s is too long (at most {GIF_MAX_DURATION:g} s)",
@@ -389,9 +401,11 @@ def retarget(draft: Draft, export: ExportSpec) -> Draft:
         "format": export.format,
         "resolution": export.resolution,
         "quality": export.quality.value,
+        "aspect": aspect,
+        "fit": fit,
     }
     if facts.sized:
-        width, height = output_size(facts.source_width, facts.source_height, facts.aspect, export)
+        width, height = output_size(facts.source_width, facts.source_height, aspect, export)
         updated.update(width=width, height=height, fps=fps)
         effects = Effects.of(draft)  # a larger frame holds more memory in reverse and loop
         check_held_frames(

@@ -24,9 +24,11 @@ import structlog
 
 from nemowatch.config import NemoSettings
 from nemowatch.engines.base import (
+    EDIT_FRAME,
     Credits,
     Draft,
     EditEvent,
+    Frame,
     Job,
     Media,
     Render,
@@ -119,11 +121,22 @@ class NemoEngine:
         self._raw_drafts[session.id] = state.raw_draft
         return state.draft
 
-    async def export(self, session: Session, draft: Draft, spec: ExportSpec) -> Render:
+    async def export(
+        self, session: Session, draft: Draft, spec: ExportSpec, frame: Frame = EDIT_FRAME
+    ) -> Render:
+        if frame.aspect is not None or frame.fit is not None:
+            # `check` refuses such outputs for this engine (config/targets.py)
+            raise EngineError(
+                f"output {frame.output!r} asks for its own aspect or fit, which a NemoVideo"
+                " render request cannot say (only format and quality)",
+                hint="remove aspect and fit from that output, or use engine: local",
+            )
         job_id = NemoSessionState.load(session.data).job_id or session.id
         raw = await self._draft_to_render(session, draft)
         render = await self._renders.export(
-            job_id=job_id,
+            # each output its own render ids (`render_<job>-<output>_<n>`): a restart adopts
+            # the render of the output it was making, never an earlier output's
+            job_id=f"{job_id}-{frame.output}" if frame.output else job_id,
             session_id=session.id,
             draft=raw,
             format=spec.format,
