@@ -250,6 +250,11 @@ def _load_rule(
         mark = {"file": mark} if isinstance(mark, str) else mark
         expanded = _expand_paths(mark, ("file",), within.within("watermark"), environ, problems)
         data["edit"] = {**data["edit"], "watermark": expanded}
+    gram = edit.get("audiogram") if isinstance(edit, dict) else None
+    if isinstance(gram, dict):  # and an audiogram's cover picture (issue 13)
+        within = origin.within("edit").within("audiogram")
+        expanded = _expand_paths(gram, ("cover",), within, environ, problems)
+        data["edit"] = {**data["edit"], "audiogram": expanded}
     try:
         return Loaded(Rule.model_validate(data), origin)
     except ValidationError as exc:
