@@ -24,7 +24,7 @@ from nemowatch.config.checks import (
 )
 from nemowatch.config.document import Origin, read_yaml
 from nemowatch.config.messages import allowed_keys, as_written, error_message, unknown_key, validate
-from nemowatch.config.models import INTERNAL_FIELDS, Config, Rule
+from nemowatch.config.models import INTERNAL_FIELDS, Config, Rule, default_match
 from nemowatch.config.values import VARIABLE, expand_path, variable_name
 from nemowatch.errors import ConfigError, ConfigProblem
 from nemowatch.rules import MOODS
@@ -85,11 +85,18 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     return settings.model_copy(
         update={
             "state_dir": settings.state_dir if "state_dir" in given else _default_state(environ),
-            "rules": tuple(item.rule for item in loaded),
+            "rules": tuple(_engine_defaults(item.rule, settings.engine) for item in loaded),
             "source": source,
             "rule_files": (source, *rule_files),
         }
     )
+
+
+def _engine_defaults(rule: Rule, engine: str) -> Rule:
+    """`rule` with the `match` of what `engine` takes, when it names none itself."""
+    if "match" in rule.model_fields_set:
+        return rule
+    return rule.model_copy(update={"match": default_match(engine)})
 
 
 def _default_state(environ: Mapping[str, str]) -> Path:

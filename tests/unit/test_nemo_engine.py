@@ -11,7 +11,7 @@ import pytest
 
 from nemowatch.engines.base import EditEventKind, Engine, Job, Render, RenderState, Session
 from nemowatch.engines.nemo import NemoEngine
-from nemowatch.errors import CreditsExhausted
+from nemowatch.errors import CreditsExhausted, MediaError
 from nemowatch.rules import EditSpec, ExportSpec
 from tests.fakes.nemo_kit import DEFAULT_TURN, VIDEO, make_engine, serving
 from tests.fakes.nemo_server import Endpoint, FakeNemo, Fault
@@ -24,6 +24,8 @@ def fake(tmp_path: Path) -> Iterator[FakeNemo]:
 
 
 def job(tmp_path: Path, source: Path) -> Job:
+    if not source.exists():
+        source.write_bytes(b"video" * 1000)  # the engine checks it before opening a session
     return Job(
         id="job1",
         rule="reels",
@@ -94,6 +96,34 @@ async def test_session_and_render_survive_a_restart_as_json(fake: FakeNemo, tmp_
     await second.close()
     assert statuses[-1] is RenderState.COMPLETED
     assert dest.read_bytes() == VIDEO
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "message"),
+    [
+        (
+            "talk.mp4",
+            500 * 1024 * 1024 + 1,
+            r"talk\.mp4 is 500 MB; NemoVideo accepts at most 500 MB",
+        ),
+        ("scan.tiff", 1000, r"scan\.tiff: NemoVideo does not accept \.tiff"),
+        ("empty.mp3", 0, r"empty\.mp3 is empty"),
+    ],
+)
+async def test_what_nemovideo_would_refuse_fails_before_a_session_is_opened(
+    fake: FakeNemo, tmp_path: Path, name: str, size: int, message: str
+) -> None:
+    source = tmp_path / name
+    with source.open("wb") as handle:
+        handle.truncate(size)  # sparse: 500 MB of nothing on disk
+    engine = make_engine(fake, tmp_path)
+
+    with pytest.raises(MediaError, match=message) as raised:
+        await engine.open_session(job(tmp_path, source))
+    await engine.close()
+
+    assert fake.books.sessions == []
+    assert raised.value.hint
 
 
 async def test_an_anonymous_session_knows_its_user(fake: FakeNemo, tmp_path: Path) -> None:

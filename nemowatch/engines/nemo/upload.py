@@ -47,7 +47,10 @@ def check_source(source: Path, *, size: int) -> None:
             hint="convert it to MP4, or narrow the rule's `match` patterns",
         )
     if size == 0:
-        raise MediaError(f"{source.name} is empty")
+        raise MediaError(
+            f"{source.name} is empty, 0 bytes",
+            hint="copy or export the file again, then drop the new copy into the inbox",
+        )
     if size > MAX_UPLOAD_BYTES:
         raise MediaError(
             f"{source.name} is {size / 1024 / 1024:.0f} MB; NemoVideo accepts at most"
