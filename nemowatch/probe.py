@@ -132,6 +132,8 @@ def kind_of(path: Path, facts: Probe) -> MediaKind:
     elif not facts.still_image:
         return MediaKind.VIDEO
     _check_picture(path)
+    if facts.video.codec == "mjpeg":
+        _check_jpeg_end(path)
     return MediaKind.PHOTO
 
 
@@ -168,6 +170,25 @@ def _stream_kinds(facts: Probe) -> str:
         {"cover art" if stream.kind == "image" else stream.kind for stream in facts.streams}
     )
     return ", ".join(kinds) or "nothing"
+
+
+def _check_jpeg_end(path: Path) -> None:
+    """Refuse a JPEG cut short: FFmpeg would show its missing part grey without a word.
+
+    Its picture data never holds the end marker FF D9 (an FF there is always followed by
+    00 or a restart marker), so a JPEG with no FF D9 after its first scan stops early.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    scan = data.find(b"\xff\xda")
+    if scan >= 0 and data.find(b"\xff\xd9", scan) < 0:
+        raise MediaError(
+            f"{path.name} is not a readable photo (its picture data ends early: the file is"
+            f" cut short or damaged): {_PHOTO_HINT}",
+            hint=_PHOTO_HINT,
+        )
 
 
 def _frames_over_one(path: Path) -> bool:

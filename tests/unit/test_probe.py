@@ -154,3 +154,14 @@ def test_an_animated_webp_is_told_from_a_still_one_by_its_header(tmp_path: Path)
 
     assert not _animated_webp(tmp_path / "still.webp")
     assert _animated_webp(tmp_path / "animated.webp")
+
+
+def test_a_jpeg_cut_short_is_not_a_readable_photo(tmp_path: Path) -> None:
+    whole = _made(tmp_path / "whole.jpg", "-f", "lavfi", "-i", "testsrc2=s=160x120",
+                  "-frames:v", "1", "-f", "image2", "-update", "1")  # fmt: skip
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[:-300])  # FFmpeg would show the rest grey
+
+    assert kind_of(whole, probe(whole)) is MediaKind.PHOTO
+    with pytest.raises(MediaError, match=r"cut\.jpg is not a readable photo \(its picture data"):
+        kind_of(cut, probe(cut))
