@@ -3,16 +3,20 @@ generated here: each becomes a video of the planned size and length."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from nemowatch.engines.base import Draft, Session
 from nemowatch.engines.local import LocalEngine
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
+from nemowatch.engines.local.ffmpeg import find_ffmpeg, probe_ffmpeg
 from nemowatch.errors import MediaError
-from nemowatch.rules import Audiogram, EditSpec, ExportSpec, Quality, Still
+from nemowatch.probe import probe
+from nemowatch.rules import Audiogram, EditSpec, ExportSpec, Quality, Still, TextOverlay
 from tests.integration.test_local_engine import make_job, produce
 from tests.integration.test_local_render import frame, loudness, region_difference
 from tests.media import SPEECH, accepted_ffmpegs
@@ -218,3 +222,49 @@ async def test_an_empty_photo_fails_naming_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(MediaError, match=r"empty\.jpg .*the file is empty, 0 bytes"):
         await engine.upload(session, empty)
+
+
+async def test_a_restarted_job_makes_its_missing_footage_again(tmp_path: Path) -> None:
+    song = sound(tmp_path / "talk.wav", seconds=1.0)
+    work = tmp_path / "work"
+    job = make_job(song, work, edit=EditSpec(title=TextOverlay(text="Hi")), export=FAST)
+    first = LocalEngine()
+    session = await first.open_session(job)
+    draft = await first.draft(session)
+    stored = json.dumps({"session": session.data, "draft": draft.to_json()})
+    (work / "footage.mkv").unlink()  # the work folder lost it (a crash, a cleanup)
+
+    restored = json.loads(stored)
+    render = await LocalEngine().export(
+        Session(id=session.id, data=restored["session"]), Draft.from_json(restored["draft"]), FAST
+    )
+
+    result = probe(Path(render.data["path"]))
+    assert result.video is not None and result.audio is not None
+    assert result.duration == pytest.approx(1.0, abs=0.1)
+    assert (work / "footage.mkv").is_file()
+    assert sorted(path.name for path in work.iterdir() if "partial" in path.name) == []
+
+
+def test_an_animated_webp_plays_where_ffmpeg_can_decode_it(tmp_path: Path) -> None:
+    """FFmpeg decodes animated WebP from version 8: an older one fails it clearly."""
+    for name, binary in accepted_ffmpegs():
+        webp = tmp_path / f"{name}.webp"
+        major = probe_ffmpeg(binary).major
+        capable = major is None or major >= 8  # None: a build from git master
+        bundled = [path for label, path in accepted_ffmpegs() if label.startswith("bundled")]
+        subprocess.run(
+            [str(bundled[0]), "-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i",
+             "testsrc2=size=96x64:rate=10:duration=1", "-loop", "0", str(webp)],
+            check=True,
+        )  # fmt: skip
+        job = make_job(webp, tmp_path / f"work-{name}", export=FAST)
+        if capable:
+            _, _, result = asyncio.run(produce(LocalEngine(ffmpeg=binary), job, tmp_path / "o.mp4"))
+            assert result.duration == pytest.approx(1.0, abs=0.15)
+        else:
+            with pytest.raises(
+                MediaError, match=rf"{name}\.webp could not be made into a video"
+            ) as raised:
+                asyncio.run(produce(LocalEngine(ffmpeg=binary), job, tmp_path / "o.mp4"))
+            assert "FFmpeg 8 or newer" in (raised.value.hint or "")
