@@ -19,7 +19,7 @@ from nemowatch.probe import probe
 from nemowatch.rules import Audiogram, EditSpec, ExportSpec, Quality, Still, TextOverlay
 from tests.integration.test_local_engine import make_job, produce
 from tests.integration.test_local_render import frame, loudness, region_difference
-from tests.media import SPEECH, accepted_ffmpegs
+from tests.media import SPEECH, Clips, accepted_ffmpegs
 
 FAST = ExportSpec(quality=Quality.LOW)
 
@@ -268,3 +268,31 @@ def test_an_animated_webp_plays_where_ffmpeg_can_decode_it(tmp_path: Path) -> No
             ) as raised:
                 asyncio.run(produce(LocalEngine(ffmpeg=binary), job, tmp_path / "o.mp4"))
             assert "FFmpeg 8 or newer" in (raised.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "codecs"),
+    [
+        ("clip.avi", ("-c:v", "mpeg4", "-q:v", "5", "-c:a", "libmp3lame")),
+        ("clip.webm", ("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+                       "-b:v", "200k", "-c:a", "libopus")),
+        ("clip.mkv", ("-c:v", "libx264", "-preset", "ultrafast", "-c:a", "flac")),
+    ],
+)  # fmt: skip
+async def test_avi_webm_and_mkv_sources_are_edited(
+    clips: Clips, tmp_path: Path, name: str, codecs: tuple[str, ...]
+) -> None:
+    source = tmp_path / name
+    ffmpeg("-i", str(clips.basic), *codecs, str(source))
+    edit = EditSpec(aspect="1:1", title=TextOverlay(text="Hi"))
+
+    _, _, result = await produce(
+        LocalEngine(),
+        make_job(source, tmp_path / "work", edit=edit, export=FAST),
+        tmp_path / "o.mp4",
+    )
+
+    assert result.video is not None and result.audio is not None
+    assert result.video.width == result.video.height
+    assert result.duration == pytest.approx(probe(clips.basic).duration, abs=0.1)
+    assert not (tmp_path / "work" / "footage.mkv").exists()  # a video is edited as it is
