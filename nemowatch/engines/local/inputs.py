@@ -27,7 +27,7 @@ ZOOM_RANGE = 0.12  # the Ken Burns zoom: from 1 to 1.12, or back
 # input, so a finer input makes a smoother move.
 PAN_OVERSAMPLE = 2
 # Encoding of the footage: close to lossless (it is encoded once more by the render).
-VIDEO_CODEC = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p")
+VIDEO_CODEC = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "14", "-pix_fmt", "yuv420p")
 AUDIO_CODEC = ("-c:a", "pcm_s16le")  # lossless in Matroska: the loudness pass comes later
 FOOTAGE_NAME = "footage.mkv"  # in the job's work folder
 COVER_NAME = "cover.png"  # an embedded cover picture, taken out of the sound file
