@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nemowatch.engines.base import EditEventKind, Engine, Job, Render, RenderState, Session
+from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.nemo import NemoEngine
 from nemowatch.errors import CreditsExhausted, MediaError
 from nemowatch.rules import EditSpec, ExportSpec
@@ -160,3 +162,29 @@ async def test_close_is_safe_to_call_twice(fake: FakeNemo, tmp_path: Path) -> No
     engine: NemoEngine = make_engine(fake, tmp_path)
     await engine.close()
     await engine.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "says"),
+    [
+        ("clip.jpg", ("-f", "lavfi", "-i", "testsrc2=s=64x48:r=10:d=0.5", "-f", "mp4"),
+         "clip.jpg holds a video, but its name says a picture"),
+        ("still.mp4", ("-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", "1", "-c:v", "png",
+                       "-f", "image2pipe"), "still.mp4 holds a picture, but its name says a video"),
+    ],
+)  # fmt: skip
+async def test_a_file_whose_content_its_name_belies_fails_before_a_session(
+    fake: FakeNemo, tmp_path: Path, name: str, arguments: tuple[str, ...], says: str
+) -> None:
+    source = tmp_path / name
+    subprocess.run(
+        [str(find_ffmpeg()), "-nostdin", "-v", "error", *arguments, str(source)], check=True
+    )
+    engine = make_engine(fake, tmp_path)
+
+    with pytest.raises(MediaError, match=says) as raised:
+        await engine.open_session(job(tmp_path, source))
+    await engine.close()
+
+    assert fake.books.sessions == []
+    assert "rename it with the extension of its format" in (raised.value.hint or "")
