@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,7 +34,7 @@ _INCOMPLETE_HINT = (
 )
 
 _UNREADABLE_HINT = (
-    "check that the file plays in a video player, then copy or export it again "
+    "check that the file opens in a player or viewer, then copy or export it again "
     "and drop the new copy into the inbox"
 )
 
@@ -98,6 +99,123 @@ def probe(path: Path) -> Probe:
         return facts
     except (av.error.FFmpegError, OSError) as exc:
         raise _unreadable(path, _reason(exc)) from exc
+
+
+class MediaKind(StrEnum):
+    """What a source is, by its content (never by its name)."""
+
+    VIDEO = "video"  # moving pictures, with or without sound
+    PHOTO = "photo"  # one picture (a PNG, a JPEG, a GIF or WebP of one frame)
+    ANIMATION = "animation"  # an animated GIF or WebP: frames, no sound
+    SOUND = "sound"  # sound only (embedded cover art at most)
+
+
+def kind_of(path: Path, facts: Probe) -> MediaKind:
+    """The kind of the media file `path`, probed as `facts`.
+
+    Raises `MediaError` for a file with neither a picture nor sound (cover art alone, data).
+    """
+    if facts.video is None:
+        if facts.audio is not None:
+            return MediaKind.SOUND
+        raise MediaError(
+            f"{path.name} holds no sound and no picture (only {_stream_kinds(facts)}):"
+            f" {_EMPTY_MEDIA_HINT}",
+            hint=_EMPTY_MEDIA_HINT,
+        )
+    if facts.format_name == "gif":
+        if _frames_over_one(path):
+            return MediaKind.ANIMATION
+    elif facts.video.codec == "webp" and facts.still_image:
+        if _animated_webp(path):
+            return MediaKind.ANIMATION
+    elif not facts.still_image:
+        return MediaKind.VIDEO
+    _check_picture(path)
+    if facts.video.codec == "mjpeg":
+        _check_jpeg_end(path)
+    return MediaKind.PHOTO
+
+
+_PHOTO_HINT = (
+    "check that the picture opens in an image viewer, then save or export it again (as JPEG"
+    " or PNG) and drop the new copy into the inbox"
+)
+
+
+def _check_picture(path: Path) -> None:
+    """Decode a photo (one frame: cheap) so a corrupt one fails before any work."""
+    reason = "it holds no picture"
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                if frame.width and frame.height:
+                    return
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        reason = _reason(exc)
+    raise MediaError(
+        f"{path.name} is not a readable photo ({reason}): {_PHOTO_HINT}", hint=_PHOTO_HINT
+    )
+
+
+_EMPTY_MEDIA_HINT = (
+    "export the recording again with its sound (or its picture), then drop the new file"
+    " into the inbox"
+)
+
+
+def _stream_kinds(facts: Probe) -> str:
+    kinds = sorted(
+        {"cover art" if stream.kind == "image" else stream.kind for stream in facts.streams}
+    )
+    return ", ".join(kinds) or "nothing"
+
+
+def _check_jpeg_end(path: Path) -> None:
+    """Refuse a JPEG cut short: FFmpeg would show its missing part grey without a word.
+
+    Its picture data never holds the end marker FF D9 (an FF there is always followed by
+    00 or a restart marker), so a JPEG with no FF D9 after its first scan stops early.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    scan = data.find(b"\xff\xda")
+    if scan >= 0 and data.find(b"\xff\xd9", scan) < 0:
+        raise MediaError(
+            f"{path.name} is not a readable photo (its picture data ends early: the file is"
+            f" cut short or damaged): {_PHOTO_HINT}",
+            hint=_PHOTO_HINT,
+        )
+
+
+def _frames_over_one(path: Path) -> bool:
+    """Whether a GIF holds more than one frame (its packets are counted, not decoded)."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            count = 0
+            for packet in container.demux(video=0):
+                if packet.size:
+                    count += 1
+                    if count > 1:
+                        return True
+    except (av.error.FFmpegError, OSError) as exc:
+        raise _unreadable(path, _reason(exc)) from exc
+    return False
+
+
+def _animated_webp(path: Path) -> bool:
+    """Whether a WebP is animated: its extended header (VP8X) sets the animation flag."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(21)
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    if len(header) < 21 or header[:4] != b"RIFF" or header[8:12] != b"WEBP":
+        return False
+    return header[12:16] == b"VP8X" and bool(header[20] & 0x02)
 
 
 def moov_before_mdat(path: Path) -> bool:
@@ -284,6 +402,6 @@ def _reason(exc: BaseException) -> str:
 
 def _unreadable(path: Path, reason: str) -> MediaError:
     return MediaError(
-        f"{path.name} is not a readable video ({reason}): {_UNREADABLE_HINT}",
+        f"{path.name} is not a readable video, photo or sound file ({reason}): {_UNREADABLE_HINT}",
         hint=_UNREADABLE_HINT,
     )

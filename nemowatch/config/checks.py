@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from nemowatch.config.document import Loc, Origin
 from nemowatch.config.models import TEMPLATE_FIELDS, Config, Rule
-from nemowatch.engines.formats import AUDIO_EXTENSIONS, NEMO_EXTENSIONS
+from nemowatch.engines.formats import LOCAL_EXTENSIONS, NEMO_EXTENSIONS
 from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
 from nemowatch.language.suggest import suggest
@@ -52,41 +52,49 @@ def check_report(config: Config) -> list[str]:
                     " allow_unknown_instructions)"
                 )
     for rule in config.rules:
-        if "match" not in rule.model_fields_set:
-            continue  # the default patterns are videos, which every engine takes
-        for pattern in rule.match:
-            refused = _refused_kind(pattern, config.engine)
-            if refused:
-                warnings.append(
-                    f'rule "{rule.name}": match pattern "{pattern}" only catches {refused},'
-                    f" which the {config.engine} engine cannot edit; such files will fail"
-                    ' (match videos instead, e.g. "*.mp4")'
-                )
+        warnings.extend(match_warnings(rule, config.engine))
     return warnings
 
 
-# Pictures FFmpeg reads as still images (image2, *_pipe), which the local engine refuses.
-# Not GIF: FFmpeg reads a GIF as a video, and the local engine edits it.
-PICTURE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-)
+# ---- what a rule's `match` catches, against what its engine takes (issue 13) --------------
+def match_warnings(rule: Rule, engine: str) -> list[str]:
+    """Patterns that catch files the engine cannot edit (they would fail), and a rule whose
+    patterns catch nothing it can. Only a fixed extension tells what a pattern catches:
+    one without ("clip-*", "*") may catch anything."""
+    takes = NEMO_EXTENSIONS if engine == "nemo" else LOCAL_EXTENSIONS
+    warnings = []
+    refused = 0
+    for pattern in rule.match:
+        extension = _extension(pattern.lower())
+        if extension is None:
+            warnings.append(
+                f'rule "{rule.name}": match pattern "{pattern}" can also catch files the'
+                f" {engine} engine cannot edit (documents, archives, ...), which would fail"
+                f' (add an extension, e.g. "{_with_extension(pattern)}")'
+            )
+        elif extension not in takes:
+            refused += 1
+            warnings.append(
+                f'rule "{rule.name}": match pattern "{pattern}" only catches {extension} files,'
+                f" which the {engine} engine cannot edit; such files will fail"
+                f" ({_takes_hint(engine)})"
+            )
+    if rule.match and refused == len(rule.match):
+        warnings.append(
+            f'rule "{rule.name}": its match catches nothing the {engine} engine can edit'
+            f" ({_takes_hint(engine)})"
+        )
+    return warnings
 
 
-def _refused_kind(pattern: str, engine: str) -> str | None:
-    """What files `pattern` catches when the engine refuses all of them ("pictures"), else None.
+def _with_extension(pattern: str) -> str:
+    return pattern.rstrip("*.") + "*.mp4" if pattern.rstrip("*.") else "*.mp4"
 
-    Only a pattern with a fixed extension can be known to catch nothing the engine takes.
-    """
-    extension = _extension(pattern.lower())
-    if extension is None:
-        return None
-    if engine == "nemo":
-        return None if extension in NEMO_EXTENSIONS else f"{extension} files"
-    if extension in PICTURE_EXTENSIONS:
-        return f"pictures ({extension})"
-    if extension in AUDIO_EXTENSIONS:
-        return f"sound files ({extension})"
-    return None
+
+def _takes_hint(engine: str) -> str:
+    extensions = NEMO_EXTENSIONS if engine == "nemo" else LOCAL_EXTENSIONS
+    shown = " ".join(sorted(extension[1:] for extension in extensions))
+    return f"the {engine} engine takes {shown}"
 
 
 def cross_check(loaded: list[Loaded]) -> list[ConfigProblem]:

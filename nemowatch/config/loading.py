@@ -32,7 +32,7 @@ from nemowatch.config.messages import (
     untagged,
     validate,
 )
-from nemowatch.config.models import INTERNAL_FIELDS, Config, Rule
+from nemowatch.config.models import INTERNAL_FIELDS, Config, Rule, default_match
 from nemowatch.config.values import VARIABLE, expand_path, variable_name
 from nemowatch.errors import ConfigError, ConfigProblem
 from nemowatch.rules import MOODS
@@ -95,11 +95,18 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     return settings.model_copy(
         update={
             "state_dir": settings.state_dir if "state_dir" in given else _default_state(environ),
-            "rules": tuple(item.rule for item in loaded),
+            "rules": tuple(_engine_defaults(item.rule, settings.engine) for item in loaded),
             "source": source,
             "rule_files": (source, *rule_files),
         }
     )
+
+
+def _engine_defaults(rule: Rule, engine: str) -> Rule:
+    """`rule` with the `match` of what `engine` takes, when it names none itself."""
+    if "match" in rule.model_fields_set:
+        return rule
+    return rule.model_copy(update={"match": default_match(engine)})
 
 
 def _default_state(environ: Mapping[str, str]) -> Path:
@@ -260,6 +267,11 @@ def _load_rule(
         mark = {"file": mark} if isinstance(mark, str) else mark
         expanded = _expand_paths(mark, ("file",), within.within("watermark"), environ, problems)
         data["edit"] = {**data["edit"], "watermark": expanded}
+    gram = edit.get("audiogram") if isinstance(edit, dict) else None
+    if isinstance(gram, dict):  # and an audiogram's cover picture (issue 13)
+        within = origin.within("edit").within("audiogram")
+        expanded = _expand_paths(gram, ("cover",), within, environ, problems)
+        data["edit"] = {**data["edit"], "audiogram": expanded}
     try:
         return Loaded(Rule.model_validate(data), origin)
     except ValidationError as exc:

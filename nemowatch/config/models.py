@@ -17,7 +17,25 @@ from nemowatch.config.targets import OutputTarget
 from nemowatch.config.values import parse_size
 from nemowatch.rules import EditSpec, ExportSpec, Frozen, matches
 
-DEFAULT_MATCH = ("*.mp4", "*.mov", "*.m4v", "*.mkv", "*.webm", "*.avi")
+# ---- the default `match`: what the engine takes (issue 13) --------------------------------
+# The local engine: videos, photos (GIF and WebP may be animated) and sound files.
+DEFAULT_MATCH = (
+    "*.mp4", "*.mov", "*.m4v", "*.mkv", "*.webm", "*.avi",
+    "*.jpg", "*.jpeg", "*.png", "*.gif", "*.webp",
+    "*.mp3", "*.wav", "*.m4a", "*.aac", "*.flac", "*.ogg", "*.opus",
+)  # fmt: skip
+# The nemo engine: the types NemoVideo's upload accepts (engines/formats.py).
+NEMO_DEFAULT_MATCH = (
+    "*.mp4", "*.mov", "*.avi", "*.webm", "*.mkv",
+    "*.jpg", "*.png", "*.gif", "*.webp",
+    "*.mp3", "*.wav", "*.m4a", "*.aac",
+)  # fmt: skip
+
+
+def default_match(engine: str) -> tuple[str, ...]:
+    """The `match` a rule without one gets under `engine`."""
+    return NEMO_DEFAULT_MATCH if engine == "nemo" else DEFAULT_MATCH
+
 
 # Names people's tools give files that are still being written, and OS litter.
 DEFAULT_IGNORE = (
@@ -130,7 +148,7 @@ class Rule(Frozen):
     @classmethod
     def _some_pattern(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
-            raise ValueError("needs at least one pattern (leave it out for the video defaults)")
+            raise ValueError("needs at least one pattern (leave it out for the defaults)")
         return value
 
     @field_validator("max_size", mode="before")

@@ -26,3 +26,18 @@ NEMO_EXTENSIONS = frozenset(NEMO_CONTENT_TYPES)
 AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".wma"}
 )
+
+# ---- inputs of the local engine (issue 13: photos and audio) ------------------------------
+# What each kind of source is usually named. The engine decides the kind by content (a
+# probe), never by name: these lists only feed the default `match` and `check`'s warnings.
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".ts",
+        ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
+    }
+)  # fmt: skip
+# Pictures (GIF and WebP may be animated: they then play as clips).
+PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+# Sound files that become audiograms (the same list as the music the engine mixes in).
+SOUND_EXTENSIONS = AUDIO_EXTENSIONS
+LOCAL_EXTENSIONS = VIDEO_EXTENSIONS | PHOTO_EXTENSIONS | SOUND_EXTENSIONS

@@ -125,6 +125,24 @@ def still_image(target: Path, codec: str) -> None:
            "-f", "image2pipe", str(target))  # fmt: skip
 
 
+def corrupt_photo(target: Path) -> None:
+    """A JPEG whose headers are fine and whose picture data is noise."""
+    whole = target.with_name(".whole.jpg")
+    still_image(whole, "mjpeg")
+    data = whole.read_bytes()
+    whole.unlink()
+    target.write_bytes(data[: len(data) // 3] + bytes(range(256)) * 8)
+
+
+def cover_only(target: Path) -> None:
+    """An M4A that holds its cover picture and no sound."""
+    picture = target.with_name(".cover.png")
+    still_image(picture, "png")
+    ffmpeg("-i", str(picture), "-map", "0:v", "-c:v", "png", "-disposition:v", "attached_pic",
+           "-f", "mp4", str(target))  # fmt: skip
+    picture.unlink()
+
+
 def padded_mp4(source: Path, target: Path, size: int) -> None:
     """A perfectly good MP4, made `size` bytes long by a `free` box (padding players skip)."""
     data = source.read_bytes()
@@ -192,6 +210,7 @@ class Case:
     hint: str = ""  # FAILED: words of the hint
     rule: str = "corpus"
     output: str | None = None  # DONE: the output's name, when not "<stem>.mp4"
+    sound: bool = True  # DONE: the output has sound (a photo's has none)
 
 
 def distinct(index: int) -> Maker:
@@ -262,12 +281,18 @@ CASES = [
          ("cut-short.mp4", "says it lasts 0:00:03.0", "so it is truncated or corrupt")),
     Case("random-bytes-named-mov", "random.mov", random_bytes(1), End.FAILED,
          ("random.mov", "not a readable video")),
-    Case("audio-only-file", "voice.mp4", lambda target, where: audio_only(target), End.FAILED,
-         ("voice.mp4", "no video stream")),
+    # what a file is comes from its content, not its name (issue 13)
+    Case("audio-only-file-named-mp4", "voice.mp4", lambda target, where: audio_only(target),
+         End.DONE),
     Case("image-named-jpg", "photo.jpg", lambda target, where: still_image(target, "mjpeg"),
-         End.FAILED, ("photo.jpg", "not a supported video file", ".jpg")),
+         End.DONE, sound=False),
     Case("image-named-mp4", "still.mp4", lambda target, where: still_image(target, "png"),
-         End.FAILED, ("still.mp4", "still image (PNG)"), "drop photos elsewhere"),
+         End.DONE, sound=False),
+    Case("corrupt-photo", "broken.jpg", lambda target, where: corrupt_photo(target),
+         End.FAILED, ("broken.jpg", "not a readable photo"), "opens in an image viewer"),
+    Case("sound-file-without-sound", "cover-only.m4a", lambda target, where: cover_only(target),
+         End.FAILED, ("cover-only.m4a", "holds no sound and no picture"),
+         "export the recording again"),
     Case("avi-header-claims-3-hours", "three-hours.avi",
          lambda target, where: three_hour_avi(where.clips.basic, target), End.FAILED,
          ("three-hours.avi", "says it lasts 3:00:00.0", "data ends at 0:00:03"),
@@ -280,7 +305,7 @@ CASES = [
          ("too-big.mp4", "1.3 MB (1300000 bytes)", "max_size of 1 MB"),
          "raise the rule's max_size"),
     Case("unsupported-extension", "notes.txt", text("shopping list"), End.FAILED,
-         ("notes.txt", "not a supported video file", ".txt")),
+         ("notes.txt", "not a readable video, photo or sound file")),
     Case("file-without-read-permission", "secret.mp4", unreadable, End.FAILED,
          ("secret.mp4", "permission denied"), "read access to the file"),
     Case("outbox-without-write-permission", "blocked.mp4", distinct(8), End.FAILED,
@@ -382,7 +407,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, clips: Clips) -> Corpus:
     corpus_rule = rule(
         root,
         name="corpus",
-        match=["*.mp4", "*.mov", "*.mkv", "*.avi", "*.jpg", "*.txt"],
+        match=["*.mp4", "*.mov", "*.mkv", "*.avi", "*.jpg", "*.m4a", "*.txt"],
         max_size="1MB",
         settle_seconds=0.3,
     )
@@ -459,7 +484,7 @@ def test_each_bad_input_reaches_its_end_and_nothing_else(corpus: Corpus, case: C
         assert len(archived) == 1 and digest_of(archived[0]) == dropped.digest
         output = outbox / (case.output or f"{dropped.path.stem}.mp4")
         result = probe(output)
-        assert result.video is not None and result.audio is not None
+        assert result.video is not None and (result.audio is not None) == case.sound
         assert not dropped.path.exists()
     else:
         assert not claims, claims

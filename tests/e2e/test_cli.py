@@ -103,10 +103,11 @@ def test_check_fails_on_music_that_does_not_exist_naming_file_and_line(tmp_path:
 
 
 def test_check_warns_about_patterns_for_files_the_engine_cannot_edit(tmp_path: Path) -> None:
-    config = write_config(tmp_path, [rule(tmp_path, match=["*.mp4", "*.png"])])
+    config = write_config(tmp_path, [rule(tmp_path, match=["*.mp4", "*.png", "*.pdf"])])
     result = nemowatch("check", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert 'match pattern "*.png" only catches pictures (.png)' in result.stdout
+    assert 'match pattern "*.pdf" only catches .pdf files' in result.stdout
+    assert "*.png" not in result.stdout  # photos are what the local engine takes
 
 
 def test_process_edits_one_file_and_leaves_it_in_place(tmp_path: Path, clips) -> None:

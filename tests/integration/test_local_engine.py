@@ -234,8 +234,13 @@ async def test_a_matroska_clip_is_accepted(clips: Clips, tmp_path: Path) -> None
     ("name", "content", "message"),
     [
         ("noise.mp4", "random", r"noise\.mp4 is not a readable video"),
-        ("empty.mp4", "empty", r"empty\.mp4 is not a readable video \(the file is empty"),
-        ("notes.txt", "random", r"notes\.txt is not a supported video file \(extension '\.txt'\)"),
+        (
+            "empty.mp4",
+            "empty",
+            r"empty\.mp4 is not a readable video, photo or sound file \(the file is empty",
+        ),
+        # by content, not name: a .txt is refused for what it holds
+        ("notes.txt", "random", r"notes\.txt is not a readable video, photo or sound file"),
     ],
 )
 async def test_unusable_files_are_refused_at_upload(

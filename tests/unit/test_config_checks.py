@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nemowatch.config import check_report, load_config, outputs_problems
+from nemowatch.config.models import DEFAULT_MATCH, NEMO_DEFAULT_MATCH
 from nemowatch.errors import ConfigError, ConfigProblem
 
 
@@ -436,28 +437,56 @@ def pattern_warnings(tmp_path: Path, match: str, engine: str = "local") -> list[
     return check_report(load_config(path))
 
 
-def test_a_pattern_for_pictures_warns_with_the_local_engine(tmp_path: Path) -> None:
-    (warning,) = pattern_warnings(tmp_path, '["*.mp4", "IMG_*.JPG"]')
+def test_a_pattern_for_files_the_local_engine_cannot_edit_warns(tmp_path: Path) -> None:
+    (warning,) = pattern_warnings(tmp_path, '["*.mp4", "notes-*.PDF"]')
 
-    assert warning.startswith('rule "reels": match pattern "IMG_*.JPG" only catches pictures')
-    assert "local engine cannot edit" in warning
-
-
-def test_a_pattern_for_sound_files_warns_with_the_local_engine(tmp_path: Path) -> None:
-    (warning,) = pattern_warnings(tmp_path, '"*.wav"')
-
-    assert 'match pattern "*.wav" only catches sound files (.wav)' in warning
+    assert warning.startswith('rule "reels": match pattern "notes-*.PDF" only catches .pdf')
+    assert "local engine cannot edit; such files will fail" in warning
+    assert "the local engine takes" in warning and " mp3 " in warning
 
 
-@pytest.mark.parametrize("match", ['["*.mp4", "*.gif"]', '"clip-*"', '"*"'])
-def test_patterns_that_can_catch_videos_do_not_warn(tmp_path: Path, match: str) -> None:
+@pytest.mark.parametrize("match", ['"IMG_*.JPG"', '"*.wav"', '["*.mp4", "*.gif", "*.webp"]'])
+def test_photos_and_sound_files_do_not_warn_with_the_local_engine(
+    tmp_path: Path, match: str
+) -> None:
     assert pattern_warnings(tmp_path, match) == []
+
+
+def test_a_pattern_without_an_extension_warns_that_it_catches_anything(tmp_path: Path) -> None:
+    (warning,) = pattern_warnings(tmp_path, '"clip-*"')
+
+    assert 'match pattern "clip-*" can also catch files the local engine cannot edit' in warning
+    assert '"clip-*.mp4"' in warning
+
+
+def test_a_match_that_catches_nothing_the_engine_takes_says_so(tmp_path: Path) -> None:
+    warnings = pattern_warnings(tmp_path, '["*.txt", "*.pdf"]')
+
+    assert len(warnings) == 3
+    assert warnings[-1].startswith('rule "reels": its match catches nothing the local engine')
 
 
 def test_the_nemo_engine_warns_about_extensions_it_does_not_accept(tmp_path: Path) -> None:
     (warning,) = pattern_warnings(tmp_path, '["*.jpg", "*.m4v"]', engine="nemo")
 
     assert 'match pattern "*.m4v" only catches .m4v files, which the nemo engine' in warning
+
+
+@pytest.mark.parametrize(
+    ("engine", "expected"), [("local", DEFAULT_MATCH), ("nemo", NEMO_DEFAULT_MATCH)]
+)
+def test_the_default_match_is_what_the_engine_takes(
+    tmp_path: Path, engine: str, expected: tuple[str, ...]
+) -> None:
+    path = config_of(tmp_path, rule_yaml("reels", "in", "out"))
+    path.write_text(f"engine: {engine}\n" + path.read_text(), encoding="utf-8")
+    (tmp_path / "in").mkdir()
+
+    config = load_config(path)
+
+    assert config.rules[0].match == expected
+    assert {"*.jpg", "*.png", "*.gif", "*.mp3", "*.wav", "*.mp4", "*.mkv"} <= set(expected)
+    assert check_report(config) == []  # the defaults never warn
 
 
 # ---- watermark images the local engine could not find ----------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.engines.local import analysis, music
+from nemowatch.engines.local import analysis, inputs, music
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.ffmpeg import (
     OPTIONAL_FILTER_OPTIONS,
@@ -27,7 +27,7 @@ from nemowatch.engines.local.picture import video_graph
 from nemowatch.engines.local.sound import audio_graph, measure_graph
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.errors import EngineError
-from nemowatch.rules import EditSpec, ExportSpec, SilenceCut
+from nemowatch.rules import Audiogram, EditSpec, ExportSpec, SilenceCut, Still
 from tests.fakes.ffmpeg import DRAWTEXT_5_1, TEXT_ALIGN, fake_ffmpeg
 
 
@@ -212,6 +212,7 @@ def _graphs() -> list[str]:
         analysis.audio_arguments(Path("/a.mp4"), SilenceCut(), loudness=True),
         analysis.scene_arguments(Path("/a.mp4")),
         music.mood_arguments("lofi", Path("/lofi.wav")),
+        *_input_arguments(),
     ):
         graphs += [
             value
@@ -220,6 +221,27 @@ def _graphs() -> list[str]:
             or (option == "-i" and "=" in value)
         ]
     return [graph for graph in graphs if graph]
+
+
+def _input_arguments() -> list[list[str]]:
+    """The footage builders' arguments: a photo turned each way, both audiogram styles."""
+    source, target = Path("/in"), Path("/out.mkv")
+    photos = [
+        inputs.photo_arguments(
+            source, target, size=(64, 48), orientation=orientation, still=Still(),
+            motion=inputs.motion_for(b"x"),
+        )
+        for orientation in range(1, 9)
+    ]  # fmt: skip
+    grams = [
+        inputs.audiogram_arguments(
+            source, target, size=(64, 48), seconds=2.0, settings=Audiogram(style=style),
+            cover=cover,
+        )
+        for style in ("waveform", "spectrum")
+        for cover in (None, Path("/cover.png"))
+    ]  # fmt: skip
+    return [*photos, *grams, inputs.animation_arguments(source, target)]
 
 
 def _split(text: str, separators: str) -> list[str]:
@@ -299,7 +321,10 @@ def test_every_filters_options_come_from_one_full_help_with_a_few_asked_alone(
 def test_an_ffmpeg_before_4_4_lacks_stats_period_and_is_passed_over(tmp_path: Path) -> None:
     capabilities = probe_ffmpeg(
         fake_ffmpeg(
-            tmp_path, version="4.3.6", drawtext_help=DRAWTEXT_5_1, global_options=("progress",)
+            tmp_path,
+            version="4.3.6",
+            drawtext_help=DRAWTEXT_5_1,
+            global_options=("progress", "autorotate"),
         )
     )
 

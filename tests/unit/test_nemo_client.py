@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.engines.base import Session
+from nemowatch.engines.base import Job, Session
 from nemowatch.engines.nemo.client import POLICIES, CallKind, platform_name
 from nemowatch.errors import EngineError, SessionLost, TransientError
 from nemowatch.retry import PATIENCE, RetryPolicy
+from nemowatch.rules import EditSpec, ExportSpec
 from tests.fakes.nemo_kit import ConnectFailures, Sleeps, make_engine, serving, session_in
 from tests.fakes.nemo_server import Endpoint, FakeNemo, Fault
 
@@ -179,6 +180,21 @@ async def test_session_creation_is_retried_three_times(fake: FakeNemo, tmp_path:
     engine = make_engine(fake, tmp_path, sleep=sleeps)
     fake.faults.next(Fault.SERVER_ERROR, Endpoint.SESSION, times=3)
     with pytest.raises(TransientError):
-        await engine.open_session(job=None)  # type: ignore[arg-type]
+        await engine.open_session(_job(tmp_path))
     await engine.close()
     assert requests(fake, Endpoint.SESSION) == 3
+
+
+def _job(tmp_path: Path) -> Job:
+    """A job whose file NemoVideo would accept (the engine checks it before a session)."""
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"video" * 1000)
+    return Job(
+        id="job1",
+        rule="reels",
+        source=source,
+        instructions=(),
+        edit=EditSpec(),
+        export=ExportSpec(),
+        work_dir=tmp_path / "work",
+    )

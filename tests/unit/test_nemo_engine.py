@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from nemowatch.engines.base import EditEventKind, Engine, Job, Render, RenderState, Session
+from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.nemo import NemoEngine
-from nemowatch.errors import CreditsExhausted
+from nemowatch.errors import CreditsExhausted, MediaError
 from nemowatch.rules import EditSpec, ExportSpec
 from tests.fakes.nemo_kit import DEFAULT_TURN, VIDEO, make_engine, serving
 from tests.fakes.nemo_server import Endpoint, FakeNemo, Fault
@@ -24,6 +26,8 @@ def fake(tmp_path: Path) -> Iterator[FakeNemo]:
 
 
 def job(tmp_path: Path, source: Path) -> Job:
+    if not source.exists():
+        source.write_bytes(b"video" * 1000)  # the engine checks it before opening a session
     return Job(
         id="job1",
         rule="reels",
@@ -96,6 +100,34 @@ async def test_session_and_render_survive_a_restart_as_json(fake: FakeNemo, tmp_
     assert dest.read_bytes() == VIDEO
 
 
+@pytest.mark.parametrize(
+    ("name", "size", "message"),
+    [
+        (
+            "talk.mp4",
+            500 * 1024 * 1024 + 1,
+            r"talk\.mp4 is 500 MB; NemoVideo accepts at most 500 MB",
+        ),
+        ("scan.tiff", 1000, r"scan\.tiff: NemoVideo does not accept \.tiff"),
+        ("empty.mp3", 0, r"empty\.mp3 is empty"),
+    ],
+)
+async def test_what_nemovideo_would_refuse_fails_before_a_session_is_opened(
+    fake: FakeNemo, tmp_path: Path, name: str, size: int, message: str
+) -> None:
+    source = tmp_path / name
+    with source.open("wb") as handle:
+        handle.truncate(size)  # sparse: 500 MB of nothing on disk
+    engine = make_engine(fake, tmp_path)
+
+    with pytest.raises(MediaError, match=message) as raised:
+        await engine.open_session(job(tmp_path, source))
+    await engine.close()
+
+    assert fake.books.sessions == []
+    assert raised.value.hint
+
+
 async def test_an_anonymous_session_knows_its_user(fake: FakeNemo, tmp_path: Path) -> None:
     engine = make_engine(fake, tmp_path, token=None)
     session = await engine.open_session(job(tmp_path, tmp_path / "clip.mp4"))
@@ -130,3 +162,29 @@ async def test_close_is_safe_to_call_twice(fake: FakeNemo, tmp_path: Path) -> No
     engine: NemoEngine = make_engine(fake, tmp_path)
     await engine.close()
     await engine.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "says"),
+    [
+        ("clip.jpg", ("-f", "lavfi", "-i", "testsrc2=s=64x48:r=10:d=0.5", "-f", "mp4"),
+         "clip.jpg holds a video, but its name says a picture"),
+        ("still.mp4", ("-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", "1", "-c:v", "png",
+                       "-f", "image2pipe"), "still.mp4 holds a picture, but its name says a video"),
+    ],
+)  # fmt: skip
+async def test_a_file_whose_content_its_name_belies_fails_before_a_session(
+    fake: FakeNemo, tmp_path: Path, name: str, arguments: tuple[str, ...], says: str
+) -> None:
+    source = tmp_path / name
+    subprocess.run(
+        [str(find_ffmpeg()), "-nostdin", "-v", "error", *arguments, str(source)], check=True
+    )
+    engine = make_engine(fake, tmp_path)
+
+    with pytest.raises(MediaError, match=says) as raised:
+        await engine.open_session(job(tmp_path, source))
+    await engine.close()
+
+    assert fake.books.sessions == []
+    assert "rename it with the extension of its format" in (raised.value.hint or "")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.errors import MediaError
-from nemowatch.probe import moov_before_mdat, probe
+from nemowatch.probe import MediaKind, _animated_webp, kind_of, moov_before_mdat, probe
 from tests.media import Clips, write_random_bytes
 
 
@@ -55,7 +57,10 @@ def test_an_empty_file_is_not_a_readable_video(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.touch()
 
-    with pytest.raises(MediaError, match=r"empty\.mp4 is not a readable video \(the file is empty"):
+    with pytest.raises(
+        MediaError,
+        match=r"empty\.mp4 is not a readable video, photo or sound file \(the file is empty",
+    ):
         probe(empty)
 
 
@@ -65,7 +70,7 @@ def test_random_bytes_are_not_a_readable_video(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match=r"noise\.mp4 is not a readable video") as raised:
         probe(noise)
 
-    assert raised.value.hint is not None and "video player" in raised.value.hint
+    assert raised.value.hint is not None and "opens in a player" in raised.value.hint
 
 
 def test_a_missing_file_is_not_a_readable_video(tmp_path: Path) -> None:
@@ -110,3 +115,53 @@ def test_a_file_without_an_index_is_not_fast_start(tmp_path: Path) -> None:
 
 def test_ffmpeg_without_faststart_writes_the_index_last(clips: Clips) -> None:
     assert moov_before_mdat(clips.basic) is False
+
+
+# ---- what a file is, by its content (issue 13) ----------------------------------------------
+
+
+def _made(target: Path, *arguments: str) -> Path:
+    subprocess.run(
+        [str(find_ffmpeg()), "-nostdin", "-y", "-v", "error", *arguments, str(target)], check=True
+    )
+    return target
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "kind"),
+    [
+        ("still.mp4", ("-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", "1", "-c:v", "png",
+                       "-f", "image2pipe"), MediaKind.PHOTO),  # a PNG, whatever its name
+        ("one.gif", ("-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", "1"), MediaKind.PHOTO),
+        ("moving.gif", ("-f", "lavfi", "-i", "testsrc2=s=64x48:r=10:d=0.5"), MediaKind.ANIMATION),
+        ("voice.mp4", ("-f", "lavfi", "-i", "sine=d=0.5", "-c:a", "aac"), MediaKind.SOUND),
+        ("clip.mkv", ("-f", "lavfi", "-i", "testsrc2=s=64x48:r=10:d=0.5"), MediaKind.VIDEO),
+    ],
+)  # fmt: skip
+def test_the_kind_of_a_file_is_read_from_its_content(
+    tmp_path: Path, name: str, arguments: tuple[str, ...], kind: MediaKind
+) -> None:
+    path = _made(tmp_path / name, *arguments)
+
+    assert kind_of(path, probe(path)) is kind
+
+
+def test_an_animated_webp_is_told_from_a_still_one_by_its_header(tmp_path: Path) -> None:
+    flags = {"still": 0x00, "animated": 0x02}
+    for name, flag in flags.items():
+        header = b"RIFF" + bytes(4) + b"WEBPVP8X" + struct.pack("<I", 10) + bytes([flag])
+        (tmp_path / f"{name}.webp").write_bytes(header + bytes(16))
+
+    assert not _animated_webp(tmp_path / "still.webp")
+    assert _animated_webp(tmp_path / "animated.webp")
+
+
+def test_a_jpeg_cut_short_is_not_a_readable_photo(tmp_path: Path) -> None:
+    whole = _made(tmp_path / "whole.jpg", "-f", "lavfi", "-i", "testsrc2=s=160x120",
+                  "-frames:v", "1", "-f", "image2", "-update", "1")  # fmt: skip
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[:-300])  # FFmpeg would show the rest grey
+
+    assert kind_of(whole, probe(whole)) is MediaKind.PHOTO
+    with pytest.raises(MediaError, match=r"cut\.jpg is not a readable photo \(its picture data"):
+        kind_of(cut, probe(cut))

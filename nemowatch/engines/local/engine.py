@@ -43,6 +43,7 @@ from nemowatch.engines.local.analysis import Analysis, Segment, analyse
 from nemowatch.engines.local.captions import plan_captions
 from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
+from nemowatch.engines.local.footage import Footage, footage_of
 from nemowatch.engines.local.music import ensure_mood, resolve_music
 from nemowatch.engines.local.plan import empty_trim, plan_segments, short_reel
 from nemowatch.engines.local.render import render, subtitles_beside
@@ -59,15 +60,9 @@ from nemowatch.engines.local.timeline import (
 )
 from nemowatch.errors import EngineError, MediaError
 from nemowatch.language import Interpretation, interpret
-from nemowatch.probe import Probe, StreamInfo, probe
+from nemowatch.probe import MediaKind, Probe, StreamInfo, kind_of, probe
 from nemowatch.rules import EditSpec, ExportSpec, SilenceCut
 
-SUPPORTED_EXTENSIONS = frozenset(
-    {
-        ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".ts",
-        ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
-    }
-)  # fmt: skip
 RENDER_STEM = "render"  # the render is work_dir/render.<format>
 FONT = "data/fonts/NotoSansCJKsc-Bold-subset.otf"  # inside the package; see its README
 
@@ -129,23 +124,32 @@ class LocalEngine:
         return LocalSession.of_job(job).session()
 
     async def upload(self, session: Session, source: Path) -> Media:
-        if source.suffix.lower() not in SUPPORTED_EXTENSIONS:
-            supported = " ".join(sorted(extension[1:] for extension in SUPPORTED_EXTENSIONS))
-            raise MediaError(
-                f"{source.name} is not a supported video file "
-                f"(extension {source.suffix or '(none)'!r}); supported: {supported}",
-                hint="convert it to MP4 or MOV, or narrow the rule's `match` patterns",
-            )
+        # What the file is, by its content (a photo named .mp4 is a photo): a file that is
+        # neither a video, a photo nor a sound file fails here, before any work.
         facts = await asyncio.to_thread(probe, source)
-        video = _video_of(facts, source)
+        kind = await asyncio.to_thread(kind_of, source, facts)
+        state = LocalSession.of(session)
+        picture = facts.video
+        duration = facts.duration
+        if kind is MediaKind.PHOTO:
+            duration = state.edit_spec().still.duration
+        elif kind is MediaKind.SOUND:
+            duration = (facts.audio.duration if facts.audio else None) or facts.duration
+        elif picture is not None:
+            duration = picture.duration or facts.duration
         return Media(
             name=source.name,
-            duration=video.duration or facts.duration,
-            width=video.width,
-            height=video.height,
-            fps=video.fps,
+            duration=duration,
+            width=picture.width if picture else None,
+            height=picture.height if picture else None,
+            fps=picture.fps if picture else None,
             has_audio=facts.audio is not None,
-            data={"path": str(source), "format": facts.format_name, "video_codec": video.codec},
+            data={
+                "path": str(source),
+                "format": facts.format_name,
+                "kind": str(kind),
+                "video_codec": picture.codec if picture else None,
+            },
         )
 
     async def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]:
@@ -183,7 +187,8 @@ class LocalEngine:
         source = state.source
         edit = state.edit_spec()
         export = state.export_spec(state.export)
-        facts = await asyncio.to_thread(probe, source)
+        footage = await self._footage(state)
+        facts = await asyncio.to_thread(probe, footage.path)
         video = _video_of(facts, source)
         # A missing music file is the rule's mistake: say so now, before any work.
         music = resolve_music(edit.music, job_id=state.job_id) if edit.music else None
@@ -191,10 +196,10 @@ class LocalEngine:
         duration = video.duration or facts.duration
         has_audio = facts.audio is not None
         width, height = video.width, video.height
-        if width and height and await asyncio.to_thread(_is_turned, source):
+        if width and height and await asyncio.to_thread(_is_turned, footage.path):
             width, height = height, width  # a phone held upright: shown turned a quarter
         analysis = await analyse(
-            source,
+            footage.path,
             _listening(edit),
             ffmpeg=self.ffmpeg,
             duration=duration,
@@ -296,8 +301,9 @@ class LocalEngine:
                     f"the font for titles is missing from the installation ({font})",
                     hint="reinstall nemowatch",
                 )
+            footage = await self._footage(state)
             report = await render(
-                draft, spec, state.source, destination, ffmpeg=self.capabilities, font=font,
+                draft, spec, footage.path, destination, ffmpeg=self.capabilities, font=font,
                 music=music,
             )  # fmt: skip
         width, height = TimelineFacts.of(draft).output_size
@@ -337,6 +343,17 @@ class LocalEngine:
     async def close(self) -> None:
         return None
 
+    async def _footage(self, state: LocalSession) -> Footage:
+        """The video the job edits: its source, or the footage made of its photo or sound
+        (made again when missing, so a job resumed on another run finds it)."""
+        return await footage_of(
+            state.source,
+            work_dir=state.work_dir,
+            edit=state.edit_spec(),
+            export=state.export_spec(state.export),
+            ffmpeg=self.ffmpeg,
+        )
+
     async def _music_file(self, state: LocalSession, draft: Draft, spec: ExportSpec) -> Path | None:
         bed = music_of(draft)
         if bed is None or spec.format == "gif":
@@ -366,18 +383,11 @@ def caption_frame(
 
 
 def _video_of(facts: Probe, source: Path) -> StreamInfo:
-    """The video stream the edit works on; a photo or a sound file is refused here."""
-    if facts.still_image:
-        codec = facts.video.codec.upper() if facts.video is not None else "picture"
-        raise MediaError(
-            f"{source.name} is a still image ({codec}), not a video",
-            hint="the local engine edits videos: drop photos elsewhere, or narrow the"
-            " rule's `match` patterns",
-        )
+    """The video stream the edit works on (footage made of a photo or a sound has one)."""
     if facts.video is None:
         raise MediaError(
             f"{source.name} is not a readable video (it has no video stream)",
-            hint="the local engine edits videos; audio-only files are not supported",
+            hint="check that the file plays, then export it again and drop the new copy",
         )
     return facts.video
 

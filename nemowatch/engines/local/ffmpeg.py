@@ -104,10 +104,20 @@ REQUIRED_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
     "trim": ("start", "end"),
     "volume": ("eval", "volume"),
     "vstack": ("inputs",),
+    # photos and sound files made into footage (inputs.py)
+    "color": ("c", "s", "r"),
+    "hflip": (),
+    "sidedata": ("mode", "type"),
+    "showfreqs": ("s", "rate", "mode", "ascale", "fscale", "colors"),
+    "showwaves": ("s", "mode", "rate", "scale", "draw", "colors"),
+    "transpose": ("dir",),
+    "vflip": (),
+    "zoompan": ("z", "x", "y", "d", "s", "fps"),
 }
 # Options of the ffmpeg command itself that every run may be given (`-progress pipe:1
 # -stats_period 0.2` report a render's progress; -stats_period arrived in FFmpeg 4.4).
-REQUIRED_GLOBAL_OPTIONS = ("progress", "stats_period")
+# (-noautorotate: a photo is turned upright by its EXIF header, by the builders themselves)
+REQUIRED_GLOBAL_OPTIONS = ("progress", "stats_period", "autorotate")
 # Options the builders use when the binary has them, with an older form otherwise.
 # drawtext's text_align (FFmpeg 6.1) centres each line of a text: without it, every line
 # is drawn by a drawtext of its own.

@@ -42,7 +42,7 @@ from nemowatch.engines.nemo.render import Renders
 from nemowatch.engines.nemo.replies import CreditsReply, parse
 from nemowatch.engines.nemo.session import create_session
 from nemowatch.engines.nemo.state import SessionState, read_state
-from nemowatch.engines.nemo.upload import upload_file
+from nemowatch.engines.nemo.upload import check_content, check_source, local_size, upload_file
 from nemowatch.errors import EngineError, TransientError
 from nemowatch.retry import PATIENCE, Sleep
 from nemowatch.rules import ExportSpec
@@ -90,6 +90,10 @@ class NemoEngine:
         self._raw_drafts: dict[str, dict[str, Any]] = {}  # session id -> draft as read
 
     async def open_session(self, job: Job) -> Session:
+        # What NemoVideo would refuse (its types, its 500 MB) fails here, before a session
+        # is opened for it: no session, no upload, no credits spent on it.
+        check_source(job.source, size=local_size(job.source))
+        await asyncio.to_thread(check_content, job.source)
         opened = await create_session(self._client, language=self.settings.language)
         user_id = opened.user_id or (await self._client.account()).user_id
         log.info("nemo.session.opened", session_id=opened.session_id, task_id=opened.task_id)

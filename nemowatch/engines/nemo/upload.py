@@ -25,6 +25,7 @@ from nemowatch.engines.nemo.client import CallKind, NemoClient
 from nemowatch.engines.nemo.kept import NemoMediaState
 from nemowatch.engines.nemo.replies import UploadReply, parse
 from nemowatch.errors import MediaError
+from nemowatch.probe import MediaKind, kind_of, probe
 
 log = structlog.get_logger("nemowatch.nemo")
 
@@ -47,12 +48,47 @@ def check_source(source: Path, *, size: int) -> None:
             hint="convert it to MP4, or narrow the rule's `match` patterns",
         )
     if size == 0:
-        raise MediaError(f"{source.name} is empty")
+        raise MediaError(
+            f"{source.name} is empty, 0 bytes",
+            hint="copy or export the file again, then drop the new copy into the inbox",
+        )
     if size > MAX_UPLOAD_BYTES:
         raise MediaError(
             f"{source.name} is {size / 1024 / 1024:.0f} MB; NemoVideo accepts at most"
             f" {MAX_UPLOAD_BYTES // 1024 // 1024} MB",
             hint="compress or trim it, then drop it again",
+        )
+
+
+# The kind of file each upload type is (what NemoVideo is told by the Content-Type).
+_FAMILIES = {"video": "a video", "image": "a picture", "audio": "a sound file"}
+
+
+def check_content(source: Path) -> None:
+    """Refuse a file whose content is not what its name says (a video named .jpg): the
+    upload's type comes from the name. A file that cannot be probed here is left for
+    NemoVideo to judge (it inspects every upload)."""
+    named = CONTENT_TYPES.get(source.suffix.lower(), "").split("/")[0]
+    try:
+        facts = probe(source)
+        kind = kind_of(source, facts)
+    except MediaError:
+        return
+    family = {
+        MediaKind.VIDEO: "video",
+        MediaKind.PHOTO: "image",
+        MediaKind.ANIMATION: "image",
+        MediaKind.SOUND: "audio",
+    }[kind]
+    if named and family != named:
+        fitting = " ".join(
+            sorted(name for name, type_ in CONTENT_TYPES.items() if type_.startswith(family))
+        )
+        raise MediaError(
+            f"{source.name} holds {_FAMILIES[family]}, but its name says {_FAMILIES[named]};"
+            " NemoVideo takes the type from the name",
+            hint=f"rename it with the extension of its format ({fitting}), or convert it,"
+            " then drop it again",
         )
 
 

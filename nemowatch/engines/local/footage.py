@@ -1,0 +1,175 @@
+"""The footage a job edits: the source itself when it is a video, else a video made of it
+(a photo's shot, an animation's clip, a sound file's audiogram; see `inputs.py`).
+
+Made once per job, in its work folder, under a name of its own and then renamed, so a half
+written file is never taken for footage; made again when it is missing (a job resumed
+after its work folder was emptied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from nemowatch.engines.local import inputs
+from nemowatch.engines.local.ffmpeg import run_ffmpeg
+from nemowatch.engines.local.timeline import output_size
+from nemowatch.errors import EngineError, MediaError
+from nemowatch.probe import MediaKind, Probe, kind_of, probe
+from nemowatch.rules import EditSpec, ExportSpec
+
+_HEAD_BYTES = 1 << 18  # a JPEG's EXIF header is within its first 64 KiB; read a little more
+_PHOTO_HINT = (
+    "check that the picture opens in an image viewer, then save or export it again (as JPEG"
+    " or PNG) and drop the new copy into the inbox"
+)
+_SOUND_HINT = (
+    "check that the file plays, then export it again (as MP3, M4A or WAV) and drop the new"
+    " copy into the inbox"
+)
+_ANIMATION_HINT = (
+    "check that the animation plays in a browser; an animated WebP needs FFmpeg 8 or newer"
+    " (`nemowatch doctor` shows the one in use): convert it to GIF or MP4 otherwise"
+)
+
+
+@dataclass(frozen=True)
+class Footage:
+    """What a job edits, and what it was made from."""
+
+    path: Path  # the source itself (a video), or the footage made of it
+    kind: MediaKind  # the source's kind
+
+
+async def footage_of(
+    source: Path,
+    *,
+    work_dir: Path,
+    edit: EditSpec,
+    export: ExportSpec,
+    ffmpeg: Path,
+) -> Footage:
+    """The video the edit works on. Raises `MediaError` naming the file when it cannot be
+    read as what it is."""
+    facts = await asyncio.to_thread(probe, source)
+    kind = await asyncio.to_thread(kind_of, source, facts)
+    original_name = dropped_name(source)
+    if kind is MediaKind.VIDEO:
+        return Footage(source, kind)
+    target = work_dir / inputs.FOOTAGE_NAME
+    if target.is_file():
+        return Footage(target, kind)
+    # written under a name of its own, then renamed: a half-written file is never footage
+    partial = work_dir / f".footage.{uuid.uuid4().hex}.partial.mkv"
+    if kind is MediaKind.PHOTO:
+        arguments = await asyncio.to_thread(_photo_arguments, source, partial, facts, edit)
+        hint = _PHOTO_HINT
+        what = "a photo"
+    elif kind is MediaKind.ANIMATION:
+        arguments = inputs.animation_arguments(source, partial)
+        hint = _ANIMATION_HINT
+        what = "an animation"
+    else:
+        cover = await _cover(source, original_name, facts, work_dir, edit, ffmpeg)
+        width, height = output_size(*inputs.AUDIOGRAM_SIZE, edit.aspect, export)
+        seconds = (facts.audio.duration if facts.audio else None) or facts.duration
+        arguments = inputs.audiogram_arguments(
+            source,
+            partial,
+            size=inputs.audiogram_size((width, height)),
+            seconds=seconds,
+            settings=edit.audiogram,
+            cover=cover,
+        )
+        hint = _SOUND_HINT
+        what = "a sound file"
+    try:
+        await run_ffmpeg(arguments, ffmpeg=ffmpeg)
+        os.replace(partial, target)
+    except EngineError as exc:
+        if exc.retryable:
+            raise  # killed from outside, or the disk is full: not the file's fault
+        raise MediaError(
+            f"{original_name} could not be made into a video ({what} that FFmpeg cannot"
+            f" decode): {_first_line(str(exc))}",
+            hint=hint,
+        ) from exc
+    except OSError as exc:
+        raise EngineError(f"could not write the footage {target}: {exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return Footage(target, kind)
+
+
+def _photo_arguments(source: Path, target: Path, facts: Probe, edit: EditSpec) -> list[str]:
+    """A photo's arguments (reads the file: its EXIF header and its digest)."""
+    assert facts.video is not None  # a photo has a picture
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise MediaError(f"cannot read {source.name}: {exc.strerror or exc}") from exc
+    orientation = inputs.exif_orientation(data[:_HEAD_BYTES]) if facts.video.codec == "mjpeg" else 1
+    width, height = facts.video.width, facts.video.height
+    if not (width and height):
+        raise MediaError(f"{source.name} states no picture size", hint=_PHOTO_HINT)
+    size = inputs.photo_size(*inputs.upright_size(width, height, orientation))
+    return inputs.photo_arguments(
+        source,
+        target,
+        size=size,
+        orientation=orientation,
+        still=edit.still,
+        motion=inputs.motion_for(hashlib.sha256(data).digest()),
+    )
+
+
+async def _cover(
+    source: Path,
+    original_name: str,
+    facts: Probe,
+    work_dir: Path,
+    edit: EditSpec,
+    ffmpeg: Path,
+) -> Path | None:
+    """The audiogram's background picture: the rule's, the embedded one, or one beside."""
+    named = edit.audiogram.cover
+    if named is not None:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise MediaError(
+                f"there is no cover picture at {path.absolute()} (the rule's audiogram.cover)",
+                hint="put the picture there, or change the rule's `audiogram.cover`",
+            )
+        return path.absolute()
+    if any(stream.kind == "image" for stream in facts.streams):
+        target = work_dir / inputs.COVER_NAME
+        if target.is_file():
+            return target
+        partial = work_dir / f".cover.{uuid.uuid4().hex}.partial.png"
+        try:
+            await run_ffmpeg(inputs.cover_arguments(source, partial), ffmpeg=ffmpeg)
+            os.replace(partial, target)
+            return target
+        except EngineError as exc:
+            if exc.retryable:
+                raise
+            # an unreadable cover is no reason to fail the sound: fall back below
+        finally:
+            partial.unlink(missing_ok=True)
+    return await asyncio.to_thread(inputs.cover_beside, source, original_name)
+
+
+def dropped_name(source: Path) -> str:
+    """The name the file was dropped under (a claimed file is `processing/<job>__<name>`)."""
+    if source.parent.name == "processing" and "__" in source.name:
+        return source.name.split("__", 1)[1]
+    return source.name
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else text
