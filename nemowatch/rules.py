@@ -144,6 +144,14 @@ class Audiogram(Frozen):
     cover: str | None = Field(default=None, min_length=1)
 
 
+def unquoted_aspect(value: object) -> object:
+    """An aspect as written: YAML 1.1 reads an unquoted 16:9 as the base-60 number 969."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        minutes, seconds = divmod(value, 60)
+        return f"{minutes}:{seconds}"
+    return value
+
+
 class EditSpec(Frozen):
     """The structured form of an edit. Fields left at None (or their default) are not applied."""
 
@@ -188,11 +196,7 @@ class EditSpec(Frozen):
     @field_validator("aspect", mode="before")
     @classmethod
     def _unquoted_aspect(cls, value: object) -> object:
-        # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969: take it back
-        if isinstance(value, int) and not isinstance(value, bool):
-            minutes, seconds = divmod(value, 60)
-            return f"{minutes}:{seconds}"
-        return value
+        return unquoted_aspect(value)
 
     @field_validator("title", mode="before")
     @classmethod

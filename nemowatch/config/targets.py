@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from nemowatch.rules import ExportSpec, Frozen, Quality
+from nemowatch.rules import ExportSpec, Frozen, Quality, unquoted_aspect
 
 SINGLE = ""  # the name of a rule's one output, when `outputs` is a template
 TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -52,11 +52,7 @@ class OutputTarget(Frozen):
     @field_validator("aspect", mode="before")
     @classmethod
     def _unquoted_aspect(cls, value: object) -> object:
-        # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969: take it back
-        if isinstance(value, int) and not isinstance(value, bool):
-            minutes, seconds = divmod(value, 60)
-            return f"{minutes}:{seconds}"
-        return value
+        return unquoted_aspect(value)
 
     def export_spec(self, rule_export: ExportSpec) -> ExportSpec:
         """The rule's export with what this output sets instead (set fields stay set, so
