@@ -31,7 +31,8 @@ Choices a user may want to know:
   “...”, ‘...’, 「...」 or 『...』.
 
 This module reads clauses in order against `GRAMMAR`; the phrasings of each kind of edit,
-and what they set, are in `effects`, `timing`, `frame`, `sound`, `speech` and `export`;
+and what they set, are in `effects`, `timing`, `frame`, `sound`, `speech`, `inputs` and
+`export`;
 splitting and normalizing clauses in `clauses`; numbers and durations in `numbers`.
 """
 
@@ -48,6 +49,7 @@ from nemowatch.language.clauses import Clause, split_clauses, to_clause
 from nemowatch.language.effects import GRAMMAR as EFFECT_PHRASES
 from nemowatch.language.export import GRAMMAR as EXPORT_PHRASES
 from nemowatch.language.frame import GRAMMAR as FRAME_PHRASES
+from nemowatch.language.inputs import GRAMMAR as INPUT_PHRASES
 from nemowatch.language.readings import Handler, Reading
 from nemowatch.language.sound import GRAMMAR as SOUND_PHRASES
 from nemowatch.language.speech import GRAMMAR as SPEECH_PHRASES
@@ -169,6 +171,7 @@ GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
     *FRAME_PHRASES,
     *SOUND_PHRASES,
     *SPEECH_PHRASES,
+    *INPUT_PHRASES,
     # export settings; last, as its lead words ("export as ...") open other phrases too
     *EXPORT_PHRASES,
 )

@@ -89,6 +89,27 @@ async def test_a_png_becomes_a_five_second_shot_that_moves(tmp_path: Path) -> No
     assert region_difference(first[2], last[2], 200, range(150), range(200)) > 2.0
 
 
+async def test_the_text_can_say_how_long_a_photo_shows_and_that_it_holds_still(
+    tmp_path: Path,
+) -> None:
+    photo = tmp_path / "photo.png"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120", "-frames:v", "1", str(photo))
+    job = make_job(
+        photo,
+        tmp_path / "work",
+        instructions=("show each photo for 2 seconds, no ken burns",),
+        export=FAST,
+    )
+
+    media, _, result = await produce(LocalEngine(), job, tmp_path / "out.mp4")
+
+    assert media.duration == 2.0
+    assert result.duration == pytest.approx(2.0, abs=0.1)
+    first = frame(tmp_path / "out.mp4", 0.0)
+    last = frame(tmp_path / "out.mp4", 1.8)
+    assert region_difference(first[2], last[2], 160, range(120), range(160)) < 1.0
+
+
 @pytest.mark.parametrize(("name", "binary"), accepted_ffmpegs())
 async def test_a_jpeg_turned_by_its_exif_header_comes_out_upright(
     tmp_path: Path, name: str, binary: Path
