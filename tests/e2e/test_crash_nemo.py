@@ -29,10 +29,17 @@ def fake(clips: Clips, tmp_path: Path) -> Iterator[FakeNemo]:
         yield server
 
 
+# After the kills, the last daemon may first run a suspect job alone (issue 11's isolation),
+# with the others waiting: on a busy machine (the whole suite in four workers) finishing the
+# thirty took more than a minute once in six runs (seed 520567: 14 of 30 ended by then,
+# every one of them right). The checks are the same; the wait is longer.
+@pytest.mark.timeout(300)
 def test_thirty_files_survive_ten_random_sigkills_on_the_nemo_engine(
     tmp_path: Path, clips: Clips, fake: FakeNemo
 ) -> None:
-    plan = crash_scenario.Plan(seed=seed(), engine="nemo", files=30, kills=10, concurrency=4)
+    plan = crash_scenario.Plan(
+        seed=seed(), engine="nemo", files=30, kills=10, concurrency=4, finish_timeout=150.0
+    )
     outcome = crash_scenario.run(tmp_path / "run", clips, plan, fake=fake)
     assert not outcome.problems, outcome.report()
     assert fake.books.accepted_renders()  # the cloud really rendered
