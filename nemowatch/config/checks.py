@@ -51,6 +51,15 @@ def check_report(config: Config) -> list[str]:
                     f"{not_understood_message(phrase)} (ignored: the rule sets"
                     " allow_unknown_instructions)"
                 )
+    if config.engine == "nemo":  # it sends the text as written and reads no `edit:`
+        for rule in config.rules:
+            keys = sorted(rule.edit.model_fields_set)
+            if keys:
+                warnings.append(
+                    f'rule "{rule.name}": edit: {", ".join(keys)} is not read by the nemo'
+                    " engine (it edits from `instructions`): say it there, or use"
+                    " engine: local"
+                )
     for rule in config.rules:
         warnings.extend(match_warnings(rule, config.engine))
     return warnings

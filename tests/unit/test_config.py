@@ -500,6 +500,16 @@ def test_check_report_is_empty_when_inboxes_exist(tmp_path: Path) -> None:
     assert check_report(load_config(write(tmp_path / "config.yaml", RULE))) == []
 
 
+def test_check_report_says_the_nemo_engine_reads_no_edit_block(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    text = "engine: nemo\n" + RULE + "    edit: {captions: true, cut_silences: true}\n"
+
+    assert check_report(load_config(write(tmp_path / "config.yaml", text))) == [
+        'rule "reels": edit: captions, cut_silences is not read by the nemo engine (it edits'
+        " from `instructions`): say it there, or use engine: local"
+    ]
+
+
 def test_an_unquoted_aspect_ratio_is_understood(tmp_path: Path) -> None:
     # YAML 1.1 reads 9:16 without quotes as the number 556 (base 60)
     config = tmp_path / "config.yaml"
