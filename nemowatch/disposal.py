@@ -12,7 +12,8 @@ from typing import Any
 import structlog
 
 from nemowatch import outbox
-from nemowatch.config import AfterFailure, AfterSuccess, Rule
+from nemowatch.batchend import end_of_batch
+from nemowatch.config import AfterFailure, AfterSuccess, BatchMode, Rule
 from nemowatch.files import move_no_replace, unclaim
 from nemowatch.ledger import JobRecord, JobState, Ledger
 
@@ -62,6 +63,11 @@ class Disposal:
                 log.info("job.report", **self.error_report(record))
             return self.ledger.update(record.id, disposed="kept")
         when = self.now()
+        if record.batch is not None and record.batch.mode == BatchMode.EACH:
+            # the folder goes as a unit, when the last of its jobs has ended
+            return end_of_batch(
+                self.ledger, record, rule, when=when, error_report=self.error_report
+            )
         self._dispose_sidecars(record, rule, when)  # first: the ledger records the source's
         if not record.claimed.exists():
             return self._disposed_before(record, rule)

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path, PurePath
 
 from nemowatch.errors import MediaError, NemowatchError, TransientError
-from nemowatch.intake import Snapshot, is_sidecar_name
+from nemowatch.intake import FolderEntry, Snapshot, folder_snapshot, is_sidecar_name
 
 NAME_MAX = 255  # bytes (UTF-8) in one file name on Linux filesystems (ext4, XFS, Btrfs, tmpfs)
 MARK = "…"  # where a name too long to fit was cut
@@ -145,6 +145,92 @@ def claim(path: Path, inbox: Path, job_id: str, *, expected: Snapshot | None = N
         _put_back(destination, path)
         return None
     return destination
+
+
+def folder_entries(path: Path) -> list[FolderEntry] | None:
+    """What a folder holds, one level, no link followed; None when it is gone or is no
+    folder (a link to one included). Raises MediaError when it cannot be listed."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return None
+        with os.scandir(path) as listing:
+            found = list(listing)
+    except _GONE:
+        return None
+    except OSError as exc:
+        raise _translate(exc, "list", path) from exc
+    entries = []
+    for entry in found:
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except _GONE:
+            continue  # went while listing: the next look sees the folder changed
+        except OSError as exc:
+            raise _translate(exc, "examine", Path(entry.path)) from exc
+        kind = (
+            "file"
+            if stat.S_ISREG(status.st_mode)
+            else "folder"
+            if stat.S_ISDIR(status.st_mode)
+            else "other"
+        )
+        entries.append(FolderEntry(entry.name, kind, status.st_size, status.st_mtime_ns))
+    return sorted(entries, key=lambda item: item.name)
+
+
+def folder_look(path: Path) -> Snapshot | None:
+    """A folder's contents as one snapshot (see `intake.folder_snapshot`); None when it is
+    gone or no folder."""
+    entries = folder_entries(path)
+    if entries is None:
+        return None
+    try:
+        status = os.lstat(path)
+    except _GONE:
+        return None
+    except OSError as exc:
+        raise _translate(exc, "examine", path) from exc
+    own = Snapshot(0, status.st_mtime_ns, status.st_ino, status.st_dev)
+    return folder_snapshot(own, entries)
+
+
+def claim_folder(
+    path: Path, inbox: Path, claim_id: str, *, expected: Snapshot | None = None
+) -> Path | None:
+    """Move a folder (a batch) into `inbox/processing/<claim_id>__<name>` by one atomic
+    rename; None when it is gone, or changed since `expected` (it stays, to settle again).
+    Its files keep their names, inodes and times."""
+    destination = claim_path(inbox, claim_id, path.name)
+    before = folder_entries(path)
+    current = folder_look(path)
+    if before is None or current is None or (expected is not None and current != expected):
+        return None
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(destination):
+            raise ValueError(f"claim id {claim_id!r} was used before: {destination} exists")
+        os.rename(path, destination)
+    except _GONE:
+        return None
+    except OSError as exc:
+        raise _translate(exc, "claim", path, folder=destination.parent) from exc
+    # A file written into it between the look and the rename: give it back to settle again.
+    if folder_entries(destination) != before:
+        with contextlib.suppress(OSError):
+            if not os.path.lexists(path):
+                os.rename(destination, path)
+        return None
+    return destination
+
+
+def remove_folder(path: Path) -> None:
+    """Delete a batch folder and what it holds (only after its outputs are published)."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _translate(exc, "delete", path) from exc
 
 
 def move_no_replace(source: Path, folder: Path, name: str) -> Path:

@@ -181,7 +181,7 @@ def version_of(stem: str) -> tuple[str, int]:
     return (found["stem"], int(found["version"])) if found else (stem, 1)
 
 
-# ---- folders (batches): decisions only; not wired into the daemon yet ----------------------
+# ---- folders (batches) -----------------------------------------------------------------
 
 # The batch's own instructions, inside a folder: not one of its files.
 BATCH_INSTRUCTIONS = "instructions.txt"
@@ -250,6 +250,32 @@ def judge_folder(entries: Sequence[FolderEntry], ignore: Sequence[str]) -> Folde
             FolderVerdict.EMPTY, reason="it holds no file to edit: put the files in it first"
         )
     return FolderJudgement(FolderVerdict.BATCH, tuple(files), instructions)
+
+
+def folder_rule(path: PurePath, rules: Sequence[Rule], names: Sequence[str]) -> Rule | None:
+    """The rule that takes a folder dropped into an inbox as a batch: of the rules on that
+    inbox that are not `recursive` (those take the files of its folders one by one), the
+    first (in config order) whose `match` accepts one of the folder's file `names`; with no
+    file in it yet, the first of them (so that an empty folder is reported in its inbox).
+    None: not a batch folder, or no rule's match accepts any of its files."""
+    candidates = []
+    for rule in rules:
+        try:
+            relative = path.relative_to(rule.inbox)
+        except ValueError:
+            continue
+        if len(relative.parts) != 1 or rule.recursive:
+            continue
+        name = relative.parts[0]
+        if name in WORK_FOLDERS or name.startswith(".") or matches(name, rule.all_ignore):
+            continue
+        candidates.append(rule)
+    if not names:
+        return candidates[0] if candidates else None
+    for rule in candidates:
+        if any(matches(name, rule.match) and not matches(name, rule.ignore) for name in names):
+            return rule
+    return None
 
 
 def folder_snapshot(folder: Snapshot, entries: Sequence[FolderEntry]) -> Snapshot:

@@ -69,6 +69,47 @@ class IllegalTransition(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Batch:
+    """A folder dropped into an inbox, taken as one unit: `combine` is one job of the
+    whole folder; `each` is one job per file, all with the same `Batch`."""
+
+    id: str  # the claim's id: the folder is `processing/<id>__<name>` while it is worked on
+    mode: str  # "each" or "combine" (config.BatchMode)
+    folder: Path  # where it was dropped
+    claimed: Path  # where it is while its jobs run
+    files: tuple[str, ...]  # its files, in name order
+    instructions: str | None = None  # the name of its instructions.txt, when it has one
+    # (size, mtime_ns, inode) of the folder as it settled: the same folder is not taken twice
+    identity: tuple[int, int, int] = (0, 0, 0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "mode": self.mode,
+            "folder": str(self.folder),
+            "claimed": str(self.claimed),
+            "files": list(self.files),
+            "instructions": self.instructions,
+            "identity": list(self.identity),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Batch | None:
+        if not data:
+            return None
+        size, mtime_ns, inode = data.get("identity") or (0, 0, 0)
+        return cls(
+            id=data["id"],
+            mode=data["mode"],
+            folder=Path(data["folder"]),
+            claimed=Path(data["claimed"]),
+            files=tuple(data.get("files") or ()),
+            instructions=data.get("instructions"),
+            identity=(int(size), int(mtime_ns), int(inode)),
+        )
+
+
+@dataclass(frozen=True)
 class JobRecord:
     id: str
     rule: str
@@ -109,6 +150,8 @@ class JobRecord:
     # the outputs published so far, by name ("": a rule's one output), each with its file
     # (None: `on_conflict: skip` kept an existing one); see config/targets.py
     published: dict[str, str | None] = field(default_factory=dict)
+    # the folder this job came in (a batch, issue 13): None for a file dropped on its own
+    batch: Batch | None = None
 
     @property
     def finished(self) -> bool:
@@ -177,4 +220,5 @@ class JobRecord:
             sidecars=tuple(loads(row["sidecars"]) or ()),
             # [name, file] pairs, in the order published (a JSON object would be sorted)
             published={str(name): path for name, path in loads(row["published"]) or []},
+            batch=Batch.from_json(loads(row["batch"])),
         )

@@ -20,7 +20,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from nemowatch.jobs import (
     ALLOWED,
     FINISHED,
     RUNNING,
+    Batch,
     IllegalTransition,
     JobRecord,
     JobState,
@@ -43,6 +44,7 @@ __all__ = [
     "ALLOWED",
     "FINISHED",
     "RUNNING",
+    "Batch",
     "IllegalTransition",
     "JobRecord",
     "JobState",
@@ -147,12 +149,31 @@ _ADDED_COLUMNS = {
     # several outputs per rule: JSON [[output name, published file, or null when `skip`
     # kept an existing one], ...] in the order published; a restarted job makes the others
     "published": "TEXT",
+    # JSON (jobs.Batch): the folder a job came in, when it was dropped as one (issue 13)
+    "batch": "TEXT",
 }
 
 # Keys of the control table (values are text).
 _PAUSED = "paused"  # "1" while an operator has paused new work
 _PAUSED_AT = "paused_at"  # epoch seconds of the pause
 _SCAN_REQUESTED = "scan_requested"  # epoch seconds of the latest rescan request
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to write (`Ledger.create_all`)."""
+
+    job_id: str
+    rule: str
+    engine: str
+    source: Path
+    claimed: Path | None
+    source_size: int | None = None
+    source_mtime_ns: int | None = None
+    source_inode: int | None = None
+    state: JobState = JobState.CLAIMED
+    sidecars: list[dict[str, str]] | None = None
+    batch: Batch | None = None
 
 
 @dataclass(frozen=True)
@@ -261,12 +282,31 @@ class JobQueries:
         ).fetchone()
         return row is not None
 
+    def batch_jobs(self, batch_id: str) -> list[JobRecord]:
+        """The jobs of one batch (a folder), oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE json_extract(batch, '$.id') = ? ORDER BY created_at, id",
+            (batch_id,),
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def knows_batch(self, folder: Path, identity: tuple[int, int, int]) -> bool:
+        """Whether a batch was taken from `folder` as it is now (kept in place after it)."""
+        row = self._db.execute(
+            "SELECT 1 FROM jobs WHERE json_extract(batch, '$.folder') = ?"
+            " AND json_extract(batch, '$.identity') = ? AND retried_at IS NULL LIMIT 1",
+            (str(folder), json.dumps(list(identity), separators=(",", ":"))),
+        ).fetchone()
+        return row is not None
+
     def claimed_paths(self) -> set[Path]:
         """Every file the jobs claimed: their sources and their sidecars."""
         rows = self._db.execute(
             "SELECT claimed, sidecars FROM jobs WHERE claimed IS NOT NULL"
         ).fetchall()
         paths = {Path(row["claimed"]) for row in rows}
+        for row in self._db.execute("SELECT batch FROM jobs WHERE batch IS NOT NULL"):
+            paths.add(Path(json.loads(row["batch"])["claimed"]))  # the folder, in processing/
         for row in rows:
             for sidecar in json.loads(row["sidecars"] or "[]"):
                 paths.add(Path(sidecar["claimed"]))
@@ -405,34 +445,44 @@ class Ledger(JobQueries):
         source_inode: int | None = None,
         state: JobState = JobState.CLAIMED,
         sidecars: list[dict[str, str]] | None = None,
+        batch: Batch | None = None,
     ) -> JobRecord:
-        """A new job; `sidecars`: {"source", "claimed"} of each sidecar taken with it."""
+        """A new job; `sidecars`: {"source", "claimed"} of each sidecar taken with it;
+        `batch`: the folder it came in."""
+        fields = {name: value for name, value in locals().items() if name != "self"}
+        return self.create_all([NewJob(**fields)])[0]
+
+    def create_all(self, new: Sequence[NewJob]) -> list[JobRecord]:
+        """Several new jobs in one write (a batch's: all of them, or none)."""
         now = self._clock()
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO jobs (id, rule, engine, source, source_size, source_mtime_ns,"
-                " source_inode, claimed, state, created_at, updated_at, sidecars)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    rule,
-                    engine,
-                    str(source),
-                    source_size,
-                    source_mtime_ns,
-                    source_inode,
-                    str(claimed) if claimed else None,
-                    state.value,
-                    now,
-                    now,
-                    json.dumps(sidecars) if sidecars else None,
-                ),
-            )
-            db.execute(
-                "INSERT INTO transitions (job_id, from_state, to_state, at) VALUES (?, ?, ?, ?)",
-                (job_id, JobState.DETECTED.value, state.value, now),
-            )
-        return self.get(job_id)
+            for job in new:
+                db.execute(
+                    "INSERT INTO jobs (id, rule, engine, source, source_size, source_mtime_ns,"
+                    " source_inode, claimed, state, created_at, updated_at, sidecars, batch)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.job_id,
+                        job.rule,
+                        job.engine,
+                        str(job.source),
+                        job.source_size,
+                        job.source_mtime_ns,
+                        job.source_inode,
+                        str(job.claimed) if job.claimed else None,
+                        job.state.value,
+                        now,
+                        now,
+                        json.dumps(job.sidecars) if job.sidecars else None,
+                        json.dumps(job.batch.as_json()) if job.batch else None,
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO transitions (job_id, from_state, to_state, at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (job.job_id, JobState.DETECTED.value, job.state.value, now),
+                )
+        return [self.get(job.job_id) for job in new]
 
     def transition(
         self, job_id: str, state: JobState, *, detail: str | None = None, **fields: Any

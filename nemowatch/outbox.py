@@ -28,6 +28,7 @@ from nemowatch.files import (
     link_no_replace,
     linked_in,
     move_no_replace,
+    remove_folder,
     sync_file,
     sync_folder,
 )
@@ -216,7 +217,10 @@ def dispose_success(
 ) -> str:
     """Archive, keep or delete a source whose output is published. Returns where it went."""
     if after is AfterSuccess.DELETE:
-        claimed.unlink(missing_ok=True)
+        if claimed.is_dir() and not claimed.is_symlink():
+            remove_folder(claimed)  # a batch's folder (issue 13)
+        else:
+            claimed.unlink(missing_ok=True)
         return "deleted"
     if after is AfterSuccess.KEEP and not source.exists():
         os.rename(claimed, source)  # the name is free: put it back where it was dropped

@@ -10,12 +10,13 @@ again, never re-submitted blindly; an instruction already sent is not sent again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -79,6 +80,7 @@ class Pipeline:
         self._now = now
         self.disposal = Disposal(ledger, now=now, dispose_sources=dispose_sources)
         self.observer = observer  # told each job's progress as well (`process` draws it)
+        self._batch_locks: dict[str, asyncio.Lock] = {}  # see `_batch_turn`
         self._crash_on = os.environ.get(TEST_CRASH_ON) or None  # the test hook above
         self._crash_published = os.environ.get(TEST_CRASH_PUBLISHED) or None  # and this one
 
@@ -102,6 +104,16 @@ class Pipeline:
                 hint=f"keep one sidecar beside {record.source.name}, then move them back"
                 " into the inbox together",
             )
+        if record.batch is not None and record.batch.instructions is not None:
+            # the batch's instructions.txt, for each of its files: under a file's own
+            name = record.batch.instructions
+            batch_wide = read_sidecar(
+                record.batch.claimed / name,
+                rule=rule,
+                engine=self.engine.name,
+                shown_as=record.batch.folder / name,
+            )
+            sidecars = (batch_wide, *sidecars)
         instructions, edit, export = combine(rule, sidecars)
         return Job(
             id=record.id,
@@ -150,7 +162,8 @@ class Pipeline:
                     self.ledger, job_id, observer=self.observer, clock=self._clock
                 )
                 with progress.reporting(listener):
-                    record = await self._drive_with_sessions(record, rule)
+                    async with self._batch_turn(record):
+                        record = await self._drive_with_sessions(record, rule)
             except CreditsExhausted:
                 # not the job's fault: it waits at its checkpoint until credits return, and
                 # this run is not counted in its attempts
@@ -190,6 +203,21 @@ class Pipeline:
             elif record.state is JobState.SKIPPED:
                 log.info("job.skipped", reason=record.error, seconds=total)
             return record
+
+    @contextlib.asynccontextmanager
+    async def _batch_turn(self, record: JobRecord) -> AsyncIterator[None]:
+        """The jobs of one batch take turns when they share the engine's session (one
+        conversation: one job's instructions, render and download at a time)."""
+        if record.batch is None or not self.engine.shares_sessions:
+            yield
+            return
+        lock = self._batch_locks.setdefault(record.batch.id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked():
+                self._batch_locks.pop(record.batch.id, None)
 
     async def _drive_with_sessions(self, record: JobRecord, rule: Rule) -> JobRecord:
         """`_drive`, starting over in a new session when the engine loses the old one."""
@@ -277,7 +305,8 @@ class Pipeline:
     ) -> JobRecord:
         """Fail the job, unless its file was still being written (a copy that paused):
         then it goes back to the inbox to settle again (`stalled`)."""
-        if self.disposal.dispose_sources:
+        # a batch's folder settled as a whole: none of its files is being written
+        if self.disposal.dispose_sources and record.batch is None:
             reason = await stalled.still_written(
                 record,
                 rule.settle_seconds,

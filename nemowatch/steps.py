@@ -133,7 +133,17 @@ class Step:
 
 
 def fingerprint(path: Path, chunk_size: int = 1 << 20) -> tuple[str, int]:
-    """SHA-256 and size of a file, reading it once."""
+    """SHA-256 and size of a file, reading it once; of a folder (a batch), of its files'
+    names and contents in name order."""
+    if path.is_dir() and not path.is_symlink():
+        combined = hashlib.sha256()
+        total = 0
+        for child in sorted(path.iterdir()):
+            if child.is_file() and not child.is_symlink():
+                part, size = fingerprint(child, chunk_size)
+                combined.update(f"{child.name}\0{part}\0".encode())
+                total += size
+        return combined.hexdigest(), total
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as handle:
@@ -176,7 +186,7 @@ async def claim(run: Run, record: JobRecord) -> Advance:
     skipped = _duplicate(run, record)
     if skipped is not None:
         return skipped
-    session = await run.engine.open_session(run.job)
+    session = await _session(run, record)
     # Asked again after that pause, and answered with none before the pipeline records the
     # move on: so of the jobs made from the same bytes, only one at a time gets past here.
     going_on = False
@@ -187,6 +197,17 @@ async def claim(run: Run, record: JobRecord) -> Advance:
         if not going_on:  # the session's scratch space; made again if it goes on later
             shutil.rmtree(run.job.work_dir, ignore_errors=True)
     return skipped or Advance(JobState.UPLOADING, {"session": asdict(session)})
+
+
+async def _session(run: Run, record: JobRecord) -> Session:
+    """A new session; for a job of a batch whose engine shares sessions, the one a job of
+    the same batch opened (it runs with its batch's lock held: see `Pipeline`)."""
+    if record.batch is not None and run.engine.shares_sessions:
+        for member in run.ledger.batch_jobs(record.batch.id):
+            if member.id != record.id and member.session is not None:
+                log.info("session.shared", batch=str(record.batch.folder), with_job=member.id)
+                return session_of(member)
+    return await run.engine.open_session(run.job)
 
 
 def _duplicate(run: Run, record: JobRecord) -> Advance | None:
@@ -422,7 +443,10 @@ async def _send(engine: Engine, session: Session, instruction: str, warnings: li
 
 def _check_size(source: Path, name: str, limit: int) -> None:
     """Refuse, before any work, a file larger than the rule's `max_size`."""
-    size = source.stat().st_size
+    if source.is_dir():  # a batch's folder: its files together
+        size = sum(child.stat().st_size for child in source.iterdir() if child.is_file())
+    else:
+        size = source.stat().st_size
     if size > limit:
         raise MediaError(
             f"{name} is {format_size(size)} ({size} bytes), over this rule's max_size of"

@@ -39,6 +39,8 @@ from typing import Any
 
 import structlog
 from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
     FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
@@ -121,6 +123,11 @@ class _Forwarder(FileSystemEventHandler):
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory:
+            # a folder made or moved into the inbox may be a batch: intake looks at it
+            if isinstance(event, DirCreatedEvent):
+                self._deliver(Path(os.fsdecode(event.src_path)), False)
+            elif isinstance(event, DirMovedEvent) and event.dest_path:
+                self._deliver(Path(os.fsdecode(event.dest_path)), False)
             return
         if isinstance(event, FileMovedEvent):
             if not event.dest_path:
@@ -638,12 +645,15 @@ def _walk(inbox: Path, *, recursive: bool) -> Iterator[Path]:
             try:
                 if entry.is_file(follow_symlinks=False):
                     yield Path(entry.path)
-                elif recursive and entry.is_dir(follow_symlinks=False):
+                elif entry.is_dir(follow_symlinks=False):
                     if entry.name.startswith("."):
                         continue
                     if folder == inbox and entry.name in WORK_FOLDERS:
                         continue
-                    subfolders.append(Path(entry.path))
+                    if recursive:
+                        subfolders.append(Path(entry.path))
+                    else:
+                        yield Path(entry.path)  # a folder dropped in: a batch (intake)
             except OSError:
                 continue  # vanished between listing and looking
         folders.extend(reversed(subfolders))  # depth first, in name order

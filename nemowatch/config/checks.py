@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from nemowatch.config.document import Loc, Origin
-from nemowatch.config.models import TEMPLATE_FIELDS, Config, Rule
+from nemowatch.config.models import TEMPLATE_FIELDS, BatchMode, Config, Rule
 from nemowatch.engines.formats import LOCAL_EXTENSIONS, NEMO_EXTENSIONS
 from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
@@ -500,3 +500,17 @@ def nemo_targets_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
                     )
                 )
     return problems
+
+
+def nemo_batch_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
+    """`batch: combine` under the nemo engine: joining a folder's files into one video is
+    the local engine's work (the service edits what was uploaded, one file at a time)."""
+    return [
+        item.origin.problem(
+            ("batch",),
+            "the nemo engine cannot combine a folder's files into one video: use"
+            " batch: each (each file its own output, in one session), or engine: local",
+        )
+        for item in loaded
+        if item.knows("batch") and item.rule.batch is BatchMode.COMBINE
+    ]

@@ -19,6 +19,7 @@ from nemowatch.config.checks import (
     cross_check,
     instruction_problems,
     music_problems,
+    nemo_batch_problems,
     nemo_targets_problems,
     speech_problems,
     watermark_problems,
@@ -80,6 +81,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     engine = settings.engine if settings is not None else data.get("engine", "local")
     if engine == "nemo":  # outputs with their own picture cannot be sent to the service
         problems.extend(nemo_targets_problems(loaded))
+        problems.extend(nemo_batch_problems(loaded))
     if engine == "local":  # the nemo engine reads neither `edit:` nor music in the text
         problems.extend(music_problems(loaded))
         problems.extend(speech_problems(loaded, environ))

@@ -71,6 +71,13 @@ class AfterFailure(StrEnum):
     KEEP = "keep"  # leave the source where it was dropped (error.json still in failed/)
 
 
+class BatchMode(StrEnum):
+    """What a folder dropped into an inbox becomes (issue 13)."""
+
+    EACH = "each"  # each file its own job and output (the nemo engine: in one session)
+    COMBINE = "combine"  # one video of its files in name order (the local engine)
+
+
 class After(Frozen):
     success: AfterSuccess = AfterSuccess.ARCHIVE
     failure: AfterFailure = AfterFailure.QUARANTINE
@@ -104,6 +111,8 @@ class Rule(Frozen):
     match: tuple[str, ...] = DEFAULT_MATCH
     ignore: tuple[str, ...] = ()  # extra patterns, on top of DEFAULT_IGNORE
     recursive: bool = False
+    # a folder dropped into the inbox (when not `recursive`) is one batch of its files
+    batch: BatchMode = BatchMode.EACH
     poll: bool = False  # force polling (network shares, where events do not arrive)
     settle_seconds: float = Field(default=2.0, ge=0.0, le=3600.0)
     instructions: tuple[str, ...] = ()

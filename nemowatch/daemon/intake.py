@@ -15,6 +15,7 @@ back to settle again as a pair.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -23,6 +24,7 @@ from pathlib import Path, PurePath
 import structlog
 
 from nemowatch.config import Rule
+from nemowatch.daemon.batches import Batches
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.daemon.sidecars import Sidecars
 from nemowatch.errors import MediaError, NemowatchError
@@ -77,6 +79,8 @@ class Intake:
             grace=sidecar_grace,
             taken=self._taken_before,
         )
+        self._batches = Batches(ledger, engine=engine, now=now)
+        self._settled_folders: set[Path] = set()
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -94,13 +98,15 @@ class Intake:
     @property
     def settling(self) -> int:
         """How many files are being watched until they settle (sidecars waiting too)."""
-        return len(self._tracker) + self._sidecars.waiting
+        return len(self._tracker) + self._sidecars.waiting + self._batches.waiting
 
     def offer(self, path: Path, closed: bool = False) -> bool:
         """A path worth a look (from an event or a scan). True if it is settling now.
 
         `closed`: an event said its writer finished (close-write, renamed into place).
         """
+        if self._is_batch_folder(path):
+            return self._batches.offer(path, self._available(), self._clock())
         verdict, rule = classify(path, self._rules)
         if verdict is Verdict.IGNORED:
             return False
@@ -139,12 +145,42 @@ class Intake:
                 path, self.look(path), now, rule.settle_seconds, sidecar_floor(rule.settle_seconds)
             )
         self._sidecars.recheck(now)
+        self._batches.recheck(now)
 
     def settled(self, now: float, limit: int | None = None) -> list[tuple[Path, Snapshot]]:
         """The files that have settled, each with the snapshot it settled with (for
         `take`), at most `limit` of them (None: all); these are no longer tracked, so take
-        them now. The others stay tracked, settled, until there is room for them."""
-        return self._tracker.settled_snapshots(now, limit)
+        them now. The others stay tracked, settled, until there is room for them.
+        Folders (batches) come after files; pass each to `take_all`."""
+        files = self._tracker.settled_snapshots(now, limit)
+        room = None if limit is None else max(0, limit - len(files))
+        folders = self._batches.settled(now, room) if room != 0 else []
+        self._settled_folders.update(path for path, _ in folders)
+        return files + folders
+
+    def take_all(self, path: Path, settled: Snapshot | None = None) -> list[str]:
+        """`take` for a settled file or folder: the ids of the jobs made of it (a folder,
+        a batch, may make several)."""
+        if path in self._settled_folders:
+            self._settled_folders.discard(path)
+            if settled is None:
+                return []
+            return self._batches.take(path, settled, self._available(), self._clock())
+        job_id = self.take(path, settled)
+        return [job_id] if job_id is not None else []
+
+    def _available(self) -> list[Rule]:
+        """The rules whose inbox is there (a missing one's rules are paused)."""
+        return [rule for rule in self._rules if rule.inbox not in self._pauses.missing]
+
+    def _is_batch_folder(self, path: Path) -> bool:
+        """Whether `path` is a folder directly inside an inbox (one lstat, only then)."""
+        if not any(path.parent == rule.inbox and not rule.recursive for rule in self._rules):
+            return False
+        try:
+            return stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            return False
 
     def _taken_before(self, sidecar: Path) -> str | None:
         """A recent job whose video had `sidecar`'s name and folder (it came too late)."""
@@ -265,6 +301,12 @@ class Intake:
         forget the job. A job whose rule is gone is left as it is until the rule is back."""
         rule = self.rule(record.rule)
         if record.claimed is None or rule is None:
+            return
+        if record.batch is not None:
+            if not self._batches.finish_claim(record, rule):
+                for member in self._ledger.batch_jobs(record.batch.id):
+                    self._ledger.discard(member.id)  # gone, changed, or taken by another
+                log.info("batch.claim_undone", folder=str(record.batch.folder))
             return
         if os.path.lexists(record.claimed):
             self._finish_sidecars(record, rule)

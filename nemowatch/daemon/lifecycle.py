@@ -200,8 +200,7 @@ class Daemon:
                 # the empty folder underneath it (one stat per inbox)
                 self._check_watcher()
             for path, snap in settled:
-                job_id = self.intake.take(path, snap)
-                if job_id is not None:
+                for job_id in self.intake.take_all(path, snap):
                     self.workers.enqueue(job_id)
                     self._update_status()
 

@@ -252,6 +252,9 @@ class Engine(Protocol):
     """What the pipeline needs from an editing engine."""
 
     name: str
+    # whether the jobs of one batch (a folder, `batch: each`) share one session, one after
+    # the other: the service's batch workflow (one session, an upload and a render each)
+    shares_sessions: bool
 
     async def open_session(self, job: Job) -> Session: ...
 

@@ -261,8 +261,8 @@ def fifo(target: Path, where: Where) -> Path:
 
 
 def folder(target: Path, where: Where) -> None:
+    # a folder is a batch of its files (test_batches.py); an empty one waits for them
     target.mkdir()
-    shutil.copyfile(where.clips.basic, target / "inside.mp4")
 
 
 def text(content: str) -> Maker:
@@ -322,7 +322,7 @@ CASES = [
     Case("no-rule-matches", "report.pdf", text("%PDF-1.4"), End.LEFT, ("file.no_rule",)),
     Case("symlink-to-a-file-outside", "link.mp4", symlink_out, End.LEFT),
     Case("fifo", "pipe.mp4", fifo, End.LEFT),
-    Case("directory-named-like-a-video", "folder.mp4", folder, End.LEFT),
+    Case("empty-folder-named-like-a-video", "folder.mp4", folder, End.LEFT, ("batch.empty",)),
     Case("hidden-file", ".hidden.mp4", distinct(6), End.LEFT),
     Case("partial-download", "clip.mp4.part", distinct(7), End.LEFT),
 ]  # fmt: skip

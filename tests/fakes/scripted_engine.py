@@ -51,6 +51,7 @@ class ScriptedEngine:
     (a poll: the render is complete). `calls` lists every step called, in order."""
 
     name = "scripted"
+    shares_sessions = False
 
     def __init__(
         self,

@@ -207,8 +207,9 @@ async def test_scan_finds_files_and_skips_what_is_not_ours(tmp_path: Path) -> No
     recursive = Watcher([rule(inbox, recursive=True)], Received(), asyncio.get_running_loop())
     assert sorted(recursive.scan()) == sorted(inbox / name for name in files)
 
+    # a flat inbox's folders are candidates too: each is a batch (not links, not hidden)
     flat = Watcher([rule(inbox)], Received(), asyncio.get_running_loop())
-    assert sorted(flat.scan()) == [inbox / ".hidden.mp4", inbox / "a.mp4"]
+    assert sorted(flat.scan()) == [inbox / ".hidden.mp4", inbox / "a.mp4", inbox / "sub"]
 
 
 async def test_scan_of_a_missing_inbox_finds_nothing(tmp_path: Path) -> None:

@@ -83,6 +83,7 @@ class LocalEngine:
     """Edits on this machine with FFmpeg; needs no account and no network."""
 
     name = "local"
+    shares_sessions = False  # see Engine
 
     def __init__(
         self,
@@ -126,9 +127,12 @@ class LocalEngine:
     async def upload(self, session: Session, source: Path) -> Media:
         # What the file is, by its content (a photo named .mp4 is a photo): a file that is
         # neither a video, a photo nor a sound file fails here, before any work.
+        state = LocalSession.of(session)
+        name = source.name
+        if source.is_dir():  # a batch's folder: its files joined are what is edited
+            source = (await self._footage(state)).path
         facts = await asyncio.to_thread(probe, source)
         kind = await asyncio.to_thread(kind_of, source, facts)
-        state = LocalSession.of(session)
         picture = facts.video
         duration = facts.duration
         if kind is MediaKind.PHOTO:
@@ -138,7 +142,7 @@ class LocalEngine:
         elif picture is not None:
             duration = picture.duration or facts.duration
         return Media(
-            name=source.name,
+            name=name,
             duration=duration,
             width=picture.width if picture else None,
             height=picture.height if picture else None,
@@ -205,7 +209,7 @@ class LocalEngine:
             duration=duration,
             has_audio=has_audio,
             fps=video.fps,
-            transcribe=self._words(state, edit),
+            transcribe=self._words(state, edit, footage.path),
         )
         segments = plan_segments(duration=duration, fps=video.fps, spec=edit, analysis=analysis)
         if not segments:
@@ -248,7 +252,7 @@ class LocalEngine:
         )
 
     def _words(
-        self, state: LocalSession, edit: EditSpec
+        self, state: LocalSession, edit: EditSpec, footage: Path
     ) -> Callable[[], Awaitable[Transcript]] | None:
         """What hears the source's words, when the edit needs them (captions, fillers):
         the transcript a previous run of the job saved, or speech to text in a thread."""
@@ -266,7 +270,7 @@ class LocalEngine:
             try:
                 heard = await asyncio.to_thread(
                     self._transcriber.transcribe,
-                    state.source,
+                    footage,
                     language=language,
                     fillers=fillers,
                     stop=stop,

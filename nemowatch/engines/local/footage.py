@@ -15,10 +15,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from nemowatch.engines.local import inputs
+from nemowatch.engines.local import batch, inputs
 from nemowatch.engines.local.ffmpeg import run_ffmpeg
 from nemowatch.engines.local.timeline import output_size
 from nemowatch.errors import EngineError, MediaError
+from nemowatch.files import folder_entries
+from nemowatch.intake import judge_folder
 from nemowatch.probe import MediaKind, Probe, kind_of, probe
 from nemowatch.rules import EditSpec, ExportSpec
 
@@ -55,6 +57,8 @@ async def footage_of(
 ) -> Footage:
     """The video the edit works on. Raises `MediaError` naming the file when it cannot be
     read as what it is."""
+    if source.is_dir() and not source.is_symlink():  # a batch's folder (`batch: combine`)
+        return await _combined(source, work_dir=work_dir, edit=edit, export=export, ffmpeg=ffmpeg)
     facts = await asyncio.to_thread(probe, source)
     kind = await asyncio.to_thread(kind_of, source, facts)
     original_name = dropped_name(source)
@@ -103,6 +107,118 @@ async def footage_of(
     finally:
         partial.unlink(missing_ok=True)
     return Footage(target, kind)
+
+
+async def _combined(
+    folder: Path, *, work_dir: Path, edit: EditSpec, export: ExportSpec, ffmpeg: Path
+) -> Footage:
+    """A folder's files joined into one video (see `batch.py`)."""
+    target = work_dir / inputs.FOOTAGE_NAME
+    if target.is_file():
+        return Footage(target, MediaKind.VIDEO)
+    shown = dropped_name(folder)
+    names = await asyncio.to_thread(_batch_files, folder)
+    found: list[tuple[Path, Probe, MediaKind]] = []
+    for name in names:
+        path = folder / name
+        try:
+            facts = await asyncio.to_thread(probe, path)
+            found.append((path, facts, await asyncio.to_thread(kind_of, path, facts)))
+        except MediaError as error:
+            raise MediaError(f"in the batch {shown}: {error}", hint=error.hint) from error
+    sounds = [item for item in found if item[2] is MediaKind.SOUND]
+    pictures = [item for item in found if item[2] is not MediaKind.SOUND]
+    if len(sounds) > 1:
+        raise MediaError(
+            f"the batch {shown} holds {len(sounds)} sound files"
+            f" ({', '.join(path.name for path, _, _ in sounds)}); a combined batch takes one,"
+            " as its soundtrack",
+            hint="keep one sound file in the folder (or use batch: each, a video of each"
+            " file), then move the folder back into the inbox",
+        )
+    if not pictures:  # one sound file alone: its audiogram
+        return await footage_of(
+            sounds[0][0], work_dir=work_dir, edit=edit, export=export, ffmpeg=ffmpeg
+        )
+    soundtrack = sounds[0] if sounds else None
+    shot = batch.photo_seconds(
+        sum(1 for item in pictures if item[2] is MediaKind.PHOTO),
+        videos_seconds=sum(
+            _seconds(facts) for _, facts, kind in pictures if kind is not MediaKind.PHOTO
+        ),
+        soundtrack=_seconds(soundtrack[1]) if soundtrack else None,
+        longest=edit.max_duration,
+        still=edit.still.duration,
+    )
+    shot_edit = edit.model_copy(update={"still": edit.still.model_copy(update={"duration": shot})})
+    pieces: list[batch.Piece] = []
+    partial = work_dir / f".footage.{uuid.uuid4().hex}.partial.mkv"
+    made: list[Path] = [partial]
+    try:
+        for index, (path, facts, kind) in enumerate(pictures):
+            if kind is MediaKind.PHOTO:
+                still = work_dir / f".shot-{index}.{uuid.uuid4().hex}.partial.mkv"
+                made.append(still)
+                arguments = await asyncio.to_thread(_photo_arguments, path, still, facts, shot_edit)
+                await _run_for(arguments, ffmpeg, f"{shown}/{path.name}", "a photo", _PHOTO_HINT)
+                pieces.append(batch.Piece(still, shot, has_audio=False))
+            else:
+                pieces.append(batch.Piece(path, _seconds(facts), facts.audio is not None))
+        arguments = batch.combine_arguments(
+            pieces,
+            partial,
+            size=_frame(pictures[0][1]),
+            soundtrack=soundtrack[0] if soundtrack else None,
+        )
+        await _run_for(arguments, ffmpeg, shown, "a batch", _BATCH_HINT)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise EngineError(f"could not write the footage {target}: {exc}") from exc
+    finally:
+        for path in made:
+            path.unlink(missing_ok=True)
+    return Footage(target, MediaKind.VIDEO)
+
+
+_BATCH_HINT = (
+    "check that each file in the folder plays, replace any that does not, then move the"
+    " folder back into the inbox"
+)
+
+
+async def _run_for(arguments: list[str], ffmpeg: Path, name: str, what: str, hint: str) -> None:
+    """Run FFmpeg on a file of a batch; its failure is the file's (MediaError naming it)."""
+    try:
+        await run_ffmpeg(arguments, ffmpeg=ffmpeg)
+    except EngineError as exc:
+        if exc.retryable:
+            raise
+        raise MediaError(
+            f"{name} could not be made into a video ({what} that FFmpeg cannot decode):"
+            f" {_first_line(str(exc))}",
+            hint=hint,
+        ) from exc
+
+
+def _batch_files(folder: Path) -> tuple[str, ...]:
+    """The files of a batch's folder to join, in name order (not its instructions.txt)."""
+    entries = folder_entries(folder) or []
+    return judge_folder(entries, ()).files
+
+
+def _seconds(facts: Probe) -> float:
+    picture = facts.video
+    seconds = (picture.duration if picture else None) or facts.duration
+    if picture is None and facts.audio is not None:
+        seconds = facts.audio.duration or seconds
+    return float(seconds or 0.0)
+
+
+def _frame(facts: Probe) -> tuple[int, int]:
+    """The combined video's frame: the first picture's shape, at most PHOTO_MAX_SIDE."""
+    picture = facts.video
+    assert picture is not None
+    return inputs.photo_size(picture.width or 1280, picture.height or 720)
 
 
 def _photo_arguments(source: Path, target: Path, facts: Probe, edit: EditSpec) -> list[str]:

@@ -56,6 +56,7 @@ class NemoEngine:
     """Edits in the NemoVideo cloud."""
 
     name = "nemo"
+    shares_sessions = True  # see Engine
 
     def __init__(
         self,

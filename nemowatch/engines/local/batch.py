@@ -1,0 +1,94 @@
+"""A folder's files as one video (`batch: combine`, issue 13): what plays, for how long,
+and the FFmpeg arguments that join them. Pure: `footage.py` probes and runs.
+
+The files play in name order: a video as it is, an animation as its frames, a photo as a
+still shot (made by `inputs.photo_arguments` first). Every piece is fitted into one frame
+(the first picture's shape, at most PHOTO_MAX_SIDE long), padded with black where its shape
+differs. A sound file, when the folder holds exactly one, is the soundtrack: photos share
+its length (what the videos leave of it; or the rule's duration, when shorter), and it
+plays under the whole, mixed with the videos' own sound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nemowatch.engines.local.inputs import AUDIO_CODEC, FPS, VIDEO_CODEC
+
+MIN_SHOT = 1.0  # seconds a photo shows at least, however many share a soundtrack
+SAMPLE_RATE = 48_000
+_AUDIO = f"aresample={SAMPLE_RATE},aformat=sample_fmts=s16:channel_layouts=stereo"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One part of the combined video: a file (or a photo's shot) that plays `seconds`."""
+
+    path: Path
+    seconds: float
+    has_audio: bool
+
+
+def photo_seconds(
+    photos: int,
+    *,
+    videos_seconds: float,
+    soundtrack: float | None,
+    longest: float | None,
+    still: float,
+) -> float:
+    """How long each photo shows: the slideshow lasts as long as the soundtrack, or as the
+    rule's duration (`longest`, `max_duration`) when that is shorter; what the videos leave
+    of it is shared out (at least MIN_SHOT each). With neither, or nothing left, the rule's
+    still duration."""
+    if photos <= 0:
+        return 0.0
+    lengths = [length for length in (soundtrack, longest) if length is not None]
+    if lengths and min(lengths) - videos_seconds >= MIN_SHOT:
+        return max(MIN_SHOT, (min(lengths) - videos_seconds) / photos)
+    return still
+
+
+def combine_arguments(
+    pieces: list[Piece],
+    target: Path,
+    *,
+    size: tuple[int, int],
+    soundtrack: Path | None,
+) -> list[str]:
+    """FFmpeg arguments that join `pieces` in order into one Matroska file at `size`, with
+    `soundtrack` (if any) under it all; the result lasts as long as the pieces together."""
+    width, height = size
+    total = sum(piece.seconds for piece in pieces)
+    inputs: list[str] = []
+    chains: list[str] = []
+    joined = ""
+    for index, piece in enumerate(pieces):
+        inputs += ["-i", str(piece.path)]
+        chains.append(
+            f"[{index}:v:0]scale=w={width}:h={height}:force_original_aspect_ratio=decrease,"
+            f"pad={width}:{height}:-1:-1:color=black,setsar=1,fps={FPS},format=yuv420p,"
+            f"trim=end={piece.seconds:.3f},setpts=PTS-STARTPTS[v{index}]"
+        )
+        if piece.has_audio:  # as long as its picture: cut, or padded with silence
+            sound = f"[{index}:a:0]{_AUDIO},apad=whole_dur={piece.seconds:.3f},"
+        else:
+            sound = f"aevalsrc=exprs=0:s={SAMPLE_RATE}:d={piece.seconds:.3f}:c=stereo,{_AUDIO},"
+        chains.append(f"{sound}atrim=end={piece.seconds:.3f},asetpts=PTS-STARTPTS[a{index}]")
+        joined += f"[v{index}][a{index}]"
+    chains.append(f"{joined}concat=n={len(pieces)}:v=1:a=1[v][joined]")
+    audio = "[joined]"
+    if soundtrack is not None:
+        inputs += ["-i", str(soundtrack)]
+        chains.append(f"[{len(pieces)}:a:0]{_AUDIO},apad=whole_dur={total:.3f}[music]")
+        # the pieces' own sound (silence, for photos) and the soundtrack, at their levels
+        chains.append("[joined][music]amix=inputs=2:duration=first:normalize=0[a]")
+        audio = "[a]"
+    return [
+        "-nostdin", "-y", "-hide_banner", "-v", "error",
+        *inputs,
+        "-filter_complex", ";".join(chains),
+        "-map", "[v]", "-map", audio, "-t", f"{total:.3f}",
+        *VIDEO_CODEC, *AUDIO_CODEC, "-f", "matroska", str(target),
+    ]  # fmt: skip
