@@ -206,7 +206,7 @@ async def _session(run: Run, record: JobRecord) -> Session:
         for member in run.ledger.batch_jobs(record.batch.id):
             if member.id != record.id and member.session is not None:
                 log.info("session.shared", batch=str(record.batch.folder), with_job=member.id)
-                return session_of(member)
+                return await run.engine.join_session(session_of(member), run.job)
     return await run.engine.open_session(run.job)
 
 

@@ -258,6 +258,11 @@ class Engine(Protocol):
 
     async def open_session(self, job: Job) -> Session: ...
 
+    async def join_session(self, session: Session, job: Job) -> Session:
+        """`session`, opened by another job of the same batch, made `job`'s: its checks
+        run, its own render ids (only called when `shares_sessions`)."""
+        ...
+
     async def upload(self, session: Session, source: Path) -> Media: ...
 
     def edit(self, session: Session, instruction: str) -> AsyncIterator[EditEvent]:

@@ -274,3 +274,37 @@ def test_the_credits_command_prints_the_balance_and_how_to_register(
     assert "https://nemovideo.com/register?bind=anon_" in result.stdout
     for token in every_token(fake):
         assert token not in result.stdout + result.stderr
+
+
+def test_a_folder_of_videos_is_one_session_with_an_upload_and_a_render_each(
+    tmp_path: Path, fake: FakeNemo, clips
+) -> None:
+    config = nemo_config(tmp_path, fake)
+    inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
+    staged = tmp_path / "staging" / "trip"
+    staged.mkdir(parents=True)
+    for name, clip in (
+        ("a.mp4", clips.basic),
+        ("b.mp4", clips.silences),
+        ("c.mp4", clips.no_audio),
+    ):
+        shutil.copyfile(clip, staged / name)
+    daemon = Daemon(config, tmp_path / "daemon.log").start()
+    try:
+        inbox.mkdir(parents=True, exist_ok=True)
+        staged.rename(inbox / "trip")  # a folder dropped whole: `batch: each` by default
+        outputs = wait_for(
+            lambda: len(files(outbox, "*.mp4")) == 3 and files(outbox, "*.mp4"),
+            timeout=120,
+            what="three outputs",
+        )
+        wait_for(lambda: list((inbox / "done").glob("*/trip/c.mp4")), what="the folder archived")
+    finally:
+        assert daemon.stop() == 0
+    assert [path.name for path in outputs] == ["a.mp4", "b.mp4", "c.mp4"]
+    books = fake.books
+    assert len(books.sessions) == 1
+    (session,) = books.uploads
+    assert len(books.uploads[session]) == 3
+    assert len(books.accepted_renders(session)) == 3
+    assert len(daemon.saw("session.shared")) == 2

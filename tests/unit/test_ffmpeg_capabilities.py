@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.engines.local import analysis, inputs, music
+from nemowatch.engines.local import analysis, batch, inputs, music
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.ffmpeg import (
     OPTIONAL_FILTER_OPTIONS,
@@ -241,7 +241,12 @@ def _input_arguments() -> list[list[str]]:
         for style in ("waveform", "spectrum")
         for cover in (None, Path("/cover.png"))
     ]  # fmt: skip
-    return [*photos, *grams, inputs.animation_arguments(source, target)]
+    pieces = [batch.Piece(Path("/a.mp4"), 2.0, True), batch.Piece(Path("/b.mkv"), 1.5, False)]
+    combined = [  # a batch's files joined (`batch: combine`), with and without a soundtrack
+        batch.combine_arguments(pieces, target, size=(64, 48), soundtrack=soundtrack)
+        for soundtrack in (None, Path("/song.mp3"))
+    ]
+    return [*photos, *grams, inputs.animation_arguments(source, target), *combined]
 
 
 def _split(text: str, separators: str) -> list[str]:

@@ -124,6 +124,9 @@ class LocalEngine:
             raise EngineError(f"could not create the work folder {job.work_dir}: {exc}") from exc
         return LocalSession.of_job(job).session()
 
+    async def join_session(self, session: Session, job: Job) -> Session:
+        return await self.open_session(job)  # never shared: a session is a job's work folder
+
     async def upload(self, session: Session, source: Path) -> Media:
         # What the file is, by its content (a photo named .mp4 is a photo): a file that is
         # neither a video, a photo nor a sound file fails here, before any work.

@@ -103,6 +103,13 @@ class NemoEngine:
         )
         return Session(id=opened.session_id, data=state.dump())
 
+    async def join_session(self, session: Session, job: Job) -> Session:
+        check_source(job.source, size=local_size(job.source))
+        await asyncio.to_thread(check_content, job.source)
+        state = NemoSessionState.load(session.data)
+        joined = state.model_copy(update={"job_id": job.id})  # its renders: render_<job>_<n>
+        return Session(id=session.id, data=joined.dump())
+
     async def upload(self, session: Session, source: Path) -> Media:
         return await upload_file(self._client, session.id, source)
 
