@@ -210,6 +210,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    from nemowatch.daemon.batches import folder_batch
     from nemowatch.engines.factory import make_engine
     from nemowatch.explain import choose_rule
     from nemowatch.files import sidecars_of
@@ -218,11 +219,12 @@ def cmd_process(args: argparse.Namespace) -> int:
     config = _config(args)
     logs.configure(config.log_level)
     source = args.file.resolve()
-    if not source.is_file():
+    if not (source.is_file() or source.is_dir()):
         print(f"nemowatch: {args.file}: no such file", file=sys.stderr)
         return 1
     try:
         rule = choose_rule(config, source, args.rule)
+        batch = folder_batch(source, rule, new_job_id()) if source.is_dir() else None
     except LookupError as error:
         print(f"nemowatch: {error}", file=sys.stderr)
         return 2
@@ -250,6 +252,7 @@ def cmd_process(args: argparse.Namespace) -> int:
             claimed=source,
             # `clip.txt` / `clip.yaml` beside it: its instructions too, as the daemon reads them
             sidecars=[{"source": str(side), "claimed": str(side)} for side in sidecars_of(source)],
+            batch=batch,
         )
 
         async def go() -> JobRecord:

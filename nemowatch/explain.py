@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from nemowatch.config import Config, Rule, rule_for
+from nemowatch.config import BatchMode, Config, Rule, rule_for
 from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.engines.base import Job
 from nemowatch.engines.local.effects import Effects
@@ -35,6 +35,14 @@ def choose_rule(config: Config, path: Path, name: str | None) -> Rule:
             if rule.name == name:
                 return rule
         raise LookupError(f"no rule named {name!r} (rules: {_names(config.rules)})")
+    if path.is_dir():  # a batch: only a rule that combines a folder's files takes one
+        combining = [rule for rule in config.rules if rule.batch is BatchMode.COMBINE]
+        if len(combining) == 1:
+            return combining[0]
+        raise LookupError(
+            f"{path.name} is a folder: pass --rule NAME, a rule with batch: combine (rules"
+            f" that combine: {_names(combining) if combining else 'none'})"
+        )
     found = rule_for(path, config.rules)
     if found is not None:
         return found

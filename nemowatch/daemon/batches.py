@@ -287,3 +287,24 @@ def _each(batch: Batch, rule: Rule, engine: str, entries: dict[str, FolderEntry]
             )
         )
     return new
+
+
+def folder_batch(folder: Path, rule: Rule, claim_id: str) -> Batch:
+    """A folder given to `nemowatch process` as a batch of `batch: combine`, left where it
+    is. Raises LookupError saying why it cannot be one."""
+    if rule.batch is not BatchMode.COMBINE:
+        raise LookupError(
+            f"{folder.name} is a folder and rule {rule.name!r} edits each file on its own"
+            " (batch: each): give `process` one file at a time, or a rule with batch: combine"
+        )
+    judgement = judge_folder(folder_entries(folder) or [], rule.all_ignore)
+    if judgement.verdict is not FolderVerdict.BATCH:
+        raise LookupError(f"the folder {folder.name} is not a batch: {judgement.reason}")
+    return Batch(
+        id=claim_id,
+        mode=rule.batch.value,
+        folder=folder,
+        claimed=folder,
+        files=judgement.files,
+        instructions=judgement.instructions,
+    )

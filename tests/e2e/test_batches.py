@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.probe import probe
-from tests.e2e.harness import Daemon, files, rule, wait_for, write_config
+from tests.e2e.harness import Daemon, files, nemowatch, rule, wait_for, write_config
 from tests.integration.test_local_render import frame
 from tests.media import write_random_bytes
 
@@ -192,3 +192,29 @@ def test_bad_folders_are_said_or_reported_and_the_daemon_goes_on(tmp_path: Path,
     assert (together / "failed" / "broken" / "01.png").is_file()
     [said] = daemon.saw("batch.empty", path=str(empty))
     assert "put the files in it" in said["hint"]
+
+
+def test_process_joins_a_folder_under_a_combining_rule_and_leaves_it(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, [rule(tmp_path, "joined", batch="combine"), rule(tmp_path, "apart")]
+    )
+    trip = tmp_path / "trip"
+    trip.mkdir()
+    photo(trip / "1.png", "red")
+    photo(trip / "2.png", "blue")
+    music(trip / "song.mp3", 3.0)
+    (trip / "instructions.txt").write_text("add the title 'Trip'\n")
+    result = nemowatch(config, "process", str(trip))  # the one rule that combines
+    assert result.returncode == 0, result.stderr
+    output = Path(result.stdout.strip().splitlines()[-1])
+    assert output == tmp_path / "outbox" / "joined" / "trip.mp4"
+    assert abs(probe(output).duration - 3.0) < 0.3
+    assert sorted(path.name for path in trip.iterdir()) == [
+        "1.png",
+        "2.png",
+        "instructions.txt",
+        "song.mp3",
+    ]
+    refused = nemowatch(config, "process", str(trip), "--rule", "apart")
+    assert refused.returncode == 2
+    assert "batch: each" in refused.stderr and "one file at a time" in refused.stderr
