@@ -432,6 +432,10 @@ def _job_line(record: JobRecord) -> str:
     line = f"{record.id}  {doing:<11} {record.rule:<12} {record.source.name}"
     if record.retried:
         line += "  [retried]"
+    if record.revision is not None:  # a revision: the version it makes, of which job
+        line += f"  [v{record.revision.version} of {record.revision.of}]"
+    elif record.batch is not None:
+        line += f"  [in {record.batch.folder.name}/]"
     if record.outputs:  # several outputs per rule: all, as published so far
         line += " -> " + ", ".join(str(output) for output in record.outputs)
     elif record.state in (JobState.FAILED, JobState.SKIPPED, JobState.RETURNED) and record.error:
@@ -593,6 +597,9 @@ def _job_json(record: JobRecord) -> dict[str, Any]:
         "retried_at": _iso(record.retried_at) if record.retried_at is not None else None,
         "stage": record.stage,  # what a running job is doing ("rendering"), else None
         "percent": record.percent,  # how far that stage is, 0-100, when known
+        # a revision: {"of": the first job, "version": 2, ...}; a batch's job: its folder
+        "revision": record.revision.as_json() if record.revision else None,
+        "batch": str(record.batch.folder) if record.batch else None,
     }
 
 

@@ -47,6 +47,9 @@ class Verdict(StrEnum):
     TAKE = "take"  # a rule takes it, once it has settled
     # `clip.txt` / `clip.yaml`: per-file instructions, taken with the video beside it
     SIDECAR = "sidecar"
+    # `clip-edited.revise.txt`: revises the output clip-edited.mp4 (the rule: the first
+    # that looks here; the job revised says which)
+    REVISION = "revision"
 
 
 # What the daemon says, once, about a file in an inbox that it does not take: event, hint.
@@ -96,6 +99,11 @@ def classify(path: PurePath, rules: Sequence[Rule]) -> tuple[Verdict, Rule | Non
         in_scope.append(rule)
     if not inside_an_inbox or not in_scope:
         return Verdict.IGNORED, None
+    if revision_target(path.name) is not None and rule_for(path, in_scope) is None:
+        # `clip-edited.revise.txt`: more instructions for a finished job's output
+        if shown(path) != str(path):
+            return Verdict.BAD_NAME, None
+        return Verdict.REVISION, in_scope[0]
     if is_sidecar_name(path.name) and rule_for(path, in_scope) is None:
         # never media: it waits for its video (the rule is the first that looks here)
         if shown(path) != str(path):
@@ -153,7 +161,7 @@ def sidecar_floor(settle_seconds: float) -> float:
     return min(settle_seconds, SIDECAR_WAIT)
 
 
-# ---- revisions: decisions only; not wired into the daemon yet ------------------------------
+# ---- revisions -----------------------------------------------------------------------
 
 REVISION_SUFFIX = ".revise.txt"  # `clip-edited.revise.txt` revises the output clip-edited.mp4
 _VERSION = re.compile(r"^(?P<stem>.*\S) v(?P<version>[1-9][0-9]*)$")

@@ -110,6 +110,45 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """A job that revises a finished one (`clip-edited.revise.txt`, issue 13): the same
+    edit with the revision's instructions on top, published as the next version."""
+
+    of: str  # the first job of the chain (version 1)
+    after: str  # the job whose output it revises (the latest version named)
+    version: int  # 2 for the first revision, then 3 ...
+    source: Path  # the source the first job edited, where it was kept (done/...)
+    # instructions files read before this one's: the first job's sidecars, then the
+    # earlier revisions' files, where they were kept
+    earlier: tuple[Path, ...] = ()
+    # the first job's outputs by output name ("": a rule's one output): each gets a version
+    outputs: tuple[tuple[str, Path], ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "of": self.of,
+            "after": self.after,
+            "version": self.version,
+            "source": str(self.source),
+            "earlier": [str(path) for path in self.earlier],
+            "outputs": [[name, str(path)] for name, path in self.outputs],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Revision | None:
+        if not data:
+            return None
+        return cls(
+            of=data["of"],
+            after=data["after"],
+            version=int(data["version"]),
+            source=Path(data["source"]),
+            earlier=tuple(Path(path) for path in data.get("earlier") or ()),
+            outputs=tuple((str(name), Path(path)) for name, path in data.get("outputs") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class JobRecord:
     id: str
     rule: str
@@ -152,6 +191,8 @@ class JobRecord:
     published: dict[str, str | None] = field(default_factory=dict)
     # the folder this job came in (a batch, issue 13): None for a file dropped on its own
     batch: Batch | None = None
+    # the finished job this one revises (`<output>.revise.txt`): None for a new file
+    revision: Revision | None = None
 
     @property
     def finished(self) -> bool:
@@ -221,4 +262,5 @@ class JobRecord:
             # [name, file] pairs, in the order published (a JSON object would be sorted)
             published={str(name): path for name, path in loads(row["published"]) or []},
             batch=Batch.from_json(loads(row["batch"])),
+            revision=Revision.from_json(loads(row["revision"])),
         )

@@ -36,6 +36,7 @@ from nemowatch.jobs import (
     IllegalTransition,
     JobRecord,
     JobState,
+    Revision,
 )
 from nemowatch.ledgerfile import ledger_path
 
@@ -151,6 +152,8 @@ _ADDED_COLUMNS = {
     "published": "TEXT",
     # JSON (jobs.Batch): the folder a job came in, when it was dropped as one (issue 13)
     "batch": "TEXT",
+    # JSON (jobs.Revision): the finished job a revision file revises (issue 13)
+    "revision": "TEXT",
 }
 
 # Keys of the control table (values are text).
@@ -174,6 +177,7 @@ class NewJob:
     state: JobState = JobState.CLAIMED
     sidecars: list[dict[str, str]] | None = None
     batch: Batch | None = None
+    revision: Revision | None = None
 
 
 @dataclass(frozen=True)
@@ -287,6 +291,14 @@ class JobQueries:
         rows = self._db.execute(
             "SELECT * FROM jobs WHERE json_extract(batch, '$.id') = ? ORDER BY created_at, id",
             (batch_id,),
+        ).fetchall()
+        return [JobRecord.from_row(row) for row in rows]
+
+    def revisions_of(self, job_id: str) -> list[JobRecord]:
+        """The revisions of a chain's first job, oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE json_extract(revision, '$.of') = ? ORDER BY created_at, id",
+            (job_id,),
         ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
 
@@ -446,6 +458,7 @@ class Ledger(JobQueries):
         state: JobState = JobState.CLAIMED,
         sidecars: list[dict[str, str]] | None = None,
         batch: Batch | None = None,
+        revision: Revision | None = None,
     ) -> JobRecord:
         """A new job; `sidecars`: {"source", "claimed"} of each sidecar taken with it;
         `batch`: the folder it came in."""
@@ -459,8 +472,8 @@ class Ledger(JobQueries):
             for job in new:
                 db.execute(
                     "INSERT INTO jobs (id, rule, engine, source, source_size, source_mtime_ns,"
-                    " source_inode, claimed, state, created_at, updated_at, sidecars, batch)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " source_inode, claimed, state, created_at, updated_at, sidecars, batch,"
+                    " revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job.job_id,
                         job.rule,
@@ -475,6 +488,7 @@ class Ledger(JobQueries):
                         now,
                         json.dumps(job.sidecars) if job.sidecars else None,
                         json.dumps(job.batch.as_json()) if job.batch else None,
+                        json.dumps(job.revision.as_json()) if job.revision else None,
                     ),
                 )
                 db.execute(

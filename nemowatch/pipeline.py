@@ -104,6 +104,8 @@ class Pipeline:
                 hint=f"keep one sidecar beside {record.source.name}, then move them back"
                 " into the inbox together",
             )
+        if record.revision is not None:
+            return self._revision_job(record, rule)
         if record.batch is not None and record.batch.instructions is not None:
             # the batch's instructions.txt, for each of its files: under a file's own
             name = record.batch.instructions
@@ -119,6 +121,32 @@ class Pipeline:
             id=record.id,
             rule=rule.name,
             source=record.claimed,
+            instructions=instructions,
+            edit=edit,
+            export=export,
+            work_dir=self.state_dir / "work" / record.id,
+            frames=tuple(target.frame for target in targets_of(rule.outputs, rule.export)),
+        )
+
+    def _revision_job(self, record: JobRecord, rule: Rule) -> Job:
+        """A revision's job: the first job's source, and its instructions (the rule's, its
+        sidecars', the earlier revisions') with the revision file's on top; an engine that
+        goes on in the revised job's session is sent the revision's alone."""
+        revision = record.revision
+        assert revision is not None and record.claimed is not None
+        own = read_sidecar(
+            record.claimed, rule=rule, engine=self.engine.name, shown_as=record.source
+        )
+        earlier = tuple(
+            read_sidecar(path, rule=rule, engine=self.engine.name) for path in revision.earlier
+        )
+        instructions, edit, export = combine(rule, (*earlier, own))
+        if self.engine.shares_sessions:
+            instructions = own.instructions
+        return Job(
+            id=record.id,
+            rule=rule.name,
+            source=revision.source,
             instructions=instructions,
             edit=edit,
             export=export,

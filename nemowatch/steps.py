@@ -39,6 +39,8 @@ from nemowatch.engines.base import (
     Session,
 )
 from nemowatch.errors import CreditsExhausted, EngineError, MediaError, TransientError
+from nemowatch.intake import versioned_stem
+from nemowatch.jobs import Revision
 from nemowatch.ledger import JobRecord, JobState, Ledger
 from nemowatch.outputs import Target, targets_of
 from nemowatch.retry import Sleep
@@ -114,6 +116,8 @@ class Run:
                 rule=self.rule.name,
                 when=self.now(),
             )
+            if record.revision is not None:  # the next version, beside the first
+                relative = _versioned(record.revision, target.name, self.rule.outbox, relative)
             if render.format and relative.suffix.lower() != f".{render.format}":
                 # the instructions chose another format than the template's extension says
                 log.warning(
@@ -123,6 +127,19 @@ class Run:
             temp = outbox.temp_path(self.rule.outbox, relative, record.id)
             self._paths[target.name] = relative, temp
         return self._paths[target.name]
+
+
+def _versioned(
+    revision: Revision, output: str, folder: Path, otherwise: PurePosixPath
+) -> PurePosixPath:
+    """The name, in the outbox, of the revision's version of the first job's `output`."""
+    first = dict(revision.outputs).get(output)
+    if first is None:  # an output the rule has gained since: named as a new one would be
+        first = folder / otherwise
+    with contextlib.suppress(ValueError):
+        relative = PurePosixPath(first.relative_to(folder))
+        return relative.with_name(versioned_stem(relative.stem, revision.version) + relative.suffix)
+    return PurePosixPath(versioned_stem(first.stem, revision.version) + first.suffix)
 
 
 @dataclass(frozen=True)
@@ -158,6 +175,9 @@ def _with_sidecars(digest: str, record: JobRecord) -> str:
     combined = hashlib.sha256(digest.encode())
     for sidecar in record.sidecars:
         combined.update(fingerprint(Path(sidecar["claimed"]))[0].encode())
+    if record.revision is not None and record.claimed is not None:  # the revision file
+        for path in (*record.revision.earlier, record.claimed):
+            combined.update(fingerprint(path)[0].encode())
     return combined.hexdigest()
 
 
@@ -179,7 +199,7 @@ async def claim(run: Run, record: JobRecord) -> Advance:
                 hint="give the user running nemowatch read access to the file"
                 " (chmod a+r), then move it back into the inbox",
             ) from error
-        if record.sidecars:
+        if record.sidecars or record.revision is not None:
             # other instructions for the same bytes are other work, not a duplicate
             digest = await asyncio.to_thread(_with_sidecars, digest, record)
         record = run.ledger.update(record.id, fingerprint=digest, size=size)
@@ -202,6 +222,11 @@ async def claim(run: Run, record: JobRecord) -> Advance:
 async def _session(run: Run, record: JobRecord) -> Session:
     """A new session; for a job of a batch whose engine shares sessions, the one a job of
     the same batch opened (it runs with its batch's lock held: see `Pipeline`)."""
+    if record.revision is not None and run.engine.shares_sessions:
+        revised = run.ledger.get(record.revision.after)
+        if revised.session is not None:  # the same conversation, going on
+            log.info("session.continued", revises=revised.id, version=record.revision.version)
+            return await run.engine.join_session(session_of(revised), run.job)
     if record.batch is not None and run.engine.shares_sessions:
         for member in run.ledger.batch_jobs(record.batch.id):
             if member.id != record.id and member.session is not None:
@@ -242,6 +267,11 @@ def _first_of_same_bytes(record: JobRecord, unfinished: Sequence[JobRecord]) -> 
 
 
 async def upload(run: Run, record: JobRecord) -> Advance:
+    if record.revision is not None and run.engine.shares_sessions:
+        revised = run.ledger.get(record.revision.after)
+        same = revised.session is not None and session_of(revised).id == session_of(record).id
+        if revised.media is not None and same:
+            return Advance(JobState.EDITING, {"media": revised.media})  # in the session already
     media = await run.engine.upload(session_of(record), run.job.source)
     log.info("upload.done", duration=media.duration)
     return Advance(JobState.EDITING, {"media": asdict(media)})

@@ -26,6 +26,7 @@ import structlog
 from nemowatch.config import Rule
 from nemowatch.daemon.batches import Batches
 from nemowatch.daemon.pauses import Pauses
+from nemowatch.daemon.revisions import Revisions
 from nemowatch.daemon.sidecars import Sidecars
 from nemowatch.errors import MediaError, NemowatchError
 from nemowatch.files import claim, claim_path, snapshot, unclaim
@@ -43,7 +44,11 @@ from nemowatch.ledger import JobRecord, Ledger, new_job_id
 
 log = structlog.get_logger("nemowatch.daemon")
 
-UNMATCHED_MEMORY = 10_000  # unmatched paths remembered so each is logged once
+UNMATCHED_MEMORY = 10_000
+_TAKEN = (
+    Verdict.TAKE,
+    Verdict.REVISION,
+)  # settled, then claimed as a job  # unmatched paths remembered so each is logged once
 
 
 class Intake:
@@ -80,6 +85,7 @@ class Intake:
             taken=self._taken_before,
         )
         self._batches = Batches(ledger, engine=engine, now=now)
+        self._revisions = Revisions(ledger, engine=engine, now=now)
         self._settled_folders: set[Path] = set()
 
     @property
@@ -114,7 +120,7 @@ class Intake:
             return False  # its inbox is gone: the rule is paused until it is back
         if verdict is Verdict.SIDECAR and rule is not None:
             return self._sidecars.offer(path, rule, self._clock())
-        if verdict is not Verdict.TAKE or rule is None:
+        if verdict not in _TAKEN or rule is None:
             if path not in self._unmatched and path.is_file():
                 if len(self._unmatched) >= UNMATCHED_MEMORY:
                     self._unmatched.clear()
@@ -138,7 +144,7 @@ class Intake:
         """Look again at the settling files whose turn it is."""
         for path in self._tracker.due(now):
             verdict, rule = classify(path, self._rules)
-            if verdict is not Verdict.TAKE or rule is None:
+            if verdict not in _TAKEN or rule is None:
                 self._tracker.forget(path)
                 continue
             self._tracker.observe(
@@ -217,10 +223,13 @@ class Intake:
         if rule is not None and rule.inbox in self._pauses.missing:
             return None
         current = self.look(path)
-        if verdict is not Verdict.TAKE or rule is None or current is None:
+        if verdict not in _TAKEN or rule is None or current is None:
             return None
         if self.known(path, current):
             return None
+        if verdict is Verdict.REVISION:
+            inbox_rules = [other for other in self._rules if other.inbox == rule.inbox]
+            return self._revisions.take(path, inbox_rules, current, settled)
         sidecars = self._sidecars.beside(path, rule)
         if sidecars is None:
             # a sidecar beside it is still being written: both are looked at again

@@ -308,3 +308,28 @@ def test_a_folder_of_videos_is_one_session_with_an_upload_and_a_render_each(
     assert len(books.uploads[session]) == 3
     assert len(books.accepted_renders(session)) == 3
     assert len(daemon.saw("session.shared")) == 2
+
+
+def test_a_revision_goes_on_in_the_same_session_with_one_more_render(
+    tmp_path: Path, fake: FakeNemo, clips
+) -> None:
+    config = nemo_config(tmp_path, fake)
+    inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
+    daemon = Daemon(config, tmp_path / "daemon.log").start()
+    try:
+        drop(inbox / "talk.mp4", clips.silences)
+        [first] = wait_for(lambda: files(outbox, "talk.mp4"), what="talk.mp4")
+        wait_for(lambda: files(inbox / "done", "talk.mp4"), what="archived")
+        before = first.read_bytes()
+        drop(inbox / "talk.revise.txt", b"make the music quieter\n")
+        wait_for((outbox / "talk v2.mp4").is_file, timeout=120, what="talk v2.mp4")
+    finally:
+        assert daemon.stop() == 0
+    assert first.read_bytes() == before
+    books = fake.books
+    assert len(books.sessions) == 1
+    (session,) = books.uploads
+    assert len(books.uploads[session]) == 1  # the source is in the session already
+    assert books.applied_instructions(session) == [*INSTRUCTIONS, "make the music quieter"]
+    assert len(books.accepted_renders(session)) == 2
+    assert daemon.saw("session.continued")
