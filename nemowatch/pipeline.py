@@ -24,11 +24,9 @@ import structlog
 
 from nemowatch import crashes, progress, stalled, steps
 from nemowatch.config import Rule
-from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.disposal import Disposal
 from nemowatch.engines.base import Engine, Job
 from nemowatch.errors import (
-    ConfigProblem,
     CreditsExhausted,
     EngineError,
     MediaError,
@@ -37,7 +35,7 @@ from nemowatch.errors import (
     SidecarError,
 )
 from nemowatch.ledger import JobRecord, JobState, Ledger
-from nemowatch.outputs import targets_of
+from nemowatch.orders import job_order
 from nemowatch.retry import Sleep
 
 log = structlog.get_logger("nemowatch.pipeline")
@@ -85,74 +83,11 @@ class Pipeline:
         self._crash_published = os.environ.get(TEST_CRASH_PUBLISHED) or None  # and this one
 
     def job_for(self, record: JobRecord, rule: Rule) -> Job:
-        """What the engine is given: the rule's instructions with the job's sidecars' added
-        (SidecarError, with file and line, when one is invalid: before any work)."""
-        assert record.claimed is not None
-        sidecars = tuple(
-            read_sidecar(
-                Path(sidecar["claimed"]),
-                rule=rule,
-                engine=self.engine.name,
-                shown_as=Path(sidecar["source"]),
-            )
-            for sidecar in record.sidecars
-        )
-        if len(sidecars) > 1:
-            names = " and ".join(sidecar.file.name for sidecar in sidecars)
-            raise SidecarError(
-                [ConfigProblem(str(sidecars[1].file), None, "", f"{names} are both beside it")],
-                hint=f"keep one sidecar beside {record.source.name}, then move them back"
-                " into the inbox together",
-            )
-        if record.revision is not None:
-            return self._revision_job(record, rule)
-        if record.batch is not None and record.batch.instructions is not None:
-            # the batch's instructions.txt, for each of its files: under a file's own
-            name = record.batch.instructions
-            batch_wide = read_sidecar(
-                record.batch.claimed / name,
-                rule=rule,
-                engine=self.engine.name,
-                shown_as=record.batch.folder / name,
-            )
-            sidecars = (batch_wide, *sidecars)
-        instructions, edit, export = combine(rule, sidecars)
-        return Job(
-            id=record.id,
-            rule=rule.name,
-            source=record.claimed,
-            instructions=instructions,
-            edit=edit,
-            export=export,
+        """What the engine is given for the job (see `nemowatch.orders`)."""
+        return job_order(
+            record, rule, engine=self.engine.name, shares_sessions=self.engine.shares_sessions,
             work_dir=self.state_dir / "work" / record.id,
-            frames=tuple(target.frame for target in targets_of(rule.outputs, rule.export)),
-        )
-
-    def _revision_job(self, record: JobRecord, rule: Rule) -> Job:
-        """A revision's job: the first job's source, and its instructions (the rule's, its
-        sidecars', the earlier revisions') with the revision file's on top; an engine that
-        goes on in the revised job's session is sent the revision's alone."""
-        revision = record.revision
-        assert revision is not None and record.claimed is not None
-        own = read_sidecar(
-            record.claimed, rule=rule, engine=self.engine.name, shown_as=record.source
-        )
-        earlier = tuple(
-            read_sidecar(path, rule=rule, engine=self.engine.name) for path in revision.earlier
-        )
-        instructions, edit, export = combine(rule, (*earlier, own))
-        if self.engine.shares_sessions:
-            instructions = own.instructions
-        return Job(
-            id=record.id,
-            rule=rule.name,
-            source=revision.source,
-            instructions=instructions,
-            edit=edit,
-            export=export,
-            work_dir=self.state_dir / "work" / record.id,
-            frames=tuple(target.frame for target in targets_of(rule.outputs, rule.export)),
-        )
+        )  # fmt: skip
 
     def must_run_alone(self, job_id: str) -> bool:
         """Whether a job is suspected of crashing the daemon, and must run with no other
