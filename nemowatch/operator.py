@@ -196,7 +196,7 @@ def retry_job(ledger: Ledger, config: Config, record: JobRecord) -> RetryResult:
             )
         moved_from, source = None, where
     else:
-        if not where.is_file():
+        if not (where.is_file() or where.is_dir()):  # a folder: a batch of `combine`
             raise OperatorError(
                 f"{where} is gone: job {record.id}'s source is no longer in failed/",
                 hint=f"if you moved it yourself, drop it into the inbox {rule.inbox}",

@@ -176,6 +176,15 @@ def test_bad_folders_are_said_or_reported_and_the_daemon_goes_on(tmp_path: Path,
         wait_for(lambda: nested.is_file(), what="the nested folder's report")
         broken_report = together / "failed" / "broken.error.json"
         wait_for(lambda: broken_report.is_file(), timeout=120, what="the broken batch's report")
+        # the broken photo replaced, `retry` sends the whole folder back, and it is made
+        failed_batch = together / "failed" / "broken"
+        photo(failed_batch / "02.jpg", "green")
+        failure = json.loads(broken_report.read_text())
+        retried = nemowatch(config, "retry", failure["job_id"])
+        assert retried.returncode == 0, retried.stderr
+        wait_for(
+            lambda: files(tmp_path / "outbox" / "together", "broken.mp4"), timeout=120, what="retry"
+        )
         # the empty folder was left alone; filled, it is taken
         assert empty.is_dir()
         shutil.copyfile(clips.basic, empty / "late.mp4")
@@ -187,9 +196,9 @@ def test_bad_folders_are_said_or_reported_and_the_daemon_goes_on(tmp_path: Path,
         assert daemon.stop() == 0
     error = json.loads(nested.read_text())
     assert "more/" in error["error"] and (inbox / "failed" / "nested" / "a.mp4").is_file()
-    failure = json.loads(broken_report.read_text())
+    assert not broken_report.exists()  # removed by the retry
     assert "02.jpg" in failure["error"] and "broken" in failure["error"], failure
-    assert (together / "failed" / "broken" / "01.png").is_file()
+    assert list((together / "done").glob("*/broken/02.jpg"))  # archived whole, after its retry
     [said] = daemon.saw("batch.empty", path=str(empty))
     assert "put the files in it" in said["hint"]
 
