@@ -227,3 +227,34 @@ def test_process_joins_a_folder_under_a_combining_rule_and_leaves_it(tmp_path: P
     refused = nemowatch(config, "process", str(trip), "--rule", "apart")
     assert refused.returncode == 2
     assert "batch: each" in refused.stderr and "one file at a time" in refused.stderr
+
+
+def test_a_daemon_killed_in_the_middle_of_a_batch_finishes_it_once(tmp_path: Path, clips) -> None:
+    from nemowatch.pipeline import TEST_CRASH_PUBLISHED
+
+    config = write_config(tmp_path, [rule(tmp_path)], concurrency=1)
+    inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
+
+    def trip(folder: Path) -> None:
+        for name, clip in (
+            ("a.mp4", clips.basic),
+            ("b.mp4", clips.no_audio),
+            ("c.mp4", clips.portrait),
+        ):
+            shutil.copyfile(clip, folder / name)
+
+    # killed just after b.mp4's output is published, before the ledger hears of it
+    first = Daemon(config, tmp_path / "first.log", env={TEST_CRASH_PUBLISHED: "b.mp4"}).start()
+    drop_folder(inbox, "trip", trip)
+    wait_for(lambda: not first.running, timeout=120, what="the kill")
+    assert first.process is not None and first.process.returncode < 0  # killed, not stopped
+    assert not files(inbox / "done")
+    second = Daemon(config, tmp_path / "second.log").start()
+    try:
+        done = inbox / "done" / date.today().isoformat() / "trip"
+        wait_for(lambda: done.is_dir(), timeout=120, what="the folder archived")
+    finally:
+        assert second.stop() == 0
+    assert [path.name for path in files(outbox, "*.mp4")] == ["a.mp4", "b.mp4", "c.mp4"]
+    assert sorted(path.name for path in done.iterdir()) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert not any((inbox / "processing").iterdir())
