@@ -13,6 +13,7 @@ from nemowatch.engines.base import Job
 from nemowatch.errors import ConfigProblem, SidecarError
 from nemowatch.jobs import JobRecord
 from nemowatch.outputs import targets_of
+from nemowatch.rules import EditSpec, ExportSpec
 
 
 def job_order(
@@ -49,17 +50,7 @@ def job_order(
             shown_as=record.batch.folder / name,
         )
         sidecars = (batch_wide, *sidecars)
-    instructions, edit, export = combine(rule, sidecars)
-    return Job(
-        id=record.id,
-        rule=rule.name,
-        source=record.claimed,
-        instructions=instructions,
-        edit=edit,
-        export=export,
-        work_dir=work_dir,
-        frames=tuple(target.frame for target in targets_of(rule.outputs, rule.export)),
-    )
+    return _job(record, rule, record.claimed, combine(rule, sidecars), work_dir)
 
 
 def _revision_job(
@@ -75,10 +66,21 @@ def _revision_job(
     instructions, edit, export = combine(rule, (*earlier, own))
     if shares_sessions:
         instructions = own.instructions
+    return _job(record, rule, revision.source, (instructions, edit, export), work_dir)
+
+
+def _job(
+    record: JobRecord,
+    rule: Rule,
+    source: Path,
+    combined: tuple[tuple[str, ...], EditSpec, ExportSpec],
+    work_dir: Path,
+) -> Job:
+    instructions, edit, export = combined
     return Job(
         id=record.id,
         rule=rule.name,
-        source=revision.source,
+        source=source,
         instructions=instructions,
         edit=edit,
         export=export,

@@ -21,14 +21,15 @@ to failed/ beside an error.json that says what to change.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import structlog
 
-from nemowatch import outbox
-from nemowatch.config import AfterFailure, BatchMode, Rule
+from nemowatch.config import BatchMode, Rule
+from nemowatch.daemon.refusals import refuse
 from nemowatch.errors import MediaError, NemowatchError
 from nemowatch.files import claim_folder, claim_path, folder_entries, folder_look
 from nemowatch.intake import (
@@ -238,20 +239,7 @@ class Batches:
             "retry_with": f"move {folder.name}/ from {rule.inbox / 'failed'}/ back into"
             f" {folder.parent}/",
         }
-        try:
-            where, error_json = outbox.dispose_failure(
-                folder,
-                source=folder,
-                inbox=rule.inbox,
-                after=AfterFailure.QUARANTINE,
-                report=report,
-            )
-        except (NemowatchError, OSError) as error:
-            log.error("batch.not_reported", path=str(folder), error=str(error))
-            return
-        log.warning(
-            "batch.refused", path=str(folder), to=where, report=str(error_json), hint=reason
-        )
+        refuse(folder, rule, report, kind="batch", event="batch.refused", hint=reason)
 
 
 def _each(batch: Batch, rule: Rule, engine: str, entries: dict[str, FolderEntry]) -> list[NewJob]:
@@ -308,3 +296,14 @@ def folder_batch(folder: Path, rule: Rule, claim_id: str) -> Batch:
         files=judgement.files,
         instructions=judgement.instructions,
     )
+
+
+def batch_folder(path: Path, rules: Sequence[Rule]) -> bool:
+    """Whether `path` is a folder directly inside the inbox of a rule that is not
+    recursive (one lstat, only then): a batch, for intake to look at."""
+    if not any(path.parent == rule.inbox and not rule.recursive for rule in rules):
+        return False
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False

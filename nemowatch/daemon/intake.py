@@ -15,7 +15,6 @@ back to settle again as a pair.
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -24,7 +23,7 @@ from pathlib import Path, PurePath
 import structlog
 
 from nemowatch.config import Rule
-from nemowatch.daemon.batches import Batches
+from nemowatch.daemon.batches import Batches, batch_folder
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.daemon.revisions import Revisions
 from nemowatch.daemon.sidecars import Sidecars
@@ -111,8 +110,8 @@ class Intake:
 
         `closed`: an event said its writer finished (close-write, renamed into place).
         """
-        if self._is_batch_folder(path):
-            return self._batches.offer(path, self._available(), self._clock())
+        if batch_folder(path, self._rules):
+            return self._batches.offer(path, _available(self._rules, self._pauses), self._clock())
         verdict, rule = classify(path, self._rules)
         if verdict is Verdict.IGNORED:
             return False
@@ -171,22 +170,11 @@ class Intake:
             self._settled_folders.discard(path)
             if settled is None:
                 return []
-            return self._batches.take(path, settled, self._available(), self._clock())
+            return self._batches.take(
+                path, settled, _available(self._rules, self._pauses), self._clock()
+            )
         job_id = self.take(path, settled)
         return [job_id] if job_id is not None else []
-
-    def _available(self) -> list[Rule]:
-        """The rules whose inbox is there (a missing one's rules are paused)."""
-        return [rule for rule in self._rules if rule.inbox not in self._pauses.missing]
-
-    def _is_batch_folder(self, path: Path) -> bool:
-        """Whether `path` is a folder directly inside an inbox (one lstat, only then)."""
-        if not any(path.parent == rule.inbox and not rule.recursive for rule in self._rules):
-            return False
-        try:
-            return stat.S_ISDIR(os.lstat(path).st_mode)
-        except OSError:
-            return False
 
     def _taken_before(self, sidecar: Path) -> str | None:
         """A recent job whose video had `sidecar`'s name and folder (it came too late)."""
@@ -227,10 +215,16 @@ class Intake:
             return None
         if self.known(path, current):
             return None
+        revision = None
+        sidecars: list[tuple[Path, Snapshot]] | None = []
         if verdict is Verdict.REVISION:
             inbox_rules = [other for other in self._rules if other.inbox == rule.inbox]
-            return self._revisions.take(path, inbox_rules, current, settled)
-        sidecars = self._sidecars.beside(path, rule)
+            planned = self._revisions.plan(path, inbox_rules)
+            if planned is None:
+                return None  # reported
+            rule, revision = planned
+        else:
+            sidecars = self._sidecars.beside(path, rule)
         if sidecars is None:
             # a sidecar beside it is still being written: both are looked at again
             floor = sidecar_floor(rule.settle_seconds)
@@ -251,6 +245,7 @@ class Intake:
                 {"source": str(side), "claimed": str(claim_path(rule.inbox, job_id, side.name))}
                 for side, _ in sidecars
             ],
+            revision=revision,
         )
         try:
             claimed = claim(path, rule.inbox, job_id, expected=settled)
@@ -276,6 +271,7 @@ class Intake:
             rule=rule.name,
             source=str(path),
             **({"sidecars": [side.name for side, _ in sidecars]} if sidecars else {}),
+            **({"revises": revision.after, "version": revision.version} if revision else {}),
         )
         return record.id
 
@@ -361,3 +357,8 @@ def _give_back(claimed: list[tuple[Path, Path]]) -> None:
                 unclaim(now_at, source)
             except NemowatchError as error:
                 log.error("intake.unclaim_failed", path=str(now_at), error=str(error))
+
+
+def _available(rules: Sequence[Rule], pauses: Pauses) -> list[Rule]:
+    """The rules whose inbox is there (a missing one's rules are paused)."""
+    return [rule for rule in rules if rule.inbox not in pauses.missing]

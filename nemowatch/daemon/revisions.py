@@ -20,13 +20,11 @@ from pathlib import Path
 
 import structlog
 
-from nemowatch import outbox
-from nemowatch.config import AfterFailure, Rule
-from nemowatch.errors import NemowatchError
-from nemowatch.files import claim, claim_path
-from nemowatch.intake import Snapshot, revision_target, version_of
+from nemowatch.config import Rule
+from nemowatch.daemon.refusals import refuse
+from nemowatch.intake import revision_target, version_of
 from nemowatch.jobs import JobRecord, JobState, Revision
-from nemowatch.ledger import Ledger, new_job_id
+from nemowatch.ledger import Ledger
 
 log = structlog.get_logger("nemowatch.daemon")
 
@@ -106,11 +104,9 @@ class Revisions:
         self._engine = engine
         self._now = now
 
-    def take(
-        self, path: Path, rules: Sequence[Rule], current: Snapshot, settled: Snapshot | None
-    ) -> str | None:
-        """Claim the revision file `path` (of an inbox `rules` share) as a job; None when it
-        was not taken (changed, gone, or reported)."""
+    def plan(self, path: Path, rules: Sequence[Rule]) -> tuple[Rule, Revision] | None:
+        """The rule and revision the revision file `path` (in the inbox `rules` share)
+        makes; None when it makes none: then it is reported (to failed/)."""
         stem = revision_target(path.name)
         assert stem is not None
         try:
@@ -118,37 +114,7 @@ class Revisions:
         except NoRevision as problem:
             self._report(path, rules[0], str(problem), problem.hint)
             return None
-        rule = next(rule for rule in rules if rule.name == revised.rule)
-        job_id = new_job_id()
-        record = self._ledger.create(
-            job_id=job_id,
-            rule=rule.name,
-            engine=self._engine,
-            source=path,
-            claimed=claim_path(rule.inbox, job_id, path.name),
-            source_size=current.size,
-            source_mtime_ns=current.mtime_ns,
-            source_inode=current.inode,
-            revision=revision,
-        )
-        try:
-            claimed = claim(path, rule.inbox, job_id, expected=settled)
-        except NemowatchError as error:
-            self._ledger.discard(job_id)
-            log.error("intake.claim_failed", path=str(path), error=str(error), hint=error.hint)
-            return None
-        if claimed is None:
-            self._ledger.discard(job_id)
-            return None
-        log.info(
-            "revision.claimed",
-            job_id=record.id,
-            rule=rule.name,
-            revises=revised.id,
-            version=revision.version,
-            source=str(path),
-        )
-        return record.id
+        return next(rule for rule in rules if rule.name == revised.rule), revision
 
     def _report(self, path: Path, rule: Rule, error: str, hint: str) -> None:
         report = {
@@ -160,13 +126,4 @@ class Revisions:
             "hint": hint,
             "retryable": False,
         }
-        try:
-            where, error_json = outbox.dispose_failure(
-                path, source=path, inbox=rule.inbox, after=AfterFailure.QUARANTINE, report=report
-            )
-        except (NemowatchError, OSError) as failure:
-            log.error("revision.not_reported", path=str(path), error=str(failure))
-            return
-        log.warning(
-            "revision.refused", path=str(path), to=where, report=str(error_json), error=error
-        )
+        refuse(path, rule, report, kind="revision", event="revision.refused", error=error)

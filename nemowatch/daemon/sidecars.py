@@ -17,9 +17,8 @@ from pathlib import Path, PurePath
 
 import structlog
 
-from nemowatch import outbox
-from nemowatch.config import AfterFailure, Rule
-from nemowatch.errors import NemowatchError
+from nemowatch.config import Rule
+from nemowatch.daemon.refusals import refuse
 from nemowatch.intake import Snapshot, Verdict, companions, is_sidecar_name
 
 log = structlog.get_logger("nemowatch.daemon")
@@ -188,21 +187,11 @@ class Sidecars:
             "retry_with": f"move {path.name} from {rule.inbox / 'failed'}/ back into"
             f" {path.parent}/ with its video",
         }
-        try:
-            where, error_json = outbox.dispose_failure(
-                path,
-                source=path,
-                inbox=rule.inbox,
-                after=AfterFailure.QUARANTINE,
-                report=report,
-            )
-        except (NemowatchError, OSError) as error:
-            log.error("sidecar.not_reported", path=str(path), error=str(error))
-            return
-        log.warning(
-            "sidecar.reported",
-            path=str(path),
-            to=where,
-            report=str(error_json),
+        refuse(
+            path,
+            rule,
+            report,
+            kind="sidecar",
+            event="sidecar.reported",
             waiting_for=report["waiting_for"],
         )

@@ -57,6 +57,17 @@ def drop_folder(inbox: Path, name: str, make) -> Path:
     return target
 
 
+def three_videos(folder: Path, clips) -> None:
+    """a.mp4, b.mp4, c.mp4: three different videos (the same bytes twice would be skipped
+    as a duplicate)."""
+    for name, clip in (
+        ("a.mp4", clips.basic),
+        ("b.mp4", clips.no_audio),
+        ("c.mp4", clips.portrait),
+    ):
+        shutil.copyfile(clip, folder / name)
+
+
 def mean_brightness(path: Path, seconds: float) -> float:
     width, height, pixels = frame(path, seconds)
     return sum(pixels) / (width * height)
@@ -109,13 +120,7 @@ def test_a_folder_of_videos_gives_each_its_own_output(tmp_path: Path, clips) -> 
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
 
     def trip(folder: Path) -> None:
-        # three different videos (the same bytes twice would be skipped as a duplicate)
-        for name, clip in (
-            ("a.mp4", clips.basic),
-            ("b.mp4", clips.no_audio),
-            ("c.mp4", clips.portrait),
-        ):
-            shutil.copyfile(clip, folder / name)
+        three_videos(folder, clips)
         write_random_bytes(folder / "d.mp4")  # not a video: fails alone
         (folder / "instructions.txt").write_text("add the title 'Trip'\n")
 
@@ -236,12 +241,7 @@ def test_a_daemon_killed_in_the_middle_of_a_batch_finishes_it_once(tmp_path: Pat
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
 
     def trip(folder: Path) -> None:
-        for name, clip in (
-            ("a.mp4", clips.basic),
-            ("b.mp4", clips.no_audio),
-            ("c.mp4", clips.portrait),
-        ):
-            shutil.copyfile(clip, folder / name)
+        three_videos(folder, clips)
 
     # killed just after b.mp4's output is published, before the ledger hears of it
     first = Daemon(config, tmp_path / "first.log", env={TEST_CRASH_PUBLISHED: "b.mp4"}).start()

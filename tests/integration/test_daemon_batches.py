@@ -6,31 +6,15 @@ claimed by one rename with all its jobs written first, a kill between the two is
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from structlog.testing import capture_logs
 
 from nemowatch.config import BatchMode, Rule
 from nemowatch.daemon.intake import Intake
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.ledger import JobState, Ledger
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = Ledger.in_state_dir(tmp_path / "state")
-    yield ledger
-    ledger.close()
+from tests.fakes.nemo_kit import Clock
 
 
 def make_intake(tmp_path: Path, ledger: Ledger, clock: Clock, **fields: object) -> Intake:
@@ -63,7 +47,7 @@ def settle_and_take(intake: Intake, clock: Clock, seconds: float = 1.5) -> list[
 def test_a_folder_settles_as_a_whole_and_is_claimed_with_a_job_per_file(
     tmp_path: Path, ledger: Ledger
 ) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     intake = make_intake(tmp_path, ledger, clock)
     trip = folder(tmp_path / "inbox" / "trip", "a.mp4", "b.mp4", "a.txt", "instructions.txt")
     assert intake.offer(trip)
@@ -88,7 +72,7 @@ def test_a_folder_settles_as_a_whole_and_is_claimed_with_a_job_per_file(
 
 
 def test_combine_makes_one_job_of_the_folder(tmp_path: Path, ledger: Ledger) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     intake = make_intake(tmp_path, ledger, clock, batch=BatchMode.COMBINE)
     trip = folder(tmp_path / "inbox" / "trip", "1.png", "2.png", "song.mp3")
     intake.offer(trip)
@@ -102,7 +86,7 @@ def test_combine_makes_one_job_of_the_folder(tmp_path: Path, ledger: Ledger) -> 
 def test_a_kill_between_the_ledger_and_the_rename_is_finished_or_undone(
     tmp_path: Path, ledger: Ledger
 ) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     intake = make_intake(tmp_path, ledger, clock)
     trip = folder(tmp_path / "inbox" / "trip", "a.mp4", "b.mp4")
     intake.offer(trip)
@@ -126,7 +110,7 @@ def test_a_kill_between_the_ledger_and_the_rename_is_finished_or_undone(
 def test_a_folder_kept_in_place_after_its_batch_is_not_taken_again(
     tmp_path: Path, ledger: Ledger
 ) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     intake = make_intake(tmp_path, ledger, clock)
     trip = folder(tmp_path / "inbox" / "trip", "a.mp4")
     intake.offer(trip)
@@ -145,7 +129,7 @@ def test_a_folder_kept_in_place_after_its_batch_is_not_taken_again(
 def test_folders_that_are_no_batch_are_said_once_or_reported(
     tmp_path: Path, ledger: Ledger
 ) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     intake = make_intake(tmp_path, ledger, clock)
     inbox = tmp_path / "inbox"
     empty = folder(inbox / "empty")
@@ -174,7 +158,7 @@ def test_folders_that_are_no_batch_are_said_once_or_reported(
 
 
 def test_a_recursive_rule_takes_a_folders_files_one_by_one(tmp_path: Path, ledger: Ledger) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     intake = make_intake(tmp_path, ledger, clock, recursive=True)
     trip = folder(tmp_path / "inbox" / "trip", "a.mp4")
     assert not intake.offer(trip)

@@ -4,7 +4,6 @@ refused or is unmatched is remembered, so each is logged once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,26 +14,12 @@ from nemowatch.daemon.intake import Intake
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.intake import SIDECAR_WAIT, Snapshot
 from nemowatch.ledger import JobState, Ledger
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = Ledger.in_state_dir(tmp_path / "state")
-    yield ledger
-    ledger.close()
+from tests.fakes.nemo_kit import Clock
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(100.0)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ written holds its video back; a sidecar alone is reported in failed/, never lost
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -17,28 +16,14 @@ from nemowatch.daemon.intake import Intake
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.intake import Snapshot
 from nemowatch.ledger import Ledger
+from tests.fakes.nemo_kit import Clock
 
 GRACE = 30.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = Ledger.in_state_dir(tmp_path / "state")
-    yield ledger
-    ledger.close()
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(100.0)
 
 
 @pytest.fixture
