@@ -71,13 +71,8 @@ def snapshot(path: Path) -> Snapshot | None:
     Symlinks are never followed (a link is not a file we take). Raises MediaError when
     the file exists but cannot be examined (permissions).
     """
-    try:
-        status = os.lstat(path)
-    except _GONE:
-        return None
-    except OSError as exc:
-        raise _translate(exc, "examine", path) from exc
-    if not stat.S_ISREG(status.st_mode):
+    status = _status(path)
+    if status is None or not stat.S_ISREG(status.st_mode):
         return None
     return Snapshot(
         size=status.st_size,
@@ -147,6 +142,16 @@ def claim(path: Path, inbox: Path, job_id: str, *, expected: Snapshot | None = N
     return destination
 
 
+def _status(path: Path) -> os.stat_result | None:
+    """lstat(2) of `path`; None when it is gone; MediaError when it cannot be examined."""
+    try:
+        return os.lstat(path)
+    except _GONE:
+        return None
+    except OSError as exc:
+        raise _translate(exc, "examine", path) from exc
+
+
 def folder_entries(path: Path) -> list[FolderEntry] | None:
     """What a folder holds, one level, no link followed; None when it is gone or is no
     folder (a link to one included). Raises MediaError when it cannot be listed."""
@@ -184,12 +189,9 @@ def folder_look(path: Path) -> Snapshot | None:
     entries = folder_entries(path)
     if entries is None:
         return None
-    try:
-        status = os.lstat(path)
-    except _GONE:
+    status = _status(path)
+    if status is None:
         return None
-    except OSError as exc:
-        raise _translate(exc, "examine", path) from exc
     own = Snapshot(0, status.st_mtime_ns, status.st_ino, status.st_dev)
     return folder_snapshot(own, entries)
 
