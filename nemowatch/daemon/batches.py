@@ -30,6 +30,7 @@ import structlog
 
 from nemowatch.config import BatchMode, Rule
 from nemowatch.daemon.refusals import refuse
+from nemowatch.engines.formats import is_footage_name
 from nemowatch.errors import MediaError, NemowatchError
 from nemowatch.files import claim_folder, claim_path, folder_entries, folder_look
 from nemowatch.intake import (
@@ -44,6 +45,7 @@ from nemowatch.intake import (
 )
 from nemowatch.jobs import Batch, JobRecord
 from nemowatch.ledger import Ledger, NewJob, new_job_id
+from nemowatch.rules import matches
 
 log = structlog.get_logger("nemowatch.daemon")
 
@@ -175,6 +177,12 @@ class Batches:
             for record in records:
                 self._ledger.discard(record.id)
             return []
+        if rule.batch is BatchMode.COMBINE:
+            edited = {name for name in files if is_footage_name(name)}
+        else:
+            edited = {job.source.name for job in new} | {
+                Path(side["source"]).name for job in new for side in job.sidecars or []
+            }
         log.info(
             "batch.claimed",
             folder=str(folder),
@@ -182,6 +190,7 @@ class Batches:
             mode=rule.batch.value,
             files=len(files),
             jobs=[record.id for record in records],
+            **({"left_as_they_are": sorted(set(files) - edited)} if set(files) - edited else {}),
         )
         return [record.id for record in records]
 
@@ -255,6 +264,8 @@ def _each(batch: Batch, rule: Rule, engine: str, entries: dict[str, FolderEntry]
             not is_sidecar_name(other) for other in by_stem.get(stem, ())
         ):
             continue  # a sidecar, taken with its file
+        if not matches(name, rule.match) or matches(name, rule.ignore):
+            continue  # not the rule's kind of file: it goes with the folder, untouched
         sidecars = [
             {"source": str(batch.folder / other), "claimed": str(batch.claimed / other)}
             for other in by_stem.get(stem, ())

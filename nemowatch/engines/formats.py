@@ -3,6 +3,8 @@ warns about. Data only, importing nothing of nemowatch, so the config can use it
 importing an engine.
 """
 
+from pathlib import PurePath
+
 # NemoVideo's upload: the extensions it accepts and the Content-Type each is sent with
 # (nemo-api.md, "Upload").
 NEMO_CONTENT_TYPES = {
@@ -41,3 +43,9 @@ PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", 
 # Sound files that become audiograms (the same list as the music the engine mixes in).
 SOUND_EXTENSIONS = AUDIO_EXTENSIONS
 LOCAL_EXTENSIONS = VIDEO_EXTENSIONS | PHOTO_EXTENSIONS | SOUND_EXTENSIONS
+
+
+def is_footage_name(name: str) -> bool:
+    """Whether the local engine reads a file of this name as footage (by its extension:
+    used where a name is all there is, as for the files of a combined batch)."""
+    return PurePath(name).suffix.lower() in LOCAL_EXTENSIONS

@@ -82,6 +82,7 @@ def test_a_folder_of_photos_and_music_combines_into_one_slideshow(tmp_path: Path
         for index, colour in enumerate(COLOURS):
             photo(folder / f"{index + 1:02d}.png", colour)
         music(folder / "song.mp3", 9.0)
+        (folder / "notes.pdf").write_bytes(b"%PDF-1.4")  # not footage: archived with it
 
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     try:
@@ -106,13 +107,15 @@ def test_a_folder_of_photos_and_music_combines_into_one_slideshow(tmp_path: Path
     archived = tmp_path / "inbox" / "slideshow" / "done" / date.today().isoformat() / "holiday"
     assert sorted(path.name for path in archived.iterdir()) == [
         *(f"{index:02d}.png" for index in range(1, 7)),
+        "notes.pdf",
         "song.mp3",
     ]
     assert not (tmp_path / "inbox" / "slideshow" / "holiday").exists()
     [claimed] = daemon.saw(
         "batch.claimed", folder=str(tmp_path / "inbox" / "slideshow" / "holiday")
     )
-    assert claimed["mode"] == "combine" and claimed["files"] == 7 and len(claimed["jobs"]) == 1
+    assert claimed["mode"] == "combine" and claimed["files"] == 8 and len(claimed["jobs"]) == 1
+    assert claimed["left_as_they_are"] == ["notes.pdf"]
 
 
 def test_a_folder_of_videos_gives_each_its_own_output(tmp_path: Path, clips) -> None:
@@ -123,6 +126,7 @@ def test_a_folder_of_videos_gives_each_its_own_output(tmp_path: Path, clips) -> 
         three_videos(folder, clips)
         write_random_bytes(folder / "d.mp4")  # not a video: fails alone
         (folder / "instructions.txt").write_text("add the title 'Trip'\n")
+        (folder / "route.pdf").write_bytes(b"%PDF-1.4")  # not the rule's: goes with the folder
 
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     try:
@@ -146,11 +150,14 @@ def test_a_folder_of_videos_gives_each_its_own_output(tmp_path: Path, clips) -> 
         "b.mp4",
         "c.mp4",
         "instructions.txt",
+        "route.pdf",
     ]
     assert (inbox / "failed" / "trip" / "d.mp4").is_file()
     error = json.loads(report.read_text())
     assert "d.mp4" in error["error"] and error["batch"] == str(inbox / "trip")
     assert not (inbox / "trip").exists() and not any((inbox / "processing").iterdir())
+    [claimed] = daemon.saw("batch.claimed")
+    assert len(claimed["jobs"]) == 4 and claimed["left_as_they_are"] == ["route.pdf"]
 
 
 def test_bad_folders_are_said_or_reported_and_the_daemon_goes_on(tmp_path: Path, clips) -> None:

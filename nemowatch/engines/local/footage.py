@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from nemowatch.engines.formats import is_footage_name
 from nemowatch.engines.local import batch, inputs
 from nemowatch.engines.local.ffmpeg import run_ffmpeg
 from nemowatch.engines.local.timeline import output_size
@@ -126,6 +127,11 @@ async def _combined(
             found.append((path, facts, await asyncio.to_thread(kind_of, path, facts)))
         except MediaError as error:
             raise MediaError(f"in the batch {shown}: {error}", hint=error.hint) from error
+    if not found:
+        raise MediaError(
+            f"the batch {shown} holds no video, photo or sound file to join",
+            hint="put the files in the folder, then move it back into the inbox",
+        )
     sounds = [item for item in found if item[2] is MediaKind.SOUND]
     pictures = [item for item in found if item[2] is not MediaKind.SOUND]
     if len(sounds) > 1:
@@ -201,9 +207,11 @@ async def _run_for(arguments: list[str], ffmpeg: Path, name: str, what: str, hin
 
 
 def _batch_files(folder: Path) -> tuple[str, ...]:
-    """The files of a batch's folder to join, in name order (not its instructions.txt)."""
+    """The files of a batch's folder to join, in name order: those of a kind the engine
+    reads, by their extension (not its instructions.txt, nor a note or a PDF: those go
+    with the folder as they are)."""
     entries = folder_entries(folder) or []
-    return judge_folder(entries, ()).files
+    return tuple(name for name in judge_folder(entries, ()).files if is_footage_name(name))
 
 
 def _seconds(facts: Probe) -> float:
