@@ -53,7 +53,7 @@ def process(tmp_path: Path, clip: Path, **fields: Any) -> tuple[Path, Path]:
     """`nemowatch process` of `clip` under a rule with `fields`: the output and the config."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = write_config(tmp_path, [rule(tmp_path, **fields)])
-    source = tmp_path / "talk.mp4"
+    source = tmp_path / f"talk{clip.suffix}"
     shutil.copy(clip, source)
     result = subprocess.run(
         [sys.executable, "-m", "nemowatch.cli", "process", str(source), "--config", str(config)],
@@ -104,6 +104,34 @@ def test_soft_captions_of_a_two_minute_talk_read_as_its_script(
     # the same captions as an .srt beside the output
     beside = srt_cues(output.with_suffix(".srt").read_text(encoding="utf-8"))
     assert [lines for *_, lines in beside] == [lines for *_, lines in cues]
+
+
+def test_a_sound_files_audiogram_gets_the_captions_of_what_is_said(
+    tmp_path: Path, kitchen: SpokenClip
+) -> None:
+    # an MP3 of the kitchen talk: an audiogram (issue 13) with its words as a subtitle track
+    song = tmp_path / "kitchen.mp3"
+    subprocess.run(
+        [
+            str(FFMPEG),
+            "-v",
+            "error",
+            "-i",
+            str(kitchen.path),
+            "-vn",
+            "-c:a",
+            "libmp3lame",
+            str(song),
+        ],
+        check=True,
+    )
+    output, _ = process(tmp_path / "job", song, edit={"captions": {"burn": False}})
+
+    facts = probe(output)
+    assert facts.video is not None and facts.audio is not None
+    assert facts.duration == pytest.approx(kitchen.duration, abs=0.3)
+    heard = " ".join(" ".join(lines) for _, _, lines in srt_cues(subtitle_track(output)))
+    assert word_error_rate(kitchen.script, heard) <= 0.25, heard
 
 
 def test_fillers_are_cut_and_nothing_said_is(tmp_path: Path, kitchen: SpokenClip) -> None:
