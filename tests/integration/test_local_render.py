@@ -39,8 +39,6 @@ BORDER = 12  # pixels of each coloured side of the bordered clip
 # Which FFmpeg renders. A test runs with each FFmpeg the probe accepts on this machine
 # (Debian's 5.1 and the bundled 9.0 here) where the version can change the outcome:
 #   - titles (drawtext): 5.1 has no `text_align`, so the builders draw a title line by line;
-#   - long filter graphs: read from a file by `-filter_complex_script` before FFmpeg 7,
-#     `-/filter_complex` since (the mp4 export, with cuts, music and a title, has one);
 #   - loudness: loudnorm, alimiter and ebur128 are filters whose numbers move between
 #     versions, and the tests hold them to -14 LUFS and -1 dBTP;
 #   - cuts read by seeking: each version's demuxers seek on their own terms;
