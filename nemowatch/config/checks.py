@@ -187,9 +187,7 @@ def music_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
 def speech_problems(loaded: list[Loaded], environ: Mapping[str, str]) -> list[ConfigProblem]:
     """Captions or filler cuts asked for where speech to text is not installed (or the
     model named by `environ` is not there): each job would fail on it."""
-    from nemowatch.engines.local import speech
-
-    status: speech.Availability | None = None
+    status = None
     problems = []
     for item in loaded:
         rule, origin = item.rule, item.origin
@@ -204,6 +202,10 @@ def speech_problems(loaded: list[Loaded], environ: Mapping[str, str]) -> list[Co
         ]
         if not wanted:
             continue
+        # imported here: it loads the whole local engine, which a config without captions
+        # or filler cuts (and every command that only reads the config) does without
+        from nemowatch.engines.local import speech
+
         status = status or speech.availability(environ)
         caption = rule.edit if "captions" in rule.edit.model_fields_set else read
         language = caption.captions.language if caption.captions is not None else None

@@ -122,8 +122,9 @@ class Housekeeping:
     async def next_round(self) -> Reload | None:
         """Wait until it is time for housekeeping; whether (and why) to reload first."""
         interval = None if self.listening else HOUSEKEEPING
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._rung.wait(), timeout=interval)
+        with contextlib.suppress(TimeoutError):  # not wait_for: see WorkerPool.freed
+            async with asyncio.timeout(interval):
+                await self._rung.wait()
         self._rung.clear()
         signature = config_signature(self._config)
         if self._reload_requested.is_set():

@@ -184,8 +184,9 @@ class Daemon:
                 # asleep), but beat at least every STALL/4 so the watchdog knows we live.
                 self._candidates.clear()
                 beat = STALL / 4 if self.notifier.watchdog_interval is not None else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._candidates.wait(), timeout=beat)
+                with contextlib.suppress(TimeoutError):  # not wait_for: see WorkerPool.freed
+                    async with asyncio.timeout(beat):
+                        await self._candidates.wait()
                 continue
             await self.workers.freed(timeout=TICK)  # a tick, or sooner when a job ends
             now = self._clock()
@@ -213,10 +214,9 @@ class Daemon:
                 self._on_candidate(path)
             self._scan_requested.clear()
             self.housekeeping.ring()  # the backstop for every doorbell
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._scan_requested.wait(), timeout=self.config.scan_interval
-                )
+            with contextlib.suppress(TimeoutError):  # not wait_for: see WorkerPool.freed
+                async with asyncio.timeout(self.config.scan_interval):
+                    await self._scan_requested.wait()
 
     # -- work ------------------------------------------------------------------------
 

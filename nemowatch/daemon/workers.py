@@ -81,8 +81,11 @@ class WorkerPool:
     async def freed(self, timeout: float) -> None:
         """Return when a worker ends a job, or after `timeout` seconds."""
         self._freed.clear()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that comes
+        # as the event is set, and a daemon stopped just as a job ended never stopped
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._freed.wait(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await self._freed.wait()
 
     def healthy(self) -> bool:
         """Whether every worker is still running."""

@@ -194,3 +194,28 @@ async def test_stopping_while_a_suspect_waits_for_its_turn_ends_every_worker() -
     await asyncio.sleep(0.05)
     await pool.stop(grace_period=0.1)
     assert all(task.done() for task in pool.tasks) and jobs.running == set()
+
+
+async def test_a_stop_that_comes_as_a_job_ends_is_not_lost() -> None:
+    # The daemon's settle loop waits in `freed`; a stop cancels it. When the cancel comes
+    # in the same turn of the event loop as a job's end, it must still end the wait:
+    # asyncio.wait_for on Python 3.11 returned the job's end instead, the settle loop went
+    # on claiming files and the daemon never stopped (seen in test_restarts.py).
+    jobs, pauses = Jobs(), Pauses()
+    waiting: list[asyncio.Task[None]] = []
+
+    def stop_as_the_job_ends() -> None:
+        if pool.running == 0 and jobs.ran:  # called just after the end is announced
+            waiting[0].cancel()
+
+    pool = WorkerPool(jobs, pauses, inbox_of=inbox_of, on_change=stop_as_the_job_ends)
+    waiting.append(asyncio.create_task(pool.freed(timeout=30.0)))
+    await asyncio.sleep(0)  # it is waiting now
+    pool.start(1, ended)
+    pool.enqueue("a")
+
+    done, _ = await asyncio.wait(waiting, timeout=5.0)
+    await pool.stop(grace_period=1.0)
+
+    assert jobs.ran == ["a"]
+    assert done == set(waiting) and waiting[0].cancelled()

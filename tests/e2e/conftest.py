@@ -1,0 +1,30 @@
+"""The end-to-end tests' FFmpeg: the bundled one, except where the FFmpeg is the subject."""
+
+from __future__ import annotations
+
+import imageio_ffmpeg
+import pytest
+
+# The daemons and commands these tests start render with the bundled FFmpeg (a static
+# binary): Debian's FFmpeg 5.1 spends about 66 ms of CPU loading its 200 shared libraries
+# at every start, against 10 ms, and a local job on the tests' tiny clips starts FFmpeg
+# five times, so the system's binary made each job cost 0.99 s of CPU instead of 0.72 s
+# (seven of the heaviest e2e files: 157 s of CPU -> 100-106 s). What these tests check
+# (each file processed once, crashes, kills, the ledger, the CLI) does not depend on the
+# FFmpeg version; what a render holds with each FFmpeg is checked in
+# tests/integration/test_local_render.py.
+BUNDLED_FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+# Files that keep the FFmpeg nemowatch chooses by itself: burned captions are pictures
+# drawn by FFmpeg; test_restarts.py stops each daemon while a long render runs, timed
+# against how long that render takes as it always has been; the others test the choice
+# itself (and set the variable as they need).
+DEFAULT_CHOICE = frozenset(
+    {"test_captions.py", "test_doctor.py", "test_ffmpeg_choice.py", "test_restarts.py"}
+)
+
+
+@pytest.fixture(autouse=True)
+def bundled_ffmpeg(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin $NEMOWATCH_FFMPEG (inherited by the daemons) to the bundled binary."""
+    if request.path.name not in DEFAULT_CHOICE:
+        monkeypatch.setenv("NEMOWATCH_FFMPEG", BUNDLED_FFMPEG)
