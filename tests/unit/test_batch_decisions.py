@@ -39,12 +39,12 @@ def test_the_first_flat_rule_whose_match_takes_one_of_the_files_takes_the_folder
     ("photos", "videos", "soundtrack", "longest", "expected"),
     [
         (6, 0.0, 9.0, None, 1.5),  # the music's length, shared
-        (6, 0.0, 9.0, 4.0, MIN_SHOT),  # the rule's duration, shorter: 4/6 s, but 1 s at least
+        (6, 0.0, 9.0, 4.0, 4.0 / 6),  # the rule's duration, shorter: shared
         (2, 0.0, 9.0, 4.0, 2.0),  # the rule's duration, shared
         (4, 3.0, 11.0, None, 2.0),  # what the videos leave of it
         (2, 0.0, None, None, 5.0),  # no music: the rule's still duration
         (3, 10.0, 9.0, None, 5.0),  # nothing left of it: the still duration
-        (30, 0.0, 9.0, None, MIN_SHOT),  # never a flash
+        (30, 0.0, 9.0, None, MIN_SHOT),  # never a flash: 0.3 s is too short
     ],
 )
 def test_photos_share_the_soundtrack_or_the_rules_duration(

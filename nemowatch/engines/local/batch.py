@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nemowatch.engines.local.inputs import AUDIO_CODEC, FPS, VIDEO_CODEC
 
-MIN_SHOT = 1.0  # seconds a photo shows at least, however many share a soundtrack
+MIN_SHOT = 0.5  # seconds a photo shows at least, however many share the time
 SAMPLE_RATE = 48_000
 _AUDIO = f"aresample={SAMPLE_RATE},aformat=sample_fmts=s16:channel_layouts=stereo"
 
