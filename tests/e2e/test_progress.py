@@ -87,7 +87,10 @@ def test_process_on_a_terminal_shows_the_render_percent_rising(
 
 
 def test_process_on_a_pipe_prints_no_progress_line(tmp_path: Path, clips: Clips) -> None:
-    config, source = _config(tmp_path, clips)
+    # a quick render is enough: nothing of a live line may reach a pipe, however long
+    config = write_config(tmp_path, [rule(tmp_path)])
+    source = tmp_path / "talk.mp4"
+    shutil.copy(clips.silences, source)
 
     result = nemowatch(config, "process", str(source))
 
@@ -116,7 +119,9 @@ def test_status_shows_a_running_jobs_stage_and_a_rising_percent(
             assert result.returncode == 0, result.stderr
             running = [job for job in json.loads(result.stdout)["recent"] if job["stage"]]
             seen += [(job["stage"], job["percent"]) for job in running]
-            time.sleep(0.2)
+            # each look is a `nemowatch` process; the ledger's percent changes about once a
+            # second, so a look every half second sees each value without crowding the render
+            time.sleep(0.5)
     finally:
         daemon.stop()
 
