@@ -443,20 +443,33 @@ STEPS: Mapping[JobState, Step] = MappingProxyType(
 
 async def _wait(run: Run, render: Render) -> RenderStatus:
     delay = POLL_FIRST
-    deadline = run.clock() + RENDER_DEADLINE
+    limit = run.engine.render_deadline or RENDER_DEADLINE
+    deadline = run.clock() + limit
     while True:
         status = await run.engine.poll(render)
         if status.state not in (RenderState.PENDING, RenderState.PROCESSING):
             return status
         if run.clock() > deadline:
             raise EngineError(
-                f"the render did not finish within {RENDER_DEADLINE / 3600:.0f} h",
+                f"the render did not finish within {_duration(limit)}",
+                hint="a longer render needs a longer deadline (nemo.render_deadline)"
+                if run.engine.render_deadline
+                else None,
                 retryable=True,
             )
         log.info("render.poll", render_id=render.id, progress=status.progress)
         progress.report("rendering", status.progress)
         await run.sleep(delay)
         delay = min(delay * 2, POLL_MAX)
+
+
+def _duration(seconds: float) -> str:
+    """`4 h`, `20 min` or `45 s`: a deadline as people say it."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 async def _send(engine: Engine, session: Session, instruction: str, warnings: list[str]) -> None:

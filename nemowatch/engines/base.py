@@ -255,6 +255,8 @@ class Engine(Protocol):
     # whether the jobs of one batch (a folder, `batch: each`) share one session, one after
     # the other: the service's batch workflow (one session, an upload and a render each)
     shares_sessions: bool
+    # seconds a render may take before its job fails; None: the pipeline's own (4 h)
+    render_deadline: float | None
 
     async def open_session(self, job: Job) -> Session: ...
 

@@ -61,6 +61,9 @@ class Fault(StrEnum):
     ERROR_FRAME = "error_frame"  # SSE: after `after_events` events, data: {"error": ...}
     MODEL_ERROR = "model_error"  # SSE: after `after_events`, an errorCode/errorMessage event
     RENDER_FAILED = "render_failed"  # the render ends `failed` with `message`
+    # the video (DOWNLOAD, FILES): its whole length announced, `after_bytes` sent, then the
+    # connection closed (FIN): a download cut short
+    TRUNCATE = "truncate"
 
 
 class FaultOptions(TypedDict, total=False):
@@ -72,7 +75,7 @@ class FaultOptions(TypedDict, total=False):
     retry_after: float  # RATE_LIMIT (sent as whole seconds, rounded up)
     delay: float  # SLOW, STALL
     heartbeats: int  # STALL
-    after_bytes: int  # RESET
+    after_bytes: int  # RESET, TRUNCATE
     after_events: int  # DROP_STREAM, ERROR_FRAME, MODEL_ERROR
     after_polls: int  # RENDER_FAILED armed on RENDER_SUBMIT
     message: str  # ERROR_FRAME, MODEL_ERROR, RENDER_FAILED

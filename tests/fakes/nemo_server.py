@@ -636,14 +636,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(content)
 
-    def _send_video(self) -> None:
+    def _send_video(self, endpoint: Endpoint) -> None:
         self._drain()
         fake = self.fake
+        cut = fake.faults.take(endpoint, Fault.TRUNCATE)
         self.send_response(200)
         self.send_header("Content-Type", "video/mp4")
         self.send_header("Content-Length", str(fake.video_size))
         self.end_headers()
         with fake.video.open("rb") as file:
+            if cut is not None:  # a part of it, then the connection closed
+                self._fault = Fault.TRUNCATE
+                self.wfile.write(file.read(min(cut.after_bytes, fake.video_size - 1)))
+                self.wfile.flush()
+                self._abort(reset=False)
             while data := file.read(CHUNK):
                 self.wfile.write(data)
 
@@ -1038,7 +1044,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.variants.download_form is DownloadForm.JSON:
             self._send_json(200, {"id": render_id, "output": {"url": fake.file_url(render_id)}})
         else:
-            self._send_video()
+            self._send_video(Endpoint.DOWNLOAD)
 
     def _files(self, render_id: str) -> None:
         fake = self.fake
@@ -1050,7 +1056,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.variants.files_as_json:
             # What an expired or refused storage link answers: JSON, with a 200.
             raise _Answer(200, {"error": "AccessDenied", "message": "Request has expired"})
-        self._send_video()
+        self._send_video(Endpoint.FILES)
 
 
 _OUTCOMES = {

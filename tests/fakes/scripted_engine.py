@@ -52,6 +52,7 @@ class ScriptedEngine:
 
     name = "scripted"
     shares_sessions = False
+    render_deadline = None
 
     def __init__(
         self,

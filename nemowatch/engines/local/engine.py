@@ -84,6 +84,7 @@ class LocalEngine:
 
     name = "local"
     shares_sessions = False  # see Engine
+    render_deadline: float | None = None  # the pipeline's own
 
     def __init__(
         self,

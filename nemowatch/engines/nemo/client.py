@@ -42,6 +42,7 @@ class CallKind(StrEnum):
     RENDER_SUBMIT = "render_submit"  # POST /api/render/proxy/lambda, the same id each time
     RENDER_POLL = "render_poll"  # GET /api/render/proxy/lambda/<id>
     DOWNLOAD = "download"  # poll for a fresh link, then GET it
+    DOWNLOAD_LINK = "download_link"  # that poll: once, the download's own retries retry it
     CREDITS = "credits"  # GET /api/credits/balance/simple
 
 
@@ -59,6 +60,7 @@ POLICIES: Mapping[CallKind, RetryPolicy] = MappingProxyType(
         CallKind.RENDER_SUBMIT: RetryPolicy(attempts=3, patience=PATIENCE),
         CallKind.RENDER_POLL: RetryPolicy(attempts=5, patience=PATIENCE),
         CallKind.DOWNLOAD: RetryPolicy(attempts=3, patience=PATIENCE),
+        CallKind.DOWNLOAD_LINK: RetryPolicy(attempts=1, rate_limit_retries=0),
         CallKind.CREDITS: RetryPolicy(attempts=3),
     }
 )

@@ -76,6 +76,7 @@ class NemoEngine:
         `transport` (an httpx.AsyncBaseTransport); `patience`: the longest outage a job's
         calls wait out (retry.PATIENCE)."""
         self.settings = settings
+        self.render_deadline: float | None = settings.render_deadline  # `nemo.render_deadline`
         self._client = NemoClient(
             settings,
             state_dir=state_dir,

@@ -291,7 +291,8 @@ def _for_status(status: int, message: str, call: Call, retry_after: float) -> Ne
             else None
         )
         return RateLimited(
-            f"NemoVideo is rate limiting requests ({what}): it asks to wait {retry_after:.0f} s",
+            f"NemoVideo is rate limiting requests ({what}){_said(message)}; it asks to wait"
+            f" {retry_after:.0f} s",
             retry_after=retry_after,
             hint=hint,
         )
@@ -432,13 +433,25 @@ def from_transport(error: httpx.HTTPError, call: Call) -> TransientError:
     return MaybeDelivered(message)
 
 
+class LinkRefused(EngineError):
+    """The rendered video's URL answered 401, 403, 404 or 410: not retried as it is (the
+    download asks the render for a fresh link once, then fails)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+class Incomplete(TransientError):
+    """A download that ended before the whole video came: retried a few times."""
+
+
 def download_refused(
     status: int, what: str, *, retry_after: float = RATE_LIMIT_DEFAULT
 ) -> NemowatchError:
     """A refusal from the rendered video's URL (not an API endpoint: no envelopes)."""
     if status in (401, 403, 404, 410):
-        # the link expired or is not there yet: a fresh poll brings a fresh link
-        return TransientError(f"the rendered video's link was refused (HTTP {status}, {what})")
+        # the link expired or is not there: a fresh poll brings a fresh link, once
+        return LinkRefused(f"the rendered video's link was refused (HTTP {status}, {what})")
     if status == 429:
         return RateLimited(f"the video download is rate limited ({what})", retry_after=retry_after)
     if status >= 500 or status == 408:

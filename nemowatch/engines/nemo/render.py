@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ SUBMIT_PATH = "/api/render/proxy/lambda"
 MAX_RENDER_NUMBER = 20  # how far `export` looks for (and numbers) one job's renders
 URLLESS_POLLS = 3  # `completed` polls without a URL before trying /download
 CHUNK_SIZE = 1 << 20  # bytes per write while downloading
+MAX_INCOMPLETE = 3  # downloads that end early before the job fails (each one logged)
 VIDEO_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
 _HTML_START = re.compile(rb"^\s*<(!doctype|html|head|body)", re.IGNORECASE)
 
@@ -217,9 +218,9 @@ class Renders:
 
     # ------------------------------------------------------------------ poll
 
-    async def _poll_raw(self, render: str) -> Polled:
+    async def _poll_raw(self, render: str, kind: CallKind = CallKind.RENDER_POLL) -> Polled:
         data = await self._client.request_json(
-            CallKind.RENDER_POLL, "GET", poll_path(render), what="poll the render"
+            kind, "GET", poll_path(render), what="poll the render"
         )
         polled = parse_status(data)
         if polled.url:
@@ -255,16 +256,48 @@ class Renders:
     async def download(self, render: Render, dest: Path) -> None:
         """The finished video at `dest`: a fresh link from a poll (links expire), else the
         /download endpoint; retried per the DOWNLOAD policy."""
+        incomplete = 0
         async for attempt in self._client.retrying(CallKind.DOWNLOAD):
             with attempt:
-                await self._download_once(render, dest)
+                try:
+                    await self._download_once(render, dest)
+                except errors.Incomplete as error:
+                    incomplete += 1
+                    if incomplete >= MAX_INCOMPLETE:
+                        raise EngineError(
+                            f"the download of render {render.id} ended early"
+                            f" {incomplete} times: {error}",
+                            retryable=True,
+                        ) from error
+                    raise
         log.info("render.downloaded", render_id=render.id, bytes=dest.stat().st_size)
         for remembered in (self._urls, self._sizes, self._urlless):
             remembered.pop(render.id, None)  # done with it: not kept for the daemon's lifetime
 
     async def _download_once(self, render: Render, dest: Path) -> None:
         try:
-            polled = await self._poll_raw(render.id)
+            await self._fetch_fresh(render, dest)
+        except errors.LinkRefused as refused:
+            # links expire: a fresh one from a new poll, once; refused again, it fails now
+            log.warning("download.link_refused", render_id=render.id, error=str(refused))
+            try:
+                await self._fetch_fresh(render, dest)
+            except errors.LinkRefused as again:
+                raise EngineError(
+                    f"the download of render {render.id} failed: {again}, and so was a fresh link",
+                    hint="the rendered video is no longer served; `nemowatch retry` renders"
+                    " it again",
+                    retryable=True,
+                ) from again
+        except BaseException:
+            with contextlib.suppress(OSError):
+                dest.unlink()
+            raise
+
+    async def _fetch_fresh(self, render: Render, dest: Path) -> None:
+        """One try: a poll for the render's link (no retries of its own), then the video."""
+        try:
+            polled = await self._poll_raw(render.id, CallKind.DOWNLOAD_LINK)
         except errors.NotFound as error:
             raise EngineError(f"NemoVideo no longer knows render {render.id}") from error
         if polled.state is RenderState.FAILED:
@@ -367,7 +400,7 @@ async def _save(response: httpx.Response, dest: Path, *, expected: int | None, w
     written = 0
     try:
         with dest.open("wb") as handle:
-            async for chunk in response.aiter_bytes(CHUNK_SIZE):
+            async for chunk in _body(response, what):
                 if written == 0 and _HTML_START.match(chunk):
                     raise EngineError(
                         f"expected a video from {what}, got an HTML page", retryable=True
@@ -380,10 +413,21 @@ async def _save(response: httpx.Response, dest: Path, *, expected: int | None, w
         raise EngineError(f"could not write {dest}: {error.strerror}", retryable=True) from error
     problem = size_problem(written, announced=announced)
     if problem:
-        raise TransientError(f"the download from {what} is incomplete: {problem}")
+        raise errors.Incomplete(f"the download from {what} is incomplete: {problem}")
     if expected and expected != written:
         # the render's reported size is informative only: some proxies report estimates
         log.warning("render.size_differs", reported=expected, downloaded=written)
+
+
+async def _body(response: httpx.Response, what: str) -> AsyncIterator[bytes]:
+    """The response's body in chunks; a connection cut before its end is `Incomplete`."""
+    try:
+        async for chunk in response.aiter_bytes(CHUNK_SIZE):
+            yield chunk
+    except (httpx.RemoteProtocolError, httpx.ReadError) as error:
+        raise errors.Incomplete(
+            f"the download from {what} ended early ({type(error).__name__})"
+        ) from error
 
 
 def size_problem(written: int, *, announced: str | None) -> str | None:
