@@ -724,6 +724,8 @@ class _Handler(BaseHTTPRequestHandler):
             "credits": available,
             "expires_at": _iso(expires_at),
         }
+        if not fake.variants.token_user_id:
+            del data["user_id"]
         self._send_json(200, fake._ok(data))
 
     def _session(self) -> None:

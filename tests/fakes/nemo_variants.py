@@ -66,3 +66,5 @@ class Variants:
     legacy_error_frame: bool = False  # the in-stream error frame unescaped (not valid JSON)
     text_turns: TextTurns = TextTurns.HASH
     event_gap: float = 0.0  # seconds between SSE events, to look like a working model
+    # the anonymous-token answer names its user (False: only the session answer does)
+    token_user_id: bool = True

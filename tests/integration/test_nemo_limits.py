@@ -8,8 +8,12 @@ on 127.0.0.1, the waits recorded instead of slept."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+import pytest
+
+from nemowatch.errors import CreditsExhausted
 from nemowatch.ledger import JobState
 from nemowatch.pipeline import Pipeline
 from tests.fakes.nemo_server import Endpoint, Fault
@@ -104,3 +108,18 @@ async def test_the_render_deadline_is_the_rules(world: World) -> None:
     assert "did not finish within 20 s" in record.error
     assert "nemo.render_deadline" in world.error_report()["hint"]
     assert sum(world.sleeps.delays) <= 20.0 + 30.0  # the last poll's wait at most
+
+
+async def test_the_registration_link_names_the_user_the_session_gave(world: World) -> None:
+    # the anonymous token's answer has no user id; the session's has (nemo-api.md, 2001)
+    world.fake.variants = replace(world.fake.variants, token_user_id=False)
+    world.fake.set_credits(None, 1)  # enough for the first instruction only
+    job_id = world.drop()
+
+    with pytest.raises(CreditsExhausted) as raised:
+        await world.pipeline().run(job_id, world.rule)
+
+    user_id = world.fake.books.sessions[0].user_id
+    assert user_id and f"https://nemovideo.com/register?bind={user_id}" in str(raised.value)
+    kept = json.loads((world.state_dir / "nemo-auth.json").read_text())
+    assert kept["user_id"] == user_id  # kept for the next start too

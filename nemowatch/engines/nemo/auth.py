@@ -18,7 +18,7 @@ import os
 import stat
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -205,6 +205,16 @@ class Authenticator:
             log.info("nemo.token.refused", user_id=refused.user_id)
             self._current = await self._issue(self._client_id())
             return self._current
+
+    def learn_user_id(self, user_id: str) -> None:
+        """The account's id as a session or state answer gave it, for an anonymous token
+        whose own answer had none: the registration link names it (`?bind=<user_id>`)."""
+        current = self._current
+        if self._environment is not None or current is None or current.user_id:
+            return
+        self._current = replace(current, user_id=user_id)
+        self._file.save(self._current)
+        log.info("nemo.token.user_id", user_id=user_id, source="session")
 
     def refused(self) -> AuthError:
         """The error for credentials refused even after renewing them."""

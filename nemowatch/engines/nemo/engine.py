@@ -97,6 +97,8 @@ class NemoEngine:
         check_source(job.source, size=local_size(job.source))
         await asyncio.to_thread(check_content, job.source)
         opened = await create_session(self._client, language=self.settings.language)
+        if opened.user_id:  # the token's answer may have lacked it (nemo-api.md, 2001)
+            self._client.auth.learn_user_id(opened.user_id)
         user_id = opened.user_id or (await self._client.account()).user_id
         log.info("nemo.session.opened", session_id=opened.session_id, task_id=opened.task_id)
         state = NemoSessionState(
