@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from nemowatch import outbox, progress, stalled
+from nemowatch import conform, outbox, progress, stalled
 from nemowatch.config import Rule, format_size
 from nemowatch.engines.base import (
     Draft,
@@ -368,6 +368,12 @@ async def download(run: Run, record: JobRecord) -> Advance:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)  # no partial result left behind
         raise outbox.unwritable(error, temp.parent, record.source.name) from error
+    export = run.target(record).export
+    if export.short_side is not None or export.fps is not None:
+        # what the engine could not be told (the nemo render: format and quality only)
+        warning = await conform.conform(temp, export)
+        if warning is not None:
+            return Advance(JobState.VERIFYING, {"warnings": [*record.warnings, warning]})
     return Advance(JobState.VERIFYING)
 
 

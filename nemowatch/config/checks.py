@@ -476,14 +476,15 @@ def targets_problems(item: Loaded) -> list[ConfigProblem]:
 
 
 # What the nemo engine's render request can say of an output (nemo-api.md, Export):
-# `output: {format, quality}`. Its picture is the session's one draft.
-NEMO_CANNOT = ("aspect", "fit", "resolution", "fps")
+# `output: {format, quality}`. Its picture is the session's one draft; an output's own
+# resolution and fps are made locally after the download (nemowatch/conform.py).
+NEMO_CANNOT = ("aspect", "fit")
 
 
 def nemo_targets_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
     """Outputs the nemo engine cannot make: its one session renders one draft, and a
-    render request says only the format and quality, so an output's own aspect, fit,
-    resolution or fps cannot be sent."""
+    render request says only the format and quality, so an output's own aspect or fit
+    cannot be sent (its resolution and fps are conformed locally after the download)."""
     problems = []
     for item in loaded:
         outputs = item.rule.outputs

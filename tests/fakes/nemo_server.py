@@ -226,6 +226,12 @@ class FakeNemo:
 
     # Lifecycle.
 
+    def serve_video(self, video: Path) -> None:
+        """Serve `video` as every render's result from now on."""
+        self.video = Path(video)
+        self.video_size = self.video.stat().st_size
+        self.video_facts = _probe(self.video)
+
     @property
     def base_url(self) -> str:
         if self._server is None:

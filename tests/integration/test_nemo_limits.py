@@ -9,13 +9,18 @@ on 127.0.0.1, the waits recorded instead of slept."""
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.errors import CreditsExhausted
 from nemowatch.ledger import JobState
 from nemowatch.pipeline import Pipeline
+from nemowatch.probe import probe
+from nemowatch.rules import ExportSpec, Quality
 from tests.fakes.nemo_server import Endpoint, Fault
 from tests.integration.test_nemo_engine import World, video, world  # noqa: F401
 
@@ -123,3 +128,40 @@ async def test_the_registration_link_names_the_user_the_session_gave(world: Worl
     assert user_id and f"https://nemovideo.com/register?bind={user_id}" in str(raised.value)
     kept = json.loads((world.state_dir / "nemo-auth.json").read_text())
     assert kept["user_id"] == user_id  # kept for the next start too
+
+
+async def test_a_render_of_another_size_and_rate_is_conformed_to_the_rules_export(
+    world: World, tmp_path: Path
+) -> None:
+    # the service renders 1080p at 25 fps; the rule asks for 720p at 30 fps
+    rendered = tmp_path / "rendered-1080p25.mp4"
+    subprocess.run(
+        [
+            str(find_ffmpeg()), "-v", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25:d=3",
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+            "-movflags", "+faststart", str(rendered),
+        ],
+        check=True,
+    )  # fmt: skip
+    world.fake.serve_video(rendered)
+    world.rule = world.rule.model_copy(
+        update={
+            "export": ExportSpec(resolution="720p", fps=30.0, quality=Quality.LOW),
+            "report": True,
+        }
+    )
+
+    record = await world.run()
+
+    assert record.state is JobState.DONE, record.error
+    assert record.output is not None
+    video = probe(record.output).video
+    assert video is not None and (video.width, video.height) == (1280, 720)
+    assert video.fps == pytest.approx(30.0)
+    [warning] = record.warnings
+    assert "1920x1080 at 25 fps" in warning and "conformed to 1280x720 at 30 fps" in warning
+    report = json.loads(record.output.with_name(record.output.name + ".json").read_text())
+    assert report["warnings"] == [warning]
+    assert not [path for path in world.rule.outbox.iterdir() if path.name.startswith(".")]

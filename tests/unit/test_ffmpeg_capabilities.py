@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nemowatch import conform
 from nemowatch.engines.local import analysis, batch, inputs, music
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.ffmpeg import (
@@ -246,7 +247,10 @@ def _input_arguments() -> list[list[str]]:
         batch.combine_arguments(pieces, target, size=(64, 48), soundtrack=soundtrack)
         for soundtrack in (None, Path("/song.mp3"))
     ]
-    return [*photos, *grams, inputs.animation_arguments(source, target), *combined]
+    conformed = conform.arguments(  # a cloud render made the rule's size and rate
+        source, target, conform.Change((64, 48), 30.0, had="x"), ExportSpec()
+    )
+    return [*photos, *grams, inputs.animation_arguments(source, target), *combined, conformed]
 
 
 def _split(text: str, separators: str) -> list[str]:
