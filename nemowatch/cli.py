@@ -289,6 +289,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except LookupError as error:
         print(f"nemowatch: {error}", file=sys.stderr)
         return 2
+    if config.engine == "nemo":  # the cloud plans: what is sent where
+        print(explain.describe_routing(source, rule))
+        return 0
     plan = asyncio.run(explain.plan_for(config, source, rule))
     print(explain.describe(source, rule, plan))
     return 0

@@ -21,6 +21,7 @@ from nemowatch.engines.local.highlight import score_pieces
 from nemowatch.engines.local.timeline import TimelineFacts, retarget
 from nemowatch.engines.local.words import is_filler
 from nemowatch.files import sidecars_of
+from nemowatch.language.routing import Route, route
 from nemowatch.outputs import targets_of
 from nemowatch.rules import SilenceCut, matches
 
@@ -157,6 +158,26 @@ def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
         lines.append(f"Effects: {'; '.join(effects)}")
     for warning in draft.warnings:
         lines.append(f"  ! {warning}")
+    return "\n".join(lines)
+
+
+def describe_routing(path: Path, rule: Rule) -> str:
+    """What the nemo engine does with each instruction of `rule` for `path`: each clause
+    "→ chat", "→ export settings (...)", or left out and why (`language.routing`)."""
+    lines = [f"{path.name}: rule {rule.name!r}, engine nemo (the cloud plans the edit)"]
+    if not rule.instructions:
+        lines.append("  no instructions: the file is uploaded and rendered as it is")
+    for instruction in rule.instructions:
+        lines.append(f'  "{instruction}"')
+        for clause in route(instruction).clauses:
+            if clause.route is Route.EXPORT:
+                named = ", ".join(f"{key} {value}" for key, value in clause.export.items())
+                where = f"export settings ({named})" if named else "export settings"
+            elif clause.route is Route.CHAT:
+                where = "chat"
+            else:
+                where = f"{clause.route.value}, not sent: {clause.reason}"
+            lines.append(f'    "{clause.text}" → {where}')
     return "\n".join(lines)
 
 

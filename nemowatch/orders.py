@@ -6,14 +6,20 @@ with its file and line, before any work."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import structlog
 
 from nemowatch.config import Rule
 from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.engines.base import Job
 from nemowatch.errors import ConfigProblem, SidecarError
 from nemowatch.jobs import JobRecord
+from nemowatch.language.routing import Route, route
 from nemowatch.outputs import targets_of
 from nemowatch.rules import EditSpec, ExportSpec
+
+log = structlog.get_logger("nemowatch.pipeline")
 
 
 def job_order(
@@ -50,7 +56,10 @@ def job_order(
             shown_as=record.batch.folder / name,
         )
         sidecars = (batch_wide, *sidecars)
-    return _job(record, rule, record.claimed, combine(rule, sidecars), work_dir)
+    combined = combine(rule, sidecars)
+    if engine == "nemo":
+        combined = _routed(*combined)
+    return _job(record, rule, record.claimed, combined, work_dir)
 
 
 def _revision_job(
@@ -66,7 +75,27 @@ def _revision_job(
     instructions, edit, export = combine(rule, (*earlier, own))
     if shares_sessions:
         instructions = own.instructions
+    if engine == "nemo":
+        instructions, edit, export = _routed(instructions, edit, export)
     return _job(record, rule, revision.source, (instructions, edit, export), work_dir)
+
+
+def _routed(
+    instructions: tuple[str, ...], edit: EditSpec, export: ExportSpec
+) -> tuple[tuple[str, ...], EditSpec, ExportSpec]:
+    """The cloud engine's instructions: what goes to the chat, each instruction's other
+    clauses taken as export settings or left out (`language.routing`). Export settings
+    named in the text fill what the rule's `export:` leaves unset."""
+    routings = [route(instruction) for instruction in instructions]
+    for routing in routings:
+        for clause in routing.clauses:
+            if clause.route is not Route.CHAT:
+                log.info("instruction.routed", clause=clause.text, to=clause.route.value)
+    settings: dict[str, Any] = {}
+    for routing in routings:
+        settings.update(routing.export)
+    chats = tuple(routing.chat for routing in routings if routing.chat is not None)
+    return chats, edit, export.merged(settings) if settings else export
 
 
 def _job(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -16,6 +16,7 @@ from nemowatch.config.models import TEMPLATE_FIELDS, BatchMode, Config, Rule
 from nemowatch.engines.formats import LOCAL_EXTENSIONS, NEMO_EXTENSIONS
 from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
+from nemowatch.language.routing import Route, route
 from nemowatch.language.suggest import suggest
 from nemowatch.rules import MOODS, matches
 
@@ -51,6 +52,8 @@ def check_report(config: Config) -> list[str]:
                     f"{not_understood_message(phrase)} (ignored: the rule sets"
                     " allow_unknown_instructions)"
                 )
+    if config.engine == "nemo":  # what of the text is not sent to the chat
+        warnings += routing_warnings(config.rules)
     if config.engine == "nemo":  # it sends the text as written and reads no `edit:`
         for rule in config.rules:
             keys = sorted(rule.edit.model_fields_set)
@@ -62,6 +65,22 @@ def check_report(config: Config) -> list[str]:
                 )
     for rule in config.rules:
         warnings.extend(match_warnings(rule, config.engine))
+    return warnings
+
+
+def routing_warnings(rules: Sequence[Rule]) -> list[str]:
+    """Clauses the nemo engine does not send to the chat and that are no export setting
+    either: "check my credits" (not an edit, dropped), "upload it" (done anyway)."""
+    warnings = []
+    for rule in rules:
+        for index, instruction in enumerate(rule.instructions):
+            for clause in route(instruction).clauses:
+                if clause.route in (Route.NOT_AN_EDIT, Route.NOTHING):
+                    warnings.append(
+                        f'rule "{rule.name}": instructions[{index}]: "{clause.text}" is'
+                        f" {clause.route.value} for the nemo engine and is not sent to its"
+                        f" chat (a paid turn): {clause.reason}"
+                    )
     return warnings
 
 

@@ -165,3 +165,23 @@ async def test_a_render_of_another_size_and_rate_is_conformed_to_the_rules_expor
     report = json.loads(record.output.with_name(record.output.name + ".json").read_text())
     assert report["warnings"] == [warning]
     assert not [path for path in world.rule.outbox.iterdir() if path.name.startswith(".")]
+
+
+async def test_only_the_edit_goes_to_the_chat_and_export_1080p_reaches_the_render(
+    world: World,
+) -> None:
+    instructions = ("cut out silences", "export 1080p", "check my credits")
+    world.rule = world.rule.model_copy(update={"instructions": instructions})
+
+    record = await world.run()
+
+    assert record.state is JobState.DONE, record.error
+    assert world.requests(Endpoint.RUN_SSE) == 1  # one paid turn, not three
+    assert world.sent() == ["cut out silences"]
+    assert record.output is not None
+    video = probe(record.output).video
+    assert video is not None and min(video.width or 0, video.height or 0) == 1080
+    assert [entry["clause"] for entry in world.events("instruction.routed")] == [
+        "export 1080p",
+        "check my credits",
+    ]
