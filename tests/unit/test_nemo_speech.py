@@ -59,3 +59,31 @@ def test_only_the_gui_sentences_of_a_message_are_left_out() -> None:
     assert spoken.shown == "I trimmed the intro and added a title.\nThe reel is 60 s long."
     assert spoken.export_ready
     assert spoken.gui == ("Click Export when you are ready!", "Drag the music clip to move it.")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown", "export_ready"),
+    [
+        # looking at something there is no window for: left out (the turn then reads the
+        # session's state and summarises the draft, when nothing else was said)
+        ("You can preview it in the timeline.", "", False),
+        ("Preview the result in the timeline.", "", False),
+        ("Check the timeline to see the cuts.", "", False),
+        ("Open the preview to check it.", "", False),
+        ("打开预览查看效果。", "", False),
+        ("在时间线中预览。", "", False),
+        # telling its user to export: the daemon exports by itself
+        ("I added music. You can now export the video.", "I added music.", True),
+        ("Export the video when you are happy.", "", True),
+        ("请导出视频。", "", True),
+        # what the agent did, or what the draft is, is shown
+        ("The timeline now has 3 tracks.", "The timeline now has 3 tracks.", False),
+        ("我已经去掉了静音。", "我已经去掉了静音。", False),
+    ],
+)
+def test_the_missing_gui_phrases_become_actions_not_text(
+    text: str, shown: str, export_ready: bool
+) -> None:
+    spoken = without_gui_speak(text)
+    assert spoken.shown == shown
+    assert spoken.export_ready is export_ready

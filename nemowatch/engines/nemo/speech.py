@@ -14,7 +14,8 @@ READY_TO_EXPORT = "The draft is ready to export."
 
 _GUI_NOUNS = (
     r"(?:panel|menu|tab|sidebar|side\s+bar|toolbar|tool\s+bar|window|dialog|button|icon"
-    r"|settings|editor|library|inspector|player|canvas|dropdown|drop-down|pop-?up)"
+    r"|settings|editor|library|inspector|player|canvas|dropdown|drop-down|pop-?up"
+    r"|timeline|time\s+line|preview(?:\s+(?:window|pane|area))?)"
 )
 _GUI = re.compile(
     "|".join(
@@ -31,7 +32,13 @@ _GUI = re.compile(
             r"|head\s+over\s+to|find)\s+(?:the\s+|your\s+)?(?:[\w-]+\s+){0,2}" + _GUI_NOUNS + r"\b",
             r"\b(?:in|on|from|at)\s+the\s+(?:[\w-]+\s+){0,2}" + _GUI_NOUNS + r"\b",
             r"\b(?:top|bottom|upper|lower)[- ](?:right|left)\b",
-            r"点击|单击|双击|拖动|拖拽|拖到|面板|按钮|菜单",
+            r"\bpreview\s+(?:it|the\s+\w+|your\s+\w+)\s+(?:in|on)\b",
+            r"\b(?:check|see|view|look\s+at|watch)\s+(?:it\s+in\s+)?(?:the\s+)?(?:timeline|preview)\b",
+            # the agent telling its user to export: the daemon exports by itself
+            r"\byou\s+can\s+(?:now\s+)?(?:export|download)\b",
+            r"^\W*(?:now\s+)?(?:go\s+ahead\s+and\s+)?(?:export|download)\s+(?:it|the|your)\b",
+            r"点击|单击|双击|拖动|拖拽|拖到|面板|按钮|菜单|打开|预览|时间线|时间轴",
+            r"请导出|可以导出|导出视频|导出成片|下载视频",
         )
     ),
     re.IGNORECASE,
