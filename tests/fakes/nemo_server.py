@@ -51,6 +51,7 @@ from tests.fakes.nemo_books import (
     UploadRecord,
 )
 from tests.fakes.nemo_faults import Endpoint, Fault, FaultOptions, FaultRule, Faults
+from tests.fakes.nemo_streams import Act, Wire
 from tests.fakes.nemo_turns import (
     VideoFacts,
     add_upload,
@@ -145,9 +146,10 @@ class _Session:
 
 @dataclass(frozen=True)
 class ScriptedTurn:
-    """A /run_sse turn a test wrote: raw SSE frames, and whether the instruction lands."""
+    """A /run_sse turn a test wrote: raw SSE frames (or acts: nemo_streams.py), and
+    whether the instruction lands."""
 
-    frames: tuple[bytes, ...]
+    frames: tuple[bytes | Act, ...]
     apply: bool
 
 
@@ -348,10 +350,11 @@ class FakeNemo:
         self.books.add_session(SessionRecord(session_id, f"task_{session_id}", user.user_id, {}))
         return session_id
 
-    def script_turn(self, *frames: bytes, apply: bool = True) -> None:
+    def script_turn(self, *frames: bytes | Act, apply: bool = True) -> None:
         """The next /run_sse turn streams exactly `frames` (raw SSE bytes, keep-alives and
-        error frames included) instead of the events it would make up; `apply`: whether
-        the instruction lands on the draft. Armed faults (DROP_STREAM, STALL) still apply."""
+        error frames included, or a misbehaving stream's `Act`: tests/fakes/nemo_streams.py)
+        instead of the events it would make up; `apply`: whether the instruction lands on
+        the draft. Armed faults (DROP_STREAM, STALL) still apply."""
         with self._lock:
             self._scripts.append(ScriptedTurn(tuple(frames), apply))
 
@@ -885,7 +888,11 @@ class _Handler(BaseHTTPRequestHandler):
         return fake._code_error(2001, "Insufficient credits", 403, self._fault, data)
 
     def _stream(
-        self, frames: list[bytes], stall: FaultRule | None, ending: FaultRule | None, sequence: int
+        self,
+        frames: list[bytes | Act],
+        stall: FaultRule | None,
+        ending: FaultRule | None,
+        sequence: int,
     ) -> None:
         fake = self.fake
         variants = fake.variants
@@ -913,13 +920,14 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             if index and variants.event_gap:
                 self._wait(variants.event_gap)
-            self._chunk(frame)
+            self._send_frame(frame)
             if index == 1:  # keep-alives mid-turn, after the function call
                 for _ in range(variants.heartbeats_in_turn):
                     self._chunk(fake._heartbeat())
         if ending is not None and ending.fault is Fault.DROP_STREAM:
-            if cut < len(frames):  # half an event: what a cut connection leaves behind
-                self._chunk(frames[cut][: len(frames[cut]) // 2])
+            half = frames[cut] if cut < len(frames) else b""
+            if isinstance(half, bytes):  # half an event: what a cut connection leaves behind
+                self._chunk(half[: len(half) // 2])
             self._abort(reset=False)
         if ending is not None and ending.fault is Fault.ERROR_FRAME:
             self._chunk(error_frame(ending.message, legacy=variants.legacy_error_frame))
@@ -930,6 +938,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+
+    # Misbehaving streams (tests/fakes/nemo_streams.py): an act plays through a Wire.
+
+    def _send_frame(self, frame: bytes | Act) -> None:
+        if isinstance(frame, Act):
+            frame.play(Wire(write=self._chunk, wait=self._wait, heartbeat=self.fake._heartbeat))
+        else:
+            self._chunk(frame)
 
     def _state(self, session_id: str) -> None:
         user, _ = self._authenticate(Endpoint.STATE)
