@@ -9,10 +9,16 @@ read a few times instead; changed means the edit landed, unchanged means it fail
 `Turn` (pure) follows one turn: it filters GUI-speak, counts silence for the "still
 working" line every 2 minutes, and knows whether any text was said; a turn with no text
 is confirmed (or found wanting) by reading the state.
+
+A stream is bounded: one line or event over `nemo.max_event_bytes` abandons it, and the
+turn has a deadline (`nemo.edit_timeout`) on the event loop's clock that holds whether
+bytes, frames or nothing arrive. Either way the instruction was delivered: it is
+confirmed from the state as after a dropped stream, never re-sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -132,11 +138,16 @@ class Editor:
         *,
         clock: Callable[[], float],
         edit_timeout: float,
+        max_event_bytes: int = sse.DEFAULT_MAX_EVENT_BYTES,
         landing_checks: tuple[float, ...] = LANDING_CHECKS,
     ) -> None:
+        """`edit_timeout`: seconds one turn's stream may take, held by the event loop's
+        clock whether or not bytes or frames arrive (and by `clock` at each frame);
+        `max_event_bytes`: the cap on one line or event of the stream."""
         self._client = client
         self._clock = clock
         self._edit_timeout = edit_timeout
+        self._max_event_bytes = max_event_bytes
         self._landing_checks = landing_checks
 
     async def edit(self, session_id: str, instruction: str) -> AsyncIterator[EditEvent]:
@@ -157,19 +168,35 @@ class Editor:
 
         log.info("edit.sent", session_id=session_id)
         turn = Turn(started=self._clock(), limit=self._edit_timeout)
+        # The deadline is the event loop's: it holds while no byte comes, and while bytes
+        # come that make no frame. It bounds each wait for the next frame, never the
+        # `yield`, so it cannot cancel what the caller does with an event.
+        deadline = asyncio.get_running_loop().time() + self._edit_timeout
+        frames = stream.frames(max_event_bytes=self._max_event_bytes)
         broken: str | None = None
         try:
-            async for frame in stream.frames():
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        frame = await anext(frames, None)
+                except TimeoutError:
+                    broken = self._overdue()
+                    break
+                if frame is None:
+                    break
                 now = self._clock()
                 for agent_event in sse.interpret(frame):
                     for event in turn.on_event(agent_event, now):
                         yield event
                 if turn.overdue(now):
-                    broken = f"the edit did not finish within {self._edit_timeout / 60:.0f} min"
+                    broken = self._overdue()
                     break
-        except TransientError as error:  # StreamDropped: delivered, then broken
+        except sse.StreamSilent:  # httpx's read timeout is the turn's limit: the same deadline
+            broken = self._overdue()
+        except TransientError as error:  # StreamDropped, EventTooLarge: delivered, then broken
             broken = str(error)
         finally:
+            await frames.aclose()
             await stream.aclose()
 
         if broken is not None:
@@ -187,6 +214,9 @@ class Editor:
                     EditEventKind.WARNING,
                     f"NemoVideo said nothing and the draft did not change: {instruction!r}",
                 )
+
+    def _overdue(self) -> str:
+        return f"the edit did not finish within {_duration(self._edit_timeout)} (nemo.edit_timeout)"
 
     async def _open(
         self, session_id: str, instruction: str, before: SessionState, authorized: Authorized
@@ -244,6 +274,10 @@ class Editor:
             retryable=False,
             hint="check the project in NemoVideo, then drop the file again",
         )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:g} s"
 
 
 def _summary(state: SessionState) -> EditEvent:
