@@ -166,6 +166,14 @@ class _Render:
     completed_at_poll: int | None = None
 
 
+@dataclass
+class _LateLanding:
+    due: float  # the fake's clock
+    session: _Session
+    user: _User
+    state: dict[str, Any]
+
+
 class _Answer(Exception):  # raised to answer, not an error
     """Raised inside a handler to answer with JSON right away."""
 
@@ -219,6 +227,8 @@ class FakeNemo:
         self._sequence = itertools.count(1)
         self._heartbeats = itertools.count()
         self._scripts: list[ScriptedTurn] = []
+        self._landing_delays: list[float] = []  # see land_later
+        self._late: list[_LateLanding] = []
         self._served: dict[str, tuple[bytes, str]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -375,6 +385,33 @@ class FakeNemo:
         """The render fails now: every later poll says `failed` with `message`."""
         with self._lock:
             self._renders[render_id].error = message
+
+    # Late landings: an edit the service finishes after its turn's stream ended.
+
+    def land_later(self, seconds: float) -> None:
+        """The next /run_sse instruction lands (and is charged) `seconds` of the fake's
+        clock after its turn, seen by the first state read from then on, whatever the
+        turn streams or however it ends."""
+        with self._lock:
+            self._landing_delays.append(seconds)
+
+    def _take_landing_delay(self) -> float | None:
+        with self._lock:
+            return self._landing_delays.pop(0) if self._landing_delays else None
+
+    def _land_later(self, late: _LateLanding) -> None:
+        with self._lock:
+            self._late.append(late)
+
+    def _land_due(self, session: _Session) -> None:
+        with self._lock:
+            now = self.clock()
+            for late in [late for late in self._late if late.session is session]:
+                if late.due <= now:
+                    self._late.remove(late)
+                    session.state = late.state
+                    late.user.available -= self.edit_cost
+                    late.user.spent += self.edit_cost
 
     # Shared by handlers (state is guarded by self._lock).
 
@@ -845,6 +882,8 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             script = fake._scripts.pop(0) if fake._scripts else None
         applied = (ending is None or ending.apply) if script is None else script.apply
+        landing_delay = fake._take_landing_delay()  # see FakeNemo.land_later
+        applied = applied and landing_delay is None
         with fake._lock:
             if fake._sessions.get(session_id) is not session:  # dropped meanwhile
                 raise fake._session_lost(session_id)
@@ -857,6 +896,8 @@ class _Handler(BaseHTTPRequestHandler):
                 user.available -= fake.edit_cost
                 user.spent += fake.edit_cost
             sequence = next(fake._sequence)
+        if landing_delay is not None:
+            fake._land_later(_LateLanding(fake.clock() + landing_delay, session, user, new_state))
         outcome = "applied" if ending is None else _OUTCOMES[ending.fault]
         fake.books.add_instruction(
             InstructionRecord(
@@ -950,6 +991,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _state(self, session_id: str) -> None:
         user, _ = self._authenticate(Endpoint.STATE)
         session = self._find_session(Endpoint.STATE, user, session_id)
+        self.fake._land_due(session)  # see FakeNemo.land_later
         with self.fake._lock:
             state = copy.deepcopy(session.state)
         self._send_json(200, self.fake._ok({"session_id": session_id, "state": state}))
