@@ -243,7 +243,7 @@ async def test_a_stream_that_never_ends_fails_at_the_turn_deadline(
     assert DEADLINE <= elapsed < DEADLINE + 3.0
     assert instructions(fake, session.id) == [INSTRUCTION]
     assert sent(fake) == 1
-    assert sleeps.delays == [2.0, 5.0, 10.0, 30.0]  # the landing check, as after any drop
+    assert sum(sleeps.delays) == 300.0  # the landing window, as after any drop
 
 
 async def test_a_turn_past_its_deadline_that_landed_is_done_not_resent(

@@ -37,7 +37,26 @@ log = structlog.get_logger("nemowatch.nemo")
 RUN_SSE_PATH = "/run_sse"
 APP_NAME = "nemo_agent"
 STILL_WORKING_EVERY = 120.0  # seconds of silence between "still working" lines
-LANDING_CHECKS = (2.0, 5.0, 10.0, 30.0)  # waits before each state read after a drop
+# After a drop the draft is read again and again over a window that covers the service's
+# generation times (minutes): waits doubling from the first, at most the longest.
+LANDING_WINDOW = 300.0  # seconds (nemo.landing_window)
+LANDING_FIRST_WAIT = 2.0
+LANDING_LONGEST_WAIT = 30.0
+
+
+def landing_waits(
+    window: float, first: float = LANDING_FIRST_WAIT, longest: float = LANDING_LONGEST_WAIT
+) -> tuple[float, ...]:
+    """The waits before each state read after a drop: doubling from `first`, at most
+    `longest`, the last one cut so that they add up to `window`. Pure."""
+    waits: list[float] = []
+    total, wait = 0.0, first
+    while total < window:
+        step = min(wait, longest, window - total)
+        waits.append(step)
+        total += step
+        wait *= 2
+    return tuple(waits)
 
 
 def run_body(session_id: str, instruction: str) -> dict[str, object]:
@@ -139,16 +158,17 @@ class Editor:
         clock: Callable[[], float],
         edit_timeout: float,
         max_event_bytes: int = sse.DEFAULT_MAX_EVENT_BYTES,
-        landing_checks: tuple[float, ...] = LANDING_CHECKS,
+        landing_window: float = LANDING_WINDOW,
     ) -> None:
         """`edit_timeout`: seconds one turn's stream may take, held by the event loop's
         clock whether or not bytes or frames arrive (and by `clock` at each frame);
-        `max_event_bytes`: the cap on one line or event of the stream."""
+        `max_event_bytes`: the cap on one line or event of the stream; `landing_window`:
+        seconds the draft is watched for an edit whose turn ended without an answer."""
         self._client = client
         self._clock = clock
         self._edit_timeout = edit_timeout
         self._max_event_bytes = max_event_bytes
-        self._landing_checks = landing_checks
+        self._landing_waits = landing_waits(landing_window)
 
     async def edit(self, session_id: str, instruction: str) -> AsyncIterator[EditEvent]:
         before = await read_state(self._client, session_id)
@@ -245,14 +265,14 @@ class Editor:
 
     async def landed(self, session_id: str, before: str) -> bool:
         """Whether the draft moved on from the fingerprint `before` (an instruction sent
-        by a run that stopped mid-turn landed), looking a few times as a turn may still be
-        running on the service."""
+        by a run that stopped mid-turn landed), looking over the landing window as a turn
+        may still be running on the service."""
         return await self._moved_on(session_id, before) is not None
 
     async def _moved_on(self, session_id: str, before: str) -> SessionState | None:
-        """The state once it differs from `before`, read after each landing-check wait;
-        None when it never did."""
-        for delay in self._landing_checks:
+        """The state once it differs from `before`, read after each wait of the landing
+        window; None when it never did."""
+        for delay in self._landing_waits:
             await self._client.sleep(delay)
             after = await read_state(self._client, session_id)
             if after.fingerprint != before:
@@ -268,11 +288,14 @@ class Editor:
             log.info("edit.confirmed", reason=reason)
             yield _summary(after)
             return
-        log.warning("edit.not_landed", reason=reason, checks=len(self._landing_checks))
+        waited = sum(self._landing_waits)
+        log.warning("edit.not_landed", reason=reason, checks=len(self._landing_waits))
         raise EngineError(
-            f"the edit was sent but did not land; not re-sent to avoid charging twice ({reason})",
+            f"the edit was sent but did not land within {_duration(waited)}"
+            f" (nemo.landing_window); not re-sent to avoid charging twice ({reason})",
             retryable=False,
-            hint="check the project in NemoVideo, then drop the file again",
+            hint="NemoVideo may still finish it: look at the project there before sending"
+            " the file again, which starts a new edit, charged again",
         )
 
 

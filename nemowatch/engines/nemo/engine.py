@@ -91,6 +91,7 @@ class NemoEngine:
             clock=clock,
             edit_timeout=settings.edit_timeout,
             max_event_bytes=settings.max_event_bytes,
+            landing_window=settings.landing_window,
         )
         self._renders = Renders(self._client)
         self._raw_drafts: dict[str, dict[str, Any]] = {}  # session id -> draft as read
