@@ -4,7 +4,8 @@ Sending an instruction is charged, so it is sent again only when it provably nev
 arrived: the request failed before the stream started (a connect error, or an HTTP error
 status other than 504) and the draft is unchanged. Once the stream has started, or when
 the outcome is unknown (a read timeout, a reset, a 504), it is never re-sent: the draft is
-read a few times instead; changed means the edit landed, unchanged means it failed.
+read over the landing window instead (`nemo.landing_window`, with backoff, as edits take
+minutes); changed means the edit landed, unchanged throughout means it failed.
 
 `Turn` (pure) follows one turn: it filters GUI-speak, counts silence for the "still
 working" line every 2 minutes, and knows whether any text was said; a turn with no text
@@ -300,7 +301,7 @@ class Editor:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:g} s"
+    return f"{seconds / 60:.3g} min" if seconds >= 120 else f"{seconds:g} s"
 
 
 def _summary(state: SessionState) -> EditEvent:
