@@ -292,7 +292,7 @@ async def edit(run: Run, record: JobRecord) -> Advance:
                     f"instruction {index + 1} was sent before the daemon stopped and did not"
                     " change the edit; it is not sent again, to avoid charging twice",
                     retryable=True,
-                    hint="check the project in NemoVideo, then drop the file again",
+                    hint="it may still land: look at the project in NemoVideo before anything else",
                 )
             log.info("edit.confirmed_after_restart", instruction=index + 1)
         else:

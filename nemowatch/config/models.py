@@ -183,6 +183,10 @@ class NemoSettings(Frozen):
     language: str = "en"
     request_timeout: float = Field(default=60.0, gt=0.0)  # seconds, one ordinary request
     edit_timeout: float = Field(default=900.0, gt=0.0)  # seconds, one edit's event stream
+    # bytes of one line or event of an edit's stream; over it the stream is abandoned
+    max_event_bytes: int = Field(default=1 << 20, ge=1024)
+    # seconds the draft is watched for an edit whose stream ended without an answer
+    landing_window: float = Field(default=300.0, gt=0.0)
     render_deadline: float = Field(default=3600.0, gt=0.0)  # seconds, one render
     credits_check_interval: float = Field(default=300.0, gt=0.0)  # seconds, while paused
 

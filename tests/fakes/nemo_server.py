@@ -51,6 +51,7 @@ from tests.fakes.nemo_books import (
     UploadRecord,
 )
 from tests.fakes.nemo_faults import Endpoint, Fault, FaultOptions, FaultRule, Faults
+from tests.fakes.nemo_streams import Act, Wire
 from tests.fakes.nemo_turns import (
     VideoFacts,
     add_upload,
@@ -145,9 +146,10 @@ class _Session:
 
 @dataclass(frozen=True)
 class ScriptedTurn:
-    """A /run_sse turn a test wrote: raw SSE frames, and whether the instruction lands."""
+    """A /run_sse turn a test wrote: raw SSE frames (or acts: nemo_streams.py), and
+    whether the instruction lands."""
 
-    frames: tuple[bytes, ...]
+    frames: tuple[bytes | Act, ...]
     apply: bool
 
 
@@ -162,6 +164,14 @@ class _Render:
     fail_message: str = ""
     error: str | None = None  # set once failed
     completed_at_poll: int | None = None
+
+
+@dataclass
+class _LateLanding:
+    due: float  # the fake's clock
+    session: _Session
+    user: _User
+    state: dict[str, Any]
 
 
 class _Answer(Exception):  # raised to answer, not an error
@@ -217,6 +227,8 @@ class FakeNemo:
         self._sequence = itertools.count(1)
         self._heartbeats = itertools.count()
         self._scripts: list[ScriptedTurn] = []
+        self._landing_delays: list[float] = []  # see land_later
+        self._late: list[_LateLanding] = []
         self._served: dict[str, tuple[bytes, str]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -354,10 +366,11 @@ class FakeNemo:
         self.books.add_session(SessionRecord(session_id, f"task_{session_id}", user.user_id, {}))
         return session_id
 
-    def script_turn(self, *frames: bytes, apply: bool = True) -> None:
+    def script_turn(self, *frames: bytes | Act, apply: bool = True) -> None:
         """The next /run_sse turn streams exactly `frames` (raw SSE bytes, keep-alives and
-        error frames included) instead of the events it would make up; `apply`: whether
-        the instruction lands on the draft. Armed faults (DROP_STREAM, STALL) still apply."""
+        error frames included, or a misbehaving stream's `Act`: tests/fakes/nemo_streams.py)
+        instead of the events it would make up; `apply`: whether the instruction lands on
+        the draft. Armed faults (DROP_STREAM, STALL) still apply."""
         with self._lock:
             self._scripts.append(ScriptedTurn(tuple(frames), apply))
 
@@ -378,6 +391,33 @@ class FakeNemo:
         """The render fails now: every later poll says `failed` with `message`."""
         with self._lock:
             self._renders[render_id].error = message
+
+    # Late landings: an edit the service finishes after its turn's stream ended.
+
+    def land_later(self, seconds: float) -> None:
+        """The next /run_sse instruction lands (and is charged) `seconds` of the fake's
+        clock after its turn, seen by the first state read from then on, whatever the
+        turn streams or however it ends."""
+        with self._lock:
+            self._landing_delays.append(seconds)
+
+    def _take_landing_delay(self) -> float | None:
+        with self._lock:
+            return self._landing_delays.pop(0) if self._landing_delays else None
+
+    def _land_later(self, late: _LateLanding) -> None:
+        with self._lock:
+            self._late.append(late)
+
+    def _land_due(self, session: _Session) -> None:
+        with self._lock:
+            now = self.clock()
+            for late in [late for late in self._late if late.session is session]:
+                if late.due <= now:
+                    self._late.remove(late)
+                    session.state = late.state
+                    late.user.available -= self.edit_cost
+                    late.user.spent += self.edit_cost
 
     # Shared by handlers (state is guarded by self._lock).
 
@@ -856,6 +896,8 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             script = fake._scripts.pop(0) if fake._scripts else None
         applied = (ending is None or ending.apply) if script is None else script.apply
+        landing_delay = fake._take_landing_delay()  # see FakeNemo.land_later
+        applied = applied and landing_delay is None
         with fake._lock:
             if fake._sessions.get(session_id) is not session:  # dropped meanwhile
                 raise fake._session_lost(session_id)
@@ -868,6 +910,8 @@ class _Handler(BaseHTTPRequestHandler):
                 user.available -= fake.edit_cost
                 user.spent += fake.edit_cost
             sequence = next(fake._sequence)
+        if landing_delay is not None:
+            fake._land_later(_LateLanding(fake.clock() + landing_delay, session, user, new_state))
         outcome = "applied" if ending is None else _OUTCOMES[ending.fault]
         fake.books.add_instruction(
             InstructionRecord(
@@ -899,7 +943,11 @@ class _Handler(BaseHTTPRequestHandler):
         return fake._code_error(2001, "Insufficient credits", 403, self._fault, data)
 
     def _stream(
-        self, frames: list[bytes], stall: FaultRule | None, ending: FaultRule | None, sequence: int
+        self,
+        frames: list[bytes | Act],
+        stall: FaultRule | None,
+        ending: FaultRule | None,
+        sequence: int,
     ) -> None:
         fake = self.fake
         variants = fake.variants
@@ -927,13 +975,14 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             if index and variants.event_gap:
                 self._wait(variants.event_gap)
-            self._chunk(frame)
+            self._send_frame(frame)
             if index == 1:  # keep-alives mid-turn, after the function call
                 for _ in range(variants.heartbeats_in_turn):
                     self._chunk(fake._heartbeat())
         if ending is not None and ending.fault is Fault.DROP_STREAM:
-            if cut < len(frames):  # half an event: what a cut connection leaves behind
-                self._chunk(frames[cut][: len(frames[cut]) // 2])
+            half = frames[cut] if cut < len(frames) else b""
+            if isinstance(half, bytes):  # half an event: what a cut connection leaves behind
+                self._chunk(half[: len(half) // 2])
             self._abort(reset=False)
         if ending is not None and ending.fault is Fault.ERROR_FRAME:
             self._chunk(error_frame(ending.message, legacy=variants.legacy_error_frame))
@@ -945,9 +994,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
 
+    # Misbehaving streams (tests/fakes/nemo_streams.py): an act plays through a Wire.
+
+    def _send_frame(self, frame: bytes | Act) -> None:
+        if isinstance(frame, Act):
+            frame.play(Wire(write=self._chunk, wait=self._wait, heartbeat=self.fake._heartbeat))
+        else:
+            self._chunk(frame)
+
     def _state(self, session_id: str) -> None:
         user, _ = self._authenticate(Endpoint.STATE)
         session = self._find_session(Endpoint.STATE, user, session_id)
+        self.fake._land_due(session)  # see FakeNemo.land_later
         with self.fake._lock:
             state = copy.deepcopy(session.state)
         self._send_json(200, self.fake._ok({"session_id": session_id, "state": state}))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from nemowatch.engines.base import EditEvent, EditEventKind, Session
 from nemowatch.engines.nemo import NemoEngine
-from nemowatch.engines.nemo.edit import Turn, run_body
+from nemowatch.engines.nemo.edit import Turn, landing_waits, run_body
 from nemowatch.engines.nemo.sse import AgentEvent, AgentEventKind
 from nemowatch.errors import EngineError, SessionLost
 from tests.fakes.nemo_kit import (
@@ -18,6 +19,7 @@ from tests.fakes.nemo_kit import (
     Clock,
     ConnectFailures,
     Sleeps,
+    Wall,
     call_event,
     make_engine,
     result_event,
@@ -223,12 +225,15 @@ async def test_a_stream_dropped_before_the_edit_landed_fails_without_resending(
 ) -> None:
     fake.script_turn(*DEFAULT_TURN, apply=False)
     fake.faults.next(Fault.DROP_STREAM, Endpoint.RUN_SSE, after_events=1)
-    with pytest.raises(EngineError, match="sent but did not land; not re-sent") as raised:
+    with pytest.raises(EngineError, match="did not land within 5 min") as raised:
         await run(engine, session_in(fake, token))
     assert raised.value.retryable is False
+    assert "not re-sent" in str(raised.value)
+    assert "drop the file again" not in (raised.value.hint or "")
     assert sent(fake) == 1
-    assert sleeps.delays == [2.0, 5.0, 10.0, 30.0]
-    assert len(fake.books.requests_to(Endpoint.STATE)) == 1 + 4  # the checkpoint, then 4
+    # the landing window (nemo.landing_window, 300 s): waits doubling up to 30 s
+    assert sleeps.delays == [2.0, 4.0, 8.0, 16.0, *[30.0] * 9]
+    assert len(fake.books.requests_to(Endpoint.STATE)) == 1 + 13  # the checkpoint, then 13
 
 
 async def test_a_read_timeout_before_the_stream_started_is_not_resent(
@@ -358,3 +363,79 @@ async def test_the_checkpoint_changes_when_an_edit_lands(
     after = await engine.edit_checkpoint(session)
     await engine.close()
     assert after != before
+
+
+# ---------------------------------------------------------------- slow edits are not lost
+
+
+@pytest.mark.parametrize(
+    ("window", "waits"),
+    [
+        (300.0, (2.0, 4.0, 8.0, 16.0, *[30.0] * 9)),
+        (60.0, (2.0, 4.0, 8.0, 16.0, 30.0)),
+        (20.0, (2.0, 4.0, 8.0, 6.0)),
+        (1.0, (1.0,)),
+    ],
+)
+def test_the_landing_waits_back_off_and_add_up_to_the_window(
+    window: float, waits: tuple[float, ...]
+) -> None:
+    assert landing_waits(window) == waits
+
+
+class SleepsOnWall(Sleeps):
+    """Sleeps that move the wall clock the fake shares: time passes only for the fake."""
+
+    def __init__(self, wall: Wall) -> None:
+        super().__init__()
+        self.wall = wall
+
+    async def __call__(self, delay: float) -> None:
+        await super().__call__(delay)
+        self.wall.advance(timedelta(seconds=delay))
+
+
+async def test_an_edit_that_lands_three_minutes_after_the_drop_is_found_not_resent(
+    tmp_path: Path,
+) -> None:
+    wall = Wall()
+    sleeps = SleepsOnWall(wall)
+    with serving(tmp_path, wall=wall) as fake:
+        token = fake.mint_token()
+        engine = make_engine(fake, tmp_path, token=token, sleep=sleeps, wall=wall)
+        session = session_in(fake, token)
+        fake.script_turn(sse(call_event()), PING, PING)
+        fake.faults.next(Fault.DROP_STREAM, Endpoint.RUN_SSE, after_events=1)
+        fake.land_later(180.0)
+        events = await run(engine, session)
+        assert texts(events)[-1].startswith("Done. Timeline")
+        assert sent(fake) == 1
+        assert instructions(fake, session) == [INSTRUCTION]
+        assert sum(sleeps.delays) == 180.0  # found at the first look after it landed
+
+
+async def test_an_edit_that_lands_after_the_window_is_not_resent_either(
+    tmp_path: Path,
+) -> None:
+    wall = Wall()
+    sleeps = SleepsOnWall(wall)
+    with serving(tmp_path, wall=wall) as fake:
+        token = fake.mint_token()
+        engine = make_engine(fake, tmp_path, token=token, sleep=sleeps, wall=wall)
+        fake.faults.next(Fault.DROP_STREAM, Endpoint.RUN_SSE, after_events=1)
+        fake.land_later(301.0)
+        with pytest.raises(EngineError, match="did not land within 5 min"):
+            await run(engine, session_in(fake, token))
+        assert sent(fake) == 1
+        assert sum(sleeps.delays) == 300.0
+
+
+async def test_the_landing_window_is_the_setting(
+    fake: FakeNemo, tmp_path: Path, token: str, sleeps: Sleeps
+) -> None:
+    engine = make_engine(fake, tmp_path, token=token, sleep=sleeps, landing_window=20.0)
+    fake.faults.next(Fault.DROP_STREAM, Endpoint.RUN_SSE, after_events=1)
+    fake.script_turn(*DEFAULT_TURN, apply=False)
+    with pytest.raises(EngineError, match="did not land within 20 s"):
+        await run(engine, session_in(fake, token))
+    assert sleeps.delays == [2.0, 4.0, 8.0, 6.0]

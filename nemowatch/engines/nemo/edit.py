@@ -4,15 +4,22 @@ Sending an instruction is charged, so it is sent again only when it provably nev
 arrived: the request failed before the stream started (a connect error, or an HTTP error
 status other than 504) and the draft is unchanged. Once the stream has started, or when
 the outcome is unknown (a read timeout, a reset, a 504), it is never re-sent: the draft is
-read a few times instead; changed means the edit landed, unchanged means it failed.
+read over the landing window instead (`nemo.landing_window`, with backoff, as edits take
+minutes); changed means the edit landed, unchanged throughout means it failed.
 
 `Turn` (pure) follows one turn: it filters GUI-speak, counts silence for the "still
 working" line every 2 minutes, and knows whether any text was said; a turn with no text
 is confirmed (or found wanting) by reading the state.
+
+A stream is bounded: one line or event over `nemo.max_event_bytes` abandons it, and the
+turn has a deadline (`nemo.edit_timeout`) on the event loop's clock that holds whether
+bytes, frames or nothing arrive. Either way the instruction was delivered: it is
+confirmed from the state as after a dropped stream, never re-sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +38,26 @@ log = structlog.get_logger("nemowatch.nemo")
 RUN_SSE_PATH = "/run_sse"
 APP_NAME = "nemo_agent"
 STILL_WORKING_EVERY = 120.0  # seconds of silence between "still working" lines
-LANDING_CHECKS = (2.0, 5.0, 10.0, 30.0)  # waits before each state read after a drop
+# After a drop the draft is read again and again over a window that covers the service's
+# generation times (minutes): waits doubling from the first, at most the longest.
+LANDING_WINDOW = 300.0  # seconds (nemo.landing_window)
+LANDING_FIRST_WAIT = 2.0
+LANDING_LONGEST_WAIT = 30.0
+
+
+def landing_waits(
+    window: float, first: float = LANDING_FIRST_WAIT, longest: float = LANDING_LONGEST_WAIT
+) -> tuple[float, ...]:
+    """The waits before each state read after a drop: doubling from `first`, at most
+    `longest`, the last one cut so that they add up to `window`. Pure."""
+    waits: list[float] = []
+    total, wait = 0.0, first
+    while total < window:
+        step = min(wait, longest, window - total)
+        waits.append(step)
+        total += step
+        wait *= 2
+    return tuple(waits)
 
 
 def run_body(session_id: str, instruction: str) -> dict[str, object]:
@@ -132,12 +158,18 @@ class Editor:
         *,
         clock: Callable[[], float],
         edit_timeout: float,
-        landing_checks: tuple[float, ...] = LANDING_CHECKS,
+        max_event_bytes: int = sse.DEFAULT_MAX_EVENT_BYTES,
+        landing_window: float = LANDING_WINDOW,
     ) -> None:
+        """`edit_timeout`: seconds one turn's stream may take, held by the event loop's
+        clock whether or not bytes or frames arrive (and by `clock` at each frame);
+        `max_event_bytes`: the cap on one line or event of the stream; `landing_window`:
+        seconds the draft is watched for an edit whose turn ended without an answer."""
         self._client = client
         self._clock = clock
         self._edit_timeout = edit_timeout
-        self._landing_checks = landing_checks
+        self._max_event_bytes = max_event_bytes
+        self._landing_waits = landing_waits(landing_window)
 
     async def edit(self, session_id: str, instruction: str) -> AsyncIterator[EditEvent]:
         before = await read_state(self._client, session_id)
@@ -157,19 +189,35 @@ class Editor:
 
         log.info("edit.sent", session_id=session_id)
         turn = Turn(started=self._clock(), limit=self._edit_timeout)
+        # The deadline is the event loop's: it holds while no byte comes, and while bytes
+        # come that make no frame. It bounds each wait for the next frame, never the
+        # `yield`, so it cannot cancel what the caller does with an event.
+        deadline = asyncio.get_running_loop().time() + self._edit_timeout
+        frames = stream.frames(max_event_bytes=self._max_event_bytes)
         broken: str | None = None
         try:
-            async for frame in stream.frames():
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        frame = await anext(frames, None)
+                except TimeoutError:
+                    broken = self._overdue()
+                    break
+                if frame is None:
+                    break
                 now = self._clock()
                 for agent_event in sse.interpret(frame):
                     for event in turn.on_event(agent_event, now):
                         yield event
                 if turn.overdue(now):
-                    broken = f"the edit did not finish within {self._edit_timeout / 60:.0f} min"
+                    broken = self._overdue()
                     break
-        except TransientError as error:  # StreamDropped: delivered, then broken
+        except sse.StreamSilent:  # httpx's read timeout is the turn's limit: the same deadline
+            broken = self._overdue()
+        except TransientError as error:  # StreamDropped, EventTooLarge: delivered, then broken
             broken = str(error)
         finally:
+            await frames.aclose()
             await stream.aclose()
 
         if broken is not None:
@@ -187,6 +235,9 @@ class Editor:
                     EditEventKind.WARNING,
                     f"NemoVideo said nothing and the draft did not change: {instruction!r}",
                 )
+
+    def _overdue(self) -> str:
+        return f"the edit did not finish within {_duration(self._edit_timeout)} (nemo.edit_timeout)"
 
     async def _open(
         self, session_id: str, instruction: str, before: SessionState, authorized: Authorized
@@ -215,14 +266,14 @@ class Editor:
 
     async def landed(self, session_id: str, before: str) -> bool:
         """Whether the draft moved on from the fingerprint `before` (an instruction sent
-        by a run that stopped mid-turn landed), looking a few times as a turn may still be
-        running on the service."""
+        by a run that stopped mid-turn landed), looking over the landing window as a turn
+        may still be running on the service."""
         return await self._moved_on(session_id, before) is not None
 
     async def _moved_on(self, session_id: str, before: str) -> SessionState | None:
-        """The state once it differs from `before`, read after each landing-check wait;
-        None when it never did."""
-        for delay in self._landing_checks:
+        """The state once it differs from `before`, read after each wait of the landing
+        window; None when it never did."""
+        for delay in self._landing_waits:
             await self._client.sleep(delay)
             after = await read_state(self._client, session_id)
             if after.fingerprint != before:
@@ -238,12 +289,19 @@ class Editor:
             log.info("edit.confirmed", reason=reason)
             yield _summary(after)
             return
-        log.warning("edit.not_landed", reason=reason, checks=len(self._landing_checks))
+        waited = sum(self._landing_waits)
+        log.warning("edit.not_landed", reason=reason, checks=len(self._landing_waits))
         raise EngineError(
-            f"the edit was sent but did not land; not re-sent to avoid charging twice ({reason})",
+            f"the edit was sent but did not land within {_duration(waited)}"
+            f" (nemo.landing_window); not re-sent to avoid charging twice ({reason})",
             retryable=False,
-            hint="check the project in NemoVideo, then drop the file again",
+            hint="NemoVideo may still finish it: look at the project there before sending"
+            " the file again, which starts a new edit, charged again",
         )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.3g} min" if seconds >= 120 else f"{seconds:g} s"
 
 
 def _summary(state: SessionState) -> EditEvent:

@@ -87,7 +87,13 @@ class NemoEngine:
             system=system,
             patience=patience,
         )
-        self._editor = Editor(self._client, clock=clock, edit_timeout=settings.edit_timeout)
+        self._editor = Editor(
+            self._client,
+            clock=clock,
+            edit_timeout=settings.edit_timeout,
+            max_event_bytes=settings.max_event_bytes,
+            landing_window=settings.landing_window,
+        )
         self._renders = Renders(self._client)
         self._raw_drafts: dict[str, dict[str, Any]] = {}  # session id -> draft as read
 

@@ -1,7 +1,8 @@
 """The `/run_sse` event stream: a pure decoder, event interpretation, and a thin adapter.
 
 1. `FrameDecoder` (pure): bytes in, in chunks split anywhere (even inside a UTF-8
-   character or a CRLF), frames out. A frame is one SSE event's `data`, or a comment line.
+   character or a CRLF), frames out, in linear time and memory bounded by one line or
+   event's cap (`max_event_bytes`). A frame is one SSE event's `data`, or a comment line.
    Not httpx-sse's decoder (read, after its `_decoders.py`): it drops comment lines, one
    of NemoVideo's keep-alive forms that must count as "still working", and it drops a last
    event the server closed without its blank line, which may be the `{"error": ...}` frame.
@@ -19,11 +20,10 @@
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -47,63 +47,114 @@ class Frame:
     comment: str | None = None
 
 
-class FrameDecoder:
-    """Incremental SSE decoding: `feed` chunks as they come, `close` at the end. Pure."""
+DEFAULT_MAX_EVENT_BYTES = 1 << 20  # one line or event (nemo.max_event_bytes)
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
-    def __init__(self) -> None:
-        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._line = ""  # the current line, not yet terminated
+
+class EventTooLarge(errors.MaybeDelivered):
+    """One line or event of the stream is over the cap (`max_event_bytes`): the stream is
+    abandoned, as a dropped one would be (the instruction was delivered)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"NemoVideo sent one event of the edit's stream over {size_text(cap)}, the cap"
+            " set by nemo.max_event_bytes; the stream was abandoned"
+        )
+        self.cap = cap
+
+
+def size_text(size: int) -> str:
+    """`size` bytes as people write it: 1 MiB, 512 KiB, 1000 bytes."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
+class FrameDecoder:
+    """Incremental SSE decoding: `feed` chunks as they come, `close` at the end. Pure.
+
+    Lines are cut from the bytes before they are decoded (a line ending is ASCII, never
+    part of a UTF-8 character), so a line is decoded once, whole. A line still open is
+    kept as a list of chunks, joined once at its end: linear, however it is split. One
+    line, or one event's data lines together, over `max_event_bytes` raises
+    EventTooLarge at once, without waiting for its end (a line that never ends would
+    otherwise grow without limit).
+    """
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._cap = max_event_bytes
+        self._line: list[bytes] = []  # the current line's chunks, not yet terminated
+        self._line_size = 0
         self._pending_cr = False  # the last chunk ended with "\r": "\n" may follow
-        self._data: list[str] = []
+        self._data: list[str] = []  # the current event's data lines
+        self._data_size = 0  # their bytes, with the "\n" that will join them
 
     def feed(self, chunk: bytes) -> list[Frame]:
-        return self._lines(self._text.decode(chunk))
+        frames: list[Frame] = []
+        if self._pending_cr:
+            self._pending_cr = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
+        start = 0
+        for match in _LINE_END.finditer(chunk):
+            if match.group() == b"\r" and match.end() == len(chunk):
+                self._pending_cr = True  # a "\r\n" split between chunks
+            self._extend(chunk[start : match.start()])
+            start = match.end()
+            frames.extend(self._field(self._take_line()))
+        self._extend(chunk[start:])
+        return frames
 
     def close(self) -> list[Frame]:
         """Frames still buffered when the stream ends (a last event without its blank line
         is kept: an error frame written just before the server closed must not be lost)."""
-        frames = self._lines(self._text.decode(b"", final=True))
-        if self._line:
-            frames.extend(self._field(self._line))
-            self._line = ""
-        if self._data:
-            frames.append(Frame(data="\n".join(self._data)))
-            self._data = []
-        return frames
-
-    def _lines(self, text: str) -> list[Frame]:
         frames: list[Frame] = []
-        if self._pending_cr:
-            self._pending_cr = False
-            if text.startswith("\n"):
-                text = text[1:]
-        start = 0
-        for match in re.finditer(r"\r\n|\r|\n", text):
-            if match.group() == "\r" and match.end() == len(text):
-                self._pending_cr = True  # a "\r\n" split between chunks
-            line = self._line + text[start : match.start()]
-            self._line = ""
-            start = match.end()
-            frames.extend(self._field(line))
-        self._line += text[start:]
+        if self._line:
+            frames.extend(self._field(self._take_line()))
+        if self._data:
+            frames.append(self._take_event())
         return frames
 
-    def _field(self, line: str) -> list[Frame]:
+    def _extend(self, piece: bytes) -> None:
+        if not piece:
+            return
+        self._line_size += len(piece)
+        if self._line_size > self._cap:
+            raise EventTooLarge(self._cap)
+        self._line.append(piece)
+
+    def _take_line(self) -> bytes:
+        line = b"".join(self._line)
+        self._line = []
+        self._line_size = 0
+        return line
+
+    def _take_event(self) -> Frame:
+        frame = Frame(data="\n".join(self._data))
+        self._data = []
+        self._data_size = 0
+        return frame
+
+    def _field(self, line: bytes) -> list[Frame]:
         if not line:
-            if not self._data:
-                return []
-            frame = Frame(data="\n".join(self._data))
-            self._data = []
-            return [frame]
-        if line.startswith(":"):
-            return [Frame(comment=line[1:].strip())]
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
+            return [self._take_event()] if self._data else []
+        if line.startswith(b":"):
+            return [Frame(comment=_text(line[1:]).strip())]
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
             value = value[1:]
-        if name == "data":
-            self._data.append(value)
+        if name == b"data":
+            self._data_size += len(value) + (1 if self._data else 0)
+            if self._data_size > self._cap:
+                raise EventTooLarge(self._cap)
+            self._data.append(_text(value))
         # event, id, retry and unknown fields: ADK sends none, and nothing here needs them
         return []
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 # ---------------------------------------------------------------- 2. events from frames
@@ -199,6 +250,10 @@ class StreamDropped(errors.MaybeDelivered):
     """The event stream broke after it started: the instruction was delivered."""
 
 
+class StreamSilent(StreamDropped):
+    """No byte came for the whole read timeout (the turn's limit): the turn is overdue."""
+
+
 class EventStream:
     """An open ADK event stream whose status and content type have been checked."""
 
@@ -206,13 +261,19 @@ class EventStream:
         self.response = response
         self._stack = stack
 
-    async def frames(self) -> AsyncIterator[Frame]:
-        """Frames until the server closes the stream; a broken stream raises StreamDropped."""
-        decoder = FrameDecoder()
+    async def frames(
+        self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> AsyncGenerator[Frame, None]:
+        """Frames until the server closes the stream; a broken stream raises StreamDropped
+        (StreamSilent after a read timeout), a line or event over `max_event_bytes`
+        EventTooLarge (all MaybeDelivered)."""
+        decoder = FrameDecoder(max_event_bytes)
         try:
             async for chunk in self.response.aiter_bytes():
                 for frame in decoder.feed(chunk):
                     yield frame
+        except httpx.ReadTimeout as error:
+            raise StreamSilent("no byte of the edit's event stream within its limit") from error
         except httpx.HTTPError as error:
             raise StreamDropped(f"the edit's event stream broke: {type(error).__name__}") from error
         for frame in decoder.close():
