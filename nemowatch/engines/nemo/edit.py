@@ -106,7 +106,8 @@ class Turn:
                 f"NemoVideo's agent failed: {errors.scrub(event.text)}",
                 retryable=True,
                 hint="the instruction is not sent again automatically (it would be charged"
-                " twice); retrying the job checks whether it landed",
+                " twice); look at the project in NemoVideo first: `nemowatch retry` edits the"
+                " file again from the start, in a new session, and is charged again",
             )
         if kind is sse.AgentEventKind.TEXT:
             spoken = without_gui_speak(event.text)
