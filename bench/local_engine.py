@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nemowatch.engines.local.arguments import encoder_arguments  # noqa: E402
 from nemowatch.engines.local.ffmpeg import choose_ffmpeg  # noqa: E402
-from nemowatch.engines.local.render import encoder_arguments  # noqa: E402
 from nemowatch.probe import probe  # noqa: E402
 from nemowatch.rules import ExportSpec  # noqa: E402
 from tests.media import make_clip  # noqa: E402
