@@ -151,7 +151,13 @@ def configure(folder: Path, plan: Plan, fake: FakeNemo | None) -> Path:
     settings: dict[str, Any] = {"concurrency": plan.concurrency, "grace_period": 5}
     if plan.engine == "nemo":
         assert fake is not None, "the nemo engine needs the fake server"
-        settings |= {"engine": "nemo", "nemo": {"base_url": fake.base_url}}
+        # the fake lands an edit at once or never: 45 s of looking for one that a kill cut
+        # off is plenty (the default window, 300 s, is for the service's real edit times,
+        # and would outlast the scenario's finish timeout)
+        settings |= {
+            "engine": "nemo",
+            "nemo": {"base_url": fake.base_url, "landing_window": 45},
+        }
     return write_config(folder, rules, **settings)
 
 

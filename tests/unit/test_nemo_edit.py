@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from nemowatch.engines.base import EditEvent, EditEventKind, Session
 from nemowatch.engines.nemo import NemoEngine
@@ -407,11 +408,17 @@ async def test_an_edit_that_lands_three_minutes_after_the_drop_is_found_not_rese
         fake.script_turn(sse(call_event()), PING, PING)
         fake.faults.next(Fault.DROP_STREAM, Endpoint.RUN_SSE, after_events=1)
         fake.land_later(180.0)
-        events = await run(engine, session)
+        with capture_logs() as logs:
+            events = await run(engine, session)
         assert texts(events)[-1].startswith("Done. Timeline")
         assert sent(fake) == 1
         assert instructions(fake, session) == [INSTRUCTION]
         assert sum(sleeps.delays) == 180.0  # found at the first look after it landed
+        # the wait is said, and said again each minute: never a silent three minutes
+        [looking] = [entry for entry in logs if entry["event"] == "edit.looking"]
+        assert looking["window_s"] == 300
+        still = [entry["waited_s"] for entry in logs if entry["event"] == "edit.still_looking"]
+        assert still == [60, 120, 180]
 
 
 async def test_an_edit_that_lands_after_the_window_is_not_resent_either(

@@ -274,8 +274,14 @@ class Editor:
     async def _moved_on(self, session_id: str, before: str) -> SessionState | None:
         """The state once it differs from `before`, read after each wait of the landing
         window; None when it never did."""
+        window = sum(self._landing_waits)
+        log.info("edit.looking", session_id=session_id, window_s=round(window))
+        waited = 0.0
         for delay in self._landing_waits:
             await self._client.sleep(delay)
+            if (waited + delay) // 60 > waited // 60:  # a line a minute: never silent
+                log.info("edit.still_looking", waited_s=round(waited + delay), window_s=window)
+            waited += delay
             after = await read_state(self._client, session_id)
             if after.fingerprint != before:
                 return after
