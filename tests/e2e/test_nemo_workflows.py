@@ -3,28 +3,20 @@ server (issue 13): a folder is one session with an upload and a render per file,
 revision goes on in its job's session with one more render. (Apart from
 test_nemo_daemon.py so that pytest-xdist can run the two files side by side.)"""
 
+# ruff: noqa: F811 (the `fake` fixture comes from test_nemo_daemon.py)
+
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import Daemon, drop, files, wait_for
-from tests.e2e.test_nemo_daemon import INSTRUCTIONS, nemo_config
+from tests.e2e.test_nemo_daemon import INSTRUCTIONS, fake, nemo_config  # noqa: F401
 from tests.fakes.nemo_server import FakeNemo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture
-def fake(clips, tmp_path: Path) -> Iterator[FakeNemo]:
-    video = tmp_path / "rendered.mp4"
-    shutil.copy(clips.basic, video)
-    with FakeNemo(video=video) as server:
-        yield server
-    assert not server.books.server_errors
 
 
 def test_a_folder_of_videos_is_one_session_with_an_upload_and_a_render_each(
