@@ -125,7 +125,9 @@ def test_a_sound_files_audiogram_gets_the_captions_of_what_is_said(
         ],
         check=True,
     )
-    output, _ = process(tmp_path / "job", song, edit={"captions": {"burn": False}})
+    # a small frame: the test is about the words, and a 1280x720 audiogram costs seconds
+    small = {"format": "mp4", "resolution": "240p", "quality": "low"}
+    output, _ = process(tmp_path / "job", song, edit={"captions": {"burn": False}}, export=small)
 
     facts = probe(output)
     assert facts.video is not None and facts.audio is not None
