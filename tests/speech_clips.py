@@ -127,7 +127,7 @@ def spoken_clip(
             "-f", "lavfi", "-i", f"testsrc2=s={size}:r={fps}",
             "-i", str(sound), "-shortest",
             "-c:v", "libx264", "-preset", "ultrafast", "-g", str(fps),
-            "-c:a", "aac", "-b:a", "64k", str(path),
+            "-c:a", "aac", "-aac_coder", "fast", "-b:a", "64k", str(path),
         ],
         check=True,
     )  # fmt: skip

@@ -62,12 +62,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def music_loops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated mood loops, kept between this file's renders as the daemon keeps them
+    between jobs (its state folder's cache): each mood is made once per FFmpeg, not once
+    per test (a few seconds of CPU each)."""
+    return tmp_path_factory.mktemp("music-loops")
+
+
 @pytest.fixture(autouse=True)
-def ffmpeg(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
+def ffmpeg(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, music_loops: Path
+) -> Path:
     """The FFmpeg this run of the test renders with (see `pytest_generate_tests`)."""
     path: Path = request.param
     monkeypatch.setenv("NEMOWATCH_FFMPEG", str(path))
+    monkeypatch.setitem(MUSIC_CACHE, "folder", music_loops / path.name)
     return path
+
+
+MUSIC_CACHE: dict[str, Path] = {}  # "folder": the loops of the FFmpeg in use (`ffmpeg`)
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ async def produce(
     adjust: object = None,
 ) -> Result:
     """Draft and export `source` as the pipeline does (`adjust` may change the draft)."""
-    engine = LocalEngine()
+    engine = LocalEngine(cache_dir=MUSIC_CACHE.get("folder"))
     export = export or ExportSpec(quality=Quality.LOW)
     job = Job(
         id="job-1",

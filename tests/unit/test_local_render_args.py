@@ -64,7 +64,18 @@ VIDEO_INPUT = ["-an", "-sn", "-dn", "-i", str(SOURCE)]
 AUDIO_INPUT = ["-vn", "-sn", "-dn", "-i", str(SOURCE)]
 VIDEO_ENCODING = ["-c:v", "libx264", "-profile:v", "high", "-preset", "veryfast", "-crf", "20"]
 VIDEO_ENCODING += ["-pix_fmt", "yuv420p"]
-AUDIO_ENCODING = ["-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2"]
+AUDIO_ENCODING = [
+    "-c:a",
+    "aac",
+    "-aac_coder",
+    "twoloop",
+    "-b:a",
+    "160k",
+    "-ar",
+    "48000",
+    "-ac",
+    "2",
+]
 TAIL = ["-movflags", "+faststart", "-f", "mp4", str(OUTPUT)]
 TO_STEREO = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
 MEASURE = (
@@ -743,6 +754,17 @@ def test_quality_chooses_x264_crf_and_preset(quality: Quality, crf: str, preset:
 
     assert arguments[arguments.index("-crf") + 1] == crf
     assert arguments[arguments.index("-preset") + 1] == preset
+
+
+@pytest.mark.parametrize(
+    ("quality", "coder"),
+    [(Quality.LOW, "fast"), (Quality.MEDIUM, "twoloop"), (Quality.HIGH, "twoloop")],
+)
+def test_low_quality_sound_takes_the_aac_encoders_fast_search(quality: Quality, coder: str) -> None:
+    arguments = encoder_arguments(ExportSpec(quality=quality), with_audio=True)
+
+    assert arguments[arguments.index("-aac_coder") + 1] == coder
+    assert arguments[arguments.index("-b:a") + 1] == "160k"
 
 
 def test_mov_is_h264_and_aac_with_the_index_first() -> None:
