@@ -25,7 +25,9 @@ def test_a_sidecar_dropped_a_second_after_its_video_is_used(tmp_path: Path, clip
         drop(inbox / "bad.txt", b"add the title 'Hello'\nmake it verticle\n")
         [output] = wait_for(lambda: files(outbox, "*.mp4"), timeout=120, what="the output")
         assert output.name == "clip.mp4"
-        report = json.loads(output.with_name("clip.mp4.json").read_text())
+        # the report is published just after the video: wait for it too
+        beside = output.with_name("clip.mp4.json")
+        report = json.loads(wait_for(beside.is_file, what="the report") and beside.read_text())
         texts = [
             segment["text"]
             for track in report["plan"]["t"]
