@@ -9,6 +9,7 @@ intervals and made quieter or louder during others.
 from __future__ import annotations
 
 import fcntl
+import functools
 import itertools
 import os
 import random
@@ -26,11 +27,18 @@ AudioKind = Literal["tone", "none", "speech_with_silences"]
 def accepted_ffmpegs() -> list[tuple[str, Path]]:
     """(name, path) of every FFmpeg on this machine that the probe accepts: the system's
     (e.g. Debian's 5.1) and the bundled one. Render tests run against each."""
-    return [
+    return list(_accepted_ffmpegs())
+
+
+@functools.cache
+def _accepted_ffmpegs() -> tuple[tuple[str, Path], ...]:
+    # probed once per process: five test files ask while they are collected, and each
+    # probe runs every candidate FFmpeg a few times (about a second of CPU in all)
+    return tuple(
         (f"{candidate.origin}-{candidate.capabilities.version.split('-')[0]}", candidate.path)
         for candidate in detected_candidates(None)
         if candidate.usable and candidate.capabilities is not None
-    ]
+    )
 
 
 SPEECH = "0.5*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*4*t))"
