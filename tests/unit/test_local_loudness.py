@@ -65,17 +65,46 @@ def test_the_relative_gate_drops_blocks_10_lu_under_the_ungated_mean() -> None:
     assert gated_loudness([-20.0, -25.0]) == pytest.approx(-0.691 + 10 * math.log10(energy))
 
 
+def energy(loudness: float) -> float:
+    return 10 ** ((loudness + 0.691) / 10)
+
+
+def loudness_of(energies: list[float]) -> float:
+    return -0.691 + 10 * math.log10(sum(energies) / len(energies))
+
+
 def test_the_edited_loudness_counts_the_steps_inside_the_kept_stretches() -> None:
     levels = steps(0, 2, -10.0, -3.0) + steps(2, 6, -30.0, -20.0) + steps(6, 8, -18.0, -9.0)
 
-    joined = edited_loudness(levels, [(6.0, 8.0), (0.0, 2.0)])  # in any order
+    joined = edited_loudness(levels, [(6.0, 8.0), (0.0, 2.0)])
     quiet = edited_loudness(levels, [(2.0, 6.0)])
 
-    energy = (10 ** ((-10.0 + 0.691) / 10) + 10 ** ((-18.0 + 0.691) / 10)) / 2
-    assert joined.integrated == pytest.approx(-0.691 + 10 * math.log10(energy))
+    # 20 steps of -18 then 20 of -10: 37 blocks of 4 steps, 3 of them across the join
+    blocks = [energy(-18.0)] * 17 + [
+        (energy(-18.0) * (4 - loud) + energy(-10.0) * loud) / 4 for loud in (1, 2, 3)
+    ]
+    blocks += [energy(-10.0)] * 17
+    assert joined.integrated == pytest.approx(loudness_of(blocks))
     assert joined.true_peak == -3.0
     assert (quiet.integrated, quiet.true_peak) == pytest.approx((-30.0, -20.0))
     assert edited_loudness(levels, []) == Loudness(-math.inf, -math.inf)
+    assert edited_loudness(levels, [(0.0, 0.3)]).integrated == -math.inf  # no whole block
+
+
+def test_a_join_of_a_loud_and_a_quiet_stretch_counts_the_blocks_across_it() -> None:
+    levels = steps(0, 1, -10.0, -3.0) + steps(1, 2, -40.0, -30.0)
+
+    joined = edited_loudness(levels, [(0.0, 2.0)])
+
+    # 17 blocks: 7 loud, 3 across the change, 7 quiet (under the relative gate)
+    across = [(energy(-10.0) * loud + energy(-40.0) * (4 - loud)) / 4 for loud in (3, 2, 1)]
+    ungated = loudness_of([energy(-10.0)] * 7 + across + [energy(-40.0)] * 7)
+    kept = [
+        block
+        for block in [energy(-10.0)] * 7 + across
+        if 10 * math.log10(block) - 0.691 > ungated - 10
+    ]
+    assert joined.integrated == pytest.approx(loudness_of(kept))
 
 
 # the prediction in the draft
@@ -215,24 +244,33 @@ def test_ebur128s_summary_is_read_from_stderr() -> None:
 
 
 LEVELS = """\
-[Parsed_ametadata_3 @ 0x55] frame:0    pts:0       pts_time:0
-[Parsed_ametadata_3 @ 0x55] lavfi.r128.M=-120.691
-[Parsed_ametadata_3 @ 0x55] frame:1    pts:4800    pts_time:0.1
-[Parsed_ametadata_3 @ 0x55] lavfi.r128.M=nan
-[Parsed_ametadata_7 @ 0x56] frame:0    pts:0       pts_time:0
-[Parsed_ametadata_7 @ 0x56] lavfi.astats.Overall.Peak_level=-6.020335
-[Parsed_ametadata_3 @ 0x55] frame:2    pts:9600    pts_time:0.2
-[Parsed_ametadata_3 @ 0x55] lavfi.r128.M=-9.831
-[Parsed_ametadata_7 @ 0x56] frame:1    pts:19200   pts_time:0.1
-[Parsed_ametadata_7 @ 0x56] lavfi.astats.Overall.Peak_level=-inf
-[Parsed_ametadata_7 @ 0x56] frame:2    pts:38400   pts_time:0.2
-[Parsed_ametadata_7 @ 0x56] lavfi.astats.Overall.Peak_level=-7.5
+[Parsed_ametadata_5 @ 0x55] frame:0    pts:0       pts_time:0
+[Parsed_ametadata_5 @ 0x55] lavfi.astats.1.RMS_level=-20.000000
+[Parsed_ametadata_5 @ 0x55] lavfi.astats.2.RMS_level=-20.000000
+[Parsed_ametadata_5 @ 0x55] frame:1    pts:4800    pts_time:0.1
+[Parsed_ametadata_5 @ 0x55] lavfi.astats.1.RMS_level=-inf
+[Parsed_ametadata_5 @ 0x55] lavfi.astats.2.RMS_level=-inf
+[Parsed_ametadata_9 @ 0x56] frame:0    pts:0       pts_time:0
+[Parsed_ametadata_9 @ 0x56] lavfi.astats.Overall.Peak_level=-6.020335
+[Parsed_ametadata_5 @ 0x55] frame:2    pts:9600    pts_time:0.2
+[Parsed_ametadata_5 @ 0x55] lavfi.astats.1.RMS_level=-13.000000
+[Parsed_ametadata_5 @ 0x55] lavfi.astats.2.RMS_level=-inf
+[Parsed_ametadata_9 @ 0x56] frame:1    pts:19200   pts_time:0.1
+[Parsed_ametadata_9 @ 0x56] lavfi.astats.Overall.Peak_level=-inf
+[Parsed_ametadata_9 @ 0x56] frame:2    pts:38400   pts_time:0.2
+[Parsed_ametadata_9 @ 0x56] lavfi.astats.Overall.Peak_level=-7.5
 """
 
 
-def test_the_levels_pair_each_momentary_loudness_with_the_peak_of_its_step() -> None:
-    assert parse_levels(LEVELS) == [
-        Level(0.0, -120.691, -6.020335),
-        Level(0.1, -math.inf, -math.inf),  # digital silence
-        Level(0.2, -9.831, -7.5),
+def test_each_steps_loudness_sums_its_channels_and_pairs_with_its_true_peak() -> None:
+    levels = parse_levels(LEVELS)
+
+    assert [(level.time, level.peak) for level in levels] == [
+        (0.0, -6.020335),
+        (0.1, -math.inf),
+        (0.2, -7.5),
     ]
+    # two channels at -20 dB: 3 dB more than one, less BS.1770's 0.691
+    assert levels[0].loudness == pytest.approx(-20.0 + 10 * math.log10(2) - 0.691)
+    assert levels[1].loudness == -math.inf  # digital silence
+    assert levels[2].loudness == pytest.approx(-13.0 - 0.691)

@@ -644,8 +644,7 @@ def test_an_encode_that_verifies_measures_a_copy_of_what_it_encodes() -> None:
     assert arguments[:6] == [*START[:4], "info", "-y"]  # ebur128's summary is at info
     graph = arguments[arguments.index("-filter_complex") + 1]
     assert graph.endswith(
-        ",GAIN,apad=whole_dur=10,atrim=end=10,asplit=2[audio][heard];"
-        f"[heard]{MEASURE},anullsink"
+        f",GAIN,apad=whole_dur=10,atrim=end=10,asplit=2[audio][heard];[heard]{MEASURE},anullsink"
     )
     assert arguments[arguments.index("-map") + 1] == "[audio]"
 

@@ -5,9 +5,8 @@ At most two FFmpeg passes, run at the same time, each parsed by a pure function:
 - audio only (`-vn`: the video is never decoded): `silencedetect` for the silences;
   for a highlight reel, `astats` over half-second windows for loudness; and, for the
   loudness normalisation, the sound as the output hears it (48 kHz stereo) measured every
-  100 ms (`Level`: `ebur128`'s momentary loudness and the true peak), from which the
-  render knows the loudness of the kept stretches joined without decoding them again
-  (see `loudness`);
+  100 ms (`Level`: its BS.1770 loudness and true peak), from which the render knows the
+  loudness of the kept stretches joined without decoding them again (see `loudness`);
 - key frames only (`-skip_frame nokey`, shrunk to a thumbnail): `select`'s scene score
   between consecutive key frames, for where the shots change. Encoders put key frames at
   hard cuts and every second or few, so this sees the cuts for a tiny share of the
@@ -40,8 +39,15 @@ SILENT_DB = -120.0  # the loudness given to digital silence (astats says -inf)
 PAUSES = SilenceCut(threshold_db=-40.0, margin=0.0, min_cut=0.12)
 _LOUDNESS_RATE = 16000
 _LOUDNESS_KEY = "lavfi.astats.Overall.RMS_level"
-_MOMENTARY_KEY = "lavfi.r128.M"
+_CHANNEL_KEYS = ("lavfi.astats.1.RMS_level", "lavfi.astats.2.RMS_level")
 _PEAK_KEY = "lavfi.astats.Overall.Peak_level"
+# BS.1770's K-weighting at 48 kHz, its two stages as biquads (b0, b1, b2, a1, a2; a0 = 1):
+# a high shelf (+4 dB above about 1.7 kHz, the head's effect), then a high pass (the
+# "RLB" curve, from about 38 Hz).
+_K_WEIGHTING = (
+    (1.53512485958697, -2.69169618940638, 1.19839281085285, -1.69065929318241, 0.73248077421585),
+    (1.0, -2.0, 1.0, -1.99004745483398, 0.99007225036621),
+)
 # What the output hears: the render's audio graph takes the source's sound to this rate
 # and layout first (graph.AUDIO_SAMPLE_RATE; a mono source is upmixed at -3 dB a side,
 # which keeps its BS.1770 loudness: measured after the same conversion, it needs no
@@ -86,7 +92,7 @@ class Level:
     STEP = 0.1  # seconds
 
     time: float  # the step's start, in source seconds
-    momentary: float  # LUFS of the 400 ms block ending with this step (-inf: silent)
+    loudness: float  # LUFS of these 100 ms alone (-inf: digital silence)
     peak: float  # dBTP: the step's true peak
 
 
@@ -137,7 +143,7 @@ def audio_arguments(
 
     `cut`: silencedetect reports the silences it defines. With `loudness`, the same pass
     also prints the RMS level of every LOUDNESS_WINDOW; with `levels`, each 100 ms step's
-    momentary loudness and true peak (`level_filters`).
+    loudness and true peak (`level_chains`).
     """
     chain = []
     if cut is not None:
@@ -156,32 +162,45 @@ def audio_arguments(
         ]
     head = ["-hide_banner", "-nostdin", "-nostats", "-vn", "-sn", "-dn", "-i", str(source)]
     tail = ["-f", "null", "-"]
-    if levels and windows:  # two branches: the windows at 16 kHz, the levels at 48 kHz
-        split = ",".join([*chain, "asplit=2"])
-        graph = (
-            f"[0:a:0]{split}[windows][levels];"
-            f"[windows]{','.join([*windows, 'anullsink'])};"
-            f"[levels]{','.join(level_filters())}[heard]"
-        )
-        return [*head, "-filter_complex", graph, "-map", "[heard]", *tail]
-    chain += windows + (level_filters() if levels else [])
-    return [*head, "-map", "0:a:0", "-af", ",".join(chain or ["anull"]), *tail]
+    if not levels:
+        return [*head, "-map", "0:a:0", "-af", ",".join(chain + windows), *tail]
+    branches = ["[levels]"]
+    graph = []
+    if windows:  # the windows at 16 kHz beside the levels at 48 kHz
+        chain.append("asplit=2")
+        branches.insert(0, "[windows]")
+        graph.append(f"[windows]{','.join([*windows, 'anullsink'])}")
+    head_chain = f"[0:a:0]{','.join(chain or ['anull'])}{''.join(branches)}"
+    graph = [head_chain, *graph, *level_chains("[levels]", "[heard]")]
+    return [*head, "-filter_complex", ";".join(graph), "-map", "[heard]", *tail]
 
 
-def level_filters() -> list[str]:
-    """Filters that print, every 100 ms, the momentary loudness (`ebur128`: of the 400 ms
-    ending there, in 100 ms frames) and the true peak (the sample peak at 4 times the rate)
-    of the sound taken to 48 kHz stereo as the render takes it."""
-    step = round(Level.STEP * _TRUE_PEAK_RATE)
-    return [
-        f"aresample={_LEVEL_RATE}",
-        "aformat=sample_fmts=fltp:channel_layouts=stereo",
-        "ebur128=metadata=1:framelog=verbose",
-        f"ametadata=mode=print:key={_MOMENTARY_KEY}",
+def level_chains(head: str, tail: str) -> list[str]:
+    """Chains that print, for every 100 ms of the sound at `head` taken to 48 kHz stereo as
+    the render takes it, its BS.1770 energy (the K-weighted mean square of each channel)
+    and its true peak (the sample peak at 4 times the rate); to `tail`."""
+    weighting = [
+        f"biquad=b0={b0}:b1={b1}:b2={b2}:a0=1:a1={a1}:a2={a2}"
+        for b0, b1, b2, a1, a2 in _K_WEIGHTING
+    ]
+    weighted = [
+        *weighting,
+        f"asetnsamples=n={round(Level.STEP * _LEVEL_RATE)}:p=0",
+        "astats=metadata=1:reset=1:measure_perchannel=RMS_level:measure_overall=none",
+        "ametadata=mode=print",
+    ]
+    oversampled = [
         f"aresample={_TRUE_PEAK_RATE}",
-        f"asetnsamples=n={step}:p=0",
+        f"asetnsamples=n={round(Level.STEP * _TRUE_PEAK_RATE)}:p=0",
         "astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=Peak_level",
         f"ametadata=mode=print:key={_PEAK_KEY}",
+        "anullsink",
+    ]
+    return [
+        f"{head}aresample={_LEVEL_RATE},"
+        "aformat=sample_fmts=dblp:channel_layouts=stereo,asplit=2[weighted][oversampled]",
+        f"[weighted]{','.join(weighted)}{tail}",
+        f"[oversampled]{','.join(oversampled)}",
     ]
 
 
@@ -246,16 +265,23 @@ def parse_loudness(stderr: str, duration: float | None = None) -> list[tuple[flo
 
 
 def parse_levels(stderr: str) -> list[Level]:
-    """The 100 ms steps `level_filters` printed: each momentary loudness with the true peak
-    printed for the same time (steps without both are dropped)."""
+    """The 100 ms steps `level_chains` printed: each step's loudness (from the energies of
+    its two channels) with the true peak printed for the same time (steps without all
+    three are dropped)."""
     peaks = {round(time, 2): value for time, value in _printed_metadata(stderr, _PEAK_KEY)}
+    right = {
+        round(time, 2): value
+        for time, value in _printed_metadata(stderr, _CHANNEL_KEYS[1], nan=-math.inf)
+    }
     levels = []
-    # ebur128 gives a block of digital silence "nan" (and the first, short blocks -120.7
-    # LUFS): below every gate
-    for time, momentary in _printed_metadata(stderr, _MOMENTARY_KEY, nan=-math.inf):
-        peak = peaks.get(round(time, 2))
-        if peak is not None:
-            levels.append(Level(time, momentary, peak))
+    for time, left in _printed_metadata(stderr, _CHANNEL_KEYS[0], nan=-math.inf):
+        other, peak = right.get(round(time, 2)), peaks.get(round(time, 2))
+        if other is None or peak is None:
+            continue
+        # BS.1770: the channels' mean squares summed (front left and right weigh 1)
+        energy = 10 ** (left / 10) + 10 ** (other / 10)
+        loudness = -0.691 + 10 * math.log10(energy) if energy > 0 else -math.inf
+        levels.append(Level(time, loudness, peak))
     return levels
 
 

@@ -51,6 +51,7 @@ REQUIRED_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
     "atempo": (),
     "atrim": ("start", "end"),
     "ametadata": ("mode", "key"),
+    "biquad": ("b0", "b1", "b2", "a0", "a1", "a2"),
     "boxblur": (),
     "colorchannelmixer": ("aa",),
     "colortemperature": ("temperature",),

@@ -2,12 +2,13 @@
 and true peak, then one gain for the whole sound (and a limiter where the peaks need one).
 
 The analysis pass already decodes the source's sound (for its silences): it also measures
-it as the output will hear it (48 kHz stereo, see `analysis.level_filters`), every 100 ms:
-the momentary loudness of the 400 ms block ending there (FFmpeg's `ebur128`) and the true
-peak of those 100 ms. The edited sound is the kept stretches joined, so its integrated
-loudness is the BS.1770 gated mean over the blocks inside them (`edited_loudness`), and
-its true peak their highest: no pass of its own. The plan keeps that prediction in the
-draft, beside the cuts it is for (`with_prediction`).
+it as the output will hear it (48 kHz stereo, see `analysis.level_chains`), every 100 ms:
+the K-weighted energy of those 100 ms and their true peak. The edited sound is the kept
+stretches joined, so its steps are theirs, in the order they play: its 400 ms blocks
+(overlapping by 75 %, as BS.1770 has them) are each four steps in a row, across the
+joins too, and its integrated loudness is the gated mean of those blocks
+(`edited_loudness`); its true peak, the highest of its steps'. No pass of its own. The
+plan keeps that prediction in the draft, beside the cuts it is for (`with_prediction`).
 
 The prediction is used where the sound of the output is the source's, cut and joined, at
 a known gain (`predicted`). It is not where the edit mixes in music or changes the sound
@@ -23,6 +24,7 @@ the gain corrected (`corrected`).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import re
@@ -99,11 +101,14 @@ class Normalization:
     gain_db: float = 0.0
 
 
-def gated_loudness(momentary: Iterable[float]) -> float:
+BLOCK_STEPS = 4  # 100 ms steps in a 400 ms block
+
+
+def gated_loudness(blocks: Iterable[float]) -> float:
     """BS.1770 integrated loudness of 400 ms blocks of these loudnesses (LUFS): the mean
     energy of the blocks above the absolute gate (-70 LUFS), then of those less than
     RELATIVE_GATE LU under that mean. -inf when no block is above the absolute gate."""
-    audible = [value for value in momentary if value > SILENT_LOUDNESS]
+    audible = [value for value in blocks if value > SILENT_LOUDNESS]
     if not audible:
         return -math.inf
     ungated = _mean_loudness(audible)
@@ -112,20 +117,21 @@ def gated_loudness(momentary: Iterable[float]) -> float:
 
 
 def edited_loudness(levels: Sequence[Level], stretches: Iterable[tuple[float, float]]) -> Loudness:
-    """The loudness of the stretches of the source (start, end, in seconds) joined, from
-    the analysis's `levels`: each 100 ms step whose middle is inside a stretch counts once
-    (the block ending with it); its true peak, the highest of those steps'."""
-    spans = sorted(stretches)
-    kept: list[Level] = []
-    index = 0
-    for level in sorted(levels, key=lambda level: level.time):
-        middle = level.time + Level.STEP / 2
-        while index < len(spans) and spans[index][1] <= middle:
-            index += 1
-        if index < len(spans) and spans[index][0] <= middle:
-            kept.append(level)
-    peak = max((level.peak for level in kept), default=-math.inf)
-    return Loudness(gated_loudness(level.momentary for level in kept), peak)
+    """The loudness of the stretches of the source (start, end, in seconds) joined in this
+    order, from the analysis's `levels`: the 100 ms steps whose middle is inside each
+    stretch, joined, their 400 ms blocks gated (see the module's docstring)."""
+    ordered = sorted(levels, key=lambda level: level.time)
+    times = [level.time + Level.STEP / 2 for level in ordered]
+    joined: list[Level] = []
+    for start, end in stretches:
+        joined += ordered[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]
+    energies = [_energy(level.loudness) for level in joined]
+    blocks = [
+        _loudness(sum(energies[index - BLOCK_STEPS : index]) / BLOCK_STEPS)
+        for index in range(BLOCK_STEPS, len(energies) + 1)
+    ]
+    peak = max((level.peak for level in joined), default=-math.inf)
+    return Loudness(gated_loudness(blocks), peak)
 
 
 def with_prediction(draft: Draft, levels: Sequence[Level]) -> Draft:
@@ -245,15 +251,21 @@ def parse_summary(stderr: str) -> Loudness | None:
     integrated, peak = _INTEGRATED.search(summary), _TRUE_PEAK.search(summary)
     if integrated is None:
         return None
-    return Loudness(
-        _dB(integrated.group(1)), _dB(peak.group(1)) if peak is not None else -math.inf
-    )
+    return Loudness(_dB(integrated.group(1)), _dB(peak.group(1)) if peak is not None else -math.inf)
 
 
-def _mean_loudness(momentary: Sequence[float]) -> float:
-    # BS.1770: L = -0.691 + 10 log10(mean of the blocks' weighted energies)
-    energy = sum(10 ** ((value + 0.691) / 10) for value in momentary) / len(momentary)
-    return -0.691 + 10 * math.log10(energy)
+def _mean_loudness(blocks: Sequence[float]) -> float:
+    return _loudness(sum(_energy(value) for value in blocks) / len(blocks))
+
+
+def _energy(loudness: float) -> float:
+    """The K-weighted mean square (channels summed) of a loudness (BS.1770:
+    L = -0.691 + 10 log10(energy))."""
+    return 10 ** ((loudness + 0.691) / 10) if math.isfinite(loudness) else 0.0
+
+
+def _loudness(energy: float) -> float:
+    return -0.691 + 10 * math.log10(energy) if energy > 0 else -math.inf
 
 
 def _fingerprint(stretches: Sequence[tuple[float, float]]) -> str:
