@@ -1,24 +1,22 @@
 """The local engine's executor: a Draft becomes FFmpeg runs, and the one place they run.
 
-Two FFmpeg runs at once, then one that joins them (the streams copied, not re-encoded):
-the video run encodes the picture while the audio run encodes the sound at the loudness
-the analysis measured (or, where it cannot tell, measures it first), so the sound never
-holds the picture up. The arguments and
-graphs come from the pure builders (`arguments`, `picture`, `sound`, `text`,
-`loudness`); this module writes their files, runs FFmpeg, reports progress and moves the
-result into place. Soft captions are added last, as a subtitle track copied in with
+Two FFmpeg runs, one after the other, then one that joins them (the streams copied, not
+re-encoded): the video run encodes the picture, then the audio run encodes the sound at
+the loudness the analysis measured (or, where it cannot tell, measures it first). Not at
+once: a 1080p picture keeps both cores busy, so the sound's few seconds of one core
+would save little time, and each FFmpeg process holds 50-70 MB (its libraries, the
+source's index) beside the picture's 350 MB at 1080p. The arguments and graphs come from
+the pure builders (`arguments`, `picture`, `sound`, `text`, `loudness`); this module
+writes their files, runs FFmpeg, reports progress and moves the result into place. Soft captions are added last, as a subtitle track copied in with
 the rest, and their .srt is left beside the render for the outbox.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
-from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 from nemowatch import progress
 from nemowatch.engines.base import Draft
@@ -53,12 +51,6 @@ from nemowatch.rules import ExportSpec
 FILTER_SCRIPT_THRESHOLD = 64 * 1024
 
 
-_First = TypeVar("_First")
-
-
-_Second = TypeVar("_Second")
-
-
 @dataclass(frozen=True)
 class RenderReport:
     """What a render did, kept with the Render (JSON-safe)."""
@@ -80,8 +72,8 @@ async def render(
 ) -> RenderReport:
     """Render `draft` to `destination`, which appears only once it is complete.
 
-    The video and the audio are rendered at once, each to a part beside `destination`,
-    then joined. Text files and long filter graphs are written beside it too. The
+    The video and the audio are rendered one after the other, each to a part beside
+    `destination`, then joined. Text files and long filter graphs are written beside it too. The
     arguments are those `ffmpeg` understands (older forms where it lacks newer options).
     """
     if music_of(draft) is not None and music is None and has_sound(draft, spec):
@@ -109,11 +101,11 @@ async def render(
         for path, text in zip(text_files, contents, strict=True):
             _write_text(path, text)
         if has_sound(draft, spec):
-            _, (normalization, measured) = await _together(
-                _encode_video(
-                    draft, spec, source, video_part, files, ffmpeg, video_script, stages, part=True
-                ),
-                _encode_audio(draft, spec, source, audio_part, files, ffmpeg, audio_script, stages),
+            await _encode_video(
+                draft, spec, source, video_part, files, ffmpeg, video_script, stages, part=True
+            )
+            normalization, measured = await _encode_audio(
+                draft, spec, source, audio_part, files, ffmpeg, audio_script, stages
             )
             progress.report("joining picture and sound")
             await run_ffmpeg(
@@ -244,8 +236,8 @@ async def _encode_audio(
 
 
 class _Stages:
-    """What a render reports while its two runs go on at once: the picture's progress
-    ("rendering", N %) while it runs, then what the sound is still doing."""
+    """What a render reports while its runs go on: the picture's progress ("rendering",
+    N %) while it runs, then what the sound is doing."""
 
     def __init__(self, duration: float) -> None:
         self._duration = duration
@@ -270,20 +262,6 @@ class _Stages:
         self._sound = stage
         if not self._picture_running:
             progress.report(stage)
-
-
-async def _together(
-    first: Coroutine[Any, Any, _First], second: Coroutine[Any, Any, _Second]
-) -> tuple[_First, _Second]:
-    """Run both at once. The first failure is raised once the other has stopped (a run
-    cancelled kills its FFmpeg)."""
-    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
-    try:
-        return await asyncio.gather(tasks[0], tasks[1])
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks)
 
 
 def _script_for(graph: str, path: Path, ffmpeg: Capabilities) -> tuple[Path | None, str]:
