@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 _STARTED = time.process_time()
 
 import nemowatch.cli  # noqa: E402
+from nemowatch import outbox  # noqa: E402
 from nemowatch.engines.local import engine as local_engine  # noqa: E402
 from nemowatch.engines.local.ffmpeg import choose_ffmpeg  # noqa: E402
-from nemowatch import outbox  # noqa: E402
 from tests.media import make_clip  # noqa: E402
 
 _IMPORTED = time.process_time()
@@ -82,7 +82,7 @@ def wrapper(folder: Path, ffmpeg: Path) -> Path:
     if not script.exists():
         script.write_text(
             "#!/bin/sh\n"
-            'measured=$(mktemp)\n'
+            "measured=$(mktemp)\n"
             f'/usr/bin/time -o "$measured" -f "cpu %U %S" {ffmpeg} "$@"\n'
             "status=$?\n"
             # arguments and time in one append: runs at once do not interleave
@@ -218,7 +218,8 @@ def main() -> int:
         print(f"{name:<{width}}  {values}")
     for result in results:
         counted = sum(value for name, value in result.items() if not name.startswith("("))
-        print(json.dumps({"cpu_seconds": round(counted, 2), **{k: round(v, 3) for k, v in result.items()}}))
+        rounded = {name: round(value, 3) for name, value in result.items()}
+        print(json.dumps({"cpu_seconds": round(counted, 2), **rounded}))
     return 0
 
 

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from nemowatch.engines.base import Draft
+from nemowatch.engines.base import Draft, JSONObject
 from nemowatch.engines.local.analysis import Level, format_number
 from nemowatch.engines.local.effects import Effects, sound_filters
 from nemowatch.engines.local.timeline import TimelineFacts, cuts_of, music_of, source_audio_of
@@ -141,7 +141,7 @@ def with_prediction(draft: Draft, levels: Sequence[Level]) -> Draft:
         return draft
     cuts = [(cut.start, cut.end) for cut in cuts_of(draft)]
     loudness = edited_loudness(levels, cuts)
-    prediction = {
+    prediction: JSONObject = {
         "integrated": _finite_or_none(loudness.integrated),
         "true_peak": _finite_or_none(loudness.true_peak),
         "cuts": _fingerprint(cuts),

@@ -7,8 +7,9 @@ once: a 1080p picture keeps both cores busy, so the sound's few seconds of one c
 would save little time, and each FFmpeg process holds 50-70 MB (its libraries, the
 source's index) beside the picture's 350 MB at 1080p. The arguments and graphs come from
 the pure builders (`arguments`, `picture`, `sound`, `text`, `loudness`); this module
-writes their files, runs FFmpeg, reports progress and moves the result into place. Soft captions are added last, as a subtitle track copied in with
-the rest, and their .srt is left beside the render for the outbox.
+writes their files, runs FFmpeg, reports progress and moves the result into place. Soft
+captions are added last, as a subtitle track copied in with the rest, and their .srt is
+left beside the render for the outbox.
 """
 
 from __future__ import annotations
