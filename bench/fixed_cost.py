@@ -1,6 +1,7 @@
 """Benchmark: the fixed cost of a small job, stage by stage (issue 15, item 4).
 
     python bench/fixed_cost.py [--seconds 45] [--size 1280x720] [--runs 2] [--work DIR]
+    python bench/fixed_cost.py --reel --source SOURCE [--runs 2] [--work DIR]
 
 The job: "cut out silences" on a generated 45-second 720p30 clip with speech-like audio
 (44.1 kHz mono, as phones and cameras often record) and pauses, the default export (MP4,
@@ -12,6 +13,10 @@ can be told apart:
     user + system time `/usr/bin/time` measured), grouped into stages;
   - nemowatch's own Python work in the job (probes, the ledger, planning, verification),
     with the probes (PyAV) and the verification timed on their own.
+
+With `--reel`, the job is bench/local_engine.py's reel (silences cut, music, a 60-second
+highlight, 9:16 with a blurred background, a title, 1080p) on `--source` (its generated
+2-minute 1080p clip), broken down the same way.
 
 Each run is a new job (a new state folder) after one run that warms the caches (the
 FFmpeg capability probe, the page cache). Results go to stdout as a table and as one
@@ -51,11 +56,11 @@ _IMPORTED = time.process_time()
 
 # (stage, a word in the FFmpeg arguments that tells it), first match wins
 STAGES = (
+    ("music loop (made once, then cached)", "aevalsrc"),
     ("render: picture", "-progress"),
     ("render: joining", "-c copy"),
     ("render: sound, measuring pass", "-f null"),  # after the analysis's own -f null
     ("render: sound", "-c:a"),
-    ("music", "aevalsrc"),
 )
 
 
@@ -121,31 +126,37 @@ def timed(table: dict[str, float], name: str, function: Callable[..., Any]) -> C
     return run
 
 
-def config_for(work: Path, run: int) -> Path:
+CUT = {"instructions": ["cut out silences"], "outputs": "{stem}-cut.mp4"}
+REEL = {  # as bench/local_engine.py's
+    "instructions": [
+        "cut out silences, add background music, and export as a 60-second highlight reel"
+    ],
+    "edit": {"aspect": "9:16", "fit": "blur", "title": {"text": "Urban Dreams", "duration": 3}},
+    "export": {"format": "mp4", "resolution": "1080p", "quality": "high"},
+    "outputs": "{stem}-reel.mp4",
+}
+
+
+def config_for(work: Path, run: int, rule: dict[str, object]) -> Path:
     config = work / f"config-{run}.yaml"
+    named = {"name": "job", "inbox": str(work / "inbox"), "outbox": str(work / "outbox")}
     config.write_text(
         json.dumps(
             {
                 "engine": "local",
-                "state_dir": str(work / f"state-{run}"),
+                # one state folder, as a daemon's: the music loops stay in its cache
+                "state_dir": str(work / "state"),
                 "log_level": "warning",
-                "rules": [
-                    {
-                        "name": "cut",
-                        "inbox": str(work / "inbox"),
-                        "outbox": str(work / "outbox"),
-                        "instructions": ["cut out silences"],
-                        "outputs": "{stem}-cut.mp4",
-                        "on_conflict": "overwrite",
-                    }
-                ],
+                "rules": [{**named, **rule, "on_conflict": "overwrite"}],
             }
         )
     )
     return config
 
 
-def one_job(source: Path, work: Path, run: int, ffmpeg: Path) -> dict[str, float]:
+def one_job(
+    source: Path, work: Path, run: int, ffmpeg: Path, rule: dict[str, object]
+) -> dict[str, float]:
     folder = work / f"run-{run}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -161,8 +172,8 @@ def one_job(source: Path, work: Path, run: int, ffmpeg: Path) -> dict[str, float
     originals = {key: getattr(*key) for key in patched}
     for (module, name), stage in patched.items():
         setattr(module, name, timed(python, stage, originals[(module, name)]))
-    config = config_for(work, run)
-    arguments = ["process", str(source), "--rule", "cut", "--config", str(config)]
+    config = config_for(work, run, rule)
+    arguments = ["process", str(source), "--rule", "job", "--config", str(config)]
     before = time.process_time()
     children_before = os.times()
     wall = time.perf_counter()
@@ -195,22 +206,25 @@ def main() -> int:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="keep files here")
+    parser.add_argument("--reel", action="store_true", help="the reel job, on --source")
+    parser.add_argument("--source", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="nemowatch-fixed-"))
     work.mkdir(parents=True, exist_ok=True)
     choice = choose_ffmpeg()
     ffmpeg = choice.ffmpeg.path
-    source = work / f"talk-{int(args.seconds)}s-{args.size}.mp4"
+    rule = REEL if args.reel else CUT
+    source = args.source or work / f"talk-{int(args.seconds)}s-{args.size}.mp4"
     if not source.exists():
         pauses = [(start, start + 1.2) for start in range(5, int(args.seconds) - 3, 7)]
         make_clip(
             source, args.seconds, size=args.size, fps=30, audio="speech_with_silences",
             silences=pauses, ffmpeg=ffmpeg,
         )  # fmt: skip
-    one_job(source, work, 0, ffmpeg)  # warms the caches
+    one_job(source, work, 0, ffmpeg, rule)  # warms the caches
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print(f"ffmpeg: {choice.ffmpeg.version} ({choice.origin}, {ffmpeg})")
-    results = [one_job(source, work, run, ffmpeg) for run in range(1, args.runs + 1)]
+    results = [one_job(source, work, run, ffmpeg, rule) for run in range(1, args.runs + 1)]
     names = list(dict.fromkeys(name for result in results for name in result))
     width = max(len(name) for name in names)
     for name in names:
