@@ -160,6 +160,7 @@ def audio_arguments(
             "astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=RMS_level",
             f"ametadata=mode=print:key={_LOUDNESS_KEY}",
         ]
+    # -vn as an input option: the video is never decoded
     head = ["-hide_banner", "-nostdin", "-nostats", "-vn", "-sn", "-dn", "-i", str(source)]
     tail = ["-f", "null", "-"]
     if not levels:

@@ -16,7 +16,8 @@ in ways a gain does not describe (speed, denoise, reverse, loop, long fades), wh
 cuts are not those the prediction is for, or where no analysis predicted it: the render
 then measures its audio graph in a pass of its own (`MEASURE_FILTER`), once.
 
-The encode measures what it encodes on the way (`MEASURE_FILTER` on a copy of the sound):
+The encode measures what it encodes on the way (`MEASURE_FILTER` on a copy of the sound),
+unless it applies one gain to a graph its own pass measured (the gain is then exact):
 where that misses the target by LOUDNESS_TOLERANCE or more (a limiter that took more
 than the peaks, a prediction off at the joins), the sound alone is encoded again with
 the gain corrected (`corrected`).
