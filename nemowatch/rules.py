@@ -170,7 +170,7 @@ class EditSpec(Frozen):
     fade_out: float | None = Field(default=None, ge=0.0, le=60.0)
     mute: bool = False  # drop the source's own audio
     volume: float | None = Field(default=None, ge=0.0, le=8.0)  # gain on the source's audio
-    normalize: bool = True  # -14 LUFS integrated, true peak <= -1 dBTP, two passes
+    normalize: bool = True  # -14 LUFS integrated, true peak <= -1 dBTP (engines/local/loudness.py)
     captions: Captions | None = None  # speech to text (the `captions` extra)
     remove_fillers: FillerCut | None = None  # "um", "uh" ... cut (the `captions` extra)
     # picture and sound effects

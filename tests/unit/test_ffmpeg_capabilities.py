@@ -22,7 +22,7 @@ from nemowatch.engines.local.ffmpeg import (
     probe_ffmpeg,
 )
 from nemowatch.engines.local.graph import RenderFiles
-from nemowatch.engines.local.loudness import limiter_normalization, loudnorm_measure_filter
+from nemowatch.engines.local.loudness import limiter_normalization, linear_normalization
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.picture import video_graph
 from nemowatch.engines.local.sound import audio_graph, measure_graph
@@ -203,7 +203,14 @@ def _graphs() -> list[str]:
     graphs.append(video_graph(every_edit, ExportSpec(), FILES))
     graphs.append(audio_graph(every_edit, ExportSpec()))
     graphs.append(measure_graph(every_edit, ExportSpec()))
-    graphs.append(audio_graph(every_edit, ExportSpec(), normalization=loudnorm_measure_filter()))
+    graphs.append(
+        audio_graph(
+            every_edit,
+            ExportSpec(),
+            normalization=linear_normalization(3.0, "test").filter,
+            verify=True,
+        )
+    )
     graphs.append(
         audio_graph(
             every_edit, ExportSpec(), normalization=limiter_normalization(3.0, "test").filter
@@ -211,6 +218,8 @@ def _graphs() -> list[str]:
     )
     for arguments in (
         analysis.audio_arguments(Path("/a.mp4"), SilenceCut(), loudness=True),
+        analysis.audio_arguments(Path("/a.mp4"), SilenceCut(), loudness=True, levels=True),
+        analysis.audio_arguments(Path("/a.mp4"), None, loudness=False, levels=True),
         analysis.scene_arguments(Path("/a.mp4")),
         music.mood_arguments("lofi", Path("/lofi.wav")),
         *_input_arguments(),

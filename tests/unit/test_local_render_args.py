@@ -18,14 +18,7 @@ from nemowatch.engines.local.arguments import (
 )
 from nemowatch.engines.local.ffmpeg import parse_major_version, stderr_tail
 from nemowatch.engines.local.graph import RenderFiles
-from nemowatch.engines.local.loudness import (
-    LoudnessMeasurement,
-    corrected_limiter,
-    loudnorm_measure_filter,
-    normalization_plan,
-    parse_loudnorm,
-    parse_measurement,
-)
+from nemowatch.engines.local.loudness import MEASURE_FILTER
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.picture import (
     Reading,
@@ -78,10 +71,7 @@ AUDIO_ENCODING = [
 ]
 TAIL = ["-movflags", "+faststart", "-f", "mp4", str(OUTPUT)]
 TO_STEREO = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
-MEASURE = (
-    "aresample=192000,loudnorm=I=-14:TP=-1.5:LRA=11:measured_I=-14:measured_TP=-14"
-    ":measured_LRA=1:measured_thresh=-24:linear=true:print_format=json"
-)
+MEASURE = "ebur128=peak=true:framelog=verbose"
 
 
 def draft(
@@ -249,7 +239,7 @@ def test_segments_out_of_order_are_read_from_the_earliest_to_the_latest() -> Non
 
 
 @pytest.mark.parametrize(
-    ("size", "inputs"), [((1920, 1080), 4), ((2560, 1440), 2), ((3840, 2160), 1)]
+    ("size", "inputs"), [((1920, 1080), 2), ((1280, 720), 2), ((3840, 2160), 1)]
 )
 def test_larger_sources_are_read_by_fewer_inputs(size: tuple[int, int], inputs: int) -> None:
     spread = [Segment(start, start + 1.0) for start in (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)]
@@ -632,9 +622,8 @@ def test_the_first_pass_measures_the_audio_graph_without_decoding_video() -> Non
     ]
 
 
-def test_the_first_pass_measures_at_192_khz_through_loudnorm_passing_the_sound_on() -> None:
-    # a neutral measurement with linear=true: a gain of 0 dB, no dynamic compression
-    assert loudnorm_measure_filter() == MEASURE
+def test_a_measuring_pass_ends_in_ebur128_with_true_peaks_and_a_quiet_frame_log() -> None:
+    assert MEASURE_FILTER == MEASURE
 
 
 def test_the_first_pass_of_a_muted_clip_reads_only_the_music() -> None:
@@ -647,95 +636,17 @@ def test_the_first_pass_of_a_muted_clip_reads_only_the_music() -> None:
     assert graph.startswith("[0:a:0]aresample=48000,")
 
 
-LOUDNORM_STDERR = """\
-[out#0/null @ 0x55] video:0KiB audio:1125KiB
-[Parsed_loudnorm_0 @ 0x7ff82c001d80]
-{
-\t"input_i" : "-21.75",
-\t"input_tp" : "-18.06",
-\t"input_lra" : "3.20",
-\t"input_thresh" : "-31.75",
-\t"output_i" : "-13.95",
-\t"output_tp" : "-10.27",
-\t"output_lra" : "0.00",
-\t"output_thresh" : "-23.95",
-\t"normalization_type" : "dynamic",
-\t"target_offset" : "-0.05"
-}
-size=N/A time=00:00:03.00 bitrate=N/A speed=65.1x
-"""
-
-
-def test_loudnorms_report_is_read_from_stderr() -> None:
-    assert parse_measurement(LOUDNORM_STDERR) == LoudnessMeasurement(
-        input_i=-21.75, input_tp=-18.06, input_lra=3.2, input_thresh=-31.75, target_offset=-0.05
+def test_an_encode_that_verifies_measures_a_copy_of_what_it_encodes() -> None:
+    arguments = audio_arguments(
+        draft(WHOLE), ExportSpec(), SOURCE, AUDIO_PART, FILES, normalization="GAIN", verify=True
     )
-    report = parse_loudnorm(LOUDNORM_STDERR)
-    assert report is not None and report["normalization_type"] == "dynamic"
 
-
-def test_a_missing_or_silent_report_is_read_as_such() -> None:
-    silent = LOUDNORM_STDERR.replace('"-21.75"', '"-inf"').replace('"-18.06"', '"-inf"')
-
-    assert parse_measurement("no json here") is None
-    assert parse_measurement(silent) == LoudnessMeasurement(
-        float("-inf"), float("-inf"), 3.2, -31.75, -0.05
-    )
-    assert normalization_plan(parse_measurement(silent)).mode == "none"
-    assert normalization_plan(None).mode == "none"
-
-
-def test_a_measurement_that_allows_a_linear_gain_uses_loudnorm_linear() -> None:
-    plan = normalization_plan(LoudnessMeasurement(-21.75, -18.06, 3.2, -31.75, -0.05))
-
-    assert plan.mode == "linear"
-    assert plan.filter == (
-        "loudnorm=I=-14:TP=-1.5:LRA=11:measured_I=-21.75:measured_TP=-18.06"
-        ":measured_LRA=3.2:measured_thresh=-31.75:offset=-0.05:linear=true:print_format=json"
-    )
-    assert plan.gain_db == pytest.approx(7.75)
-
-
-@pytest.mark.parametrize(
-    ("measurement", "why"),
-    [
-        (LoudnessMeasurement(-24.0, -6.0, 5.0, -34.0, 0.1), "peaks would reach 4.0 dBTP"),
-        (LoudnessMeasurement(-20.0, -12.0, 14.5, -30.0, 0.1), "range of 14.5 LU"),
-        (LoudnessMeasurement(-20.0, -12.0, 0.0, -30.0, 0.1), "range of 0 LU"),
-    ],
-)
-def test_where_loudnorm_would_go_dynamic_a_gain_and_a_limiter_are_used(
-    measurement: LoudnessMeasurement, why: str
-) -> None:
-    plan = normalization_plan(measurement)
-
-    gain = format_number(-14.0 - measurement.input_i)
-    assert plan.mode == "limiter"
-    assert plan.filter == (
-        f"volume={gain}dB,alimiter=limit=0.7943:attack=5:release=50:level=0:latency=1"
-    )
-    assert why in plan.reason
-
-
-def test_a_limiter_that_took_loudness_gets_the_gain_it_lost_back() -> None:
-    plan = normalization_plan(LoudnessMeasurement(-24.0, -6.0, 5.0, -34.0, 0.1))
-
-    short = corrected_limiter(plan, LoudnessMeasurement(-15.5, -2.1, 5.0, -25.5, 0.0))
-    far = corrected_limiter(plan, LoudnessMeasurement(-25.0, -2.1, 5.0, -35.0, 0.0))
-
-    assert short.gain_db == pytest.approx(11.5)
-    assert short.filter.startswith("volume=11.5dB,alimiter=")
-    assert "+1.50 dB more" in short.reason
-    assert far.gain_db == pytest.approx(16.0)  # at most 6 dB more
-    assert corrected_limiter(plan, LoudnessMeasurement(-14.1, -2.1, 5.0, -24.1, 0.0)) is plan
-    assert corrected_limiter(plan, None) is plan
-
-
-def test_a_check_of_the_limiter_measures_after_it() -> None:
-    arguments = measure_arguments(draft(WHOLE), ExportSpec(), SOURCE, FILES, applying="LIMIT")
-
+    assert arguments[:6] == [*START[:4], "info", "-y"]  # ebur128's summary is at info
     graph = arguments[arguments.index("-filter_complex") + 1]
-    assert graph.endswith(f"LIMIT,{MEASURE}[audio]")
+    assert graph.endswith(
+        f",GAIN,apad=whole_dur=10,atrim=end=10,asplit=2[audio][heard];[heard]{MEASURE},anullsink"
+    )
+    assert arguments[arguments.index("-map") + 1] == "[audio]"
 
 
 # formats

@@ -2,8 +2,11 @@
 
 At most two FFmpeg passes, run at the same time, each parsed by a pure function:
 
-- audio only (`-vn`: the video is never decoded): `silencedetect` for the silences and,
-  for a highlight reel, `astats` over half-second windows for loudness;
+- audio only (`-vn`: the video is never decoded): `silencedetect` for the silences;
+  for a highlight reel, `astats` over half-second windows for loudness; and, for the
+  loudness normalisation, the sound as the output hears it (48 kHz stereo) measured every
+  100 ms (`Level`: its BS.1770 loudness and true peak), from which the render knows the
+  loudness of the kept stretches joined without decoding them again (see `loudness`);
 - key frames only (`-skip_frame nokey`, shrunk to a thumbnail): `select`'s scene score
   between consecutive key frames, for where the shots change. Encoders put key frames at
   hard cuts and every second or few, so this sees the cuts for a tiny share of the
@@ -36,6 +39,21 @@ SILENT_DB = -120.0  # the loudness given to digital silence (astats says -inf)
 PAUSES = SilenceCut(threshold_db=-40.0, margin=0.0, min_cut=0.12)
 _LOUDNESS_RATE = 16000
 _LOUDNESS_KEY = "lavfi.astats.Overall.RMS_level"
+_CHANNEL_KEYS = ("lavfi.astats.1.RMS_level", "lavfi.astats.2.RMS_level")
+_PEAK_KEY = "lavfi.astats.Overall.Peak_level"
+# BS.1770's K-weighting at 48 kHz, its two stages as biquads (b0, b1, b2, a1, a2; a0 = 1):
+# a high shelf (+4 dB above about 1.7 kHz, the head's effect), then a high pass (the
+# "RLB" curve, from about 38 Hz).
+_K_WEIGHTING = (
+    (1.53512485958697, -2.69169618940638, 1.19839281085285, -1.69065929318241, 0.73248077421585),
+    (1.0, -2.0, 1.0, -1.99004745483398, 0.99007225036621),
+)
+# What the output hears: the render's audio graph takes the source's sound to this rate
+# and layout first (graph.AUDIO_SAMPLE_RATE; a mono source is upmixed at -3 dB a side,
+# which keeps its BS.1770 loudness: measured after the same conversion, it needs no
+# `dualmono` correction).
+_LEVEL_RATE = 48000
+_TRUE_PEAK_RATE = 4 * _LEVEL_RATE  # BS.1770's true peak: the peak oversampled 4 times
 _SCENE_KEY = "lavfi.scene_score"
 # Scene scores compare whole frames: a thumbnail scores hard cuts as well as full size.
 _THUMBNAIL = "64:36"
@@ -68,6 +86,17 @@ class Segment(Stretch):
 
 
 @dataclass(frozen=True)
+class Level:
+    """The source's sound over one 100 ms step, as the output hears it."""
+
+    STEP = 0.1  # seconds
+
+    time: float  # the step's start, in source seconds
+    loudness: float  # LUFS of these 100 ms alone (-inf: digital silence)
+    peak: float  # dBTP: the step's true peak
+
+
+@dataclass(frozen=True)
 class Analysis:
     """What the analysis passes found in a source; empty where a pass was not needed."""
 
@@ -79,6 +108,7 @@ class Analysis:
     scenes: tuple[tuple[float, float], ...] = ()
     transcript: Transcript | None = None  # the words spoken, for captions and fillers
     pauses: tuple[Silence, ...] = ()  # short quiet stretches (PAUSES), to place fillers by
+    levels: tuple[Level, ...] = ()  # every 100 ms, for the loudness normalisation
 
     def speech(self) -> tuple[Segment, ...]:
         """The stretches between the silences, within [0, duration]."""
@@ -106,39 +136,72 @@ def shortest_silence(cut: SilenceCut) -> float:
     return cut.min_cut + 2 * cut.margin
 
 
-def audio_arguments(source: Path, cut: SilenceCut, *, loudness: bool) -> list[str]:
+def audio_arguments(
+    source: Path, cut: SilenceCut | None, *, loudness: bool, levels: bool = False
+) -> list[str]:
     """FFmpeg arguments for the audio pass over the first audio stream of `source`.
 
-    With `loudness`, the same pass also prints the RMS level of every LOUDNESS_WINDOW.
+    `cut`: silencedetect reports the silences it defines. With `loudness`, the same pass
+    also prints the RMS level of every LOUDNESS_WINDOW; with `levels`, each 100 ms step's
+    loudness and true peak (`level_chains`).
     """
-    chain = [
-        f"silencedetect=n={format_number(cut.threshold_db)}dB"
-        f":d={format_number(shortest_silence(cut))}"
-    ]
+    chain = []
+    if cut is not None:
+        chain.append(
+            f"silencedetect=n={format_number(cut.threshold_db)}dB"
+            f":d={format_number(shortest_silence(cut))}"
+        )
+    windows: list[str] = []
     if loudness:
         samples = round(LOUDNESS_WINDOW * _LOUDNESS_RATE)
-        chain += [
+        windows = [
             f"aresample={_LOUDNESS_RATE}",
             f"asetnsamples=n={samples}:p=0",
             "astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=RMS_level",
             f"ametadata=mode=print:key={_LOUDNESS_KEY}",
         ]
+    # -vn as an input option: the video is never decoded
+    head = ["-hide_banner", "-nostdin", "-nostats", "-vn", "-sn", "-dn", "-i", str(source)]
+    tail = ["-f", "null", "-"]
+    if not levels:
+        return [*head, "-map", "0:a:0", "-af", ",".join(chain + windows), *tail]
+    branches = ["[levels]"]
+    graph = []
+    if windows:  # the windows at 16 kHz beside the levels at 48 kHz
+        chain.append("asplit=2")
+        branches.insert(0, "[windows]")
+        graph.append(f"[windows]{','.join([*windows, 'anullsink'])}")
+    head_chain = f"[0:a:0]{','.join(chain or ['anull'])}{''.join(branches)}"
+    graph = [head_chain, *graph, *level_chains("[levels]", "[heard]")]
+    return [*head, "-filter_complex", ";".join(graph), "-map", "[heard]", *tail]
+
+
+def level_chains(head: str, tail: str) -> list[str]:
+    """Chains that print, for every 100 ms of the sound at `head` taken to 48 kHz stereo as
+    the render takes it, its BS.1770 energy (the K-weighted mean square of each channel)
+    and its true peak (the sample peak at 4 times the rate); to `tail`."""
+    weighting = [
+        f"biquad=b0={b0}:b1={b1}:b2={b2}:a0=1:a1={a1}:a2={a2}"
+        for b0, b1, b2, a1, a2 in _K_WEIGHTING
+    ]
+    weighted = [
+        *weighting,
+        f"asetnsamples=n={round(Level.STEP * _LEVEL_RATE)}:p=0",
+        "astats=metadata=1:reset=1:measure_perchannel=RMS_level:measure_overall=none",
+        "ametadata=mode=print",
+    ]
+    oversampled = [
+        f"aresample={_TRUE_PEAK_RATE}",
+        f"asetnsamples=n={round(Level.STEP * _TRUE_PEAK_RATE)}:p=0",
+        "astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=Peak_level",
+        f"ametadata=mode=print:key={_PEAK_KEY}",
+        "anullsink",
+    ]
     return [
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-vn",  # as an input option: the video is never decoded
-        "-sn",
-        "-dn",
-        "-i",
-        str(source),
-        "-map",
-        "0:a:0",
-        "-af",
-        ",".join(chain),
-        "-f",
-        "null",
-        "-",
+        f"{head}aresample={_LEVEL_RATE},"
+        "aformat=sample_fmts=dblp:channel_layouts=stereo,asplit=2[weighted][oversampled]",
+        f"[weighted]{','.join(weighted)}{tail}",
+        f"[oversampled]{','.join(oversampled)}",
     ]
 
 
@@ -202,6 +265,27 @@ def parse_loudness(stderr: str, duration: float | None = None) -> list[tuple[flo
     ]
 
 
+def parse_levels(stderr: str) -> list[Level]:
+    """The 100 ms steps `level_chains` printed: each step's loudness (from the energies of
+    its two channels) with the true peak printed for the same time (steps without all
+    three are dropped)."""
+    peaks = {round(time, 2): value for time, value in _printed_metadata(stderr, _PEAK_KEY)}
+    right = {
+        round(time, 2): value
+        for time, value in _printed_metadata(stderr, _CHANNEL_KEYS[1], nan=-math.inf)
+    }
+    levels = []
+    for time, left in _printed_metadata(stderr, _CHANNEL_KEYS[0], nan=-math.inf):
+        other, peak = right.get(round(time, 2)), peaks.get(round(time, 2))
+        if other is None or peak is None:
+            continue
+        # BS.1770: the channels' mean squares summed (front left and right weigh 1)
+        energy = 10 ** (left / 10) + 10 ** (other / 10)
+        loudness = -0.691 + 10 * math.log10(energy) if energy > 0 else -math.inf
+        levels.append(Level(time, loudness, peak))
+    return levels
+
+
 def parse_scene_scores(stderr: str, fps: float | None = None) -> list[tuple[float, float]]:
     """(time, score) for each key frame `select` scored above 0, times on the frame grid."""
     # pts_time is printed with 6 digits: NTSC frame times come back a hair off the grid.
@@ -220,24 +304,31 @@ async def analyse(
     has_audio: bool,
     fps: float | None,
     transcribe: Callable[[], Awaitable[Transcript]] | None = None,
+    levels: bool = False,
 ) -> Analysis:
     """Run the passes `spec` needs on `source`, at the same time, and gather their findings.
 
     Silences when `spec` cuts them or asks for a highlight (with the default SilenceCut if
     it does not cut them); loudness and scene scores only for a highlight; the words
-    (`transcribe`) for captions and filler cuts. A source without audio has no silences,
-    no loudness and no words.
+    (`transcribe`) for captions and filler cuts; the levels (every 100 ms) with `levels`,
+    in the same audio pass. A source without audio has no silences, no loudness, no
+    levels and no words.
     """
     highlight = spec.max_duration is not None
-    listen = has_audio and (spec.cut_silences is not None or highlight)
-    cut = spec.cut_silences or SilenceCut()
+    silences_needed = spec.cut_silences is not None or highlight
+    listen = has_audio and (silences_needed or levels)
+    cut = (spec.cut_silences or SilenceCut()) if silences_needed else None
 
-    async def audio_pass() -> tuple[list[Silence], list[tuple[float, float]]]:
+    async def audio_pass() -> tuple[list[Silence], list[tuple[float, float]], list[Level]]:
         if not listen:
-            return [], []
-        arguments = audio_arguments(source, cut, loudness=highlight)
+            return [], [], []
+        arguments = audio_arguments(source, cut, loudness=highlight, levels=levels)
         stderr = await run_ffmpeg(arguments, ffmpeg=ffmpeg)
-        return parse_silencedetect(stderr, duration), parse_loudness(stderr, duration)
+        return (
+            parse_silencedetect(stderr, duration),
+            parse_loudness(stderr, duration),
+            parse_levels(stderr) if levels else [],
+        )
 
     async def scene_pass() -> list[tuple[float, float]]:
         if not highlight:
@@ -259,7 +350,7 @@ async def analyse(
     speech_task = asyncio.ensure_future(speech_pass())
     tasks = (audio_task, scene_task, speech_task)
     try:
-        (silences, loudness), scenes, (transcript, pauses) = await asyncio.gather(*tasks)
+        (silences, loudness, heard), scenes, (transcript, pauses) = await asyncio.gather(*tasks)
     except BaseException:
         # gather leaves the other passes running when one fails: stop their FFmpeg too.
         for task in tasks:
@@ -273,6 +364,7 @@ async def analyse(
         scenes=tuple(scenes),
         transcript=transcript,
         pauses=tuple(pauses),
+        levels=tuple(heard),
     )
 
 
@@ -290,10 +382,13 @@ def format_number(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
-def _printed_metadata(stderr: str, key: str) -> list[tuple[float, float]]:
+def _printed_metadata(
+    stderr: str, key: str, *, nan: float | None = None
+) -> list[tuple[float, float]]:
     """(pts_time, value) for each `key=value` line that `metadata=mode=print` wrote.
 
-    Each frame's values follow a line with its `pts_time`; unreadable values are skipped.
+    Each frame's values follow a line with its `pts_time`; unreadable values are skipped,
+    and so are "nan" ones unless `nan` gives them a value.
     """
     found: list[tuple[float, float]] = []
     time: float | None = None
@@ -305,7 +400,10 @@ def _printed_metadata(stderr: str, key: str) -> list[tuple[float, float]]:
         position = line.find(prefix)
         if position < 0 or time is None:
             continue
-        value = _number_or_none(line[position + len(prefix) :].strip())
+        text = line[position + len(prefix) :].strip()
+        value = _number_or_none(text)
+        if value is None and nan is not None and text.lower() == "nan":
+            value = nan
         if value is not None:
             found.append((time, value))
     return found

@@ -157,14 +157,15 @@ def audio_arguments(
     files: RenderFiles,
     *,
     normalization: str = "",
+    verify: bool = False,
     filter_script: Path | None = None,
     filter_script_option: str = "-/filter_complex",
-    loglevel: str = "error",
 ) -> list[str]:
     """The audio run: `draft`'s sound, normalised by the filters `normalization`, to
-    `output` (in the export's container, to be joined with the video run's)."""
-    arguments = [*_head(loglevel), *_audio_inputs(draft, spec, source, files)]
-    graph = audio_graph(draft, spec, normalization=normalization)
+    `output` (in the export's container, to be joined with the video run's). `verify`:
+    what is encoded is measured on the way (its summary printed at the info level)."""
+    arguments = [*_head("info" if verify else "error"), *_audio_inputs(draft, spec, source, files)]
+    graph = audio_graph(draft, spec, normalization=normalization, verify=verify)
     arguments += _graph_arguments(graph, filter_script, filter_script_option)
     arguments += ["-map", "[audio]", "-map_chapters", "-1", *audio_encoder_arguments(spec)]
     return [*arguments, *container_arguments(spec, fast_start=False), str(output)]
@@ -176,15 +177,12 @@ def measure_arguments(
     source: Path,
     files: RenderFiles,
     *,
-    applying: str = "",
     filter_script: Path | None = None,
     filter_script_option: str = "-/filter_complex",
 ) -> list[str]:
-    """The first pass: the audio graph alone, its loudness printed (no video decoded).
-
-    With `applying`, the loudness after those filters (a check of a normalisation)."""
+    """A measuring pass: the audio graph alone, its loudness printed (no video decoded)."""
     arguments = [*_head("info"), *_audio_inputs(draft, spec, source, files)]
-    graph = measure_graph(draft, spec, applying=applying)
+    graph = measure_graph(draft, spec)
     arguments += _graph_arguments(graph, filter_script, filter_script_option)
     return [*arguments, "-map", "[audio]", "-f", "null", "-"]
 

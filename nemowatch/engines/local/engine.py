@@ -44,6 +44,7 @@ from nemowatch.engines.local.captions import plan_captions
 from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
 from nemowatch.engines.local.footage import Footage, footage_of
+from nemowatch.engines.local.loudness import with_prediction
 from nemowatch.engines.local.music import ensure_mood, resolve_music
 from nemowatch.engines.local.plan import empty_trim, plan_segments, short_reel
 from nemowatch.engines.local.render import render, subtitles_beside
@@ -214,6 +215,7 @@ class LocalEngine:
             has_audio=has_audio,
             fps=video.fps,
             transcribe=self._words(state, edit, footage.path),
+            levels=_predicts_loudness(edit),
         )
         segments = plan_segments(duration=duration, fps=video.fps, spec=edit, analysis=analysis)
         if not segments:
@@ -246,6 +248,7 @@ class LocalEngine:
             captions=captions,
             watermark=watermark,
         )
+        draft = with_prediction(draft, analysis.levels)
         return LocalPlan(
             interpretation=state.reading,
             edit=edit,
@@ -422,6 +425,16 @@ def _listening(edit: EditSpec) -> EditSpec:
     if edit.music and edit.duck and not edit.mute and edit.cut_silences is None:
         return edit.model_copy(update={"cut_silences": SilenceCut()})
     return edit
+
+
+def _predicts_loudness(edit: EditSpec) -> bool:
+    """Whether the analysis measures the source's levels, from which the render knows the
+    edited sound's loudness: where the sound is normalised and is the source's, cut, at a
+    gain (not mixed with music, nor changed by speed or effects: those are measured by
+    the render, see `loudness.predicted`)."""
+    changed = edit.speed not in (None, 1.0) or edit.denoise is not None
+    changed = changed or edit.reverse or edit.loop is not None
+    return edit.normalize and not edit.mute and edit.music is None and not changed
 
 
 def _nothing_left(source: Path, edit: EditSpec, analysis: Analysis, duration: float) -> MediaError:

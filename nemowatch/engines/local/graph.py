@@ -4,7 +4,8 @@ filters is written, and whether there is sound. (What they read of the draft its
 
 The builders are pure (a Draft and an ExportSpec in, text out) and tested by equality:
 `picture` (the video run's graph), `sound` (the audio run's), `text` (titles), `loudness`
-(the two-pass normalisation), `arguments` (whole FFmpeg command lines). `render` runs them.
+(the normalisation, measured in the analysis), `arguments` (whole FFmpeg command lines).
+`render` runs them.
 """
 
 from __future__ import annotations

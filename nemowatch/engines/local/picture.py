@@ -47,11 +47,14 @@ BLUR_DOWNSCALE = 8
 # The video run opens the source once per run of nearby kept segments, seeking to each run:
 # a seek lands on the keyframe before the point and decodes from there, so only gaps of a
 # few seconds or more are worth one. Each input is a decoder of its own, holding frames
-# (about 12 MB at 1080p): at most MAX_SOURCE_INPUTS of them, fewer for sources larger
-# than 1080p (SOURCE_INPUT_PIXELS in all), and each decodes on one thread (a thread
-# decodes 1080p several times faster than the encoder encodes; more would hold a frame
-# each).
-MAX_SOURCE_INPUTS = 4
+# (about 13 MB at 1080p, kept to the end of the run): at most MAX_SOURCE_INPUTS of them,
+# fewer for sources larger than 1080p (SOURCE_INPUT_PIXELS in all), and each decodes on
+# one thread (a thread decodes 1080p several times faster than the encoder encodes; more
+# would hold a frame each). Two, not four: on the reel benchmark (nine kept segments of a
+# 2-minute 1080p source) that is 26 MB less at the peak for 2 % more CPU (the narrower
+# gaps are decoded through). Most of the video run's 350 MB is x264's (its lookahead and
+# frame threads at 1080x1920: 230 MB), which the output's size and quality settle.
+MAX_SOURCE_INPUTS = 2
 
 
 SOURCE_INPUT_PIXELS = MAX_SOURCE_INPUTS * 1920 * 1088

@@ -1,23 +1,23 @@
 """The local engine's executor: a Draft becomes FFmpeg runs, and the one place they run.
 
-Two FFmpeg runs at once, then one that joins them (the streams copied, not re-encoded):
-the video run encodes the picture while the audio run measures the loudness and
-encodes the sound, so the loudness pass never holds the picture up. The arguments and
-graphs come from the pure builders (`arguments`, `picture`, `sound`, `text`,
-`loudness`); this module writes their files, runs FFmpeg, reports progress and moves the
-result into place. Soft captions are added last, as a subtitle track copied in with
-the rest, and their .srt is left beside the render for the outbox.
+Two FFmpeg runs, one after the other, then one that joins them (the streams copied, not
+re-encoded): the video run encodes the picture, then the audio run encodes the sound at
+the loudness the analysis measured (or, where it cannot tell, measures it first). Not at
+once: a 1080p picture keeps both cores busy, so the sound's few seconds of one core
+would save little time, and each FFmpeg process holds 50-70 MB (its libraries, the
+source's index) beside the picture's 350 MB at 1080p. The arguments and graphs come from
+the pure builders (`arguments`, `picture`, `sound`, `text`, `loudness`); this module
+writes their files, runs FFmpeg, reports progress and moves the result into place. Soft
+captions are added last, as a subtitle track copied in with the rest, and their .srt is
+left beside the render for the outbox.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 from nemowatch import progress
 from nemowatch.engines.base import Draft
@@ -33,14 +33,13 @@ from nemowatch.engines.local.captions import captions_of, language_tag, srt
 from nemowatch.engines.local.ffmpeg import Capabilities, run_ffmpeg
 from nemowatch.engines.local.graph import RenderFiles, has_sound
 from nemowatch.engines.local.loudness import (
-    LoudnessMeasurement,
+    Loudness,
     Normalization,
     NormalizationMode,
-    corrected_limiter,
-    limiter_normalization,
+    corrected,
     normalization_plan,
-    parse_loudnorm,
-    parse_measurement,
+    parse_summary,
+    predicted,
 )
 from nemowatch.engines.local.picture import video_graph
 from nemowatch.engines.local.sound import audio_graph, measure_graph
@@ -51,12 +50,6 @@ from nemowatch.rules import ExportSpec
 
 # Linux refuses a single argument longer than 128 KiB: longer graphs go through a file.
 FILTER_SCRIPT_THRESHOLD = 64 * 1024
-
-
-_First = TypeVar("_First")
-
-
-_Second = TypeVar("_Second")
 
 
 @dataclass(frozen=True)
@@ -80,8 +73,8 @@ async def render(
 ) -> RenderReport:
     """Render `draft` to `destination`, which appears only once it is complete.
 
-    The video and the audio are rendered at once, each to a part beside `destination`,
-    then joined. Text files and long filter graphs are written beside it too. The
+    The video and the audio are rendered one after the other, each to a part beside
+    `destination`, then joined. Text files and long filter graphs are written beside it too. The
     arguments are those `ffmpeg` understands (older forms where it lacks newer options).
     """
     if music_of(draft) is not None and music is None and has_sound(draft, spec):
@@ -109,11 +102,11 @@ async def render(
         for path, text in zip(text_files, contents, strict=True):
             _write_text(path, text)
         if has_sound(draft, spec):
-            _, (normalization, measured) = await _together(
-                _encode_video(
-                    draft, spec, source, video_part, files, ffmpeg, video_script, stages, part=True
-                ),
-                _encode_audio(draft, spec, source, audio_part, files, ffmpeg, audio_script, stages),
+            await _encode_video(
+                draft, spec, source, video_part, files, ffmpeg, video_script, stages, part=True
+            )
+            normalization, measured = await _encode_audio(
+                draft, spec, source, audio_part, files, ffmpeg, audio_script, stages
             )
             progress.report("joining picture and sound")
             await run_ffmpeg(
@@ -187,31 +180,22 @@ async def _encode_audio(
     script: Path,
     stages: _Stages,
 ) -> tuple[Normalization, dict[str, float]]:
-    """The audio run, to `output`: measure, decide, encode. Returns the normalisation
-    applied and what the first pass measured."""
+    """The audio run, to `output`: the loudness as the analysis predicted it (or, where it
+    cannot, measured by a pass of its own), the encode (measuring what it encodes), and
+    only where that missed the target, the encode again. Returns the normalisation
+    applied and the loudness it was planned from."""
 
-    async def measure(applying: str = "") -> LoudnessMeasurement | None:
+    async def measure() -> Loudness | None:
         stages.sound("measuring loudness")
-        graph = measure_graph(draft, spec, applying=applying)
-        script_path, option = _script_for(graph, script, ffmpeg)
+        script_path, option = _script_for(measure_graph(draft, spec), script, ffmpeg)
         arguments = measure_arguments(
-            draft,
-            spec,
-            source,
-            files,
-            applying=applying,
-            filter_script=script_path,
-            filter_script_option=option,
+            draft, spec, source, files, filter_script=script_path, filter_script_option=option
         )
-        return parse_measurement(await run_ffmpeg(arguments, ffmpeg=ffmpeg.path))
+        return parse_summary(await run_ffmpeg(arguments, ffmpeg=ffmpeg.path))
 
-    async def checked(plan: Normalization) -> Normalization:
-        # what the gain and limiter give, measured: the limiter may have taken loudness
-        return corrected_limiter(plan, await measure(plan.filter))
-
-    async def encode(normalization: Normalization) -> str:
+    async def encode(normalization: Normalization, *, verify: bool) -> Loudness | None:
         stages.sound("encoding sound")
-        graph = audio_graph(draft, spec, normalization=normalization.filter)
+        graph = audio_graph(draft, spec, normalization=normalization.filter, verify=verify)
         script_path, option = _script_for(graph, script, ffmpeg)
         arguments = audio_arguments(
             draft,
@@ -220,47 +204,45 @@ async def _encode_audio(
             output,
             files,
             normalization=normalization.filter,
+            verify=verify,
             filter_script=script_path,
             filter_script_option=option,
-            # loudnorm prints its report at the info level
-            loglevel="info" if normalization.mode == "linear" else "error",
         )
-        return await run_ffmpeg(arguments, ffmpeg=ffmpeg.path)
+        stderr = await run_ffmpeg(arguments, ffmpeg=ffmpeg.path)
+        return parse_summary(stderr) if verify else None
 
     normalization = Normalization("none", "", "not asked for")
     measured: dict[str, float] = {}
+    exact = False  # the plan's loudness was measured on this very graph
     if TimelineFacts.of(draft).normalize:
-        measurement = await measure()
-        normalization = normalization_plan(measurement)
-        if measurement is not None:
-            values = {
-                "input_i": measurement.input_i,
-                "input_tp": measurement.input_tp,
-                "input_lra": measurement.input_lra,
-            }
+        loudness = predicted(draft, spec)
+        where = "measured in the analysis"
+        if loudness is None:
+            loudness = await measure()
+            where, exact = "measured in a pass of its own", True
+        plan = normalization_plan(loudness)
+        normalization = replace(plan, reason=f"{plan.reason}; {where}")
+        if loudness is not None:
+            values = {"input_i": loudness.integrated, "input_tp": loudness.true_peak}
             # JSON has no infinities (silence measures -inf)
             measured = {name: value for name, value in values.items() if math.isfinite(value)}
-        if normalization.mode == "limiter":
-            normalization = await checked(normalization)
-    stderr = await encode(normalization)
-    if normalization.mode == "linear":
-        result = parse_loudnorm(stderr)
-        if result is not None and result.get("normalization_type") != "linear":
-            # The prediction missed: never ship loudnorm's dynamic mode. Encode the sound
-            # again with the plain gain and limiter.
-            normalization = await checked(
-                limiter_normalization(
-                    normalization.gain_db, "it reported dynamic mode in the second pass"
-                )
-            )
-            await encode(normalization)
+    # One gain on a graph measured as it is changes its loudness and peaks by exactly that
+    # gain: nothing to verify. A prediction (the joins, the fades) or a limiter (which
+    # takes some loudness with the peaks) is checked.
+    verify = normalization.mode == "limiter" or (normalization.mode == "linear" and not exact)
+    after = await encode(normalization, verify=verify)
+    if verify:
+        again = corrected(normalization, after)
+        if again is not normalization:  # the encode missed the target: once more, corrected
+            normalization = again
+            await encode(normalization, verify=False)
     stages.sound_done()
     return normalization, measured
 
 
 class _Stages:
-    """What a render reports while its two runs go on at once: the picture's progress
-    ("rendering", N %) while it runs, then what the sound is still doing."""
+    """What a render reports while its runs go on: the picture's progress ("rendering",
+    N %) while it runs, then what the sound is doing."""
 
     def __init__(self, duration: float) -> None:
         self._duration = duration
@@ -285,20 +267,6 @@ class _Stages:
         self._sound = stage
         if not self._picture_running:
             progress.report(stage)
-
-
-async def _together(
-    first: Coroutine[Any, Any, _First], second: Coroutine[Any, Any, _Second]
-) -> tuple[_First, _Second]:
-    """Run both at once. The first failure is raised once the other has stopped (a run
-    cancelled kills its FFmpeg)."""
-    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
-    try:
-        return await asyncio.gather(tasks[0], tasks[1])
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks)
 
 
 def _script_for(graph: str, path: Path, ffmpeg: Capabilities) -> tuple[Path | None, str]:

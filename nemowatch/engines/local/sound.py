@@ -3,7 +3,8 @@ source's audio (fading over 10 ms at each cut: a hard cut in a waveform clicks) 
 joined; a chain of `atempo` (each within 0.5–2) for the speed, so the pitch stays; volume;
 denoise, reverse and loop (see `effects`);
 music looped, trimmed to the output, faded, at its volume, ducked under speech by a volume
-envelope, mixed with the source's audio; fades; then loudness (see `loudness`).
+envelope, mixed with the source's audio; fades; then loudness (see `loudness`), and a copy
+of what is encoded measured on the way (`verify`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from nemowatch.engines.local.graph import (
     trim_range,
     uses_source_audio,
 )
-from nemowatch.engines.local.loudness import loudnorm_measure_filter
+from nemowatch.engines.local.loudness import MEASURE_FILTER
 from nemowatch.engines.local.timeline import (
     DUCK_ATTACK,
     DUCK_RELEASE,
@@ -95,27 +96,34 @@ def audio_chains(
     speech_label: str | None,
     normalization: str,
     measuring: bool = False,
+    verify: bool = False,
 ) -> list[str]:
     """The audio after the cuts: speed, volume, music, fades, loudness; to `[audio]`.
 
     `speech_label` names the joined source audio (None: the source's audio is not used);
     `music_input` is the music's input stream, such as "1:a:0" (None: no music).
-    `measuring`: `normalization` measures (a first pass), and is the graph's last filter.
+    `measuring`: `normalization` measures (a pass of its own), and is the graph's last
+    filter. `verify`: a copy of `[audio]` goes through MEASURE_FILTER, which prints its
+    loudness when the run ends.
     """
     duration = draft.duration
     end = format_number(duration)
     facts = TimelineFacts.of(draft)
     final: list[str] = fade_filters("afade", draft)
     if measuring:
-        # The measurement sees what the second pass's normalisation will: nothing after it
-        # is heard (and resampling loudnorm's 192 kHz output would only cost time).
+        # nothing after the measurement is heard
         final.append(normalization)
     else:
-        if normalization:  # loudnorm's dynamic mode runs at 192 kHz
-            final += [normalization, f"aresample={AUDIO_SAMPLE_RATE}"]
-        # Exactly as long as the video: atempo and loudnorm may leave a few samples more or
-        # less.
+        if normalization:
+            final.append(normalization)
+        # Exactly as long as the video: atempo may leave a few samples more or less.
         final += [f"apad=whole_dur={end}", f"atrim=end={end}"]
+    tail = "[audio]"
+    checks: list[str] = []
+    if verify and not measuring:
+        final.append("asplit=2")
+        tail = "[audio][heard]"
+        checks = [chain("[heard]", [MEASURE_FILTER, "anullsink"], "")]
     speech: list[str] = []
     if speech_label is not None:
         source = source_audio_of(draft)
@@ -136,13 +144,17 @@ def audio_chains(
             chain(
                 "[speech][music]",
                 ["amix=inputs=2:duration=longest:dropout_transition=0:normalize=0", *final],
-                "[audio]",
+                tail,
             ),
+            *checks,
         ]
     if speech_label is not None:
-        return [chain(f"[{speech_label}]", [*speech, *final], "[audio]")]
+        return [chain(f"[{speech_label}]", [*speech, *final], tail), *checks]
     if music is not None:
-        return [chain(f"[{music_input}]", [*music_filters(music, duration), *final], "[audio]")]
+        return [
+            chain(f"[{music_input}]", [*music_filters(music, duration), *final], tail),
+            *checks,
+        ]
     return []
 
 
@@ -171,7 +183,12 @@ def audio_cut_chains(draft: Draft, *, audio: str, out: str) -> list[str]:
 
 
 def audio_graph(
-    draft: Draft, spec: ExportSpec, *, normalization: str = "", measuring: bool = False
+    draft: Draft,
+    spec: ExportSpec,
+    *,
+    normalization: str = "",
+    measuring: bool = False,
+    verify: bool = False,
 ) -> str:
     """The audio run's filter graph: outputs `[audio]` (see `audio_chains`).
 
@@ -186,15 +203,15 @@ def audio_graph(
         speech_label="cut" if speech else None,
         normalization=normalization,
         measuring=measuring,
+        verify=verify,
     )
     return ";".join(chains)
 
 
-def measure_graph(draft: Draft, spec: ExportSpec, *, applying: str = "") -> str:
-    """The first pass's graph: the audio, ending in loudnorm's measurement (after the
-    filters `applying`, when checking what a normalisation gives)."""
-    measurement = ",".join(filter(None, [applying, loudnorm_measure_filter()]))
-    return audio_graph(draft, spec, normalization=measurement, measuring=True)
+def measure_graph(draft: Draft, spec: ExportSpec) -> str:
+    """The graph of a measuring pass: the audio, ending in MEASURE_FILTER (which prints
+    its integrated loudness and true peak when the run ends)."""
+    return audio_graph(draft, spec, normalization=MEASURE_FILTER, measuring=True)
 
 
 def _fades(cut: Cut, source_end: float | None) -> str:
