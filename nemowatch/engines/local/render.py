@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
+
 from nemowatch import progress
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.arguments import (
@@ -43,6 +45,7 @@ from nemowatch.engines.local.loudness import (
     parse_measurement,
 )
 from nemowatch.engines.local.picture import video_graph
+from nemowatch.engines.local.smartrender import SmartRefused, SmartResult, smart_video
 from nemowatch.engines.local.sound import audio_graph, measure_graph
 from nemowatch.engines.local.text import text_file_contents
 from nemowatch.engines.local.timeline import TimelineFacts, music_of
@@ -53,10 +56,24 @@ from nemowatch.rules import ExportSpec
 FILTER_SCRIPT_THRESHOLD = 64 * 1024
 
 
+log = structlog.get_logger("nemowatch.engine")
+
+
 _First = TypeVar("_First")
 
 
 _Second = TypeVar("_Second")
+
+
+@dataclass(frozen=True)
+class Smartness:
+    """Whether the video was smart-rendered (whole GOPs copied), or why not, and how many
+    seconds of the output were copied and encoded."""
+
+    used: bool
+    reason: str  # why it was not used ("" when it was)
+    copied: float = 0.0  # seconds
+    encoded: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,8 @@ class RenderReport:
     normalization: NormalizationMode
     reason: str
     measured: dict[str, float] = field(default_factory=dict)
+    smart: Smartness = field(default_factory=lambda: Smartness(False, "not tried"))
+
 
 
 async def render(
@@ -109,8 +128,8 @@ async def render(
         for path, text in zip(text_files, contents, strict=True):
             _write_text(path, text)
         if has_sound(draft, spec):
-            _, (normalization, measured) = await _together(
-                _encode_video(
+            smart, (normalization, measured) = await _together(
+                _video(
                     draft, spec, source, video_part, files, ffmpeg, video_script, stages, part=True
                 ),
                 _encode_audio(draft, spec, source, audio_part, files, ffmpeg, audio_script, stages),
@@ -119,10 +138,10 @@ async def render(
             await run_ffmpeg(
                 mux_arguments(spec, video_part, audio_part, partial), ffmpeg=ffmpeg.path
             )
-            report = RenderReport(normalization.mode, normalization.reason, measured)
+            report = RenderReport(normalization.mode, normalization.reason, measured, smart)
         else:
-            await _encode_video(draft, spec, source, partial, files, ffmpeg, video_script, stages)
-            report = RenderReport("none", "not asked for")
+            smart = await _video(draft, spec, source, partial, files, ffmpeg, video_script, stages)
+            report = RenderReport("none", "not asked for", smart=smart)
         if soft is not None:
             _write_text(subtitles, srt(soft.cues))
         if soft is not None and spec.format in SUBTITLE_CODECS:  # a GIF has no such track
@@ -147,6 +166,39 @@ async def render(
 def subtitles_beside(render: Path) -> Path:
     """Where the render of soft captions leaves their SubRip file."""
     return render.with_suffix(".srt")
+
+
+async def _video(
+    draft: Draft,
+    spec: ExportSpec,
+    source: Path,
+    output: Path,
+    files: RenderFiles,
+    ffmpeg: Capabilities,
+    script: Path,
+    stages: _Stages,
+    *,
+    part: bool = False,
+) -> Smartness:
+    """The video run: smart (whole GOPs copied, see `smartcut`) where the edit, the export
+    and the source allow it, else (or when a check of it fails) encoded whole."""
+    try:
+        result: SmartResult = await smart_video(
+            draft, spec, source, output, ffmpeg=ffmpeg.path, fast_start=not part
+        )
+    except SmartRefused as refused:
+        if spec.smart != "off":
+            log.info("render.smart_fallback", reason=refused.reason)
+        await _encode_video(draft, spec, source, output, files, ffmpeg, script, stages, part=part)
+        return Smartness(False, refused.reason)
+    log.info(
+        "render.smart",
+        copied_seconds=round(result.copied, 3),
+        encoded_seconds=round(result.encoded, 3),
+        frames=result.frames,
+    )
+    stages.picture_done()
+    return Smartness(True, "", result.copied, result.encoded)
 
 
 async def _encode_video(
