@@ -6,7 +6,10 @@ error, its frames counted, the frames at every join compared with the full rende
 from __future__ import annotations
 
 import asyncio
+import functools
+import http.server
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from playwright.sync_api import sync_playwright
 from structlog.testing import capture_logs
 
 from nemowatch.engines.base import Draft
@@ -24,6 +28,7 @@ from nemowatch.engines.local.smartrender import read_source_video
 from nemowatch.engines.local.timeline import Cut, SourceFacts, build_draft, cuts_of
 from nemowatch.rules import EditSpec, ExportSpec
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
 SECONDS = 10.0
 SIZE = (320, 180)
 FPS = 30
@@ -242,3 +247,81 @@ def test_a_source_that_cannot_be_copied_falls_back_to_the_full_render_logged(
         assert round(float(stream.average_rate or 0)) == 30
     kept = sum(cut.duration for cut in CUTS)
     assert abs(counted_frames(rendered.path) - kept * 30) <= 2
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+SEEK_AND_READ = """async ([url, times]) => {
+  const video = document.createElement('video');
+  video.muted = true;
+  video.preload = 'auto';
+  const errors = [];
+  video.addEventListener('error', () => errors.push(video.error ? video.error.message : '?'));
+  document.body.appendChild(video);
+  video.src = url;
+  await new Promise((done) => {
+    video.addEventListener('loadeddata', done, {once: true});
+    video.addEventListener('error', done, {once: true});
+  });
+  const states = [];
+  for (const time of times) {
+    video.currentTime = time;
+    await new Promise((done) => video.addEventListener('seeked', done, {once: true}));
+    if (video.readyState < 2) {
+      await new Promise((done) => {
+        video.addEventListener('canplay', done, {once: true});
+        setTimeout(done, 2000);
+      });
+    }
+    states.push(video.readyState);
+  }
+  video.playbackRate = 4;
+  video.currentTime = 0;
+  await video.play();
+  await new Promise((done) => {
+    video.addEventListener('ended', done, {once: true});
+    video.addEventListener('error', done, {once: true});
+  });
+  const quality = video.getVideoPlaybackQuality();
+  return {states, errors, error: video.error && video.error.message,
+          frames: quality.totalVideoFrames, duration: video.duration};
+}"""
+
+
+def test_the_smart_render_plays_in_chromium_across_every_join(
+    smart_and_full: tuple[Rendered, Rendered], sources: dict[str, Path]
+) -> None:
+    """Debian's Chromium, headless, loads the render in a <video> element from a server on
+    127.0.0.1, seeks to either side of every join of copied and encoded pieces, then plays
+    it through: no error event, a decoded frame at each seek."""
+    smart, _ = smart_and_full
+    video, _ = read_source_video(sources["phone"])
+    joins, position = [], 0
+    for piece in plan_pieces(video, CUTS)[:-1]:
+        position += piece.frames
+        joins += [(position - 0.5) / FPS, (position + 0.5) / FPS]
+    handler = functools.partial(_QuietHandler, directory=str(smart.path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(30_000)
+                page.goto(f"{origin}/")  # the video's origin: no cross-origin rules apply
+                result = page.evaluate(SEEK_AND_READ, [f"{origin}/{smart.path.name}", joins])
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        thread.join()
+    assert len(joins) >= 6
+    assert result["errors"] == [] and result["error"] is None
+    assert all(state >= 2 for state in result["states"]), result["states"]
+    assert abs(result["duration"] - counted_frames(smart.path) / FPS) < 0.05

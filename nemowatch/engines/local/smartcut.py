@@ -94,13 +94,10 @@ class SourceVideo:
         return float(self.packets[index].pts * self.time_base - self.start)
 
     @property
-    def frame_ticks(self) -> int:
-        """The usual distance between frames, in ticks of the time base."""
-        steps = sorted(
-            later.pts - earlier.pts
-            for earlier, later in zip(self.packets, self.packets[1:], strict=False)
-        )
-        return steps[len(steps) // 2] if steps else 0
+    def rate(self) -> float:
+        """Frames a second, over the whole stream (0.0 for a single frame)."""
+        span = self.packets[-1].pts - self.packets[0].pts if self.packets else 0
+        return (len(self.packets) - 1) / float(span * self.time_base) if span > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -188,10 +185,9 @@ def source_refusal(video: SourceVideo, draft: Draft) -> str | None:
         return "the source's video does not start with a keyframe"
     if any(earlier.pts >= later.pts for earlier, later in _pairs(video.packets)):
         return "the source's frames are not in playing order"
-    ticks = video.frame_ticks
-    if ticks <= 0 or facts.fps is None:
+    rate = video.rate
+    if rate <= 0 or facts.fps is None:
         return "the source's frame rate is unknown"
-    rate = 1 / float(ticks * video.time_base)
     if abs(rate - facts.fps) > FPS_TOLERANCE:
         return f"the source plays {rate:.3f} fps, the output {facts.fps:g}"
     exact = Fraction(1) / (Fraction(facts.fps).limit_denominator(1001) * video.time_base)
@@ -208,8 +204,7 @@ def source_refusal(video: SourceVideo, draft: Draft) -> str | None:
 
 def kept_frames(video: SourceVideo, cut: Cut) -> tuple[int, int]:
     """The frames `cut` keeps, as indices `first`, `end` (exclusive)."""
-    fps = 1 / float(video.frame_ticks * video.time_base)
-    slack = FRAME_TOLERANCE / fps
+    slack = FRAME_TOLERANCE / video.rate
     times = [video.time(index) for index in range(len(video.packets))]
     first = next((index for index, time in enumerate(times) if time >= cut.start - slack), None)
     if first is None:
