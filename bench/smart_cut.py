@@ -40,12 +40,15 @@ from tests.media import SPEECH  # noqa: E402
 
 def make_source(path: Path, ffmpeg: Path, seconds: float, size: str, gop: float) -> None:
     """The clip: 30 fps, x264 superfast (High, CABAC) without B-frames, GOP `gop` s."""
-    gates = "".join(
-        f"*not(between(t\\,{start}\\,{end}))" for start, end in speech_layout(seconds)
-    )
+    gates = "".join(f"*not(between(t\\,{start}\\,{end}))" for start, end in speech_layout(seconds))
     command = [str(ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     command += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}"]
-    command += ["-f", "lavfi", "-i", f"aevalsrc={SPEECH}{gates}|{SPEECH}{gates}:s=48000:d={seconds}"]
+    command += [
+        "-f",
+        "lavfi",
+        "-i",
+        f"aevalsrc={SPEECH}{gates}|{SPEECH}{gates}:s=48000:d={seconds}",
+    ]
     command += ["-c:v", "libx264", "-preset", "superfast", "-bf", "0", "-crf", "20"]
     command += ["-g", str(round(gop * 30)), "-keyint_min", str(round(gop * 30))]
     command += ["-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k"]

@@ -33,6 +33,7 @@ SECONDS = 10.0
 SIZE = (320, 180)
 FPS = 30
 # kept stretches: cuts inside GOPs (1 s each), one on a keyframe, one that ends the clip
+PYRAMID = ["-g", "30", "-bf", "3", "-x264-params", "b-pyramid=normal:open-gop=1"]
 CUTS = (Cut(0.5, 3.2), Cut(4.0, 6.9), Cut(7.35, 8.0), Cut(8.4, SECONDS))
 
 
@@ -69,13 +70,12 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         # what phones send: a 1-s GOP, no B-frames
         "phone": make_source(folder, "phone.mp4", ["-g", "30", "-bf", "0", "-pix_fmt", "yuv420p"]),
-        "pyramid": make_source(
-            folder, "pyramid.mp4",
-            ["-g", "30", "-bf", "3", "-x264-params", "b-pyramid=normal:open-gop=1",
-             "-pix_fmt", "yuv420p"],
-        ),  # fmt: skip
+        # B-frames in a pyramid, open GOPs
+        "pyramid": make_source(folder, "pyramid.mp4", PYRAMID),
         "ten_bit": make_source(folder, "ten-bit.mp4", ["-g", "30", "-pix_fmt", "yuv420p10le"]),
-        "pal": make_source(folder, "pal.mp4", ["-g", "25", "-bf", "0", "-pix_fmt", "yuv420p"], fps=25),
+        "pal": make_source(
+            folder, "pal.mp4", ["-g", "25", "-bf", "0", "-pix_fmt", "yuv420p"], fps=25
+        ),
     }
 
 

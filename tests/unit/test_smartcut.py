@@ -28,9 +28,7 @@ from nemowatch.rules import EditSpec, ExportSpec, Quality, TextOverlay
 FPS = 30
 
 
-def video(
-    frames: int = 300, gop: int = 30, *, ticks: int = 512, **changes: object
-) -> SourceVideo:
+def video(frames: int = 300, gop: int = 30, *, ticks: int = 512, **changes: object) -> SourceVideo:
     """A 30 fps stream in a 1/15360 time base, an IDR frame every `gop` frames."""
     fields: dict[str, object] = dict(
         codec="h264", profile="High", level=40, pixel_format="yuv420p", width=320,
@@ -158,7 +156,9 @@ def test_a_variable_frame_rate_is_refused() -> None:
 
 def test_an_avcc_record_gives_its_parameter_sets_as_annex_b() -> None:
     sps, pps = b"\x67\x64\x00\x0d\xac", b"\x68\xee\x3c\x80"
-    record = bytes([1, 0x64, 0, 0x0D, 0xFF, 0xE1, 0, len(sps)]) + sps + bytes([1, 0, len(pps)]) + pps
+    record = (
+        bytes([1, 0x64, 0, 0x0D, 0xFF, 0xE1, 0, len(sps)]) + sps + bytes([1, 0, len(pps)]) + pps
+    )
     assert parameter_sets(record) == (4, b"\0\0\0\1" + sps + b"\0\0\0\1" + pps)
 
 

@@ -326,12 +326,7 @@ class LocalEngine:
             subtitles=subtitles if (subtitles := subtitles_beside(destination)).is_file() else None,
             width=width,
             height=height,
-            smart={
-                "used": report.smart.used,
-                "reason": report.smart.reason,
-                "copied_s": round(report.smart.copied, 3),
-                "encoded_s": round(report.smart.encoded, 3),
-            },
+            smart=dict(report.smart.to_json()),
         ).render()
 
     async def poll(self, render: Render) -> RenderStatus:

@@ -75,6 +75,14 @@ class Smartness:
     copied: float = 0.0  # seconds
     encoded: float = 0.0
 
+    def to_json(self) -> dict[str, bool | str | float]:
+        return {
+            "used": self.used,
+            "reason": self.reason,
+            "copied_s": round(self.copied, 3),
+            "encoded_s": round(self.encoded, 3),
+        }
+
 
 @dataclass(frozen=True)
 class RenderReport:
@@ -84,7 +92,6 @@ class RenderReport:
     reason: str
     measured: dict[str, float] = field(default_factory=dict)
     smart: Smartness = field(default_factory=lambda: Smartness(False, "not tried"))
-
 
 
 async def render(
@@ -184,8 +191,9 @@ async def _video(
     and the source allow it, else (or when a check of it fails) encoded whole."""
     try:
         result: SmartResult = await smart_video(
-            draft, spec, source, output, ffmpeg=ffmpeg.path, fast_start=not part
-        )
+            draft, spec, source, output, ffmpeg=ffmpeg.path, fast_start=not part,
+            progress=stages.picture,
+        )  # fmt: skip
     except SmartRefused as refused:
         if spec.smart != "off":
             log.info("render.smart_fallback", reason=refused.reason)

@@ -26,12 +26,13 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local.effects import Effects
-from nemowatch.engines.local.timeline import Cut, TimelineFacts, cuts_of, fps_value, texts_of
+from nemowatch.engines.local.timeline import Cut, TimelineFacts, fps_value, texts_of
 from nemowatch.rules import ExportSpec, Quality
 
 # The containers whose H.264 may be copied: the output's (H.264 High in MP4 or MOV).
@@ -39,7 +40,12 @@ COPY_FORMATS = frozenset({"mp4", "mov"})
 
 
 # H.264 profiles the output (High) can hold, and x264's name for each.
-PROFILES = {"High": "high", "Main": "main", "Constrained Baseline": "baseline", "Baseline": "baseline"}
+PROFILES = {
+    "High": "high",
+    "Main": "main",
+    "Constrained Baseline": "baseline",
+    "Baseline": "baseline",
+}
 
 
 # FFmpeg's numbers for the colour tags (AVColorPrimaries, ...) and x264's names for them;
@@ -209,9 +215,7 @@ def kept_frames(video: SourceVideo, cut: Cut) -> tuple[int, int]:
     first = next((index for index, time in enumerate(times) if time >= cut.start - slack), None)
     if first is None:
         return len(times), len(times)
-    end = next(
-        (index for index, time in enumerate(times) if time >= cut.end - slack), len(times)
-    )
+    end = next((index for index, time in enumerate(times) if time >= cut.end - slack), len(times))
     return first, max(first, end)
 
 
@@ -454,4 +458,4 @@ def _append(pieces: list[Piece], piece: Piece) -> None:
 
 
 def _pairs(packets: Sequence[Packet]) -> Iterator[tuple[Packet, Packet]]:
-    return zip(packets, packets[1:], strict=False)
+    return pairwise(packets)

@@ -10,9 +10,10 @@ never a shipped file).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,7 +68,14 @@ def qualifies(draft: Draft, spec: ExportSpec) -> str | None:
 
 
 async def smart_video(
-    draft: Draft, spec: ExportSpec, source: Path, output: Path, *, ffmpeg: Path, fast_start: bool
+    draft: Draft,
+    spec: ExportSpec,
+    source: Path,
+    output: Path,
+    *,
+    ffmpeg: Path,
+    fast_start: bool,
+    progress: Callable[[float], None] | None = None,
 ) -> SmartResult:
     """The video of `draft` to `output` (MP4, no sound), its whole GOPs copied from
     `source`. Raises SmartRefused when it does not apply or a check fails; EngineError
@@ -94,7 +102,9 @@ async def smart_video(
             except ValueError as exc:
                 raise SmartRefused(str(exc)) from exc
             spans = [(entry.first, entry.end) for entry in entries]
-            await asyncio.to_thread(_write_packets, source, video, spans, work[0], length_size, sets)
+            await asyncio.to_thread(
+                _write_packets, source, video, spans, work[0], length_size, sets
+            )
             crf, preset = X264_SETTINGS[spec.quality]
             starts = run_starts(pieces)
             arguments = encode_arguments(
@@ -102,6 +112,8 @@ async def smart_video(
             )
             await _run(arguments, ffmpeg)
             encoded = _encoded_runs(work[1].read_bytes(), pieces, starts)
+            if progress is not None:
+                progress(copied_seconds(pieces, fps)[1])
         await asyncio.to_thread(
             _write_joined, source, video, pieces, encoded, joined, length_size, sets
         )
@@ -239,7 +251,7 @@ def _encoded_runs(stream: bytes, pieces: Sequence[Piece], starts: Sequence[int])
     if not all(pictures[start][1] for start in starts):
         raise SmartRefused("the encoder did not start every encoded piece at an IDR frame")
     offsets = [pictures[start][0] for start in starts] + [len(stream)]
-    return [stream[begin:end] for begin, end in zip(offsets, offsets[1:], strict=False)]
+    return [stream[begin:end] for begin, end in pairwise(offsets)]
 
 
 def _write_joined(

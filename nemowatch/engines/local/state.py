@@ -107,7 +107,7 @@ class LocalRender:
     width: int | None = None  # the result's frame (verified before it is published)
     height: int | None = None
     # smart rendering: {"used": bool, "reason": why not, "copied_s", "encoded_s"}
-    smart: Mapping[str, object] = field(default_factory=dict)
+    smart: JSONObject = field(default_factory=dict)
 
     @classmethod
     def of(cls, render: Render) -> LocalRender:
