@@ -67,9 +67,17 @@ def make_source(folder: Path, name: str, video: Sequence[str], *, fps: int = FPS
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("smart-sources")
+    phone = make_source(folder, "phone.mp4", ["-g", "30", "-bf", "0", "-pix_fmt", "yuv420p"])
+    millisecond = folder / "millisecond.mp4"  # the same, its video timed in a 1 ms time base
+    subprocess.run(
+        [str(find_ffmpeg()), "-v", "error", "-y", "-i", str(phone), "-c", "copy",
+         "-video_track_timescale", "1000", str(millisecond)],
+        check=True,
+    )  # fmt: skip
     return {
+        "millisecond": millisecond,
         # what phones send: a 1-s GOP, no B-frames
-        "phone": make_source(folder, "phone.mp4", ["-g", "30", "-bf", "0", "-pix_fmt", "yuv420p"]),
+        "phone": phone,
         # B-frames in a pyramid, open GOPs
         "pyramid": make_source(folder, "pyramid.mp4", PYRAMID),
         "ten_bit": make_source(folder, "ten-bit.mp4", ["-g", "30", "-pix_fmt", "yuv420p10le"]),
@@ -215,6 +223,17 @@ def test_the_smart_renders_sound_and_picture_last_as_long(
     smart, _ = smart_and_full
     durations = stream_durations(smart.path)
     assert abs(durations["video"] - durations["audio"]) <= 0.020
+
+
+def test_a_source_timed_in_milliseconds_is_smart_rendered_to_the_planned_frames(
+    sources: dict[str, Path], ffmpeg: Capabilities, tmp_path: Path
+) -> None:
+    """30 fps in a 1 ms time base (33, 33, 34 ms ...) is a constant rate: the joined
+    stream is timed anew from the frame rate."""
+    rendered = run_render(sources["millisecond"], tmp_path / "out.mp4", ExportSpec(), ffmpeg)
+    assert rendered.report.smart.used, rendered.report.smart.reason
+    assert decode_errors(rendered.path) == ""
+    assert counted_frames(rendered.path) == sum(planned_frames(sources["millisecond"]))
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,11 @@ differ in them.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
@@ -98,6 +100,16 @@ class SourceVideo:
     def time(self, index: int) -> float:
         """When frame `index` plays, in the render's seconds."""
         return float(self.packets[index].pts * self.time_base - self.start)
+
+    @cached_property
+    def times(self) -> list[float]:
+        """When each frame plays, in the render's seconds."""
+        return [self.time(index) for index in range(len(self.packets))]
+
+    @cached_property
+    def keyframes(self) -> list[int]:
+        """The indices of the IDR frames."""
+        return [index for index, packet in enumerate(self.packets) if packet.keyframe]
 
     @property
     def rate(self) -> float:
@@ -211,11 +223,8 @@ def source_refusal(video: SourceVideo, draft: Draft) -> str | None:
 def kept_frames(video: SourceVideo, cut: Cut) -> tuple[int, int]:
     """The frames `cut` keeps, as indices `first`, `end` (exclusive)."""
     slack = FRAME_TOLERANCE / video.rate
-    times = [video.time(index) for index in range(len(video.packets))]
-    first = next((index for index, time in enumerate(times) if time >= cut.start - slack), None)
-    if first is None:
-        return len(times), len(times)
-    end = next((index for index, time in enumerate(times) if time >= cut.end - slack), len(times))
+    first = bisect_left(video.times, cut.start - slack)
+    end = bisect_left(video.times, cut.end - slack)
     return first, max(first, end)
 
 
@@ -224,16 +233,15 @@ def plan_pieces(video: SourceVideo, cuts: Sequence[Cut]) -> tuple[Piece, ...]:
     its first keyframe encoded, the whole GOPs from there to its last keyframe copied, the
     frames after that encoded. A segment with no whole GOP in it is encoded whole.
     Neighbouring encoded pieces (the tail of one segment, the head of the next) are one."""
-    keyframes = [index for index, packet in enumerate(video.packets) if packet.keyframe]
-    boundaries = [*keyframes, len(video.packets)]
+    boundaries = [*video.keyframes, len(video.packets)]
     pieces: list[Piece] = []
     for cut in cuts:
         first, end = kept_frames(video, cut)
         if end <= first:
             continue
-        start = next((key for key in keyframes if key >= first), None)
-        stop = max((key for key in boundaries if key <= end), default=None)
-        if start is None or stop is None or stop <= start:
+        start = boundaries[bisect_left(boundaries, first)]  # the first keyframe at or after
+        stop = boundaries[bisect_right(boundaries, end) - 1]  # the last at or before the end
+        if stop <= start:
             _append(pieces, Piece("encode", first, end))
             continue
         _append(pieces, Piece("encode", first, start))
@@ -257,7 +265,7 @@ def decode_plan(
     for piece in pieces:
         if piece.kind != "encode":
             continue
-        key = max(index for index in range(piece.first + 1) if video.packets[index].keyframe)
+        key = video.keyframes[bisect_right(video.keyframes, piece.first) - 1]
         last = entries[-1] if entries else None
         if last is not None and last.first <= key <= last.end and piece.end >= last.end:
             entries[-1] = DecodeEntry(last.first, piece.end)
