@@ -344,3 +344,14 @@ def test_the_smart_render_plays_in_chromium_across_every_join(
     assert result["errors"] == [] and result["error"] is None
     assert all(state >= 2 for state in result["states"]), result["states"]
     assert abs(result["duration"] - counted_frames(smart.path) / FPS) < 0.05
+
+
+def test_smart_off_renders_every_frame_without_a_fallback_logged(
+    smart_and_full: tuple[Rendered, Rendered],
+) -> None:
+    _, full = smart_and_full
+    assert not full.report.smart.used
+    assert full.report.smart.reason == "smart rendering is off"
+    assert not [event for event in full.events if "smart" in str(event["event"])]
+    with av.open(str(full.path)) as container:
+        assert container.streams.video[0].codec_context.profile == "High"
