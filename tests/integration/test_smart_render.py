@@ -340,6 +340,7 @@ def test_the_smart_render_plays_in_chromium_across_every_join(
     finally:
         server.shutdown()
         thread.join()
+        server.server_close()
     assert len(joins) >= 6
     assert result["errors"] == [] and result["error"] is None
     assert all(state >= 2 for state in result["states"]), result["states"]
