@@ -8,7 +8,8 @@ to a cut's end) are encoded again.
   (or None): see SourceVideo and the rules in `source_refusal`;
 - `plan_pieces(video, cuts)`: per kept segment, the head encoded, the whole GOPs copied,
   the tail encoded (`Piece`s in playing order);
-- `decode_entries`, `encode_arguments`, `join_arguments`: what the runs read and do.
+- `decode_plan`, `run_starts`, `encode_arguments`, `join_arguments`: what the encode run
+  decodes and keeps, where its IDR frames go, and the FFmpeg runs.
 
 The pieces travel as H.264 Annex-B streams (start codes, the parameter sets in-band
 before every keyframe), each frame one access unit: the copied packets are converted as
@@ -134,10 +135,10 @@ class Piece:
 
 @dataclass(frozen=True)
 class DecodeEntry:
-    """A run of packets the encode run decodes (from a keyframe), and where the frames it
-    keeps start and end in the decoded stream."""
+    """A run of packets the encode run decodes: from a keyframe (`first`) to `end`
+    (exclusive), source packet indices."""
 
-    first: int  # source packet index (a keyframe)
+    first: int
     end: int
 
 

@@ -62,11 +62,6 @@ class SmartResult:
     frames: int
 
 
-def qualifies(draft: Draft, spec: ExportSpec) -> str | None:
-    """Why the edit itself rules smart rendering out (None: it may apply)."""
-    return refusal(draft, spec)
-
-
 async def smart_video(
     draft: Draft,
     spec: ExportSpec,
