@@ -74,15 +74,35 @@ async def smart_video(
 ) -> SmartResult:
     """The video of `draft` to `output` (MP4, no sound), its whole GOPs copied from
     `source`. Raises SmartRefused when it does not apply or a check fails; EngineError
-    from FFmpeg runs is turned into a refusal too (the full render may still succeed)."""
+    from FFmpeg runs and OSError are turned into a refusal too (the full render may still
+    succeed, or fail saying why). `progress` is called with the seconds of the output
+    encoded once the encode run is done."""
     reason = refusal(draft, spec)
     if reason is not None:
         raise SmartRefused(reason)
+    try:
+        return await _smart_video(draft, spec, source, output, ffmpeg, fast_start, progress)
+    except OSError as exc:  # a full disk, say: the full render meets it too, and says so
+        raise SmartRefused(f"could not write a part of the smart render: {exc}") from exc
+
+
+async def _smart_video(
+    draft: Draft,
+    spec: ExportSpec,
+    source: Path,
+    output: Path,
+    ffmpeg: Path,
+    fast_start: bool,
+    progress: Callable[[float], None] | None,
+) -> SmartResult:
     video, extradata = await asyncio.to_thread(read_source_video, source)
     reason = source_refusal(video, draft)
     if reason is not None:
         raise SmartRefused(reason)
-    length_size, sets = parameter_sets(extradata)
+    try:
+        length_size, sets = parameter_sets(extradata)
+    except (ValueError, IndexError) as exc:
+        raise SmartRefused(f"the source's H.264 parameter sets are unreadable: {exc}") from exc
     pieces = plan_pieces(video, cuts_of(draft))
     if not any(piece.kind == "copy" for piece in pieces):
         raise SmartRefused("no whole GOP lies inside a kept segment")
