@@ -1,12 +1,16 @@
-"""The local engine's executor: a Draft becomes FFmpeg runs, and the one place they run.
+"""The local engine's executor: a Draft becomes FFmpeg runs, run here (a smart render's
+own runs are `smartrender`'s).
 
 Two FFmpeg runs at once, then one that joins them (the streams copied, not re-encoded):
 the video run encodes the picture while the audio run measures the loudness and
 encodes the sound, so the loudness pass never holds the picture up. The arguments and
 graphs come from the pure builders (`arguments`, `picture`, `sound`, `text`,
 `loudness`); this module writes their files, runs FFmpeg, reports progress and moves the
-result into place. Soft captions are added last, as a subtitle track copied in with
-the rest, and their .srt is left beside the render for the outbox.
+result into place. Where the job only cuts and the source allows it, the video run is a
+smart render instead (`smartrender`: the source's whole GOPs copied, only the frames
+around each cut encoded), and falls back to the full one, logged, when it cannot be.
+Soft captions are added last, as a subtitle track copied in with the rest, and their
+.srt is left beside the render for the outbox.
 """
 
 from __future__ import annotations
