@@ -39,6 +39,7 @@ CUTS = (Cut(0.5, 3.2), Cut(4.0, 6.9), Cut(7.35, 8.0), Cut(8.4, SECONDS))
 
 @dataclass(frozen=True)
 class Rendered:
+    source: Path
     path: Path
     report: RenderReport
     events: list[dict[str, object]]
@@ -78,6 +79,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "millisecond": millisecond,
         # what phones send: a 1-s GOP, no B-frames
         "phone": phone,
+        # B-frames (x264's default pyramid), closed GOPs
+        "b_frames": make_source(folder, "b-frames.mp4", ["-g", "30", "-bf", "3"]),
         # B-frames in a pyramid, open GOPs
         "pyramid": make_source(folder, "pyramid.mp4", PYRAMID),
         "ten_bit": make_source(folder, "ten-bit.mp4", ["-g", "30", "-pix_fmt", "yuv420p10le"]),
@@ -105,16 +108,22 @@ def run_render(
                 ffmpeg=ffmpeg, font=destination,
             )
         )  # fmt: skip
-    return Rendered(destination, report, events)
+    return Rendered(source, destination, report, events)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["phone", "b_frames"])
 def smart_and_full(
-    sources: dict[str, Path], ffmpeg: Capabilities, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    sources: dict[str, Path],
+    ffmpeg: Capabilities,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Rendered, Rendered]:
-    folder = tmp_path_factory.mktemp("smart-renders")
-    smart = run_render(sources["phone"], folder / "smart.mp4", ExportSpec(), ffmpeg)
-    full = run_render(sources["phone"], folder / "full.mp4", ExportSpec(smart="off"), ffmpeg)
+    """The cut-only job smart-rendered and fully rendered, of a phone's clip (no B-frames)
+    and of a camera's (B-frames in a pyramid, closed GOPs)."""
+    source = sources[request.param]
+    folder = tmp_path_factory.mktemp(f"smart-renders-{request.param}")
+    smart = run_render(source, folder / "smart.mp4", ExportSpec(), ffmpeg)
+    full = run_render(source, folder / "full.mp4", ExportSpec(smart="off"), ffmpeg)
     return smart, full
 
 
@@ -178,7 +187,7 @@ def test_a_cut_only_job_copies_whole_gops_and_encodes_only_around_the_cuts(
     assert [event["event"] for event in smart.events if "smart" in str(event["event"])] == [
         "render.smart"
     ]
-    video, _ = read_source_video(sources["phone"])
+    video, _ = read_source_video(smart.source)
     pieces = plan_pieces(video, CUTS)
     assert {piece.kind for piece in pieces} == {"copy", "encode"}
 
@@ -194,7 +203,7 @@ def test_the_smart_render_has_exactly_the_planned_frames_as_the_full_render_has(
     smart_and_full: tuple[Rendered, Rendered], sources: dict[str, Path]
 ) -> None:
     smart, full = smart_and_full
-    planned = sum(planned_frames(sources["phone"]))
+    planned = sum(planned_frames(smart.source))
     assert counted_frames(smart.path) == planned
     assert counted_frames(full.path) == planned
 
@@ -206,7 +215,7 @@ def test_each_kept_segment_starts_and_ends_on_the_full_renders_frames(
     smart_frames, full_frames = luma_frames(smart.path), luma_frames(full.path)
     assert len(smart_frames) == len(full_frames)
     position = 0
-    for count in planned_frames(sources["phone"]):
+    for count in planned_frames(smart.source):
         for index in (position, position + count - 1):
             assert psnr(smart_frames[index], full_frames[index]) >= 35.0, index
             # and not the neighbouring frame: the pattern moves every frame
@@ -239,7 +248,7 @@ def test_a_source_timed_in_milliseconds_is_smart_rendered_to_the_planned_frames(
 @pytest.mark.parametrize(
     ("name", "export", "fps", "reason"),
     [
-        ("pyramid", ExportSpec(), FPS, "B-frames"),
+        ("pyramid", ExportSpec(), FPS, "open GOPs"),
         ("ten_bit", ExportSpec(), FPS, "yuv420p10le"),
         ("pal", ExportSpec(fps=30), 25, "frame rate"),
     ],
@@ -317,7 +326,7 @@ def test_the_smart_render_plays_in_chromium_across_every_join(
     127.0.0.1, seeks to either side of every join of copied and encoded pieces, then plays
     it through: no error event, a decoded frame at each seek."""
     smart, _ = smart_and_full
-    video, _ = read_source_video(sources["phone"])
+    video, _ = read_source_video(smart.source)
     joins, position = [], 0
     for piece in plan_pieces(video, CUTS)[:-1]:
         position += piece.frames

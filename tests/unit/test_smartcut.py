@@ -126,7 +126,6 @@ def test_an_edit_that_changes_the_frames_is_refused(
         ({"codec": "hevc"}, "hevc"),
         ({"pixel_format": "yuvj420p"}, "yuvj420p"),
         ({"profile": "High 4:2:2"}, "profile"),
-        ({"reorders": True}, "B-frames"),
         ({"rotated": True}, "rotates"),
         ({"width": 180, "height": 320}, "coded size"),
         ({"start": Fraction(1, 10)}, "starts later"),
@@ -134,6 +133,35 @@ def test_an_edit_that_changes_the_frames_is_refused(
 )
 def test_a_source_that_cannot_be_copied_is_refused(changes: dict[str, object], reason: str) -> None:
     assert reason in (source_refusal(video(**changes), draft()) or "")
+
+
+def test_b_frames_in_closed_gops_are_copied_and_open_gops_refused() -> None:
+    # decoding order I P B B P B B ..., each GOP of 30 closed: plays I B B P B B P ...
+    def gop_packets(start: int, *, closed: bool) -> list[Packet]:
+        order = [0] + [
+            index for triple in range(1, 30, 3) for index in (triple + 2, triple, triple + 1)
+        ]
+        order = [index for index in order if index < 30]
+        if not closed:  # two frames of the GOP play before its keyframe
+            order = [2, 3, 0, 1, *order[4:]]
+        return [Packet((start + index) * 512, index == (2 if not closed else 0)) for index in order]
+
+    closed = video(
+        packets=tuple(packet for gop in range(10) for packet in gop_packets(gop * 30, closed=True))
+    )
+    assert source_refusal(closed, draft()) is None
+    assert closed.reorder_delay == 1
+    assert plan_pieces(closed, [Cut(0.5, 3.2)]) == (
+        Piece("encode", 15, 30), Piece("copy", 30, 90), Piece("encode", 90, 96),
+    )  # fmt: skip
+    assert closed.decoding(30, 90) == (30, 90)
+    # the encode run decodes whole GOPs: a frame may need one played after it
+    entries, _ = decode_plan(closed, plan_pieces(closed, [Cut(0.5, 3.2)]))
+    assert entries == [DecodeEntry(0, 30), DecodeEntry(90, 120)]
+    opened = video(
+        packets=tuple(packet for gop in range(10) for packet in gop_packets(gop * 30, closed=False))
+    )
+    assert "open GOPs" in (source_refusal(opened, draft()) or "")
 
 
 def test_a_source_at_another_rate_is_refused() -> None:

@@ -75,6 +75,7 @@ class Packet:
 
     pts: int  # in the stream's time base
     keyframe: bool  # an IDR frame: decoding can start here, no frame before it is needed
+    dts: int | None = None  # when it decodes (None: not stored)
 
 
 @dataclass(frozen=True)
@@ -97,25 +98,52 @@ class SourceVideo:
     color_trc: int
     colorspace: int
     packets: tuple[Packet, ...]
+    # keyframes (sync samples) that are no IDR frame: I frames of open GOPs, whose
+    # leading frames refer to the GOP before
+    open_keyframes: int = 0
 
-    def time(self, index: int) -> float:
-        """When frame `index` plays, in the render's seconds."""
-        return float(self.packets[index].pts * self.time_base - self.start)
+    @cached_property
+    def order(self) -> list[int]:
+        """The packets' indices (decoding order) in playing order: frame i of the output's
+        plan is packet `order[i]`. The plan counts frames in playing order."""
+        return sorted(range(len(self.packets)), key=lambda index: self.packets[index].pts)
 
     @cached_property
     def times(self) -> list[float]:
-        """When each frame plays, in the render's seconds."""
-        return [self.time(index) for index in range(len(self.packets))]
+        """When each frame plays (in playing order), in the render's seconds."""
+        return [
+            float(self.packets[index].pts * self.time_base - self.start) for index in self.order
+        ]
 
     @cached_property
     def keyframes(self) -> list[int]:
-        """The indices of the IDR frames."""
-        return [index for index, packet in enumerate(self.packets) if packet.keyframe]
+        """The IDR frames, as frame indices (playing order)."""
+        return [frame for frame, index in enumerate(self.order) if self.packets[index].keyframe]
+
+    @cached_property
+    def reorder_delay(self) -> int:
+        """How many frames later than it plays a frame is decoded, at most (0: no
+        B-frames); the output's decoding times lag its playing times by this many frames."""
+        played = {index: frame for frame, index in enumerate(self.order)}
+        return max((index - played[index] for index in range(len(self.packets))), default=0)
+
+    def decoding(self, first: int, end: int) -> tuple[int, int]:
+        """The packets (decoding order) of frames `first` to `end`, GOP boundaries (in a
+        closed GOP a keyframe is the first of its GOP in both orders, so the frames of
+        whole GOPs are the packets between the same two keyframes)."""
+        count = len(self.packets)
+        return (self.order[first] if first < count else count), (
+            self.order[end] if end < count else count
+        )
 
     @property
     def rate(self) -> float:
         """Frames a second, over the whole stream (0.0 for a single frame)."""
-        span = self.packets[-1].pts - self.packets[0].pts if self.packets else 0
+        span = (
+            (self.packets[self.order[-1]].pts - self.packets[self.order[0]].pts)
+            if self.packets
+            else 0
+        )
         return (len(self.packets) - 1) / float(span * self.time_base) if span > 0 else 0.0
 
 
@@ -180,10 +208,11 @@ def source_refusal(video: SourceVideo, draft: Draft) -> str | None:
     """Why `video` cannot be copied into the output of `draft`, or None.
 
     The rules: H.264 (the output's codec; H.265 would change it) in a profile of High's
-    family, 8-bit 4:2:0 in the limited range, without B-frames (so no open GOP and no
-    pyramid: every frame decodes in the order it plays, and each copied GOP starts at an
-    IDR frame), not rotated by the container, at a constant frame rate equal to the
-    output's (every timestamp within GRID_TICKS of a regular grid), starting at zero.
+    family, 8-bit 4:2:0 in the limited range, in closed GOPs (B-frames, pyramids too, are
+    fine, but no frame of a GOP may decode after the next GOP's IDR frame or play before
+    its own: a copied GOP is whole in both orders), not rotated by the container, at a
+    constant frame rate equal to the output's (every timestamp within GRID_TICKS of a
+    regular grid), starting at zero.
     """
     facts = TimelineFacts.of(draft)
     if video.codec != "h264":
@@ -194,29 +223,26 @@ def source_refusal(video: SourceVideo, draft: Draft) -> str | None:
         return f"the source's H.264 profile is {video.profile}"
     if not video.length_prefixed:
         return "the source's H.264 is not stored as MP4 or Matroska stores it"
-    if video.reorders:
-        return "the source has B-frames"
     if video.rotated:
         return "the source's container rotates the picture"
     if facts.source_size not in ((video.width, video.height), None):
         return "the source's coded size differs from its displayed size"
     if len(video.packets) < 2 or not video.packets[0].keyframe:
         return "the source's video does not start with a keyframe"
-    if any(earlier.pts >= later.pts for earlier, later in _pairs(video.packets)):
-        return "the source's frames are not in playing order"
+    if video.open_keyframes or not _closed_gops(video):
+        return "the source has open GOPs (frames before a keyframe decode after it)"
+    played = [video.packets[index].pts for index in video.order]
+    if any(earlier >= later for earlier, later in pairwise(played)):
+        return "two of the source's frames play at the same time"
     rate = video.rate
     if rate <= 0 or facts.fps is None:
         return "the source's frame rate is unknown"
     if abs(rate - facts.fps) > FPS_TOLERANCE:
         return f"the source plays {rate:.3f} fps, the output {facts.fps:g}"
     exact = Fraction(1) / (Fraction(facts.fps).limit_denominator(1001) * video.time_base)
-    first = video.packets[0].pts
-    if any(
-        abs(packet.pts - first - index * exact) > GRID_TICKS
-        for index, packet in enumerate(video.packets)
-    ):
+    if any(abs(pts - played[0] - index * exact) > GRID_TICKS for index, pts in enumerate(played)):
         return "the source's frame rate is not constant"
-    if abs(video.time(0)) > float(video.time_base) * GRID_TICKS + 1e-9:
+    if abs(video.times[0]) > float(video.time_base) * GRID_TICKS + 1e-9:
         return "the source's video starts later than its sound (an edit list or a delay)"
     return None
 
@@ -267,13 +293,17 @@ def decode_plan(
         if piece.kind != "encode":
             continue
         key = video.keyframes[bisect_right(video.keyframes, piece.first) - 1]
+        end = piece.end
+        if video.reorder_delay:  # the frames after `end` in the GOP may be needed before it
+            boundaries = [*video.keyframes, len(video.packets)]
+            end = boundaries[bisect_left(boundaries, piece.end)]
         last = entries[-1] if entries else None
-        if last is not None and last.first <= key <= last.end and piece.end >= last.end:
-            entries[-1] = DecodeEntry(last.first, piece.end)
+        if last is not None and last.first <= key <= last.end and end >= last.end:
+            entries[-1] = DecodeEntry(last.first, end)
         else:
             if last is not None:
                 decoded += last.end - last.first
-            entries.append(DecodeEntry(key, piece.end))
+            entries.append(DecodeEntry(key, end))
         low = decoded + piece.first - entries[-1].first
         if ranges and low <= ranges[-1][1]:
             raise ValueError("the kept segments overlap or play out of order")
@@ -447,6 +477,16 @@ def split_access_units(stream: bytes) -> list[tuple[int, bool]]:
     return starts
 
 
+def annexb_units(stream: bytes) -> list[bytes]:
+    """The NAL units of an Annex-B stream (without their start codes)."""
+    offsets = list(_nal_offsets(stream))
+    units = []
+    for number, (_, header) in enumerate(offsets):
+        end = offsets[number + 1][0] if number + 1 < len(offsets) else len(stream)
+        units.append(stream[header:end])
+    return units
+
+
 def _nal_offsets(stream: bytes) -> Iterator[tuple[int, int]]:
     """(offset of the start code, offset of the NAL header) of each NAL unit."""
     position = stream.find(b"\x00\x00\x01")
@@ -457,6 +497,23 @@ def _nal_offsets(stream: bytes) -> Iterator[tuple[int, int]]:
         position = stream.find(b"\x00\x00\x01", header)
 
 
+def _closed_gops(video: SourceVideo) -> bool:
+    """Whether every GOP is closed: its IDR frame is the first of it in decoding and in
+    playing order, and its frames are those between it and the next IDR frame in both."""
+    played = {index: frame for frame, index in enumerate(video.order)}
+    start, end = 0, 0  # the current GOP's first packet and the next keyframe's
+    keys = [index for index, packet in enumerate(video.packets) if packet.keyframe]
+    following = iter([*keys[1:], len(video.packets)])
+    for index, packet in enumerate(video.packets):
+        if packet.keyframe:
+            start, end = index, next(following)
+            if played[index] != index:
+                return False
+        elif not start <= played[index] < end:
+            return False
+    return True
+
+
 def _append(pieces: list[Piece], piece: Piece) -> None:
     if piece.frames <= 0:
         return
@@ -464,7 +521,3 @@ def _append(pieces: list[Piece], piece: Piece) -> None:
         pieces[-1] = Piece("encode", pieces[-1].first, piece.end)
     else:
         pieces.append(piece)
-
-
-def _pairs(packets: Sequence[Packet]) -> Iterator[tuple[Packet, Packet]]:
-    return pairwise(packets)

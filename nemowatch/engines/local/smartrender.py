@@ -10,7 +10,7 @@ never a shipped file).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
@@ -28,6 +28,7 @@ from nemowatch.engines.local.smartcut import (
     Piece,
     SourceVideo,
     annexb,
+    annexb_units,
     copied_seconds,
     decode_plan,
     encode_arguments,
@@ -39,6 +40,7 @@ from nemowatch.engines.local.smartcut import (
     run_starts,
     source_refusal,
     split_access_units,
+    track_timescale,
 )
 from nemowatch.engines.local.timeline import TimelineFacts, cuts_of
 from nemowatch.errors import EngineError
@@ -116,7 +118,7 @@ async def _smart_video(
                 entries, ranges = decode_plan(video, pieces)
             except ValueError as exc:
                 raise SmartRefused(str(exc)) from exc
-            spans = [(entry.first, entry.end) for entry in entries]
+            spans = [video.decoding(entry.first, entry.end) for entry in entries]
             await asyncio.to_thread(
                 _write_packets, source, video, spans, work[0], length_size, sets
             )
@@ -129,10 +131,15 @@ async def _smart_video(
             encoded = _encoded_runs(work[1].read_bytes(), pieces, starts)
             if progress is not None:
                 progress(copied_seconds(pieces, fps)[1])
-        await asyncio.to_thread(
-            _write_joined, source, video, pieces, encoded, joined, length_size, sets
-        )
-        await _run(join_arguments(fps, joined, output, fast_start=fast_start), ffmpeg)
+        if video.reorder_delay:  # B-frames: muxed here, each packet given its times
+            await asyncio.to_thread(
+                _mux_joined, source, video, pieces, encoded, output, fps, fast_start, sets
+            )
+        else:  # every frame decodes as it plays: timed from the frame rate by FFmpeg
+            await asyncio.to_thread(
+                _write_joined, source, video, pieces, encoded, joined, length_size, sets
+            )
+            await _run(join_arguments(fps, joined, output, fast_start=fast_start), ffmpeg)
         frames = sum(piece.frames for piece in pieces)
         counted = await asyncio.to_thread(_count_frames, output)
         if counted != frames:
@@ -158,6 +165,7 @@ def read_source_video(source: Path) -> tuple[SourceVideo, bytes]:
             length_prefixed = len(extradata) > 6 and extradata[0] == 1
             length_size = (extradata[4] & 3) + 1 if length_prefixed else 4
             packets: list[Packet] = []
+            open_keyframes = 0
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
@@ -169,7 +177,9 @@ def read_source_video(source: Path) -> tuple[SourceVideo, bytes]:
                         keyframe = is_idr(memoryview(packet), length_size)
                     except ValueError as exc:
                         raise SmartRefused(f"the source's video is damaged: {exc}") from exc
-                packets.append(Packet(pts=int(packet.pts), keyframe=keyframe))
+                    open_keyframes += not keyframe
+                dts = int(packet.dts) if packet.dts is not None else None
+                packets.append(Packet(pts=int(packet.pts), keyframe=keyframe, dts=dts))
             container.seek(0)
             rotation = 0
             for frame in container.decode(stream):
@@ -186,6 +196,7 @@ def read_source_video(source: Path) -> tuple[SourceVideo, bytes]:
                 time_base=Fraction(stream.time_base or 0),
                 start=start,
                 reorders=bool(context.has_b_frames),
+                open_keyframes=open_keyframes,
                 rotated=rotation % 360 != 0,
                 length_prefixed=length_prefixed,
                 color_range=int(context.color_range or 0),
@@ -285,10 +296,123 @@ def _write_joined(
     with output.open("wb") as sink:
         for piece in pieces:
             if piece.kind == "copy":
-                _copy_spans(source, video, [(piece.first, piece.end)], sink, length_size, sets)
+                spans = [video.decoding(piece.first, piece.end)]
+                _copy_spans(source, video, spans, sink, length_size, sets)
             elif previous == "copy":
                 sink.write(next(runs))
             previous = piece.kind
+
+
+def _mux_joined(
+    source: Path,
+    video: SourceVideo,
+    pieces: Sequence[Piece],
+    encoded: Sequence[bytes],
+    output: Path,
+    fps: float,
+    fast_start: bool,
+    sets: bytes,
+) -> None:
+    """The pieces in playing order muxed into `output` (MP4) with PyAV, each packet timed:
+    a copied packet plays at its frame's place in the output and decodes at its place in
+    the piece's decoding order, `reorder_delay` frames earlier; an encoded one (no
+    B-frames) decodes that many frames before it plays too, so decoding times rise across
+    every join. Packets are length-prefixed, as the source's are; the parameter sets go
+    in-band before each copied IDR frame (the encoded ones carry x264's)."""
+    timescale = track_timescale(fps)
+    tick = Fraction(timescale) / Fraction(fps).limit_denominator(1001)
+    if tick.denominator != 1:
+        raise SmartRefused(f"{fps:g} fps is no whole number of ticks in the MP4 track")
+    frame = int(tick)
+    delay = video.reorder_delay
+    options = {"movflags": "+faststart"} if fast_start else {}
+    try:
+        with av.open(str(source), metadata_errors="ignore") as container:
+            template = container.streams.video[0]
+            extradata = bytes(template.codec_context.extradata or b"")
+            length_size = (extradata[4] & 3) + 1
+            prefixed_sets = b"".join(
+                len(unit).to_bytes(length_size, "big") + bytes(unit) for unit in annexb_units(sets)
+            )
+            with av.open(str(output), "w", format="mp4", options=options) as sink:
+                stream = sink.add_stream_from_template(template)
+                stream.time_base = Fraction(1, timescale)
+                time_base = Fraction(1, timescale)
+
+                def mux(data: bytes, played: int, decoded: int, keyframe: bool) -> None:
+                    packet = av.Packet(data)
+                    packet.pts, packet.dts = played * frame, (decoded - delay) * frame
+                    packet.time_base = time_base
+                    packet.stream = stream
+                    packet.is_keyframe = keyframe
+                    sink.mux(packet)
+
+                position = 0
+                runs = iter(encoded)
+                previous = "copy"
+                for piece in pieces:
+                    if piece.kind == "copy":
+                        first, end = video.decoding(piece.first, piece.end)
+                        played = {index: frame for frame, index in enumerate(video.order)}
+                        for offset, data in enumerate(
+                            _packets(container, template, video, first, end)
+                        ):
+                            index = first + offset
+                            keyframe = video.packets[index].keyframe
+                            payload = (prefixed_sets if keyframe else b"") + data
+                            place = position + played[index] - piece.first
+                            mux(payload, place, position + offset, keyframe)
+                        position += piece.frames
+                    elif previous == "copy":
+                        run = next(runs)
+                        for number, (begin, stop, idr) in enumerate(_pictures(run)):
+                            units = annexb_units(run[begin:stop])
+                            payload = b"".join(
+                                len(unit).to_bytes(length_size, "big") + bytes(unit)
+                                for unit in units
+                            )
+                            mux(payload, position + number, position + number, idr)
+                        position += len(_pictures(run))
+                    previous = piece.kind
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+        raise SmartRefused(f"could not mux the smart render: {exc}") from exc
+
+
+def _pictures(run: bytes) -> list[tuple[int, int, bool]]:
+    """Each picture of an Annex-B run: (start, end, idr)."""
+    starts = split_access_units(run)
+    ends = [offset for offset, _ in starts[1:]] + [len(run)]
+    return [(start, end, idr) for (start, idr), end in zip(starts, ends, strict=True)]
+
+
+def _packets(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    video: SourceVideo,
+    first: int,
+    end: int,
+) -> Iterator[bytes]:
+    """The bytes of packets `first` to `end` (decoding order; `first` a keyframe),
+    found by seeking and checked against the index."""
+    container.seek(video.packets[first].pts, stream=stream, backward=True)
+    index = None
+    for packet in container.demux(stream):
+        if packet.size == 0 or packet.pts is None:
+            continue
+        if index is None:
+            wanted = video.packets[first].dts
+            if packet.pts != video.packets[first].pts:
+                if packet.dts is not None and wanted is not None and packet.dts < wanted:
+                    continue  # before the keyframe, in decoding order
+                raise SmartRefused("seeking missed a keyframe of the source")
+            index = first
+        if packet.pts != video.packets[index].pts:
+            raise SmartRefused("the source's packets differ from its index")
+        yield bytes(packet)
+        index += 1
+        if index >= end:
+            return
+    raise SmartRefused("the source ended before a copied stretch did")
 
 
 def _count_frames(path: Path) -> int:
