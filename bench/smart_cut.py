@@ -1,6 +1,7 @@
 """Benchmark: smart rendering of a cut-only job, against a bare re-encode (the floor).
 
-    python bench/smart_cut.py [--seconds 120] [--size 1920x1080] [--gops 1,2,8] [--work DIR]
+    python bench/smart_cut.py [--seconds 120] [--size 1920x1080] [--gops 1,2,8]
+                              [--b-frames 0] [--work DIR]
 
 For each GOP length (seconds), a generated clip (FFmpeg's test pattern at 30 fps, x264
 High profile without B-frames, an IDR frame every GOP: what phones record; speech-like
@@ -38,8 +39,11 @@ from nemowatch.rules import ExportSpec  # noqa: E402
 from tests.media import SPEECH  # noqa: E402
 
 
-def make_source(path: Path, ffmpeg: Path, seconds: float, size: str, gop: float) -> None:
-    """The clip: 30 fps, x264 superfast (High, CABAC) without B-frames, GOP `gop` s."""
+def make_source(
+    path: Path, ffmpeg: Path, seconds: float, size: str, gop: float, b_frames: int = 0
+) -> None:
+    """The clip: 30 fps, x264 superfast (High, CABAC), `b_frames` B-frames (x264's pyramid
+    from 2 on, closed GOPs), GOP `gop` s."""
     gates = "".join(f"*not(between(t\\,{start}\\,{end}))" for start, end in speech_layout(seconds))
     command = [str(ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     command += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}"]
@@ -49,7 +53,7 @@ def make_source(path: Path, ffmpeg: Path, seconds: float, size: str, gop: float)
         "-i",
         f"aevalsrc={SPEECH}{gates}|{SPEECH}{gates}:s=48000:d={seconds}",
     ]
-    command += ["-c:v", "libx264", "-preset", "superfast", "-bf", "0", "-crf", "20"]
+    command += ["-c:v", "libx264", "-preset", "superfast", "-bf", str(b_frames), "-crf", "20"]
     command += ["-g", str(round(gop * 30)), "-keyint_min", str(round(gop * 30))]
     command += ["-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k"]
     subprocess.run([*command, str(path)], check=True)
@@ -103,6 +107,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--gops", default="1,2,8", help="GOP lengths in seconds")
+    parser.add_argument("--b-frames", type=int, default=0, help="B-frames of the source")
     parser.add_argument("--work", type=Path, default=None, help="keep files here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="nemowatch-smart-bench-"))
@@ -111,10 +116,11 @@ def main() -> int:
     ffmpeg = choice.ffmpeg.path
     rows = []
     for gop in (float(value) for value in args.gops.split(",")):
-        source = work / f"source-{int(args.seconds)}s-{args.size}-gop{gop:g}.mp4"
+        b_frames = f"-bf{args.b_frames}" if args.b_frames else ""
+        source = work / f"source-{int(args.seconds)}s-{args.size}-gop{gop:g}{b_frames}.mp4"
         if not source.exists():
             print(f"generating {source.name} ...", file=sys.stderr)
-            make_source(source, ffmpeg, args.seconds, args.size, gop)
+            make_source(source, ffmpeg, args.seconds, args.size, gop, args.b_frames)
         smart_cpu, output, event = run_job(work / source.stem, source, "auto")
         full_cpu, _, _ = run_job(work / source.stem, source, "off")
         facts = probe(output)
@@ -143,7 +149,8 @@ def main() -> int:
     header = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "ffmpeg": f"{choice.ffmpeg.version} ({choice.origin}, {ffmpeg})",
-        "source": f"{args.seconds:g} s, {args.size}, 30 fps, x264 superfast, no B-frames",
+        "source": f"{args.seconds:g} s, {args.size}, 30 fps, x264 superfast, "
+        f"{args.b_frames} B-frames",
     }
     for key, value in header.items():
         print(f"{key}: {value}")

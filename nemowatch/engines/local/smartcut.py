@@ -14,11 +14,14 @@ to a cut's end) are encoded again.
 The pieces travel as H.264 Annex-B streams (start codes, the parameter sets in-band
 before every keyframe), each frame one access unit: the copied packets are converted as
 FFmpeg's `h264_mp4toannexb` does (`annexb`), the encoded ones come from x264 in that form.
-They are joined byte for byte and put into the container once, with timestamps made from
-the frame rate (`-framerate`): a source without B-frames decodes in the order it plays,
-so the frames keep their order and count exactly. A decoder meets each piece's SPS and
-PPS right before the IDR frame that starts it, so the copied and the encoded pieces may
-differ in them.
+They are joined and put into the container once: a source without B-frames decodes in
+the order it plays, so the joined stream is timed from the frame rate by FFmpeg
+(`-framerate`); one with B-frames is muxed packet by packet with the times the plan
+gives each (`smartrender`). Either way the frames keep their order and count exactly.
+A decoder meets each piece's SPS and PPS right before the IDR frame that starts it, so
+the copied and the encoded pieces may differ in them. The plan counts frames in playing
+order; in closed GOPs (the only ones copied) a GOP's frames are the same in decoding
+order, between the same two IDR frames.
 """
 
 from __future__ import annotations
