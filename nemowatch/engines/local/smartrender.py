@@ -347,13 +347,13 @@ def _mux_joined(
                     packet.is_keyframe = keyframe
                     sink.mux(packet)
 
+                played = {index: frame for frame, index in enumerate(video.order)}
                 position = 0
                 runs = iter(encoded)
                 previous = "copy"
                 for piece in pieces:
                     if piece.kind == "copy":
                         first, end = video.decoding(piece.first, piece.end)
-                        played = {index: frame for frame, index in enumerate(video.order)}
                         for offset, data in enumerate(
                             _packets(container, template, video, first, end)
                         ):
@@ -365,14 +365,15 @@ def _mux_joined(
                         position += piece.frames
                     elif previous == "copy":
                         run = next(runs)
-                        for number, (begin, stop, idr) in enumerate(_pictures(run)):
+                        pictures = _pictures(run)
+                        for number, (begin, stop, idr) in enumerate(pictures):
                             units = annexb_units(run[begin:stop])
                             payload = b"".join(
                                 len(unit).to_bytes(length_size, "big") + bytes(unit)
                                 for unit in units
                             )
                             mux(payload, position + number, position + number, idr)
-                        position += len(_pictures(run))
+                        position += len(pictures)
                     previous = piece.kind
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         raise SmartRefused(f"could not mux the smart render: {exc}") from exc
