@@ -47,6 +47,8 @@ class Disposal:
             "plan": record.draft,
             "warnings": record.warnings,
             "timings": record.timings,
+            # the local engine's smart render: used or why not, seconds copied and encoded
+            "smart": ((record.render or {}).get("data") or {}).get("smart"),
             "finished_at": self.now().astimezone().isoformat(timespec="seconds"),
         }
         try:

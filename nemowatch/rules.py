@@ -281,6 +281,9 @@ class ExportSpec(Frozen):
     )
     quality: Quality = Quality.HIGH
     fps: float | None = Field(default=None, gt=0.0, le=120.0)  # None: the source's rate
+    # auto: a job that only cuts copies the source's whole GOPs and encodes only the frames
+    # around each cut, where the edit and the source allow it (see docs/editing.md)
+    smart: Literal["auto", "off"] = "auto"
 
     @property
     def short_side(self) -> int | None:

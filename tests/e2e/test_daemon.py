@@ -210,10 +210,9 @@ def test_bad_inputs_end_in_failed_with_a_readable_report(setup, clips) -> None:
 
 
 def test_sigkill_while_rendering_then_restart_finishes_the_job_once(tmp_path: Path, clips) -> None:
-    config = write_config(
-        tmp_path,
-        [rule(tmp_path, export={"format": "mp4", "resolution": "source", "quality": "high"})],
-    )
+    # smart: off, so every frame is encoded: a render long enough to be killed in
+    export = {"format": "mp4", "resolution": "source", "quality": "high", "smart": "off"}
+    config = write_config(tmp_path, [rule(tmp_path, export=export)])
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     log = tmp_path / "daemon.log"
     daemon = Daemon(config, log).start()

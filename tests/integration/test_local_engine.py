@@ -91,9 +91,12 @@ async def test_cutting_silences_shortens_the_clip_by_its_silences(
     assert result.video.duration == pytest.approx(expected, abs=0.2)
     assert result.video.duration == pytest.approx(draft.duration, abs=0.05)
     assert result.audio.duration == pytest.approx(result.video.duration, abs=0.05)
+    # a cut-only job is smart-rendered: the source's whole GOPs are copied, in its profile
+    source = probe(layout.path).video
+    assert source is not None
     assert (result.video.codec, result.video.profile, result.video.pix_fmt) == (
         "h264",
-        "High",
+        source.profile,
         "yuv420p",
     )
     assert (result.audio.codec, result.audio.sample_rate, result.audio.channels) == (
@@ -104,7 +107,7 @@ async def test_cutting_silences_shortens_the_clip_by_its_silences(
     assert moov_before_mdat(destination)
 
 
-async def test_without_an_edit_the_clip_is_only_re_encoded(clips: Clips, tmp_path: Path) -> None:
+async def test_without_an_edit_the_clips_picture_is_copied(clips: Clips, tmp_path: Path) -> None:
     destination = tmp_path / "out.mp4"
 
     _, draft, result = await produce(
@@ -114,7 +117,11 @@ async def test_without_an_edit_the_clip_is_only_re_encoded(clips: Clips, tmp_pat
     assert draft.duration == pytest.approx(3.0, abs=0.001)
     assert result.video is not None and result.audio is not None
     assert result.video.duration == pytest.approx(3.0, abs=0.05)
-    assert (result.video.width, result.video.height, result.video.profile) == (160, 120, "High")
+    # smart rendering: every GOP copied as it is, in the source's profile
+    source = probe(clips.basic).video
+    assert source is not None
+    assert (result.video.width, result.video.height) == (160, 120)
+    assert result.video.profile == source.profile
     assert (result.audio.sample_rate, result.audio.channels) == (48000, 2)
     assert moov_before_mdat(destination)
 

@@ -210,6 +210,9 @@ async def test_a_report_beside_the_output_holds_spec_plan_warnings_and_timings(
     assert any("make it sparkle" in warning for warning in report["warnings"])
     assert set(report["timings"]) >= {"upload", "edit", "export", "verify"}
     assert report["instructions"] == ["cut out silences, and make it sparkle"]
+    # whether the picture was smart-rendered, and why not (this rule asks for low quality)
+    assert report["smart"]["used"] is False
+    assert "quality is low" in report["smart"]["reason"]
 
 
 async def test_a_format_chosen_in_the_text_gives_the_output_its_extension(world, clips) -> None:

@@ -329,6 +329,7 @@ class LocalEngine:
             subtitles=subtitles if (subtitles := subtitles_beside(destination)).is_file() else None,
             width=width,
             height=height,
+            smart=dict(report.smart.to_json()),
         ).render()
 
     async def poll(self, render: Render) -> RenderStatus:

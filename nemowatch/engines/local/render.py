@@ -1,4 +1,5 @@
-"""The local engine's executor: a Draft becomes FFmpeg runs, and the one place they run.
+"""The local engine's executor: a Draft becomes FFmpeg runs, run here (a smart render's
+own runs are `smartrender`'s).
 
 Two FFmpeg runs, one after the other, then one that joins them (the streams copied, not
 re-encoded): the video run encodes the picture, then the audio run encodes the sound at
@@ -9,7 +10,10 @@ source's index) beside the picture's 350 MB at 1080p. The arguments and graphs c
 the pure builders (`arguments`, `picture`, `sound`, `text`, `loudness`); this module
 writes their files, runs FFmpeg, reports progress and moves the result into place. Soft
 captions are added last, as a subtitle track copied in with the rest, and their .srt is
-left beside the render for the outbox.
+left beside the render for the outbox. Where the job only cuts and the source allows it,
+the video run is a smart render instead (`smartrender`: the source's whole GOPs copied,
+only the frames around each cut encoded), and falls back to the full one, logged, when it
+cannot be.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import structlog
 
 from nemowatch import progress
 from nemowatch.engines.base import Draft
@@ -42,6 +48,7 @@ from nemowatch.engines.local.loudness import (
     predicted,
 )
 from nemowatch.engines.local.picture import video_graph
+from nemowatch.engines.local.smartrender import SmartRefused, SmartResult, smart_video
 from nemowatch.engines.local.sound import audio_graph, measure_graph
 from nemowatch.engines.local.text import text_file_contents
 from nemowatch.engines.local.timeline import TimelineFacts, music_of
@@ -52,6 +59,28 @@ from nemowatch.rules import ExportSpec
 FILTER_SCRIPT_THRESHOLD = 64 * 1024
 
 
+log = structlog.get_logger("nemowatch.engine")
+
+
+@dataclass(frozen=True)
+class Smartness:
+    """Whether the video was smart-rendered (whole GOPs copied), or why not, and how many
+    seconds of the output were copied and encoded."""
+
+    used: bool
+    reason: str  # why it was not used ("" when it was)
+    copied: float = 0.0  # seconds
+    encoded: float = 0.0
+
+    def to_json(self) -> dict[str, bool | str | float]:
+        return {
+            "used": self.used,
+            "reason": self.reason,
+            "copied_s": round(self.copied, 3),
+            "encoded_s": round(self.encoded, 3),
+        }
+
+
 @dataclass(frozen=True)
 class RenderReport:
     """What a render did, kept with the Render (JSON-safe)."""
@@ -59,6 +88,7 @@ class RenderReport:
     normalization: NormalizationMode
     reason: str
     measured: dict[str, float] = field(default_factory=dict)
+    smart: Smartness = field(default_factory=lambda: Smartness(False, "not tried"))
 
 
 async def render(
@@ -102,7 +132,7 @@ async def render(
         for path, text in zip(text_files, contents, strict=True):
             _write_text(path, text)
         if has_sound(draft, spec):
-            await _encode_video(
+            smart = await _video(
                 draft, spec, source, video_part, files, ffmpeg, video_script, stages, part=True
             )
             normalization, measured = await _encode_audio(
@@ -112,10 +142,10 @@ async def render(
             await run_ffmpeg(
                 mux_arguments(spec, video_part, audio_part, partial), ffmpeg=ffmpeg.path
             )
-            report = RenderReport(normalization.mode, normalization.reason, measured)
+            report = RenderReport(normalization.mode, normalization.reason, measured, smart)
         else:
-            await _encode_video(draft, spec, source, partial, files, ffmpeg, video_script, stages)
-            report = RenderReport("none", "not asked for")
+            smart = await _video(draft, spec, source, partial, files, ffmpeg, video_script, stages)
+            report = RenderReport("none", "not asked for", smart=smart)
         if soft is not None:
             _write_text(subtitles, srt(soft.cues))
         if soft is not None and spec.format in SUBTITLE_CODECS:  # a GIF has no such track
@@ -140,6 +170,40 @@ async def render(
 def subtitles_beside(render: Path) -> Path:
     """Where the render of soft captions leaves their SubRip file."""
     return render.with_suffix(".srt")
+
+
+async def _video(
+    draft: Draft,
+    spec: ExportSpec,
+    source: Path,
+    output: Path,
+    files: RenderFiles,
+    ffmpeg: Capabilities,
+    script: Path,
+    stages: _Stages,
+    *,
+    part: bool = False,
+) -> Smartness:
+    """The video run: smart (whole GOPs copied, see `smartcut`) where the edit, the export
+    and the source allow it, else (or when a check of it fails) encoded whole."""
+    try:
+        result: SmartResult = await smart_video(
+            draft, spec, source, output, ffmpeg=ffmpeg.path, fast_start=not part,
+            progress=stages.picture,
+        )  # fmt: skip
+    except SmartRefused as refused:
+        if spec.smart != "off":
+            log.info("render.smart_fallback", reason=refused.reason)
+        await _encode_video(draft, spec, source, output, files, ffmpeg, script, stages, part=part)
+        return Smartness(False, refused.reason)
+    log.info(
+        "render.smart",
+        copied_seconds=round(result.copied, 3),
+        encoded_seconds=round(result.encoded, 3),
+        frames=result.frames,
+    )
+    stages.picture_done()
+    return Smartness(True, "", result.copied, result.encoded)
 
 
 async def _encode_video(

@@ -106,6 +106,8 @@ class LocalRender:
     subtitles: Path | None = None  # soft captions' .srt, to publish beside the result
     width: int | None = None  # the result's frame (verified before it is published)
     height: int | None = None
+    # smart rendering: {"used": bool, "reason": why not, "copied_s", "encoded_s"}
+    smart: JSONObject = field(default_factory=dict)
 
     @classmethod
     def of(cls, render: Render) -> LocalRender:
@@ -130,6 +132,7 @@ class LocalRender:
             subtitles=Path(render.subtitles) if render.subtitles else None,
             width=render.width,
             height=render.height,
+            smart=dict(smart) if isinstance(smart := data.get("smart"), dict) else {},
         )
 
     def render(self) -> Render:
@@ -150,6 +153,7 @@ class LocalRender:
             "loudness": self.loudness,
             "loudness_detail": self.loudness_detail,
             "measured": dict(self.measured),
+            **({"smart": dict(self.smart)} if self.smart else {}),
         }
 
 
