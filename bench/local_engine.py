@@ -8,10 +8,12 @@ Reported:
   - wall time of the job, and its ratio to the source duration (target <= 0.40), and the
     CPU time of its whole process tree,
   - peak memory of the whole process tree, nemowatch plus its FFmpeg children, sampled
-    every 50 ms from /proc (target <= 500 MB),
+    every 50 ms from /proc (target <= 450 MB, issue 15),
   - the floor: a bare FFmpeg encode of the same output duration at the same size and
     encoder settings, and the job's ratio to it, in wall time and in CPU time (target
-    <= 1.25; the CPU ratio is the one that holds on a busy machine).
+    <= 1.20; the CPU ratio is the one that holds on a busy machine),
+  - the source's GOP (an IDR frame every second, as `make_clip` encodes it: `-g` = fps).
+The cut-only job against its floor, at several GOPs, is `bench/smart_cut.py`.
 Results go to stdout as a table and as one JSON line; record them in docs/benchmarks.md
 with the machine they ran on. The FFmpeg is chosen as nemowatch chooses it; set
 $NEMOWATCH_FFMPEG to compare binaries (the system's 5.1 draws titles line by line).
@@ -196,6 +198,7 @@ def main() -> int:
         "ffmpeg": f"{choice.ffmpeg.version} ({choice.origin}, {ffmpeg})",
         "source_seconds": args.seconds,
         "source_size": args.size,
+        "source_gop_seconds": 1.0,  # make_clip: x264 with -g = the frame rate (30)
         "output_seconds": round(out_seconds, 3),
         "output_size": f"{facts.video.width}x{facts.video.height}",
         "job_wall_seconds": round(wall, 2),
