@@ -239,7 +239,7 @@ def test_segments_out_of_order_are_read_from_the_earliest_to_the_latest() -> Non
 
 
 @pytest.mark.parametrize(
-    ("size", "inputs"), [((1920, 1080), 2), ((1280, 720), 2), ((3840, 2160), 1)]
+    ("size", "inputs"), [((1920, 1080), 3), ((1280, 720), 3), ((2560, 1440), 1), ((3840, 2160), 1)]
 )
 def test_larger_sources_are_read_by_fewer_inputs(size: tuple[int, int], inputs: int) -> None:
     spread = [Segment(start, start + 1.0) for start in (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)]
