@@ -121,10 +121,13 @@ def spoken_clip(
         stream.setframerate(RATE)
         stream.writeframes(audio)
     path = folder / "talk.mp4"
+    # The picture lasts as long as the sound: `-shortest` alone stops the muxer some packets
+    # late, and by how many varies from run to run (a picture 0.55 s longer was seen).
+    seconds = len(audio) / 2 / RATE
     subprocess.run(
         [
             str(ffmpeg), "-v", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=s={size}:r={fps}",
+            "-f", "lavfi", "-i", f"testsrc2=s={size}:r={fps}:d={seconds:.3f}",
             "-i", str(sound), "-shortest",
             "-c:v", "libx264", "-preset", "ultrafast", "-g", str(fps),
             "-c:a", "aac", "-aac_coder", "fast", "-b:a", "64k", str(path),
