@@ -193,23 +193,17 @@ class Daemon:
             self.intake.recheck(now)
             if self.pauses.held:
                 continue  # paused: files stay in the inbox, untouched
-            # only what can start soon; the rest stay settled in the inbox, free for all
-            room = self.workers.room(self.config.concurrency + self.config.prefetch)
-            settled = self.intake.settled(now, limit=room)
-            if settled:
+            # only what can start soon; the rest stay settled in the inbox, free for all (room
+            # left by a file another daemon took first is filled at once, not a tick later)
+            limit = self.config.concurrency + self.config.prefetch
+            while settled := self.intake.settled(now, limit=self.workers.room(limit)):
                 # an unmounted share must be noticed before anything is claimed from
                 # the empty folder underneath it (one stat per inbox)
                 self._check_watcher()
-            while settled:
                 for path, snap in settled:
                     for job_id in self.intake.take_all(path, snap):
                         self.workers.enqueue(job_id)
                         self._update_status()
-                # A file another daemon took first (gone) leaves its room free: fill it
-                # now, from the next settled files, not a tick later (with quick jobs the
-                # other daemon stays ahead, and this one met only files already gone).
-                room = self.workers.room(self.config.concurrency + self.config.prefetch)
-                settled = self.intake.settled(now, limit=room) if room else []
 
     async def _scan_loop(self) -> None:
         """The reconciliation scan: at start, every scan_interval, and on request."""
