@@ -241,27 +241,10 @@ def _copy_spans(
             for first, end in spans:
                 if first >= end:
                     continue
-                container.seek(video.packets[first].pts, stream=stream, backward=True)
-                index = None
-                for packet in container.demux(stream):
-                    if packet.size == 0 or packet.pts is None:
-                        continue
-                    if index is None:
-                        if packet.pts < video.packets[first].pts:
-                            continue
-                        if packet.pts != video.packets[first].pts:
-                            raise SmartRefused("seeking missed a keyframe of the source")
-                        index = first
-                    if packet.pts != video.packets[index].pts:
-                        raise SmartRefused("the source's packets differ from its index")
+                for index, data in enumerate(_packets(container, stream, video, first, end), first):
                     keyframe = video.packets[index].keyframe
-                    sink.write(annexb(memoryview(packet), length_size, sets, keyframe=keyframe))
+                    sink.write(annexb(memoryview(data), length_size, sets, keyframe=keyframe))
                     written += 1
-                    index += 1
-                    if index >= end:
-                        break
-                if index is None or index < end:
-                    raise SmartRefused("the source ended before a copied stretch did")
     except (av.error.FFmpegError, ValueError) as exc:
         raise SmartRefused(f"could not copy the source's video: {exc}") from exc
     return written
@@ -401,10 +384,14 @@ def _packets(
         if packet.size == 0 or packet.pts is None:
             continue
         if index is None:
-            wanted = video.packets[first].dts
-            if packet.pts != video.packets[first].pts:
-                if packet.dts is not None and wanted is not None and packet.dts < wanted:
-                    continue  # before the keyframe, in decoding order
+            wanted = video.packets[first]
+            if packet.pts != wanted.pts:
+                if packet.dts is not None and wanted.dts is not None:
+                    before = packet.dts < wanted.dts  # in decoding order
+                else:
+                    before = packet.pts < wanted.pts
+                if before:
+                    continue  # a packet before the keyframe the seek landed ahead of
                 raise SmartRefused("seeking missed a keyframe of the source")
             index = first
         if packet.pts != video.packets[index].pts:
