@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
 
 from nemowatch import liveness
 from nemowatch.config import Config, Rule
+from nemowatch.daemon.companions import Companion, Companions
+from nemowatch.daemon.health import keep_pinging, status_line
 from nemowatch.daemon.housekeeping import Housekeeping, Reload, reloaded
 from nemowatch.daemon.intake import Intake
 from nemowatch.daemon.pauses import Pauses, poll_credits
@@ -21,7 +23,7 @@ from nemowatch.daemon.workers import WorkerPool
 from nemowatch.engines.base import Engine
 from nemowatch.engines.factory import make_engine
 from nemowatch.errors import EX_NOINPUT, CreditsExhausted
-from nemowatch.ledger import JobRecord, JobState, Ledger
+from nemowatch.ledger import JobRecord, Ledger
 from nemowatch.notify import Notifier
 from nemowatch.pipeline import Pipeline
 from nemowatch.steps import WaitForJob
@@ -43,6 +45,7 @@ class Daemon:
         engine: Engine | None = None,
         clock: Callable[[], float] = time.monotonic,
         notifier: Notifier | None = None,
+        companions: Sequence[Companion] = (),
     ) -> None:
         self.config = config
         self.engine = engine if engine is not None else make_engine(config)
@@ -53,8 +56,10 @@ class Daemon:
         )
         self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self._scan_requested = asyncio.Event()
+        self.companions = Companions(companions, self.ledger)
         self.pauses = Pauses(
             on_resume=self._scan_requested.set,  # files that arrived meanwhile are taken now
+            on_pause=self.companions.paused,
             credits_recheck=config.nemo.credits_check_interval,
         )
         self.intake = Intake(
@@ -112,7 +117,15 @@ class Daemon:
                         interval=self.config.nemo.credits_check_interval,
                     )
                 ),
-                asyncio.create_task(self._watchdog_loop()),
+                asyncio.create_task(
+                    keep_pinging(
+                        self.notifier,
+                        healthy=self.healthy,
+                        repair=self.check_watcher,
+                        symptoms=self._symptoms,
+                    )
+                ),
+                *self.companions.start(self),
             ]
             for task in helpers:
                 task.add_done_callback(self._task_ended)
@@ -199,10 +212,11 @@ class Daemon:
             while settled := self.intake.settled(now, limit=self.workers.room(limit)):
                 # an unmounted share must be noticed before anything is claimed from
                 # the empty folder underneath it (one stat per inbox)
-                self._check_watcher()
+                self.check_watcher()
                 for path, snap in settled:
                     for job_id in self.intake.take_all(path, snap):
                         self.workers.enqueue(job_id)
+                        self.companions.job_claimed(job_id)
                         self._update_status()
 
     async def _scan_loop(self) -> None:
@@ -227,13 +241,21 @@ class Daemon:
             log.warning("job.rule_missing", job_id=job_id, rule=record.rule)
             return None
         try:
-            return await self.pipeline.run(job_id, rule)
+            record = await self.pipeline.run(job_id, rule)
+            self.companions.job_ended(record)
+            return record
         except (asyncio.CancelledError, CreditsExhausted, WaitForJob):
             raise
         except Exception:
             # a bug must not take the daemon down; the job stays in the ledger for resume
             log.exception("job.crashed", job_id=job_id)
             return None
+
+    def request_scan(self) -> None:
+        """Read the operators' control table and scan the inboxes now (after a retry or a
+        resume from the web page), not at the next round."""
+        self.housekeeping.ring()
+        self._scan_requested.set()
 
     def _inbox_of(self, job_id: str) -> Path | None:
         rule = self.intake.rule(self.ledger.get(job_id).rule)
@@ -257,7 +279,7 @@ class Daemon:
                 self.notifier.ready(self.status_line())
             if self.housekeeping.read_control():
                 self._scan_requested.set()
-            self._check_watcher()
+            self.check_watcher()
             self._update_status()
 
     def reload(self) -> bool:
@@ -275,7 +297,7 @@ class Daemon:
         log.info("config.reloaded", rules=[rule.name for rule in self.rules])
         return True
 
-    def _check_watcher(self) -> None:
+    def check_watcher(self) -> None:
         """Let the watcher repair itself; pause the rules of inboxes that went missing."""
         if self.watcher is None:
             return
@@ -296,26 +318,11 @@ class Daemon:
             return False
         return self.workers.healthy()
 
-    async def _watchdog_loop(self) -> None:
-        """WATCHDOG=1 at half of systemd's WatchdogSec, only while healthy."""
-        interval = self.notifier.watchdog_interval
-        if interval is None:
-            return
-        complained = False
-        while True:
-            self._check_watcher()  # a dead observer thread is recreated before judging
-            if self.healthy():
-                self.notifier.watchdog()
-                complained = False
-            elif not complained:
-                complained = True
-                log.error(
-                    "daemon.unhealthy",
-                    watcher=self.watcher is not None and self.watcher.healthy(),
-                    seconds_since_heartbeat=round(self._clock() - self._heartbeat, 1),
-                    hint="no watchdog ping is sent, so systemd restarts nemowatch",
-                )
-            await asyncio.sleep(interval)
+    def _symptoms(self) -> dict[str, object]:
+        return {
+            "watcher": self.watcher is not None and self.watcher.healthy(),
+            "seconds_since_heartbeat": round(self._clock() - self._heartbeat, 1),
+        }
 
     def _update_status(self) -> None:
         """Keep systemd's STATUS= line current (only under systemd: it costs a count)."""
@@ -324,11 +331,4 @@ class Daemon:
 
     def status_line(self) -> str:
         """One line for `systemctl status`: "watching 3 inboxes; 2 running, 14 queued, 1 failed"."""
-        inboxes = len({rule.inbox for rule in self.rules})
-        queued = self.workers.queued + self.pauses.parked + self.workers.waiting
-        failed = self.ledger.counts().get(JobState.FAILED, 0)
-        line = (
-            f"watching {inboxes} inbox{'es' if inboxes != 1 else ''}; "
-            f"{self.workers.running} running, {queued} queued, {failed} failed"
-        )
-        return line + self.pauses.describe()
+        return status_line(self.rules, self.workers, self.pauses, self.ledger)

@@ -37,17 +37,20 @@ class Pauses:
     """The pauses in force, and the jobs parked on missing inboxes.
 
     `resumed` is set while no reason holds; `on_resume` is called when the last one is
-    lifted (the daemon then rescans: files arrived meanwhile).
+    lifted (the daemon then rescans: files arrived meanwhile); `on_pause(reason, detail)`
+    when a reason begins to hold.
     """
 
     def __init__(
         self,
         *,
         on_resume: Callable[[], None] = lambda: None,
+        on_pause: Callable[[str, str], None] = lambda reason, detail: None,
         credits_recheck: float = 300.0,
     ) -> None:
         self._reasons: set[Reason] = set()
         self._on_resume = on_resume
+        self._on_pause = on_pause
         self._credits_recheck = credits_recheck
         self.resumed = asyncio.Event()
         self.resumed.set()
@@ -63,12 +66,13 @@ class Pauses:
         """Whether some reason holds all new work back."""
         return bool(self._reasons)
 
-    def pause(self, reason: Reason) -> bool:
+    def pause(self, reason: Reason, detail: str = "") -> bool:
         """Hold new work back for `reason`. True if this reason was not already holding it."""
         if reason in self._reasons:
             return False
         self._reasons.add(reason)
         self.resumed.clear()
+        self._on_pause(reason.value, detail)
         return True
 
     def unpause(self, reason: Reason) -> bool:
@@ -83,7 +87,7 @@ class Pauses:
 
     def by_operator(self, paused: bool) -> None:
         """Follow the operator's wish, as the ledger's control table says it."""
-        if paused and self.pause(Reason.OPERATOR):
+        if paused and self.pause(Reason.OPERATOR, "paused by an operator"):
             log.info(
                 "daemon.paused",
                 by="operator",
@@ -93,7 +97,7 @@ class Pauses:
             log.info("daemon.resumed", by="operator")
 
     def out_of_credits(self, error: CreditsExhausted) -> None:
-        if self.pause(Reason.CREDITS):
+        if self.pause(Reason.CREDITS, f"{error}; {error.hint}" if error.hint else str(error)):
             log.warning(
                 "credits.exhausted",
                 error=str(error),
