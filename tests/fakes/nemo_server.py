@@ -559,7 +559,12 @@ class _Handler(BaseHTTPRequestHandler):
             getattr(self, f"_{endpoint.value}")(**params)
         except _Answer as answer:
             self._fault = answer.fault or self._fault
-            self._send_json(answer.status, answer.body, answer.headers)
+            try:
+                self._send_json(answer.status, answer.body, answer.headers)
+            except BadBody:  # the client cut its body short (a fault, an outage): no answer
+                self.close_connection = True
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                self.close_connection = True  # the client went away
         except _Aborted:
             pass
         except BadBody as exc:

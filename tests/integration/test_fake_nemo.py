@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import socket
 import threading
 import time
 import tracemalloc
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -687,6 +689,28 @@ def test_server_errors_come_before_processing(fake: FakeNemo, api: Api) -> None:
         Fault.SERVER_ERROR,
         None,
     ]
+
+
+def test_a_fault_answer_to_a_body_cut_short_is_no_server_error(fake: FakeNemo, api: Api) -> None:
+    """An outage or a client gone mid-upload cuts the body the fault's answer drains: the
+    fake then closes the connection, and records no bug of its own (the fixture checks)."""
+    api.login()
+    session_id = api.new_session()
+    fake.faults.next(Fault.SERVER_ERROR, Endpoint.UPLOAD, status=502)
+    head = (
+        f"POST /api/upload-video/nemo_agent/me/{session_id} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {api.token}\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n"
+    )
+    address = urlsplit(fake.base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"--x\r\n" + b"0" * 1000)
+        sock.shutdown(socket.SHUT_WR)  # the rest never comes
+        answer = sock.recv(4096)
+    assert answer == b""  # closed, no answer to a request it never had whole
+    wait_for(lambda: len(fake.books.requests_to(Endpoint.UPLOAD)) == 1)
+    [record] = fake.books.requests_to(Endpoint.UPLOAD)
+    assert record.fault is Fault.SERVER_ERROR
 
 
 def test_rate_limit_has_retry_after_and_books_nothing(fake: FakeNemo, api: Api) -> None:
