@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("file", type=Path)
     explain.add_argument("--rule", default=None, help="the rule to use (default: by inbox)")
+    explain.add_argument("--picture", type=Path, help="also draw the timeline as SVG to this file")
     status = with_config(commands.add_parser("status", help="jobs in the ledger, by state"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--limit", type=int, default=10, help="recent jobs to list")
@@ -294,6 +295,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 0
     plan = asyncio.run(explain.plan_for(config, source, rule))
     print(explain.describe(source, rule, plan))
+    if args.picture is not None:
+        explain.write_picture(args.picture, plan, source, ffmpeg=config.ffmpeg)
+        print(f"picture: {args.picture}")
     return 0
 
 
