@@ -6,7 +6,8 @@ source's waveform) in, SVG text out. It draws, on one time scale,
 - the source: its waveform, the stretches the edit keeps (`class="kept"`) and those it
   cuts (`class="cut"`), each rect with `data-start`/`data-end` in source seconds;
 - the output: the kept pieces where they play (`class="piece"`, output seconds), joined
-  to their place in the source, and the output's whole duration (`class="output"`);
+  to their place in the source, a loop's further passes (`class="repeat"`), and the
+  output's whole duration (`class="output"`);
 - the music bed (`class="music"`), its volume line with fades and ducking
   (`class="volume"`) and the windows it is ducked under (`class="duck"`);
 - titles and texts (`class="title"`) and captions (`class="caption"`) as bars;
@@ -49,6 +50,7 @@ SOURCE_ROW = 64  # the source's row (the waveform needs room)
 FLOOR_DB = -60.0  # the waveform's silence; louder is taller
 WAVEFORM_RATE = 4000  # Hz: enough to see speech, little to read
 WAVEFORM_STEP = 0.05  # seconds per waveform value
+CHARACTER = 6.0  # pixels: the width of a character of 11 px sans-serif text, about
 THUMB_WIDTH = 160  # pixels, each thumbnail of the strip
 FONT = 'font-family="sans-serif"'  # the viewer's own: no font is fetched
 
@@ -57,6 +59,7 @@ COLOURS = {
     "cut": "#d64545",
     "waveform": "#44536a",
     "piece": "#3a9d5d",
+    "repeat": "#3a9d5d",
     "output": "#e4e8ee",
     "map": "#3a9d5d",
     "music": "#b98ee0",
@@ -266,6 +269,15 @@ def _output_row(pieces: Sequence[_Piece], output_end: float, scale: float, top: 
     shapes = [_label("output", top + ROW / 2), _rect("output", whole, scale, top, ROW)]
     for piece in pieces:
         shapes.append(_rect("piece", piece.output, scale, top + 3, ROW - 6, opacity=0.8))
+    # a loop plays the pieces (one pass) again: the passes after the first, fainter
+    pass_end = max((piece.output.end for piece in pieces), default=0.0)
+    passes = round(output_end / pass_end) if pass_end > 0 else 1
+    for again in range(1, passes):
+        for piece in pieces:
+            shifted = _Stretch(
+                piece.output.start + again * pass_end, piece.output.end + again * pass_end
+            )
+            shapes.append(_rect("repeat", shifted, scale, top + 3, ROW - 6, opacity=0.4))
     end_x = LABELS + output_end * scale
     shapes.append(
         _text(end_x + 4, top + ROW / 2 + 4, _seconds(output_end), colour="faint")
@@ -331,9 +343,8 @@ def _bar_row(kind: str, bars: Sequence[_Bar], scale: float, top: float) -> list[
         )
         width = (bar.end - bar.start) * scale
         if kind == "title" and width > 30:  # a caption's words would not fit
-            shown = (
-                bar.text if len(bar.text) * 6.5 < width - 8 else bar.text[: int(width / 7)] + "…"
-            )
+            fits = int((width - 8) / CHARACTER)  # characters of 11 px text, about
+            shown = bar.text if len(bar.text) <= fits else bar.text[: max(1, fits - 1)] + "…"
             shapes.append(_text(LABELS + bar.start * scale + 4, top + ROW / 2 + 4, shown, size=11))
     return shapes
 
@@ -371,7 +382,7 @@ def _legend(music: bool, bars: dict[str, list[_Bar]], top: float) -> tuple[list[
             f' fill="{COLOURS[kind]}" fill-opacity="0.7"/>'
         )
         shapes.append(_text(x + 16, top + 10, name, size=11))
-        x += 16 + len(name) * 6.5 + 18
+        x += 16 + len(name) * CHARACTER + 24
     return shapes, top + 14
 
 

@@ -235,6 +235,13 @@ DESCRIPTIONS: dict[tuple[str, str], str | tuple[str, list[Any]]] = {
     ("Audiogram", "background"): "The background without a cover picture.",
     ("Audiogram", "cover"): "A picture; unset: the file's embedded cover, else one beside it.",
     ("NemoSettings", "base_url"): "The API's address.",
+    ("NemoSettings", "skill_source"): "Attribution sent with each request (the service "
+    "refuses exports without it once free credits end).",
+    ("NemoSettings", "skill_version"): "Attribution: the version sent with each request.",
+    ("NemoSettings", "skill_platform"): "Attribution: the platform; auto: this machine's "
+    "operating system.",
+    ("NemoSettings", "language"): "The language the service answers in.",
+    ("NemoSettings", "request_timeout"): "Seconds one ordinary request may take.",
     ("NemoSettings", "edit_timeout"): "Seconds one edit (one chat turn) may take.",
     ("NemoSettings", "max_event_bytes"): "The largest line or event of an edit's stream.",
     ("NemoSettings", "landing_window"): "Seconds the draft is watched for an edit whose "

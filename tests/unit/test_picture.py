@@ -67,3 +67,16 @@ def test_a_draft_without_source_times_draws_its_output_only() -> None:
 def test_an_empty_draft_still_draws() -> None:
     root = ElementTree.fromstring(svg_for_timeline(Draft(tracks=(), duration_ms=0)))
     assert root.tag == f"{SVG}svg"
+
+
+def test_a_loop_draws_its_further_passes() -> None:
+    pieces = [{"s": 0, "e": 1000, "at": 0, "d": 1000}, {"s": 2000, "e": 2500, "at": 1000, "d": 500}]
+    draft = Draft(
+        tracks=({"tt": VIDEO_TRACK, "sg": pieces},),
+        duration_ms=4500,  # three passes of 1.5 s
+        metadata={"source_duration_ms": 3000},
+    )
+    svg = svg_for_timeline(draft)
+    assert shapes(svg, "piece") == [(0.0, 1.0), (1.0, 1.5)]
+    assert shapes(svg, "repeat") == [(1.5, 2.5), (2.5, 3.0), (3.0, 4.0), (4.0, 4.5)]
+    assert shapes(svg, "cut") == [(1.0, 2.0), (2.5, 3.0)]

@@ -265,3 +265,15 @@ def test_each_mistake_check_rejects_the_schema_rejects(
     places = [problem.path for problem in caught.value.problems]
     assert any(place == where or place.startswith(f"{where}.") for place in places), places
     assert schema_errors(copy.deepcopy(data)), "the schema accepts it"
+
+
+def test_every_setting_says_what_it_does() -> None:
+    schema = config_schema()
+    models = {**schema["$defs"], "Config": schema}
+    silent = [
+        f"{model}.{field}"
+        for model, definition in models.items()
+        for field, prop in definition.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert silent == [], "add a description=, or an entry in schema.DESCRIPTIONS"
