@@ -32,9 +32,24 @@ DIALECT = "http://json-schema.org/draft-07/schema#"  # what editors' YAML server
 CONFIG_SCHEMA = "data/schema.json"  # inside the package
 RULE_SCHEMA = "data/rule.schema.json"
 
-_NUMBER_OR_PERCENT = {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}
+# percentages within the fields' ranges: music_volume 0 to 1 (100 %), volume 0 to 8 (800 %)
+_UP_TO_100_PERCENT = {"type": "string", "pattern": r"^\s*(100(\.0+)?|\d{1,2}(\.\d+)?)\s*%\s*$"}
+_UP_TO_800_PERCENT = {
+    "type": "string",
+    "pattern": r"^\s*(800(\.0+)?|[0-7]?\d{1,2}(\.\d+)?)\s*%\s*$",
+}
 # YAML 1.1 reads an unquoted 16:9 as 16*60+9; the loader turns it back into "16:9"
 _SEXAGESIMAL_ASPECTS = {"type": "integer", "enum": [16 * 60 + 9, 9 * 60 + 16, 61, 4 * 60 + 5]}
+
+# YAML 1.1 (which nemowatch reads) takes these words for true and false; editors often
+# read YAML 1.2, where they are text: offered beside each yes/no setting so neither flags them
+YAML_BOOLEAN_WORDS = {
+    "enum": [
+        word
+        for base in ("yes", "no", "on", "off", "true", "false")
+        for word in (base, base.capitalize(), base.upper())
+    ]
+}
 
 # (model, field) -> the shorthands it takes besides its own form
 SHORTHANDS: dict[tuple[str, str], list[dict[str, Any]]] = {
@@ -50,8 +65,8 @@ SHORTHANDS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("EditSpec", "title"): [{"type": "string", "minLength": 1, "maxLength": 500}],
     ("EditSpec", "fade_in"): [{"type": "boolean"}],
     ("EditSpec", "fade_out"): [{"type": "boolean"}],
-    ("EditSpec", "music_volume"): [_NUMBER_OR_PERCENT],
-    ("EditSpec", "volume"): [_NUMBER_OR_PERCENT],
+    ("EditSpec", "music_volume"): [_UP_TO_100_PERCENT],
+    ("EditSpec", "volume"): [_UP_TO_800_PERCENT],
     ("EditSpec", "denoise"): [{"type": "boolean"}, {"enum": sorted(DENOISE_STRENGTHS)}],
     ("EditSpec", "watermark"): [{"type": "string", "minLength": 1}],
     ("EditSpec", "loop"): [{"const": False}, {"const": 1}],
@@ -69,6 +84,32 @@ PATTERNS: dict[tuple[str, str], str] = {
     ("Config", "state_dir"): _NOT_BLANK,
     ("Config", "rules_dir"): _NOT_BLANK,
     ("NemoSettings", "base_url"): r"^https?://",
+}
+# model -> what its validators check across its fields, said as a schema
+_NUMBER = {"type": "number"}
+MODEL_RULES: dict[str, dict[str, Any]] = {
+    "Trim": {
+        "allOf": [
+            # either end or cut_end
+            {
+                "not": {
+                    "required": ["end", "cut_end"],
+                    "properties": {"end": _NUMBER, "cut_end": _NUMBER},
+                }
+            },
+            # last keeps the final seconds by itself
+            {
+                "if": {"required": ["last"], "properties": {"last": _NUMBER}},
+                "then": {
+                    "properties": {
+                        "start": {"const": 0},
+                        "end": {"type": "null"},
+                        "cut_end": {"type": "null"},
+                    }
+                },
+            },
+        ]
+    },
 }
 # lists that may not be empty (validators and `check` say so)
 NOT_EMPTY = {("Rule", "match"), ("Rule", "outputs")}
@@ -262,6 +303,7 @@ def config_schema() -> dict[str, Any]:
     for model, schema in definitions.items():
         for field, prop in schema.get("properties", {}).items():
             schema["properties"][field] = _completed(model, field, prop)
+        schema.update(copy.deepcopy(MODEL_RULES.get(model, {})))
     return {
         "$schema": DIALECT,
         **generated,
@@ -324,7 +366,9 @@ def _completed(model: str, field: str, prop: dict[str, Any]) -> dict[str, Any]:
         for branch in prop.get("anyOf", prop.get("oneOf", [prop])):
             if branch.get("type") == "array":
                 branch["minItems"] = 1
-    shorthands = SHORTHANDS.get((model, field))
+    shorthands = list(SHORTHANDS.get((model, field), []))
+    if prop.get("type") == "boolean":
+        shorthands.append(YAML_BOOLEAN_WORDS)
     if shorthands:
         outer: dict[str, Any] = {
             key: prop.pop(key) for key in ("default", "description") if key in prop

@@ -151,11 +151,16 @@ SHORTHANDS = [
     pytest.param({"edit": {"fade_in": True, "fade_out": 2}}, id="fade true"),
     pytest.param({"edit": {"music": "lofi", "music_volume": "35%", "volume": "150 %"}},
                  id="percentages"),
+    pytest.param({"edit": {"music_volume": "100%", "volume": "800%"}}, id="full percentages"),
+    pytest.param({"edit": {"trim": {"last": 30, "start": 0}}}, id="trim last"),
+    pytest.param({"edit": {"trim": {"start": 2, "cut_end": 5}}}, id="trim start and cut_end"),
     pytest.param({"edit": {"denoise": "light"}}, id="denoise by name"),
     pytest.param({"edit": {"denoise": True}}, id="denoise true"),
     pytest.param({"edit": {"loop": False}}, id="loop false"),
     pytest.param({"edit": {"loop": 1}}, id="loop once"),
     pytest.param({"outputs": [{"name": "shorts", "aspect": "9:16"}]}, id="several outputs"),
+    pytest.param({"recursive": "yes", "poll": "Off", "edit": {"duck": "no"}},
+                 id="yes and no as YAML 1.2 editors read them"),
 ]  # fmt: skip
 
 
@@ -189,8 +194,7 @@ def test_a_rule_file_holds_one_rule_or_a_list() -> None:
 # - a phrase of `instructions` the local engine does not understand, or two that conflict
 # - `outputs` templates naming unknown fields, two outputs with one file, outputs with their
 #   own picture or `batch: combine` under the nemo engine; captions without the speech model
-# - trim: more than one of end, cut_end and last; a percentage out of range ("150%" volume
-#   is fine, "150%" music_volume is not); a duplicate key (YAML itself, in the parser)
+# - max_size: 0MB (a size of nothing); a duplicate key (YAML itself, in the parser)
 
 
 def _config(top: dict[str, Any] | None = None, **rule: Any) -> dict[str, Any]:
@@ -251,6 +255,14 @@ MISTAKES = [
     pytest.param(_config(edit={"audiogram": {"color": "#12"}}),
                  "rules[0].edit.audiogram.color", id="colour"),
     pytest.param(_config({"nemo": {"base_url": "ftp://x"}}), "nemo.base_url", id="url"),
+    pytest.param(_config(edit={"music_volume": "150%"}), "rules[0].edit.music_volume",
+                 id="percentage above the range"),
+    pytest.param(_config(edit={"volume": "900 %"}), "rules[0].edit.volume",
+                 id="gain above the range"),
+    pytest.param(_config(edit={"trim": {"end": 10, "cut_end": 2}}), "rules[0].edit.trim",
+                 id="trim end and cut_end"),
+    pytest.param(_config(edit={"trim": {"last": 10, "start": 2}}), "rules[0].edit.trim",
+                 id="trim last and start"),
 ]  # fmt: skip
 
 
