@@ -3,7 +3,8 @@
 Prints the matched rule, the edit as understood (and the phrases that are not), the
 analysis (silences, kept segments with their scores), the planned timeline and where it
 falls short of the edit (a reel shorter than asked, and why), so a rule can be tuned
-before any time is spent on renders.
+before any time is spent on renders; with `--picture`, the same plan drawn to scale as
+SVG (`write_picture`, see picture.py).
 """
 
 from __future__ import annotations
