@@ -28,6 +28,7 @@ from nemowatch.config import (
     load_config,
     load_default_config,
 )
+from nemowatch.config.schema import schema_text, write_beside
 from nemowatch.engines.base import Credits
 from nemowatch.errors import EX_DATAERR, EX_NOINPUT, ConfigError, NemowatchError
 from nemowatch.intake import NOT_TAKEN, Verdict, shown
@@ -110,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("file", type=Path)
     explain.add_argument("--rule", default=None, help="the rule to use (default: by inbox)")
+    explain.add_argument("--picture", type=Path, help="also draw the timeline as SVG to this file")
+    schema = commands.add_parser("schema", help="print the JSON Schema of config files")
+    schema.add_argument("--rule-file", action="store_true", help="of rule files (rules_dir)")
     status = with_config(commands.add_parser("status", help="jobs in the ledger, by state"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--limit", type=int, default=10, help="recent jobs to list")
@@ -294,6 +298,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 0
     plan = asyncio.run(explain.plan_for(config, source, rule))
     print(explain.describe(source, rule, plan))
+    if args.picture is not None:
+        explain.write_picture(args.picture, plan, source, ffmpeg=config.ffmpeg)
+        print(f"picture: {args.picture}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(schema_text(rule_file=args.rule_file), end="")
     return 0
 
 
@@ -625,7 +637,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(refusal, file=sys.stderr)
         return 1
     load_config(config_path)  # what init writes must always load
+    schema = write_beside(config_path)  # the config's first line names it, for editors
     print(f"wrote {config_path}: the complete example, every setting explained")
+    print(f"wrote {schema}: its JSON Schema, for editors to complete and check it")
     print(f"check it with: nemowatch check --config {config_path}")
     print(f"start it with: nemowatch run --config {config_path}")
     print(f"then drop a video into {directory / 'inbox'}")
@@ -664,6 +678,7 @@ COMMANDS = {
     "check": cmd_check,
     "process": cmd_process,
     "explain": cmd_explain,
+    "schema": cmd_schema,
     "credits": cmd_credits,
     "status": cmd_status,
     "jobs": cmd_jobs,

@@ -3,15 +3,18 @@
 Prints the matched rule, the edit as understood (and the phrases that are not), the
 analysis (silences, kept segments with their scores), the planned timeline and where it
 falls short of the edit (a reel shorter than asked, and why), so a rule can be tuned
-before any time is spent on renders.
+before any time is spent on renders; with `--picture`, the same plan drawn to scale as
+SVG (`write_picture`, see picture.py).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from nemowatch import picture
 from nemowatch.config import BatchMode, Config, Rule, rule_for
 from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.engines.base import Job
@@ -22,6 +25,7 @@ from nemowatch.engines.local.timeline import TimelineFacts, retarget
 from nemowatch.engines.local.words import is_filler
 from nemowatch.files import sidecars_of
 from nemowatch.language.routing import Route, route
+from nemowatch.operator import OperatorError
 from nemowatch.outputs import targets_of
 from nemowatch.rules import SilenceCut, matches
 
@@ -159,6 +163,25 @@ def describe(path: Path, rule: Rule, plan: LocalPlan) -> str:
     for warning in draft.warnings:
         lines.append(f"  ! {warning}")
     return "\n".join(lines)
+
+
+def write_picture(
+    destination: Path, plan: LocalPlan, source: Path, *, ffmpeg: str | None = None
+) -> None:
+    """The plan's timeline as SVG (`picture`), written whole or not at all: a temporary
+    file beside `destination`, then renamed over it. Raises OperatorError naming the path
+    when it cannot be written."""
+    svg = picture.svg_for_plan(plan, picture.waveform_of(source, ffmpeg=ffmpeg))
+    partial = destination.with_name(f".{destination.name}.partial")
+    try:
+        partial.write_text(svg, encoding="utf-8")
+        os.replace(partial, destination)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OperatorError(
+            f"cannot write the picture to {destination}: {exc.strerror or exc}",
+            hint="pass --picture a path in a folder that exists and that you may write to",
+        ) from exc
 
 
 def describe_routing(path: Path, rule: Rule) -> str:

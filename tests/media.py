@@ -270,6 +270,17 @@ CLIP_CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
             "silences": ((2.0, 4.0), (6.0, 8.5)),
         },
     ),
+    "three_pauses": (
+        "three_pauses.mp4",
+        {
+            "seconds": 8,
+            "size": "64x36",
+            "fps": 10,
+            "audio": "speech_with_silences",
+            "silences": ((1.5, 2.5), (3.5, 4.7), (5.8, 6.8)),
+            "sample_rate": 16000,
+        },
+    ),
     "no_audio": ("no_audio.mp4", {"seconds": 2, "audio": "none"}),
     "portrait": ("portrait.mp4", {"seconds": 1, "size": "120x160", "audio": "tone"}),
     "matroska": ("matroska.mkv", {"seconds": 2, "audio": "tone"}),
@@ -339,6 +350,12 @@ class Clips:
     def silences(self) -> Path:
         """10 s of speech-like tone, silent 2–4 s and 6–8.5 s."""
         return self.layout("silences").path
+
+    @property
+    def three_pauses(self) -> Path:
+        """8 s, 64x36 at 10 fps, speech-like tone with three pauses: 1.5–2.5 s, 3.5–4.7 s
+        and 5.8–6.8 s (`layout("three_pauses").silences`)."""
+        return self.layout("three_pauses").path
 
     @property
     def no_audio(self) -> Path:

@@ -131,10 +131,17 @@ def default_config_path() -> Path:
 def example_config(config_path: Path) -> str:
     """The complete, commented example config (the package's copy of the repository's
     config.example.yaml), made to live at `config_path`: its folders beside it (inbox/,
-    outbox/, state/) instead of the checkout's demo/."""
+    outbox/, state/) instead of the checkout's demo/, and its editor schema too (the
+    schema.json `init` writes beside it)."""
     text = (resources.files("nemowatch") / EXAMPLE_CONFIG).read_text(encoding="utf-8")
     folder = f"{config_path.parent}/"
-    replacements = {"config.example.yaml": str(config_path), "./demo/": "./", "demo/": folder}
+    replacements = {
+        "config.example.yaml": str(config_path),
+        "./demo/": "./",
+        "demo/": folder,
+        # the editor's schema: in a checkout the package's copy; beside it, what init writes
+        "$schema=nemowatch/data/schema.json": "$schema=schema.json",
+    }
     # one pass, so that a replacement is never replaced again
     return re.sub(
         "|".join(re.escape(old) for old in replacements), lambda found: replacements[found[0]], text

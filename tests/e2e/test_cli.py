@@ -41,10 +41,14 @@ def test_init_writes_the_commented_example_with_its_folders_in_dir(tmp_path: Pat
         assert (tmp_path / "mine" / folder).is_dir()
     written = (tmp_path / "mine" / "config.yaml").read_text(encoding="utf-8")
     example = (REPO / "config.example.yaml").read_text(encoding="utf-8")
-    # the example line for line, but for the lines that name the checkout's demo/ or itself
+    # the example line for line, but for the lines that name the checkout's demo/ or itself,
+    # and the editor's schema: the schema.json written beside it
     assert len(written.splitlines()) == len(example.splitlines())
-    for mine, theirs in zip(written.splitlines(), example.splitlines(), strict=True):
+    assert written.splitlines()[0] == "# yaml-language-server: $schema=schema.json"
+    for mine, theirs in list(zip(written.splitlines(), example.splitlines(), strict=True))[1:]:
         assert mine == theirs or "demo/" in theirs or "config.example.yaml" in theirs
+    schema = json.loads((tmp_path / "mine" / "schema.json").read_text(encoding="utf-8"))
+    assert schema["title"] == "nemowatch config"
     assert "demo" not in written and "config.example.yaml" not in written
     assert f"nemowatch run --config {tmp_path / 'mine' / 'config.yaml'}" in written
     config = load_config(tmp_path / "mine" / "config.yaml")
