@@ -138,7 +138,7 @@ def outcome(record: JobRecord, hint: str | None) -> str:
             text += f" <span class=warn>({len(record.warnings)} warning(s))</span>"
         return text
     text = f"<span class=error>{_e(record.error or '')}</span>"
-    if hint:
+    if hint and hint not in (record.error or ""):  # most errors end with their hint
         text += f"<br><span class=hint>{_e(hint)}</span>"
     return text
 
