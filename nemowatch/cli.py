@@ -356,6 +356,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if control.paused:
         since = _local(control.paused_at) if control.paused_at else "a while"
         print(f"paused since {since}: no new jobs start until `nemowatch resume`")
+    for name, since_epoch in status.paused_rules.items():
+        print(f"rule {name} paused since {_local(since_epoch)}: `nemowatch resume --rule {name}`")
     if daemon.running:
         print(f"daemon: running (pid {daemon.pid})" if daemon.pid else "daemon: running")
     else:

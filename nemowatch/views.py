@@ -18,6 +18,7 @@ from nemowatch.ledger import FINISHED, RUNNING, Control, JobRecord, JobState, Le
 from nemowatch.ledgerfile import ledger_expected
 from nemowatch.liveness import Liveness
 from nemowatch.operator import Unmatched
+from nemowatch.rulepause import paused_rules
 
 NOT_PAUSED = Control(paused=False, paused_at=None, scan_requested=0.0)
 
@@ -31,6 +32,7 @@ class Status:
     retried: int = 0
     recent: list[JobRecord] = field(default_factory=list)
     control: Control = NOT_PAUSED
+    paused_rules: dict[str, float] = field(default_factory=dict)  # name -> since (epoch s)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -63,6 +65,7 @@ def read_status(ledger: Ledger, limit: int) -> Status:
         retried=len(ledger.jobs(JobState.FAILED, limit=None, retried=True)),
         recent=ledger.jobs(limit=limit),
         control=ledger.control(),
+        paused_rules=paused_rules(ledger),
     )
 
 

@@ -126,6 +126,8 @@ def test_cli_pauses_and_resumes_one_rule(
     assert "paused rule clips" in capsys.readouterr().out
     with Ledger.open_existing(tmp_path / "state") as ledger:
         assert list(paused_rules(ledger)) == ["clips"]
+    assert cli.main(["status", "--config", str(path)]) == 0
+    assert "rule clips paused since" in capsys.readouterr().out
     assert cli.main(["pause", "--rule", "nope", "--config", str(path)]) == 2
     assert "no rule 'nope' (rules: clips)" in capsys.readouterr().err
     assert cli.main(["resume", "--rule", "clips", "--config", str(path)]) == 0
