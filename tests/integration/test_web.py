@@ -9,6 +9,8 @@ import json
 import os
 import re
 import signal
+import sys
+import types
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, redirect_stdout
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from pydantic import SecretStr
 from nemowatch import cli
 from nemowatch.config import Config, HttpSettings, Rule
 from nemowatch.daemon import Daemon
+from nemowatch.engines.base import Credits, Draft
 from nemowatch.errors import MediaError
 from nemowatch.ledger import JobState
 from nemowatch.web import WebPage
@@ -36,6 +39,13 @@ async def wait_until(condition: Callable[[], object], timeout: float = 20.0) -> 
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.05)
+
+
+class Costly(ScriptedEngine):
+    """A scripted engine with a credit balance, as the nemo engine has."""
+
+    async def credits(self) -> Credits | None:
+        return Credits(available=42.0, frozen=3.0, total=100.0)
 
 
 class Fixed:
@@ -66,7 +76,12 @@ class Served:
 
 @asynccontextmanager
 async def served(
-    tmp_path: Path, clips: Clips, http: HttpSettings, *, metrics: object = None
+    tmp_path: Path,
+    clips: Clips,
+    http: HttpSettings,
+    *,
+    metrics: object = None,
+    costly: bool = False,
 ) -> AsyncIterator[Served]:
     rule = Rule(name="clips", inbox=tmp_path / "in", outbox=tmp_path / "out", settle_seconds=0.1)
     config_file = tmp_path / "config.yaml"
@@ -79,7 +94,7 @@ async def served(
     async def no_sleep(seconds: float) -> None:
         return None
 
-    engine = ScriptedEngine(clips.basic, 3.0, sleep=no_sleep)
+    engine = (Costly if costly else ScriptedEngine)(clips.basic, 3.0, sleep=no_sleep)
     page = WebPage(http, metrics)  # type: ignore[arg-type]
     daemon = Daemon(config, engine=engine, companions=[page])
     running = asyncio.create_task(daemon.run())
@@ -218,6 +233,57 @@ async def test_a_token_guards_every_page_and_the_login_form_sets_a_strict_cookie
         page = await web.client.get("/")  # the client keeps the cookie
         assert page.status_code == 200 and TOKEN not in page.text
         assert (await web.client.post("/api/resume")).status_code == 403  # cookie, no CSRF
+
+
+async def test_the_page_shows_the_engines_credits(tmp_path: Path, clips: Clips) -> None:
+    async with served(tmp_path, clips, LOOPBACK, costly=True) as web:
+        assert "NemoVideo credits: <b>42</b> of 100 (frozen 3)" in (await web.client.get("/")).text
+        overview = (await web.client.get("/api/overview")).json()
+        assert overview["credits"] == {"available": 42.0, "frozen": 3.0, "total": 100.0}
+
+
+def fake_picture_module() -> types.ModuleType:
+    """Stands in for nemowatch.picture (built apart): what the job page asks of it."""
+    module = types.ModuleType("nemowatch.picture")
+
+    def svg_for_draft(draft: Draft, source: Path | None = None) -> str:
+        return f'<svg xmlns="http://www.w3.org/2000/svg"><title>{draft.duration_ms}</title></svg>'
+
+    def thumbnails(video: Path, count: int = 6) -> bytes:
+        return b"\x89PNG\r\n\x1a\n" + video.name.encode()
+
+    module.svg_for_draft = svg_for_draft  # type: ignore[attr-defined]
+    module.thumbnails = thumbnails  # type: ignore[attr-defined]
+    return module
+
+
+async def test_a_jobs_page_shows_its_timeline_and_thumbnails_when_they_can_be_drawn(
+    tmp_path: Path, clips: Clips, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "nemowatch.picture", fake_picture_module())
+    async with served(tmp_path, clips, LOOPBACK) as web:
+        drop(web.rule.inbox / "a.mp4", clips.basic)
+        await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        [job] = web.daemon.ledger.jobs(JobState.DONE)
+        page = (await web.client.get(f"/jobs/{job.id}")).text
+        assert f"/jobs/{job.id}/timeline.svg" in page and f"/jobs/{job.id}/thumbnails" in page
+        svg = await web.client.get(f"/jobs/{job.id}/timeline.svg")
+        assert svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text
+        thumbs = await web.client.get(f"/jobs/{job.id}/thumbnails")
+        assert thumbs.headers["content-type"] == "image/png" and thumbs.content.endswith(b"a.mp4")
+
+
+async def test_without_the_picture_module_the_jobs_page_goes_without_pictures(
+    tmp_path: Path, clips: Clips, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "nemowatch.picture", None)  # import fails
+    async with served(tmp_path, clips, LOOPBACK) as web:
+        drop(web.rule.inbox / "a.mp4", clips.basic)
+        await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        [job] = web.daemon.ledger.jobs(JobState.DONE)
+        page = await web.client.get(f"/jobs/{job.id}")
+        assert page.status_code == 200 and "timeline.svg" not in page.text
+        assert (await web.client.get(f"/jobs/{job.id}/timeline.svg")).status_code == 404
 
 
 async def test_sigterm_stays_the_daemons_and_the_page_stops_with_it(
