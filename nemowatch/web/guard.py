@@ -1,8 +1,8 @@
 """Who may see the page and who may change anything (docs/http.md, "Security").
 
-- **Host**: on loopback, only requests naming this machine (`localhost`, `127.0.0.1`,
-  `[::1]`, the listen address) are served, so a web site whose name is made to resolve to
-  127.0.0.1 (DNS rebinding) cannot read the page from a browser on this machine.
+- **Host**: on loopback without a login, only requests naming this machine (`localhost`,
+  `127.0.0.1`, `[::1]`, the listen address) are served, so a web site whose name is made
+  to resolve to 127.0.0.1 (DNS rebinding) cannot read the page from a browser here.
 - **Login**, when `http.token` or `http.password_file` is set: an `Authorization: Bearer`
   header with the token, or the session cookie the login form sets (HttpOnly,
   SameSite=Strict) after the token or the password was typed. Without them, loopback
@@ -43,7 +43,11 @@ class Guard:
         self._password = password
         self._key = secrets.token_bytes(32)
         host, _port = split_listen(settings.listen)
-        self._hosts = LOOPBACK_HOSTS | {host.lower()} if is_loopback(host) else None
+        # without a login, loopback is the only guard: the name asked for must be ours
+        # (with one, a rebinding site gets nothing without the token or the password, and
+        # a reverse proxy on this machine may pass its public name)
+        open_page = is_loopback(host) and not self.login_required
+        self._hosts = LOOPBACK_HOSTS | {host.lower()} if open_page else None
 
     @property
     def login_required(self) -> bool:

@@ -216,6 +216,9 @@ async def test_a_token_guards_every_page_and_the_login_form_sets_a_strict_cookie
         home = await web.client.get("/")
         assert home.status_code == 303 and home.headers["location"].startswith("/login")
         bearer = {"authorization": f"Bearer {TOKEN}"}
+        # behind a login, any name may be asked for (a reverse proxy's public one)
+        proxied = await web.client.get("/api/status", headers={**bearer, "host": "nas.example"})
+        assert proxied.status_code == 200
         metrics = await web.client.get("/metrics", headers=bearer)
         assert metrics.text == "nemowatch_jobs_total 3\n"
         # the bearer header needs no CSRF token: browsers never send it by themselves
