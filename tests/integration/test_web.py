@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from nemowatch import cli
 from nemowatch.config import Config, HttpSettings, Rule
@@ -210,6 +211,13 @@ async def test_a_token_guards_every_page_and_the_login_form_sets_a_strict_cookie
     tmp_path: Path, clips: Clips
 ) -> None:
     http = HttpSettings(listen="127.0.0.1:0", token=SecretStr(TOKEN))
+    with capture_logs() as logs:
+        await guarded_site(tmp_path, clips, http)
+    assert "web.login_failed" in [entry["event"] for entry in logs]
+    assert TOKEN not in repr(logs)  # not even the failed guess or the bearer requests
+
+
+async def guarded_site(tmp_path: Path, clips: Clips, http: HttpSettings) -> None:
     async with served(tmp_path, clips, http, metrics=Fixed()) as web:
         assert (await web.client.get("/api/status")).status_code == 401
         assert (await web.client.get("/metrics")).status_code == 401
