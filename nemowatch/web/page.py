@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from nemowatch.ledger import JobRecord, JobState
+from nemowatch.ledger import FINISHED, JobRecord, JobState
 from nemowatch.web.data import Overview
 from nemowatch.web.guard import CSRF_FIELD
 
@@ -21,9 +21,12 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def document(title: str, body: str, *, refresh: bool = False) -> str:
-    """A whole page around `body`. `refresh`: the live part updates itself."""
+def document(title: str, body: str, *, refresh: bool = False, reload: int | None = None) -> str:
+    """A whole page around `body`. `refresh`: the live part updates itself; `reload`: the
+    whole page is loaded again every so many seconds (a job's page while it runs)."""
     script = '<script src="/static/page.js" defer></script>' if refresh else ""
+    if reload is not None:
+        script += f'<meta http-equiv="refresh" content="{reload}">'
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
@@ -177,7 +180,7 @@ def job_page(
         ("Source", f"<span class=path>{_e(record.source)}</span>"),
         ("Created", _e(_when(record.created_at))),
     ]
-    if record.state in (JobState.DONE, JobState.FAILED, JobState.SKIPPED, JobState.RETURNED):
+    if record.state in FINISHED:
         rows.append(("Outcome", outcome(record, hint)))
     else:
         rows.append(("Progress", progress(record)))
@@ -210,7 +213,8 @@ def job_page(
         f"<table class=details>{table}</table>{action}{pictures}"
         f"<section><h2>History</h2><ol class=history>{steps}</ol></section></main>"
     )
-    return document(f"{record.source.name} - {TITLE}", body)
+    finished = record.state in FINISHED
+    return document(f"{record.source.name} - {TITLE}", body, reload=None if finished else 2)
 
 
 def login_page(csrf: str, next_path: str, failed: bool) -> str:
