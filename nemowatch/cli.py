@@ -15,9 +15,10 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nemowatch import __version__, logs
 from nemowatch.config import (
@@ -33,9 +34,7 @@ from nemowatch.engines.base import Credits
 from nemowatch.errors import EX_DATAERR, EX_NOINPUT, ConfigError, NemowatchError
 from nemowatch.intake import NOT_TAKEN, Verdict, shown
 from nemowatch.ledger import (
-    FINISHED,
     RUNNING,
-    Control,
     JobRecord,
     JobState,
     Ledger,
@@ -44,6 +43,7 @@ from nemowatch.ledger import (
 )
 from nemowatch.ledgerfile import ledger_expected
 from nemowatch.terminal import ProgressLine
+from nemowatch.views import has_ledger
 
 if TYPE_CHECKING:
     from nemowatch.operator import Unmatched
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = with_config(commands.add_parser("run", help="run the daemon in the foreground"))
     run.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
+    run.add_argument("--http", metavar="HOST:PORT", help="serve the web page (docs/http.md)")
     with_config(commands.add_parser("check", help="validate the config and rules, then exit"))
     process = with_config(
         commands.add_parser("process", help="process one file now, without the daemon")
@@ -136,8 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("--failed", action="store_true", help="every failed job not retried yet")
     retry.add_argument("--rule", default=None, help="with --failed: only this rule's jobs")
-    with_config(commands.add_parser("pause", help="start no new jobs (the daemon keeps watching)"))
-    with_config(commands.add_parser("resume", help="start new jobs again after `pause`"))
+    pause = with_config(
+        commands.add_parser("pause", help="start no new jobs (the daemon keeps watching)")
+    )
+    pause.add_argument("--rule", default=None, help="only this rule's new jobs")
+    resume = with_config(commands.add_parser("resume", help="start new jobs again after `pause`"))
+    resume.add_argument("--rule", default=None, help="only this rule (after `pause --rule`)")
     with_config(commands.add_parser("credits", help="the NemoVideo credit balance"))
     init = commands.add_parser(
         "init", help="write DIR/config.yaml (the complete, commented example) and its folders"
@@ -181,11 +186,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nemowatch.daemon import Daemon
 
     config = _config(args)
+    companions = []
+    if args.http is not None or config.http is not None:
+        from nemowatch.web.server import web_page
+
+        companions.append(web_page(config, args.http))  # refused before anything starts
     json_logs = {"auto": None, "console": False, "json": True}[args.log_format]
     folders = [folder for rule in config.rules for folder in (rule.inbox, rule.outbox)]
     logs.configure(config.log_level, json=json_logs, folders=folders)
     try:
-        return asyncio.run(Daemon(config).run())
+        return asyncio.run(Daemon(config, companions=companions).run())
     except NemowatchError as error:
         # in the log too: under systemd it is where people look (`journalctl -u nemowatch`)
         logs.get_logger().error(
@@ -339,68 +349,35 @@ def cmd_credits(args: argparse.Namespace) -> int:
 _NO_JOBS_YET = "no jobs yet: the job ledger is made when the daemon (`nemowatch run`) first runs"
 
 
-def _has_ledger(config: Config) -> bool:
-    """Whether the state directory holds a ledger. False for a state directory made (by
-    `init`) but never used; a missing state directory is an error (LedgerError), since
-    the config more likely names the wrong one, and so is a ledger lost (LedgerLost)."""
-    if ledger_path(config.state_dir).is_file():
-        return True
-    if config.state_dir.is_dir() and not ledger_expected(config.state_dir):
-        return False
-    Ledger.open_existing(config.state_dir).close()  # raises, naming it
-    return True
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    from nemowatch import liveness, operator
+    from nemowatch import liveness, operator, views
 
     config = _config(args)
-    counts: dict[JobState, int] = {}
-    retried, recent, control = 0, [], Control(paused=False, paused_at=None, scan_requested=0.0)
-    if _has_ledger(config):
+    status = views.Status()
+    if has_ledger(config):
         with Ledger.open_existing(config.state_dir) as ledger:
-            counts = ledger.counts()
-            # a failed job sent back by `retry` lives on as its new job: count that one only
-            retried = len(ledger.jobs(JobState.FAILED, limit=None, retried=True))
-            recent = ledger.jobs(limit=args.limit)
-            control = ledger.control()
+            status = views.read_status(ledger, args.limit)
     elif not args.json:
         print(_NO_JOBS_YET)
     daemon = liveness.check(config.state_dir)
     unmatched = operator.unmatched_files(config.rules)
-    summary = {
-        "queued": counts.get(JobState.CLAIMED, 0),
-        "running": sum(counts.get(state, 0) for state in RUNNING),
-        "done": counts.get(JobState.DONE, 0),
-        "failed": counts.get(JobState.FAILED, 0) - retried,
-        "skipped": counts.get(JobState.SKIPPED, 0),
-    }
     if args.json:
-        payload: dict[str, Any] = {
-            "daemon": {"running": daemon.running, "pid": daemon.pid},
-            **summary,
-            "retried": retried,
-            "paused": control.paused,
-            "paused_since": _iso(control.paused_at) if control.paused_at else None,
-            "states": {state.value: count for state, count in counts.items()},
-            "unmatched": [
-                {"path": shown(item.path), "reason": item.verdict.value} for item in unmatched
-            ],
-            "recent": [_job_json(record) for record in recent],
-        }
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(views.status_json(status, daemon, unmatched), indent=2))
         return 0
+    control = status.control
     if control.paused:
         since = _local(control.paused_at) if control.paused_at else "a while"
         print(f"paused since {since}: no new jobs start until `nemowatch resume`")
+    for name, since_epoch in status.paused_rules.items():
+        print(f"rule {name} paused since {_local(since_epoch)}: `nemowatch resume --rule {name}`")
     if daemon.running:
         print(f"daemon: running (pid {daemon.pid})" if daemon.pid else "daemon: running")
     else:
         print("daemon: not running; `nemowatch run` starts it (files wait in the inboxes)")
-    print(", ".join(f"{name}: {count}" for name, count in summary.items()))
+    print(", ".join(f"{name}: {count}" for name, count in status.summary.items()))
     for line in _unmatched_lines(unmatched):
         print(line)
-    for record in recent:
+    for record in status.recent:
         print(_job_line(record))
     return 0
 
@@ -460,6 +437,7 @@ def _job_line(record: JobRecord) -> str:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from nemowatch.operator import states_named
+    from nemowatch.views import jobs_json
 
     states = None
     if args.state is not None:
@@ -469,13 +447,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             print(f"nemowatch: {error}", file=sys.stderr)
             return 2
     config = _config(args)
-    if not _has_ledger(config):
+    if not has_ledger(config):
         print("[]" if args.json else _NO_JOBS_YET)
         return 0
     with Ledger.open_existing(config.state_dir) as ledger:
         records = ledger.jobs(states, limit=args.limit or None, rule=args.rule)
     if args.json:
-        print(json.dumps([_job_json(record) for record in records], indent=2))
+        print(json.dumps(jobs_json(records), indent=2))
         return 0
     if not records:
         print("no jobs" + (f" in state {args.state}" if args.state else ""))
@@ -494,7 +472,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         print("nemowatch retry: --rule goes with --failed", file=sys.stderr)
         return 2
     config = _config(args)
-    if args.failed and not _has_ledger(config):
+    if args.failed and not has_ledger(config):
         print("no failed jobs to retry" + (f" for rule {args.rule}" if args.rule else ""))
         return 0
     ledger = Ledger.open_existing(config.state_dir)  # never a new one: nothing to retry
@@ -545,6 +523,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.rule is not None:
+        return _pause_rule(config, args.rule, True)
     # a pause before the first start holds from it; never where a ledger was lost
     with Ledger.in_state_dir(config.state_dir) as ledger:
         before = ledger.control()
@@ -560,7 +540,9 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     config = _config(args)
-    if not _has_ledger(config):
+    if args.rule is not None:
+        return _pause_rule(config, args.rule, False)
+    if not has_ledger(config):
         print("not paused; nothing to resume")
         return 0
     with Ledger.open_existing(config.state_dir) as ledger:
@@ -577,6 +559,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pause_rule(config: Config, name: str, paused: bool) -> int:
+    from nemowatch.rulepause import pause_rule
+
+    if name not in (names := [rule.name for rule in config.rules]):
+        print(f"nemowatch: no rule {name!r} (rules: {', '.join(names)})", file=sys.stderr)
+        return 2
+    if not paused and not has_ledger(config):
+        print(f"rule {name} is not paused; nothing to resume")
+        return 0
+    with Ledger.in_state_dir(config.state_dir) as ledger:
+        changed = pause_rule(ledger, name, paused, time.time())
+    if paused:
+        inbox = config.rules[names.index(name)].inbox
+        print(f"{'' if changed else 'already '}paused rule {name}: its new files wait in {inbox}")
+    else:
+        print(f"resumed rule {name}" if changed else f"rule {name} is not paused")
+    return 0
+
+
 def _shown(path: Path) -> str:
     """A path relative to the current folder when it is inside it, else absolute."""
     try:
@@ -585,37 +586,8 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).astimezone().isoformat()
-
-
 def _local(epoch: float) -> str:
     return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=" ", timespec="seconds")
-
-
-def _job_json(record: JobRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "rule": record.rule,
-        "state": record.state.value,
-        "finished": record.state in FINISHED,
-        "source": str(record.source),
-        "output": str(record.output) if record.output else None,
-        # every output by name ("" for a rule's one output), as published so far
-        "outputs": {name: path for name, path in record.published.items()},
-        "error": record.error,
-        "retryable": record.retryable,
-        "attempts": record.attempts,
-        "warnings": record.warnings,
-        "timings": record.timings,
-        "created_at": _iso(record.created_at),
-        "retried_at": _iso(record.retried_at) if record.retried_at is not None else None,
-        "stage": record.stage,  # what a running job is doing ("rendering"), else None
-        "percent": record.percent,  # how far that stage is, 0-100, when known
-        # a revision: {"of": the first job, "version": 2, ...}; a batch's job: its folder
-        "revision": record.revision.as_json() if record.revision else None,
-        "batch": str(record.batch.folder) if record.batch else None,
-    }
 
 
 def cmd_init(args: argparse.Namespace) -> int:

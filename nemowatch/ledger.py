@@ -362,6 +362,11 @@ class JobQueries:
         ).fetchall()
         return [(row["from_state"], row["to_state"], row["at"], row["detail"]) for row in rows]
 
+    def control_values(self, prefix: str) -> dict[str, str]:
+        """The control table's entries whose key starts with `prefix` (see rulepause.py)."""
+        rows = self._db.execute("SELECT key, value FROM control WHERE key LIKE ? || '%'", (prefix,))
+        return {row["key"]: row["value"] for row in rows if row["key"].startswith(prefix)}
+
 
 class Ledger(JobQueries):
     """The SQLite job store. Every method is one transaction; the reads are `JobQueries`."""
@@ -642,6 +647,15 @@ class Ledger(JobQueries):
             previous = float(row["value"]) if row else 0.0
             # strictly increasing, so a request is never mistaken for one already served
             self._set(db, _SCAN_REQUESTED, repr(max(self._clock(), previous + 0.001)))
+        ring(self.path.parent)
+
+    def set_control(self, key: str, value: str | None) -> None:
+        """Write one control entry (None: remove it), then ring a running daemon."""
+        with self._transaction() as db:
+            if value is None:
+                db.execute("DELETE FROM control WHERE key = ?", (key,))
+            else:
+                self._set(db, key, value)
         ring(self.path.parent)
 
     @staticmethod

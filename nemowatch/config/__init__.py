@@ -5,7 +5,8 @@
 
 The parts: `models` (the schema), `values` (paths and sizes as written), `document` (YAML
 with lines), `messages` (pydantic errors in words), `checks` (cross-field checks and
-`check`'s warnings), `loading` (`load_config`, which uses them all).
+`check`'s warnings), `http` (who may reach the web page), `loading` (`load_config`,
+which uses them all).
 """
 
 from nemowatch.config.checks import check_report, outputs_problems
@@ -26,6 +27,7 @@ from nemowatch.config.models import (
     AfterSuccess,
     BatchMode,
     Config,
+    HttpSettings,
     NemoSettings,
     OnConflict,
     Rule,
@@ -46,6 +48,7 @@ __all__ = [
     "AfterSuccess",
     "BatchMode",
     "Config",
+    "HttpSettings",
     "NemoSettings",
     "OnConflict",
     "Rule",

@@ -25,6 +25,7 @@ from nemowatch.config.checks import (
     watermark_problems,
 )
 from nemowatch.config.document import Origin, read_yaml
+from nemowatch.config.http import http_problems
 from nemowatch.config.messages import (
     allowed_keys,
     as_written,
@@ -73,7 +74,12 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
             del settings_data[key]
             problems.append(top.problem((key,), unknown_key(key, allowed_keys(Config, ()))))
     settings_data = _expand_paths(settings_data, PATH_SETTINGS, top, environ, problems)
+    if isinstance(http := settings_data.get("http"), dict):  # relative to config.yaml too
+        within = top.within("http")
+        settings_data["http"] = _expand_paths(http, ("password_file",), within, environ, problems)
     settings = validate(Config, settings_data, top, problems)
+    if settings is not None and settings.http is not None:
+        problems.extend(http_problems(settings.http, top.within("http")))
     rules_dir = settings_data.get("rules_dir")
     entries, rule_files = _gather_rules(data.get("rules"), rules_dir, top, problems)
     loaded = [rule for rule in (_load_rule(*entry, environ, problems) for entry in entries) if rule]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from nemowatch.config.document import Loc, Origin
-from nemowatch.config.models import INTERNAL_FIELDS, TARGETS_TAG, TEMPLATE_TAG
+from nemowatch.config.models import INTERNAL_FIELDS, SECRET_FIELDS, TARGETS_TAG, TEMPLATE_TAG
 from nemowatch.errors import ConfigProblem
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -58,6 +58,8 @@ def error_message(error: ErrorDetails, model: type[BaseModel]) -> str:
     if text.startswith("Input should be "):
         text = "must be " + text.removeprefix("Input should be ")
     text = text.split(", unable to")[0]  # "..., unable to parse string as an integer"
+    if loc and loc[-1] in SECRET_FIELDS:
+        return text  # a token is never shown, not even a wrong one
     return f"{text}, got {as_written(value)}"
 
 

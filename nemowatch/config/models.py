@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path, PurePath
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, SecretStr, Tag, field_validator
 
 from nemowatch import __version__
 from nemowatch.config.targets import OutputTarget
@@ -198,6 +198,49 @@ class NemoSettings(Frozen):
         return value.rstrip("/")
 
 
+# ---- the web page (nemowatch/web, docs/http.md) ----------------------------------------
+def split_listen(value: str) -> tuple[str, int]:
+    """ "127.0.0.1:8765" -> ("127.0.0.1", 8765), "[::1]:8765" -> ("::1", 8765);
+    ValueError saying what is expected."""
+    host, colon, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError('expected HOST:PORT, e.g. "127.0.0.1:8765"')
+    return host, int(port)
+
+
+class HttpSettings(Frozen):
+    """The daemon's web page and JSON API. Only loopback may listen without `token` or
+    `password_file` (`check` refuses the rest)."""
+
+    listen: str = "127.0.0.1:8765"
+    # a bearer token (header `Authorization: Bearer ...`, or typed into the login form);
+    # never logged, never shown in an error
+    token: SecretStr | None = None
+    password_file: Path | None = None  # a file holding the login form's password
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token(cls, value: object) -> object:
+        # a number written unquoted is still a token; never echo it in an error
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and len(value.strip()) < 16:
+            raise ValueError("too short: use at least 16 characters (`openssl rand -hex 16`)")
+        return value
+
+    @field_validator("password_file", mode="before")
+    @classmethod
+    def _file(cls, value: object) -> object:
+        return _reject_empty_path(value)
+
+
 class Config(Frozen):
     """The daemon's settings and its validated rules."""
 
@@ -219,6 +262,7 @@ class Config(Frozen):
     # what it can do ($NEMOWATCH_FFMPEG, the system's, the bundled one)
     ffmpeg: str | None = None
     nemo: NemoSettings = NemoSettings()
+    http: HttpSettings | None = None  # the web page: off unless set (or `run --http`)
     rules: tuple[Rule, ...] = ()
     source: Path | None = None  # the config file this was loaded from
     rule_files: tuple[Path, ...] = ()  # every file the rules came from (watched for edits)
@@ -235,6 +279,7 @@ class Config(Frozen):
         return os.path.expanduser(value) if value else None
 
 
+SECRET_FIELDS = ("token",)  # their values are never shown in an error
 INTERNAL_FIELDS = ("source", "rule_files")  # set by load_config, never written by people
 TEMPLATE_FIELDS = ("stem", "ext", "rule", "date")  # what an `outputs` template may name
 

@@ -290,6 +290,12 @@ DESCRIPTIONS: dict[tuple[str, str], str | tuple[str, list[Any]]] = {
     ("NemoSettings", "render_deadline"): "Seconds one render may take.",
     ("NemoSettings", "credits_check_interval"): "Seconds between looks at the credits while "
     "paused for want of them.",
+    ("Config", "http"): "The daemon's web page, JSON API and /metrics (docs/http.md); off "
+    "unless set. Beyond loopback a token or password is required.",
+    ("HttpSettings", "listen"): ("Address and port to serve on.", ["127.0.0.1:8765", "[::1]:8765"]),
+    ("HttpSettings", "token"): "A bearer token (16+ characters; `openssl rand -hex 16`) for "
+    "the Authorization header or the login form. Never logged.",
+    ("HttpSettings", "password_file"): "A file holding the login form's password.",
 }
 
 

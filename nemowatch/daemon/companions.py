@@ -19,6 +19,7 @@ import structlog
 from nemowatch.config import Config
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.daemon.workers import WorkerPool
+from nemowatch.engines.base import Engine
 from nemowatch.ledger import JobRecord, Ledger
 
 log = structlog.get_logger("nemowatch.daemon")
@@ -29,6 +30,8 @@ class Host(Protocol):
 
     @property
     def config(self) -> Config: ...  # the current config (a reload replaces it)
+    @property
+    def engine(self) -> Engine: ...  # the credits of the nemo engine, on the web page
     @property
     def ledger(self) -> Ledger: ...
     @property

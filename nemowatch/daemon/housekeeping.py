@@ -26,6 +26,7 @@ from nemowatch.config import Config, load_config
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.errors import ConfigError
 from nemowatch.ledger import Ledger
+from nemowatch.rulepause import paused_rules
 from nemowatch.watch import Doorbell, Doorbells
 
 log = structlog.get_logger("nemowatch.daemon")
@@ -152,9 +153,11 @@ class Housekeeping:
         return True
 
     def read_control(self) -> bool:
-        """Apply the operators' pause or resume; True if they asked for a rescan since."""
+        """Apply the operators' pause or resume (of all, or of single rules); True if they
+        asked for a rescan since."""
         control = self._ledger.control()
         self._pauses.by_operator(control.paused)
+        self._pauses.rules_by_operator(paused_rules(self._ledger))
         if control.scan_requested > self._scan_seen:
             self._scan_seen = control.scan_requested
             return True

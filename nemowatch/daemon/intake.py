@@ -115,8 +115,8 @@ class Intake:
         verdict, rule = classify(path, self._rules)
         if verdict is Verdict.IGNORED:
             return False
-        if rule is not None and rule.inbox in self._pauses.missing:
-            return False  # its inbox is gone: the rule is paused until it is back
+        if rule is not None and self._pauses.holds(rule.name, rule.inbox):
+            return False  # its inbox is gone, or it is paused: not until it is back
         if verdict is Verdict.SIDECAR and rule is not None:
             return self._sidecars.offer(path, rule, self._clock())
         if verdict not in _TAKEN or rule is None:
@@ -208,7 +208,7 @@ class Intake:
         """Claim a settled file (unless it changed since `settled`): the new job's id, or
         None when it was not taken (gone, changed, known, refused or its inbox missing)."""
         verdict, rule = classify(path, self._rules)
-        if rule is not None and rule.inbox in self._pauses.missing:
+        if rule is not None and self._pauses.holds(rule.name, rule.inbox):
             return None
         current = self.look(path)
         if verdict not in _TAKEN or rule is None or current is None:
@@ -360,5 +360,5 @@ def _give_back(claimed: list[tuple[Path, Path]]) -> None:
 
 
 def _available(rules: Sequence[Rule], pauses: Pauses) -> list[Rule]:
-    """The rules whose inbox is there (a missing one's rules are paused)."""
-    return [rule for rule in rules if rule.inbox not in pauses.missing]
+    """The rules not held back (a missing inbox's rules, and rules paused one by one)."""
+    return [rule for rule in rules if not pauses.holds(rule.name, rule.inbox)]

@@ -6,6 +6,8 @@
   when the balance is back.
 - a missing inbox (an unmounted share): holds only the jobs of the rules on that inbox,
   which are parked until it is back. The other rules go on.
+- a paused rule (`nemowatch pause --rule NAME`, nemowatch/rulepause.py): no new file is
+  claimed for it until it is resumed; its files wait in the inbox. The other rules go on.
 
 While the operator or credits pause holds, watching goes on and files settle, but none is
 claimed and no job starts; running jobs finish (or, out of credits, stop at a checkpoint).
@@ -56,6 +58,7 @@ class Pauses:
         self.resumed.set()
         self._missing: frozenset[Path] = frozenset()
         self._parked: dict[str, Path] = {}  # job id -> its rule's missing inbox
+        self._rules_paused: frozenset[str] = frozenset()  # by an operator, one by one
 
     @property
     def reasons(self) -> frozenset[Reason]:
@@ -95,6 +98,24 @@ class Pauses:
             )
         elif not paused and self.unpause(Reason.OPERATOR):
             log.info("daemon.resumed", by="operator")
+
+    def rules_by_operator(self, names: Iterable[str]) -> None:
+        """Follow the operator's wish for single rules (the control table's paused rules)."""
+        names = frozenset(names)
+        for name in sorted(names - self._rules_paused):
+            log.info("rule.paused", rule=name, hint=f"`nemowatch resume --rule {name}`")
+        for name in sorted(self._rules_paused - names):
+            log.info("rule.resumed", rule=name)
+        self._rules_paused = names
+
+    @property
+    def rules_paused(self) -> frozenset[str]:
+        return self._rules_paused
+
+    def holds(self, rule: str, inbox: Path) -> bool:
+        """Whether no new file may be claimed for `rule` (its inbox is missing, or it is
+        paused by an operator). The pauses of all work are `held`."""
+        return inbox in self._missing or rule in self._rules_paused
 
     def out_of_credits(self, error: CreditsExhausted) -> None:
         if self.pause(Reason.CREDITS, f"{error}; {error.hint}" if error.hint else str(error)):
@@ -149,6 +170,8 @@ class Pauses:
             text += "; paused (nemowatch resume to continue)"
         if Reason.CREDITS in self._reasons:
             text += "; paused: out of NemoVideo credits"
+        if self._rules_paused:
+            text += f"; paused rules: {', '.join(sorted(self._rules_paused))}"
         if self._missing:
             count = len(self._missing)
             text += f"; {count} inbox{'es' if count != 1 else ''} missing"

@@ -1,0 +1,96 @@
+"""The web page in Debian's Chromium (headless, driven by Playwright), served by a real
+daemon (`nemowatch run`, the local engine): a file dropped shows its render's progress
+moving, then appears as done; a corrupt file appears failed with its error, and its Retry
+button sends it back, to come back done once it is a video."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from tests.e2e.harness import Daemon, drop, rule, wait_for, write_config
+from tests.media import Clips, write_random_bytes
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
+# 10 s of the silences clip upscaled to 720p: a render of a couple of seconds, long
+# enough for the page (refreshed every second) to show its percent more than once
+SLOW_EXPORT = {"format": "mp4", "resolution": "720p", "quality": "high"}
+# set to a path to keep the screenshot (docs/http-page.png is made so)
+SCREENSHOT = "NEMOWATCH_SCREENSHOT"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def percents_until_done(page: Page, name: str, timeout: float = 60.0) -> list[int]:
+    """The render percents the page shows for `name` until it is listed as done."""
+    seen: list[int] = []
+    running = page.locator("#running li.job", has_text=name).locator(".percent")
+    done = page.locator("#recent li.done", has_text=name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for text in running.all_text_contents():
+            value = int(text.split()[0])
+            if not seen or seen[-1] != value:
+                seen.append(value)
+        if done.count():
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"{name} not shown as done; percents seen: {seen}")
+
+
+def test_the_page_shows_a_drop_rendering_then_done_and_retries_a_failed_job(
+    tmp_path: Path, clips: Clips
+) -> None:
+    port = free_port()
+    clip_rule = rule(tmp_path, export=SLOW_EXPORT, settle_seconds=0.2)
+    config = write_config(tmp_path, [clip_rule], http={"listen": f"127.0.0.1:{port}"})
+    inbox = Path(clip_rule["inbox"])
+    daemon = Daemon(config, tmp_path / "daemon.log").start()
+    try:
+        wait_for(lambda: daemon.saw("http.listening"), what="http.listening")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1000, "height": 760})
+                page.set_default_timeout(30_000)
+                page.goto(f"http://127.0.0.1:{port}/")
+                assert page.locator("table.inboxes").inner_text().count("clips") >= 1
+
+                drop(inbox / "talk.mp4", clips.silences)
+                percents = percents_until_done(page, "talk.mp4")
+                assert len(percents) >= 2 and percents == sorted(percents), percents
+                assert "talk.mp4" in page.locator("#recent li.done").first.inner_text()
+
+                write_random_bytes(tmp_path / "broken.mp4", size=20_000)
+                drop(inbox / "broken.mp4", tmp_path / "broken.mp4")
+                failed = page.locator("#recent li.failed", has_text="broken.mp4")
+                failed.wait_for()
+                assert failed.locator(".error").inner_text()  # its error, in words
+                # mended where it waits in failed/ (as a person would, exporting it again)
+                [kept] = list((inbox / "failed").rglob("broken.mp4"))
+                shutil.copy(clips.basic, kept)
+                failed.get_by_role("button", name="Retry").click()
+                page.locator("#recent li.done", has_text="broken.mp4").wait_for()
+                page.locator("#recent li.failed", has_text="retried").wait_for()
+
+                shot = tmp_path / "http-page.png"
+                page.screenshot(path=str(shot), full_page=True)
+                assert shot.stat().st_size > 10_000
+                if os.environ.get(SCREENSHOT):
+                    shutil.copy(shot, os.environ[SCREENSHOT])
+            finally:
+                browser.close()
+    finally:
+        assert daemon.stop() == 0, daemon.output()

@@ -1,0 +1,309 @@
+"""The web page served inside a running daemon (scripted engine, real folders, real
+SQLite, real HTTP on 127.0.0.1): its JSON is `status --json` and `jobs --json`; its
+changes are POSTs from this site only; a token, when set, guards all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import types
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, redirect_stdout
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from nemowatch import cli
+from nemowatch.config import Config, HttpSettings, Rule
+from nemowatch.daemon import Daemon
+from nemowatch.engines.base import Credits, Draft
+from nemowatch.errors import MediaError
+from nemowatch.ledger import JobState
+from nemowatch.web import WebPage
+from tests.e2e.harness import drop
+from tests.fakes.scripted_engine import ScriptedEngine
+from tests.media import Clips
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+class Costly(ScriptedEngine):
+    """A scripted engine with a credit balance, as the nemo engine has."""
+
+    async def credits(self) -> Credits | None:
+        return Credits(available=42.0, frozen=3.0, total=100.0)
+
+
+class Fixed:
+    """A metrics source that says the same thing each time."""
+
+    def exposition(self) -> tuple[bytes, str]:
+        return b"nemowatch_jobs_total 3\n", "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class Served:
+    daemon: Daemon
+    engine: ScriptedEngine
+    rule: Rule
+    client: httpx.AsyncClient
+    base: str
+    config_file: Path
+    running: asyncio.Task[int]
+
+    def csrf(self, html: str) -> str:
+        found = re.search(r"name=csrf value=([0-9a-f]+)", html)
+        assert found is not None, html
+        return found[1]
+
+    async def page_csrf(self) -> str:
+        return self.csrf((await self.client.get("/")).text)
+
+
+@asynccontextmanager
+async def served(
+    tmp_path: Path,
+    clips: Clips,
+    http: HttpSettings,
+    *,
+    metrics: object = None,
+    costly: bool = False,
+) -> AsyncIterator[Served]:
+    rule = Rule(name="clips", inbox=tmp_path / "in", outbox=tmp_path / "out", settle_seconds=0.1)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        f"state_dir: {tmp_path / 'state'}\nrules:\n  - name: clips\n"
+        f"    inbox: {rule.inbox}\n    outbox: {rule.outbox}\n    settle_seconds: 0.1\n"
+    )
+    config = Config(state_dir=tmp_path / "state", rules=(rule,), http=http, source=config_file)
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    engine = (Costly if costly else ScriptedEngine)(clips.basic, 3.0, sleep=no_sleep)
+    page = WebPage(http, metrics)  # type: ignore[arg-type]
+    daemon = Daemon(config, engine=engine, companions=[page])
+    running = asyncio.create_task(daemon.run())
+    try:
+        async with asyncio.timeout(20):
+            await page.bound.wait()
+        base = f"http://127.0.0.1:{page.port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            yield Served(daemon, engine, rule, client, base, config_file, running)
+    finally:
+        daemon.stop()
+        async with asyncio.timeout(20):
+            await running
+
+
+LOOPBACK = HttpSettings(listen="127.0.0.1:0")
+
+
+async def test_the_api_says_what_status_and_jobs_say(tmp_path: Path, clips: Clips) -> None:
+    async with served(tmp_path, clips, LOOPBACK) as web:
+        drop(web.rule.inbox / "a.mp4", clips.basic)
+        await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        api_status = (await web.client.get("/api/status")).json()
+        api_jobs = (await web.client.get("/api/jobs")).json()
+        for command, api in (("status", api_status), ("jobs", api_jobs)):
+            out = StringIO()
+            with redirect_stdout(out):
+                assert cli.main([command, "--json", "--config", str(web.config_file)]) == 0
+            assert json.loads(out.getvalue()) == api, command
+        assert api_status["done"] == 1 and api_status["daemon"]["running"]
+        [job] = api_jobs
+        detail = (await web.client.get(f"/api/jobs/{job['id']}")).json()
+        assert detail["state"] == "done"
+        assert [step["to"] for step in detail["history"]][-1] == "done"
+        page = (await web.client.get("/")).text
+        assert "a.mp4" in page and "clips" in page
+        overview = (await web.client.get("/api/overview")).json()
+        assert (
+            overview["inboxes"][0]["rule"] == "clips" and overview["recent"][0]["state"] == "done"
+        )
+        job_page = await web.client.get(f"/jobs/{job['id']}")
+        assert job_page.status_code == 200 and "History" in job_page.text
+
+
+async def test_a_post_without_the_csrf_token_or_from_another_site_is_refused(
+    tmp_path: Path, clips: Clips
+) -> None:
+    async with served(tmp_path, clips, LOOPBACK) as web:
+        csrf = await web.page_csrf()
+        refused = [
+            await web.client.post("/api/pause"),
+            await web.client.post("/api/pause", data={"csrf": "0" * 64}),
+            await web.client.post(
+                "/api/pause", data={"csrf": csrf}, headers={"origin": "https://evil.example"}
+            ),
+            await web.client.post(
+                "/api/pause", data={"csrf": csrf}, headers={"sec-fetch-site": "cross-site"}
+            ),
+            await web.client.post(
+                "/actions/pause", data={"csrf": csrf}, headers={"referer": "http://evil/x"}
+            ),
+        ]
+        assert [response.status_code for response in refused] == [403] * 5
+        assert not web.daemon.ledger.control().paused
+        assert (await web.client.get("/api/pause")).status_code == 405  # changes: POST only
+        done = await web.client.post(
+            "/actions/pause", data={"csrf": csrf}, headers={"origin": web.base}
+        )
+        assert done.status_code == 303
+        await wait_until(lambda: web.daemon.pauses.held)
+        # the page answers to this machine's names only (DNS rebinding)
+        assert (await web.client.get("/", headers={"host": "evil.example"})).status_code == 421
+
+
+async def test_a_paused_rule_takes_nothing_until_resumed_and_a_failed_job_is_retried(
+    tmp_path: Path, clips: Clips
+) -> None:
+    async with served(tmp_path, clips, LOOPBACK) as web:
+        csrf = await web.page_csrf()
+        paused = await web.client.post("/api/pause", data={"csrf": csrf, "rule": "clips"})
+        assert paused.json() == {"paused": True, "rule": "clips"}
+        await wait_until(lambda: "clips" in web.daemon.pauses.rules_paused)
+        drop(web.rule.inbox / "b.mp4", clips.basic)
+        await asyncio.sleep(1.0)  # settled many times over: it is not taken
+        assert web.daemon.ledger.jobs() == []
+        overview = (await web.client.get("/api/overview")).json()
+        assert overview["inboxes"][0] | {"inbox": ""} == {
+            "rule": "clips",
+            "inbox": "",
+            "engine": "local",
+            "paused": True,
+            "paused_why": "rule paused",
+            "rule_paused": True,
+            "waiting": 1,
+        }
+        web.engine.cue("upload", MediaError("the file is damaged", hint="export it again"))
+        resumed = await web.client.post(
+            "/api/resume", json={"rule": "clips"}, headers={"x-csrf-token": csrf}
+        )
+        assert resumed.status_code == 200
+        await wait_until(lambda: web.daemon.ledger.jobs(JobState.FAILED))
+        [failed] = web.daemon.ledger.jobs(JobState.FAILED)
+        page = (await web.client.get("/live")).text
+        assert "the file is damaged" in page and "export it again" in page
+        retried = await web.client.post(f"/api/jobs/{failed.id}/retry", data={"csrf": csrf})
+        assert retried.json()["retried"] == failed.id
+        await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        again = await web.client.post(f"/api/jobs/{failed.id}/retry", data={"csrf": csrf})
+        assert again.status_code == 409 and "already retried" in again.json()["error"]
+
+
+async def test_a_token_guards_every_page_and_the_login_form_sets_a_strict_cookie(
+    tmp_path: Path, clips: Clips
+) -> None:
+    http = HttpSettings(listen="127.0.0.1:0", token=SecretStr(TOKEN))
+    with capture_logs() as logs:
+        await guarded_site(tmp_path, clips, http)
+    assert "web.login_failed" in [entry["event"] for entry in logs]
+    assert TOKEN not in repr(logs)  # not even the failed guess or the bearer requests
+
+
+async def guarded_site(tmp_path: Path, clips: Clips, http: HttpSettings) -> None:
+    async with served(tmp_path, clips, http, metrics=Fixed()) as web:
+        assert (await web.client.get("/api/status")).status_code == 401
+        assert (await web.client.get("/metrics")).status_code == 401
+        home = await web.client.get("/")
+        assert home.status_code == 303 and home.headers["location"].startswith("/login")
+        bearer = {"authorization": f"Bearer {TOKEN}"}
+        # behind a login, any name may be asked for (a reverse proxy's public one)
+        proxied = await web.client.get("/api/status", headers={**bearer, "host": "nas.example"})
+        assert proxied.status_code == 200
+        metrics = await web.client.get("/metrics", headers=bearer)
+        assert metrics.text == "nemowatch_jobs_total 3\n"
+        # the bearer header needs no CSRF token: browsers never send it by themselves
+        assert (await web.client.post("/api/pause", headers=bearer)).status_code == 200
+        login = await web.client.get("/login")
+        csrf = web.csrf(login.text)
+        wrong = await web.client.post("/login", data={"csrf": csrf, "secret": "guess"})
+        assert wrong.status_code == 403 and "nemowatch_session" not in wrong.headers.get(
+            "set-cookie", ""
+        )
+        right = await web.client.post("/login", data={"csrf": csrf, "secret": TOKEN, "next": "/"})
+        assert right.status_code == 303
+        cookie = right.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and TOKEN not in cookie
+        page = await web.client.get("/")  # the client keeps the cookie
+        assert page.status_code == 200 and TOKEN not in page.text
+        assert (await web.client.post("/api/resume")).status_code == 403  # cookie, no CSRF
+
+
+async def test_the_page_shows_the_engines_credits(tmp_path: Path, clips: Clips) -> None:
+    async with served(tmp_path, clips, LOOPBACK, costly=True) as web:
+        assert "NemoVideo credits: <b>42</b> of 100 (frozen 3)" in (await web.client.get("/")).text
+        overview = (await web.client.get("/api/overview")).json()
+        assert overview["credits"] == {"available": 42.0, "frozen": 3.0, "total": 100.0}
+
+
+def fake_picture_module() -> types.ModuleType:
+    """Stands in for nemowatch.picture (built apart): what the job page asks of it."""
+    module = types.ModuleType("nemowatch.picture")
+
+    def svg_for_draft(draft: Draft, source: Path | None = None) -> str:
+        return f'<svg xmlns="http://www.w3.org/2000/svg"><title>{draft.duration_ms}</title></svg>'
+
+    def thumbnails(video: Path, count: int = 6) -> bytes:
+        return b"\x89PNG\r\n\x1a\n" + video.name.encode()
+
+    module.svg_for_draft = svg_for_draft  # type: ignore[attr-defined]
+    module.thumbnails = thumbnails  # type: ignore[attr-defined]
+    return module
+
+
+async def test_a_jobs_page_shows_its_timeline_and_thumbnails_when_they_can_be_drawn(
+    tmp_path: Path, clips: Clips, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "nemowatch.picture", fake_picture_module())
+    async with served(tmp_path, clips, LOOPBACK) as web:
+        drop(web.rule.inbox / "a.mp4", clips.basic)
+        await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        [job] = web.daemon.ledger.jobs(JobState.DONE)
+        page = (await web.client.get(f"/jobs/{job.id}")).text
+        assert f"/jobs/{job.id}/timeline.svg" in page and f"/jobs/{job.id}/thumbnails" in page
+        svg = await web.client.get(f"/jobs/{job.id}/timeline.svg")
+        assert svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text
+        thumbs = await web.client.get(f"/jobs/{job.id}/thumbnails")
+        assert thumbs.headers["content-type"] == "image/png" and thumbs.content.endswith(b"a.mp4")
+
+
+async def test_without_the_picture_module_the_jobs_page_goes_without_pictures(
+    tmp_path: Path, clips: Clips, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "nemowatch.picture", None)  # import fails
+    async with served(tmp_path, clips, LOOPBACK) as web:
+        drop(web.rule.inbox / "a.mp4", clips.basic)
+        await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        [job] = web.daemon.ledger.jobs(JobState.DONE)
+        page = await web.client.get(f"/jobs/{job.id}")
+        assert page.status_code == 200 and "timeline.svg" not in page.text
+        assert (await web.client.get(f"/jobs/{job.id}/timeline.svg")).status_code == 404
+
+
+async def test_sigterm_stays_the_daemons_and_the_page_stops_with_it(
+    tmp_path: Path, clips: Clips
+) -> None:
+    async with served(tmp_path, clips, LOOPBACK) as web:
+        assert (await web.client.get("/metrics")).status_code == 404  # no metrics source
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's handler would only stop the page
+        async with asyncio.timeout(10):
+            assert await web.running == 0  # the daemon's own graceful stop
+        with pytest.raises(httpx.ConnectError):  # and the page stopped with it
+            await web.client.get("/")
