@@ -9,13 +9,12 @@ import json
 import os
 import re
 import signal
-import sys
-import types
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, redirect_stdout
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -25,10 +24,11 @@ from structlog.testing import capture_logs
 from nemowatch import cli
 from nemowatch.config import Config, HttpSettings, Rule
 from nemowatch.daemon import Daemon
-from nemowatch.engines.base import Credits, Draft
+from nemowatch.engines.base import Credits
 from nemowatch.errors import MediaError
 from nemowatch.ledger import JobState
 from nemowatch.web import WebPage
+from nemowatch.web.pictures import source_of
 from tests.e2e.harness import drop
 from tests.fakes.scripted_engine import ScriptedEngine
 from tests.media import Clips
@@ -253,25 +253,7 @@ async def test_the_page_shows_the_engines_credits(tmp_path: Path, clips: Clips) 
         assert overview["credits"] == {"available": 42.0, "frozen": 3.0, "total": 100.0}
 
 
-def fake_picture_module() -> types.ModuleType:
-    """Stands in for nemowatch.picture (built apart): what the job page asks of it."""
-    module = types.ModuleType("nemowatch.picture")
-
-    def svg_for_draft(draft: Draft, source: Path | None = None) -> str:
-        return f'<svg xmlns="http://www.w3.org/2000/svg"><title>{draft.duration_ms}</title></svg>'
-
-    def thumbnails(video: Path, count: int = 6) -> bytes:
-        return b"\x89PNG\r\n\x1a\n" + video.name.encode()
-
-    module.svg_for_draft = svg_for_draft  # type: ignore[attr-defined]
-    module.thumbnails = thumbnails  # type: ignore[attr-defined]
-    return module
-
-
-async def test_a_jobs_page_shows_its_timeline_and_thumbnails_when_they_can_be_drawn(
-    tmp_path: Path, clips: Clips, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "nemowatch.picture", fake_picture_module())
+async def test_a_jobs_page_shows_its_timeline_and_thumbnails(tmp_path: Path, clips: Clips) -> None:
     async with served(tmp_path, clips, LOOPBACK) as web:
         drop(web.rule.inbox / "a.mp4", clips.basic)
         await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
@@ -279,22 +261,29 @@ async def test_a_jobs_page_shows_its_timeline_and_thumbnails_when_they_can_be_dr
         page = (await web.client.get(f"/jobs/{job.id}")).text
         assert f"/jobs/{job.id}/timeline.svg" in page and f"/jobs/{job.id}/thumbnails" in page
         svg = await web.client.get(f"/jobs/{job.id}/timeline.svg")
-        assert svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text
+        assert svg.headers["content-type"].startswith("image/svg+xml")
+        shapes = ElementTree.fromstring(svg.text).iter("{http://www.w3.org/2000/svg}rect")
+        [output] = [shape for shape in shapes if shape.get("class") == "output"]
+        assert float(output.get("data-end", "0")) == pytest.approx(3.0)  # the draft's 3 s
         thumbs = await web.client.get(f"/jobs/{job.id}/thumbnails")
-        assert thumbs.headers["content-type"] == "image/png" and thumbs.content.endswith(b"a.mp4")
+        assert thumbs.headers["content-type"] == "image/jpeg" and thumbs.content[:2] == b"\xff\xd8"
+        # the waveform is read from the source where it is now: archived under done/
+        archived = source_of(job)
+        assert archived is not None and archived.parent.parent.name == "done"
 
 
-async def test_without_the_picture_module_the_jobs_page_goes_without_pictures(
-    tmp_path: Path, clips: Clips, monkeypatch: pytest.MonkeyPatch
+async def test_a_jobs_page_without_its_output_goes_without_thumbnails(
+    tmp_path: Path, clips: Clips
 ) -> None:
-    monkeypatch.setitem(sys.modules, "nemowatch.picture", None)  # import fails
     async with served(tmp_path, clips, LOOPBACK) as web:
         drop(web.rule.inbox / "a.mp4", clips.basic)
         await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
         [job] = web.daemon.ledger.jobs(JobState.DONE)
+        assert job.output is not None
+        job.output.unlink()  # someone moved the output away
         page = await web.client.get(f"/jobs/{job.id}")
-        assert page.status_code == 200 and "timeline.svg" not in page.text
-        assert (await web.client.get(f"/jobs/{job.id}/timeline.svg")).status_code == 404
+        assert page.status_code == 200 and "/thumbnails" not in page.text
+        assert (await web.client.get(f"/jobs/{job.id}/thumbnails")).status_code == 404
 
 
 async def test_sigterm_stays_the_daemons_and_the_page_stops_with_it(
