@@ -51,7 +51,9 @@ def status_line(rules: Sequence[Rule], workers: WorkerPool, pauses: Pauses, ledg
     """ "watching 3 inboxes; 2 running, 14 queued, 1 failed", and the pauses in force."""
     inboxes = len({rule.inbox for rule in rules})
     queued = workers.queued + pauses.parked + workers.waiting
+    # a failed job sent back by `retry` lives on as its new job: count that one only
     failed = ledger.counts().get(JobState.FAILED, 0)
+    failed -= len(ledger.jobs(JobState.FAILED, limit=None, retried=True))
     line = (
         f"watching {inboxes} inbox{'es' if inboxes != 1 else ''}; "
         f"{workers.running} running, {queued} queued, {failed} failed"

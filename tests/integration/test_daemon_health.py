@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from nemowatch.config import Config, Rule
 from nemowatch.daemon import Daemon
 from nemowatch.daemon.pauses import Reason
-from nemowatch.ledger import Ledger
+from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.notify import Notifier
 from tests.e2e.harness import drop
 
@@ -155,3 +155,18 @@ async def test_without_a_doorbell_housekeeping_falls_back_to_polling(
             daemon.stop()
             await running
     assert [entry for entry in logs if entry["event"] == "daemon.doorbell_unavailable"]
+
+
+def test_the_status_line_counts_a_failed_job_sent_back_by_retry_once(tmp_path: Path) -> None:
+    # `retry` makes a new job of a failed one: the old one is not a second failure
+    daemon = make_daemon(tmp_path, "clips")
+    ledger = daemon.ledger
+    for name in ("a.mp4", "b.mp4"):
+        record = ledger.create(
+            job_id=new_job_id(), rule="clips", engine="local", source=tmp_path / name, claimed=None
+        )
+        ledger.transition(record.id, JobState.FAILED, error="corrupt")
+    assert "0 running, 0 queued, 2 failed" in daemon.status_line()
+    ledger.mark_retried(record.id)
+    assert "0 running, 0 queued, 1 failed" in daemon.status_line()
+    ledger.close()
