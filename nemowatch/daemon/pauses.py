@@ -14,6 +14,7 @@ claimed and no job starts; running jobs finish (or, out of credits, stop at a ch
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
@@ -56,6 +57,10 @@ class Pauses:
         self.resumed.set()
         self._missing: frozenset[Path] = frozenset()
         self._parked: dict[str, Path] = {}  # job id -> its rule's missing inbox
+        # the latest balance the credits poll read (None: not read, or a free engine), and
+        # when (epoch seconds): the metrics and the web page show it
+        self.credits: Credits | None = None
+        self.credits_at: float | None = None
 
     @property
     def reasons(self) -> frozenset[Reason]:
@@ -156,7 +161,11 @@ class Pauses:
 
 
 async def poll_credits(
-    balance: Callable[[], Awaitable[Credits | None]], pauses: Pauses, *, interval: float
+    balance: Callable[[], Awaitable[Credits | None]],
+    pauses: Pauses,
+    *,
+    interval: float,
+    wall: Callable[[], float] = time.time,
 ) -> None:
     """Check the balance (the engine's `credits`) before work starts, and again every
     `interval` seconds: pause when none is left, resume when it is back. Returns at once
@@ -171,6 +180,7 @@ async def poll_credits(
         else:
             if credits is None:
                 return  # this engine costs nothing
+            pauses.credits, pauses.credits_at = credits, wall()
             if credits.available > 0:
                 pauses.credits_back(credits.available)
             else:
