@@ -174,6 +174,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from nemowatch.alerts import Alerts
     from nemowatch.daemon import Daemon
 
     config = _config(args)
@@ -181,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     folders = [folder for rule in config.rules for folder in (rule.inbox, rule.outbox)]
     logs.configure(config.log_level, json=json_logs, folders=folders)
     try:
-        return asyncio.run(Daemon(config).run())
+        return asyncio.run(Daemon(config, companions=[Alerts()]).run())
     except NemowatchError as error:
         # in the log too: under systemd it is where people look (`journalctl -u nemowatch`)
         logs.get_logger().error(
