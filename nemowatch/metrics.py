@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.process_collector import ProcessCollector
@@ -46,6 +46,9 @@ class Metrics(Companion):
     """The daemon's metrics: a companion that counts, and `exposition()` for `/metrics`."""
 
     def __init__(self) -> None:
+        # no `_created` gauge beside each counter: a series per label set that dashboards
+        # never read (a setting of the library, for the whole process)
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         self._host: Host | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # outputs being measured
