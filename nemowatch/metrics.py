@@ -48,7 +48,7 @@ class Metrics(Companion):
     def __init__(self) -> None:
         # no `_created` gauge beside each counter: a series per label set that dashboards
         # never read (a setting of the library, for the whole process)
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self._host: Host | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # outputs being measured
