@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from nemowatch.config.document import Origin
 from nemowatch.config.values import expand_path
 from nemowatch.errors import ConfigProblem
 from nemowatch.rules import Frozen
-
-if TYPE_CHECKING:
-    from nemowatch.config.checks import Loaded
-    from nemowatch.config.document import Origin
-    from nemowatch.config.models import Config
 
 APPRISE_INSTALL = "pip install 'nemowatch[notify]'"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://.")
@@ -79,20 +73,8 @@ def apprise_installed() -> bool:
     return importlib.util.find_spec("apprise") is not None
 
 
-def notify_problems(
-    config: Config | None, loaded: Sequence[Loaded], top: Origin
-) -> list[ConfigProblem]:
-    """What is wrong with the global `notify` and each rule's, with their file and line."""
-    problems = []
-    if config is not None and config.notify is not None:
-        problems += _problems(config.notify, top.within("notify"))
-    for item in loaded:
-        if item.knows("notify") and item.rule.notify is not None:
-            problems += _problems(item.rule.notify, item.origin.within("notify"))
-    return problems
-
-
-def _problems(notify: Notify, origin: Origin) -> list[ConfigProblem]:
+def notify_problems(notify: Notify, origin: Origin) -> list[ConfigProblem]:
+    """What is wrong with one `notify` (`origin`: where it was written)."""
     problems: list[ConfigProblem] = []
     if not notify.urls and notify.webhook is None:
         problems.append(origin.problem((), "names no `urls` and no `webhook`: nothing to send to"))
