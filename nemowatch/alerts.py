@@ -201,7 +201,11 @@ async def _post(webhook: Webhook, notice: Notice, secret: bytes) -> None:
     except httpx.TransportError as error:  # no URL in its text: only what went wrong
         raise TransientError(f"{type(error).__name__}: {error}") from error
     if response.status_code == 429 or response.status_code >= 500:
-        raise TransientError(f"the receiver answered {response.status_code}")
+        wait = response.headers.get("Retry-After", "")  # seconds, when it says
+        raise TransientError(
+            f"the receiver answered {response.status_code}",
+            retry_after=float(wait) if wait.isdigit() else None,
+        )
     if response.status_code >= 400:
         raise NemowatchError(
             f"the receiver refused it ({response.status_code})",
