@@ -15,9 +15,11 @@ as "webhook https://host:port" or "apprise slack".
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -171,8 +173,9 @@ async def deliver(
     if target.webhook is not None:
         webhook = target.webhook
         secret = await asyncio.to_thread(read_secret, webhook)
+        tls = await asyncio.to_thread(_tls)
         await call(
-            lambda: _post(webhook, notice, secret),
+            lambda: _post(webhook, notice, secret, tls),
             policy,
             what=f"notify {target.label}",
             sleep=sleep,
@@ -187,7 +190,13 @@ async def deliver(
         )
 
 
-async def _post(webhook: Webhook, notice: Notice, secret: bytes) -> None:
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The certificates to check receivers with, loaded once (37 ms each time otherwise)."""
+    return httpx.create_ssl_context()
+
+
+async def _post(webhook: Webhook, notice: Notice, secret: bytes, tls: ssl.SSLContext) -> None:
     body = json.dumps(notice.payload, ensure_ascii=False).encode()
     headers = {
         "Content-Type": "application/json",
@@ -196,7 +205,7 @@ async def _post(webhook: Webhook, notice: Notice, secret: bytes) -> None:
         SIGNATURE_HEADER: signature(secret, body),
     }
     try:
-        async with httpx.AsyncClient(timeout=webhook.timeout) as client:
+        async with httpx.AsyncClient(timeout=webhook.timeout, verify=tls) as client:
             response = await client.post(webhook.url, content=body, headers=headers)
     except httpx.TransportError as error:  # no URL in its text: only what went wrong
         raise TransientError(f"{type(error).__name__}: {error}") from error

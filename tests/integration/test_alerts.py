@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from nemowatch.alerts import Alerts
+from nemowatch.alerts import MAX_PENDING, Alerts
 from nemowatch.config.notify import Event, Notify, Webhook
 from nemowatch.engines.base import Credits
 from nemowatch.errors import EngineError
@@ -141,3 +141,27 @@ async def test_a_receiver_that_is_down_costs_the_job_nothing(tmp_path: Path, cli
         f"webhook http://127.0.0.1:{port}"
     ] * 2
     assert SECRET not in repr(logs)
+
+
+async def test_past_a_hundred_notifications_being_sent_new_ones_are_dropped_and_logged(
+    tmp_path: Path, clips: Clips
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on: each try fails at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    webhook = Webhook(url=f"http://127.0.0.1:{port}/hook", secret=SecretStr(SECRET))
+    config = one_rule_config(tmp_path, notify=Notify(events=(Event.DONE,), webhook=webhook))
+    alerts = Alerts(policy=RetryPolicy(attempts=1))
+    engine = ScriptedEngine(clips.basic, 3.0, sleep=no_sleep)
+    with capture_logs() as logs:
+        async with running(config, engine, [alerts]) as daemon:
+            drop(config.rules[0].inbox / "a.mp4", clips.basic)
+            await wait_until(lambda: [entry for entry in logs if entry["event"] == "notify.failed"])
+            [done] = daemon.ledger.jobs(JobState.DONE)
+            del logs[:]
+            for _ in range(MAX_PENDING + 1):  # a burst, on the loop: none is sent meanwhile
+                alerts.job_ended(done)
+            await alerts.settled()
+    dropped = [entry for entry in logs if entry["event"] == "notify.dropped"]
+    failed = [entry for entry in logs if entry["event"] == "notify.failed"]
+    assert (len(dropped), len(failed)) == (1, MAX_PENDING)
