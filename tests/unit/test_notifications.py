@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import sys
 import textwrap
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from nemowatch.alerts import (
     signature,
 )
 from nemowatch.config import Config, Rule, load_config
-from nemowatch.config.notify import Event, Notify, Webhook, read_secret
+from nemowatch.config.notify import APPRISE_INSTALL, Event, Notify, Webhook, read_secret
 from nemowatch.errors import ConfigError, ConfigProblem
 from nemowatch.jobs import JobRecord, JobState
 
@@ -185,3 +186,23 @@ def test_the_signature_is_hmac_sha256_of_the_body_under_the_secret() -> None:
     expected = hmac.new(b"k", body, hashlib.sha256).hexdigest()
     assert signature(b"k", body) == f"sha256={expected}"
     assert signature(b"other", body) != f"sha256={expected}"
+
+
+def test_without_apprise_check_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "apprise", None)  # how Python hides an installed module
+    problems = problems_of(
+        tmp_path,
+        """
+        rules:
+          - name: reels
+            inbox: in
+            outbox: out
+            notify: {urls: "ntfy://ntfy.sh/my-topic"}
+        """,
+    )
+    assert [(problem.line, problem.path, problem.message) for problem in problems] == [
+        (5, "rules[0].notify.urls", f"Apprise URLs need the Apprise library: {APPRISE_INSTALL}")
+    ]
+    assert APPRISE_INSTALL == "pip install 'nemowatch[notify]'"
