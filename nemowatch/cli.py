@@ -183,14 +183,18 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from nemowatch.alerts import Alerts
     from nemowatch.daemon import Daemon
+    from nemowatch.daemon.companions import Companion
 
     config = _config(args)
-    companions = []
-    if args.http is not None or config.http is not None:
+    companions: list[Companion] = [Alerts()]
+    if args.http is not None or config.http is not None:  # metrics only where served
+        from nemowatch.metrics import Metrics
         from nemowatch.web.server import web_page
 
-        companions.append(web_page(config, args.http))  # refused before anything starts
+        metrics = Metrics()  # refused before anything starts: a page that may not be served
+        companions += [metrics, web_page(config, args.http, metrics=metrics)]
     json_logs = {"auto": None, "console": False, "json": True}[args.log_format]
     folders = [folder for rule in config.rules for folder in (rule.inbox, rule.outbox)]
     logs.configure(config.log_level, json=json_logs, folders=folders)

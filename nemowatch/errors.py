@@ -33,6 +33,7 @@ they happen, with ``raise ... from exc``. Messages never contain tokens or crede
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Exit statuses (sysexits.h). 1 is any other failure, 2 a usage error.
@@ -61,6 +62,13 @@ class NemowatchError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def kind(error: NemowatchError) -> str:
+    """What kind of error it is, as the ledger, metrics and notifications name it: its
+    class's name in snake case, less "Error" ("media", "engine", "rate_limited")."""
+    name = type(error).__name__.removesuffix("Error") or "nemowatch"
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 @dataclass(frozen=True)

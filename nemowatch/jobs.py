@@ -193,6 +193,8 @@ class JobRecord:
     batch: Batch | None = None
     # the finished job this one revises (`<output>.revise.txt`): None for a new file
     revision: Revision | None = None
+    # what kind of error failed it (`errors.kind`: "media", "engine", "transient", ...)
+    error_kind: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -263,4 +265,5 @@ class JobRecord:
             published={str(name): path for name, path in loads(row["published"]) or []},
             batch=Batch.from_json(loads(row["batch"])),
             revision=Revision.from_json(loads(row["revision"])),
+            error_kind=row["error_kind"],
         )

@@ -70,6 +70,7 @@ _FIELDS: dict[str, bool] = {
     "render": True,
     "output": False,
     "error": False,
+    "error_kind": False,
     "warnings": True,
     "disposed": False,
     "timings": True,
@@ -154,6 +155,8 @@ _ADDED_COLUMNS = {
     "batch": "TEXT",
     # JSON (jobs.Revision): the finished job a revision file revises (issue 13)
     "revision": "TEXT",
+    # what kind of error failed the job ("media", "engine", "transient", ...: errors.kind)
+    "error_kind": "TEXT",
 }
 
 # Keys of the control table (values are text).

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from nemowatch import crashes, progress, stalled, steps
+from nemowatch import crashes, errors, progress, stalled, steps
 from nemowatch.config import Rule
 from nemowatch.disposal import Disposal
 from nemowatch.engines.base import Engine, Job
@@ -302,6 +302,7 @@ class Pipeline:
             record.id,
             JobState.FAILED,
             error=f"{step}: {message}",
+            error_kind=errors.kind(error),
             retryable=retryable,
             detail=hint,
         )

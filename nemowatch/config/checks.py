@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from nemowatch.config.document import Loc, Origin
 from nemowatch.config.models import TEMPLATE_FIELDS, BatchMode, Config, Rule
+from nemowatch.config.notify import notify_problems
 from nemowatch.engines.formats import LOCAL_EXTENSIONS, NEMO_EXTENSIONS
 from nemowatch.errors import ConfigProblem, NemowatchError
 from nemowatch.language import find_conflicts, interpret, interpret_all
@@ -165,6 +166,20 @@ def cross_check(loaded: list[Loaded]) -> list[ConfigProblem]:
         if item.knows("instructions"):
             problems.extend(_instruction_conflicts(rule.instructions, origin))
     return problems
+
+
+def all_notify_problems(
+    config: Config | None, loaded: list[Loaded], top: Origin
+) -> list[ConfigProblem]:
+    """`notify:` at the top and on each rule (config/notify.py)."""
+    found = [(config.notify, top)] if config is not None else []
+    found += [(item.rule.notify, item.origin) for item in loaded if item.knows("notify")]
+    return [
+        problem
+        for notify, origin in found
+        if notify is not None
+        for problem in notify_problems(notify, origin.within("notify"))
+    ]
 
 
 def music_problems(loaded: list[Loaded]) -> list[ConfigProblem]:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from nemowatch.config.checks import (
     RULE_FIELDS,
     Loaded,
+    all_notify_problems,
     cross_check,
     instruction_problems,
     music_problems,
@@ -84,6 +85,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     entries, rule_files = _gather_rules(data.get("rules"), rules_dir, top, problems)
     loaded = [rule for rule in (_load_rule(*entry, environ, problems) for entry in entries) if rule]
     problems.extend(cross_check(loaded))
+    problems.extend(all_notify_problems(settings, loaded, top))
     engine = settings.engine if settings is not None else data.get("engine", "local")
     if engine == "nemo":  # outputs with their own picture cannot be sent to the service
         problems.extend(nemo_targets_problems(loaded))

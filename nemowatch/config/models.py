@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, SecretStr, Tag, field_validator
 
 from nemowatch import __version__
+from nemowatch.config.notify import Notify
 from nemowatch.config.targets import OutputTarget
 from nemowatch.config.values import parse_size
 from nemowatch.rules import EditSpec, ExportSpec, Frozen, matches
@@ -132,6 +133,8 @@ class Rule(Frozen):
     report: bool = False  # write <output>.json beside each output: spec, plan, warnings, timings
     # bytes; larger files fail before any work. None: no limit (NemoVideo has its own 500 MB)
     max_size: int | None = Field(default=None, gt=0)
+    # notifications for this rule's jobs, instead of the global `notify` (config/notify.py)
+    notify: Notify | None = None
 
     @field_validator("name")
     @classmethod
@@ -264,6 +267,8 @@ class Config(Frozen):
     nemo: NemoSettings = NemoSettings()
     http: HttpSettings | None = None  # the web page: off unless set (or `run --http`)
     rules: tuple[Rule, ...] = ()
+    # notifications: a job done or failed, work paused for credits (config/notify.py)
+    notify: Notify | None = None
     source: Path | None = None  # the config file this was loaded from
     rule_files: tuple[Path, ...] = ()  # every file the rules came from (watched for edits)
 

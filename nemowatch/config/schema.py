@@ -56,6 +56,8 @@ SHORTHANDS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("Rule", "match"): [{"type": "string"}],
     ("Rule", "ignore"): [{"type": "string"}],
     ("Rule", "instructions"): [{"type": "string"}],
+    ("Notify", "events"): [{"enum": ["done", "failed", "paused"]}],
+    ("Notify", "urls"): [{"type": "string"}],
     ("Rule", "max_size"): [
         {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT][iI]?[bB]|[bB])?\s*$"}
     ],
@@ -296,6 +298,23 @@ DESCRIPTIONS: dict[tuple[str, str], str | tuple[str, list[Any]]] = {
     ("HttpSettings", "token"): "A bearer token (16+ characters; `openssl rand -hex 16`) for "
     "the Authorization header or the login form. Never logged.",
     ("HttpSettings", "password_file"): "A file holding the login form's password.",
+    ("Config", "notify"): "Notifications for every rule without its own `notify` "
+    "(docs/notifications.md).",
+    ("Rule", "notify"): "This rule's notifications, instead of the global `notify`.",
+    ("Notify", "events"): (
+        "What is told: done, failed, paused (no NemoVideo credits). Default: failed, paused.",
+        [["failed", "paused"], ["done", "failed"]],
+    ),
+    ("Notify", "urls"): (
+        "Apprise URLs (pip install 'nemowatch[notify]'): Slack, Discord, Telegram, ntfy, email...",
+        ["ntfy://ntfy.sh/my-topic", ["slack://T000/B000/XXXX", "mailto://user:pass@example.com"]],
+    ),
+    ("Notify", "webhook"): "A JSON POST signed with HMAC-SHA256 of its body "
+    "(header X-Nemowatch-Signature).",
+    ("Webhook", "url"): ("Where the POST goes (http or https).", ["https://example.com/hook"]),
+    ("Webhook", "secret"): "The HMAC key; better in `secret_file`. Never logged.",
+    ("Webhook", "secret_file"): "A file holding the HMAC key (its whole text, stripped).",
+    ("Webhook", "timeout"): "Seconds one attempt may take (up to 300).",
 }
 
 

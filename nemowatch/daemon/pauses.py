@@ -16,6 +16,7 @@ claimed and no job starts; running jobs finish (or, out of credits, stop at a ch
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
@@ -59,6 +60,10 @@ class Pauses:
         self._missing: frozenset[Path] = frozenset()
         self._parked: dict[str, Path] = {}  # job id -> its rule's missing inbox
         self._rules_paused: frozenset[str] = frozenset()  # by an operator, one by one
+        # the latest balance the credits poll read (None: not read, or a free engine), and
+        # when (epoch seconds): the metrics and the web page show it
+        self.credits: Credits | None = None
+        self.credits_at: float | None = None
 
     @property
     def reasons(self) -> frozenset[Reason]:
@@ -179,7 +184,11 @@ class Pauses:
 
 
 async def poll_credits(
-    balance: Callable[[], Awaitable[Credits | None]], pauses: Pauses, *, interval: float
+    balance: Callable[[], Awaitable[Credits | None]],
+    pauses: Pauses,
+    *,
+    interval: float,
+    wall: Callable[[], float] = time.time,
 ) -> None:
     """Check the balance (the engine's `credits`) before work starts, and again every
     `interval` seconds: pause when none is left, resume when it is back. Returns at once
@@ -194,6 +203,7 @@ async def poll_credits(
         else:
             if credits is None:
                 return  # this engine costs nothing
+            pauses.credits, pauses.credits_at = credits, wall()
             if credits.available > 0:
                 pauses.credits_back(credits.available)
             else:

@@ -132,6 +132,7 @@ def examine(
     findings += ffmpeg_findings(machine.environ, needed=local, explicit=explicit)
     findings.append(font_finding(needed=local))
     findings.append(speech_finding(machine.environ, needed=local and _hears(config)))
+    findings.append(apprise_finding())
     if config_finding is not None:
         findings.append(config_finding)
     if config is None:
@@ -261,6 +262,23 @@ def speech_finding(environ: Mapping[str, str], *, needed: bool) -> Finding:
         + (" (a rule asks for them)" if needed else ""),
         fix=status.hint or INSTALL_HINT,
         facts={"ready": False},
+    )
+
+
+def apprise_finding() -> Finding:
+    """Apprise (the notify extra), which `notify: urls:` sends through. A config naming
+    such URLs without it is refused, by its own finding, with the same fix."""
+    from nemowatch.config.notify import APPRISE_INSTALL, apprise_installed
+
+    if apprise_installed():
+        detail = "Apprise is installed: notify urls (Slack, ntfy, email, ...) can be used"
+        return Finding("notifications", Status.OK, detail, facts={"apprise": True})
+    return Finding(
+        "notifications",
+        Status.NOTE,
+        "Apprise is not installed: notify urls cannot be used (the signed webhook can)",
+        fix=APPRISE_INSTALL,
+        facts={"apprise": False},
     )
 
 

@@ -52,8 +52,11 @@ def bind(listen: str) -> socket.socket:
     return socket.create_server((host, port), family=family, reuse_port=False)
 
 
-def web_page(config: Config, listen: str | None = None) -> WebPage:
-    """The page `config.http` asks for, at `listen` when given (`run --http`); ConfigError
+def web_page(
+    config: Config, listen: str | None = None, *, metrics: MetricsSource | None = None
+) -> WebPage:
+    """The page `config.http` asks for, at `listen` when given (`run --http`), serving
+    `metrics` at /metrics; ConfigError
     when it may not be served so (beyond loopback without a token or a password)."""
     settings = config.http if config.http is not None else HttpSettings()
     if listen is not None:
@@ -67,7 +70,7 @@ def web_page(config: Config, listen: str | None = None) -> WebPage:
     if why is not None:
         where = str(config.source) if config.source else "the config"
         raise ConfigError([ConfigProblem(where, None, "http.listen (--http)", why)])
-    return WebPage(settings)
+    return WebPage(settings, metrics)
 
 
 class WebPage(Companion):
