@@ -65,6 +65,10 @@ class Pictures:
         key = ("timeline", record.id, record.updated_at)
         if key not in self._cache:
             draft = Draft.from_json(record.draft)
+            # named as the person dropped it, not as it was claimed (`<job id>__name`)
+            draft = Draft(
+                draft.tracks, draft.duration_ms, {**draft.metadata, "source": record.source.name}
+            )
             source = source_of(record)
             svg = await _drawn(picture.svg_for_draft, draft, source)
             if svg is None:

@@ -1,7 +1,8 @@
 """The web page in Debian's Chromium (headless, driven by Playwright), served by a real
 daemon (`nemowatch run`, the local engine): a file dropped shows its render's progress
-moving, then appears as done; a corrupt file appears failed with its error, and its Retry
-button sends it back, to come back done once it is a video."""
+moving, then appears as done, its page with the same timeline `explain --picture` draws;
+/metrics counts it; a corrupt file appears failed with its error, and its Retry button
+sends it back, to come back done once it is a video."""
 
 from __future__ import annotations
 
@@ -10,21 +11,31 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
+import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness import Daemon, drop, rule, wait_for, write_config
+from tests.e2e.harness import Daemon, drop, nemowatch, rule, wait_for, write_config
 from tests.media import Clips, write_random_bytes
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
-# 10 s of the silences clip upscaled to 720p: a render of a couple of seconds, long
-# enough for the page (refreshed every second) to show its percent more than once
-SLOW_EXPORT = {"format": "mp4", "resolution": "720p", "quality": "high"}
+# 10 s of the silences clip upscaled to 1080p: a render of 3-4 s on an idle machine, long
+# enough for the page (refreshed every second) to show its percent more than once (at
+# 720p it took 2 s: once seen on an idle machine)
+SLOW_EXPORT = {"format": "mp4", "resolution": "1080p", "quality": "high"}
 # set to a path to keep the screenshot (docs/http-page.png is made so)
 SCREENSHOT = "NEMOWATCH_SCREENSHOT"
+JOB_SCREENSHOT = "NEMOWATCH_JOB_SCREENSHOT"  # docs/http-job-page.png
+
+
+def cut_stretches(svg: str) -> list[tuple[str | None, str | None]]:
+    shapes = ElementTree.fromstring(svg).iter("{http://www.w3.org/2000/svg}rect")
+    return [(s.get("data-start"), s.get("data-end")) for s in shapes if s.get("class") == "cut"]
 
 
 def free_port() -> int:
@@ -54,8 +65,11 @@ def test_the_page_shows_a_drop_rendering_then_done_and_retries_a_failed_job(
     tmp_path: Path, clips: Clips
 ) -> None:
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     clip_rule = rule(tmp_path, export=SLOW_EXPORT, settle_seconds=0.2)
-    config = write_config(tmp_path, [clip_rule], http={"listen": f"127.0.0.1:{port}"})
+    # a quick edit with cuts, for the job page's picture
+    cuts_rule = rule(tmp_path, "cuts", edit={"cut_silences": True}, settle_seconds=0.2)
+    config = write_config(tmp_path, [clip_rule, cuts_rule], http={"listen": f"127.0.0.1:{port}"})
     inbox = Path(clip_rule["inbox"])
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     try:
@@ -65,13 +79,38 @@ def test_the_page_shows_a_drop_rendering_then_done_and_retries_a_failed_job(
             try:
                 page = browser.new_page(viewport={"width": 1000, "height": 760})
                 page.set_default_timeout(30_000)
-                page.goto(f"http://127.0.0.1:{port}/")
+                page.goto(f"{base}/")
                 assert page.locator("table.inboxes").inner_text().count("clips") >= 1
 
                 drop(inbox / "talk.mp4", clips.silences)
                 percents = percents_until_done(page, "talk.mp4")
                 assert len(percents) >= 2 and percents == sorted(percents), percents
                 assert "talk.mp4" in page.locator("#recent li.done").first.inner_text()
+
+                # a job's page: the same picture of the edit as `explain --picture` draws
+                drop(Path(cuts_rule["inbox"]) / "pauses.mp4", clips.three_pauses)
+                page.locator("#recent li.done a", has_text="pauses.mp4").click()
+                page.locator("img.timeline").wait_for()
+                job_svg = httpx.get(f"{page.url}/timeline.svg").text
+                [archived] = list((Path(cuts_rule["inbox"]) / "done").rglob("pauses.mp4"))
+                drawn = tmp_path / "explained.svg"
+                explained = nemowatch(
+                    config, "explain", str(archived), "--rule", "cuts", "--picture", str(drawn)
+                )
+                assert explained.returncode == 0, explained.stderr
+                assert len(cut_stretches(job_svg)) == 3  # its three pauses
+                assert cut_stretches(job_svg) == cut_stretches(drawn.read_text(encoding="utf-8"))
+                if os.environ.get(JOB_SCREENSHOT):
+                    page.screenshot(path=os.environ[JOB_SCREENSHOT], full_page=True)
+                metrics = httpx.get(f"{base}/metrics").text
+                ended = {
+                    (sample.labels["rule"], sample.labels["state"]): sample.value
+                    for family in text_string_to_metric_families(metrics)
+                    for sample in family.samples
+                    if sample.name == "nemowatch_jobs_ended_total"
+                }
+                assert ended == {("clips", "done"): 1.0, ("cuts", "done"): 1.0}
+                page.goto(f"{base}/")
 
                 write_random_bytes(tmp_path / "broken.mp4", size=20_000)
                 drop(inbox / "broken.mp4", tmp_path / "broken.mp4")

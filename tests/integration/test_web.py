@@ -18,15 +18,18 @@ from xml.etree import ElementTree
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from nemowatch import cli
 from nemowatch.config import Config, HttpSettings, Rule
 from nemowatch.daemon import Daemon
+from nemowatch.daemon.companions import Companion
 from nemowatch.engines.base import Credits
 from nemowatch.errors import MediaError
 from nemowatch.ledger import JobState
+from nemowatch.metrics import Metrics
 from nemowatch.web import WebPage
 from nemowatch.web.pictures import source_of
 from tests.e2e.harness import drop
@@ -97,7 +100,8 @@ async def served(
 
     engine = (Costly if costly else ScriptedEngine)(clips.basic, 3.0, sleep=no_sleep)
     page = WebPage(http, metrics)  # type: ignore[arg-type]
-    daemon = Daemon(config, engine=engine, companions=[page])
+    heard = [metrics] if isinstance(metrics, Companion) else []  # a Metrics hears the jobs
+    daemon = Daemon(config, engine=engine, companions=[page, *heard])
     running = asyncio.create_task(daemon.run())
     try:
         async with asyncio.timeout(20):
@@ -262,6 +266,7 @@ async def test_a_jobs_page_shows_its_timeline_and_thumbnails(tmp_path: Path, cli
         assert f"/jobs/{job.id}/timeline.svg" in page and f"/jobs/{job.id}/thumbnails" in page
         svg = await web.client.get(f"/jobs/{job.id}/timeline.svg")
         assert svg.headers["content-type"].startswith("image/svg+xml")
+        assert "<title>a.mp4: " in svg.text  # the name it was dropped as
         shapes = ElementTree.fromstring(svg.text).iter("{http://www.w3.org/2000/svg}rect")
         [output] = [shape for shape in shapes if shape.get("class") == "output"]
         assert float(output.get("data-end", "0")) == pytest.approx(3.0)  # the draft's 3 s
@@ -284,6 +289,40 @@ async def test_a_jobs_page_without_its_output_goes_without_thumbnails(
         page = await web.client.get(f"/jobs/{job.id}")
         assert page.status_code == 200 and "/thumbnails" not in page.text
         assert (await web.client.get(f"/jobs/{job.id}/thumbnails")).status_code == 404
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+async def test_the_pages_metrics_parse_and_move_as_jobs_finish(
+    tmp_path: Path, clips: Clips
+) -> None:
+    async with served(tmp_path, clips, LOOPBACK, metrics=Metrics()) as web:
+        before = await web.client.get("/metrics")
+        assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
+        assert samples(before.text, "nemowatch_jobs_ended_total") == {}
+        drop(web.rule.inbox / "a.mp4", clips.basic)
+        await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        after = (await web.client.get("/metrics")).text
+        ended = samples(after, "nemowatch_jobs_ended_total")
+        assert ended == {(("rule", "clips"), ("state", "done")): 1.0}
+        assert samples(after, "nemowatch_jobs_claimed_total") == {(("rule", "clips"),): 1.0}
+        size = clips.basic.stat().st_size  # the scripted engine's render is the clip itself
+        await wait_until(  # outputs are sized on a thread, a moment after the job's end
+            lambda: _bytes_out(web) == {(("rule", "clips"),): size}
+        )
+
+
+def _bytes_out(web: Served) -> dict[tuple[tuple[str, str], ...], float]:
+    page = web.daemon.companions.members[1]
+    assert isinstance(page, Metrics)
+    return samples(page.exposition()[0].decode(), "nemowatch_output_bytes_total")
 
 
 async def test_sigterm_stays_the_daemons_and_the_page_stops_with_it(
