@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nemowatch.config import Config
 from nemowatch.intake import shown
 from nemowatch.ledger import FINISHED, RUNNING, Control, JobRecord, JobState, Ledger, ledger_path
 from nemowatch.ledgerfile import ledger_expected
 from nemowatch.liveness import Liveness
-from nemowatch.operator import Unmatched
 from nemowatch.rulepause import paused_rules
+
+if TYPE_CHECKING:  # not at run time: operator brings PyAV (40 ms) into every command
+    from nemowatch.operator import Unmatched
 
 NOT_PAUSED = Control(paused=False, paused_at=None, scan_requested=0.0)
 
