@@ -34,7 +34,6 @@ from typing import Any
 
 import pytest
 
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.files import claim, snapshot
 from nemowatch.intake import SettleTracker, shown
 from nemowatch.outbox import unwritable
@@ -50,7 +49,7 @@ from tests.e2e.harness import (
     wait_for,
     write_config,
 )
-from tests.media import Clips, write_random_bytes
+from tests.media import TOOL_FFMPEG, Clips, write_random_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +68,7 @@ SCAN_INTERVAL = 1.0
 
 def ffmpeg(*arguments: str) -> None:
     subprocess.run(
-        [str(find_ffmpeg()), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *arguments],
+        [str(TOOL_FFMPEG), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *arguments],
         check=True,
         capture_output=True,
     )

@@ -17,18 +17,17 @@ import subprocess
 from datetime import date
 from pathlib import Path
 
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.probe import probe
 from tests.e2e.harness import Daemon, files, nemowatch, rule, wait_for, write_config
 from tests.integration.test_local_render import frame
-from tests.media import write_random_bytes
+from tests.media import TOOL_FFMPEG, write_random_bytes
 
 COLOURS = ("red", "green", "blue", "yellow", "white", "purple")
 
 
 def ffmpeg(*arguments: str) -> None:
     subprocess.run(
-        [str(find_ffmpeg()), "-nostdin", "-y", "-hide_banner", "-v", "error", *arguments],
+        [str(TOOL_FFMPEG), "-nostdin", "-y", "-hide_banner", "-v", "error", *arguments],
         check=True,
     )
 

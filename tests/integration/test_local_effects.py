@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from nemowatch import outbox
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.errors import MediaError
 from nemowatch.rules import EditSpec, Trim
 from tests.integration.test_local_render import (
@@ -23,7 +22,7 @@ from tests.integration.test_local_render import (
     region_difference,
     samples,
 )
-from tests.media import accepted_ffmpegs
+from tests.media import TOOL_FFMPEG, accepted_ffmpegs
 
 _FFMPEGS = accepted_ffmpegs()
 FRAMES = 40  # the numbered clip: 1.6 s at 25 fps
@@ -39,7 +38,7 @@ def ffmpeg(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> P
 def _make(path: Path, video: str, audio: str, seconds: float) -> Path:
     subprocess.run(
         [
-            *[str(find_ffmpeg()), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
+            *[str(TOOL_FFMPEG), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
             *["-f", "lavfi", "-i", video],
             *["-f", "lavfi", "-i", f"aevalsrc={audio}:s=48000:d={seconds}"],
             *["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"],
@@ -91,7 +90,7 @@ def _hiss_db(path: Path) -> float:
     filtered = path.with_name(path.stem + ".hiss.wav")
     subprocess.run(
         [
-            *[str(find_ffmpeg()), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
+            *[str(TOOL_FFMPEG), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
             *["-i", str(path), "-af", "highpass=f=3000,highpass=f=3000", str(filtered)],
         ],
         check=True,
@@ -144,7 +143,7 @@ async def test_a_watermark_changes_its_corner_and_nothing_else(grey: Path, tmp_p
     logo = tmp_path / "logo.png"
     subprocess.run(
         [
-            *[str(find_ffmpeg()), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
+            *[str(TOOL_FFMPEG), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
             *["-f", "lavfi", "-i", "color=c=white:s=40x20", "-frames:v", "1", str(logo)],
         ],
         check=True,

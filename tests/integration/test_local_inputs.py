@@ -13,20 +13,20 @@ import pytest
 
 from nemowatch.engines.base import Draft, Session
 from nemowatch.engines.local import LocalEngine
-from nemowatch.engines.local.ffmpeg import find_ffmpeg, probe_ffmpeg
+from nemowatch.engines.local.ffmpeg import probe_ffmpeg
 from nemowatch.errors import MediaError
 from nemowatch.probe import probe
 from nemowatch.rules import Audiogram, EditSpec, ExportSpec, Quality, Still, TextOverlay
 from tests.integration.test_local_engine import make_job, produce
 from tests.integration.test_local_render import frame, loudness, region_difference
-from tests.media import SPEECH, Clips, accepted_ffmpegs
+from tests.media import SPEECH, TOOL_FFMPEG, Clips, accepted_ffmpegs
 
 FAST = ExportSpec(quality=Quality.LOW)
 
 
 def ffmpeg(*arguments: str) -> None:
     subprocess.run(
-        [str(find_ffmpeg()), "-nostdin", "-y", "-hide_banner", "-v", "error", *arguments],
+        [str(TOOL_FFMPEG), "-nostdin", "-y", "-hide_banner", "-v", "error", *arguments],
         check=True,
     )
 

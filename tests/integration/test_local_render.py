@@ -27,7 +27,7 @@ from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.local.timeline import AUDIO_TRACK, SourceFacts, build_draft, music_of
 from nemowatch.probe import Probe, moov_before_mdat, probe
 from nemowatch.rules import EditSpec, ExportSpec, Quality
-from tests.media import Clips, accepted_ffmpegs, make_clip
+from tests.media import TOOL_FFMPEG, Clips, accepted_ffmpegs, make_clip
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def numbered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bits = "lum='if(mod(floor(N/pow(2\\,floor(X/16)))\\,2)\\,235\\,16)'"
     subprocess.run(
         [
-            *[str(find_ffmpeg()), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
+            *[str(TOOL_FFMPEG), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
             *["-f", "lavfi", "-i", f"nullsrc=s=176x32:r=30:d=12,format=gray,geq={bits}"],
             *["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=12"],
             *["-c:v", "libx264", "-preset", "fast", "-g", "30", "-bf", "2", "-pix_fmt", "yuv420p"],
@@ -181,7 +181,7 @@ def loudness(path: Path) -> tuple[float, float]:
     """(integrated loudness in LUFS, true peak in dBTP), as `ebur128` measures them."""
     completed = subprocess.run(
         [
-            *[str(find_ffmpeg()), "-hide_banner", "-nostats", "-nostdin", "-i", str(path)],
+            *[str(TOOL_FFMPEG), "-hide_banner", "-nostats", "-nostdin", "-i", str(path)],
             *["-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"],
         ],
         check=True,
@@ -464,7 +464,7 @@ async def test_cuts_keep_exactly_their_frames_where_the_source_is_read_by_seekin
     # gaps of 2.7 s and 3.4 s are read over by seeking (MP4, Matroska); 0.1 s is not
     source = tmp_path / f"numbered.{container}"
     subprocess.run(
-        [str(find_ffmpeg()), "-loglevel", "error", "-i", str(numbered), "-c", "copy", str(source)],
+        [str(TOOL_FFMPEG), "-loglevel", "error", "-i", str(numbered), "-c", "copy", str(source)],
         check=True,
     )
     kept = [Segment(0.5, 1.5), Segment(4.2, 5.0), Segment(5.1, 5.6), Segment(9.0, 10.4)]

@@ -32,7 +32,6 @@ import structlog
 from nemowatch import __version__
 from nemowatch.config import NemoSettings, Rule
 from nemowatch.config.targets import OutputTarget
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.nemo import NemoEngine
 from nemowatch.engines.nemo.auth import TOKEN_FILE, TokenFile
 from nemowatch.engines.nemo.replies import StoredToken
@@ -53,6 +52,7 @@ from tests.fakes.nemo_server import (
     RenderShape,
     TextTurns,
 )
+from tests.media import TOOL_FFMPEG
 
 INSTRUCTIONS = ("cut out the silent parts", "add background music")
 ATTRIBUTION = ("nemowatch", __version__, "linux")
@@ -235,7 +235,7 @@ def video(clips: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """clips.basic with its index first: the pipeline refuses a result that is not
     fast-start, and the fake serves this very file as every render's result."""
     path = tmp_path_factory.mktemp("nemo") / "basic-faststart.mp4"
-    command = [str(find_ffmpeg()), "-v", "error", "-y", "-i", str(clips.basic)]
+    command = [str(TOOL_FFMPEG), "-v", "error", "-y", "-i", str(clips.basic)]
     command += ["-c", "copy", "-movflags", "+faststart", str(path)]
     subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL)
     return path

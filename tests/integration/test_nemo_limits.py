@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.errors import CreditsExhausted
 from nemowatch.ledger import JobState
 from nemowatch.pipeline import Pipeline
@@ -23,6 +22,7 @@ from nemowatch.probe import probe
 from nemowatch.rules import ExportSpec, Quality
 from tests.fakes.nemo_server import Endpoint, Fault
 from tests.integration.test_nemo_engine import World, video, world  # noqa: F401
+from tests.media import TOOL_FFMPEG
 
 
 async def test_a_server_that_always_says_429_gets_two_requests_then_a_retryable_failure(
@@ -137,7 +137,7 @@ async def test_a_render_of_another_size_and_rate_is_conformed_to_the_rules_expor
     rendered = tmp_path / "rendered-1080p25.mp4"
     subprocess.run(
         [
-            str(find_ffmpeg()), "-v", "error", "-y",
+            str(TOOL_FFMPEG), "-v", "error", "-y",
             "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25:d=3",
             "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",

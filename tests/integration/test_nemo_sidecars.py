@@ -14,12 +14,12 @@ import httpx
 import pytest
 
 from nemowatch.config import NemoSettings, Rule
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.nemo import NemoEngine
 from nemowatch.files import claim
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from tests.fakes.nemo_server import FakeNemo
+from tests.media import TOOL_FFMPEG
 
 RULE_SAYS = ("cut out the silent parts",)
 
@@ -32,7 +32,7 @@ async def no_sleep(delay: float) -> None:
 def video(clips: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """clips.basic with its index first, as the fake serves it as every render's result."""
     path = tmp_path_factory.mktemp("nemo-sidecars") / "basic-faststart.mp4"
-    command = [str(find_ffmpeg()), "-v", "error", "-y", "-i", str(clips.basic)]
+    command = [str(TOOL_FFMPEG), "-v", "error", "-y", "-i", str(clips.basic)]
     command += ["-c", "copy", "-movflags", "+faststart", str(path)]
     subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL)
     return path

@@ -15,13 +15,13 @@ import pytest
 from nemowatch.config import Rule
 from nemowatch.engines.base import Draft
 from nemowatch.engines.local import LocalEngine
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.errors import EngineError, MediaError
 from nemowatch.files import claim
 from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
 from nemowatch.picture import THUMB_WIDTH, svg_for_draft, thumbnails
 from nemowatch.pipeline import Pipeline
 from nemowatch.rules import ExportSpec
+from tests.media import TOOL_FFMPEG
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -101,7 +101,7 @@ def test_thumbnails_of_a_file_without_a_picture_say_so(clips, tmp_path: Path) ->
     sound = tmp_path / "sound.m4a"
     subprocess.run(
         [
-            str(find_ffmpeg()),
+            str(TOOL_FFMPEG),
             "-v",
             "error",
             "-i",

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from nemowatch.engines.base import EditEventKind, Engine, Job, Render, RenderState, Session
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.engines.nemo import NemoEngine
 from nemowatch.errors import CreditsExhausted, MediaError
 from nemowatch.rules import EditSpec, ExportSpec
 from tests.fakes.nemo_kit import DEFAULT_TURN, VIDEO, make_engine, serving
 from tests.fakes.nemo_server import Endpoint, FakeNemo, Fault
+from tests.media import TOOL_FFMPEG
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ async def test_a_file_whose_content_its_name_belies_fails_before_a_session(
 ) -> None:
     source = tmp_path / name
     subprocess.run(
-        [str(find_ffmpeg()), "-nostdin", "-v", "error", *arguments, str(source)], check=True
+        [str(TOOL_FFMPEG), "-nostdin", "-v", "error", *arguments, str(source)], check=True
     )
     engine = make_engine(fake, tmp_path)
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nemowatch.engines.local.ffmpeg import find_ffmpeg
 from nemowatch.errors import MediaError
 from nemowatch.probe import MediaKind, _animated_webp, kind_of, moov_before_mdat, probe
-from tests.media import Clips, write_random_bytes
+from tests.media import TOOL_FFMPEG, Clips, write_random_bytes
 
 
 def box(box_type: bytes, payload: bytes = b"") -> bytes:
@@ -122,7 +121,7 @@ def test_ffmpeg_without_faststart_writes_the_index_last(clips: Clips) -> None:
 
 def _made(target: Path, *arguments: str) -> Path:
     subprocess.run(
-        [str(find_ffmpeg()), "-nostdin", "-y", "-v", "error", *arguments, str(target)], check=True
+        [str(TOOL_FFMPEG), "-nostdin", "-y", "-v", "error", *arguments, str(target)], check=True
     )
     return target
 
