@@ -4,6 +4,8 @@ written through OpenTimelineIO's adapters, read back, and played with real FFmpe
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,11 +13,15 @@ import opentimelineio as otio
 import pytest
 
 from nemowatch import timelines
+from nemowatch.config import Rule
 from nemowatch.engines.base import Draft, Job, RenderState
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
+from nemowatch.files import claim
+from nemowatch.ledger import JobState, Ledger, new_job_id
+from nemowatch.pipeline import Pipeline
 from nemowatch.probe import probe
 from nemowatch.rules import EditSpec, ExportSpec
 from tests.media import TOOL_FFMPEG, Clips
@@ -218,3 +224,85 @@ def test_a_nemo_draft_without_source_points_plays_the_render_as_one_clip(
     assert clip.media_reference.target_url == render.as_uri()
     assert clip.source_range.duration.to_seconds() == 4.0
     assert any("NemoVideo" in item for item in built.left_out)
+
+
+# ---- published by the pipeline, beside the output -----------------------------------------------
+
+
+@pytest.fixture
+def done(tmp_path: Path, clips: Clips) -> tuple[Pipeline, Ledger, Rule, str]:
+    """A job with `timelines: [otio, edl]` run by the pipeline to the end."""
+    rule = Rule(
+        name="clips",
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "outbox",
+        instructions=["cut out silences"],
+        export=ExportSpec(quality="low", timelines=("otio", "edl")),
+        report=True,
+    )
+    rule.inbox.mkdir()
+    rule.outbox.mkdir()
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    pipeline = Pipeline(LocalEngine(), ledger, state_dir=tmp_path / "state")
+    source = rule.inbox / "clip.mp4"
+    shutil.copy(clips.three_pauses, source)
+    job_id = new_job_id()
+    claimed = claim(source, rule.inbox, job_id)
+    assert claimed is not None
+    ledger.create(
+        job_id=job_id, rule=rule.name, engine="local", source=source, claimed=claimed,
+        source_inode=claimed.stat().st_ino,  # as the daemon's intake records it
+    )  # fmt: skip
+    asyncio.run(pipeline.run(job_id, rule))
+    return pipeline, ledger, rule, job_id
+
+
+def test_the_pipeline_publishes_the_timelines_beside_the_mp4_linking_the_archived_source(
+    done: tuple[Pipeline, Ledger, Rule, str],
+) -> None:
+    _, ledger, rule, job_id = done
+    record = ledger.get(job_id)
+
+    assert record.state is JobState.DONE
+    assert sorted(path.name for path in rule.outbox.iterdir()) == [
+        "clip.edl", "clip.mp4", "clip.mp4.json", "clip.otio",
+    ]  # fmt: skip
+    assert [path.name for path in record.outputs] == ["clip.mp4", "clip.otio", "clip.edl"]
+    archived = Path(str(record.disposed))
+    assert archived.parent.parent == rule.inbox / "done" and archived.is_file()
+    timeline = otio.adapters.read_from_file(str(rule.outbox / "clip.otio"))
+    assert {clip.media_reference.target_url for clip in timeline.find_clips()} == {
+        archived.as_uri()
+    }
+    edl = timelines.read(rule.outbox / "clip.edl", "edl", rate=timelines.timecode_rate(FPS))
+    assert timelines.cut_list(edl, FPS) == timelines.cut_list(timeline, FPS)
+    report = json.loads((rule.outbox / "clip.mp4.json").read_text(encoding="utf-8"))
+    assert set(report["timelines"]) == {"otio", "edl"}
+    assert report["timelines"]["otio"]["file"] == str(rule.outbox / "clip.otio")
+    assert "loudness normalisation" in report["timelines"]["edl"]["left_out"]
+
+
+def test_a_job_stopped_between_its_timelines_publishes_only_the_missing_one(
+    done: tuple[Pipeline, Ledger, Rule, str],
+) -> None:
+    pipeline, ledger, rule, job_id = done
+    record = ledger.get(job_id)
+    otio_file = rule.outbox / "clip.otio"
+    written = otio_file.stat()
+    # as a kill left it: the .otio published and recorded, the .edl not yet, the source
+    # archived but the ledger not told where
+    (rule.outbox / "clip.edl").unlink()
+    published = [(name, path) for name, path in record.published.items() if name != "timeline edl"]
+    record = ledger.update(job_id, published=published, disposed=None)
+
+    pipeline.dispose(record, rule)  # what a restarted daemon's recovery does
+
+    record = ledger.get(job_id)
+    assert sorted(path.name for path in rule.outbox.iterdir()) == [
+        "clip.edl", "clip.mp4", "clip.mp4.json", "clip.otio",
+    ]  # fmt: skip
+    assert (otio_file.stat().st_ino, otio_file.stat().st_mtime_ns) == (
+        written.st_ino, written.st_mtime_ns,
+    )  # fmt: skip
+    assert [path.name for path in record.outputs] == ["clip.mp4", "clip.otio", "clip.edl"]
+    assert record.disposed is not None and Path(record.disposed).is_file()
