@@ -313,6 +313,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     if config.engine == "nemo":  # the cloud plans: what is sent where
         print(explain.describe_routing(source, rule))
+        if args.timeline is not None:  # no plan here: the cloud makes it
+            print("nemowatch: --timeline: the nemo engine plans in the cloud; set export:"
+                  " timelines on the rule to get one beside the output", file=sys.stderr)  # fmt: skip
+            return 1
         return 0
     plan = asyncio.run(explain.plan_for(config, source, rule))
     print(explain.describe(source, rule, plan))
