@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import opentimelineio as otio
 import pytest
 
-from tests.e2e.harness import rule, write_config
+from tests.e2e.harness import Daemon, drop, files, ledger_jobs, rule, wait_for, write_config
 from tests.e2e.test_picture import explain
 
 pytestmark = pytest.mark.e2e
@@ -47,3 +49,58 @@ def test_a_timeline_that_cannot_be_written_is_named_in_the_error(
     assert str(timeline) in result.stderr and said in result.stderr
     assert "hint:" in result.stderr
     assert not timeline.exists()
+
+
+def test_a_daemon_killed_before_its_last_timeline_publishes_only_that_one_at_restart(
+    tmp_path: Path, clips
+) -> None:
+    export = {"format": "mp4", "quality": "low", "timelines": ["otio", "edl"]}
+    config = write_config(
+        tmp_path,
+        [rule(tmp_path, instructions=["cut out silences"], outputs="{stem}.mp4", export=export)],
+    )
+    inbox, outbox, state = (
+        tmp_path / "inbox" / "clips",
+        tmp_path / "outbox" / "clips",
+        tmp_path / "state",
+    )
+    daemon = Daemon(config, tmp_path / "first.log").start()
+    try:
+        drop(inbox / "talk.mp4", clips.three_pauses)
+        wait_for(lambda: all(job["disposed"] for job in ledger_jobs(state)) and ledger_jobs(state),
+                 what="the job done and its source archived")  # fmt: skip
+    finally:
+        assert daemon.stop() == 0
+    assert [path.name for path in files(outbox)] == ["talk.edl", "talk.mp4", "talk.otio"]
+    (job,) = ledger_jobs(state)
+    (archived,) = files(inbox / "done", "talk.mp4")
+    timeline = outbox / "talk.otio"
+    before = timeline.stat()
+    # as a SIGKILL after the .otio was recorded left it: no .edl, the source archived but
+    # the ledger not told where it went
+    (outbox / "talk.edl").unlink()
+    published = [pair for pair in json.loads(job["published"]) if pair[0] != "timeline edl"]
+    with sqlite3.connect(state / "ledger.sqlite3") as db:
+        db.execute(
+            "UPDATE jobs SET published = ?, disposed = NULL WHERE id = ?",
+            (json.dumps(published), job["id"]),
+        )
+
+    daemon = Daemon(config, tmp_path / "restarted.log").start()
+    try:
+        wait_for(lambda: all(job["disposed"] for job in ledger_jobs(state)),
+                 what="the job disposed again")  # fmt: skip
+    finally:
+        assert daemon.stop() == 0
+
+    assert [path.name for path in files(outbox)] == ["talk.edl", "talk.mp4", "talk.otio"]
+    assert (timeline.stat().st_ino, timeline.stat().st_mtime_ns) == (
+        before.st_ino, before.st_mtime_ns,
+    )  # fmt: skip
+    (job,) = ledger_jobs(state)
+    assert [name for name, _ in json.loads(job["published"])] == [
+        "", "timeline otio", "timeline edl",
+    ]  # fmt: skip
+    assert job["disposed"] == str(archived)
+    edl = (outbox / "talk.edl").read_text(encoding="utf-8")
+    assert edl.count("talk.mp4") >= 4  # the four kept segments, from the archived source
