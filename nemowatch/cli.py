@@ -314,8 +314,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if config.engine == "nemo":  # the cloud plans: what is sent where
         print(explain.describe_routing(source, rule))
         if args.timeline is not None:  # no plan here: the cloud makes it
-            print("nemowatch: --timeline: the nemo engine plans in the cloud; set export:"
-                  " timelines on the rule to get one beside the output", file=sys.stderr)  # fmt: skip
+            why = "the nemo engine plans in the cloud; set export: timelines on the rule"
+            print(f"nemowatch: --timeline: {why} to get one beside the output", file=sys.stderr)
             return 1
         return 0
     plan = asyncio.run(explain.plan_for(config, source, rule))

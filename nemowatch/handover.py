@@ -17,6 +17,7 @@ rule's `on_conflict` applying), and recorded in the job's `published` as "timeli
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -24,8 +25,9 @@ import structlog
 
 from nemowatch import outbox, timelines
 from nemowatch.config import Rule
+from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.engines.base import Draft
-from nemowatch.errors import MediaError
+from nemowatch.errors import MediaError, NemowatchError
 from nemowatch.language import interpret_all
 from nemowatch.ledger import JobRecord, Ledger
 
@@ -34,12 +36,20 @@ log = structlog.get_logger("nemowatch.pipeline")
 PREFIX = "timeline "  # a timeline's name among a job's published outputs
 
 
-def wanted(rule: Rule) -> tuple[str, ...]:
-    """The formats a rule asks for: `export.timelines`, else its instructions' ("export a
-    Premiere timeline")."""
-    if rule.export.timelines:
-        return tuple(rule.export.timelines)
-    found = interpret_all(rule.instructions).export.get("timelines")
+def wanted(rule: Rule, record: JobRecord | None = None) -> tuple[str, ...]:
+    """The formats a job asks for: its `export.timelines` (a sidecar's over the rule's),
+    else its instructions' ("export a Premiere timeline"). Its sidecars are read where
+    they went with their source; one that cannot be read any more counts for nothing."""
+    sidecars = []
+    engine = record.engine if record is not None else "local"
+    for sidecar in record.sidecars if record is not None else []:
+        where = Path(sidecar.get("disposed") or sidecar["claimed"])
+        with contextlib.suppress(OSError, NemowatchError):
+            sidecars.append(read_sidecar(where, rule=rule, engine=engine))
+    instructions, _, export = combine(rule, tuple(sidecars))
+    if export.timelines:
+        return tuple(export.timelines)
+    found = interpret_all(instructions).export.get("timelines")
     return tuple(str(name) for name in found) if isinstance(found, tuple) else ()
 
 
@@ -60,7 +70,8 @@ def publish(
     format left out (of all wanted, published now or before), for the report.
 
     `after_each` runs after each timeline is recorded (the crash tests' hook)."""
-    formats = wanted(rule)
+    record = ledger.get(record.id)  # as the ledger has it: where the sidecars went
+    formats = wanted(rule, record)
     first = next((Path(path) for name, path in record.published.items() if path and not
                   is_timeline(name)), record.output)  # fmt: skip
     if not formats or record.draft is None or first is None:

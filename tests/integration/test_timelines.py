@@ -229,15 +229,17 @@ def test_a_nemo_draft_without_source_points_plays_the_render_as_one_clip(
 # ---- published by the pipeline, beside the output -----------------------------------------------
 
 
-@pytest.fixture
-def done(tmp_path: Path, clips: Clips) -> tuple[Pipeline, Ledger, Rule, str]:
-    """A job with `timelines: [otio, edl]` run by the pipeline to the end."""
+def run_job(
+    tmp_path: Path, clips: Clips, export: ExportSpec, sidecar: str | None = None
+) -> tuple[Pipeline, Ledger, Rule, str]:
+    """A job of the three-pause clip (and a clip.txt sidecar saying `sidecar`) run by the
+    pipeline to the end."""
     rule = Rule(
         name="clips",
         inbox=tmp_path / "inbox",
         outbox=tmp_path / "outbox",
         instructions=["cut out silences"],
-        export=ExportSpec(quality="low", timelines=("otio", "edl")),
+        export=export,
         report=True,
     )
     rule.inbox.mkdir()
@@ -249,12 +251,24 @@ def done(tmp_path: Path, clips: Clips) -> tuple[Pipeline, Ledger, Rule, str]:
     job_id = new_job_id()
     claimed = claim(source, rule.inbox, job_id)
     assert claimed is not None
+    sidecars = []
+    if sidecar is not None:
+        note = rule.inbox / "clip.txt"
+        note.write_text(sidecar, encoding="utf-8")
+        sidecars = [{"source": str(note), "claimed": str(claim(note, rule.inbox, job_id))}]
     ledger.create(
         job_id=job_id, rule=rule.name, engine="local", source=source, claimed=claimed,
         source_inode=claimed.stat().st_ino,  # as the daemon's intake records it
+        sidecars=sidecars,
     )  # fmt: skip
     asyncio.run(pipeline.run(job_id, rule))
     return pipeline, ledger, rule, job_id
+
+
+@pytest.fixture
+def done(tmp_path: Path, clips: Clips) -> tuple[Pipeline, Ledger, Rule, str]:
+    """A job with `timelines: [otio, edl]` run by the pipeline to the end."""
+    return run_job(tmp_path, clips, ExportSpec(quality="low", timelines=("otio", "edl")))
 
 
 def test_the_pipeline_publishes_the_timelines_beside_the_mp4_linking_the_archived_source(
@@ -306,3 +320,14 @@ def test_a_job_stopped_between_its_timelines_publishes_only_the_missing_one(
     )  # fmt: skip
     assert [path.name for path in record.outputs] == ["clip.mp4", "clip.otio", "clip.edl"]
     assert record.disposed is not None and Path(record.disposed).is_file()
+
+
+def test_a_sidecar_asking_for_a_premiere_timeline_gets_one(tmp_path: Path, clips: Clips) -> None:
+    _, ledger, rule, job_id = run_job(
+        tmp_path, clips, ExportSpec(quality="low"), sidecar="also export a Premiere timeline"
+    )
+
+    record = ledger.get(job_id)
+    assert [path.name for path in record.outputs] == ["clip.mp4", "clip.xml"]
+    back = timelines.read(rule.outbox / "clip.xml", "xml")
+    assert len(timelines.cut_list(back, FPS)) == 4
