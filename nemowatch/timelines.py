@@ -84,19 +84,29 @@ def format_of(path: Path) -> str:
     )
 
 
-def timecode_rate(fps: float) -> float:
-    """The rate a sequence of `fps` frames a second is written at in a format that counts
-    in SMPTE timecode (all but otio): `fps` when timecode knows it, else its smallest
-    multiple that it knows (10 fps: 30, each frame three), so every cut stays on a frame;
-    else the nearest rate it knows."""
+# The rates the FCP X adapter writes (its table keys NTSC rates as 23.98, 29.97, 59.94).
+_FCPX_RATES = (23.98, 24.0, 25.0, 29.97, 30.0, 50.0, 59.94, 60.0)
+
+
+def timecode_rate(fps: float, fmt: str = "edl") -> float:
+    """The rate a sequence of `fps` frames a second is written at in format `fmt`, when
+    the format counts in SMPTE timecode (all but otio): `fps` when the format knows it,
+    else its smallest multiple that it knows (10 fps: 30, each frame three), so every
+    cut stays on a frame; else the nearest rate it knows. FCP X knows fewer rates, and
+    NTSC's as 29.97 (1/29.97 s and 1001/30000 s differ by a frame in nine hours)."""
     import opentimelineio as otio
 
-    valid = otio.opentime.RationalTime.is_valid_timecode_rate
-    if valid(fps):
-        return fps
-    for multiple in range(2, 13):
-        if valid(fps * multiple):
-            return fps * multiple
+    def known(rate: float) -> float | None:
+        if fmt == "fcpxml":
+            return next((item for item in _FCPX_RATES if abs(item - rate) < 0.01), None)
+        return rate if otio.opentime.RationalTime.is_valid_timecode_rate(rate) else None
+
+    for multiple in range(1, 13):
+        found = known(fps * multiple)
+        if found is not None:
+            return found
+    if fmt == "fcpxml":
+        return min(_FCPX_RATES, key=lambda rate: abs(rate - fps))
     return float(otio.opentime.RationalTime.nearest_valid_timecode_rate(fps)) or DEFAULT_FPS
 
 
@@ -119,10 +129,11 @@ def build(draft: Draft, fmt: str, *, source: Path, render: Path | None = None) -
     import opentimelineio as otio
 
     facts = TimelineFacts.of(draft)
-    rate = timecode_rate(facts.fps or DEFAULT_FPS) if fmt != "otio" else facts.fps or DEFAULT_FPS
+    fps = facts.fps or DEFAULT_FPS
+    rate = timecode_rate(fps, fmt) if fmt != "otio" else fps
     left_out = _left_out_of_edit(draft, facts)
-    multiple = rate / (facts.fps or DEFAULT_FPS)
-    if abs(multiple - round(multiple)) > 1e-6 and facts.fps:
+    multiple = rate / fps
+    if abs(multiple - round(multiple)) > 1e-3 and facts.fps:
         left_out.append(f"the frame rate ({facts.fps:g} fps): the sequence runs at {rate:g} fps")
     timeline = otio.schema.Timeline(name=Path(facts.source or source.name).stem)
     timeline.global_start_time = otio.opentime.RationalTime(0, rate)

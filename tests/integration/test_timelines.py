@@ -331,3 +331,27 @@ def test_a_sidecar_asking_for_a_premiere_timeline_gets_one(tmp_path: Path, clips
     assert [path.name for path in record.outputs] == ["clip.mp4", "clip.xml"]
     back = timelines.read(rule.outbox / "clip.xml", "xml")
     assert len(timelines.cut_list(back, FPS)) == 4
+
+
+@pytest.mark.parametrize("fmt", list(timelines.FORMATS))
+def test_an_ntsc_cut_with_generated_music_and_a_speed_change_is_written_in_each_format(
+    fmt: str, tmp_path: Path
+) -> None:
+    ntsc = 30000 / 1001
+    draft = build_draft(
+        [Segment(0.0, 2.002), Segment(3.003, 5.005)],
+        source=SourceFacts("talk.mp4", 6.0, 1920, 1080, ntsc, has_audio=True),
+        edit=EditSpec(music="lofi", speed=1.5),
+        export=ExportSpec(),
+        music=MusicChoice(source="lofi", generated=True),
+    )
+    built = timelines.build(draft, fmt, source=tmp_path / "talk.mp4")
+    path = tmp_path / f"talk{timelines.FORMATS[fmt][1]}"
+
+    timelines.write(built, fmt, path)  # read back inside: the cuts must be there
+
+    back = timelines.read(path, fmt, rate=timelines.timecode_rate(ntsc, fmt))
+    assert timelines.cut_list(back, ntsc) == [("talk.mp4", 0, 60), ("talk.mp4", 90, 150)]
+    assert any("speed change (1.5x)" in item for item in built.left_out)
+    if fmt != "edl":
+        assert any("generated music (lofi)" in item for item in built.left_out)
