@@ -9,6 +9,7 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
+from nemowatch.cli import main
 from tests.e2e.harness import Daemon, drop, files, ledger_jobs, rule, wait_for, write_config
 from tests.e2e.test_picture import explain
 
@@ -52,7 +53,7 @@ def test_a_timeline_that_cannot_be_written_is_named_in_the_error(
 
 
 def test_a_daemon_killed_before_its_last_timeline_publishes_only_that_one_at_restart(
-    tmp_path: Path, clips
+    tmp_path: Path, clips, capsys: pytest.CaptureFixture[str]
 ) -> None:
     export = {"format": "mp4", "quality": "low", "timelines": ["otio", "edl"]}
     config = write_config(
@@ -102,5 +103,8 @@ def test_a_daemon_killed_before_its_last_timeline_publishes_only_that_one_at_res
         "", "timeline otio", "timeline edl",
     ]  # fmt: skip
     assert job["disposed"] == str(archived)
+    assert main(["jobs", "--config", str(config)]) == 0  # lists the timelines as outputs
+    listed = capsys.readouterr().out
+    assert f"{outbox / 'talk.otio'}, {outbox / 'talk.edl'}" in listed
     edl = (outbox / "talk.edl").read_text(encoding="utf-8")
     assert edl.count("talk.mp4") >= 4  # the four kept segments, from the archived source
