@@ -38,7 +38,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nemowatch.engines.base import AUDIO_TRACK, TEXT_TRACK, VIDEO_TRACK, Draft, TrackSegment
-from nemowatch.engines.local.timeline import TimelineFacts, music_of, track_of
+from nemowatch.engines.local.timeline import (
+    DUCK_ATTACK,
+    DUCK_RELEASE,
+    TimelineFacts,
+    music_of,
+    track_of,
+)
 from nemowatch.errors import MediaError
 
 if TYPE_CHECKING:
@@ -353,11 +359,7 @@ def _music(timeline: otio.schema.Timeline, draft: Draft, fmt: str, rate: float) 
         name=name, media_reference=reference, source_range=_range(0, frames, rate)
     )
     decibels = 20 * math.log10(max(bed.volume, 1e-5))
-    keyframes = {"0": round(decibels, 2)}
-    for start, end in bed.duck_under:  # the music is down under speech
-        low = round(decibels + (bed.duck_db or 0.0), 2)
-        keyframes[str(round(start * rate))] = low
-        keyframes[str(round(end * rate))] = round(decibels, 2)
+    keyframes = _duck_keyframes(decibels, bed.duck_db, bed.duck_under, rate)
     clip.effects.append(
         otio.schema.Effect(
             name="volume",
@@ -389,6 +391,26 @@ def _music(timeline: otio.schema.Timeline, draft: Draft, fmt: str, rate: float) 
     track.append(clip)
     timeline.tracks.append(track)
     return left
+
+
+def _duck_keyframes(
+    decibels: float,
+    duck_db: float | None,
+    under: Sequence[tuple[float, float]],
+    rate: float,
+) -> dict[str, float]:
+    """The music's level in dB by frame (as text: OTIO metadata keys), a straight line between
+    keyframes: going down DUCK_ATTACK before each speech window, back up
+    DUCK_RELEASE after it, as the render ducks it."""
+    level, low = round(decibels, 2), round(decibels + (duck_db or 0.0), 2)
+    points: dict[int, float] = {0: level}
+    for start, end in under:
+        points[max(0, round((start - DUCK_ATTACK) * rate))] = level
+        points[round(start * rate)] = low
+        points[round(end * rate)] = low
+        points[round((end + DUCK_RELEASE) * rate)] = level
+    # zero-padded: OTIO keeps metadata keys in text order, and Kdenlive reads them in turn
+    return {f"{frame:07d}": points[frame] for frame in sorted(points)}
 
 
 def _text_items(draft: Draft, *, captions: bool) -> list[TrackSegment]:

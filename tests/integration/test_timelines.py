@@ -183,8 +183,10 @@ def test_a_reel_keeps_its_music_volume_and_title_in_otio(
     assert Path(clip.media_reference.target_url).name == music.name
     (volume,) = clip.effects
     assert volume.metadata["nemowatch"]["volume"] == 0.35
-    levels = volume.metadata["keyframes"]
-    assert min(levels.values()) < max(levels.values())  # ducked under speech
+    # ducked 15 dB under the speech at 0.5-1.5 s: down over 0.25 s before, up over 0.5 s after
+    full, ducked = -9.12, -24.12  # 35 % is -9.12 dB
+    levels = [(int(frame), level) for frame, level in volume.metadata["keyframes"].items()]
+    assert levels == [(0, full), (6, full), (12, ducked), (38, ducked), (50, full)]
     (titles,) = [track for track in timeline.video_tracks() if track.name == "Titles"]
     (title,) = titles.find_clips()
     assert title.media_reference.parameters["text"] == "Hello"
