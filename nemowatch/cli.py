@@ -113,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("file", type=Path)
     explain.add_argument("--rule", default=None, help="the rule to use (default: by inbox)")
     explain.add_argument("--picture", type=Path, help="also draw the timeline as SVG to this file")
+    explain.add_argument(
+        "--timeline", type=Path, help="also write the edit for an editor (.otio .fcpxml .xml .edl"
+        " .kdenlive: the format from the extension)",
+    )  # fmt: skip
     schema = commands.add_parser("schema", help="print the JSON Schema of config files")
     schema.add_argument("--rule-file", action="store_true", help="of rule files (rules_dir)")
     status = with_config(commands.add_parser("status", help="jobs in the ledger, by state"))
@@ -309,12 +313,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     if config.engine == "nemo":  # the cloud plans: what is sent where
         print(explain.describe_routing(source, rule))
+        if args.timeline is not None:  # no plan here: the cloud makes it
+            why = "the nemo engine plans in the cloud; set export: timelines on the rule"
+            print(f"nemowatch: --timeline: {why} to get one beside the output", file=sys.stderr)
+            return 1
         return 0
     plan = asyncio.run(explain.plan_for(config, source, rule))
     print(explain.describe(source, rule, plan))
     if args.picture is not None:
         explain.write_picture(args.picture, plan, source, ffmpeg=config.ffmpeg)
         print(f"picture: {args.picture}")
+    if args.timeline is not None:
+        left_out = explain.write_timeline(args.timeline, plan, source)
+        print(f"timeline: {args.timeline}" + "".join(f"\n  left out: {i}" for i in left_out))
     return 0
 
 

@@ -29,9 +29,19 @@ class Disposal:
         self.ledger = ledger
         self.now = now
         self.dispose_sources = dispose_sources  # False for `nemowatch process`: leave the file
+        # run for a job done, once its source is where it stays and before the ledger
+        # records where: the pipeline publishes the timelines that link it (handover.py)
+        self.before_recorded: Callable[[JobRecord, Rule, Path], JobRecord] | None = None
 
-    def write_report(self, record: JobRecord, rule: Rule, output: Path) -> None:
-        """`<output>.json`: what was asked, what was planned, what was warned, how long."""
+    def write_report(
+        self,
+        record: JobRecord,
+        rule: Rule,
+        output: Path,
+        left_out: dict[str, list[str]] | None = None,
+    ) -> None:
+        """`<output>.json`: what was asked, what was planned, what was warned, how long;
+        and the timelines for editors, each with what its format left out."""
         report = {
             "job_id": record.id,
             "rule": rule.name,
@@ -51,6 +61,11 @@ class Disposal:
             "smart": ((record.render or {}).get("data") or {}).get("smart"),
             "finished_at": self.now().astimezone().isoformat(timespec="seconds"),
         }
+        if left_out:
+            report["timelines"] = {
+                fmt: {"file": record.published.get(f"timeline {fmt}"), "left_out": items}
+                for fmt, items in left_out.items()
+            }
         try:
             outbox.write_json_atomic(output.with_name(output.name + ".json"), report)
         except OSError as error:
@@ -63,6 +78,7 @@ class Disposal:
         if not self.dispose_sources:
             if record.state is JobState.FAILED:
                 log.info("job.report", **self.error_report(record))
+            self._before_recorded(record, rule, record.claimed)
             return self.ledger.update(record.id, disposed="kept")
         when = self.now()
         if record.batch is not None and record.batch.mode == BatchMode.EACH:
@@ -101,7 +117,13 @@ class Disposal:
                 report=self.error_report(record),
             )
         log.info("source.disposed", to=where)
+        self._before_recorded(record, rule, record.source if where == "deleted" else Path(where))
         return self.ledger.update(record.id, disposed=where)
+
+    def _before_recorded(self, record: JobRecord, rule: Rule, source: Path) -> JobRecord:
+        if self.before_recorded is None or record.state is not JobState.DONE:
+            return record
+        return self.before_recorded(record, rule, source)
 
     def _dispose_sidecars(self, record: JobRecord, rule: Rule, when: datetime) -> None:
         """The sidecars go where their source goes (archived, kept, deleted, quarantined
@@ -140,12 +162,14 @@ class Disposal:
                 record.source_inode, source=record.source, inbox=rule.inbox
             )
         if found is None:
+            self._before_recorded(record, rule, record.source)
             return self.ledger.update(record.id, disposed="deleted" if deleted else "missing")
         if record.state is JobState.FAILED and not outbox.has_failure_report(
             found, inbox=rule.inbox
         ):
             outbox.write_failure_report(found, inbox=rule.inbox, report=self.error_report(record))
         log.info("source.disposed", to=str(found), found_after_restart=True)
+        self._before_recorded(record, rule, found)
         return self.ledger.update(record.id, disposed=str(found))
 
     def error_report(self, record: JobRecord) -> dict[str, Any]:

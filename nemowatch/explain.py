@@ -4,7 +4,8 @@ Prints the matched rule, the edit as understood (and the phrases that are not), 
 analysis (silences, kept segments with their scores), the planned timeline and where it
 falls short of the edit (a reel shorter than asked, and why), so a rule can be tuned
 before any time is spent on renders; with `--picture`, the same plan drawn to scale as
-SVG (`write_picture`, see picture.py).
+SVG (`write_picture`, see picture.py); with `--timeline`, the same plan as a timeline an
+editor opens (`write_timeline`, see timelines.py), linking the file where it is.
 """
 
 from __future__ import annotations
@@ -182,6 +183,28 @@ def write_picture(
             f"cannot write the picture to {destination}: {exc.strerror or exc}",
             hint="pass --picture a path in a folder that exists and that you may write to",
         ) from exc
+
+
+def write_timeline(destination: Path, plan: LocalPlan, source: Path) -> tuple[str, ...]:
+    """The plan as a timeline in the format `destination`'s extension names, linking
+    `source` where it is, written whole or not at all (timelines.write). Returns what the
+    format leaves out; raises OperatorError naming the path when it cannot be written."""
+    from nemowatch import timelines
+    from nemowatch.errors import MediaError
+
+    try:
+        fmt = timelines.format_of(destination)
+        missing = timelines.missing_package([fmt])
+        if missing is not None:
+            raise OperatorError(
+                f"cannot write the timeline {destination}: {missing} is not installed",
+                hint=timelines.INSTALL_HINT,
+            )
+        built = timelines.build(plan.draft, fmt, source=source)
+        timelines.write(built, fmt, destination)
+    except MediaError as exc:
+        raise OperatorError(exc.message, hint=exc.hint) from exc  # it names the path
+    return built.left_out
 
 
 def describe_routing(path: Path, rule: Rule) -> str:

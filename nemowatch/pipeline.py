@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from nemowatch import crashes, errors, progress, stalled, steps
+from nemowatch import crashes, errors, handover, progress, stalled, steps
 from nemowatch.config import Rule
 from nemowatch.disposal import Disposal
 from nemowatch.engines.base import Engine, Job
@@ -77,6 +77,7 @@ class Pipeline:
         self._clock = clock
         self._now = now
         self.disposal = Disposal(ledger, now=now, dispose_sources=dispose_sources)
+        self.disposal.before_recorded = self._hand_over
         self.observer = observer  # told each job's progress as well (`process` draws it)
         self._batch_locks: dict[str, asyncio.Lock] = {}  # see `_batch_turn`
         self._crash_on = os.environ.get(TEST_CRASH_ON) or None  # the test hook above
@@ -258,6 +259,21 @@ class Pipeline:
                 self.disposal.write_report(record, run.rule, output)
         log.info("outbox.published", output=str(record.output), outputs=len(record.outputs))
         await asyncio.to_thread(_remove_tree, run.job.work_dir)
+
+    def _hand_over(self, record: JobRecord, rule: Rule, source: Path) -> JobRecord:
+        """The timelines for editors, linking the source where it stays (handover.py); a
+        timeline that cannot be written is a warning: the video is published."""
+        try:
+            record, left_out = handover.publish(self.ledger, record, rule, source)
+        except (OSError, NemowatchError) as error:
+            warning = f"a timeline for editors was not written: {error}"
+            log.warning("outbox.timeline_failed", error=str(error))
+            return self.ledger.update(record.id, warnings=[*record.warnings, warning])
+        if left_out and rule.report:
+            for name, path in record.published.items():
+                if path and not handover.is_timeline(name):
+                    self.disposal.write_report(record, rule, Path(path), left_out)
+        return record
 
     def dispose(self, record: JobRecord, rule: Rule) -> JobRecord:
         """Send a finished job's source where the rule says. Idempotent after a crash."""

@@ -87,6 +87,9 @@ class FillerCut(Frozen):
 
 DENOISE_STRENGTHS = {"light": 6.0, "medium": 12.0, "strong": 24.0}  # dB of noise reduction
 DEFAULT_DENOISE = DENOISE_STRENGTHS["medium"]
+# the formats of timelines for editors (nemowatch/timelines.py FORMATS)
+TimelineFormat = Literal["otio", "fcpxml", "xml", "edl", "kdenlive"]
+
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 
 
@@ -284,6 +287,13 @@ class ExportSpec(Frozen):
     # auto: a job that only cuts copies the source's whole GOPs and encodes only the frames
     # around each cut, where the edit and the source allow it (see docs/editing.md)
     smart: Literal["auto", "off"] = "auto"
+    # timelines for editors written beside the output, linking the source (timelines.py)
+    timelines: tuple[TimelineFormat, ...] = ()
+
+    @field_validator("timelines", mode="after")
+    @classmethod
+    def _once_each(cls, value: tuple[TimelineFormat, ...]) -> tuple[TimelineFormat, ...]:
+        return tuple(dict.fromkeys(value))  # in the order given, each once
 
     @property
     def short_side(self) -> int | None:

@@ -218,6 +218,28 @@ def music_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
     return problems
 
 
+def timelines_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
+    """Timelines for editors asked for (`export.timelines`, or in the text: "export a
+    Premiere timeline") where OpenTimelineIO or a format's adapter is not installed: each
+    job would fail at publishing; the problem says how to install them."""
+    from nemowatch import timelines
+
+    problems = []
+    for item in loaded:
+        rule, origin = item.rule, item.origin
+        where: Loc = ("export", "timelines")
+        asked = rule.export.timelines
+        if not asked:
+            found = interpret_all(rule.instructions).export.get("timelines")
+            asked = tuple(found) if isinstance(found, tuple) else ()
+            where = ("instructions",)
+        missing = timelines.missing_package(asked) if asked else None
+        if missing is not None:
+            text = f"timelines ({', '.join(asked)}) need {missing}: {timelines.INSTALL_HINT}"
+            problems.append(origin.problem(where, text))
+    return problems
+
+
 def speech_problems(loaded: list[Loaded], environ: Mapping[str, str]) -> list[ConfigProblem]:
     """Captions or filler cuts asked for where speech to text is not installed (or the
     model named by `environ` is not there): each job would fail on it."""

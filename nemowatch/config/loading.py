@@ -23,6 +23,7 @@ from nemowatch.config.checks import (
     nemo_batch_problems,
     nemo_targets_problems,
     speech_problems,
+    timelines_problems,
     watermark_problems,
 )
 from nemowatch.config.document import Origin, read_yaml
@@ -86,6 +87,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     loaded = [rule for rule in (_load_rule(*entry, environ, problems) for entry in entries) if rule]
     problems.extend(cross_check(loaded))
     problems.extend(all_notify_problems(settings, loaded, top))
+    problems.extend(timelines_problems(loaded))
     engine = settings.engine if settings is not None else data.get("engine", "local")
     if engine == "nemo":  # outputs with their own picture cannot be sent to the service
         problems.extend(nemo_targets_problems(loaded))

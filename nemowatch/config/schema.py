@@ -204,6 +204,13 @@ DESCRIPTIONS: dict[tuple[str, str], str | tuple[str, list[Any]]] = {
     ("ExportSpec", "fps"): "The frame rate; unset: the source's.",
     ("ExportSpec", "smart"): "auto: a job that only cuts copies the source's whole GOPs and "
     "encodes only the frames around each cut; off: encode everything.",
+    ("ExportSpec", "timelines"): (
+        "Timelines for editors written beside the output, linking the source at its final"
+        " place: otio (OpenTimelineIO), fcpxml (Final Cut Pro X, Resolve), xml (FCP 7:"
+        " Premiere, Resolve), edl (CMX 3600, the picture cut only), kdenlive. Needs the"
+        " timelines extra: pip install 'nemowatch[timelines]'.",
+        [["otio", "fcpxml"], ["xml"]],
+    ),
     ("EditSpec", "cut_silences"): (
         "Cut out silent stretches: true for the defaults, or the settings.",
         [True, {"threshold_db": -28, "margin": 0.2, "min_cut": 0.2}],

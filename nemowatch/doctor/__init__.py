@@ -133,6 +133,7 @@ def examine(
     findings.append(font_finding(needed=local))
     findings.append(speech_finding(machine.environ, needed=local and _hears(config)))
     findings.append(apprise_finding())
+    findings.append(timelines_finding())
     if config_finding is not None:
         findings.append(config_finding)
     if config is None:
@@ -279,6 +280,24 @@ def apprise_finding() -> Finding:
         "Apprise is not installed: notify urls cannot be used (the signed webhook can)",
         fix=APPRISE_INSTALL,
         facts={"apprise": False},
+    )
+
+
+def timelines_finding() -> Finding:
+    """OpenTimelineIO and its adapters (the timelines extra), which `export: timelines`
+    writes through. A rule asking for timelines without them is refused by `check`."""
+    from nemowatch import timelines
+
+    missing = timelines.missing_package()
+    if missing is None:
+        detail = "OpenTimelineIO is installed: timelines for editors can be written"
+        return Finding("timelines", Status.OK, detail, facts={"timelines": True})
+    return Finding(
+        "timelines",
+        Status.NOTE,
+        f"{missing} is not installed: timelines for editors (export: timelines) cannot be written",
+        fix=timelines.INSTALL_HINT,
+        facts={"timelines": False},
     )
 
 

@@ -1,4 +1,5 @@
-"""Phrases about export settings: resolution, format, frame rate, quality. Pure."""
+"""Phrases about export settings: resolution, format, frame rate, quality, and timelines
+for editors ("also export a Premiere timeline", "导出剪辑工程"). Pure."""
 
 from __future__ import annotations
 
@@ -125,9 +126,77 @@ def _frame_rate(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading
     )
 
 
+# ---- timelines for editors -------------------------------------------------------------------
+
+# An editor's name (as people write it, lower case) -> the timeline format it imports best.
+# Resolve reads both FCP X and FCP 7 files: FCP X keeps more of the edit.
+_EDITORS = {
+    "premiere pro": "xml",
+    "adobe premiere": "xml",
+    "premiere": "xml",
+    "pr": "xml",
+    "davinci resolve": "fcpxml",
+    "davinci": "fcpxml",
+    "resolve": "fcpxml",
+    "达芬奇": "fcpxml",
+    "final cut pro": "fcpxml",
+    "final cut": "fcpxml",
+    "fcpx": "fcpxml",
+    "fcp": "fcpxml",
+    "fcpxml": "fcpxml",
+    "fcp7": "xml",
+    "xml": "xml",
+    "kdenlive": "kdenlive",
+    "edl": "edl",
+    "cmx": "edl",
+    "cmx 3600": "edl",
+    "opentimelineio": "otio",
+    "otio": "otio",
+}
+_LABELS = {
+    "otio": "OpenTimelineIO (.otio)",
+    "fcpxml": "Final Cut Pro / Resolve (.fcpxml)",
+    "xml": "Premiere / Resolve (FCP 7 .xml)",
+    "edl": "EDL (picture cut only)",
+    "kdenlive": "Kdenlive (.kdenlive)",
+}
+# a timeline with no editor named: what Premiere, Resolve and Final Cut import between them
+DEFAULT_TIMELINES = ("otio", "fcpxml", "xml")
+_EDITOR = "|".join(re.escape(name) for name in sorted(_EDITORS, key=len, reverse=True))
+_EDITOR_LIST = rf"(?P<editors>(?:{_EDITOR})(?:(?:/|, ?| or | ?& ?| ?\+ ?)(?:{_EDITOR}))*)"
+
+
+def _timelines(found: re.Match[str], clause: Clause, edit: EditSpec) -> Reading | None:
+    names = re.findall(_EDITOR, group(found, "editors") or "")
+    formats = tuple(dict.fromkeys(_EDITORS[name] for name in names))
+    if not formats:  # "export an EDL": the noun names the format
+        formats = ("edl",) if "edl" in found.group(0) else DEFAULT_TIMELINES
+    return Reading(
+        "also write a timeline for editors: " + ", ".join(_LABELS[name] for name in formats),
+        export={"timelines": formats},
+        claims=tuple((f"timeline {name}", "yes") for name in formats),
+    )
+
+
 # Phrasings of export settings, in the order they are tried
 # (`instructions.GRAMMAR` is every kind's, in order).
 GRAMMAR: tuple[tuple[re.Pattern[str], Handler], ...] = (
+    *rules(
+        _timelines,
+        # "export a premiere/resolve timeline", "also give me an edl", "export for kdenlive"
+        r"(?:export|save|write|output|deliver|include|give me|make|hand over)(?: me)?"
+        r"(?: (?:it|this|the (?:video|edit|cut)))?(?: (?:as|for|to|into))?(?: (?:an?|the))?"
+        rf" (?:{_EDITOR_LIST} ?)?(?:timelines?|projects?|project files?|sequences?|edls?)"
+        r"(?: files?)?(?: (?:too|as well|for editing|for an editor|for (?:my|the) editor))?",
+        rf"(?:export|save|write|deliver|hand (?:it|this) over)(?: (?:it|this))?"
+        rf"(?: (?:for|to|into))?(?: an?)? "
+        rf"{_EDITOR_LIST}(?: (?:too|as well|editors?))?",
+        rf"(?:an? )?{_EDITOR_LIST} (?:timelines?|projects?|sequences?)(?: (?:too|as well))?",
+        r"(?:an? )?(?P<editors>edl)s?(?: files?)?(?: (?:too|as well))?",  # "... and an EDL"
+        rf"(?:导出|输出|生成|保存|给我)(?:一(?:份|个))?(?:{_EDITOR_LIST})?(?:的)?"
+        r"(?:剪辑)?(?:工程|工程文件|时间线|项目文件|项目)(?:文件)?",
+        r"(?:导出|输出|生成)(?:一(?:份|个))?(?P<editors>edl)(?:文件)?",
+    ),
     *rules(
         _frame_rate,
         r"(?:change|set|lower|raise|reduce|increase|drop|bump|convert|switch|bring|put|cap)"

@@ -197,7 +197,12 @@ def _read(texts: Iterable[str]) -> tuple[EditSpec, dict[str, object], list[_Step
             reading = _understand(clause, edit)
             if reading is not None:
                 edit = edit.model_copy(update=dict(reading.edit))
+                earlier = export.get("timelines")
                 export.update(reading.export)
+                later = export.get("timelines")
+                # timelines add up: "export a Premiere and a Resolve timeline" is two clauses
+                if isinstance(earlier, tuple) and isinstance(later, tuple) and later != earlier:
+                    export["timelines"] = tuple(dict.fromkeys((*earlier, *later)))
             steps.append(_Step(index, phrase, reading))
     return edit, export, steps
 

@@ -101,3 +101,22 @@ async def test_an_invalid_sidecar_fails_before_anything_is_uploaded(world, video
     assert f"{rule.inbox / 'clip.txt'}:2: " in (record.error or "")
     assert not any(fake.books.uploads.values())
     assert sent(fake) == []
+
+
+async def test_a_timeline_asked_for_plays_the_downloaded_render_and_is_not_sent(
+    world, video
+) -> None:
+    import opentimelineio as otio
+
+    fake, pipeline, rule = world
+    job_id = drop(pipeline, rule, video, "add the title 'Hello'\nexport an OTIO timeline too\n")
+    record = await pipeline.run(job_id, rule)
+    assert record.state is JobState.DONE, record.error
+    assert sent(fake) == [*RULE_SAYS, "add the title 'Hello'"]  # a setting, not a chat turn
+    output, timeline_file = record.outputs
+    assert timeline_file == output.with_suffix(".otio")
+    # the cloud's cuts are not known: the timeline plays the downloaded render, whole
+    timeline = otio.adapters.read_from_file(str(timeline_file))
+    (clip,) = timeline.video_tracks()[0].find_clips()
+    assert clip.media_reference.target_url == output.as_uri()
+    assert any("NemoVideo" in item for item in timeline.metadata["nemowatch"]["left_out"])

@@ -526,3 +526,47 @@ def test_a_watermark_named_in_the_instructions_is_checked_at_its_instruction(
 
     assert (problem.line, problem.path) == (5, "rules[0].instructions[1]")
     assert f"no watermark image at {missing}" in problem.message
+
+
+# ---- timelines for editors -------------------------------------------------------------------
+
+
+def test_a_rule_exporting_timelines_loads_with_each_format_once(tmp_path: Path) -> None:
+    path = config_of(
+        tmp_path, rule_yaml("talks", "in", "out", export="{timelines: [otio, edl, otio]}")
+    )
+
+    (rule,) = load_config(path).rules
+
+    assert rule.export.timelines == ("otio", "edl")
+
+
+def test_an_unknown_timeline_format_is_rejected(tmp_path: Path) -> None:
+    path = config_of(tmp_path, rule_yaml("talks", "in", "out", export="{timelines: [aaf]}"))
+
+    (problem,) = problems_of(path)
+
+    assert problem.path.startswith("rules[0].export.timelines")
+    assert "otio" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        ({"export": "{timelines: [kdenlive]}"}, "rules[0].export.timelines"),
+        ({"instructions": '["export for Kdenlive"]'}, "rules[0].instructions"),
+    ],
+)
+def test_timelines_without_their_adapter_installed_say_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, str], where: str
+) -> None:
+    from nemowatch import timelines
+
+    # as if the Kdenlive adapter were not installed: its module is one that does not exist
+    monkeypatch.setitem(timelines._PLUGINS, "kdenlive", "nemowatch_no_such_adapter")
+    path = config_of(tmp_path, rule_yaml("talks", "in", "out", **extra))
+
+    (problem,) = problems_of(path)
+
+    assert problem.path == where
+    assert "pip install 'nemowatch[timelines]'" in problem.message

@@ -206,3 +206,16 @@ def test_problems_are_marked_and_followed_by_what_to_do() -> None:
         "          what to do: make it one",
         "1 problem: outbox /x",
     ]
+
+
+def test_doctor_says_whether_timelines_for_editors_can_be_written(monkeypatch) -> None:
+    from nemowatch import timelines
+    from nemowatch.doctor import timelines_finding
+
+    assert timelines_finding().status is Status.OK  # the dev extra installs them
+    # as if the FCP X adapter were not installed: its module is one that does not exist
+    monkeypatch.setitem(timelines._PLUGINS, "fcpx_xml", "nemowatch_no_such_adapter")
+    missing = timelines_finding()
+    assert missing.status is Status.NOTE
+    assert "nemowatch_no_such_adapter is not installed" in missing.detail
+    assert missing.fix == "install the timelines extra: pip install 'nemowatch[timelines]'"

@@ -155,6 +155,20 @@ PHRASINGS: list[tuple[str, dict[str, object], dict[str, object]]] = [
     ("导出1080p", {}, {"resolution": "1080p"}),
     ("导出为gif", {}, {"format": "gif"}),
     ("60帧", {}, {"fps": 60.0}),
+    # timelines for editors, beside the output: each editor the format it imports best
+    ("also export a Premiere timeline", {}, {"timelines": ("xml",)}),
+    ("export a Resolve timeline", {}, {"timelines": ("fcpxml",)}),
+    ("export a Final Cut Pro project", {}, {"timelines": ("fcpxml",)}),
+    ("export a Premiere/Resolve/Final Cut timeline", {}, {"timelines": ("xml", "fcpxml")}),
+    ("export an EDL", {}, {"timelines": ("edl",)}),
+    ("export for Kdenlive", {}, {"timelines": ("kdenlive",)}),
+    ("export an OTIO timeline too", {}, {"timelines": ("otio",)}),
+    ("export a timeline for editing", {}, {"timelines": ("otio", "fcpxml", "xml")}),
+    ("导出剪辑工程", {}, {"timelines": ("otio", "fcpxml", "xml")}),
+    ("导出Premiere工程", {}, {"timelines": ("xml",)}),
+    ("导出达芬奇时间线", {}, {"timelines": ("fcpxml",)}),
+    ("导出EDL", {}, {"timelines": ("edl",)}),
+    ("export a Premiere timeline and an EDL", {}, {"timelines": ("xml", "edl")}),
 ]
 
 

@@ -1,0 +1,359 @@
+"""Timelines for editors (nemowatch/timelines.py): a real cut of a clip with three pauses
+written through OpenTimelineIO's adapters, read back, and played with real FFmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from nemowatch import timelines
+from nemowatch.config import Rule
+from nemowatch.engines.base import Draft, Job, RenderState
+from nemowatch.engines.local import LocalEngine
+from nemowatch.engines.local.analysis import Segment
+from nemowatch.engines.local.music import MusicChoice
+from nemowatch.engines.local.timeline import SourceFacts, build_draft
+from nemowatch.files import claim
+from nemowatch.ledger import JobState, Ledger, new_job_id
+from nemowatch.pipeline import Pipeline
+from nemowatch.probe import probe
+from nemowatch.rules import EditSpec, ExportSpec
+from tests.media import TOOL_FFMPEG, Clips
+
+FPS = 10  # the three_pauses clip's rate
+
+
+class Cut:
+    """The three-pause clip's cut: its draft, the source it links, its rendered MP4."""
+
+    def __init__(self, draft: Draft, source: Path, output: Path) -> None:
+        self.draft = draft
+        self.source = source
+        self.output = output
+
+    def planned(self) -> list[tuple[str, int, int]]:
+        """The plan's cut list, in frames of the source."""
+        video = self.draft.tracks[0]
+        return [
+            (self.source.name, round(item["s"] * FPS / 1000), round(item["e"] * FPS / 1000))
+            for item in video["sg"]
+        ]
+
+
+async def _cut(source: Path, work: Path) -> Cut:
+    engine = LocalEngine()
+    job = Job(
+        id="job-1",
+        rule="talks",
+        source=source,
+        instructions=("cut out silences",),
+        edit=EditSpec(),
+        export=ExportSpec(),
+        work_dir=work,
+    )
+    session = await engine.open_session(job)
+    await engine.upload(session, source)
+    async for _ in engine.edit(session, "cut out silences"):
+        pass
+    draft = await engine.draft(session)
+    render = await engine.export(session, draft, job.export)
+    assert (await engine.poll(render)).state is RenderState.COMPLETED
+    output = work.parent / "three_pauses.mp4"
+    await engine.download(render, output)
+    return Cut(draft, source, output)
+
+
+@pytest.fixture(scope="module")
+def cut(clips: Clips, tmp_path_factory: pytest.TempPathFactory) -> Cut:
+    folder = tmp_path_factory.mktemp("cut")
+    return asyncio.run(_cut(clips.three_pauses, folder / "work"))
+
+
+@pytest.fixture(scope="module")
+def written(cut: Cut, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The cut written in every format, linking an archived copy's path."""
+    folder = tmp_path_factory.mktemp("timelines")
+    archived = folder / "done" / cut.source.name  # where the source is said to be for good
+    paths = {}
+    for fmt, (_, extension) in timelines.FORMATS.items():
+        path = folder / f"three_pauses{extension}"
+        timelines.write(timelines.build(cut.draft, fmt, source=archived), fmt, path)
+        paths[fmt] = path
+    return paths
+
+
+def test_the_otio_file_has_one_clip_per_kept_segment_exact_to_the_frame(
+    cut: Cut, written: dict[str, Path]
+) -> None:
+    timeline = otio.adapters.read_from_file(str(written["otio"]))
+    clips = list(timeline.video_tracks()[0].find_clips())
+
+    assert len(cut.planned()) == 4  # four stretches of speech around three pauses
+    assert [
+        (
+            Path(clip.media_reference.target_url).name,
+            clip.source_range.start_time.value,
+            clip.source_range.end_time_exclusive().value,
+        )
+        for clip in clips
+    ] == cut.planned()
+    assert {clip.source_range.start_time.rate for clip in clips} == {FPS}
+    archived = written["otio"].parent / "done" / cut.source.name
+    assert {clip.media_reference.target_url for clip in clips} == {archived.as_uri()}
+
+
+def test_the_source_audio_is_on_its_own_track_with_the_same_cuts(
+    written: dict[str, Path], cut: Cut
+) -> None:
+    timeline = otio.adapters.read_from_file(str(written["otio"]))
+
+    (sound,) = timeline.audio_tracks()
+    assert timelines.cut_list(timeline, FPS) == cut.planned()
+    assert [clip.source_range for clip in sound.find_clips()] == [
+        clip.source_range for clip in timeline.video_tracks()[0].find_clips()
+    ]
+    assert timeline.metadata["nemowatch"]["width"] == 64
+    assert timeline.metadata["nemowatch"]["fps"] == FPS
+
+
+@pytest.mark.parametrize("fmt", ["fcpxml", "xml", "edl", "kdenlive"])
+def test_each_editor_format_reads_back_as_the_same_cut_list(
+    fmt: str, written: dict[str, Path], cut: Cut
+) -> None:
+    # a format that counts in SMPTE timecode runs a 10 fps cut at 30 fps: three frames each
+    back = timelines.read(written[fmt], fmt, rate=timelines.timecode_rate(FPS))
+
+    assert timelines.cut_list(back, FPS) == cut.planned()
+
+
+def test_playing_the_otio_cut_list_with_ffmpeg_lasts_as_long_as_the_mp4(
+    written: dict[str, Path], cut: Cut, tmp_path: Path
+) -> None:
+    timeline = otio.adapters.read_from_file(str(written["otio"]))
+    pieces = []
+    for index, clip in enumerate(timeline.video_tracks()[0].find_clips()):
+        start = clip.source_range.start_time.to_seconds()
+        end = clip.source_range.end_time_exclusive().to_seconds()
+        pieces.append(f"[0:v]trim=start={start}:end={end},setpts=PTS-STARTPTS[v{index}]")
+    joined = "".join(f"[v{index}]" for index in range(len(pieces)))
+    graph = ";".join([*pieces, f"{joined}concat=n={len(pieces)}:v=1:a=0[out]"])
+    played = tmp_path / "played.mp4"
+    subprocess.run(
+        [str(TOOL_FFMPEG), "-v", "error", "-i", str(cut.source), "-filter_complex", graph,
+         "-map", "[out]", "-c:v", "libx264", str(played)],
+        check=True,
+    )  # fmt: skip
+
+    assert abs(probe(played).duration - probe(cut.output).duration) <= 1 / FPS + 1e-6
+    assert abs(probe(played).duration - cut.draft.duration) <= 1 / FPS + 1e-6
+
+
+@pytest.fixture(scope="module")
+def reel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Draft, Path]:
+    """A draft with a music file (ducked under speech) and a title, planned without FFmpeg."""
+    folder = tmp_path_factory.mktemp("reel")
+    music = folder / "bed.m4a"  # linked by its path: the timeline never opens it
+    draft = build_draft(
+        [Segment(0.0, 2.0), Segment(3.0, 5.0)],
+        source=SourceFacts("talk.mp4", 6.0, 1280, 720, 25.0, has_audio=True),
+        edit=EditSpec(title="Hello", music=str(music), aspect="9:16", normalize=True),
+        export=ExportSpec(),
+        speech=[Segment(0.5, 1.5)],
+        music=MusicChoice(source=str(music), generated=False),
+    )
+    return draft, music
+
+
+def test_a_reel_keeps_its_music_volume_and_title_in_otio(
+    reel: tuple[Draft, Path], tmp_path: Path
+) -> None:
+    draft, music = reel
+    built = timelines.build(draft, "otio", source=tmp_path / "talk.mp4")
+    timelines.write(built, "otio", tmp_path / "reel.otio")
+    timeline = otio.adapters.read_from_file(str(tmp_path / "reel.otio"))
+
+    (bed,) = [track for track in timeline.audio_tracks() if track.name == "Music"]
+    (clip,) = bed.find_clips()
+    assert Path(clip.media_reference.target_url).name == music.name
+    (volume,) = clip.effects
+    assert volume.metadata["nemowatch"]["volume"] == 0.35
+    # ducked 15 dB under the speech at 0.5-1.5 s: down over 0.25 s before, up over 0.5 s after
+    full, ducked = -9.12, -24.12  # 35 % is -9.12 dB
+    levels = [(int(frame), level) for frame, level in volume.metadata["keyframes"].items()]
+    assert levels == [(0, full), (6, full), (12, ducked), (38, ducked), (50, full)]
+    (titles,) = [track for track in timeline.video_tracks() if track.name == "Titles"]
+    (title,) = titles.find_clips()
+    assert title.media_reference.parameters["text"] == "Hello"
+    left = list(timeline.metadata["nemowatch"]["left_out"])
+    assert left == list(built.left_out)
+    assert any("9:16" in item for item in left) and "loudness normalisation" in left
+
+
+def test_a_reel_keeps_its_music_volume_and_title_in_fcpxml(
+    reel: tuple[Draft, Path], tmp_path: Path
+) -> None:
+    draft, music = reel
+    built = timelines.build(draft, "fcpxml", source=tmp_path / "talk.mp4")
+    path = tmp_path / "reel.fcpxml"
+    timelines.write(built, "fcpxml", path)
+    back = timelines.read(path, "fcpxml")
+    text = path.read_text(encoding="utf-8")
+
+    names = [clip.name for clip in back.find_clips()]
+    assert music.name in names
+    assert "music at 35 %" in text  # the music clip's note
+    markers = [marker.name for clip in back.find_clips() for marker in clip.markers]
+    assert "title: Hello" in markers
+    assert "the music's ducking under speech" in built.left_out
+    assert "nemowatch left out:" in text
+
+
+def test_a_nemo_draft_without_source_points_plays_the_render_as_one_clip(
+    tmp_path: Path,
+) -> None:
+    draft = Draft(tracks=({"tt": 0, "sg": [{"at": 0, "d": 4000}]},), duration_ms=4000)
+    render = tmp_path / "talk.mp4"
+
+    built = timelines.build(draft, "otio", source=tmp_path / "in.mp4", render=render)
+
+    (clip,) = built.timeline.video_tracks()[0].find_clips()
+    assert clip.media_reference.target_url == render.as_uri()
+    assert clip.source_range.duration.to_seconds() == 4.0
+    assert any("NemoVideo" in item for item in built.left_out)
+
+
+# ---- published by the pipeline, beside the output -----------------------------------------------
+
+
+def run_job(
+    tmp_path: Path, clips: Clips, export: ExportSpec, sidecar: str | None = None
+) -> tuple[Pipeline, Ledger, Rule, str]:
+    """A job of the three-pause clip (and a clip.txt sidecar saying `sidecar`) run by the
+    pipeline to the end."""
+    rule = Rule(
+        name="clips",
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "outbox",
+        instructions=["cut out silences"],
+        export=export,
+        report=True,
+    )
+    rule.inbox.mkdir()
+    rule.outbox.mkdir()
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    pipeline = Pipeline(LocalEngine(), ledger, state_dir=tmp_path / "state")
+    source = rule.inbox / "clip.mp4"
+    shutil.copy(clips.three_pauses, source)
+    job_id = new_job_id()
+    claimed = claim(source, rule.inbox, job_id)
+    assert claimed is not None
+    sidecars = []
+    if sidecar is not None:
+        note = rule.inbox / "clip.txt"
+        note.write_text(sidecar, encoding="utf-8")
+        sidecars = [{"source": str(note), "claimed": str(claim(note, rule.inbox, job_id))}]
+    ledger.create(
+        job_id=job_id, rule=rule.name, engine="local", source=source, claimed=claimed,
+        source_inode=claimed.stat().st_ino,  # as the daemon's intake records it
+        sidecars=sidecars,
+    )  # fmt: skip
+    asyncio.run(pipeline.run(job_id, rule))
+    return pipeline, ledger, rule, job_id
+
+
+@pytest.fixture
+def done(tmp_path: Path, clips: Clips) -> tuple[Pipeline, Ledger, Rule, str]:
+    """A job with `timelines: [otio, edl]` run by the pipeline to the end."""
+    return run_job(tmp_path, clips, ExportSpec(quality="low", timelines=("otio", "edl")))
+
+
+def test_the_pipeline_publishes_the_timelines_beside_the_mp4_linking_the_archived_source(
+    done: tuple[Pipeline, Ledger, Rule, str],
+) -> None:
+    _, ledger, rule, job_id = done
+    record = ledger.get(job_id)
+
+    assert record.state is JobState.DONE
+    assert sorted(path.name for path in rule.outbox.iterdir()) == [
+        "clip.edl", "clip.mp4", "clip.mp4.json", "clip.otio",
+    ]  # fmt: skip
+    assert [path.name for path in record.outputs] == ["clip.mp4", "clip.otio", "clip.edl"]
+    archived = Path(str(record.disposed))
+    assert archived.parent.parent == rule.inbox / "done" and archived.is_file()
+    timeline = otio.adapters.read_from_file(str(rule.outbox / "clip.otio"))
+    assert {clip.media_reference.target_url for clip in timeline.find_clips()} == {
+        archived.as_uri()
+    }
+    edl = timelines.read(rule.outbox / "clip.edl", "edl", rate=timelines.timecode_rate(FPS))
+    assert timelines.cut_list(edl, FPS) == timelines.cut_list(timeline, FPS)
+    report = json.loads((rule.outbox / "clip.mp4.json").read_text(encoding="utf-8"))
+    assert set(report["timelines"]) == {"otio", "edl"}
+    assert report["timelines"]["otio"]["file"] == str(rule.outbox / "clip.otio")
+    assert "loudness normalisation" in report["timelines"]["edl"]["left_out"]
+
+
+def test_a_job_stopped_between_its_timelines_publishes_only_the_missing_one(
+    done: tuple[Pipeline, Ledger, Rule, str],
+) -> None:
+    pipeline, ledger, rule, job_id = done
+    record = ledger.get(job_id)
+    otio_file = rule.outbox / "clip.otio"
+    written = otio_file.stat()
+    # as a kill left it: the .otio published and recorded, the .edl not yet, the source
+    # archived but the ledger not told where
+    (rule.outbox / "clip.edl").unlink()
+    published = [(name, path) for name, path in record.published.items() if name != "timeline edl"]
+    record = ledger.update(job_id, published=published, disposed=None)
+
+    pipeline.dispose(record, rule)  # what a restarted daemon's recovery does
+
+    record = ledger.get(job_id)
+    assert sorted(path.name for path in rule.outbox.iterdir()) == [
+        "clip.edl", "clip.mp4", "clip.mp4.json", "clip.otio",
+    ]  # fmt: skip
+    assert (otio_file.stat().st_ino, otio_file.stat().st_mtime_ns) == (
+        written.st_ino, written.st_mtime_ns,
+    )  # fmt: skip
+    assert [path.name for path in record.outputs] == ["clip.mp4", "clip.otio", "clip.edl"]
+    assert record.disposed is not None and Path(record.disposed).is_file()
+
+
+def test_a_sidecar_asking_for_a_premiere_timeline_gets_one(tmp_path: Path, clips: Clips) -> None:
+    _, ledger, rule, job_id = run_job(
+        tmp_path, clips, ExportSpec(quality="low"), sidecar="also export a Premiere timeline"
+    )
+
+    record = ledger.get(job_id)
+    assert [path.name for path in record.outputs] == ["clip.mp4", "clip.xml"]
+    back = timelines.read(rule.outbox / "clip.xml", "xml")
+    assert len(timelines.cut_list(back, FPS)) == 4
+
+
+@pytest.mark.parametrize("fmt", list(timelines.FORMATS))
+def test_an_ntsc_cut_with_generated_music_and_a_speed_change_is_written_in_each_format(
+    fmt: str, tmp_path: Path
+) -> None:
+    ntsc = 30000 / 1001
+    draft = build_draft(
+        [Segment(0.0, 2.002), Segment(3.003, 5.005)],
+        source=SourceFacts("talk.mp4", 6.0, 1920, 1080, ntsc, has_audio=True),
+        edit=EditSpec(music="lofi", speed=1.5),
+        export=ExportSpec(),
+        music=MusicChoice(source="lofi", generated=True),
+    )
+    built = timelines.build(draft, fmt, source=tmp_path / "talk.mp4")
+    path = tmp_path / f"talk{timelines.FORMATS[fmt][1]}"
+
+    timelines.write(built, fmt, path)  # read back inside: the cuts must be there
+
+    back = timelines.read(path, fmt, rate=timelines.timecode_rate(ntsc, fmt))
+    assert timelines.cut_list(back, ntsc) == [("talk.mp4", 0, 60), ("talk.mp4", 90, 150)]
+    assert any("speed change (1.5x)" in item for item in built.left_out)
+    if fmt != "edl":
+        assert any("generated music (lofi)" in item for item in built.left_out)
