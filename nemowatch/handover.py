@@ -36,12 +36,25 @@ log = structlog.get_logger("nemowatch.pipeline")
 PREFIX = "timeline "  # a timeline's name among a job's published outputs
 
 
-def wanted(rule: Rule, record: JobRecord | None = None) -> tuple[str, ...]:
+def wanted(
+    rule: Rule, record: JobRecord | None = None, *, batch_folder: Path | None = None
+) -> tuple[str, ...]:
     """The formats a job asks for: its `export.timelines` (a sidecar's over the rule's),
     else its instructions' ("export a Premiere timeline"). Its sidecars are read where
-    they went with their source; one that cannot be read any more counts for nothing."""
+    they went with their source, a batch's instructions.txt in `batch_folder` (where the
+    folder went) or where it was claimed; one that cannot be read any more counts for
+    nothing."""
     sidecars = []
     engine = record.engine if record is not None else "local"
+    batch = record.batch if record is not None else None
+    if batch is not None and batch.instructions is not None:
+        for folder in (batch_folder, batch.claimed):
+            if folder is not None and (folder / batch.instructions).is_file():
+                with contextlib.suppress(OSError, NemowatchError):
+                    sidecars.append(
+                        read_sidecar(folder / batch.instructions, rule=rule, engine=engine)
+                    )
+                break
     for sidecar in record.sidecars if record is not None else []:
         where = Path(sidecar.get("disposed") or sidecar["claimed"])
         with contextlib.suppress(OSError, NemowatchError):
@@ -71,7 +84,7 @@ def publish(
 
     `after_each` runs after each timeline is recorded (the crash tests' hook)."""
     record = ledger.get(record.id)  # as the ledger has it: where the sidecars went
-    formats = wanted(rule, record)
+    formats = wanted(rule, record, batch_folder=source if source.is_dir() else None)
     first = next((Path(path) for name, path in record.published.items() if path and not
                   is_timeline(name)), record.output)  # fmt: skip
     if not formats or record.draft is None or first is None:

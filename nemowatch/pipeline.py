@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 
 from nemowatch import crashes, errors, handover, progress, stalled, steps
-from nemowatch.config import Rule
+from nemowatch.config import BatchMode, Rule
 from nemowatch.disposal import Disposal
 from nemowatch.engines.base import Engine, Job
 from nemowatch.errors import (
@@ -42,6 +42,10 @@ log = structlog.get_logger("nemowatch.pipeline")
 
 MAX_LOST_SESSIONS = 2  # new sessions a job may open when the engine forgets one
 # the states in the order a job passes them (a step going back is not timed)
+NO_BATCH_TIMELINES = (
+    "no timelines for editors: the files of a `batch: each` folder get none yet (the folder"
+    " moves as one when its last job ends, so there is no final place to link)"
+)
 _ORDER = (*steps.STEPS, JobState.SKIPPED, JobState.DONE, JobState.FAILED, JobState.RETURNED)
 # TEST HOOK, for the crash tests only (tests/e2e/test_restarts.py): a process started with
 # this variable naming a file (its name as dropped) dies as in a real crash (SIGABRT) when
@@ -254,11 +258,22 @@ class Pipeline:
         return self.dispose(record, rule)
 
     async def _published(self, run: steps.Run, record: JobRecord) -> None:
+        record = self._no_timelines_in_a_batch(record, run.rule)
         if run.rule.report:
             for output in record.outputs:
                 self.disposal.write_report(record, run.rule, output)
         log.info("outbox.published", output=str(record.output), outputs=len(record.outputs))
         await asyncio.to_thread(_remove_tree, run.job.work_dir)
+
+    def _no_timelines_in_a_batch(self, record: JobRecord, rule: Rule) -> JobRecord:
+        """A file of a `batch: each` folder gets no timelines (the folder moves as one when
+        its last job ends, so there is no final place to link yet): said, not skipped."""
+        if record.batch is None or record.batch.mode != BatchMode.EACH:
+            return record
+        if not handover.wanted(rule, record) or NO_BATCH_TIMELINES in record.warnings:
+            return record
+        log.warning("outbox.timeline_not_written", reason=NO_BATCH_TIMELINES)
+        return self.ledger.update(record.id, warnings=[*record.warnings, NO_BATCH_TIMELINES])
 
     def _hand_over(self, record: JobRecord, rule: Rule, source: Path) -> JobRecord:
         """The timelines for editors, linking the source where it stays (handover.py); a

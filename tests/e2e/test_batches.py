@@ -124,7 +124,7 @@ def test_a_folder_of_videos_gives_each_its_own_output(tmp_path: Path, clips) -> 
     def trip(folder: Path) -> None:
         three_videos(folder, clips)
         write_random_bytes(folder / "d.mp4")  # not a video: fails alone
-        (folder / "instructions.txt").write_text("add the title 'Trip'\n")
+        (folder / "instructions.txt").write_text("add the title 'Trip'\nalso export an EDL\n")
         (folder / "route.pdf").write_bytes(b"%PDF-1.4")  # not the rule's: goes with the folder
 
     daemon = Daemon(config, tmp_path / "daemon.log").start()
@@ -144,6 +144,10 @@ def test_a_folder_of_videos_gives_each_its_own_output(tmp_path: Path, clips) -> 
         plan = json.loads(output.with_name(output.name + ".json").read_text())["plan"]
         titles = [sg["text"] for track in plan["t"] if track.get("tt") == 7 for sg in track["sg"]]
         assert titles == ["Trip"]  # the folder's instructions.txt, for each
+        # an EDL was asked for: a folder's file gets none yet, and its job says so
+        warnings = json.loads(output.with_name(output.name + ".json").read_text())["warnings"]
+        assert any("batch: each" in warning for warning in warnings), warnings
+    assert not files(outbox, "*.edl")
     assert sorted(path.name for path in done.iterdir()) == [
         "a.mp4",
         "b.mp4",
