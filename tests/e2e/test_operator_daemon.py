@@ -43,7 +43,8 @@ def test_a_paused_daemon_keeps_files_in_the_inbox_until_resume(tmp_path: Path, c
         assert resumed.returncode == 0, resumed.stderr
         wait_for(lambda: daemon.saw("daemon.resumed"), what="daemon.resumed")
         wait_for(lambda: files(outbox, "*.mp4"), what="the clip edited after resume")
-        assert list(ledger_states(tmp_path / "state").values()) == ["done"]
+        # the output is in place a moment before the ledger records the job done
+        wait_for(lambda: list(ledger_states(tmp_path / "state").values()) == ["done"], what="done")
         assert not (inbox / "clip.mp4").exists()
     finally:
         assert daemon.stop() == 0
