@@ -92,7 +92,8 @@ def test_the_page_shows_a_drop_rendering_then_done_and_retries_a_failed_job(
                 page.locator("#recent li.done a", has_text="pauses.mp4").click()
                 page.locator("img.timeline").wait_for()
                 job_svg = httpx.get(f"{page.url}/timeline.svg").text
-                [archived] = list((Path(cuts_rule["inbox"]) / "done").rglob("pauses.mp4"))
+                done = Path(cuts_rule["inbox"]) / "done"  # archived a moment after done
+                [archived] = wait_for(lambda: list(done.rglob("pauses.mp4")), what="archived")
                 drawn = tmp_path / "explained.svg"
                 explained = nemowatch(
                     config, "explain", str(archived), "--rule", "cuts", "--picture", str(drawn)

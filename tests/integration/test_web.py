@@ -260,7 +260,10 @@ async def test_the_page_shows_the_engines_credits(tmp_path: Path, clips: Clips) 
 async def test_a_jobs_page_shows_its_timeline_and_thumbnails(tmp_path: Path, clips: Clips) -> None:
     async with served(tmp_path, clips, LOOPBACK) as web:
         drop(web.rule.inbox / "a.mp4", clips.basic)
-        await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        # done, and its source archived (the ledger records where a moment after done)
+        await wait_until(
+            lambda: [job for job in web.daemon.ledger.jobs(JobState.DONE) if job.disposed]
+        )
         [job] = web.daemon.ledger.jobs(JobState.DONE)
         page = (await web.client.get(f"/jobs/{job.id}")).text
         assert f"/jobs/{job.id}/timeline.svg" in page and f"/jobs/{job.id}/thumbnails" in page
@@ -309,6 +312,9 @@ async def test_the_pages_metrics_parse_and_move_as_jobs_finish(
         assert samples(before.text, "nemowatch_jobs_ended_total") == {}
         drop(web.rule.inbox / "a.mp4", clips.basic)
         await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
+        # companions hear of a job's end once the pipeline is through with it (after its
+        # source is archived), a moment after the ledger says done
+        await wait_until(lambda: _ended(web) == {(("rule", "clips"), ("state", "done")): 1.0})
         after = (await web.client.get("/metrics")).text
         ended = samples(after, "nemowatch_jobs_ended_total")
         assert ended == {(("rule", "clips"), ("state", "done")): 1.0}
@@ -317,6 +323,12 @@ async def test_the_pages_metrics_parse_and_move_as_jobs_finish(
         await wait_until(  # outputs are sized on a thread, a moment after the job's end
             lambda: _bytes_out(web) == {(("rule", "clips"),): size}
         )
+
+
+def _ended(web: Served) -> dict[tuple[tuple[str, str], ...], float]:
+    metrics = web.daemon.companions.members[1]
+    assert isinstance(metrics, Metrics)
+    return samples(metrics.exposition()[0].decode(), "nemowatch_jobs_ended_total")
 
 
 def _bytes_out(web: Served) -> dict[tuple[tuple[str, str], ...], float]:
