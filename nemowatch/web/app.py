@@ -176,7 +176,7 @@ def make_app(host: Host, guard: Guard, metrics: MetricsSource | None = None) -> 
     # -- actions: the same for the API (JSON) and the page's forms (303 back) -----------
 
     def retry(job_id: str) -> dict[str, Any]:
-        record = operator.find_job(host.ledger, job_id)
+        record = operator.job_by_id(host.ledger, job_id)  # an id: never a path from a URL
         result = operator.retry_job(host.ledger, host.config, record)
         host.request_scan()
         log.info("web.retried", job_id=record.id, source=str(result.source))

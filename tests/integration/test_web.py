@@ -209,6 +209,9 @@ async def test_a_paused_rule_takes_nothing_until_resumed_and_a_failed_job_is_ret
         await wait_until(lambda: web.daemon.ledger.jobs(JobState.DONE))
         again = await web.client.post(f"/api/jobs/{failed.id}/retry", data={"csrf": csrf})
         assert again.status_code == 409 and "already retried" in again.json()["error"]
+        for unknown in ("0123456789ab", "talk.mp4"):  # ids only: a name is no job here
+            missing = await web.client.post(f"/api/jobs/{unknown}/retry", data={"csrf": csrf})
+            assert missing.status_code == 409 and "no job" in missing.json()["error"]
 
 
 async def test_a_token_guards_every_page_and_the_login_form_sets_a_strict_cookie(
