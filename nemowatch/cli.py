@@ -37,11 +37,11 @@ from nemowatch.ledger import (
     RUNNING,
     JobRecord,
     JobState,
-    Ledger,
     ledger_path,
     new_job_id,
 )
 from nemowatch.ledgerfile import ledger_expected
+from nemowatch.ledgers.opening import open_ledger
 from nemowatch.terminal import ProgressLine
 from nemowatch.views import has_ledger
 
@@ -256,7 +256,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         if line.live:
             # through the live line: printed above it
             logs.configure(config.log_level, folders=[source.parent, rule.outbox])
-        ledger = Ledger.in_state_dir(config.state_dir)
+        ledger = open_ledger(config, daemon=True)
         engine = make_engine(config)
         pipeline = Pipeline(
             engine,
@@ -370,7 +370,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
     status = views.Status()
     if has_ledger(config):
-        with Ledger.open_existing(config.state_dir) as ledger:
+        with open_ledger(config, existing=True) as ledger:
             status = views.read_status(ledger, args.limit)
     elif not args.json:
         print(_NO_JOBS_YET)
@@ -465,7 +465,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if not has_ledger(config):
         print("[]" if args.json else _NO_JOBS_YET)
         return 0
-    with Ledger.open_existing(config.state_dir) as ledger:
+    with open_ledger(config, existing=True) as ledger:
         records = ledger.jobs(states, limit=args.limit or None, rule=args.rule)
     if args.json:
         print(json.dumps(jobs_json(records), indent=2))
@@ -490,7 +490,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if args.failed and not has_ledger(config):
         print("no failed jobs to retry" + (f" for rule {args.rule}" if args.rule else ""))
         return 0
-    ledger = Ledger.open_existing(config.state_dir)  # never a new one: nothing to retry
+    ledger = open_ledger(config, existing=True)  # never a new one: nothing to retry
     problems = 0
     requeued = 0
     try:
@@ -541,7 +541,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
     if args.rule is not None:
         return _pause_rule(config, args.rule, True)
     # a pause before the first start holds from it; never where a ledger was lost
-    with Ledger.in_state_dir(config.state_dir) as ledger:
+    with open_ledger(config) as ledger:
         before = ledger.control()
         control = ledger.set_paused(True)
     since = _local(control.paused_at) if control.paused_at else "now"
@@ -560,7 +560,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not has_ledger(config):
         print("not paused; nothing to resume")
         return 0
-    with Ledger.open_existing(config.state_dir) as ledger:
+    with open_ledger(config, existing=True) as ledger:
         before = ledger.control()
         ledger.set_paused(False)
         ledger.request_scan()  # take what arrived during the pause without waiting for a scan
@@ -583,7 +583,7 @@ def _pause_rule(config: Config, name: str, paused: bool) -> int:
     if not paused and not has_ledger(config):
         print(f"rule {name} is not paused; nothing to resume")
         return 0
-    with Ledger.in_state_dir(config.state_dir) as ledger:
+    with open_ledger(config) as ledger:
         changed = pause_rule(ledger, name, paused, time.time())
     if paused:
         inbox = config.rules[names.index(name)].inbox

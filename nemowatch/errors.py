@@ -170,6 +170,15 @@ class LedgerLost(LedgerError):
     exit_status = EX_NOINPUT
 
 
+class AlreadyClaimed(LedgerError):
+    """Another daemon sharing the ledger recorded a job for the same file first."""
+
+
+class LeaseLost(LedgerError):
+    """Another daemon of the fleet adopted this job (this one's lease expired): this one
+    must stop working on it and publish nothing (docs/fleet.md)."""
+
+
 class StateDirMissing(LedgerError):
     """state_dir cannot be made: a link to nothing, or a file where a folder should be."""
 

@@ -4,7 +4,7 @@ record. Pure data: the ledger (`nemowatch.ledger`) stores and reads them."""
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -195,6 +195,10 @@ class JobRecord:
     revision: Revision | None = None
     # what kind of error failed it (`errors.kind`: "media", "engine", "transient", ...)
     error_kind: str | None = None
+    # the daemon (node) working on it, and how often another node adopted it (a fleet,
+    # ledgers/fleet.py); None in ledgers written before nodes were recorded
+    node: str | None = None
+    lease_gen: int = 0
 
     @property
     def finished(self) -> bool:
@@ -221,7 +225,7 @@ class JobRecord:
         return files
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> JobRecord:
+    def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
         def loads(value: str | None) -> Any:
             return json.loads(value) if value else None
 
@@ -266,4 +270,6 @@ class JobRecord:
             batch=Batch.from_json(loads(row["batch"])),
             revision=Revision.from_json(loads(row["revision"])),
             error_kind=row["error_kind"],
+            node=row["node"],
+            lease_gen=row["lease_gen"],
         )

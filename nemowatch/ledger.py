@@ -15,13 +15,11 @@ ledger, never where one is expected (`ledgerfile`); `salvage` rebuilds a damaged
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,10 @@ from nemowatch.jobs import (
     Revision,
 )
 from nemowatch.ledgerfile import ledger_path
+from nemowatch.ledgers.control import Control, ControlTable, bell_folder, ring
+from nemowatch.ledgers.fleet import Leases
+from nemowatch.ledgers.sqlite import SqliteStore
+from nemowatch.ledgers.store import Executor, Store
 
 # defined elsewhere, imported from here too
 __all__ = [
@@ -46,11 +48,14 @@ __all__ = [
     "FINISHED",
     "RUNNING",
     "Batch",
+    "Control",
     "IllegalTransition",
     "JobRecord",
     "JobState",
     "LedgerError",
+    "bell_folder",
     "ledger_path",
+    "ring",
 ]
 
 
@@ -79,91 +84,6 @@ _FIELDS: dict[str, bool] = {
     "published": True,
 }
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    rule TEXT NOT NULL,
-    engine TEXT NOT NULL,
-    source TEXT NOT NULL,            -- where the file was dropped
-    source_size INTEGER,
-    source_mtime_ns INTEGER,
-    source_inode INTEGER,
-    claimed TEXT,                    -- where the file is while the job runs
-    fingerprint TEXT,                -- SHA-256 of the content
-    size INTEGER,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    retryable INTEGER,
-    session TEXT,                    -- JSON: the engine's session
-    media TEXT,                      -- JSON: the uploaded source
-    edits_done INTEGER NOT NULL DEFAULT 0,
-    edit_sent INTEGER,               -- the instruction sent and not yet confirmed
-    edit_token TEXT,                 -- the engine's edit checkpoint read before sending it
-    draft TEXT,                      -- JSON: the planned timeline
-    render TEXT,                     -- JSON: the submitted render
-    output TEXT,                     -- the published file
-    error TEXT,
-    warnings TEXT,                   -- JSON list of strings
-    disposed TEXT,                   -- where the source went after the job (or "deleted")
-    timings TEXT,                    -- JSON: seconds per step
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    finished_at REAL,
-    retried_at REAL,                 -- when an operator sent a failed job's source back
-    stage TEXT,                      -- what a running job is doing now ("rendering")
-    percent REAL,                    -- how far that stage is (0-100), when known
-    progress_at REAL                 -- when stage/percent were last written
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
-CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs(fingerprint);
-CREATE INDEX IF NOT EXISTS jobs_source ON jobs(source);
-CREATE TABLE IF NOT EXISTS transitions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL REFERENCES jobs(id),
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    at REAL NOT NULL,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS transitions_job ON transitions(job_id);
-CREATE TABLE IF NOT EXISTS control (  -- operator requests to a running daemon
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
-
-# Columns added after the first release of the schema, for `_migrate`.
-_ADDED_COLUMNS = {
-    "edit_sent": "INTEGER",
-    "edit_token": "TEXT",
-    "retried_at": "REAL",
-    "stage": "TEXT",
-    "percent": "REAL",
-    "progress_at": "REAL",
-    # crashes as evidence against a job (`nemowatch.crashes`): the `checkpoint` its running
-    # run began at; the crashes in a row it was running for there; whether alone in one
-    "in_flight": "TEXT",
-    "crashes": "INTEGER NOT NULL DEFAULT 0",
-    "crashed_alone": "INTEGER NOT NULL DEFAULT 0",
-    # JSON list of {"source", "claimed"}: the sidecars (clip.txt, clip.yaml) taken with it
-    "sidecars": "TEXT",
-    # several outputs per rule: JSON [[output name, published file, or null when `skip`
-    # kept an existing one], ...] in the order published; a restarted job makes the others
-    "published": "TEXT",
-    # JSON (jobs.Batch): the folder a job came in, when it was dropped as one (issue 13)
-    "batch": "TEXT",
-    # JSON (jobs.Revision): the finished job a revision file revises (issue 13)
-    "revision": "TEXT",
-    # what kind of error failed the job ("media", "engine", "transient", ...: errors.kind)
-    "error_kind": "TEXT",
-}
-
-# Keys of the control table (values are text).
-_PAUSED = "paused"  # "1" while an operator has paused new work
-_PAUSED_AT = "paused_at"  # epoch seconds of the pause
-_SCAN_REQUESTED = "scan_requested"  # epoch seconds of the latest rescan request
-
 
 @dataclass(frozen=True)
 class NewJob:
@@ -183,29 +103,6 @@ class NewJob:
     revision: Revision | None = None
 
 
-@dataclass(frozen=True)
-class Control:
-    """What operators asked of the daemon (written by the CLI, read by the daemon)."""
-
-    paused: bool  # an operator ran `nemowatch pause`: start no new jobs
-    paused_at: float | None  # epoch seconds, while paused
-    scan_requested: float  # epoch seconds of the latest request for a rescan (0.0 if never)
-
-
-def bell_folder(state_dir: Path) -> Path:
-    """Where operator commands ring a running daemon after writing the ledger: it watches
-    this folder (inotify) instead of polling the ledger."""
-    return state_dir / "bell"
-
-
-def ring(state_dir: Path) -> None:
-    """Wake a daemon on this state directory (best effort: it also looks at each scan)."""
-    bell = bell_folder(state_dir)
-    with contextlib.suppress(OSError):
-        bell.mkdir(parents=True, exist_ok=True)
-        (bell / "rung").write_text(f"{time.time()}\n", encoding="utf-8")
-
-
 def new_job_id() -> str:
     """A short unique id, safe in file names."""
     return uuid.uuid4().hex[:12]
@@ -219,12 +116,14 @@ class JobQueries:
     """
 
     path: Path
-    _db: sqlite3.Connection
+    where: str
+    node: str | None
+    _db: Store
 
     def get(self, job_id: str) -> JobRecord:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise LedgerError(f"no job {job_id} in the ledger {self.path}")
+            raise LedgerError(f"no job {job_id} in the ledger {self.where}")
         return JobRecord.from_row(row)
 
     def exists(self, job_id: str) -> bool:
@@ -237,12 +136,25 @@ class JobQueries:
         ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
 
+    def _mine(self) -> tuple[str, tuple[str, ...]]:
+        """The condition (and its value) for this node's jobs; none on one machine."""
+        if self._db.shared and self.node is not None:
+            return " AND node = ?", (self.node,)
+        return "", ()
+
+    def mine(self, job_id: str) -> bool:
+        """Whether the job is in the ledger and this node's (on one machine: `exists`)."""
+        mine, node = self._mine()
+        row = self._db.execute(f"SELECT 1 FROM jobs WHERE id = ?{mine}", (job_id, *node))
+        return row.fetchone() is not None
+
     def unfinished(self) -> list[JobRecord]:
-        """Jobs a previous run left mid-way, oldest first."""
+        """Jobs a previous run left mid-way, oldest first (this node's, in a fleet)."""
         placeholders = ", ".join("?" for _ in FINISHED)
+        mine, node = self._mine()
         rows = self._db.execute(
-            f"SELECT * FROM jobs WHERE state NOT IN ({placeholders}) ORDER BY created_at",
-            tuple(state.value for state in FINISHED),
+            f"SELECT * FROM jobs WHERE state NOT IN ({placeholders}){mine} ORDER BY created_at",
+            (*(state.value for state in FINISHED), *node),
         ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
 
@@ -250,10 +162,11 @@ class JobQueries:
         """Finished jobs whose source has not yet been archived, kept, deleted, quarantined
         or given back."""
         placeholders = ", ".join("?" for _ in FINISHED)
+        mine, node = self._mine()
         rows = self._db.execute(
             f"SELECT * FROM jobs WHERE state IN ({placeholders}) AND disposed IS NULL"
-            " AND claimed IS NOT NULL ORDER BY created_at",
-            tuple(state.value for state in FINISHED),
+            f" AND claimed IS NOT NULL{mine} ORDER BY created_at",
+            (*(state.value for state in FINISHED), *node),
         ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
 
@@ -267,11 +180,13 @@ class JobQueries:
         return JobRecord.from_row(row) if row else None
 
     def unfinished_with_fingerprint(self, fingerprint: str, rule: str) -> list[JobRecord]:
-        """The unfinished jobs of `rule` made from the same bytes, oldest first."""
+        """The unfinished jobs of `rule` made from the same bytes, oldest first; in a fleet,
+        this node's (a job waits for them to end, which only its own node can tell it)."""
+        mine, node = self._mine()
         rows = self._db.execute(
             f"SELECT * FROM jobs WHERE fingerprint = ? AND rule = ? AND state NOT IN"
-            f" ({', '.join('?' for _ in FINISHED)}) ORDER BY created_at, id",
-            (fingerprint, rule, *(state.value for state in FINISHED)),
+            f" ({', '.join('?' for _ in FINISHED)}){mine} ORDER BY created_at, id",
+            (fingerprint, rule, *(state.value for state in FINISHED), *node),
         ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
 
@@ -307,12 +222,12 @@ class JobQueries:
 
     def knows_batch(self, folder: Path, identity: tuple[int, int, int]) -> bool:
         """Whether a batch was taken from `folder` as it is now (kept in place after it)."""
-        row = self._db.execute(
-            "SELECT 1 FROM jobs WHERE json_extract(batch, '$.folder') = ?"
-            " AND json_extract(batch, '$.identity') = ? AND retried_at IS NULL LIMIT 1",
-            (str(folder), json.dumps(list(identity), separators=(",", ":"))),
-        ).fetchone()
-        return row is not None
+        rows = self._db.execute(
+            "SELECT batch FROM jobs WHERE json_extract(batch, '$.folder') = ?"
+            " AND retried_at IS NULL",
+            (str(folder),),
+        )
+        return any(json.loads(row["batch"]).get("identity") == list(identity) for row in rows)
 
     def claimed_paths(self) -> set[Path]:
         """Every file the jobs claimed: their sources and their sidecars."""
@@ -348,9 +263,12 @@ class JobQueries:
         if retried is not None:
             conditions.append("retried_at IS NOT NULL" if retried else "retried_at IS NULL")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        if limit is not None:
+            values.append(limit)
         rows = self._db.execute(
-            f"SELECT * FROM jobs{where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            (*values, -1 if limit is None else limit),  # LIMIT -1: no limit
+            f"SELECT * FROM jobs{where} ORDER BY created_at DESC, rowid DESC"
+            + (" LIMIT ?" if limit is not None else ""),
+            values,
         ).fetchall()
         return [JobRecord.from_row(row) for row in rows]
 
@@ -371,31 +289,61 @@ class JobQueries:
         return {row["key"]: row["value"] for row in rows if row["key"].startswith(prefix)}
 
 
-class Ledger(JobQueries):
-    """The SQLite job store. Every method is one transaction; the reads are `JobQueries`."""
+class Ledger(JobQueries, ControlTable, Leases):
+    """The job store. Every method is one transaction; the reads are `JobQueries`.
+
+    On SQLite (`Ledger(path)`, one machine) or PostgreSQL (`Ledger.shared`, a fleet: see
+    `ledgers`). Shared, it is one node's view: recovery's questions (`unfinished`,
+    `undisposed`, `count_crash`, `mine`) are about this node's jobs, and a write to a job
+    another node adopted raises LeaseLost (`fence`).
+    """
 
     def __init__(
-        self, path: Path, *, clock: Callable[[], float] = time.time, create: bool = True
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        create: bool = True,
+        node: str | None = None,
     ) -> None:
-        """Open the ledger at `path`, creating it (and its folder) unless `create` is False;
-        LedgerDamaged when `PRAGMA quick_check` finds it damaged (`ledgerfile`)."""
+        """Open the SQLite ledger at `path`, creating it (and its folder) unless `create` is
+        False; LedgerDamaged when `PRAGMA quick_check` finds it damaged (`ledgerfile`)."""
+        store = SqliteStore(path, create=create)
+        self._open(store, path.parent, clock=clock, node=node)
         self.path = path
-        self._clock = clock
-        self._db = ledgerfile.connect(path, create=create)
-        try:
-            self._db.executescript(_SCHEMA)
-            self._migrate()
-            self._identity = ledgerfile.identity(path)
-        except (OSError, sqlite3.Error) as exc:
-            self._db.close()
-            raise ledgerfile.opening_error(path, exc) from exc
+        self._lost = store.lost
 
-    def _migrate(self) -> None:
-        """Add the columns a ledger written by an older nemowatch lacks."""
-        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
-        for column, kind in _ADDED_COLUMNS.items():
-            if column not in present:
-                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+    def _open(
+        self, store: Store, state_dir: Path, *, clock: Callable[[], float], node: str | None
+    ) -> None:
+        self._db = store
+        self.where = store.where
+        self.path = ledger_path(state_dir)
+        self.state_dir = state_dir
+        self.node = node
+        self._clock = clock
+        self._lost = _never_lost
+        self._held: dict[str, int] = {}  # job id -> the lease generation this node holds
+
+    @classmethod
+    def shared(
+        cls,
+        store: Store,
+        state_dir: Path,
+        *,
+        node: str | None,
+        clock: Callable[[], float] = time.time,
+    ) -> Ledger:
+        """The ledger in a database several daemons share (`ledgers.open_ledger`), seen by
+        `node`; `state_dir` is this node's own (the doorbell, the pid file)."""
+        ledger = cls.__new__(cls)
+        ledger._open(store, state_dir, clock=clock, node=node)
+        return ledger
+
+    @property
+    def is_shared(self) -> bool:
+        """Whether other daemons write this ledger too (a fleet on PostgreSQL)."""
+        return self._db.shared
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, **kwargs: Any) -> Ledger:
@@ -426,9 +374,9 @@ class Ledger(JobQueries):
         return cls(path, create=False, **kwargs)
 
     def lost(self) -> str | None:
-        """Why `path` no longer holds the opened file ("deleted", ...), or None while it does:
-        writes to a lost ledger go to a file nobody sees."""
-        return ledgerfile.identity_lost(self.path, self._identity)
+        """Why the SQLite file is no longer at its path ("deleted", ...), or None while it
+        is (always None on PostgreSQL): writes to a lost ledger go to a file nobody sees."""
+        return self._lost()
 
     def close(self) -> None:
         self._db.close()
@@ -439,18 +387,8 @@ class Ledger(JobQueries):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise LedgerError(f"cannot write the job ledger {self.path}: {exc}") from exc
+    def _transaction(self) -> AbstractContextManager[Executor]:
+        return self._db.transaction()
 
     def create(
         self,
@@ -481,7 +419,7 @@ class Ledger(JobQueries):
                 db.execute(
                     "INSERT INTO jobs (id, rule, engine, source, source_size, source_mtime_ns,"
                     " source_inode, claimed, state, created_at, updated_at, sidecars, batch,"
-                    " revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " revision, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job.job_id,
                         job.rule,
@@ -497,6 +435,7 @@ class Ledger(JobQueries):
                         json.dumps(job.sidecars) if job.sidecars else None,
                         json.dumps(job.batch.as_json()) if job.batch else None,
                         json.dumps(job.revision.as_json()) if job.revision else None,
+                        self.node,
                     ),
                 )
                 db.execute(
@@ -504,6 +443,7 @@ class Ledger(JobQueries):
                     " VALUES (?, ?, ?, ?)",
                     (job.job_id, JobState.DETECTED.value, job.state.value, now),
                 )
+        self._held.update((job.job_id, 0) for job in new)
         return [self.get(job.job_id) for job in new]
 
     def transition(
@@ -518,9 +458,13 @@ class Ledger(JobQueries):
             assignments += ["finished_at = ?", "stage = NULL", "percent = NULL"]
             values.append(now)
         with self._transaction() as db:
-            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute(
+                f"SELECT state, node, lease_gen FROM jobs WHERE id = ?{self._db.lock_rows}",
+                (job_id,),
+            ).fetchone()
             if row is None:
-                raise LedgerError(f"no job {job_id} in the ledger {self.path}")
+                raise LedgerError(f"no job {job_id} in the ledger {self.where}")
+            self._check_lease(job_id, row)
             current = JobState(row["state"])
             if state not in ALLOWED.get(current, frozenset()):
                 raise IllegalTransition(
@@ -540,8 +484,14 @@ class Ledger(JobQueries):
         assignments, values = self._assignments(fields)
         assignments.append("updated_at = ?")
         values.append(self._clock())
+        fence, held = self._fence(job_id)
         with self._transaction() as db:
-            db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id))
+            changed = db.execute(
+                f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?{fence}",
+                (*values, job_id, *held),
+            ).rowcount
+        if fence and not changed:
+            self._check_lease(job_id, None)
         return self.get(job_id)
 
     @staticmethod
@@ -561,11 +511,20 @@ class Ledger(JobQueries):
 
     def progress(self, job_id: str, stage: str | None, percent: float | None) -> None:
         """Record what a running job is doing (no transition, no history: written often)."""
+        fence, held = self._fence(job_id)
         with self._transaction() as db:
-            db.execute(
-                "UPDATE jobs SET stage = ?, percent = ?, progress_at = ? WHERE id = ?",
-                (stage, None if percent is None else round(percent, 1), self._clock(), job_id),
-            )
+            changed = db.execute(
+                f"UPDATE jobs SET stage = ?, percent = ?, progress_at = ? WHERE id = ?{fence}",
+                (
+                    stage,
+                    None if percent is None else round(percent, 1),
+                    self._clock(),
+                    job_id,
+                    *held,
+                ),
+            ).rowcount
+        if fence and not changed:
+            self._check_lease(job_id, None)  # adopted elsewhere: this daemon stops the job
 
     def discard(self, job_id: str) -> None:
         """Forget a job recorded for a claim that did not happen (the file was gone or
@@ -589,7 +548,7 @@ class Ledger(JobQueries):
                 "SELECT state, retried_at FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
             if row is None:
-                raise LedgerError(f"no job {job_id} in the ledger {self.path}")
+                raise LedgerError(f"no job {job_id} in the ledger {self.where}")
             if row["state"] != JobState.FAILED.value or row["retried_at"] is not None:
                 what = "already retried" if row["retried_at"] is not None else row["state"]
                 raise LedgerError(f"job {job_id} is {what}; only a failed job can be retried")
@@ -603,8 +562,11 @@ class Ledger(JobQueries):
         """The jobs a crash left running (marked `in_flight`), each charged with it: one
         more crash in a row, or the first of a new row if its run got past the checkpoint
         it began at; `crashed_alone` if it was the only one. Marks cleared; one write."""
+        mine, node = self._mine()
         with self._transaction() as db:
-            rows = db.execute("SELECT * FROM jobs WHERE in_flight IS NOT NULL").fetchall()
+            rows = db.execute(
+                f"SELECT * FROM jobs WHERE in_flight IS NOT NULL{mine}", node
+            ).fetchall()
             for row in rows:
                 job = JobRecord.from_row(row)
                 again = row["in_flight"] == job.checkpoint  # crashed where it did last time
@@ -615,56 +577,6 @@ class Ledger(JobQueries):
                 )
         return [self.get(row["id"]) for row in rows]
 
-    # -- control: operator requests to a running daemon --------------------------------
 
-    def control(self) -> Control:
-        """The operator's current requests (one small read; the daemon polls it)."""
-        values = {
-            row["key"]: row["value"] for row in self._db.execute("SELECT key, value FROM control")
-        }
-        paused = values.get(_PAUSED) == "1"
-        paused_at = values.get(_PAUSED_AT)
-        return Control(
-            paused=paused,
-            paused_at=float(paused_at) if paused and paused_at else None,
-            scan_requested=float(values.get(_SCAN_REQUESTED) or 0.0),
-        )
-
-    def set_paused(self, paused: bool) -> Control:
-        """Pause or resume new work. Pausing again keeps the time of the first pause."""
-        with self._transaction() as db:
-            current = db.execute("SELECT value FROM control WHERE key = ?", (_PAUSED,)).fetchone()
-            already = current is not None and current["value"] == "1"
-            if paused != already:
-                self._set(db, _PAUSED, "1" if paused else "0")
-                self._set(db, _PAUSED_AT, repr(self._clock()) if paused else "")
-        ring(self.path.parent)
-        return self.control()
-
-    def request_scan(self) -> None:
-        """Ask a running daemon to rescan its inboxes now (it is woken by `ring`)."""
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT value FROM control WHERE key = ?", (_SCAN_REQUESTED,)
-            ).fetchone()
-            previous = float(row["value"]) if row else 0.0
-            # strictly increasing, so a request is never mistaken for one already served
-            self._set(db, _SCAN_REQUESTED, repr(max(self._clock(), previous + 0.001)))
-        ring(self.path.parent)
-
-    def set_control(self, key: str, value: str | None) -> None:
-        """Write one control entry (None: remove it), then ring a running daemon."""
-        with self._transaction() as db:
-            if value is None:
-                db.execute("DELETE FROM control WHERE key = ?", (key,))
-            else:
-                self._set(db, key, value)
-        ring(self.path.parent)
-
-    @staticmethod
-    def _set(db: sqlite3.Connection, key: str, value: str) -> None:
-        db.execute(
-            "INSERT INTO control (key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+def _never_lost() -> str | None:
+    return None  # a database server's ledger cannot be deleted under the daemon's feet

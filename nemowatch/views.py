@@ -16,6 +16,7 @@ from nemowatch.config import Config
 from nemowatch.intake import shown
 from nemowatch.ledger import FINISHED, RUNNING, Control, JobRecord, JobState, Ledger, ledger_path
 from nemowatch.ledgerfile import ledger_expected
+from nemowatch.ledgers.opening import open_ledger
 from nemowatch.liveness import Liveness
 from nemowatch.rulepause import paused_rules
 
@@ -53,11 +54,11 @@ def has_ledger(config: Config) -> bool:
     """Whether the state directory holds a ledger. False for a state directory made (by
     `init`) but never used; a missing state directory is an error (LedgerError), since
     the config more likely names the wrong one, and so is a ledger lost (LedgerLost)."""
-    if ledger_path(config.state_dir).is_file():
-        return True
+    if config.ledger is not None or ledger_path(config.state_dir).is_file():
+        return True  # a fleet's database: opening it says what is wrong
     if config.state_dir.is_dir() and not ledger_expected(config.state_dir):
         return False
-    Ledger.open_existing(config.state_dir).close()  # raises, naming it
+    open_ledger(config, existing=True).close()  # raises, naming it
     return True
 
 

@@ -76,9 +76,12 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
             del settings_data[key]
             problems.append(top.problem((key,), unknown_key(key, allowed_keys(Config, ()))))
     settings_data = _expand_paths(settings_data, PATH_SETTINGS, top, environ, problems)
-    if isinstance(http := settings_data.get("http"), dict):  # relative to config.yaml too
-        within = top.within("http")
-        settings_data["http"] = _expand_paths(http, ("password_file",), within, environ, problems)
+    for section in ("http", "fleet"):  # their password files: relative to config.yaml too
+        if isinstance(part := settings_data.get(section), dict):
+            within = top.within(section)
+            settings_data[section] = _expand_paths(
+                part, ("password_file",), within, environ, problems
+            )
     settings = validate(Config, settings_data, top, problems)
     if settings is not None and settings.http is not None:
         problems.extend(http_problems(settings.http, top.within("http")))

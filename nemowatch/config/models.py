@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path, PurePath
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Discriminator, Field, SecretStr, Tag, field_validator
 
@@ -135,6 +137,8 @@ class Rule(Frozen):
     max_size: int | None = Field(default=None, gt=0)
     # notifications for this rule's jobs, instead of the global `notify` (config/notify.py)
     notify: Notify | None = None
+    # in a fleet: the nodes (`fleet.node`) that take this rule's files; empty: every node
+    nodes: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -212,6 +216,26 @@ def split_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class FleetSettings(Frozen):
+    """This daemon as one node of a fleet sharing a PostgreSQL `ledger` (docs/fleet.md)."""
+
+    node: str | None = None  # its name in the fleet; unset: the machine's host name
+    lease: float = Field(default=120.0, ge=2.0, le=86400.0)  # seconds without a heartbeat
+    password_file: Path | None = None  # the database password (else $PGPASSWORD, ~/.pgpass)
+    outage: float = Field(default=300.0, ge=0.0)  # seconds to wait for an unreachable database
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, value: str | None) -> str | None:
+        if value is not None and not RULE_NAME.match(value):
+            raise ValueError("use letters, digits, '-', '_' and '.' (a name like render-1)")
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.node or socket.gethostname()
+
+
 class HttpSettings(Frozen):
     """The daemon's web page and JSON API. Only loopback may listen without `token` or
     `password_file` (`check` refuses the rest)."""
@@ -266,6 +290,10 @@ class Config(Frozen):
     ffmpeg: str | None = None
     nemo: NemoSettings = NemoSettings()
     http: HttpSettings | None = None  # the web page: off unless set (or `run --http`)
+    # the job ledger: unset, SQLite in state_dir (one machine); postgresql://user@host/db,
+    # a database several daemons share (a fleet, `fleet:`); never holds the password
+    ledger: str | None = None
+    fleet: FleetSettings = FleetSettings()
     rules: tuple[Rule, ...] = ()
     # notifications: a job done or failed, work paused for credits (config/notify.py)
     notify: Notify | None = None
@@ -277,6 +305,24 @@ class Config(Frozen):
     def _folder(cls, value: object) -> object:
         return _reject_empty_path(value)
 
+    @field_validator("ledger")
+    @classmethod
+    def _ledger(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "a PostgreSQL URL (postgresql://user@host/database); leave it out for the "
+                "SQLite ledger in state_dir"
+            )
+        if parts.password is not None:
+            raise ValueError(
+                "keep the password out of the config: put it in `fleet.password_file`, "
+                "$PGPASSWORD or ~/.pgpass"
+            )
+        return value
+
     @field_validator("ffmpeg")
     @classmethod
     def _binary(cls, value: str | None) -> str | None:
@@ -284,7 +330,7 @@ class Config(Frozen):
         return os.path.expanduser(value) if value else None
 
 
-SECRET_FIELDS = ("token",)  # their values are never shown in an error
+SECRET_FIELDS = ("token", "ledger")  # their values are never shown in an error
 INTERNAL_FIELDS = ("source", "rule_files")  # set by load_config, never written by people
 TEMPLATE_FIELDS = ("stem", "ext", "rule", "date")  # what an `outputs` template may name
 

@@ -308,6 +308,26 @@ DESCRIPTIONS: dict[tuple[str, str], str | tuple[str, list[Any]]] = {
     ("Config", "notify"): "Notifications for every rule without its own `notify` "
     "(docs/notifications.md).",
     ("Rule", "notify"): "This rule's notifications, instead of the global `notify`.",
+    ("Rule", "nodes"): (
+        "In a fleet: the nodes (`fleet.node`) that take this rule's files. Empty: every node.",
+        [["gpu-box"]],
+    ),
+    ("Config", "ledger"): (
+        "The job ledger. Left out: SQLite in state_dir (one machine). A PostgreSQL URL: one "
+        "database several daemons share, a fleet (docs/fleet.md). Never the password.",
+        ["postgresql://nemowatch@db.lan/nemowatch"],
+    ),
+    ("Config", "fleet"): "This daemon as a node of a fleet sharing a PostgreSQL `ledger`.",
+    ("FleetSettings", "node"): (
+        "This node's name in the fleet (unique). Unset: the machine's host name.",
+        ["render-1"],
+    ),
+    ("FleetSettings", "lease"): "Seconds a node may go without a heartbeat before another "
+    "node adopts its unfinished jobs.",
+    ("FleetSettings", "password_file"): "A file holding the database password (else "
+    "$PGPASSWORD or ~/.pgpass, as libpq reads them). Relative to this file.",
+    ("FleetSettings", "outage"): "Seconds to wait for an unreachable database, trying each "
+    "second, before a ledger write fails.",
     ("Notify", "events"): (
         "What is told: done, failed, paused (no NemoVideo credits). Default: failed, paused.",
         [["failed", "paused"], ["done", "failed"]],

@@ -23,7 +23,8 @@ from nemowatch.daemon.workers import WorkerPool
 from nemowatch.engines.base import Engine
 from nemowatch.engines.factory import make_engine
 from nemowatch.errors import EX_NOINPUT, CreditsExhausted
-from nemowatch.ledger import JobRecord, Ledger
+from nemowatch.ledger import JobRecord
+from nemowatch.ledgers.opening import open_ledger
 from nemowatch.notify import Notifier
 from nemowatch.pipeline import Pipeline
 from nemowatch.steps import WaitForJob
@@ -50,7 +51,7 @@ class Daemon:
         self.config = config
         self.engine = engine if engine is not None else make_engine(config)
         self._clock = clock
-        self.ledger = Ledger.in_state_dir(config.state_dir)
+        self.ledger = open_ledger(config, daemon=True)
         self.pipeline = Pipeline(
             self.engine, self.ledger, state_dir=config.state_dir, max_attempts=config.max_attempts
         )
