@@ -5,11 +5,13 @@ from __future__ import annotations
 import compileall
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.media import Clips
+from tests.pg import PgServer
 
 # Slowest first: the files marked `slow` (most of a minute or more each), then the layers in
 # order. An e2e file runs daemons for seconds to a minute per test; a unit file takes a
@@ -81,3 +83,12 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     shared = tmp_path_factory.getbasetemp().parent / "clips"
     shared.mkdir(exist_ok=True)
     return Clips(shared)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server of this worker's, started on first use (tests/pg.py)."""
+    server = PgServer()
+    server.start()
+    yield server
+    server.remove()

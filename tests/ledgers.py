@@ -4,10 +4,15 @@ state the way the pipeline walks them (the ledger refuses a jump), and damaged o
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nemowatch.ledger import ALLOWED, JobRecord, JobState, Ledger
+from nemowatch.ledgers.postgres import PgStore
+from tests.pg import PgServer
 
 # The way forward, one allowed step at a time.
 _FORWARD = (
@@ -59,3 +64,25 @@ def garble(path: Path, table: str) -> None:
     with path.open("r+b") as file:
         file.seek((root - 1) * page_size)
         file.write(bytes((index * 37 + 11) % 256 for index in range(page_size)))
+
+
+# The backends the ledger's own tests run against: one suite, both stores (issue 17).
+BACKENDS = ("sqlite", "postgresql")
+
+
+def backend_ledger(
+    request: pytest.FixtureRequest, state_dir: Path, *, node: str | None = None
+) -> tuple[Ledger, Callable[[], Ledger]]:
+    """A new empty ledger of the backend `request.param` names, and how to open it again
+    (another connection to the same store, as a restarted daemon or a command would)."""
+    if request.param == "sqlite":
+        return Ledger.in_state_dir(state_dir, node=node), lambda: Ledger.in_state_dir(
+            state_dir, node=node
+        )
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.database()
+
+    def reopen() -> Ledger:
+        return Ledger.shared(PgStore(url), state_dir, node=node)
+
+    return reopen(), reopen

@@ -1,21 +1,30 @@
-"""The ledger: real SQLite in a temporary state directory."""
+"""The ledger: real SQLite in a temporary state directory, and the same tests against a real
+PostgreSQL server (tests/pg.py), where a test is not about the SQLite file itself."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from nemowatch.ledger import ALLOWED, IllegalTransition, JobState, Ledger, LedgerError
-from tests.ledgers import FIRST_RELEASE_JOBS, walk_to
+from tests.ledgers import BACKENDS, FIRST_RELEASE_JOBS, backend_ledger, walk_to
+
+Reopen = Callable[[], Ledger]
+
+
+@pytest.fixture(params=BACKENDS)
+def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Ledger, Reopen]]:
+    ledger, reopen = backend_ledger(request, tmp_path / "state")
+    yield ledger, reopen
+    ledger.close()
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    opened = Ledger.in_state_dir(tmp_path / "state")
-    yield opened
-    opened.close()
+def ledger(opened: tuple[Ledger, Reopen]) -> Ledger:
+    return opened[0]
 
 
 def make_job(ledger: Ledger, job_id: str = "job1", source: str = "/in/a.mp4") -> None:
@@ -31,8 +40,8 @@ def make_job(ledger: Ledger, job_id: str = "job1", source: str = "/in/a.mp4") ->
     )
 
 
-def test_the_ledger_uses_write_ahead_logging(ledger: Ledger) -> None:
-    with sqlite3.connect(ledger.path) as db:
+def test_the_ledger_uses_write_ahead_logging(tmp_path: Path) -> None:
+    with Ledger.in_state_dir(tmp_path) as ledger, sqlite3.connect(ledger.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -56,14 +65,13 @@ def test_each_transition_is_recorded_with_its_fields(ledger: Ledger) -> None:
     ]
 
 
-def test_unfinished_jobs_survive_reopening(tmp_path: Path) -> None:
-    first = Ledger.in_state_dir(tmp_path)
+def test_unfinished_jobs_survive_reopening(opened: tuple[Ledger, Reopen]) -> None:
+    first, reopen = opened
     make_job(first, "a")
     make_job(first, "b", "/in/b.mp4")
     walk_to(first, "a", JobState.EXPORTING, render={"id": "r1", "data": {}})
     walk_to(first, "b", JobState.DONE, output=Path("/out/b.mp4"))
-    first.close()
-    second = Ledger.in_state_dir(tmp_path)
+    second = reopen()
     unfinished = second.unfinished()
     assert [record.id for record in unfinished] == ["a"]
     assert unfinished[0].render == {"id": "r1", "data": {}}
@@ -112,8 +120,7 @@ def test_a_ledger_from_before_the_edit_checkpoint_columns_is_migrated(tmp_path: 
     ledger.close()
 
 
-def test_a_transition_not_in_allowed_is_refused_and_changes_nothing(tmp_path: Path) -> None:
-    ledger = Ledger.in_state_dir(tmp_path)
+def test_a_transition_not_in_allowed_is_refused_and_changes_nothing(ledger: Ledger) -> None:
     ledger.create(job_id="j1", rule="r", engine="local", source=Path("/in/a.mp4"), claimed=None)
 
     with pytest.raises(IllegalTransition, match="job j1 cannot go from claimed to done"):
@@ -126,8 +133,7 @@ def test_a_transition_not_in_allowed_is_refused_and_changes_nothing(tmp_path: Pa
 @pytest.mark.parametrize(
     "final", [JobState.DONE, JobState.FAILED, JobState.SKIPPED, JobState.RETURNED]
 )
-def test_a_finished_job_never_changes_state_again(tmp_path: Path, final: JobState) -> None:
-    ledger = Ledger.in_state_dir(tmp_path)
+def test_a_finished_job_never_changes_state_again(ledger: Ledger, final: JobState) -> None:
     ledger.create(job_id="j1", rule="r", engine="local", source=Path("/in/a.mp4"), claimed=None)
     walk_to(ledger, "j1", final)
 
