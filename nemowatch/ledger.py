@@ -40,7 +40,7 @@ from nemowatch.ledgerfile import ledger_path
 from nemowatch.ledgers.control import Control, ControlTable, bell_folder, ring
 from nemowatch.ledgers.fleet import Leases
 from nemowatch.ledgers.sqlite import SqliteStore
-from nemowatch.ledgers.store import Executor, Store
+from nemowatch.ledgers.store import Executor, Store, patient
 
 # defined elsewhere, imported from here too
 __all__ = [
@@ -411,6 +411,7 @@ class Ledger(JobQueries, ControlTable, Leases):
         fields = {name: value for name, value in locals().items() if name != "self"}
         return self.create_all([NewJob(**fields)])[0]
 
+    @patient
     def create_all(self, new: Sequence[NewJob]) -> list[JobRecord]:
         """Several new jobs in one write (a batch's: all of them, or none)."""
         now = self._clock()
@@ -446,8 +447,9 @@ class Ledger(JobQueries, ControlTable, Leases):
         self._held.update((job.job_id, 0) for job in new)
         return [self.get(job.job_id) for job in new]
 
+    @patient
     def transition(
-        self, job_id: str, state: JobState, *, detail: str | None = None, **fields: Any
+        self, /, job_id: str, state: JobState, *, detail: str | None = None, **fields: Any
     ) -> JobRecord:
         """Move a job to `state`, setting `fields` in the same write, and record the change."""
         now = self._clock()
@@ -479,7 +481,8 @@ class Ledger(JobQueries, ControlTable, Leases):
             )
         return self.get(job_id)
 
-    def update(self, job_id: str, **fields: Any) -> JobRecord:
+    @patient
+    def update(self, /, job_id: str, **fields: Any) -> JobRecord:
         """Checkpoint `fields` without changing the state."""
         assignments, values = self._assignments(fields)
         assignments.append("updated_at = ?")
@@ -509,6 +512,7 @@ class Ledger(JobQueries, ControlTable, Leases):
             values.append(value)
         return assignments, values
 
+    @patient
     def progress(self, job_id: str, stage: str | None, percent: float | None) -> None:
         """Record what a running job is doing (no transition, no history: written often)."""
         fence, held = self._fence(job_id)
@@ -526,6 +530,7 @@ class Ledger(JobQueries, ControlTable, Leases):
         if fence and not changed:
             self._check_lease(job_id, None)  # adopted elsewhere: this daemon stops the job
 
+    @patient
     def discard(self, job_id: str) -> None:
         """Forget a job recorded for a claim that did not happen (the file was gone or
         changed): it never started, so there is nothing to keep. Started jobs are kept."""
@@ -536,6 +541,7 @@ class Ledger(JobQueries, ControlTable, Leases):
             if deleted:
                 db.execute("DELETE FROM transitions WHERE job_id = ?", (job_id,))
 
+    @patient
     def mark_retried(self, job_id: str) -> JobRecord:
         """Record that an operator sent a failed job's source back to its inbox.
 
@@ -558,6 +564,7 @@ class Ledger(JobQueries, ControlTable, Leases):
             )
         return self.get(job_id)
 
+    @patient
     def count_crash(self) -> list[JobRecord]:
         """The jobs a crash left running (marked `in_flight`), each charged with it: one
         more crash in a row, or the first of a new row if its run got past the checkpoint

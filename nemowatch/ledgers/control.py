@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from nemowatch.ledgers.store import Executor, Store
+from nemowatch.ledgers.store import Executor, Store, patient
 
 # Keys of the control table (values are text).
 _PAUSED = "paused"  # "1" while an operator has paused new work
@@ -69,6 +69,7 @@ class ControlTable:
             scan_requested=float(values.get(_SCAN_REQUESTED) or 0.0),
         )
 
+    @patient
     def set_paused(self, paused: bool) -> Control:
         """Pause or resume new work. Pausing again keeps the time of the first pause."""
         with self._transaction() as db:
@@ -80,6 +81,7 @@ class ControlTable:
         ring(self.state_dir)
         return self.control()
 
+    @patient
     def request_scan(self) -> None:
         """Ask a running daemon to rescan its inboxes now (it is woken by `ring`)."""
         with self._transaction() as db:
@@ -91,6 +93,7 @@ class ControlTable:
             self._set(db, _SCAN_REQUESTED, repr(max(self._clock(), previous + 0.001)))
         ring(self.state_dir)
 
+    @patient
     def set_control(self, key: str, value: str | None) -> None:
         """Write one control entry (None: remove it), then ring a running daemon."""
         with self._transaction() as db:

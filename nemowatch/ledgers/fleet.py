@@ -20,7 +20,7 @@ from typing import Any
 
 from nemowatch.errors import LeaseLost, LedgerError
 from nemowatch.jobs import FINISHED, JobRecord
-from nemowatch.ledgers.store import Store
+from nemowatch.ledgers.store import Store, patient
 
 _NOW = "extract(epoch from clock_timestamp())"  # the database's clock, in epoch seconds
 
@@ -104,6 +104,7 @@ class Leases:
 
     # -- nodes -------------------------------------------------------------------------
 
+    @patient
     def register(
         self, host: str, pid: int, version: str, engines: list[str], concurrency: int
     ) -> None:
@@ -153,6 +154,7 @@ class Leases:
             for row in rows
         ]
 
+    @patient
     def adopt(self, lease: float, limit: int, rules: list[str]) -> list[JobRecord]:
         """Take over at most `limit` unfinished jobs of `rules` whose node has not beaten
         for `lease` seconds (or stopped gracefully), oldest first: each now this node's, at

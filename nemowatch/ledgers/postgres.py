@@ -200,12 +200,14 @@ class PgStore:
             kwargs=kwargs,
             min_size=1,
             max_size=4,
+            timeout=2.0,  # waiting for a connection: then `patiently` logs and tries again
+            reconnect_timeout=max(outage, 10.0),
             open=False,
             check=ConnectionPool.check_connection,  # a restart leaves dead ones behind
             name="nemowatch-ledger",
         )
         try:
-            self._pool.open(wait=True, timeout=10.0)
+            self._pool.open(wait=True, timeout=min(10.0, max(1.0, outage)))
         except Exception as error:  # PoolTimeout: the reason is in the log of psycopg
             self._pool.close()
             raise LedgerIOError(

@@ -9,13 +9,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nemowatch import ledgerfile
 from nemowatch.errors import LedgerError
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -142,6 +144,9 @@ class SqliteStore:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot write the job ledger {self.path}: {exc}") from exc
+
+    def patiently(self, work: Callable[[], T]) -> T:
+        return work()  # a local file is there or not: nothing to wait for
 
     def lost(self) -> str | None:
         """Why `path` no longer holds the opened file ("deleted", ...), or None."""

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Rows(Protocol):
@@ -30,4 +34,23 @@ class Store(Executor, Protocol):
     where: str  # for messages: the file, or the database's URL without a password
 
     def transaction(self) -> AbstractContextManager[Executor]: ...
+    def patiently(self, work: Callable[[], T]) -> T: ...
     def close(self) -> None: ...
+
+
+class HasStore(Protocol):
+    _db: Store
+
+
+S = TypeVar("S", bound=HasStore)
+
+
+def patient(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
+    """A ledger write done again, whole, while its database cannot be reached (the
+    transaction was rolled back); see `PgStore.patiently`. SQLite: done once."""
+
+    @functools.wraps(method)
+    def again(ledger: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return ledger._db.patiently(lambda: method(ledger, *args, **kwargs))
+
+    return again
