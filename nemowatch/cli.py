@@ -193,6 +193,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     companions: list[Companion] = [Alerts()]
+    if config.ledger is not None:  # a node of a fleet (docs/fleet.md)
+        from nemowatch.daemon.fleet import Fleet
+
+        companions.append(Fleet(config.fleet))
     if args.http is not None or config.http is not None:  # metrics only where served
         from nemowatch.metrics import Metrics
         from nemowatch.web.server import web_page
@@ -371,7 +375,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = views.Status()
     if has_ledger(config):
         with open_ledger(config, existing=True) as ledger:
-            status = views.read_status(ledger, args.limit)
+            status = views.read_status(ledger, args.limit, config.fleet.lease)
     elif not args.json:
         print(_NO_JOBS_YET)
     daemon = liveness.check(config.state_dir)
@@ -390,10 +394,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print("daemon: not running; `nemowatch run` starts it (files wait in the inboxes)")
     print(", ".join(f"{name}: {count}" for name, count in status.summary.items()))
-    for line in _unmatched_lines(unmatched):
+    for line in [*views.node_lines(status), *_unmatched_lines(unmatched)]:
         print(line)
     for record in status.recent:
-        print(_job_line(record))
+        print(_job_line(record, node=bool(status.nodes)))
     return 0
 
 
@@ -425,7 +429,7 @@ def _unmatched_lines(unmatched: list[Unmatched]) -> list[str]:
     return lines
 
 
-def _job_line(record: JobRecord) -> str:
+def _job_line(record: JobRecord, *, node: bool = False) -> str:
     """One job: `a1b2c3d4e5f6  rendering 42 % reels        clip.mp4 -> ...`; a job done
     with warnings says how many (`done with 2 warnings`)."""
     doing = record.state.value
@@ -437,6 +441,8 @@ def _job_line(record: JobRecord) -> str:
         if record.percent is not None:
             doing += f" {int(record.percent)} %"  # floored: 100 % only when it is done
     line = f"{record.id}  {doing:<11} {record.rule:<12} {record.source.name}"
+    if node and record.node:  # in a fleet: which daemon works on it
+        line += f"  @{record.node}"
     if record.retried:
         line += "  [retried]"
     if record.revision is not None:  # a revision: the version it makes, of which job
@@ -467,13 +473,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return 0
     with open_ledger(config, existing=True) as ledger:
         records = ledger.jobs(states, limit=args.limit or None, rule=args.rule)
+        fleet = ledger.is_shared
     if args.json:
         print(json.dumps(jobs_json(records), indent=2))
         return 0
     if not records:
         print("no jobs" + (f" in state {args.state}" if args.state else ""))
     for record in records:
-        print(_job_line(record))
+        print(_job_line(record, node=fleet))
     return 0
 
 

@@ -29,6 +29,7 @@ from nemowatch.engines.base import Engine, Job
 from nemowatch.errors import (
     CreditsExhausted,
     EngineError,
+    LeaseLost,
     MediaError,
     NemowatchError,
     SessionLost,
@@ -146,6 +147,11 @@ class Pipeline:
             except asyncio.CancelledError:
                 log.info("job.interrupted", state=self.ledger.get(job_id).state.value)
                 raise
+            except LeaseLost as lost:
+                # another node of the fleet adopted it (this one's heartbeat stopped): it
+                # finishes the job; this one publishes nothing and lets go (docs/fleet.md)
+                log.warning("job.lease_lost", error=str(lost), hint=lost.hint)
+                raise
             except NemowatchError as error:
                 record = await self._end_in_error(self.ledger.get(job_id), rule, error)
             except OSError as error:
@@ -156,7 +162,8 @@ class Pipeline:
                 )
             finally:
                 # the run ended and the daemon lives: whatever comes next, not a crash
-                self.ledger.update(job_id, in_flight=None)
+                with contextlib.suppress(LeaseLost):  # no longer ours to mark
+                    self.ledger.update(job_id, in_flight=None)
             total = round(self._clock() - started, 3)
             if record.state is JobState.DONE:
                 log.info(

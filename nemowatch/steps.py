@@ -399,6 +399,7 @@ async def verify(run: Run, record: JobRecord) -> Advance:
             if (change := stalled.changed_since_claim(record)) is not None:
                 # made from part of the file: the pipeline gives the file back to settle
                 raise MediaError(f"{record.source.name} changed while it was edited: {change}")
+            run.ledger.fence(record.id)  # adopted by another node meanwhile: publish nothing
             final = outbox.publish(temp, run.rule.outbox / relative, run.rule.on_conflict)
         except Exception:
             temp.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from nemowatch.config import Config
 from nemowatch.intake import shown
 from nemowatch.ledger import FINISHED, RUNNING, Control, JobRecord, JobState, Ledger, ledger_path
 from nemowatch.ledgerfile import ledger_expected
+from nemowatch.ledgers.fleet import Node
 from nemowatch.ledgers.opening import open_ledger
 from nemowatch.liveness import Liveness
 from nemowatch.rulepause import paused_rules
@@ -36,6 +37,8 @@ class Status:
     recent: list[JobRecord] = field(default_factory=list)
     control: Control = NOT_PAUSED
     paused_rules: dict[str, float] = field(default_factory=dict)  # name -> since (epoch s)
+    nodes: list[Node] = field(default_factory=list)  # a fleet's daemons; [] on one machine
+    lease: float = 120.0  # seconds without a heartbeat before a node counts as lost
 
     @property
     def summary(self) -> dict[str, int]:
@@ -62,13 +65,15 @@ def has_ledger(config: Config) -> bool:
     return True
 
 
-def read_status(ledger: Ledger, limit: int) -> Status:
+def read_status(ledger: Ledger, limit: int, lease: float = 120.0) -> Status:
     return Status(
         counts=ledger.counts(),
         retried=len(ledger.jobs(JobState.FAILED, limit=None, retried=True)),
         recent=ledger.jobs(limit=limit),
         control=ledger.control(),
         paused_rules=paused_rules(ledger),
+        nodes=ledger.nodes() if ledger.is_shared else [],
+        lease=lease,
     )
 
 
@@ -86,7 +91,25 @@ def status_json(status: Status, daemon: Liveness, unmatched: list[Unmatched]) ->
             {"path": shown(item.path), "reason": item.verdict.value} for item in unmatched
         ],
         "recent": [job_json(record) for record in status.recent],
+        # a fleet's nodes (docs/fleet.md): each with its health and its unfinished jobs
+        "nodes": [node.as_json(status.lease) for node in status.nodes],
     }
+
+
+def node_lines(status: Status) -> list[str]:
+    """`status`'s lines for a fleet's nodes: "node render-1 (box1, pid 42): alive, 2 jobs"."""
+    lines = []
+    for node in status.nodes:
+        shown = node.as_json(status.lease)
+        state = shown["state"]
+        if state != "alive":
+            state += f", last heartbeat {round(node.age)} s ago"
+        jobs = len(node.jobs)
+        lines.append(
+            f"node {node.name} ({node.host}, pid {node.pid}): {state}, "
+            f"{jobs} unfinished job{'s' if jobs != 1 else ''}"
+        )
+    return lines
 
 
 def jobs_json(records: list[JobRecord]) -> list[dict[str, Any]]:
@@ -116,6 +139,7 @@ def job_json(record: JobRecord) -> dict[str, Any]:
         # a revision: {"of": the first job, "version": 2, ...}; a batch's job: its folder
         "revision": record.revision.as_json() if record.revision else None,
         "batch": str(record.batch.folder) if record.batch else None,
+        "node": record.node,  # the daemon that works on it (in a fleet, one of many)
     }
 
 

@@ -7,6 +7,7 @@ PostgreSQL refuses to run as root. Each test gets a database of its own (`databa
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -41,8 +42,19 @@ class PgServer:
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
             self._as_user = ["runuser", "-u", "postgres", "--"]
-        self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8", "--locale=C")
+        self._run(
+            _bin("initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
 
     def _run(self, *command: str) -> None:
         subprocess.run([*self._as_user, *command], check=True, capture_output=True, timeout=120)
@@ -53,8 +65,19 @@ class PgServer:
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             " -c shared_buffers=16MB -c max_connections=200"
         )
-        self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
-                  "-l", str(self.folder / "log"), "start")
+        self._run(
+            _bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.folder / "log"),
+            "start",
+        )
 
     def stop(self) -> None:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -75,8 +98,6 @@ class PgServer:
         return self.url(name)
 
     def remove(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # not running
             self.stop()
-        except subprocess.CalledProcessError:
-            pass  # not running
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -17,10 +17,12 @@ from typing import Protocol
 import structlog
 
 from nemowatch.config import Config
+from nemowatch.daemon.intake import Intake
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.daemon.workers import WorkerPool
 from nemowatch.engines.base import Engine
 from nemowatch.ledger import JobRecord, Ledger
+from nemowatch.pipeline import Pipeline
 
 log = structlog.get_logger("nemowatch.daemon")
 
@@ -38,6 +40,10 @@ class Host(Protocol):
     def pauses(self) -> Pauses: ...
     @property
     def workers(self) -> WorkerPool: ...
+    @property
+    def intake(self) -> Intake: ...  # the rules in force; claims a fleet's adopted jobs
+    @property
+    def pipeline(self) -> Pipeline: ...  # disposes of a fleet's adopted finished jobs
     def healthy(self) -> bool: ...
     def status_line(self) -> str: ...
     def request_scan(self) -> None: ...  # look at the inboxes now (after a retry, a resume)

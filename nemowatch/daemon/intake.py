@@ -14,6 +14,7 @@ back to settle again as a pair.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from nemowatch.daemon.batches import Batches, batch_folder
 from nemowatch.daemon.pauses import Pauses
 from nemowatch.daemon.revisions import Revisions
 from nemowatch.daemon.sidecars import Sidecars
-from nemowatch.errors import MediaError, NemowatchError
+from nemowatch.errors import AlreadyClaimed, MediaError, NemowatchError
 from nemowatch.files import claim, claim_path, snapshot, unclaim
 from nemowatch.intake import (
     NOT_TAKEN,
@@ -81,7 +82,7 @@ class Intake:
             clock=clock,
             now=now,
             grace=sidecar_grace,
-            taken=self._taken_before,
+            taken=functools.partial(_taken_before, ledger),
         )
         self._batches = Batches(ledger, engine=engine, now=now)
         self._revisions = Revisions(ledger, engine=engine, now=now)
@@ -111,11 +112,13 @@ class Intake:
         `closed`: an event said its writer finished (close-write, renamed into place).
         """
         if batch_folder(path, self._rules):
-            return self._batches.offer(path, _available(self._rules, self._pauses), self._clock())
+            return self._batches.offer(
+                path, _available(self._rules, self._ledger.node, self._pauses), self._clock()
+            )
         verdict, rule = classify(path, self._rules)
         if verdict is Verdict.IGNORED:
             return False
-        if rule is not None and self._pauses.holds(rule.name, rule.inbox):
+        if rule is not None and _held(rule, self._ledger.node, self._pauses):
             return False  # its inbox is gone, or it is paused: not until it is back
         if verdict is Verdict.SIDECAR and rule is not None:
             return self._sidecars.offer(path, rule, self._clock())
@@ -171,19 +174,13 @@ class Intake:
             if settled is None:
                 return []
             return self._batches.take(
-                path, settled, _available(self._rules, self._pauses), self._clock()
+                path,
+                settled,
+                _available(self._rules, self._ledger.node, self._pauses),
+                self._clock(),
             )
         job_id = self.take(path, settled)
         return [job_id] if job_id is not None else []
-
-    def _taken_before(self, sidecar: Path) -> str | None:
-        """A recent job whose video had `sidecar`'s name and folder (it came too late)."""
-        stem = PurePath(sidecar.name).stem
-        for record in self._ledger.jobs(limit=200):
-            source = record.source
-            if source.parent == sidecar.parent and source.stem == stem:
-                return record.id
-        return None
 
     def _verdict(self, path: Path) -> Verdict:
         return classify(path, self._rules)[0]
@@ -208,7 +205,7 @@ class Intake:
         """Claim a settled file (unless it changed since `settled`): the new job's id, or
         None when it was not taken (gone, changed, known, refused or its inbox missing)."""
         verdict, rule = classify(path, self._rules)
-        if rule is not None and self._pauses.holds(rule.name, rule.inbox):
+        if rule is not None and _held(rule, self._ledger.node, self._pauses):
             return None
         current = self.look(path)
         if verdict not in _TAKEN or rule is None or current is None:
@@ -232,21 +229,25 @@ class Intake:
             return None
         job_id = new_job_id()
         # The ledger first, the renames second (see the module's docstring).
-        record = self._ledger.create(
-            job_id=job_id,
-            rule=rule.name,
-            engine=self._engine,
-            source=path,
-            claimed=claim_path(rule.inbox, job_id, path.name),
-            source_size=current.size,
-            source_mtime_ns=current.mtime_ns,
-            source_inode=current.inode,
-            sidecars=[
-                {"source": str(side), "claimed": str(claim_path(rule.inbox, job_id, side.name))}
-                for side, _ in sidecars
-            ],
-            revision=revision,
-        )
+        try:
+            record = self._ledger.create(
+                job_id=job_id,
+                rule=rule.name,
+                engine=self._engine,
+                source=path,
+                claimed=claim_path(rule.inbox, job_id, path.name),
+                source_size=current.size,
+                source_mtime_ns=current.mtime_ns,
+                source_inode=current.inode,
+                sidecars=[
+                    {"source": str(side), "claimed": str(claim_path(rule.inbox, job_id, side.name))}
+                    for side, _ in sidecars
+                ],
+                revision=revision,
+            )
+        except AlreadyClaimed:
+            log.info("intake.taken_elsewhere", path=str(path), rule=rule.name)
+            return None  # another node of the fleet recorded it first: it is that one's
         try:
             claimed = claim(path, rule.inbox, job_id, expected=settled)
             if claimed is not None and not self._claim_sidecars(
@@ -359,6 +360,23 @@ def _give_back(claimed: list[tuple[Path, Path]]) -> None:
                 log.error("intake.unclaim_failed", path=str(now_at), error=str(error))
 
 
-def _available(rules: Sequence[Rule], pauses: Pauses) -> list[Rule]:
-    """The rules not held back (a missing inbox's rules, and rules paused one by one)."""
-    return [rule for rule in rules if not pauses.holds(rule.name, rule.inbox)]
+def _held(rule: Rule, node: str | None, pauses: Pauses) -> bool:
+    """Whether `rule`'s files wait: its inbox is gone, it is paused, or it is for other
+    nodes of the fleet (`nodes:`)."""
+    elsewhere = bool(rule.nodes) and node not in rule.nodes
+    return elsewhere or pauses.holds(rule.name, rule.inbox)
+
+
+def _available(rules: Sequence[Rule], node: str | None, pauses: Pauses) -> list[Rule]:
+    """The rules not held back (`_held`)."""
+    return [rule for rule in rules if not _held(rule, node, pauses)]
+
+
+def _taken_before(ledger: Ledger, sidecar: Path) -> str | None:
+    """A recent job whose video had `sidecar`'s name and folder (it came too late)."""
+    stem = PurePath(sidecar.name).stem
+    for record in ledger.jobs(limit=200):
+        source = record.source
+        if source.parent == sidecar.parent and source.stem == stem:
+            return record.id
+    return None

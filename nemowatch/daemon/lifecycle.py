@@ -22,7 +22,7 @@ from nemowatch.daemon.recovery import Recovery, prepare_folders
 from nemowatch.daemon.workers import WorkerPool
 from nemowatch.engines.base import Engine
 from nemowatch.engines.factory import make_engine
-from nemowatch.errors import EX_NOINPUT, CreditsExhausted
+from nemowatch.errors import EX_NOINPUT, CreditsExhausted, LeaseLost
 from nemowatch.ledger import JobRecord
 from nemowatch.ledgers.opening import open_ledger
 from nemowatch.notify import Notifier
@@ -245,7 +245,7 @@ class Daemon:
             record = await self.pipeline.run(job_id, rule)
             self.companions.job_ended(record)
             return record
-        except (asyncio.CancelledError, CreditsExhausted, WaitForJob):
+        except (asyncio.CancelledError, CreditsExhausted, WaitForJob, LeaseLost):
             raise
         except Exception:
             # a bug must not take the daemon down; the job stays in the ledger for resume

@@ -77,7 +77,7 @@ class Recovery:
         active = {record.id for record in unfinished}
         outboxes = {rule.outbox for rule in self._intake.rules}
         # only our own: another nemowatch sharing the outbox may be writing the others
-        for path in outbox.stray_temps(outboxes, active, ours=self._ledger.exists):
+        for path in outbox.stray_temps(outboxes, active, ours=self._ledger.mine):
             path.unlink(missing_ok=True)
             log.info("outbox.partial_removed", path=str(path))
         return resume

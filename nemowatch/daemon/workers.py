@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 
 from nemowatch.daemon.pauses import Pauses
-from nemowatch.errors import CreditsExhausted
+from nemowatch.errors import CreditsExhausted, LeaseLost
 from nemowatch.steps import WaitForJob
 
 log = structlog.get_logger("nemowatch.daemon")
@@ -146,6 +146,8 @@ class WorkerPool:
                 self._pauses.out_of_credits(error)
                 self.requeue(job_id)  # it resumes from its checkpoint with the credits
                 continue
+            except LeaseLost:
+                pass  # another node adopted it and finishes it (logged by the pipeline)
             except WaitForJob as waiting:
                 # stays in `_queued` (never queued twice); queued again when that one ends
                 self._waiting.setdefault(waiting.job_id, []).append(job_id)

@@ -39,6 +39,7 @@ class Node:
     heartbeat_at: float
     stopped_at: float | None
     age: float  # seconds since its last heartbeat, by the database's clock
+    jobs: tuple[str, ...] = ()  # its unfinished jobs
 
     def alive(self, lease: float) -> bool:
         return self.stopped_at is None and self.age < lease
@@ -53,6 +54,7 @@ class Node:
             "concurrency": self.concurrency,
             "heartbeat_age": round(self.age, 1),
             "state": "stopped" if self.stopped_at else "alive" if self.alive(lease) else "lost",
+            "jobs": list(self.jobs),
         }
 
 
@@ -130,7 +132,9 @@ class Leases:
         return beat.rowcount > 0
 
     def signed_off(self) -> None:
-        """A graceful stop: the node's unfinished jobs may be adopted at once."""
+        """A graceful stop, shown by `status`. Its unfinished jobs are still adopted only
+        once its lease runs out (its jobs may still be finishing in the grace period);
+        restarted sooner, it resumes them itself."""
         self._db.execute(f"UPDATE nodes SET stopped_at = {_NOW} WHERE name = ?", (self.node,))
 
     def nodes(self) -> list[Node]:
@@ -138,6 +142,13 @@ class Leases:
         rows = self._db.execute(
             f"SELECT *, {_NOW} - heartbeat_at AS age FROM nodes ORDER BY name"
         ).fetchall()
+        finished = ", ".join("?" for _ in FINISHED)
+        jobs: dict[str, list[str]] = {}
+        for row in self._db.execute(
+            f"SELECT id, node FROM jobs WHERE state NOT IN ({finished}) ORDER BY created_at",
+            tuple(state.value for state in FINISHED),
+        ):
+            jobs.setdefault(row["node"], []).append(row["id"])
         return [
             Node(
                 name=row["name"],
@@ -150,15 +161,17 @@ class Leases:
                 heartbeat_at=row["heartbeat_at"],
                 stopped_at=row["stopped_at"],
                 age=max(0.0, float(row["age"])),
+                jobs=tuple(jobs.get(row["name"], ())),
             )
             for row in rows
         ]
 
     @patient
     def adopt(self, lease: float, limit: int, rules: list[str]) -> list[JobRecord]:
-        """Take over at most `limit` unfinished jobs of `rules` whose node has not beaten
-        for `lease` seconds (or stopped gracefully), oldest first: each now this node's, at
-        a new lease generation. Rows another adopter holds are skipped, not waited for."""
+        """Take over at most `limit` jobs of `rules` whose node has not beaten for `lease`
+        seconds, oldest first: unfinished ones, and finished ones whose source it had not
+        moved yet. Each is now this node's, at a new lease generation. Rows another adopter
+        holds are skipped, not waited for."""
         if limit <= 0 or not rules:
             return []
         finished = ", ".join("?" for _ in FINISHED)
@@ -166,9 +179,9 @@ class Leases:
         with self._db.transaction() as db:
             rows = db.execute(
                 f"SELECT jobs.* FROM jobs JOIN nodes ON nodes.name = jobs.node"
-                f" WHERE jobs.state NOT IN ({finished}) AND jobs.rule IN ({wanted})"
-                f" AND jobs.node <> ?"
-                f" AND (nodes.stopped_at IS NOT NULL OR nodes.heartbeat_at < {_NOW} - ?)"
+                f" WHERE (jobs.state NOT IN ({finished}) OR (jobs.disposed IS NULL"
+                f" AND jobs.claimed IS NOT NULL)) AND jobs.rule IN ({wanted})"
+                f" AND jobs.node <> ? AND nodes.heartbeat_at < {_NOW} - ?"
                 " ORDER BY jobs.created_at LIMIT ? FOR UPDATE OF jobs SKIP LOCKED",
                 (*(state.value for state in FINISHED), *rules, self.node, lease, limit),
             ).fetchall()

@@ -169,6 +169,6 @@ class Reader:
 
     async def status(self, limit: int) -> dict[str, Any]:
         """`status --json`, from inside the daemon."""
-        status = views.read_status(self.host.ledger, limit)
+        status = views.read_status(self.host.ledger, limit, self.host.config.fleet.lease)
         unmatched = await asyncio.to_thread(operator.unmatched_files, self.host.config.rules)
         return views.status_json(status, Liveness(running=True, pid=os.getpid()), unmatched)

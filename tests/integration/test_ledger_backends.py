@@ -137,6 +137,14 @@ def node(database: str, tmp_path: Path, name: str | None) -> Ledger:
     return Ledger.shared(PgStore(database), tmp_path / (name or "cli"), node=name)
 
 
+def silence(database: str, name: str, seconds: float) -> None:
+    """As if the node `name` had not beaten for `seconds`."""
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute(
+            "UPDATE nodes SET heartbeat_at = heartbeat_at - %s WHERE name = %s", (seconds, name)
+        )
+
+
 def test_two_daemons_starting_at_once_apply_each_migration_once(database: str) -> None:
     stores: list[PgStore] = []
     errors: list[BaseException] = []
@@ -144,7 +152,7 @@ def test_two_daemons_starting_at_once_apply_each_migration_once(database: str) -
     def start() -> None:
         try:
             stores.append(PgStore(database))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=start) for _ in range(4)]
@@ -200,8 +208,7 @@ def test_a_lost_lease_is_adopted_once_and_fences_the_old_node(
     old.update("j1", in_flight=old.get("j1").checkpoint)  # running when it died
     assert a.adopt(lease=60.0, limit=5, rules=["reels"]) == []  # its heartbeat is fresh
 
-    with psycopg.connect(database, autocommit=True) as connection:  # 2 minutes of silence
-        connection.execute("UPDATE nodes SET heartbeat_at = heartbeat_at - 120 WHERE name = 'old'")
+    silence(database, "old", 120)
     taken_by_a = a.adopt(lease=60.0, limit=2, rules=["reels"])
     taken_by_b = b.adopt(lease=60.0, limit=5, rules=["reels"])
 
@@ -229,7 +236,9 @@ def test_adoption_skips_rows_another_adopter_holds(database: str, tmp_path: Path
     old, a = node(database, tmp_path, "old"), node(database, tmp_path, "a")
     old.register("host", 1, "test", ["local"], 1)
     new(old, "j1")
-    old.signed_off()  # a graceful stop: adoptable at once
+    old.signed_off()  # stopped: still its own until its lease runs out
+    assert a.adopt(lease=60.0, limit=5, rules=["reels"]) == []
+    silence(database, "old", 120)
     with psycopg.connect(database) as holder:
         holder.execute("SELECT 1 FROM jobs WHERE id = 'j1' FOR UPDATE")  # mid-adoption
         assert a.adopt(lease=60.0, limit=5, rules=["reels"]) == []  # skipped, not waited for
