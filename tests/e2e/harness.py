@@ -85,8 +85,9 @@ class Daemon:
 
     def spawn(self) -> Daemon:
         """Start the process without waiting for it to come up (to kill it during start)."""
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        environment.pop("NEMO_TOKEN", None)
+        # never the runner's own token: only one a test gives (`env`)
+        inherited = {key: value for key, value in os.environ.items() if key != "NEMO_TOKEN"}
+        environment = {**inherited, "PYTHONUNBUFFERED": "1", **self.env}
         with self.log.open("ab") as handle:
             self.process = subprocess.Popen(
                 [

@@ -1,0 +1,220 @@
+"""A fleet: three daemons (separate processes standing for three machines) on one real
+PostgreSQL ledger (tests/pg.py) and the same inboxes and outboxes, on the fake NemoVideo
+server (the cloud does the work, so the machine's two cores are not the bottleneck).
+
+Each file is processed exactly once and the work is spread; a node SIGKILLed mid-render has
+its jobs finished by the others once its lease runs out, and publishes nothing twice when
+it comes back; the database restarting while jobs run loses and doubles nothing; `status`
+from a fourth process shows the three nodes and each job's node.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.e2e.harness import Daemon, drop_at_once, files, nemowatch, rule, wait_for, write_config
+from tests.fakes.nemo_server import FakeNemo, Variants
+from tests.media import Clips
+from tests.pg import PgServer
+
+pytestmark = pytest.mark.e2e
+
+NODES = ("a", "b", "c")
+
+
+@pytest.fixture
+def fake(clips: Clips, tmp_path: Path) -> Iterator[FakeNemo]:
+    video = tmp_path / "rendered.mp4"
+    shutil.copy(clips.basic, video)
+    with FakeNemo(video=video, variants=Variants(render_polls=1)) as server:
+        yield server
+    assert not server.books.server_errors
+
+
+class Fleet:
+    """Three nodes' configs on one database and one set of folders."""
+
+    def __init__(self, tmp_path: Path, url: str, fake: FakeNemo, lease: float) -> None:
+        self.tmp_path = tmp_path
+        self.url = url
+        self.rules = [rule(tmp_path, instructions=["cut out silences"])]
+        self.inbox = tmp_path / "inbox" / "clips"
+        self.outbox = tmp_path / "outbox" / "clips"
+        self.settings: dict[str, Any] = {
+            "engine": "nemo",
+            "nemo": {"base_url": fake.base_url},
+            "concurrency": 2,
+            "prefetch": 1,
+            "ledger": url,
+        }
+        self.lease = lease
+        # one account for the fleet (docs/fleet.md): a node can resume another's session and
+        # render only with the same token; anonymous tokens are each node's own
+        self.env = {"NEMO_TOKEN": fake.mint_token()}
+        self.daemons = {
+            name: Daemon(self.config(name), self.folder(name) / "daemon.log", self.env)
+            for name in NODES
+        }
+
+    def folder(self, name: str) -> Path:
+        folder = self.tmp_path / name
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def config(self, name: str) -> Path:
+        return write_config(
+            self.folder(name),
+            self.rules,
+            state_dir=str(self.folder(name) / "state"),
+            fleet={"node": name, "lease": self.lease},
+            **self.settings,
+        )
+
+    def drop(self, clips: Clips, count: int) -> list[str]:
+        names = [f"clip{index:02d}.mp4" for index in range(count)]
+        sources = clips.distinct(count)
+        drop_at_once(
+            {self.inbox / name: source for name, source in zip(names, sources, strict=True)}
+        )
+        return names
+
+    def jobs(self) -> list[dict[str, Any]]:
+        with psycopg.connect(self.url) as connection:
+            cursor = connection.execute(
+                "SELECT id, source, state, node, output, lease_gen FROM jobs"
+            )
+            columns = [column.name for column in cursor.description or ()]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def finished(self, count: int) -> bool:
+        return len(files(self.inbox / "done", "*.mp4")) == count and not files(
+            self.inbox / "processing"
+        )
+
+    def stop(self) -> list[int]:
+        return [daemon.stop() for daemon in self.daemons.values() if daemon.running]
+
+    def assert_each_exactly_once(self, names: list[str], fake: FakeNemo) -> list[dict[str, Any]]:
+        jobs = self.jobs()
+        assert sorted(Path(job["source"]).name for job in jobs) == names  # one job per file
+        assert {job["state"] for job in jobs} == {"done"}
+        assert sorted(path.name for path in files(self.outbox, "*.mp4")) == names  # no "(2)"
+        assert sorted(path.name for path in files(self.inbox / "done")) == names
+        assert not [path for path in self.outbox.rglob(".*")]  # nothing half-written left
+        assert len(fake.books.accepted_renders()) == len(names)  # one render each
+        return jobs
+
+
+@pytest.fixture
+def database(pg_server: PgServer) -> str:
+    return pg_server.database()
+
+
+def test_three_nodes_process_thirty_files_exactly_once_spread_evenly_and_status_shows_them(
+    tmp_path: Path, clips: Clips, fake: FakeNemo, database: str
+) -> None:
+    fleet = Fleet(tmp_path, database, fake, lease=30.0)
+    try:
+        for daemon in fleet.daemons.values():
+            daemon.start()
+        names = fleet.drop(clips, 30)
+        wait_for(lambda: fleet.finished(30), timeout=150, what="every file done")
+        # a fourth process, with the config and no daemon of its own, sees the whole fleet
+        viewer = fleet.folder("viewer")
+        config = write_config(
+            viewer, fleet.rules, state_dir=str(viewer / "state"), **fleet.settings
+        )
+        shown = nemowatch(config, "status", "--json", "--limit", "50")
+        text = nemowatch(config, "status")
+        jobs_text = nemowatch(config, "jobs", "--limit", "50")
+    finally:
+        statuses = fleet.stop()
+    assert statuses == [0, 0, 0]
+    jobs = fleet.assert_each_exactly_once(names, fake)
+    spread = Counter(job["node"] for job in jobs)
+    assert set(spread) == set(NODES), spread
+    assert all(5 <= count <= 15 for count in spread.values()), spread  # ±50 % of 10
+
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert [(node["name"], node["state"]) for node in status["nodes"]] == [
+        (name, "alive") for name in NODES
+    ]
+    assert status["done"] == 30
+    assert Counter(job["node"] for job in status["recent"]) == spread
+    for name in NODES:
+        assert f"node {name} (" in text.stdout and ": alive, 0 unfinished jobs" in text.stdout
+    assert sum(f"@{name}" in line for line in jobs_text.stdout.splitlines() for name in NODES) == 30
+
+
+def test_a_node_killed_mid_render_has_its_jobs_finished_by_the_others_exactly_once(
+    tmp_path: Path, clips: Clips, fake: FakeNemo, database: str
+) -> None:
+    fake.variants = Variants(render_polls=5)  # renders of ~7 s: time to be killed during one
+    fleet = Fleet(tmp_path, database, fake, lease=3.0)
+    a, b, c = (fleet.daemons[name] for name in NODES)
+    try:
+        a.start()
+        names = fleet.drop(clips, 6)
+        # node a alone takes what it can start soon (2 + prefetch 1), and starts rendering
+        wait_for(
+            lambda: any(job["state"] == "exporting" for job in fleet.jobs() if job["node"] == "a"),
+            timeout=60,
+            what="a render on node a",
+        )
+        a.kill()
+        killed_with = {job["id"] for job in fleet.jobs() if job["node"] == "a"}
+        b.start()
+        c.start()
+        wait_for(lambda: fleet.finished(6), timeout=150, what="every file done")
+        adopted = [entry["job_id"] for node in (b, c) for entry in node.saw("job.adopted")]
+        # restarted late, node a finds nothing of its own to resume and publishes nothing
+        a = fleet.daemons["a"] = Daemon(a.config, a.log.with_name("again.log"), fleet.env).start()
+        wait_for(lambda: a.saw("fleet.joined"), what="node a back")
+        unfinished = [job for job in fleet.jobs() if job["state"] != "done"]
+    finally:
+        statuses = fleet.stop()
+    assert statuses == [0, 0, 0]
+    assert sorted(adopted) == sorted(killed_with)  # each adopted once, by b or c
+    jobs = fleet.assert_each_exactly_once(names, fake)
+    for job in jobs:
+        if job["id"] in killed_with:
+            assert job["node"] in ("b", "c") and job["lease_gen"] == 1
+    assert unfinished == []
+    assert not a.saw("job.resuming") and not a.saw("outbox.published")
+    assert not a.saw("daemon.crash_found")  # its crash was charged by the adopters
+
+
+def test_the_database_restarting_while_jobs_run_loses_and_doubles_nothing(
+    tmp_path: Path, clips: Clips, fake: FakeNemo, pg_server: PgServer, database: str
+) -> None:
+    fake.variants = Variants(render_polls=4)
+    fleet = Fleet(tmp_path, database, fake, lease=20.0)  # longer than the outage
+    try:
+        for name in ("a", "b"):
+            fleet.daemons[name].start()
+        names = fleet.drop(clips, 8)
+        wait_for(
+            lambda: any(job["state"] == "exporting" for job in fleet.jobs()),
+            timeout=60,
+            what="a render running",
+        )
+        pg_server.restart(down_for=2.0)
+        wait_for(lambda: fleet.finished(8), timeout=150, what="every file done")
+    finally:
+        statuses = fleet.stop()
+    assert statuses == [0, 0]
+    fleet.assert_each_exactly_once(names, fake)
+    waited = [
+        entry for daemon in fleet.daemons.values() for entry in daemon.saw("ledger.unreachable")
+    ]
+    assert waited  # they noticed, and said so
+    assert not any(daemon.saw("job.adopted") for daemon in fleet.daemons.values())
