@@ -1,8 +1,10 @@
 """This daemon as a node of a fleet: several daemons on one PostgreSQL ledger (docs/fleet.md).
 
 A companion (`companions.Companion`) of the daemon, composed by `run` when the config names
-a `ledger:` URL. It registers the node, beats every `lease`/4 seconds (the beat is the lease
-on all the node's jobs, `ledgers.fleet`), and when it has room (`concurrency` + `prefetch`,
+a `ledger:` URL. It registers the node, beats every few seconds (`beat_interval`: the beat is
+the lease on all the node's jobs, `ledgers.fleet`), reads the operators' control table at
+each beat (a `pause`, `resume`, `retry` or `scan` made on another machine rings no doorbell
+here), and when it has room (`concurrency` + `prefetch`,
 as intake takes files) adopts the jobs of nodes whose lease ran out:
 - a claimed job whose file the dead node had not yet moved is claimed here (`finish_claim`);
 - an unfinished job is queued, and resumes from its checkpoint as after a restart: a cloud
@@ -25,8 +27,17 @@ from nemowatch.config import FleetSettings
 from nemowatch.daemon.companions import Companion, Host
 from nemowatch.errors import NemowatchError
 from nemowatch.ledger import JobState
+from nemowatch.rulepause import paused_rules
 
 log = structlog.get_logger("nemowatch.fleet")
+
+BEAT = 5.0  # seconds between heartbeats at most (a quarter of the lease when shorter)
+
+
+def beat_interval(lease: float) -> float:
+    """Seconds between heartbeats: often enough that a lease survives three missed beats,
+    and that a pause or retry made on another machine is heard within a few seconds."""
+    return max(0.5, min(BEAT, lease / 4))
 
 
 class Fleet(Companion):
@@ -46,14 +57,20 @@ class Fleet(Companion):
             socket.gethostname(), os.getpid(), __version__, [daemon.engine.name], config.concurrency
         )
         log.info("fleet.joined", node=ledger.node, database=ledger.where, lease=lease)
+        asked = None
         try:
             while True:
                 try:
                     ledger.heartbeat()
                     self._adopt(daemon)
+                    # operators' requests made on another machine ring no bell here
+                    now_asked = (ledger.control(), paused_rules(ledger))
+                    if asked is not None and now_asked != asked:
+                        daemon.request_scan()
+                    asked = now_asked
                 except NemowatchError as error:
                     log.error("fleet.beat_failed", error=str(error), hint=error.hint)
-                await asyncio.sleep(max(0.5, lease / 4))
+                await asyncio.sleep(beat_interval(lease))
         finally:
             try:
                 ledger.signed_off()  # shown as stopped; its jobs wait for its lease to run out

@@ -218,3 +218,52 @@ def test_the_database_restarting_while_jobs_run_loses_and_doubles_nothing(
     ]
     assert waited  # they noticed, and said so
     assert not any(daemon.saw("job.adopted") for daemon in fleet.daemons.values())
+
+
+def test_pause_resume_and_retry_from_another_machine_reach_every_node(
+    tmp_path: Path, clips: Clips, fake: FakeNemo, database: str
+) -> None:
+    """The commands write the shared control table and ring only their own machine's
+    doorbell: each node hears them at its next heartbeat."""
+    fleet = Fleet(tmp_path, database, fake, lease=8.0)  # beats every 2 s
+    fleet.rules[0]["max_size"] = 100_000  # the clips are ~46 kB: a larger file fails
+    fleet.daemons = {
+        name: Daemon(fleet.config(name), daemon.log, fleet.env)
+        for name, daemon in fleet.daemons.items()
+    }
+    viewer = fleet.folder("viewer")
+    config = write_config(viewer, fleet.rules, state_dir=str(viewer / "state"), **fleet.settings)
+    nodes = [fleet.daemons[name] for name in ("a", "b")]
+    try:
+        for daemon in nodes:
+            daemon.start()
+        assert nemowatch(config, "pause").returncode == 0
+        wait_for(
+            lambda: all(daemon.saw("daemon.paused") for daemon in nodes),
+            timeout=20,
+            what="both nodes paused",
+        )
+        names = fleet.drop(clips, 2)
+        broken = fleet.inbox / "broken.mp4"
+        broken.write_bytes(b"\0" * 200_000)  # too large for the rule
+        assert nemowatch(config, "resume").returncode == 0
+        wait_for(
+            lambda: (
+                len(files(fleet.inbox / "done", "*.mp4")) == 2
+                and files(fleet.inbox / "failed", "*.mp4")
+            ),
+            timeout=60,
+            what="the clips done, the broken file failed",
+        )
+        shutil.copy(clips.distinct(3)[2], fleet.inbox / "failed" / "broken.mp4")  # mended
+        retried = nemowatch(config, "retry", "--failed")
+        assert retried.returncode == 0, retried.stderr
+        wait_for(lambda: fleet.finished(3), timeout=60, what="the mended file done")
+    finally:
+        statuses = fleet.stop()
+    assert statuses == [0, 0]
+    states = Counter(job["state"] for job in fleet.jobs())
+    assert states == {"done": 3, "failed": 1}  # the failed one lives on as its retry
+    assert sorted(path.name for path in files(fleet.outbox, "*.mp4")) == sorted(
+        [*names, "broken.mp4"]
+    )
