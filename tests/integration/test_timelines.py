@@ -298,32 +298,6 @@ def test_the_pipeline_publishes_the_timelines_beside_the_mp4_linking_the_archive
     assert "loudness normalisation" in report["timelines"]["edl"]["left_out"]
 
 
-def test_a_job_stopped_between_its_timelines_publishes_only_the_missing_one(
-    done: tuple[Pipeline, Ledger, Rule, str],
-) -> None:
-    pipeline, ledger, rule, job_id = done
-    record = ledger.get(job_id)
-    otio_file = rule.outbox / "clip.otio"
-    written = otio_file.stat()
-    # as a kill left it: the .otio published and recorded, the .edl not yet, the source
-    # archived but the ledger not told where
-    (rule.outbox / "clip.edl").unlink()
-    published = [(name, path) for name, path in record.published.items() if name != "timeline edl"]
-    record = ledger.update(job_id, published=published, disposed=None)
-
-    pipeline.dispose(record, rule)  # what a restarted daemon's recovery does
-
-    record = ledger.get(job_id)
-    assert sorted(path.name for path in rule.outbox.iterdir()) == [
-        "clip.edl", "clip.mp4", "clip.mp4.json", "clip.otio",
-    ]  # fmt: skip
-    assert (otio_file.stat().st_ino, otio_file.stat().st_mtime_ns) == (
-        written.st_ino, written.st_mtime_ns,
-    )  # fmt: skip
-    assert [path.name for path in record.outputs] == ["clip.mp4", "clip.otio", "clip.edl"]
-    assert record.disposed is not None and Path(record.disposed).is_file()
-
-
 def test_a_sidecar_asking_for_a_premiere_timeline_gets_one(tmp_path: Path, clips: Clips) -> None:
     _, ledger, rule, job_id = run_job(
         tmp_path, clips, ExportSpec(quality="low"), sidecar="also export a Premiere timeline"
