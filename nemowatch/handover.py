@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import structlog
 
 from nemowatch import outbox, timelines
+from nemowatch.cloudcut import Uploaded
 from nemowatch.config import Rule
 from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.engines.base import Draft
@@ -90,9 +91,10 @@ def publish(
     if not formats or record.draft is None or first is None:
         return record, {}
     draft = Draft.from_json(record.draft)
+    uploaded = Uploaded.of_media(record.media)  # how a nemo job's draft names its source
     left: dict[str, list[str]] = {}
     for fmt in formats:
-        built = timelines.build(draft, fmt, source=source, render=first)
+        built = timelines.build(draft, fmt, source=source, render=first, uploaded=uploaded)
         extra = [] if source.exists() else [f"the source: it is no longer at {source}"]
         left[fmt] = [*extra, *built.left_out]
         name = PREFIX + fmt

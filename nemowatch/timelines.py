@@ -18,8 +18,11 @@ styling...) is returned in `Built.left_out`, and kept in the timeline's metadata
 (`nemowatch.left_out`) where the format writes metadata.
 
 The local engine's drafts hold each kept segment's place in the source (`s`/`e`): the
-timeline links the original source, one clip per segment. A NemoVideo draft does not:
-its timeline plays the downloaded render as one clip (the cloud's cuts are not known).
+timeline links the original source, one clip per segment. A NemoVideo draft places its
+segments in the output (`at`, `d`) and names the file each plays (`src`, `from`): the
+stretches of the upload link the original source at their in points, and what the cloud
+made (generated clips, music) links the downloaded render at the same time of the
+output (cloudcut.py).
 
 OpenTimelineIO and the adapters are the `timelines` extra: imported only when a timeline is
 built (`missing_package` says how to install them).
@@ -37,7 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nemowatch.engines.base import AUDIO_TRACK, TEXT_TRACK, VIDEO_TRACK, Draft, TrackSegment
+from nemowatch import cloudcut
+from nemowatch.cloudcut import Uploaded
+from nemowatch.engines.base import (
+    AUDIO_TRACK,
+    TEXT_TRACK,
+    VIDEO_TRACK,
+    Draft,
+    Track,
+    TrackSegment,
+)
 from nemowatch.engines.local.timeline import (
     DUCK_ATTACK,
     DUCK_RELEASE,
@@ -125,22 +137,32 @@ def missing_package(formats: Sequence[str] = tuple(FORMATS)) -> str | None:
     return None
 
 
-def build(draft: Draft, fmt: str, *, source: Path, render: Path | None = None) -> Built:
+def build(
+    draft: Draft,
+    fmt: str,
+    *,
+    source: Path,
+    render: Path | None = None,
+    uploaded: Uploaded | None = None,
+) -> Built:
     """The timeline of `draft` for format `fmt` (a key of FORMATS).
 
     `source` is where the original source is (or will be) for good: the archived path
     under done/, or the source's own path when it is kept; `render` is the published
-    output, linked when the draft does not say which parts of the source it keeps.
+    output, linked where the draft does not say which part of the source plays (a
+    NemoVideo draft's generated media, or all of it); `uploaded` is the source as the
+    cloud knows it (a nemo job's upload), to tell the cloud's segments of it apart.
     """
     import opentimelineio as otio
 
     facts = TimelineFacts.of(draft)
-    fps = facts.fps or DEFAULT_FPS
+    known_fps = facts.fps or (uploaded.fps if uploaded is not None else None)
+    fps = known_fps or DEFAULT_FPS
     rate = timecode_rate(fps, fmt) if fmt != "otio" else fps
     left_out = _left_out_of_edit(draft, facts)
     multiple = rate / fps
-    if abs(multiple - round(multiple)) > 1e-3 and facts.fps:
-        left_out.append(f"the frame rate ({facts.fps:g} fps): the sequence runs at {rate:g} fps")
+    if abs(multiple - round(multiple)) > 1e-3 and known_fps:
+        left_out.append(f"the frame rate ({known_fps:g} fps): the sequence runs at {rate:g} fps")
     timeline = otio.schema.Timeline(name=Path(facts.source or source.name).stem)
     timeline.global_start_time = otio.opentime.RationalTime(0, rate)
     video = otio.schema.Track(name="Video", kind=otio.schema.TrackKind.Video)
@@ -157,6 +179,7 @@ def build(draft: Draft, fmt: str, *, source: Path, render: Path | None = None) -
             for item in audio.get("sg", []):
                 sound.append(_clip(source.name, reference, item, rate))
             timeline.tracks.append(sound)
+        left_out += _music(timeline, draft, fmt, rate)
     else:
         if render is None:
             raise MediaError(
@@ -164,22 +187,8 @@ def build(draft: Draft, fmt: str, *, source: Path, render: Path | None = None) -
                 " (a NemoVideo edit): its timeline can only play the rendered video",
                 hint="write the timeline after the render (export: timelines on the rule)",
             )
-        frames = round(draft.duration * rate)
-        reference = otio.schema.ExternalReference(
-            target_url=render.resolve().as_uri(),
-            available_range=_range(0, frames, rate),
-        )
-        video.append(
-            otio.schema.Clip(
-                name=render.name,
-                media_reference=reference,
-                source_range=_range(0, frames, rate),
-            )
-        )
-        left_out.append(
-            "the cloud's cuts (a NemoVideo edit): the timeline plays the rendered video"
-        )
-    left_out += _music(timeline, draft, fmt, rate)
+        cloud = _CloudCut(timeline, fmt, rate, source=source, render=render)
+        left_out += cloud.lay_out(draft, uploaded or Uploaded(urls=frozenset()))
     left_out += _texts(timeline, draft, fmt, rate)
     if fmt == "edl" and (
         track_of(draft, AUDIO_TRACK) is not None or _text_items(draft, captions=False)
@@ -391,6 +400,130 @@ def _music(timeline: otio.schema.Timeline, draft: Draft, fmt: str, rate: float) 
     track.append(clip)
     timeline.tracks.append(track)
     return left
+
+
+class _CloudCut:
+    """A NemoVideo draft laid out on `timeline` (see cloudcut.py): the stretches of the
+    upload as clips of the source at its final place, with their in points; what the cloud
+    made as clips of the downloaded render at the same time of the output."""
+
+    def __init__(
+        self, timeline: otio.schema.Timeline, fmt: str, rate: float, *, source: Path, render: Path
+    ) -> None:
+        self.timeline, self.fmt, self.rate = timeline, fmt, rate
+        self.source, self.render = source, render
+
+    def lay_out(self, draft: Draft, uploaded: Uploaded) -> list[str]:
+        """Fill the timeline's tracks; what the format or the draft leaves out."""
+        import opentimelineio as otio
+
+        rate = self.rate
+        self.played = otio.schema.ExternalReference(
+            target_url=self.render.resolve().as_uri(),
+            available_range=_range(0, round(draft.duration * rate), rate),
+        )
+        known = uploaded.duration_ms
+        self.original = otio.schema.ExternalReference(
+            target_url=self.source.resolve().as_uri(),
+            available_range=_range(0, _frame(known, rate), rate) if known else None,
+        )
+        pieces = cloudcut.picture(draft, uploaded)
+        video = self.timeline.video_tracks()[0]
+        for piece in pieces:
+            if self._frames(piece)[1] > 0:
+                video.append(self._clip(piece))
+        left: list[str] = []
+        made = [name for name in cloudcut.generated(pieces) if name != "the render"]
+        if not any(piece.from_source for piece in pieces):
+            left.append(
+                "the cloud's cuts (a NemoVideo edit whose draft names no stretch of the"
+                " upload): the timeline plays the rendered video"
+            )
+        elif made:
+            left.append(
+                f"the cloud's generated media ({', '.join(made)}): not files here, their"
+                " clips play the rendered video"
+            )
+        styles = (track_of(draft, VIDEO_TRACK) or {}).get("m", {}).get("effects")
+        if isinstance(styles, list) and styles:
+            left.append("the cloud's effects: " + ", ".join(str(item) for item in styles))
+        if self.fmt == "edl":
+            return left
+        if any(piece.from_source for piece in pieces):
+            self._track("Source audio", [piece for piece in pieces if piece.from_source])
+        for kind, track, sound in cloudcut.sounds(draft, uploaded):
+            left += self._sound(kind, track, sound)
+        return left
+
+    def _frames(self, piece: cloudcut.Piece) -> tuple[int, int]:
+        """Where `piece` starts in the output, and how long, in whole frames (rounded at
+        both ends, so clips laid end to end never drift)."""
+        first = _frame(piece.at, self.rate)
+        return first, _frame(piece.at + piece.duration, self.rate) - first
+
+    def _clip(self, piece: cloudcut.Piece) -> otio.schema.Clip:
+        import opentimelineio as otio
+
+        first, count = self._frames(piece)
+        if piece.from_source:
+            start, reference, name = _frame(piece.start, self.rate), self.original, self.source.name
+        else:
+            start, reference = first, self.played
+            name = self.render.name if piece.name == "the render" else f"{piece.name} (render)"
+        return otio.schema.Clip(
+            name=name,
+            media_reference=reference.clone(),
+            source_range=_range(start, count, self.rate),
+        )
+
+    def _track(self, name: str, pieces: Sequence[cloudcut.Piece]) -> otio.schema.Track:
+        """An audio track of `pieces` at their places, silence between them."""
+        import opentimelineio as otio
+
+        track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
+        position = 0
+        for piece in pieces:
+            first, count = self._frames(piece)
+            if count <= 0 or first < position:
+                continue
+            if first > position:
+                track.append(otio.schema.Gap(source_range=_range(0, first - position, self.rate)))
+            track.append(self._clip(piece))
+            position = first + count
+        self.timeline.tracks.append(track)
+        return track
+
+    def _sound(self, kind: str, track: Track, pieces: list[cloudcut.Piece]) -> list[str]:
+        """An audio track of the draft (music, a voice-over...), with its level."""
+        import opentimelineio as otio
+
+        laid = self._track("Music" if kind == "music" else kind.capitalize(), pieces)
+        metadata = track.get("m", {})
+        what = str(metadata.get("source") or metadata.get("name") or kind)
+        left = []
+        if not all(piece.from_source for piece in pieces):
+            left.append(
+                f"the cloud's {kind} ({what}): not a file here, its clip plays the rendered"
+                " video's sound, which mixes it with the source's"
+            )
+        volume = metadata.get("volume")
+        if not isinstance(volume, int | float) or volume == 1.0:
+            return left
+        decibels = round(20 * math.log10(max(float(volume), 1e-5)), 2)
+        level = f"{kind} at {round(volume * 100)} % ({decibels:.1f} dB)"
+        for clip in laid.find_clips():
+            clip.effects.append(
+                otio.schema.Effect(
+                    name="volume",
+                    effect_name="volume",
+                    metadata={"keyframes": {"0000000": decibels}, "nemowatch": {"volume": volume}},
+                )
+            )
+            if self.fmt == "fcpxml":  # the adapter writes no volume: the asset's note says it
+                clip.media_reference.metadata["fcpx"] = {"note": level}
+        if self.fmt in {"fcpxml", "xml"}:
+            left.append(f"the {kind}'s level as a setting ({level})")
+        return left
 
 
 def _duck_keyframes(
