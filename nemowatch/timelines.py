@@ -50,6 +50,7 @@ from nemowatch.engines.base import (
     Track,
     TrackSegment,
 )
+from nemowatch.engines.local.batch import Part, parts_of
 from nemowatch.engines.local.timeline import (
     DUCK_ATTACK,
     DUCK_RELEASE,
@@ -170,15 +171,24 @@ def build(
     video_track = track_of(draft, VIDEO_TRACK)
     segments = list(video_track.get("sg", [])) if video_track else []
     if segments and all("s" in item and "e" in item for item in segments):
+        parts, soundtrack = parts_of(draft.metadata)  # a combined batch: each file its clips
         reference = _reference(source, facts, rate)
-        for item in segments:
-            video.append(_clip(source.name, reference, item, rate))
+
+        def clips(items: Sequence[TrackSegment]) -> list[otio.schema.Clip]:
+            if parts:
+                return _parted(source, parts, items, rate)
+            return [_clip(source.name, reference, item, rate) for item in items]
+
+        video.extend(clips(segments))
         audio = track_of(draft, AUDIO_TRACK, "source")
         if audio is not None and fmt != "edl":
             sound = otio.schema.Track(name="Source audio", kind=otio.schema.TrackKind.Audio)
-            for item in audio.get("sg", []):
-                sound.append(_clip(source.name, reference, item, rate))
+            sound.extend(clips(audio.get("sg", [])))
             timeline.tracks.append(sound)
+        if soundtrack is not None:
+            left_out.append(f"the folder's soundtrack ({soundtrack}) on a track of its own")
+        if any(part.still for part in parts):
+            left_out.append("the photos' slow zoom and pan (their clips show the still photos)")
         left_out += _music(timeline, draft, fmt, rate)
     else:
         if render is None:
@@ -315,6 +325,39 @@ def _clip(
         media_reference=reference.clone(),
         source_range=_range(first, last - first, rate),
     )
+
+
+def _parted(
+    folder: Path, parts: Sequence[Part], items: Sequence[TrackSegment], rate: float
+) -> list[otio.schema.Clip]:
+    """A combined batch's segments, placed in its joined footage (`s`/`e`), as clips of the
+    folder's files: a segment running over the end of one file goes on in the next."""
+    import opentimelineio as otio
+
+    bounds, offset = [], 0.0
+    for part in parts:
+        first = round(offset * rate)
+        offset += part.seconds
+        bounds.append((part, first, round(offset * rate)))
+    clips = []
+    for item in items:
+        start, end = _frame(item["s"], rate), _frame(item["e"], rate)
+        for part, first, last in bounds:
+            low, high = max(start, first), min(end, last)
+            if high <= low:
+                continue
+            reference = otio.schema.ExternalReference(
+                target_url=(folder / part.file).resolve().as_uri(),
+                available_range=_range(0, last - first, rate),
+            )
+            clips.append(
+                otio.schema.Clip(
+                    name=part.file,
+                    media_reference=reference,
+                    source_range=_range(low - first, high - low, rate),
+                )
+            )
+    return clips
 
 
 def _left_out_of_edit(draft: Draft, facts: TimelineFacts) -> list[str]:

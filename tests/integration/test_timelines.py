@@ -13,13 +13,14 @@ import opentimelineio as otio
 import pytest
 
 from nemowatch import timelines
-from nemowatch.config import Rule
+from nemowatch.config import BatchMode, Rule
 from nemowatch.engines.base import Draft, Job, RenderState
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
-from nemowatch.files import claim
+from nemowatch.files import claim, claim_folder
+from nemowatch.jobs import Batch
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from nemowatch.probe import probe
@@ -331,3 +332,59 @@ def test_an_ntsc_cut_with_generated_music_and_a_speed_change_is_written_in_each_
     assert any("speed change (1.5x)" in item for item in built.left_out)
     if fmt != "edl":
         assert any("generated music (lofi)" in item for item in built.left_out)
+
+
+def test_a_combined_folders_timeline_links_each_of_its_archived_files(
+    tmp_path: Path, clips: Clips
+) -> None:
+    rule = Rule(
+        name="joined",
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "outbox",
+        instructions=["cut out silences"],
+        batch=BatchMode.COMBINE,
+        export=ExportSpec(quality="low", timelines=("otio", "edl")),
+    )
+    dropped = rule.inbox / "trip"
+    dropped.mkdir(parents=True)
+    shutil.copy(clips.basic, dropped / "a.mp4")  # 3 s of steady tone: kept whole
+    shutil.copy(clips.three_pauses, dropped / "b.mp4")  # 8 s, three pauses cut
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    job_id = new_job_id()
+    claimed = claim_folder(dropped, rule.inbox, job_id)
+    assert claimed is not None
+    batch = Batch(job_id, "combine", dropped, claimed, files=("a.mp4", "b.mp4"))
+    ledger.create(
+        job_id=job_id, rule=rule.name, engine="local", source=dropped, claimed=claimed,
+        source_inode=claimed.stat().st_ino, batch=batch,
+    )  # fmt: skip
+
+    record = asyncio.run(
+        Pipeline(LocalEngine(), ledger, state_dir=tmp_path / "state").run(job_id, rule)
+    )
+
+    assert record.state is JobState.DONE, record.error
+    archived = Path(str(ledger.get(job_id).disposed))
+    assert archived.is_dir() and archived.name == "trip"
+    timeline = otio.adapters.read_from_file(str(rule.outbox / "trip.otio"))
+    rate = timeline.metadata["nemowatch"]["fps"]  # the joined footage's
+    played = [
+        (
+            clip.media_reference.target_url,
+            clip.source_range.start_time.value,
+            clip.source_range.end_time_exclusive().value,
+        )
+        for clip in timeline.video_tracks()[0].find_clips()
+    ]
+    # a.mp4 whole, then b.mp4's four phrases (the first joined to a.mp4 in one segment)
+    assert [url for url, _, _ in played] == [(archived / "a.mp4").as_uri()] + [
+        (archived / "b.mp4").as_uri()
+    ] * 4
+    assert played[0][1:] == (0, round(3 * rate))
+    for start, end in clips.layout("three_pauses").silences:  # cut: in no clip of b.mp4
+        middle = (start + end) / 2 * rate
+        assert not any(first <= middle < last for _, first, last in played[1:]), (start, end)
+    length = sum(last - first for _, first, last in played)
+    assert abs(length - probe(record.output).duration * rate) <= 1  # as long as the MP4
+    edl = timelines.read(rule.outbox / "trip.edl", "edl", rate=timelines.timecode_rate(rate))
+    assert timelines.cut_list(edl, rate) == timelines.cut_list(timeline, rate)
