@@ -20,7 +20,7 @@ from nemowatch.engines.local.analysis import Segment
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.files import claim, claim_folder
-from nemowatch.jobs import Batch
+from nemowatch.jobs import Batch, Revision
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from nemowatch.probe import probe
@@ -388,3 +388,37 @@ def test_a_combined_folders_timeline_links_each_of_its_archived_files(
     assert abs(length - probe(record.output).duration * rate) <= 1  # as long as the MP4
     edl = timelines.read(rule.outbox / "trip.edl", "edl", rate=timelines.timecode_rate(rate))
     assert timelines.cut_list(edl, rate) == timelines.cut_list(timeline, rate)
+
+
+def test_a_revisions_timelines_link_the_first_jobs_source_and_follow_its_file(
+    done: tuple[Pipeline, Ledger, Rule, str],
+) -> None:
+    pipeline, ledger, rule, first_id = done
+    first = ledger.get(first_id)
+    kept = Path(str(first.disposed))  # the source, archived by the first job
+    note = rule.inbox / "clip.revise.txt"
+    note.write_text('add the title "Two" for 1 second\nexport a Premiere timeline\n')
+    job_id = new_job_id()
+    claimed = claim(note, rule.inbox, job_id)
+    assert claimed is not None and first.output is not None
+    revision = Revision(
+        of=first.id, after=first.id, version=2, source=kept, outputs=(("", first.output),)
+    )
+    ledger.create(
+        job_id=job_id, rule=rule.name, engine="local", source=note, claimed=claimed,
+        revision=revision,
+    )  # fmt: skip
+
+    record = asyncio.run(pipeline.run(job_id, rule))
+
+    assert record.state is JobState.DONE, record.error
+    # the revision file's "Premiere timeline" (xml) over the rule's otio and edl
+    assert [path.name for path in record.outputs] == ["clip v2.mp4", "clip v2.xml"]
+    back = timelines.read(rule.outbox / "clip v2.xml", "xml")
+    cuts = timelines.cut_list(back, FPS)
+    assert len(cuts) == 4 and {name for name, _, _ in cuts} == {kept.name}
+    assert {clip.media_reference.target_url for clip in back.video_tracks()[0].find_clips()} == {
+        kept.as_uri()
+    }  # the first job's archived source, not the revision file
+    titles = [clip.name for track in back.video_tracks()[1:] for clip in track.find_clips()]
+    assert titles == ["Two"]
