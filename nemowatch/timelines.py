@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nemowatch import cloudcut
+from nemowatch import cloudcut, levels
 from nemowatch.cloudcut import Uploaded
 from nemowatch.engines.base import (
     AUDIO_TRACK,
@@ -52,8 +52,6 @@ from nemowatch.engines.base import (
 )
 from nemowatch.engines.local.batch import Part, parts_of
 from nemowatch.engines.local.timeline import (
-    DUCK_ATTACK,
-    DUCK_RELEASE,
     TimelineFacts,
     music_of,
     track_of,
@@ -411,32 +409,21 @@ def _music(timeline: otio.schema.Timeline, draft: Draft, fmt: str, rate: float) 
         name=name, media_reference=reference, source_range=_range(0, frames, rate)
     )
     decibels = 20 * math.log10(max(bed.volume, 1e-5))
-    keyframes = _duck_keyframes(decibels, bed.duck_db, bed.duck_under, rate)
-    clip.effects.append(
-        otio.schema.Effect(
-            name="volume",
-            effect_name="volume",  # the name Kdenlive's adapter writes as a volume filter
-            metadata={
-                "keyframes": keyframes,  # frame -> level in dB (Kdenlive's convention)
-                "nemowatch": {
-                    "volume": bed.volume,
-                    "duck_db": bed.duck_db,
-                    "duck_under": [list(window) for window in bed.duck_under],
-                    "fade_in": bed.fade_in,
-                    "fade_out": bed.fade_out,
-                },
-            },
-        )
+    under = ", ".join(f"{start:g}-{end:g} s" for start, end in bed.duck_under)
+    left += levels.set_level(
+        clip,
+        fmt,
+        what="music",
+        volume=bed.volume,
+        keyframes=levels.duck_keyframes(decibels, bed.duck_db, bed.duck_under, rate),
+        described={
+            "duck_db": bed.duck_db,
+            "duck_under": [list(window) for window in bed.duck_under],
+            "fade_in": bed.fade_in,
+            "fade_out": bed.fade_out,
+        },
+        ducking=f"ducked {abs(bed.duck_db or 0):g} dB under speech at {under}" if under else None,
     )
-    level = f"music at {round(bed.volume * 100)} % ({decibels:.1f} dB)"
-    if fmt == "fcpxml":  # the adapter writes no volume: the asset's note says it
-        clip.media_reference.metadata["fcpx"] = {"note": level}
-        left.append("the music's level as a setting (it is in the clip's note)")
-    if fmt in {"fcpxml", "xml"}:
-        if fmt == "xml":
-            left.append(f"the music's level ({level})")
-        if bed.duck_under:
-            left.append("the music's ducking under speech")
     if fmt != "otio" and (bed.fade_in or bed.fade_out):
         left.append("the music's fades")
     track = otio.schema.Track(name="Music", kind=otio.schema.TrackKind.Audio)
@@ -552,6 +539,11 @@ class _CloudCut:
         volume = metadata.get("volume")
         if not isinstance(volume, int | float) or volume == 1.0:
             return left
+        steady = {"0000000": round(20 * math.log10(max(float(volume), 1e-5)), 2)}
+        said: list[str] = []
+        for clip in laid.find_clips():
+            said = levels.set_level(clip, self.fmt, what=kind, volume=volume, keyframes=steady)
+        return left + said
         decibels = round(20 * math.log10(max(float(volume), 1e-5)), 2)
         level = f"{kind} at {round(volume * 100)} % ({decibels:.1f} dB)"
         for clip in laid.find_clips():
@@ -567,26 +559,6 @@ class _CloudCut:
         if self.fmt in {"fcpxml", "xml"}:
             left.append(f"the {kind}'s level as a setting ({level})")
         return left
-
-
-def _duck_keyframes(
-    decibels: float,
-    duck_db: float | None,
-    under: Sequence[tuple[float, float]],
-    rate: float,
-) -> dict[str, float]:
-    """The music's level in dB by frame (as text: OTIO metadata keys), a straight line between
-    keyframes: going down DUCK_ATTACK before each speech window, back up
-    DUCK_RELEASE after it, as the render ducks it."""
-    level, low = round(decibels, 2), round(decibels + (duck_db or 0.0), 2)
-    points: dict[int, float] = {0: level}
-    for start, end in under:
-        points[max(0, round((start - DUCK_ATTACK) * rate))] = level
-        points[round(start * rate)] = low
-        points[round(end * rate)] = low
-        points[round((end + DUCK_RELEASE) * rate)] = level
-    # zero-padded: OTIO keeps metadata keys in text order, and Kdenlive reads them in turn
-    return {f"{frame:07d}": points[frame] for frame in sorted(points)}
 
 
 def _text_items(draft: Draft, *, captions: bool) -> list[TrackSegment]:

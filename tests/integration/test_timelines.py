@@ -211,8 +211,29 @@ def test_a_reel_keeps_its_music_volume_and_title_in_fcpxml(
     assert "music at 35 %" in text  # the music clip's note
     markers = [marker.name for clip in back.find_clips() for marker in clip.markers]
     assert "title: Hello" in markers
-    assert "the music's ducking under speech" in built.left_out
+    assert "ducked 15 dB under speech at 0.5-1.5 s" in text  # the note: no keyframes here
+    assert any("ducking under speech" in item for item in built.left_out)
     assert "nemowatch left out:" in text
+
+
+def test_a_reel_keeps_its_music_level_and_ducking_as_keyframes_in_fcp7_xml(
+    reel: tuple[Draft, Path], tmp_path: Path
+) -> None:
+    draft, music = reel
+    built = timelines.build(draft, "xml", source=tmp_path / "talk.mp4")
+    path = tmp_path / "reel.xml"
+    timelines.write(built, "xml", path)
+
+    back = timelines.read(path, "xml")
+
+    (bed,) = [clip for clip in back.find_clips() if clip.name == music.name]
+    (levels,) = bed.effects  # FCP 7's Audio Levels filter, read back by the adapter
+    parameter = levels.metadata["fcp_xml"]["parameter"]
+    assert parameter["parameterid"] == "level"
+    keyed = [(int(key["when"]), round(float(key["value"]), 3)) for key in parameter["keyframe"]]
+    full, ducked = 0.35, round(0.35 * 10 ** (-15 / 20), 3)  # 35 %, then 15 dB down: 0.062
+    assert keyed == [(0, full), (6, full), (12, ducked), (38, ducked), (50, full)]
+    assert not any("level" in item or "ducking" in item for item in built.left_out)
 
 
 def test_a_nemo_draft_without_source_points_plays_the_render_as_one_clip(
