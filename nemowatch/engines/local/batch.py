@@ -12,10 +12,10 @@ plays under the whole, mixed with the videos' own sound.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nemowatch.engines.base import JSON, JSONObject
+from nemowatch.engines.base import JSON, Draft, JSONObject
 from nemowatch.engines.local.inputs import AUDIO_CODEC, FPS, VIDEO_CODEC
 
 MIN_SHOT = 0.5  # seconds a photo shows at least, however many share the time
@@ -53,6 +53,14 @@ def parts_metadata(parts: Sequence[Part], soundtrack: str | None) -> JSONObject:
         for part in parts
     ]
     return {PARTS_KEY: listed, SOUNDTRACK_KEY: soundtrack}
+
+
+def with_parts(draft: Draft, parts: Sequence[Part], soundtrack: str | None) -> Draft:
+    """`draft` with the parts of a combined batch's footage in its `m` (the timelines link
+    each file); as it is when there are none (not a combined batch)."""
+    if not parts:
+        return draft
+    return replace(draft, metadata={**draft.metadata, **parts_metadata(parts, soundtrack)})
 
 
 def parts_of(metadata: Mapping[str, object]) -> tuple[tuple[Part, ...], str | None]:

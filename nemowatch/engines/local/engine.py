@@ -12,7 +12,6 @@ daemon can rebuild the session from the ledger and carry on.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import shutil
 import threading
@@ -41,7 +40,6 @@ from nemowatch.engines.base import (
 )
 from nemowatch.engines.local import speech
 from nemowatch.engines.local.analysis import Analysis, Segment, analyse
-from nemowatch.engines.local.batch import parts_metadata
 from nemowatch.engines.local.captions import plan_captions
 from nemowatch.engines.local.effects import Effects
 from nemowatch.engines.local.ffmpeg import Capabilities, Choice, choose_ffmpeg
@@ -250,10 +248,7 @@ class LocalEngine:
             captions=captions,
             watermark=watermark,
         )
-        draft = with_prediction(draft, analysis.levels)
-        if footage.parts:  # a combined batch: its timelines link each file (timelines.py)
-            parts = parts_metadata(footage.parts, footage.soundtrack)
-            draft = dataclasses.replace(draft, metadata={**draft.metadata, **parts})
+        draft = footage.parted(with_prediction(draft, analysis.levels))
         return LocalPlan(
             interpretation=state.reading,
             edit=edit,

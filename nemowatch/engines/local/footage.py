@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from nemowatch.engines.base import Draft
 from nemowatch.engines.formats import is_footage_name
 from nemowatch.engines.local import batch, inputs
 from nemowatch.engines.local.ffmpeg import run_ffmpeg
@@ -49,6 +50,11 @@ class Footage:
     kind: MediaKind  # the source's kind
     parts: tuple[batch.Part, ...] = ()  # a combined batch: its files, in the order they play
     soundtrack: str | None = None  # ... and the one played under them all
+
+    def parted(self, draft: Draft) -> Draft:
+        """`draft` of this footage with its parts (a combined batch's files: its timelines
+        link each), or as it is."""
+        return batch.with_parts(draft, self.parts, self.soundtrack)
 
 
 async def footage_of(
