@@ -6,9 +6,11 @@ Formats, by the name a rule gives them:
 
     otio      OpenTimelineIO JSON      everything below
     fcpxml    Final Cut Pro X, Resolve  cuts, audio lanes; titles and captions as markers,
-                                        the music's level and the left-out list as notes
-    xml       FCP 7 (Premiere, Resolve) cuts, audio tracks, titles as Text generators,
-                                        captions as markers
+                                        the music's level and ducking and the left-out list
+                                        as notes
+    xml       FCP 7 (Premiere, Resolve) cuts, audio tracks, the music's level and ducking
+                                        as Audio Levels keyframes, titles as Text
+                                        generators, captions as markers
     edl       CMX 3600                  the picture cut only
     kdenlive  Kdenlive                  cuts, audio tracks, the music's level and ducking as
                                         volume keyframes (dB), titles and captions as guides
