@@ -17,6 +17,8 @@ from nemowatch.config import BatchMode, Rule
 from nemowatch.engines.base import Draft, Job, RenderState
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local.analysis import Segment
+from nemowatch.engines.local.batch import Part, with_parts
+from nemowatch.engines.local.footage import footage_of
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.files import claim, claim_folder
@@ -443,3 +445,57 @@ def test_a_revisions_timelines_link_the_first_jobs_source_and_follow_its_file(
     }  # the first job's archived source, not the revision file
     titles = [clip.name for track in back.video_tracks()[1:] for clip in track.find_clips()]
     assert titles == ["Two"]
+
+
+async def test_a_combined_folders_footage_keeps_its_parts_for_a_resumed_job(
+    tmp_path: Path, clips: Clips
+) -> None:
+    folder = tmp_path / "trip"
+    folder.mkdir()
+    subprocess.run(
+        [str(TOOL_FFMPEG), "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x36",
+         "-frames:v", "1", str(folder / "1.png")],
+        check=True,
+    )  # fmt: skip
+    shutil.copy(clips.no_audio, folder / "2.mp4")  # 2 s
+    shutil.copy(clips.basic, folder / "3.mp4")  # 3 s
+    work = tmp_path / "work"
+    work.mkdir()
+    edit = EditSpec()
+
+    made = await footage_of(
+        folder, work_dir=work, edit=edit, export=ExportSpec(), ffmpeg=TOOL_FFMPEG
+    )
+    found = await footage_of(  # made before: as a resumed job finds it
+        folder, work_dir=work, edit=edit, export=ExportSpec(), ffmpeg=TOOL_FFMPEG
+    )
+
+    assert [(part.file, part.still) for part in made.parts] == [
+        ("1.png", True), ("2.mp4", False), ("3.mp4", False),
+    ]  # fmt: skip
+    assert made.parts[1].seconds == pytest.approx(2.0, abs=0.05)
+    assert made.parts[0].seconds == edit.still.duration
+    assert found.path == made.path and found.parts == made.parts
+
+
+@pytest.mark.parametrize("fmt", list(timelines.FORMATS))
+def test_a_combined_folder_with_a_photo_is_written_in_each_format(fmt: str, tmp_path: Path) -> None:
+    draft = build_draft(
+        [Segment(1.0, 4.0), Segment(4.6, 6.0)],  # the first runs from the photo into 2.mp4
+        source=SourceFacts("trip", 6.0, 640, 360, 25.0, has_audio=True),
+        edit=EditSpec(),
+        export=ExportSpec(),
+    )
+    parts = (Part("1.jpg", 2.0, still=True), Part("2.mp4", 4.0))
+    draft = with_parts(draft, parts, "song.mp3")
+    built = timelines.build(draft, fmt, source=tmp_path / "trip")
+    path = tmp_path / f"trip{timelines.FORMATS[fmt][1]}"
+
+    timelines.write(built, fmt, path)  # read back inside: the cuts must be there
+
+    back = timelines.read(path, fmt, rate=timelines.timecode_rate(25.0, fmt))
+    assert timelines.cut_list(back, 25) == [
+        ("1.jpg", 25, 50), ("2.mp4", 0, 50), ("2.mp4", 65, 100),
+    ]  # fmt: skip
+    assert any("soundtrack (song.mp3)" in item for item in built.left_out)
+    assert any("photos" in item for item in built.left_out)
