@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import structlog
 
 from nemowatch import outbox, timelines
+from nemowatch.cloudcut import Uploaded
 from nemowatch.config import Rule
 from nemowatch.config.sidecars import combine, read_sidecar
 from nemowatch.engines.base import Draft
@@ -37,13 +38,18 @@ PREFIX = "timeline "  # a timeline's name among a job's published outputs
 
 
 def wanted(
-    rule: Rule, record: JobRecord | None = None, *, batch_folder: Path | None = None
+    rule: Rule,
+    record: JobRecord | None = None,
+    *,
+    batch_folder: Path | None = None,
+    revision_file: Path | None = None,
 ) -> tuple[str, ...]:
     """The formats a job asks for: its `export.timelines` (a sidecar's over the rule's),
     else its instructions' ("export a Premiere timeline"). Its sidecars are read where
     they went with their source, a batch's instructions.txt in `batch_folder` (where the
-    folder went) or where it was claimed; one that cannot be read any more counts for
-    nothing."""
+    folder went) or where it was claimed, a revision's files (the first job's sidecars,
+    the earlier revisions', then its own at `revision_file`, where it went) where they
+    were kept; one that cannot be read any more counts for nothing."""
     sidecars = []
     engine = record.engine if record is not None else "local"
     batch = record.batch if record is not None else None
@@ -55,9 +61,15 @@ def wanted(
                         read_sidecar(folder / batch.instructions, rule=rule, engine=engine)
                     )
                 break
-    for sidecar in record.sidecars if record is not None else []:
-        where = Path(sidecar.get("disposed") or sidecar["claimed"])
+    places: list[Path | None] = []
+    if record is not None:
+        places += [Path(item.get("disposed") or item["claimed"]) for item in record.sidecars]
+        if record.revision is not None:
+            places += [*record.revision.earlier, revision_file]
+    for where in places:
         with contextlib.suppress(OSError, NemowatchError):
+            if where is None:
+                continue
             sidecars.append(read_sidecar(where, rule=rule, engine=engine))
     instructions, _, export = combine(rule, tuple(sidecars))
     if export.timelines:
@@ -79,20 +91,26 @@ def publish(
     after_each: Callable[[], None] | None = None,
 ) -> tuple[JobRecord, dict[str, list[str]]]:
     """Publish the timelines `rule` asks for that `record` has not published yet, linking
-    `source` (where it stays). Returns the record as the ledger now has it, and what each
-    format left out (of all wanted, published now or before), for the report.
+    `source` (where it stays; for a revision, where its revision file went: the timelines
+    link the source it edits, the first job's). Returns the record as the ledger now has
+    it, and what each format left out (of all wanted, published now or before), for the report.
 
     `after_each` runs after each timeline is recorded (the crash tests' hook)."""
     record = ledger.get(record.id)  # as the ledger has it: where the sidecars went
-    formats = wanted(rule, record, batch_folder=source if source.is_dir() else None)
+    if record.revision is not None:  # `source` is where its revision file went
+        formats = wanted(rule, record, revision_file=source)
+        source = record.revision.source  # what it edits: the first job's source, kept
+    else:
+        formats = wanted(rule, record, batch_folder=source if source.is_dir() else None)
     first = next((Path(path) for name, path in record.published.items() if path and not
                   is_timeline(name)), record.output)  # fmt: skip
     if not formats or record.draft is None or first is None:
         return record, {}
     draft = Draft.from_json(record.draft)
+    uploaded = Uploaded.of_media(record.media)  # how a nemo job's draft names its source
     left: dict[str, list[str]] = {}
     for fmt in formats:
-        built = timelines.build(draft, fmt, source=source, render=first)
+        built = timelines.build(draft, fmt, source=source, render=first, uploaded=uploaded)
         extra = [] if source.exists() else [f"the source: it is no longer at {source}"]
         left[fmt] = [*extra, *built.left_out]
         name = PREFIX + fmt

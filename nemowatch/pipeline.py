@@ -56,6 +56,11 @@ TEST_CRASH_ON = "NEMOWATCH_TEST_CRASH_ON"
 # process started with this variable naming a file (as dropped) is killed (SIGKILL) right
 # after one of that file's outputs is published, before the ledger records it.
 TEST_CRASH_PUBLISHED = "NEMOWATCH_TEST_CRASH_PUBLISHED"
+# TEST HOOK, for the crash test of timelines only (tests/e2e/test_timelines.py): a process
+# started with this variable set to "<file as dropped>:<n>" is killed (SIGKILL) once n of
+# that file's timelines are recorded (0: its video published and its source archived,
+# before the first timeline is written).
+TEST_CRASH_TIMELINES = "NEMOWATCH_TEST_CRASH_TIMELINES"
 
 
 class Pipeline:
@@ -87,6 +92,7 @@ class Pipeline:
         self._batch_locks: dict[str, asyncio.Lock] = {}  # see `_batch_turn`
         self._crash_on = os.environ.get(TEST_CRASH_ON) or None  # the test hook above
         self._crash_published = os.environ.get(TEST_CRASH_PUBLISHED) or None  # and this one
+        self._crash_timelines = os.environ.get(TEST_CRASH_TIMELINES) or None  # and the third
 
     def job_for(self, record: JobRecord, rule: Rule) -> Job:
         """What the engine is given for the job (see `nemowatch.orders`)."""
@@ -286,7 +292,10 @@ class Pipeline:
         """The timelines for editors, linking the source where it stays (handover.py); a
         timeline that cannot be written is a warning: the video is published."""
         try:
-            record, left_out = handover.publish(self.ledger, record, rule, source)
+            after_each = _timelines_kill_for_test(self._crash_timelines, record)
+            record, left_out = handover.publish(
+                self.ledger, record, rule, source, after_each=after_each
+            )
         except (OSError, NemowatchError) as error:
             warning = f"a timeline for editors was not written: {error}"
             log.warning("outbox.timeline_failed", error=str(error))
@@ -369,6 +378,24 @@ def _kill_for_test() -> None:
     """The second TEST HOOK's crash (see TEST_CRASH_PUBLISHED): a SIGKILL, as the OOM
     killer or `kill -9` would send."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _timelines_kill_for_test(hook: str | None, record: JobRecord) -> Callable[[], None] | None:
+    """The third TEST HOOK (see TEST_CRASH_TIMELINES): None unless it names this job's
+    file; else killed now when it says 0 timelines, or a counter that kills at the n-th."""
+    name, _, count = (hook or "").rpartition(":")
+    if not name or name != record.source.name:
+        return None
+    left = [int(count)]
+
+    def recorded() -> None:
+        left[0] -= 1
+        if left[0] <= 0:
+            _kill_for_test()
+
+    if left[0] <= 0:
+        _kill_for_test()
+    return recorded
 
 
 def _remove_tree(path: Path) -> None:

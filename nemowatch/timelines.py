@@ -6,9 +6,11 @@ Formats, by the name a rule gives them:
 
     otio      OpenTimelineIO JSON      everything below
     fcpxml    Final Cut Pro X, Resolve  cuts, audio lanes; titles and captions as markers,
-                                        the music's level and the left-out list as notes
-    xml       FCP 7 (Premiere, Resolve) cuts, audio tracks, titles as Text generators,
-                                        captions as markers
+                                        the music's level and ducking and the left-out list
+                                        as notes
+    xml       FCP 7 (Premiere, Resolve) cuts, audio tracks, the music's level and ducking
+                                        as Audio Levels keyframes, titles as Text
+                                        generators, captions as markers
     edl       CMX 3600                  the picture cut only
     kdenlive  Kdenlive                  cuts, audio tracks, the music's level and ducking as
                                         volume keyframes (dB), titles and captions as guides
@@ -18,8 +20,11 @@ styling...) is returned in `Built.left_out`, and kept in the timeline's metadata
 (`nemowatch.left_out`) where the format writes metadata.
 
 The local engine's drafts hold each kept segment's place in the source (`s`/`e`): the
-timeline links the original source, one clip per segment. A NemoVideo draft does not:
-its timeline plays the downloaded render as one clip (the cloud's cuts are not known).
+timeline links the original source, one clip per segment. A NemoVideo draft places its
+segments in the output (`at`, `d`) and names the file each plays (`src`, `from`): the
+stretches of the upload link the original source at their in points, and what the cloud
+made (generated clips, music) links the downloaded render at the same time of the
+output (cloudcut.py).
 
 OpenTimelineIO and the adapters are the `timelines` extra: imported only when a timeline is
 built (`missing_package` says how to install them).
@@ -37,10 +42,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nemowatch.engines.base import AUDIO_TRACK, TEXT_TRACK, VIDEO_TRACK, Draft, TrackSegment
+from nemowatch import cloudcut, levels
+from nemowatch.cloudcut import Uploaded
+from nemowatch.engines.base import (
+    AUDIO_TRACK,
+    TEXT_TRACK,
+    VIDEO_TRACK,
+    Draft,
+    Track,
+    TrackSegment,
+)
+from nemowatch.engines.local.batch import Part, parts_of
 from nemowatch.engines.local.timeline import (
-    DUCK_ATTACK,
-    DUCK_RELEASE,
     TimelineFacts,
     music_of,
     track_of,
@@ -125,22 +138,32 @@ def missing_package(formats: Sequence[str] = tuple(FORMATS)) -> str | None:
     return None
 
 
-def build(draft: Draft, fmt: str, *, source: Path, render: Path | None = None) -> Built:
+def build(
+    draft: Draft,
+    fmt: str,
+    *,
+    source: Path,
+    render: Path | None = None,
+    uploaded: Uploaded | None = None,
+) -> Built:
     """The timeline of `draft` for format `fmt` (a key of FORMATS).
 
     `source` is where the original source is (or will be) for good: the archived path
     under done/, or the source's own path when it is kept; `render` is the published
-    output, linked when the draft does not say which parts of the source it keeps.
+    output, linked where the draft does not say which part of the source plays (a
+    NemoVideo draft's generated media, or all of it); `uploaded` is the source as the
+    cloud knows it (a nemo job's upload), to tell the cloud's segments of it apart.
     """
     import opentimelineio as otio
 
     facts = TimelineFacts.of(draft)
-    fps = facts.fps or DEFAULT_FPS
+    known_fps = facts.fps or (uploaded.fps if uploaded is not None else None)
+    fps = known_fps or DEFAULT_FPS
     rate = timecode_rate(fps, fmt) if fmt != "otio" else fps
     left_out = _left_out_of_edit(draft, facts)
     multiple = rate / fps
-    if abs(multiple - round(multiple)) > 1e-3 and facts.fps:
-        left_out.append(f"the frame rate ({facts.fps:g} fps): the sequence runs at {rate:g} fps")
+    if abs(multiple - round(multiple)) > 1e-3 and known_fps:
+        left_out.append(f"the frame rate ({known_fps:g} fps): the sequence runs at {rate:g} fps")
     timeline = otio.schema.Timeline(name=Path(facts.source or source.name).stem)
     timeline.global_start_time = otio.opentime.RationalTime(0, rate)
     video = otio.schema.Track(name="Video", kind=otio.schema.TrackKind.Video)
@@ -148,15 +171,25 @@ def build(draft: Draft, fmt: str, *, source: Path, render: Path | None = None) -
     video_track = track_of(draft, VIDEO_TRACK)
     segments = list(video_track.get("sg", [])) if video_track else []
     if segments and all("s" in item and "e" in item for item in segments):
+        parts, soundtrack = parts_of(draft.metadata)  # a combined batch: each file its clips
         reference = _reference(source, facts, rate)
-        for item in segments:
-            video.append(_clip(source.name, reference, item, rate))
+
+        def clips(items: Sequence[TrackSegment]) -> list[otio.schema.Clip]:
+            if parts:
+                return _parted(source, parts, items, rate)
+            return [_clip(source.name, reference, item, rate) for item in items]
+
+        video.extend(clips(segments))
         audio = track_of(draft, AUDIO_TRACK, "source")
         if audio is not None and fmt != "edl":
             sound = otio.schema.Track(name="Source audio", kind=otio.schema.TrackKind.Audio)
-            for item in audio.get("sg", []):
-                sound.append(_clip(source.name, reference, item, rate))
+            sound.extend(clips(audio.get("sg", [])))
             timeline.tracks.append(sound)
+        if soundtrack is not None:
+            left_out.append(f"the folder's soundtrack ({soundtrack}) on a track of its own")
+        if any(part.still for part in parts):
+            left_out.append("the photos' slow zoom and pan (their clips show the still photos)")
+        left_out += _music(timeline, draft, fmt, rate)
     else:
         if render is None:
             raise MediaError(
@@ -164,22 +197,8 @@ def build(draft: Draft, fmt: str, *, source: Path, render: Path | None = None) -
                 " (a NemoVideo edit): its timeline can only play the rendered video",
                 hint="write the timeline after the render (export: timelines on the rule)",
             )
-        frames = round(draft.duration * rate)
-        reference = otio.schema.ExternalReference(
-            target_url=render.resolve().as_uri(),
-            available_range=_range(0, frames, rate),
-        )
-        video.append(
-            otio.schema.Clip(
-                name=render.name,
-                media_reference=reference,
-                source_range=_range(0, frames, rate),
-            )
-        )
-        left_out.append(
-            "the cloud's cuts (a NemoVideo edit): the timeline plays the rendered video"
-        )
-    left_out += _music(timeline, draft, fmt, rate)
+        cloud = _CloudCut(timeline, fmt, rate, source=source, render=render)
+        left_out += cloud.lay_out(draft, uploaded or Uploaded(urls=frozenset()))
     left_out += _texts(timeline, draft, fmt, rate)
     if fmt == "edl" and (
         track_of(draft, AUDIO_TRACK) is not None or _text_items(draft, captions=False)
@@ -308,6 +327,39 @@ def _clip(
     )
 
 
+def _parted(
+    folder: Path, parts: Sequence[Part], items: Sequence[TrackSegment], rate: float
+) -> list[otio.schema.Clip]:
+    """A combined batch's segments, placed in its joined footage (`s`/`e`), as clips of the
+    folder's files: a segment running over the end of one file goes on in the next."""
+    import opentimelineio as otio
+
+    bounds, offset = [], 0.0
+    for part in parts:
+        first = round(offset * rate)
+        offset += part.seconds
+        bounds.append((part, first, round(offset * rate)))
+    clips = []
+    for item in items:
+        start, end = _frame(item["s"], rate), _frame(item["e"], rate)
+        for part, first, last in bounds:
+            low, high = max(start, first), min(end, last)
+            if high <= low:
+                continue
+            reference = otio.schema.ExternalReference(
+                target_url=(folder / part.file).resolve().as_uri(),
+                available_range=_range(0, last - first, rate),
+            )
+            clips.append(
+                otio.schema.Clip(
+                    name=part.file,
+                    media_reference=reference,
+                    source_range=_range(low - first, high - low, rate),
+                )
+            )
+    return clips
+
+
 def _left_out_of_edit(draft: Draft, facts: TimelineFacts) -> list[str]:
     """What no format here carries, in words."""
     left: list[str] = []
@@ -359,32 +411,21 @@ def _music(timeline: otio.schema.Timeline, draft: Draft, fmt: str, rate: float) 
         name=name, media_reference=reference, source_range=_range(0, frames, rate)
     )
     decibels = 20 * math.log10(max(bed.volume, 1e-5))
-    keyframes = _duck_keyframes(decibels, bed.duck_db, bed.duck_under, rate)
-    clip.effects.append(
-        otio.schema.Effect(
-            name="volume",
-            effect_name="volume",  # the name Kdenlive's adapter writes as a volume filter
-            metadata={
-                "keyframes": keyframes,  # frame -> level in dB (Kdenlive's convention)
-                "nemowatch": {
-                    "volume": bed.volume,
-                    "duck_db": bed.duck_db,
-                    "duck_under": [list(window) for window in bed.duck_under],
-                    "fade_in": bed.fade_in,
-                    "fade_out": bed.fade_out,
-                },
-            },
-        )
+    under = ", ".join(f"{start:g}-{end:g} s" for start, end in bed.duck_under)
+    left += levels.set_level(
+        clip,
+        fmt,
+        what="music",
+        volume=bed.volume,
+        keyframes=levels.duck_keyframes(decibels, bed.duck_db, bed.duck_under, rate),
+        described={
+            "duck_db": bed.duck_db,
+            "duck_under": [list(window) for window in bed.duck_under],
+            "fade_in": bed.fade_in,
+            "fade_out": bed.fade_out,
+        },
+        ducking=f"ducked {abs(bed.duck_db or 0):g} dB under speech at {under}" if under else None,
     )
-    level = f"music at {round(bed.volume * 100)} % ({decibels:.1f} dB)"
-    if fmt == "fcpxml":  # the adapter writes no volume: the asset's note says it
-        clip.media_reference.metadata["fcpx"] = {"note": level}
-        left.append("the music's level as a setting (it is in the clip's note)")
-    if fmt in {"fcpxml", "xml"}:
-        if fmt == "xml":
-            left.append(f"the music's level ({level})")
-        if bed.duck_under:
-            left.append("the music's ducking under speech")
     if fmt != "otio" and (bed.fade_in or bed.fade_out):
         left.append("the music's fades")
     track = otio.schema.Track(name="Music", kind=otio.schema.TrackKind.Audio)
@@ -393,24 +434,133 @@ def _music(timeline: otio.schema.Timeline, draft: Draft, fmt: str, rate: float) 
     return left
 
 
-def _duck_keyframes(
-    decibels: float,
-    duck_db: float | None,
-    under: Sequence[tuple[float, float]],
-    rate: float,
-) -> dict[str, float]:
-    """The music's level in dB by frame (as text: OTIO metadata keys), a straight line between
-    keyframes: going down DUCK_ATTACK before each speech window, back up
-    DUCK_RELEASE after it, as the render ducks it."""
-    level, low = round(decibels, 2), round(decibels + (duck_db or 0.0), 2)
-    points: dict[int, float] = {0: level}
-    for start, end in under:
-        points[max(0, round((start - DUCK_ATTACK) * rate))] = level
-        points[round(start * rate)] = low
-        points[round(end * rate)] = low
-        points[round((end + DUCK_RELEASE) * rate)] = level
-    # zero-padded: OTIO keeps metadata keys in text order, and Kdenlive reads them in turn
-    return {f"{frame:07d}": points[frame] for frame in sorted(points)}
+class _CloudCut:
+    """A NemoVideo draft laid out on `timeline` (see cloudcut.py): the stretches of the
+    upload as clips of the source at its final place, with their in points; what the cloud
+    made as clips of the downloaded render at the same time of the output."""
+
+    def __init__(
+        self, timeline: otio.schema.Timeline, fmt: str, rate: float, *, source: Path, render: Path
+    ) -> None:
+        self.timeline, self.fmt, self.rate = timeline, fmt, rate
+        self.source, self.render = source, render
+
+    def lay_out(self, draft: Draft, uploaded: Uploaded) -> list[str]:
+        """Fill the timeline's tracks; what the format or the draft leaves out."""
+        import opentimelineio as otio
+
+        rate = self.rate
+        self.played = otio.schema.ExternalReference(
+            target_url=self.render.resolve().as_uri(),
+            available_range=_range(0, round(draft.duration * rate), rate),
+        )
+        known = uploaded.duration_ms
+        self.original = otio.schema.ExternalReference(
+            target_url=self.source.resolve().as_uri(),
+            available_range=_range(0, _frame(known, rate), rate) if known else None,
+        )
+        pieces = cloudcut.picture(draft, uploaded)
+        video = self.timeline.video_tracks()[0]
+        for piece in pieces:
+            if self._frames(piece)[1] > 0:
+                video.append(self._clip(piece))
+        left: list[str] = []
+        made = [name for name in cloudcut.generated(pieces) if name != "the render"]
+        if not any(piece.from_source for piece in pieces):
+            left.append(
+                "the cloud's cuts (a NemoVideo edit whose draft names no stretch of the"
+                " upload): the timeline plays the rendered video"
+            )
+        elif made:
+            left.append(
+                f"the cloud's generated media ({', '.join(made)}): not files here, their"
+                " clips play the rendered video"
+            )
+        styles = (track_of(draft, VIDEO_TRACK) or {}).get("m", {}).get("effects")
+        if isinstance(styles, list) and styles:
+            left.append("the cloud's effects: " + ", ".join(str(item) for item in styles))
+        if self.fmt == "edl":
+            return left
+        if any(piece.from_source for piece in pieces):
+            self._track("Source audio", [piece for piece in pieces if piece.from_source])
+        for kind, track, sound in cloudcut.sounds(draft, uploaded):
+            left += self._sound(kind, track, sound)
+        return left
+
+    def _frames(self, piece: cloudcut.Piece) -> tuple[int, int]:
+        """Where `piece` starts in the output, and how long, in whole frames (rounded at
+        both ends, so clips laid end to end never drift)."""
+        first = _frame(piece.at, self.rate)
+        return first, _frame(piece.at + piece.duration, self.rate) - first
+
+    def _clip(self, piece: cloudcut.Piece) -> otio.schema.Clip:
+        import opentimelineio as otio
+
+        first, count = self._frames(piece)
+        if piece.from_source:
+            start, reference, name = _frame(piece.start, self.rate), self.original, self.source.name
+        else:
+            start, reference = first, self.played
+            name = self.render.name if piece.name == "the render" else f"{piece.name} (render)"
+        return otio.schema.Clip(
+            name=name,
+            media_reference=reference.clone(),
+            source_range=_range(start, count, self.rate),
+        )
+
+    def _track(self, name: str, pieces: Sequence[cloudcut.Piece]) -> otio.schema.Track:
+        """An audio track of `pieces` at their places, silence between them."""
+        import opentimelineio as otio
+
+        track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
+        position = 0
+        for piece in pieces:
+            first, count = self._frames(piece)
+            if count <= 0 or first < position:
+                continue
+            if first > position:
+                track.append(otio.schema.Gap(source_range=_range(0, first - position, self.rate)))
+            track.append(self._clip(piece))
+            position = first + count
+        self.timeline.tracks.append(track)
+        return track
+
+    def _sound(self, kind: str, track: Track, pieces: list[cloudcut.Piece]) -> list[str]:
+        """An audio track of the draft (music, a voice-over...), with its level."""
+        import opentimelineio as otio
+
+        laid = self._track("Music" if kind == "music" else kind.capitalize(), pieces)
+        metadata = track.get("m", {})
+        what = str(metadata.get("source") or metadata.get("name") or kind)
+        left = []
+        if not all(piece.from_source for piece in pieces):
+            left.append(
+                f"the cloud's {kind} ({what}): not a file here, its clip plays the rendered"
+                " video's sound, which mixes it with the source's"
+            )
+        volume = metadata.get("volume")
+        if not isinstance(volume, int | float) or volume == 1.0:
+            return left
+        steady = {"0000000": round(20 * math.log10(max(float(volume), 1e-5)), 2)}
+        said: list[str] = []
+        for clip in laid.find_clips():
+            said = levels.set_level(clip, self.fmt, what=kind, volume=volume, keyframes=steady)
+        return left + said
+        decibels = round(20 * math.log10(max(float(volume), 1e-5)), 2)
+        level = f"{kind} at {round(volume * 100)} % ({decibels:.1f} dB)"
+        for clip in laid.find_clips():
+            clip.effects.append(
+                otio.schema.Effect(
+                    name="volume",
+                    effect_name="volume",
+                    metadata={"keyframes": {"0000000": decibels}, "nemowatch": {"volume": volume}},
+                )
+            )
+            if self.fmt == "fcpxml":  # the adapter writes no volume: the asset's note says it
+                clip.media_reference.metadata["fcpx"] = {"note": level}
+        if self.fmt in {"fcpxml", "xml"}:
+            left.append(f"the {kind}'s level as a setting ({level})")
+        return left
 
 
 def _text_items(draft: Draft, *, captions: bool) -> list[TrackSegment]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+import signal
 from pathlib import Path
 
 import opentimelineio as otio
 import pytest
 
 from nemowatch.cli import main
+from nemowatch.pipeline import TEST_CRASH_TIMELINES
 from tests.e2e.harness import Daemon, drop, files, ledger_jobs, rule, wait_for, write_config
 from tests.e2e.test_picture import explain
 
@@ -52,8 +53,13 @@ def test_a_timeline_that_cannot_be_written_is_named_in_the_error(
     assert not timeline.exists()
 
 
-def test_a_daemon_killed_before_its_last_timeline_publishes_only_that_one_at_restart(
-    tmp_path: Path, clips, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("killed_after", "left"),
+    [(0, []), (1, ["talk.otio"])],
+    ids=["between the video and its timelines", "between two timelines"],
+)
+def test_a_daemon_killed_in_the_timelines_window_publishes_only_the_missing_ones_at_restart(
+    tmp_path: Path, clips, capsys: pytest.CaptureFixture[str], killed_after: int, left: list[str]
 ) -> None:
     export = {"format": "mp4", "quality": "low", "timelines": ["otio", "edl"]}
     config = write_config(
@@ -65,44 +71,35 @@ def test_a_daemon_killed_before_its_last_timeline_publishes_only_that_one_at_res
         tmp_path / "outbox" / "clips",
         tmp_path / "state",
     )
-    daemon = Daemon(config, tmp_path / "first.log").start()
-    try:
-        drop(inbox / "talk.mp4", clips.three_pauses)
-        wait_for(lambda: all(job["disposed"] for job in ledger_jobs(state)) and ledger_jobs(state),
-                 what="the job done and its source archived")  # fmt: skip
-    finally:
-        assert daemon.stop() == 0
-    assert [path.name for path in files(outbox)] == ["talk.edl", "talk.mp4", "talk.otio"]
+    # a real SIGKILL, from inside the daemon, once `killed_after` timelines are recorded
+    hook = {TEST_CRASH_TIMELINES: f"talk.mp4:{killed_after}"}
+    killed = Daemon(config, tmp_path / "killed.log", env=hook).start()
+    drop(inbox / "talk.mp4", clips.three_pauses)
+    wait_for(lambda: not killed.running, what="the daemon killed in the timelines' window")
+    assert killed.process is not None and killed.process.returncode == -signal.SIGKILL
+    assert [path.name for path in files(outbox)] == ["talk.mp4", *left]  # nothing hidden
     (job,) = ledger_jobs(state)
+    assert job["state"] == "done" and job["disposed"] is None  # archived, not yet recorded
     (archived,) = files(inbox / "done", "talk.mp4")
-    timeline = outbox / "talk.otio"
-    before = timeline.stat()
-    # as a SIGKILL after the .otio was recorded left it: no .edl, the source archived but
-    # the ledger not told where it went
-    (outbox / "talk.edl").unlink()
-    published = [pair for pair in json.loads(job["published"]) if pair[0] != "timeline edl"]
-    with sqlite3.connect(state / "ledger.sqlite3") as db:
-        db.execute(
-            "UPDATE jobs SET published = ?, disposed = NULL WHERE id = ?",
-            (json.dumps(published), job["id"]),
-        )
+    before = {path.name: path.stat() for path in files(outbox)}
 
-    daemon = Daemon(config, tmp_path / "restarted.log").start()
+    restarted = Daemon(config, tmp_path / "restarted.log").start()
     try:
         wait_for(lambda: all(job["disposed"] for job in ledger_jobs(state)),
                  what="the job disposed again")  # fmt: skip
     finally:
-        assert daemon.stop() == 0
+        assert restarted.stop() == 0
 
     assert [path.name for path in files(outbox)] == ["talk.edl", "talk.mp4", "talk.otio"]
-    assert (timeline.stat().st_ino, timeline.stat().st_mtime_ns) == (
-        before.st_ino, before.st_mtime_ns,
-    )  # fmt: skip
+    for name, stat in before.items():  # neither the video nor a timeline written again
+        now = (outbox / name).stat()
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns), name
     (job,) = ledger_jobs(state)
     assert [name for name, _ in json.loads(job["published"])] == [
         "", "timeline otio", "timeline edl",
     ]  # fmt: skip
     assert job["disposed"] == str(archived)
+    assert not restarted.saw("outbox.already_published")  # the video was never re-made
     assert main(["jobs", "--config", str(config)]) == 0  # lists the timelines as outputs
     listed = capsys.readouterr().out
     assert f"{outbox / 'talk.otio'}, {outbox / 'talk.edl'}" in listed

@@ -60,6 +60,7 @@ from tests.fakes.nemo_turns import (
     empty_state,
     error_frame,
     has_text,
+    lay_out,
     model_error_event,
     snake_case,
     turn_events,
@@ -227,6 +228,7 @@ class FakeNemo:
         self._sequence = itertools.count(1)
         self._heartbeats = itertools.count()
         self._scripts: list[ScriptedTurn] = []
+        self._layouts: list[tuple[tuple[str, Any, int], ...]] = []  # see lay_out_next
         self._landing_delays: list[float] = []  # see land_later
         self._late: list[_LateLanding] = []
         self._served: dict[str, tuple[bytes, str]] = {}
@@ -373,6 +375,13 @@ class FakeNemo:
         the draft. Armed faults (DROP_STREAM, STALL) still apply."""
         with self._lock:
             self._scripts.append(ScriptedTurn(tuple(frames), apply))
+
+    def lay_out_next(self, *pieces: tuple[str, Any, int]) -> None:
+        """The next /run_sse instruction also lays the video track out as `pieces`: the
+        cloud's own cut, with generated clips (see nemo_turns.lay_out). Serve a video as
+        long as the pieces (`serve_video`): the render is checked against the draft."""
+        with self._lock:
+            self._layouts.append(tuple(pieces))
 
     def serve_file(self, path: str, content: bytes, content_type: str) -> str:
         """Serve `content` at `path` (no auth), e.g. an HTML login page where a video was
@@ -909,6 +918,8 @@ class _Handler(BaseHTTPRequestHandler):
             if applied and user.available < fake.edit_cost:  # a parallel edit spent it
                 raise self._no_credits(user, session_id, instruction)
             new_state, change = apply_instruction(session.state, instruction, fake.video_facts)
+            if fake._layouts:
+                new_state = lay_out(new_state, fake._layouts.pop(0))
             revision = int(new_state["draft"]["m"]["revision"])
             if applied:  # the edit lands and is charged before anything is streamed
                 session.state = new_state

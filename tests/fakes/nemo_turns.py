@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,30 @@ def apply_instruction(
         change = _restyle(draft, instruction)
     draft["m"]["revision"] += 1
     return state, change
+
+
+def lay_out(state: dict[str, Any], pieces: Sequence[tuple[str, Any, int]]) -> dict[str, Any]:
+    """The state with its video track laid out as `pieces`, back to back, as the cloud's
+    own cut: ("source", from_ms, d_ms) keeps a stretch of the upload (`from`, and `src` its
+    URL); ("generated", name, d_ms) is a clip the cloud made (`src` a URL of its own, the
+    clip listed in `generated_media`). The draft lasts as long as the pieces together."""
+    state = copy.deepcopy(state)
+    draft = state["draft"]
+    video = _track(draft, VIDEO_TRACK)
+    assert video is not None, "lay out a session that has its upload"
+    upload = str(video["sg"][0]["src"])
+    segments, at = [], 0
+    for kind, what, duration in pieces:
+        if kind == "source":
+            segments.append({"at": at, "d": duration, "from": what, "src": upload})
+        else:
+            url = f"{upload.rsplit('/', 1)[0]}/generated/{what}.mp4"
+            segments.append({"at": at, "d": duration, "src": url})
+            state["generated_media"].append({"kind": "video", "name": what, "url": url})
+        at += duration
+    video["sg"] = segments
+    draft["d"] = at
+    return state
 
 
 def turn_events(

@@ -103,9 +103,7 @@ async def test_an_invalid_sidecar_fails_before_anything_is_uploaded(world, video
     assert sent(fake) == []
 
 
-async def test_a_timeline_asked_for_plays_the_downloaded_render_and_is_not_sent(
-    world, video
-) -> None:
+async def test_a_timeline_asked_for_in_a_sidecar_is_written_and_not_sent(world, video) -> None:
     import opentimelineio as otio
 
     fake, pipeline, rule = world
@@ -115,8 +113,8 @@ async def test_a_timeline_asked_for_plays_the_downloaded_render_and_is_not_sent(
     assert sent(fake) == [*RULE_SAYS, "add the title 'Hello'"]  # a setting, not a chat turn
     output, timeline_file = record.outputs
     assert timeline_file == output.with_suffix(".otio")
-    # the cloud's cuts are not known: the timeline plays the downloaded render, whole
+    # the cloud's draft keeps the whole upload: one clip of the archived source
     timeline = otio.adapters.read_from_file(str(timeline_file))
     (clip,) = timeline.video_tracks()[0].find_clips()
-    assert clip.media_reference.target_url == output.as_uri()
-    assert any("NemoVideo" in item for item in timeline.metadata["nemowatch"]["left_out"])
+    assert clip.media_reference.target_url == Path(str(record.disposed)).as_uri()
+    assert clip.source_range.duration.to_seconds() == 3.0

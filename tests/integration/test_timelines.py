@@ -13,13 +13,16 @@ import opentimelineio as otio
 import pytest
 
 from nemowatch import timelines
-from nemowatch.config import Rule
+from nemowatch.config import BatchMode, Rule
 from nemowatch.engines.base import Draft, Job, RenderState
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local.analysis import Segment
+from nemowatch.engines.local.batch import Part, with_parts
+from nemowatch.engines.local.footage import footage_of
 from nemowatch.engines.local.music import MusicChoice
 from nemowatch.engines.local.timeline import SourceFacts, build_draft
-from nemowatch.files import claim
+from nemowatch.files import claim, claim_folder
+from nemowatch.jobs import Batch, Revision
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from nemowatch.probe import probe
@@ -210,8 +213,29 @@ def test_a_reel_keeps_its_music_volume_and_title_in_fcpxml(
     assert "music at 35 %" in text  # the music clip's note
     markers = [marker.name for clip in back.find_clips() for marker in clip.markers]
     assert "title: Hello" in markers
-    assert "the music's ducking under speech" in built.left_out
+    assert "ducked 15 dB under speech at 0.5-1.5 s" in text  # the note: no keyframes here
+    assert any("ducking under speech" in item for item in built.left_out)
     assert "nemowatch left out:" in text
+
+
+def test_a_reel_keeps_its_music_level_and_ducking_as_keyframes_in_fcp7_xml(
+    reel: tuple[Draft, Path], tmp_path: Path
+) -> None:
+    draft, music = reel
+    built = timelines.build(draft, "xml", source=tmp_path / "talk.mp4")
+    path = tmp_path / "reel.xml"
+    timelines.write(built, "xml", path)
+
+    back = timelines.read(path, "xml")
+
+    (bed,) = [clip for clip in back.find_clips() if clip.name == music.name]
+    (levels,) = bed.effects  # FCP 7's Audio Levels filter, read back by the adapter
+    parameter = levels.metadata["fcp_xml"]["parameter"]
+    assert parameter["parameterid"] == "level"
+    keyed = [(int(key["when"]), round(float(key["value"]), 3)) for key in parameter["keyframe"]]
+    full, ducked = 0.35, round(0.35 * 10 ** (-15 / 20), 3)  # 35 %, then 15 dB down: 0.062
+    assert keyed == [(0, full), (6, full), (12, ducked), (38, ducked), (50, full)]
+    assert not any("level" in item or "ducking" in item for item in built.left_out)
 
 
 def test_a_nemo_draft_without_source_points_plays_the_render_as_one_clip(
@@ -298,32 +322,6 @@ def test_the_pipeline_publishes_the_timelines_beside_the_mp4_linking_the_archive
     assert "loudness normalisation" in report["timelines"]["edl"]["left_out"]
 
 
-def test_a_job_stopped_between_its_timelines_publishes_only_the_missing_one(
-    done: tuple[Pipeline, Ledger, Rule, str],
-) -> None:
-    pipeline, ledger, rule, job_id = done
-    record = ledger.get(job_id)
-    otio_file = rule.outbox / "clip.otio"
-    written = otio_file.stat()
-    # as a kill left it: the .otio published and recorded, the .edl not yet, the source
-    # archived but the ledger not told where
-    (rule.outbox / "clip.edl").unlink()
-    published = [(name, path) for name, path in record.published.items() if name != "timeline edl"]
-    record = ledger.update(job_id, published=published, disposed=None)
-
-    pipeline.dispose(record, rule)  # what a restarted daemon's recovery does
-
-    record = ledger.get(job_id)
-    assert sorted(path.name for path in rule.outbox.iterdir()) == [
-        "clip.edl", "clip.mp4", "clip.mp4.json", "clip.otio",
-    ]  # fmt: skip
-    assert (otio_file.stat().st_ino, otio_file.stat().st_mtime_ns) == (
-        written.st_ino, written.st_mtime_ns,
-    )  # fmt: skip
-    assert [path.name for path in record.outputs] == ["clip.mp4", "clip.otio", "clip.edl"]
-    assert record.disposed is not None and Path(record.disposed).is_file()
-
-
 def test_a_sidecar_asking_for_a_premiere_timeline_gets_one(tmp_path: Path, clips: Clips) -> None:
     _, ledger, rule, job_id = run_job(
         tmp_path, clips, ExportSpec(quality="low"), sidecar="also export a Premiere timeline"
@@ -357,3 +355,147 @@ def test_an_ntsc_cut_with_generated_music_and_a_speed_change_is_written_in_each_
     assert any("speed change (1.5x)" in item for item in built.left_out)
     if fmt != "edl":
         assert any("generated music (lofi)" in item for item in built.left_out)
+
+
+def test_a_combined_folders_timeline_links_each_of_its_archived_files(
+    tmp_path: Path, clips: Clips
+) -> None:
+    rule = Rule(
+        name="joined",
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "outbox",
+        instructions=["cut out silences"],
+        batch=BatchMode.COMBINE,
+        export=ExportSpec(quality="low", timelines=("otio", "edl")),
+    )
+    dropped = rule.inbox / "trip"
+    dropped.mkdir(parents=True)
+    shutil.copy(clips.basic, dropped / "a.mp4")  # 3 s of steady tone: kept whole
+    shutil.copy(clips.three_pauses, dropped / "b.mp4")  # 8 s, three pauses cut
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    job_id = new_job_id()
+    claimed = claim_folder(dropped, rule.inbox, job_id)
+    assert claimed is not None
+    batch = Batch(job_id, "combine", dropped, claimed, files=("a.mp4", "b.mp4"))
+    ledger.create(
+        job_id=job_id, rule=rule.name, engine="local", source=dropped, claimed=claimed,
+        source_inode=claimed.stat().st_ino, batch=batch,
+    )  # fmt: skip
+
+    record = asyncio.run(
+        Pipeline(LocalEngine(), ledger, state_dir=tmp_path / "state").run(job_id, rule)
+    )
+
+    assert record.state is JobState.DONE, record.error
+    archived = Path(str(ledger.get(job_id).disposed))
+    assert archived.is_dir() and archived.name == "trip"
+    timeline = otio.adapters.read_from_file(str(rule.outbox / "trip.otio"))
+    rate = timeline.metadata["nemowatch"]["fps"]  # the joined footage's
+    played = [
+        (
+            clip.media_reference.target_url,
+            clip.source_range.start_time.value,
+            clip.source_range.end_time_exclusive().value,
+        )
+        for clip in timeline.video_tracks()[0].find_clips()
+    ]
+    # a.mp4 whole, then b.mp4's four phrases (the first joined to a.mp4 in one segment)
+    assert [url for url, _, _ in played] == [(archived / "a.mp4").as_uri()] + [
+        (archived / "b.mp4").as_uri()
+    ] * 4
+    assert played[0][1:] == (0, round(3 * rate))
+    for start, end in clips.layout("three_pauses").silences:  # cut: in no clip of b.mp4
+        middle = (start + end) / 2 * rate
+        assert not any(first <= middle < last for _, first, last in played[1:]), (start, end)
+    length = sum(last - first for _, first, last in played)
+    assert abs(length - probe(record.output).duration * rate) <= 1  # as long as the MP4
+    edl = timelines.read(rule.outbox / "trip.edl", "edl", rate=timelines.timecode_rate(rate))
+    assert timelines.cut_list(edl, rate) == timelines.cut_list(timeline, rate)
+
+
+def test_a_revisions_timelines_link_the_first_jobs_source_and_follow_its_file(
+    done: tuple[Pipeline, Ledger, Rule, str],
+) -> None:
+    pipeline, ledger, rule, first_id = done
+    first = ledger.get(first_id)
+    kept = Path(str(first.disposed))  # the source, archived by the first job
+    note = rule.inbox / "clip.revise.txt"
+    note.write_text('add the title "Two" for 1 second\nexport a Premiere timeline\n')
+    job_id = new_job_id()
+    claimed = claim(note, rule.inbox, job_id)
+    assert claimed is not None and first.output is not None
+    revision = Revision(
+        of=first.id, after=first.id, version=2, source=kept, outputs=(("", first.output),)
+    )
+    ledger.create(
+        job_id=job_id, rule=rule.name, engine="local", source=note, claimed=claimed,
+        revision=revision,
+    )  # fmt: skip
+
+    record = asyncio.run(pipeline.run(job_id, rule))
+
+    assert record.state is JobState.DONE, record.error
+    # the revision file's "Premiere timeline" (xml) over the rule's otio and edl
+    assert [path.name for path in record.outputs] == ["clip v2.mp4", "clip v2.xml"]
+    back = timelines.read(rule.outbox / "clip v2.xml", "xml")
+    cuts = timelines.cut_list(back, FPS)
+    assert len(cuts) == 4 and {name for name, _, _ in cuts} == {kept.name}
+    assert {clip.media_reference.target_url for clip in back.video_tracks()[0].find_clips()} == {
+        kept.as_uri()
+    }  # the first job's archived source, not the revision file
+    titles = [clip.name for track in back.video_tracks()[1:] for clip in track.find_clips()]
+    assert titles == ["Two"]
+
+
+async def test_a_combined_folders_footage_keeps_its_parts_for_a_resumed_job(
+    tmp_path: Path, clips: Clips
+) -> None:
+    folder = tmp_path / "trip"
+    folder.mkdir()
+    subprocess.run(
+        [str(TOOL_FFMPEG), "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x36",
+         "-frames:v", "1", str(folder / "1.png")],
+        check=True,
+    )  # fmt: skip
+    shutil.copy(clips.no_audio, folder / "2.mp4")  # 2 s
+    shutil.copy(clips.basic, folder / "3.mp4")  # 3 s
+    work = tmp_path / "work"
+    work.mkdir()
+    edit = EditSpec()
+
+    made = await footage_of(
+        folder, work_dir=work, edit=edit, export=ExportSpec(), ffmpeg=TOOL_FFMPEG
+    )
+    found = await footage_of(  # made before: as a resumed job finds it
+        folder, work_dir=work, edit=edit, export=ExportSpec(), ffmpeg=TOOL_FFMPEG
+    )
+
+    assert [(part.file, part.still) for part in made.parts] == [
+        ("1.png", True), ("2.mp4", False), ("3.mp4", False),
+    ]  # fmt: skip
+    assert made.parts[1].seconds == pytest.approx(2.0, abs=0.05)
+    assert made.parts[0].seconds == edit.still.duration
+    assert found.path == made.path and found.parts == made.parts
+
+
+@pytest.mark.parametrize("fmt", list(timelines.FORMATS))
+def test_a_combined_folder_with_a_photo_is_written_in_each_format(fmt: str, tmp_path: Path) -> None:
+    draft = build_draft(
+        [Segment(1.0, 4.0), Segment(4.6, 6.0)],  # the first runs from the photo into 2.mp4
+        source=SourceFacts("trip", 6.0, 640, 360, 25.0, has_audio=True),
+        edit=EditSpec(),
+        export=ExportSpec(),
+    )
+    parts = (Part("1.jpg", 2.0, still=True), Part("2.mp4", 4.0))
+    draft = with_parts(draft, parts, "song.mp3")
+    built = timelines.build(draft, fmt, source=tmp_path / "trip")
+    path = tmp_path / f"trip{timelines.FORMATS[fmt][1]}"
+
+    timelines.write(built, fmt, path)  # read back inside: the cuts must be there
+
+    back = timelines.read(path, fmt, rate=timelines.timecode_rate(25.0, fmt))
+    assert timelines.cut_list(back, 25) == [
+        ("1.jpg", 25, 50), ("2.mp4", 0, 50), ("2.mp4", 65, 100),
+    ]  # fmt: skip
+    assert any("soundtrack (song.mp3)" in item for item in built.left_out)
+    assert any("photos" in item for item in built.left_out)

@@ -11,9 +11,11 @@ plays under the whole, mixed with the videos' own sound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nemowatch.engines.base import JSON, Draft, JSONObject
 from nemowatch.engines.local.inputs import AUDIO_CODEC, FPS, VIDEO_CODEC
 
 MIN_SHOT = 0.5  # seconds a photo shows at least, however many share the time
@@ -28,6 +30,48 @@ class Piece:
     path: Path
     seconds: float
     has_audio: bool
+
+
+@dataclass(frozen=True)
+class Part:
+    """A file of the folder as the joined footage plays it, in turn: its name in the
+    folder, for how long, and whether it is a photo (shown as a still shot)."""
+
+    file: str
+    seconds: float
+    still: bool = False
+
+
+PARTS_KEY = "parts"  # in a draft's `m`: the Parts its footage joins (timelines link each)
+SOUNDTRACK_KEY = "soundtrack"  # ... and the name of the soundtrack under them, if any
+
+
+def parts_metadata(parts: Sequence[Part], soundtrack: str | None) -> JSONObject:
+    """What a draft's `m` keeps of the footage's parts."""
+    listed: list[JSON] = [
+        {"file": part.file, "seconds": round(part.seconds, 3), "still": part.still}
+        for part in parts
+    ]
+    return {PARTS_KEY: listed, SOUNDTRACK_KEY: soundtrack}
+
+
+def with_parts(draft: Draft, parts: Sequence[Part], soundtrack: str | None) -> Draft:
+    """`draft` with the parts of a combined batch's footage in its `m` (the timelines link
+    each file); as it is when there are none (not a combined batch)."""
+    if not parts:
+        return draft
+    return replace(draft, metadata={**draft.metadata, **parts_metadata(parts, soundtrack)})
+
+
+def parts_of(metadata: Mapping[str, object]) -> tuple[tuple[Part, ...], str | None]:
+    """The parts and soundtrack `parts_metadata` kept (none: not a combined batch)."""
+    found, soundtrack = metadata.get(PARTS_KEY), metadata.get(SOUNDTRACK_KEY)
+    parts = tuple(
+        Part(str(item["file"]), float(item["seconds"]), bool(item.get("still", False)))
+        for item in (found if isinstance(found, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("seconds"), int | float)
+    )
+    return parts, soundtrack if isinstance(soundtrack, str) else None
 
 
 def photo_seconds(

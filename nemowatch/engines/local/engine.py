@@ -248,7 +248,7 @@ class LocalEngine:
             captions=captions,
             watermark=watermark,
         )
-        draft = with_prediction(draft, analysis.levels)
+        draft = footage.parted(with_prediction(draft, analysis.levels))
         return LocalPlan(
             interpretation=state.reading,
             edit=edit,

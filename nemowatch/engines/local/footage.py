@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from nemowatch.engines.base import Draft
 from nemowatch.engines.formats import is_footage_name
 from nemowatch.engines.local import batch, inputs
 from nemowatch.engines.local.ffmpeg import run_ffmpeg
@@ -46,6 +48,13 @@ class Footage:
 
     path: Path  # the source itself (a video), or the footage made of it
     kind: MediaKind  # the source's kind
+    parts: tuple[batch.Part, ...] = ()  # a combined batch: its files, in the order they play
+    soundtrack: str | None = None  # ... and the one played under them all
+
+    def parted(self, draft: Draft) -> Draft:
+        """`draft` of this footage with its parts (a combined batch's files: its timelines
+        link each), or as it is."""
+        return batch.with_parts(draft, self.parts, self.soundtrack)
 
 
 async def footage_of(
@@ -116,7 +125,7 @@ async def _combined(
     """A folder's files joined into one video (see `batch.py`)."""
     target = work_dir / inputs.FOOTAGE_NAME
     if target.is_file():
-        return Footage(target, MediaKind.VIDEO)
+        return _with_parts(Footage(target, MediaKind.VIDEO), work_dir)
     shown = dropped_name(folder)
     names = await asyncio.to_thread(_batch_files, folder)
     found: list[tuple[Path, Probe, MediaKind]] = []
@@ -158,6 +167,12 @@ async def _combined(
     )
     shot_edit = edit.model_copy(update={"still": edit.still.model_copy(update={"duration": shot})})
     pieces: list[batch.Piece] = []
+    parts = [
+        batch.Part(path.name, shot if kind is MediaKind.PHOTO else _seconds(facts),
+                   still=kind is MediaKind.PHOTO)
+        for path, facts, kind in pictures
+    ]  # fmt: skip
+    soundtrack_name = soundtrack[0].name if soundtrack else None
     partial = work_dir / f".footage.{uuid.uuid4().hex}.partial.mkv"
     made: list[Path] = [partial]
     try:
@@ -177,13 +192,29 @@ async def _combined(
             soundtrack=soundtrack[0] if soundtrack else None,
         )
         await _run_for(arguments, ffmpeg, shown, "a batch", _BATCH_HINT)
+        # before the footage: footage found made has its parts beside it
+        listed = batch.parts_metadata(parts, soundtrack_name)
+        (work_dir / _PARTS_NAME).write_text(json.dumps(listed), encoding="utf-8")
         os.replace(partial, target)
     except OSError as exc:
         raise EngineError(f"could not write the footage {target}: {exc}") from exc
     finally:
         for path in made:
             path.unlink(missing_ok=True)
-    return Footage(target, MediaKind.VIDEO)
+    return Footage(target, MediaKind.VIDEO, tuple(parts), soundtrack_name)
+
+
+_PARTS_NAME = "footage.parts.json"  # beside a combined batch's footage: what it joins
+
+
+def _with_parts(footage: Footage, work_dir: Path) -> Footage:
+    """Footage made before, with the parts written beside it (none when unreadable)."""
+    try:
+        listed = json.loads((work_dir / _PARTS_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return footage
+    parts, soundtrack = batch.parts_of(listed if isinstance(listed, dict) else {})
+    return Footage(footage.path, footage.kind, parts, soundtrack)
 
 
 _BATCH_HINT = (
