@@ -170,6 +170,8 @@ def _parser() -> argparse.ArgumentParser:
             "and from the folders (the daemon stopped; nothing is deleted)",
         )
     )
+    migrate = with_config(ledger_commands.add_parser("migrate", help="copy it to PostgreSQL"))
+    migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host/db")
     return parser
 
 
@@ -662,8 +664,13 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         if report.exists:
             return 0 if report.sound else EX_DATAERR
         return EX_NOINPUT if report.expected else 0
-    for line in salvage.describe_recovered(salvage.recover(config)):
-        print(line)
+    if args.action == "migrate":
+        from nemowatch.ledgers import migrate
+
+        lines = migrate.describe(migrate.migrate(config, args.to))
+    else:
+        lines = salvage.describe_recovered(salvage.recover(config))
+    print("\n".join(lines))
     return 0
 
 

@@ -12,9 +12,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from nemowatch import liveness
+from nemowatch.config import Config, FleetSettings
 from nemowatch.errors import AlreadyClaimed, LeaseLost, LedgerError
 from nemowatch.jobs import Batch
 from nemowatch.ledger import JobState, Ledger, NewJob
+from nemowatch.ledgers.migrate import describe, migrate
 from nemowatch.ledgers.postgres import MIGRATIONS, PgStore, shown_url
 from tests.ledgers import BACKENDS, backend_ledger, walk_to
 from tests.pg import PgServer
@@ -329,3 +332,45 @@ def test_json_columns_read_back_the_same(database: str, tmp_path: Path) -> None:
         (stored,) = connection.execute("SELECT draft FROM jobs WHERE id = 'a'").fetchone()
     assert json.loads(stored) == draft
     ledger.close()
+
+
+# -- one machine grows into a fleet ------------------------------------------------------------
+
+
+def test_a_sqlite_ledger_is_migrated_with_its_history_and_duplicate_memory(
+    database: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    with Ledger.in_state_dir(state) as old:  # written before nodes were recorded
+        new(old, "done1")
+        walk_to(old, "done1", JobState.DONE, fingerprint="f1", output=Path("/out/a.mp4"))
+        new(old, "half")
+        walk_to(old, "half", JobState.EDITING)
+        old.set_paused(True)
+    config = Config(state_dir=state, fleet=FleetSettings(node="box1"))
+
+    done = migrate(config, database)
+
+    assert (done.jobs, done.controls) == (2, 2) and done.transitions >= 7
+    assert "now set `ledger: " in "\n".join(describe(done))
+    fleet = node(database, tmp_path, "box1")
+    assert fleet.done_with_fingerprint("f1", "reels").id == "done1"  # type: ignore[union-attr]
+    assert [job.id for job in fleet.unfinished()] == ["half"]  # still this machine's
+    assert [to for _, to, _, _ in fleet.history("half")][-1] == "editing"
+    assert fleet.control().paused
+    with pytest.raises(LedgerError, match="already has job done1") as refused:
+        migrate(config, database)
+    assert "migrated already; nothing was written" in str(refused.value.hint)
+    assert len(fleet.jobs(limit=None)) == 2  # nothing written twice
+    fleet.close()
+
+
+def test_migrating_while_the_daemon_runs_is_refused(database: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    Ledger.in_state_dir(state).close()
+    lock = liveness.hold(state)  # what a running daemon holds
+    try:
+        with pytest.raises(LedgerError, match="a daemon is running"):
+            migrate(Config(state_dir=state), database)
+    finally:
+        lock.release()
