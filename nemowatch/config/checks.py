@@ -5,6 +5,7 @@ a valid config."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import string
 from collections.abc import Mapping, Sequence
@@ -573,3 +574,43 @@ def nemo_batch_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
         for item in loaded
         if item.knows("batch") and item.rule.batch is BatchMode.COMBINE
     ]
+
+
+def fleet_problems(settings: Config, loaded: list[Loaded], origin: Origin) -> list[ConfigProblem]:
+    """What would keep a fleet's node (or a rule's `nodes:`) from working as written."""
+    problems = []
+    if settings.ledger is not None and importlib.util.find_spec("psycopg_pool") is None:
+        problems.append(
+            origin.problem(
+                ("ledger",),
+                "a PostgreSQL ledger needs the fleet extra: pip install 'nemowatch[fleet]'",
+            )
+        )
+    fleet = settings.fleet
+    if settings.ledger is not None and fleet.lease <= settings.grace_period:
+        problems.append(
+            origin.problem(
+                ("fleet", "lease"),
+                f"{fleet.lease:g} s is not longer than grace_period ({settings.grace_period:g} s):"
+                " another node could adopt a job while this one is still finishing it on stop",
+            )
+        )
+    if fleet.password_file is not None and not fleet.password_file.is_file():
+        problems.append(
+            origin.problem(
+                ("fleet", "password_file"),
+                f"{fleet.password_file} is not a file: write the database password into it",
+            )
+        )
+    if settings.ledger is None:  # one machine: a rule for other nodes would never run
+        for item in loaded:
+            rule = item.rule
+            if rule.nodes and fleet.name not in rule.nodes:
+                problems.append(
+                    item.origin.problem(
+                        ("nodes",),
+                        f"this machine is node {fleet.name}, not one of {', '.join(rule.nodes)}:"
+                        " without a shared `ledger:` no other node takes its files",
+                    )
+                )
+    return problems

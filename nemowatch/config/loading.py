@@ -18,6 +18,7 @@ from nemowatch.config.checks import (
     Loaded,
     all_notify_problems,
     cross_check,
+    fleet_problems,
     instruction_problems,
     music_problems,
     nemo_batch_problems,
@@ -91,6 +92,8 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     problems.extend(cross_check(loaded))
     problems.extend(all_notify_problems(settings, loaded, top))
     problems.extend(timelines_problems(loaded))
+    if settings is not None:
+        problems.extend(fleet_problems(settings, loaded, top))
     engine = settings.engine if settings is not None else data.get("engine", "local")
     if engine == "nemo":  # outputs with their own picture cannot be sent to the service
         problems.extend(nemo_targets_problems(loaded))
