@@ -11,7 +11,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from nemowatch.engines.base import Credits
 from nemowatch.errors import NemowatchError
 from nemowatch.intake import Verdict, classify
 from nemowatch.ledger import FINISHED, RUNNING, JobRecord, JobState
+from nemowatch.ledgers.fleet import Node
 from nemowatch.liveness import Liveness
 from nemowatch.rulepause import paused_rules
 
@@ -64,6 +65,8 @@ class Overview:
     credits: Credits | None
     status_line: str
     hints: dict[str, str]  # a failed job's hint (what to do), by job id
+    nodes: list[Node] = field(default_factory=list)  # a fleet's daemons; [] on one machine
+    lease: float = 120.0
 
     def as_json(self) -> dict[str, Any]:
         credits = self.credits
@@ -80,6 +83,7 @@ class Overview:
             "credits": None
             if credits is None
             else {"available": credits.available, "frozen": credits.frozen, "total": credits.total},
+            "nodes": [node.as_json(self.lease) for node in self.nodes],
         }
 
 
@@ -144,6 +148,8 @@ class Reader:
             paused=paused_all,
             credits=await self.credits(),
             status_line=host.status_line(),
+            nodes=ledger.nodes() if ledger.is_shared else [],
+            lease=host.config.fleet.lease,
         )
 
     def hint(self, record: JobRecord) -> str | None:

@@ -73,6 +73,8 @@ def live(overview: Overview, csrf: str) -> str:
             f" (frozen {credits.frozen:g})</p>"
         )
     parts.append(_inboxes(overview, csrf))
+    if overview.nodes:
+        parts.append(_nodes(overview))
     parts.append(_running(overview))
     parts.append(_recent(overview, csrf))
     return "".join(parts)
@@ -100,6 +102,30 @@ def _inboxes(overview: Overview, csrf: str) -> str:
     )
 
 
+def _nodes(overview: Overview) -> str:
+    """A fleet's daemons (docs/fleet.md): which are alive, and their unfinished jobs."""
+    rows = []
+    for node in overview.nodes:
+        shown = node.as_json(overview.lease)
+        state = shown["state"]
+        if state != "alive":
+            state = f"<span class=paused>{state}</span>, {round(node.age)} s ago"
+        rows.append(
+            f"<tr><td data-label=Node>{_e(node.name)}</td><td data-label=Host>{_e(node.host)}"
+            f"</td><td data-label=State>{state}</td>"
+            f"<td data-label=Jobs class=num>{len(node.jobs)}</td></tr>"
+        )
+    return (
+        "<section id=nodes><h2>Nodes</h2><table class=inboxes><thead><tr><th>Node</th>"
+        "<th>Host</th><th>State</th><th>Jobs</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _node(record: JobRecord, overview: Overview) -> str:
+    return f" <span class=node>@{_e(record.node)}</span>" if overview.nodes and record.node else ""
+
+
 def progress(record: JobRecord) -> str:
     stage = record.stage or record.state.value
     if record.percent is None:
@@ -118,7 +144,8 @@ def _job_link(record: JobRecord) -> str:
 def _running(overview: Overview) -> str:
     items = [
         f"<li class=job data-job={_e(record.id)}>{_job_link(record)} "
-        f"<span class=rule>{_e(record.rule)}</span> {progress(record)}</li>"
+        f"<span class=rule>{_e(record.rule)}</span>{_node(record, overview)} "
+        f"{progress(record)}</li>"
         for record in overview.running
     ]
     items += [
@@ -157,7 +184,7 @@ def _recent(overview: Overview, csrf: str) -> str:
         items.append(
             f"<li class='job {_e(record.state.value)}' data-job={_e(record.id)}>"
             f"<span class=state>{_e(record.state.value)}</span> {_job_link(record)} "
-            f"<span class=rule>{_e(record.rule)}</span> {action}"
+            f"<span class=rule>{_e(record.rule)}</span>{_node(record, overview)} {action}"
             f"<div class=outcome>{outcome(record, overview.hints.get(record.id))}</div></li>"
         )
     listing = f"<ul class=jobs>{''.join(items)}</ul>" if items else "<p class=none>none yet</p>"

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -255,3 +256,10 @@ def nemowatch(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a daemon's web page)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

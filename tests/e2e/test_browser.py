@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 from xml.etree import ElementTree
@@ -18,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness import Daemon, drop, nemowatch, rule, wait_for, write_config
+from tests.e2e.harness import Daemon, drop, free_port, nemowatch, rule, wait_for, write_config
 from tests.media import Clips, write_random_bytes
 
 pytestmark = pytest.mark.e2e
@@ -36,12 +35,6 @@ JOB_SCREENSHOT = "NEMOWATCH_JOB_SCREENSHOT"  # docs/http-job-page.png
 def cut_stretches(svg: str) -> list[tuple[str | None, str | None]]:
     shapes = ElementTree.fromstring(svg).iter("{http://www.w3.org/2000/svg}rect")
     return [(s.get("data-start"), s.get("data-end")) for s in shapes if s.get("class") == "cut"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percents_until_done(page: Page, name: str, timeout: float = 60.0) -> list[int]:

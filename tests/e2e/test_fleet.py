@@ -17,10 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
-from tests.e2e.harness import Daemon, drop_at_once, files, nemowatch, rule, wait_for, write_config
+from tests.e2e.harness import (
+    Daemon,
+    drop_at_once,
+    files,
+    free_port,
+    nemowatch,
+    rule,
+    wait_for,
+    write_config,
+)
 from tests.fakes.nemo_server import FakeNemo, Variants
 from tests.media import Clips
 from tests.pg import PgServer
@@ -54,6 +64,7 @@ class Fleet:
             "concurrency": 2,
             "prefetch": 1,
             "ledger": url,
+            "grace_period": 2,  # shorter than the shortest lease here (check insists)
         }
         self.lease = lease
         # one account for the fleet (docs/fleet.md): a node can resume another's session and
@@ -69,13 +80,14 @@ class Fleet:
         folder.mkdir(exist_ok=True)
         return folder
 
-    def config(self, name: str) -> Path:
+    def config(self, name: str, **extra: Any) -> Path:
         return write_config(
             self.folder(name),
             self.rules,
             state_dir=str(self.folder(name) / "state"),
             fleet={"node": name, "lease": self.lease},
             **self.settings,
+            **extra,
         )
 
     def drop(self, clips: Clips, count: int) -> list[str]:
@@ -122,11 +134,19 @@ def test_three_nodes_process_thirty_files_exactly_once_spread_evenly_and_status_
     tmp_path: Path, clips: Clips, fake: FakeNemo, database: str
 ) -> None:
     fleet = Fleet(tmp_path, database, fake, lease=30.0)
+    port = free_port()
+    page = fleet.daemons["a"]
+    fleet.daemons["a"] = Daemon(
+        fleet.config("a", http={"listen": f"127.0.0.1:{port}"}), page.log, fleet.env
+    )
     try:
         for daemon in fleet.daemons.values():
             daemon.start()
         names = fleet.drop(clips, 30)
         wait_for(lambda: fleet.finished(30), timeout=150, what="every file done")
+        # node a's web page shows the whole fleet too
+        overview = httpx.get(f"http://127.0.0.1:{port}/api/overview").json()
+        home = httpx.get(f"http://127.0.0.1:{port}/").text
         # a fourth process, with the config and no daemon of its own, sees the whole fleet
         viewer = fleet.folder("viewer")
         config = write_config(
@@ -153,6 +173,10 @@ def test_three_nodes_process_thirty_files_exactly_once_spread_evenly_and_status_
     for name in NODES:
         assert f"node {name} (" in text.stdout and ": alive, 0 unfinished jobs" in text.stdout
     assert sum(f"@{name}" in line for line in jobs_text.stdout.splitlines() for name in NODES) == 30
+    assert [(node["name"], node["state"]) for node in overview["nodes"]] == [
+        (name, "alive") for name in NODES
+    ]
+    assert "<h2>Nodes</h2>" in home and all(f"@{name}</span>" in home for name in NODES)
 
 
 def test_a_node_killed_mid_render_has_its_jobs_finished_by_the_others_exactly_once(
