@@ -119,7 +119,7 @@ def publish(
         final = first.with_suffix(timelines.FORMATS[fmt][1])
         relative = PurePosixPath(final.relative_to(rule.outbox)) if final.is_relative_to(
             rule.outbox) else PurePosixPath(final.name)  # fmt: skip
-        temp = outbox.temp_path(rule.outbox, relative, record.id)
+        temp = outbox.temp_path(rule.outbox, relative, outbox.temp_owner(record))
         published = outbox.already_published(temp, final) if temp.exists() else None
         if published is None:
             try:

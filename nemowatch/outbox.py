@@ -32,6 +32,7 @@ from nemowatch.files import (
     sync_file,
     sync_folder,
 )
+from nemowatch.jobs import JobRecord
 from nemowatch.probe import Probe, moov_before_mdat, probe
 
 TEMP_SUFFIX = ".nemowatch-part"
@@ -79,6 +80,13 @@ def output_name(template: str, *, source_name: str, rule: str, when: datetime) -
     # a long source name must not make a name the filesystem refuses (counted in bytes)
     *folders, name = relative.parts
     return PurePosixPath(*[fit_name(part) for part in folders], fit_name(name, OUTPUT_NAME_MAX))
+
+
+def temp_owner(record: JobRecord) -> str:
+    """What a job's temporary files are named by: its id, and in a fleet the lease
+    generation it runs at once adopted (`abc123~1`), so that a node that lost the job and
+    the node that adopted it never write one file (ledgers/fleet.py)."""
+    return f"{record.id}~{record.lease_gen}" if record.lease_gen else record.id
 
 
 def temp_path(outbox: Path, relative: PurePosixPath, job_id: str) -> Path:
@@ -347,7 +355,8 @@ def stray_temps(
         if not outbox.is_dir():
             continue
         for path in outbox.rglob(f".*{TEMP_SUFFIX}"):
-            job_id = path.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
+            owner = path.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
+            job_id = owner.split("~", 1)[0]  # `temp_owner`: an adopted job's lease generation
             if job_id not in active_job_ids and ours(job_id):
                 found.append(path)
     return found

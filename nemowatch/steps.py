@@ -38,7 +38,7 @@ from nemowatch.engines.base import (
     RenderStatus,
     Session,
 )
-from nemowatch.errors import CreditsExhausted, EngineError, MediaError, TransientError
+from nemowatch.errors import CreditsExhausted, EngineError, LeaseLost, MediaError, TransientError
 from nemowatch.intake import versioned_stem
 from nemowatch.jobs import Revision
 from nemowatch.ledger import JobRecord, JobState, Ledger
@@ -124,7 +124,7 @@ class Run:
                     "outbox.extension_changed", template=target.template, format=render.format
                 )
                 relative = relative.with_suffix(f".{render.format}")
-            temp = outbox.temp_path(self.rule.outbox, relative, record.id)
+            temp = outbox.temp_path(self.rule.outbox, relative, outbox.temp_owner(record))
             self._paths[target.name] = relative, temp
         return self._paths[target.name]
 
@@ -401,6 +401,8 @@ async def verify(run: Run, record: JobRecord) -> Advance:
                 raise MediaError(f"{record.source.name} changed while it was edited: {change}")
             run.ledger.fence(record.id)  # adopted by another node meanwhile: publish nothing
             final = outbox.publish(temp, run.rule.outbox / relative, run.rule.on_conflict)
+        except LeaseLost:
+            raise  # the temporary file is left to the adopter's recovery, as after a kill
         except Exception:
             temp.unlink(missing_ok=True)
             raise
