@@ -50,6 +50,8 @@ SKIPPED = {
     "journalctl ": "needs systemd",
     "sudo ": "needs root and changes the system",
     ".venv/bin/python bench/": "a benchmark: minutes of work",
+    "nemowatch ledger migrate --to postgresql://": "needs the reader's PostgreSQL server "
+    "(tests/integration/test_ledger_backends.py migrates into a real one)",
 }
 
 

@@ -160,6 +160,7 @@ def test_three_nodes_process_thirty_files_exactly_once_spread_evenly_and_status_
     assert statuses == [0, 0, 0]
     jobs = fleet.assert_each_exactly_once(names, fake)
     spread = Counter(job["node"] for job in jobs)
+    print("spread over nodes:", dict(sorted(spread.items())))  # quoted in docs/fleet.md
     assert set(spread) == set(NODES), spread
     assert all(5 <= count <= 15 for count in spread.values()), spread  # ±50 % of 10
 
