@@ -139,7 +139,12 @@ def examine(
     if config is None:
         return findings
     findings.append(folder_finding("state_dir", config.state_dir, (), machine))
-    findings.append(ledger_finding(config.state_dir))
+    if config.ledger is not None:
+        from nemowatch.doctor.fleet import fleet_ledger_finding
+
+        findings.append(fleet_ledger_finding(config))
+    else:
+        findings.append(ledger_finding(config.state_dir))
     watches = {watch.inbox: watch.poll for watch in inbox_watches(config.rules)}
     for inbox, rules in _folders(config.rules, "inbox").items():
         findings.append(folder_finding("inbox", inbox, rules, machine, poll=watches[inbox]))

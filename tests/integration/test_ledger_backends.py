@@ -14,6 +14,8 @@ import pytest
 
 from nemowatch import liveness
 from nemowatch.config import Config, FleetSettings
+from nemowatch.doctor.findings import Status
+from nemowatch.doctor.fleet import fleet_ledger_finding
 from nemowatch.errors import AlreadyClaimed, LeaseLost, LedgerError
 from nemowatch.jobs import Batch
 from nemowatch.ledger import JobState, Ledger, NewJob
@@ -374,3 +376,19 @@ def test_migrating_while_the_daemon_runs_is_refused(database: str, tmp_path: Pat
             migrate(Config(state_dir=state), database)
     finally:
         lock.release()
+
+
+def test_doctor_says_whether_the_fleets_database_answers_and_which_nodes_it_saw(
+    database: str, tmp_path: Path
+) -> None:
+    seen = node(database, tmp_path, "render-1")
+    seen.register("box", 1, "test", ["local"], 2)
+    seen.close()
+    config = Config(state_dir=tmp_path / "state", ledger=database, fleet=FleetSettings(node="x"))
+    finding = fleet_ledger_finding(config)
+    assert finding.status is Status.OK
+    assert "schema 1" in finding.detail and "nodes seen: render-1" in finding.detail
+    gone = config.model_copy(update={"ledger": f"postgresql://nobody@/none?host={tmp_path}"})
+    finding = fleet_ledger_finding(gone)
+    assert finding.status is Status.PROBLEM and "cannot reach" in finding.detail
+    assert finding.fix is not None and "PostgreSQL server runs" in finding.fix
