@@ -394,7 +394,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if daemon.running:
         print(f"daemon: running (pid {daemon.pid})" if daemon.pid else "daemon: running")
     else:
-        print("daemon: not running; `nemowatch run` starts it (files wait in the inboxes)")
+        here = " on this machine (the fleet's nodes are below)" if status.nodes else ""
+        print(f"daemon: not running{here}; `nemowatch run` starts it (files wait in the inboxes)")
     print(", ".join(f"{name}: {count}" for name, count in status.summary.items()))
     for line in [*views.node_lines(status), *_unmatched_lines(unmatched)]:
         print(line)

@@ -175,6 +175,7 @@ def test_three_nodes_process_thirty_files_exactly_once_spread_evenly_and_status_
     ]
     assert status["done"] == 30
     assert Counter(job["node"] for job in status["recent"]) == spread
+    assert "daemon: not running on this machine (the fleet's nodes are below)" in text.stdout
     for name in NODES:
         assert f"node {name} (" in text.stdout and ": alive, 0 unfinished jobs" in text.stdout
     assert sum(f"@{name}" in line for line in jobs_text.stdout.splitlines() for name in NODES) == 30
