@@ -38,13 +38,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import cProfile
 import functools
 import inspect
 import json
 import os
 import platform
-import pstats
 import shutil
 import signal
 import subprocess
@@ -226,11 +224,9 @@ class Counters:
         return charged
 
 
-def run_node(config_path: Path, counts_path: Path, clip: Path, profile: bool = False) -> int:
+def run_node(config_path: Path, counts_path: Path, clip: Path) -> int:
     """One node: the daemon as `nemowatch run` composes it for a fleet, on InstantEngine;
-    its round-trip counts written to `counts_path` (a JSON list) on SIGUSR1 and at exit.
-    `profile`: the event loop thread's CPU is profiled from the second snapshot (before
-    the drop) to the third (all done), into profile.pstats beside `counts_path`."""
+    its round-trip counts written to `counts_path` (a JSON list) on SIGUSR1 and at exit."""
     from nemowatch import logs
     from nemowatch.config import load_config
     from nemowatch.daemon import Daemon
@@ -240,15 +236,8 @@ def run_node(config_path: Path, counts_path: Path, clip: Path, profile: bool = F
     counters.install()
     snapshots: list[dict[str, Any]] = []
 
-    profiler = cProfile.Profile(time.thread_time) if profile else None
-
     def write(label: str) -> None:
         snapshots.append({"label": label, "at": time.time(), "counts": counters.snapshot()})
-        if profiler is not None and len(snapshots) == 2:
-            profiler.enable()
-        if profiler is not None and len(snapshots) == 3:
-            profiler.disable()
-            profiler.dump_stats(counts_path.with_name("profile.pstats"))
         counts_path.write_text(json.dumps(snapshots), encoding="utf-8")
 
     config = load_config(config_path)
@@ -317,15 +306,22 @@ class PgLedger:
     name = "fleetbench"
     joined = "fleet.joined"
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
         from tests.pg import PgServer, _bin
+
+        # the tests' settings (nothing waits for the disk), or PostgreSQL's defaults
+        writes = (
+            " -c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+            if durable
+            else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
 
         class Server(PgServer):
             def start(self) -> None:
                 options = (
                     f"-c listen_addresses='' -c unix_socket_directories='{self.socket}'"
-                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-                    " -c shared_buffers=16MB -c max_connections=200"
+                    + writes
+                    + " -c shared_buffers=16MB -c max_connections=200"
                     " -c shared_preload_libraries=pg_stat_statements"
                     " -c pg_stat_statements.track_utility=on"
                 )
@@ -470,9 +466,7 @@ def wait_for(
 class Node:
     """A node process and its files."""
 
-    def __init__(
-        self, name: str, folder: Path, config: Path, clip: Path, joined: str, profile: bool
-    ) -> None:
+    def __init__(self, name: str, folder: Path, config: Path, clip: Path, joined: str) -> None:
         self.name = name
         self.joined_event = joined
         self.log = folder / "node.log"
@@ -489,7 +483,6 @@ class Node:
                 str(self.counts),
                 "--clip",
                 str(clip),
-                *(["--profile"] if profile else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.log, "wb"),  # noqa: SIM115 - the child holds it
@@ -539,34 +532,100 @@ def merged(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
     return {method: dict(kinds) for method, kinds in total.items()}
 
 
-PROFILE_PARTS = (  # (part of a path or a name, the share's name), first match wins
-    ("psycopg", "psycopg and its pool"),
+PROFILE_RATE = 100  # py-spy samples per second
+# where a sample's innermost frame is (part of its file), first match wins
+PROFILE_LEAVES = (
+    ("psycopg", "psycopg and its pool (includes waiting for the server)"),
     ("structlog", "logging"),
     ("/logging/", "logging"),
     ("/av/", "PyAV (probes)"),
-    ("nemowatch/ledger", "nemowatch's ledger (SQL, rows)"),
-    ("bench/fleet.py", "the bench's counters and engine"),
+    ("nemowatch/files.py", "nemowatch/files.py (stat, fingerprint)"),
     ("nemowatch/", "nemowatch, the rest"),
-    ("asyncio", "asyncio"),
-    ("selectors", "asyncio"),
-    ("watchdog", "watchdog"),
+    ("pathlib", "pathlib"),
+    ("/asyncio/", "asyncio"),
+    ("fleet.py", "the bench (counters, engine)"),
+)
+# what a sample's stack passes through (a function and part of its file), all that match
+PROFILE_CALLERS = (
+    ("", "nemowatch/ledger", "a Ledger method"),
+    ("check_connection", "psycopg_pool", "  the pool's check of a connection taken"),
+    ("_run_job", "daemon/lifecycle.py", "a job's run (pipeline)"),
+    ("_settle_loop", "daemon/lifecycle.py", "the settle loop (intake)"),
+    ("recheck", "daemon/intake.py", "  Intake.recheck: settling files looked at again"),
+    ("beside", "daemon/sidecars.py", "  Sidecars.beside: the inbox listed for sidecars"),
+    ("_on_candidate", "daemon/lifecycle.py", "a watch event or scan (Intake.offer)"),
+    ("classify", "nemowatch/intake.py", "classify: which rule takes a path (anywhere)"),
 )
 
 
-def profile_shares(files: list[Path]) -> dict[str, float]:
-    """CPU seconds of the profiled threads by where the time was spent (own time of
-    each function, by its file; built-ins by their name)."""
-    shares: Counter[str] = Counter()
-    for path in files:
-        stats = pstats.Stats(str(path))
-        for (filename, _line, name), row in stats.stats.items():  # type: ignore[attr-defined]
-            place = f"{filename} {name}"
-            share = next(
-                (title for part, title in PROFILE_PARTS if part in place),
-                "other (stdlib, built-ins)",
+class Sampler:
+    """py-spy sampling the nodes until stopped. Only the event loop's thread is kept, and
+    py-spy counts it busy while it waits in psycopg for the server (the ledger's calls are
+    synchronous): the shares are of the loop's time not spent idle, CPU or waiting."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(binary).exists():
+            raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+        self.outputs = [node.log.with_name("py-spy.txt") for node in nodes]
+        self.processes = [
+            subprocess.Popen(
+                [
+                    binary,
+                    "record",
+                    "--pid",
+                    str(node.process.pid),
+                    "--rate",
+                    str(PROFILE_RATE),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--output",
+                    str(output),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-            shares[share] += row[2]
-    return dict(shares.most_common())
+            for node, output in zip(nodes, self.outputs, strict=True)
+        ]
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        """Per cent of the loop's busy samples by innermost frame and by what the stack
+        passes through; its busy seconds in all."""
+        for process in self.processes:
+            process.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+        for process in self.processes:
+            process.wait(timeout=60)
+        leaves: Counter[str] = Counter()
+        callers: Counter[str] = Counter()
+        total = 0
+        for output in self.outputs:
+            for line in output.read_text(encoding="utf-8", errors="replace").splitlines():
+                stack, _, samples = line.rpartition(" ")
+                if not samples.isdigit():
+                    continue
+                frames = stack.split(";")
+                if not any(frame.startswith("run_node (") for frame in frames):
+                    continue  # another thread: watchdog's, the pool's workers
+                total += int(samples)
+                leaf = frames[-1]
+                leaves[
+                    next((title for part, title in PROFILE_LEAVES if part in leaf), "other")
+                ] += int(samples)
+                for function, file, title in PROFILE_CALLERS:
+                    if any(f"{function} (" in frame and file in frame for frame in frames):
+                        callers[title] += int(samples)
+        return {
+            "innermost frame, %": {
+                title: round(100 * value / max(1, total), 1)
+                for title, value in leaves.most_common()
+            },
+            "passing through, %": {
+                title: round(100 * callers[title] / max(1, total), 1)
+                for _function, _file, title in PROFILE_CALLERS
+            },
+            "busy seconds": {"event loop threads, all nodes": round(total / PROFILE_RATE, 1)},
+        }
 
 
 def round_trips(kinds: dict[str, int]) -> int:
@@ -584,7 +643,7 @@ def run_once(
         os.link(source, staging / source.name)
     inbox, outbox = shared / "inbox", shared / "outbox"
     count = len(sources)
-    ledger = PgLedger() if args.store == "postgresql" else SqliteLedger()
+    ledger = PgLedger(args.durable) if args.store == "postgresql" else SqliteLedger()
     nodes: list[Node] = []
     try:
         ledger.start()
@@ -593,7 +652,7 @@ def run_once(
             folder = work / name
             folder.mkdir()
             config = write_config(folder, shared, ledger.url, name, args)
-            nodes.append(Node(name, folder, config, clip, ledger.joined, args.profile))
+            nodes.append(Node(name, folder, config, clip, ledger.joined))
         wait_for(lambda: all(node.joined() for node in nodes), 120, "every node joined")
         time.sleep(1.0)
 
@@ -606,6 +665,7 @@ def run_once(
         cpu_before = {node.name: cpu_seconds(node.process.pid) for node in nodes}
         pg_cpu_before = ledger.cpu()
         load_before = os.getloadavg()
+        sampler = Sampler(nodes) if args.profile else None
 
         started = time.time()
         for path in sorted(staging.iterdir()):
@@ -618,6 +678,7 @@ def run_once(
             interval=0.5,
         )
         seen_done = time.time() - started
+        profiled = sampler.stop() if sampler is not None else {}
         cpu_after = {node.name: cpu_seconds(node.process.pid) for node in nodes}
         pg_cpu_after = ledger.cpu()
         load_after = os.getloadavg()
@@ -689,13 +750,9 @@ def run_once(
     }
     wrong = {key: (once[key], wanted[key]) for key in once if once[key] != wanted[key]}
     wall = (max(published) - started) if published else float("nan")
-    profiles = [work / name / "profile.pstats" for name in names]
-    profiled = profile_shares(profiles) if all(path.exists() for path in profiles) else {}
     return {
-        "profile_cpu_ms_per_job": {
-            share: round(1000 * seconds / count, 2) for share, seconds in profiled.items()
-        },
-        "store": args.store,
+        "profile": profiled,
+        "store": args.store + (" (durable)" if args.durable else ""),
         "files": count,
         "nodes": args.nodes,
         "concurrency": args.concurrency,
@@ -767,10 +824,10 @@ def print_run(run: dict[str, Any]) -> None:
     print(f"    {'ledger method'.ljust(width)}  calls/job  round-trips/job")
     for method, value in methods.items():
         print(f"    {method.ljust(width)}  {value['calls']:9.2f}  {value['round_trips']:15.2f}")
-    if run["profile_cpu_ms_per_job"]:
-        print("  profiled CPU of the nodes' event loop threads, ms per job:")
-        for share, value in run["profile_cpu_ms_per_job"].items():
-            print(f"    {share.ljust(34)}  {value:7.2f}")
+    for part, shares in run["profile"].items():
+        print(f"  the nodes' event loops (py-spy), {part}:")
+        for share, value in shares.items():
+            print(f"    {share.ljust(56)}  {value:7}")
 
 
 def main() -> int:
@@ -782,6 +839,12 @@ def main() -> int:
         choices=["postgresql", "sqlite"],
         default="postgresql",
         help="sqlite: one node on the default ledger, for comparison (--nodes is ignored)",
+    )
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="PostgreSQL with fsync, synchronous_commit and full_page_writes on (its "
+        "defaults) instead of the tests' settings, which never wait for the disk",
     )
     parser.add_argument("--concurrency", type=int, default=4, help="per node")
     parser.add_argument("--prefetch", type=int, default=1, help="per node")
@@ -800,12 +863,12 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="profile each node's event loop thread (CPU) while the files run, and print "
-        "where it went (slower: a run apart from the timed ones)",
+        help="sample the nodes with py-spy while the files run, and print where their CPU "
+        "went (a run apart from the timed ones: the sampling costs CPU too)",
     )
     args = parser.parse_args()
     if args.node:
-        return run_node(args.config, args.counts, args.clip, args.profile)
+        return run_node(args.config, args.counts, args.clip)
     if args.store == "sqlite":
         args.nodes = 1
 
