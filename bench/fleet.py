@@ -2,10 +2,12 @@
 jobs through a zero-latency engine: throughput and database round-trips per job.
 
     python bench/fleet.py [--files 1000] [--nodes 3] [--concurrency 4] [--prefetch 1]
-                          [--idle 10] [--runs 1] [--work DIR]
+                          [--idle 11] [--runs 1] [--work DIR] [--durable] [--profile]
+    python bench/fleet.py --store sqlite      # one node on the default ledger, to compare
 
 A throwaway PostgreSQL cluster (tests/pg.py's PgServer: initdb in a temporary folder, Unix
-socket, fsync off, and here pg_stat_statements loaded) holds the ledger. The nodes are
+socket, fsync and synchronous_commit off unless --durable, and here pg_stat_statements
+loaded) holds the ledger. The nodes are
 separate processes (this file again, `--node NAME`), each a `nemowatch.daemon.Daemon`
 with the `Fleet` companion, as `nemowatch run` composes it, but with `InstantEngine`: every
 step returns at once and the "render" is a copy of one tiny MP4 (a 1 s 160x120 clip made
@@ -29,7 +31,9 @@ nodes' log timestamps) and jobs per second; the jobs each node did; CPU seconds 
 each node and of the PostgreSQL server processes (/proc of the postmaster and its
 children); round-trips per job, in all and by ledger method; and exactly once: one job
 per file in the database, all done, every output there, no "(2)" names, no source in
-failed/. Exit status 1 if a run was not exactly once. Record results in
+failed/, no error logged, every node stopped with status 0. `--profile` (a run apart:
+sampling costs CPU) samples each node's event loop thread with py-spy and says where its
+busy time went. Exit status 1 if a run was not exactly once. Record results in
 docs/benchmarks.md with the machine they ran on.
 """
 
