@@ -2,8 +2,9 @@
 
 `PgStore` is the SQLite connection's counterpart for `ledger.Ledger`: the same SQL (written
 with `?` placeholders, translated here), rows by column name, one transaction per write.
-Connections come from psycopg's pool, which replaces a connection the database dropped (a
-restart), so the ledger goes on once the database is back.
+Connections come from psycopg's pool. A connection the database dropped (a restart) fails
+its next call, which is tried again (`patiently`) after the pool has checked and replaced
+its idle connections, so the ledger goes on once the database is back.
 
 While the database cannot be reached, each call waits and tries again (`UNREACHABLE_RETRY`
 seconds apart, each try logged, the password never), up to `outage` seconds, then raises
@@ -203,7 +204,6 @@ class PgStore:
             timeout=2.0,  # waiting for a connection: then `patiently` logs and tries again
             reconnect_timeout=max(outage, 10.0),
             open=False,
-            check=ConnectionPool.check_connection,  # a restart leaves dead ones behind
             name="nemowatch-ledger",
         )
         try:
@@ -259,6 +259,9 @@ class PgStore:
                         hint="start the PostgreSQL server again; the daemon resumes its jobs "
                         "from the ledger when it is back",
                     ) from None
+                # connections a restart dropped are found here, not checked at each
+                # checkout (a round trip per call: a third of them, bench/fleet.py)
+                self._pool.check()
                 log.warning(
                     "ledger.unreachable",
                     database=self.where,
