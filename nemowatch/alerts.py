@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from nemowatch import __version__
@@ -193,10 +192,14 @@ async def deliver(
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """The certificates to check receivers with, loaded once (37 ms each time otherwise)."""
+    import httpx  # here: a daemon without webhooks need not import it (nemowatch/imports.py)
+
     return httpx.create_ssl_context()
 
 
 async def _post(webhook: Webhook, notice: Notice, secret: bytes, tls: ssl.SSLContext) -> None:
+    import httpx
+
     body = json.dumps(notice.payload, ensure_ascii=False).encode()
     headers = {
         "Content-Type": "application/json",

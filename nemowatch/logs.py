@@ -20,11 +20,14 @@ from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any, Literal, TextIO
 
-import structlog
-from structlog.dev import Column, ConsoleRenderer, plain_traceback
-from structlog.typing import EventDict, WrappedLogger
-
 from nemowatch.config import format_size
+from nemowatch.imports import without_unused
+
+# The first import of structlog in a nemowatch process: without rich (nemowatch/imports.py)
+with without_unused():
+    import structlog
+    from structlog.dev import Column, ConsoleRenderer, plain_traceback
+    from structlog.typing import EventDict, WrappedLogger
 
 LEVELS = {
     "debug": logging.DEBUG,

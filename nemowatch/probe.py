@@ -11,13 +11,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
-
-import av
-import av.error
-from av.stream import Disposition
+from typing import TYPE_CHECKING, BinaryIO
 
 from nemowatch.errors import MediaError
+
+if TYPE_CHECKING:
+    import av.container
+    import av.stream
+
+# PyAV is imported by the functions that read files (`import av.error` binds `av`): loading
+# it costs 50-70 ms of CPU, which commands that only import this module for its types and
+# names (status, jobs, retry through nemowatch.outbox) need not pay.
 
 # PyAV reports the container's duration in FFmpeg's AV_TIME_BASE (microseconds).
 _MICROSECONDS = 1_000_000
@@ -85,6 +89,8 @@ def probe(path: Path) -> Probe:
     Raises `MediaError` when the file is missing, empty, unreadable or not a media file,
     and when its data ends well before the duration it states (truncated or corrupt).
     """
+    import av.error
+
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -145,6 +151,8 @@ _PHOTO_HINT = (
 
 def _check_picture(path: Path) -> None:
     """Decode a photo (one frame: cheap) so a corrupt one fails before any work."""
+    import av.error
+
     reason = "it holds no picture"
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
@@ -193,6 +201,8 @@ def _check_jpeg_end(path: Path) -> None:
 
 def _frames_over_one(path: Path) -> bool:
     """Whether a GIF holds more than one frame (its packets are counted, not decoded)."""
+    import av.error
+
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             count = 0
@@ -280,6 +290,9 @@ def _measured_durations(
 
 
 def _stream_info(stream: av.stream.Stream, duration: float | None) -> StreamInfo:
+    import av
+    from av.stream import Disposition
+
     context = stream.codec_context
     codec = context.name if context is not None else "unknown"
     profile = context.profile if context is not None else None
@@ -315,6 +328,8 @@ def _check_complete(path: Path, facts: Probe) -> None:
     an edit planned on that would render hours of nothing. Only the last few seconds the
     header promises are read (a seek, then a few packets), so this is cheap for any size.
     """
+    import av.error
+
     stated = max(
         [facts.duration]
         + [stream.duration or 0.0 for stream in facts.streams if stream.kind in _TIMED]
@@ -345,6 +360,9 @@ def _check_complete(path: Path, facts: Probe) -> None:
 
 def _data_end(container: av.container.InputContainer) -> float | None:
     """Seconds into the file at which the last readable packet from here on ends."""
+    import av.error
+    from av.stream import Disposition
+
     reached: float | None = None
     try:
         for packet in container.demux():
@@ -393,6 +411,8 @@ def _top_level_box_types(file: BinaryIO) -> Iterator[bytes]:
 
 
 def _reason(exc: BaseException) -> str:
+    import av.error
+
     if isinstance(exc, av.error.FFmpegError) and exc.strerror:
         return str(exc.strerror)
     if isinstance(exc, OSError) and exc.strerror:

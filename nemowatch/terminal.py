@@ -9,18 +9,10 @@ lines) above it, so configure logging inside the `with` block.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class ProgressLine:
@@ -32,6 +24,18 @@ class ProgressLine:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         if stream.isatty():
+            # imported only to draw: rich is most of a tenth of a second of CPU, which
+            # every other command and the daemon need not pay (nemowatch/imports.py)
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

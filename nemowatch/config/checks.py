@@ -223,8 +223,6 @@ def timelines_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
     """Timelines for editors asked for (`export.timelines`, or in the text: "export a
     Premiere timeline") where OpenTimelineIO or a format's adapter is not installed: each
     job would fail at publishing; the problem says how to install them."""
-    from nemowatch import timelines
-
     problems = []
     for item in loaded:
         rule, origin = item.rule, item.origin
@@ -234,7 +232,13 @@ def timelines_problems(loaded: list[Loaded]) -> list[ConfigProblem]:
             found = interpret_all(rule.instructions).export.get("timelines")
             asked = tuple(found) if isinstance(found, tuple) else ()
             where = ("instructions",)
-        missing = timelines.missing_package(asked) if asked else None
+        if not asked:
+            continue
+        # imported only here: nemowatch.timelines brings the whole local engine and PyAV
+        # (0.2 s of CPU), which every command that loads a config paid for nothing
+        from nemowatch import timelines
+
+        missing = timelines.missing_package(asked)
         if missing is not None:
             text = f"timelines ({', '.join(asked)}) need {missing}: {timelines.INSTALL_HINT}"
             problems.append(origin.problem(where, text))

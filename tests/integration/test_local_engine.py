@@ -349,6 +349,7 @@ async def test_a_draft_and_session_restored_from_json_export_after_a_restart(
     assert result.audio is not None
 
 
+@pytest.mark.default_ffmpeg  # rotation is stored differently before FFmpeg 6 (conftest.py)
 async def test_a_phone_video_shown_upright_keeps_its_upright_shape(
     clips: Clips, tmp_path: Path
 ) -> None:

@@ -81,6 +81,7 @@ def frame_of(path: Path) -> tuple[int | None, int | None]:
     return video.width, video.height
 
 
+@pytest.mark.default_ffmpeg  # the feature once with the FFmpeg people have (conftest.py)
 async def test_a_wide_and_a_tall_output_come_from_one_job_each_verified(
     world: World, clips: Clips
 ) -> None:

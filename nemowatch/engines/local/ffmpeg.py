@@ -85,6 +85,7 @@ REQUIRED_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
     "overlay": ("x", "y"),
     "pad": ("color",),
     "palettegen": ("max_colors", "stats_mode"),
+    "pan": (),
     "paletteuse": ("new", "dither", "bayer_scale"),
     "reverse": (),
     "scale": ("w", "h", "flags", "force_original_aspect_ratio", "force_divisible_by"),

@@ -208,11 +208,14 @@ def mood_arguments(mood_name: str, output: Path) -> list[str]:
     """FFmpeg arguments that write the loop of mood `mood_name` to `output` (a WAV file)."""
     mood = MOOD_RECIPES[mood_name]
     expression = mood_expression(mood)
-    source = (
-        f"aevalsrc=exprs='{expression}|{expression}':s={SAMPLE_RATE}:d={format_number(mood.loop)}"
-    )
+    # One channel evaluated, then copied to both: the expression is the same for each (and
+    # so is its seeded noise), so the loop is the same bytes as when each channel evaluated
+    # it, at half the CPU (lofi 3.1 -> 1.6 s with Debian's FFmpeg 5.1).
+    source = f"aevalsrc=exprs='{expression}':s={SAMPLE_RATE}:d={format_number(mood.loop)}"
     gain = MOOD_TARGET_LOUDNESS - MOOD_LOUDNESS[mood_name]
-    filters = [mood.post] if mood.post else []
+    filters = ["pan=stereo|c0=c0|c1=c0"]
+    if mood.post:
+        filters.append(mood.post)
     filters.append(f"volume={format_number(gain)}dB")
     return [
         *["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"],

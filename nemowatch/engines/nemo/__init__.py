@@ -15,6 +15,11 @@ render   deterministic render ids, three poll shapes, download without the token
 engine   NemoEngine: the Engine protocol over all of the above
 """
 
+from nemowatch.imports import without_unused
+
+with without_unused():  # httpx's first import here: without its command line's rich
+    import httpx  # noqa: F401
+
 from nemowatch.engines.nemo.engine import NemoEngine
 
 __all__ = ["NemoEngine"]
