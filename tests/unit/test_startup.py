@@ -19,7 +19,7 @@ import yaml
 
 # Not needed to start: rich draws only `process`'s progress line on a terminal; httpx talks
 # to NemoVideo and webhooks; the others are the web page, metrics, notifications,
-# timelines and captions, each imported by what uses it.
+# timelines and captions, each imported by what uses it; psycopg only for a fleet's ledger.
 UNUSED_AT_START = (
     "rich",
     "pygments",
@@ -31,6 +31,8 @@ UNUSED_AT_START = (
     "apprise",
     "opentimelineio",
     "faster_whisper",
+    "psycopg",
+    "psycopg_pool",
 )
 # ... and what a command that reads no media needs neither.
 MEDIA = ("av", "numpy", "nemowatch.engines.local.engine")
