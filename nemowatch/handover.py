@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from nemowatch import outbox, timelines
+from nemowatch import outbox
 from nemowatch.cloudcut import Uploaded
 from nemowatch.config import Rule
 from nemowatch.config.sidecars import combine, read_sidecar
@@ -106,6 +106,8 @@ def publish(
                   is_timeline(name)), record.output)  # fmt: skip
     if not formats or record.draft is None or first is None:
         return record, {}
+    from nemowatch import timelines  # the local engine and PyAV: only when one is wanted
+
     draft = Draft.from_json(record.draft)
     uploaded = Uploaded.of_media(record.media)  # how a nemo job's draft names its source
     left: dict[str, list[str]] = {}

@@ -79,9 +79,23 @@ def test_what_a_local_daemon_imports_to_start_leaves_out_the_unused_libraries() 
     # or webhooks (cli.cmd_run); PyAV and the engine it needs, the rest it does not
     code = (
         "import nemowatch.cli, nemowatch.alerts, nemowatch.daemon\n"
-        "from nemowatch.engines.factory import make_engine"
+        "from nemowatch.config import Config\n"
+        "from nemowatch.engines.factory import make_engine\n"
+        "make_engine(Config())"
     )
     assert imported_by(code) == ["av", "nemowatch.engines.local.engine"]
+
+
+def test_a_nemo_daemon_starts_without_the_local_engine_or_pyav() -> None:
+    # the timelines (which use the local engine's plans) are imported by a job that asks
+    # for one, not by the pipeline at start
+    code = (
+        "import nemowatch.cli, nemowatch.alerts, nemowatch.daemon\n"
+        "from nemowatch.config import Config\n"
+        "from nemowatch.engines.factory import make_engine\n"
+        "make_engine(Config(engine='nemo'))"
+    )
+    assert imported_by(code) == ["httpx"]  # the one it talks to NemoVideo with
 
 
 def test_the_progress_line_imports_rich_when_it_draws_on_a_terminal() -> None:
