@@ -245,9 +245,11 @@ class Intake:
                 ],
                 revision=revision,
             )
-        except AlreadyClaimed:
-            log.info("intake.taken_elsewhere", path=str(path), rule=rule.name)
-            return None  # another node of the fleet recorded it first: it is that one's
+        except AlreadyClaimed:  # another node recorded it first, unless this very job is
+            if not self._ledger.mine(job_id):  # there: the write's answer lost, tried again
+                log.info("intake.taken_elsewhere", path=str(path), rule=rule.name)
+                return None  # that node's
+            record = self._ledger.get(job_id)
         try:
             claimed = claim(path, rule.inbox, job_id, expected=settled)
             if claimed is not None and not self._claim_sidecars(
