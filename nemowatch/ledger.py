@@ -488,11 +488,10 @@ class Ledger(JobQueries, ControlTable, Leases):
         assignments.append("updated_at = ?")
         values.append(self._clock())
         fence, held = self._fence(job_id)
-        with self._transaction() as db:
-            changed = db.execute(
-                f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?{fence}",
-                (*values, job_id, *held),
-            ).rowcount
+        changed = self._db.write(
+            f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?{fence}",
+            (*values, job_id, *held),
+        ).rowcount
         if fence and not changed:
             self._check_lease(job_id, None)
         return self.get(job_id)
@@ -516,17 +515,10 @@ class Ledger(JobQueries, ControlTable, Leases):
     def progress(self, job_id: str, stage: str | None, percent: float | None) -> None:
         """Record what a running job is doing (no transition, no history: written often)."""
         fence, held = self._fence(job_id)
-        with self._transaction() as db:
-            changed = db.execute(
-                f"UPDATE jobs SET stage = ?, percent = ?, progress_at = ? WHERE id = ?{fence}",
-                (
-                    stage,
-                    None if percent is None else round(percent, 1),
-                    self._clock(),
-                    job_id,
-                    *held,
-                ),
-            ).rowcount
+        changed = self._db.write(
+            f"UPDATE jobs SET stage = ?, percent = ?, progress_at = ? WHERE id = ?{fence}",
+            (stage, None if percent is None else round(percent, 1), self._clock(), job_id, *held),
+        ).rowcount
         if fence and not changed:
             self._check_lease(job_id, None)  # adopted elsewhere: this daemon stops the job
 

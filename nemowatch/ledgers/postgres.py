@@ -228,6 +228,23 @@ class PgStore:
 
         return self.patiently(run)
 
+    def write(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        """One statement that is atomic on its own, outside a transaction: no BEGIN and
+        COMMIT round trips (a checkpoint, a progress line)."""
+
+        def run() -> Result:
+            with self._pool.connection() as connection:
+                try:
+                    return _Transaction(connection).execute(sql, params)
+                except self._psycopg.OperationalError:
+                    raise  # `patiently` waits
+                except self._psycopg.Error as error:
+                    raise LedgerError(
+                        f"cannot write the job ledger {self.where}: {error}"
+                    ) from None
+
+        return self.patiently(run)
+
     @contextmanager
     def transaction(self) -> Iterator[_Transaction]:
         """One transaction; an unreachable database raises `Unreachable` (see `patiently`)."""

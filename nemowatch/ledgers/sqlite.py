@@ -132,6 +132,12 @@ class SqliteStore:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, params)
 
+    def write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """One statement, in a transaction of its own (BEGIN IMMEDIATE: errors reported as
+        every write's are)."""
+        with self.transaction() as db:
+            return db.execute(sql, params)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         try:
