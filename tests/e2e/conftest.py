@@ -1,9 +1,18 @@
-"""The end-to-end tests' FFmpeg: the bundled one, except where the FFmpeg is the subject."""
+"""The end-to-end tests' FFmpeg: the bundled one, except where the FFmpeg is the subject;
+and the fake NemoVideo server as most files of many jobs want it (a file that wants other
+variants defines its own `fake`)."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
 import imageio_ffmpeg
 import pytest
+
+from tests.fakes.nemo_server import FakeNemo, Variants
+from tests.media import Clips
 
 # The daemons and commands these tests start render with the bundled FFmpeg (a static
 # binary): Debian's FFmpeg 5.1 spends about 66 ms of CPU loading its 200 shared libraries
@@ -28,3 +37,13 @@ def bundled_ffmpeg(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     """Pin $NEMOWATCH_FFMPEG (inherited by the daemons) to the bundled binary."""
     if request.path.name not in DEFAULT_CHOICE:
         monkeypatch.setenv("NEMOWATCH_FFMPEG", BUNDLED_FFMPEG)
+
+
+@pytest.fixture
+def fake(clips: Clips, tmp_path: Path) -> Iterator[FakeNemo]:
+    """The fake NemoVideo server, rendering at the first poll; no server error allowed."""
+    video = tmp_path / "rendered.mp4"
+    shutil.copy(clips.basic, video)
+    with FakeNemo(video=video, variants=Variants(render_polls=1)) as server:
+        yield server
+    assert not server.books.server_errors

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,6 @@ from tests.pg import PgServer
 pytestmark = pytest.mark.e2e
 
 NODES = ("a", "b", "c")
-
-
-@pytest.fixture
-def fake(clips: Clips, tmp_path: Path) -> Iterator[FakeNemo]:
-    video = tmp_path / "rendered.mp4"
-    shutil.copy(clips.basic, video)
-    with FakeNemo(video=video, variants=Variants(render_polls=1)) as server:
-        yield server
-    assert not server.books.server_errors
 
 
 class Fleet:

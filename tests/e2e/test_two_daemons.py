@@ -5,9 +5,7 @@ them, so each is processed exactly once.
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +20,12 @@ from tests.e2e.harness import (
     wait_for,
     write_config,
 )
-from tests.fakes.nemo_server import FakeNemo, Variants
+from tests.fakes.nemo_server import FakeNemo
 from tests.media import Clips
 
 pytestmark = pytest.mark.e2e
 
 FILES = 20
-
-
-@pytest.fixture
-def fake(clips: Clips, tmp_path: Path) -> Iterator[FakeNemo]:
-    video = tmp_path / "rendered.mp4"
-    shutil.copy(clips.basic, video)
-    with FakeNemo(video=video, variants=Variants(render_polls=1)) as server:
-        yield server
-    assert not server.books.server_errors
 
 
 @pytest.mark.parametrize("engine", ["local", "nemo"])
