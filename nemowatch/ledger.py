@@ -473,13 +473,16 @@ class Ledger(JobQueries, ControlTable, Leases):
                     f"job {job_id} cannot go from {current.value} to {state.value}"
                     " (a bug in nemowatch: please report it)"
                 )
-            db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id))
+            after = db.execute(
+                f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?{self._db.returning}",
+                (*values, job_id),
+            ).fetchone()
             db.execute(
                 "INSERT INTO transitions (job_id, from_state, to_state, at, detail)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (job_id, row["state"], state.value, now, detail),
             )
-        return self.get(job_id)
+        return JobRecord.from_row(after) if after else self.get(job_id)
 
     @patient
     def update(self, /, job_id: str, **fields: Any) -> JobRecord:
@@ -488,13 +491,14 @@ class Ledger(JobQueries, ControlTable, Leases):
         assignments.append("updated_at = ?")
         values.append(self._clock())
         fence, held = self._fence(job_id)
-        changed = self._db.write(
-            f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?{fence}",
+        written = self._db.write(
+            f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?{fence}{self._db.returning}",
             (*values, job_id, *held),
-        ).rowcount
-        if fence and not changed:
+        )
+        if fence and not written.rowcount:
             self._check_lease(job_id, None)
-        return self.get(job_id)
+        after = written.fetchone() if self._db.returning else None
+        return JobRecord.from_row(after) if after else self.get(job_id)
 
     @staticmethod
     def _assignments(fields: dict[str, Any]) -> tuple[list[str], list[Any]]:

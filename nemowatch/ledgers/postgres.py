@@ -175,6 +175,7 @@ class PgStore:
 
     shared = True
     lock_rows = " FOR UPDATE"  # what SQLite's BEGIN IMMEDIATE gives: one writer per row
+    returning = " RETURNING *"  # the row written, in the same round trip
 
     def __init__(
         self,

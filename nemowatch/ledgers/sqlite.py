@@ -109,6 +109,7 @@ class SqliteStore:
 
     shared = False
     lock_rows = ""  # BEGIN IMMEDIATE already holds the whole file for the writer
+    returning = ""  # a read after a write is local; RETURNING needs SQLite 3.35+
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path

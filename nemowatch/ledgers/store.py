@@ -31,6 +31,7 @@ class Store(Executor, Protocol):
 
     shared: bool  # written by several daemons
     lock_rows: str  # appended to a SELECT inside a transaction to hold its rows
+    returning: str  # appended to an UPDATE to have the row back: no read after it
     where: str  # for messages: the file, or the database's URL without a password
 
     def write(self, sql: str, params: Sequence[Any] = (), /) -> Rows: ...  # one, atomic
