@@ -459,6 +459,8 @@ class Ledger(JobQueries, ControlTable, Leases):
         if state in FINISHED:
             assignments += ["finished_at = ?", "stage = NULL", "percent = NULL"]
             values.append(now)
+        if self._db.shared:  # one round trip, not five (bench/fleet.py)
+            return self._transition_at_once(job_id, state, assignments, values, now, detail)
         with self._transaction() as db:
             row = db.execute(
                 f"SELECT state, node, lease_gen FROM jobs WHERE id = ?{self._db.lock_rows}",

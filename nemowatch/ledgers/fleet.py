@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nemowatch.errors import LeaseLost, LedgerError
-from nemowatch.jobs import FINISHED, JobRecord
+from nemowatch.jobs import ALLOWED, FINISHED, IllegalTransition, JobRecord, JobState
 from nemowatch.ledgers.store import Store, patient
 
 _NOW = "extract(epoch from clock_timestamp())"  # the database's clock, in epoch seconds
@@ -103,6 +103,41 @@ class Leases:
     def hold(self, job_id: str, generation: int) -> None:
         """This daemon works on the job at lease `generation` (resumed, adopted)."""
         self._held[job_id] = generation
+
+    def _transition_at_once(
+        self,
+        job_id: str,
+        state: JobState,
+        assignments: list[str],
+        values: list[Any],
+        now: float,
+        detail: str | None,
+    ) -> JobRecord:
+        """`Ledger.transition` on PostgreSQL in one statement: the row locked, changed only
+        from a state `ALLOWED` to reach `state` and only while the fence holds, the history
+        row added, the new row given back; what stood in the way is told from the old row."""
+        sources = [item.value for item, targets in ALLOWED.items() if state in targets]
+        fence, held = self._fence(job_id)
+        row = self._db.write(
+            "WITH old AS (SELECT state, node, lease_gen FROM jobs WHERE id = ? FOR UPDATE),"
+            f" new AS (UPDATE jobs SET {', '.join(assignments)} WHERE id = ? AND "
+            + (f"state IN ({', '.join('?' for _ in sources)})" if sources else "false")
+            + f"{fence} RETURNING *),"
+            " history AS (INSERT INTO transitions (job_id, from_state, to_state, at, detail)"
+            " SELECT new.id, old.state, ?, ?, ? FROM old, new)"
+            " SELECT new.*, old.state AS was, old.node AS was_node, old.lease_gen AS was_gen"
+            " FROM old LEFT JOIN new ON true",
+            (job_id, *values, job_id, *sources, *held, state.value, now, detail),
+        ).fetchone()
+        if row is None:
+            raise LedgerError(f"no job {job_id} in the ledger {self.where}")
+        if row["id"] is None:  # not changed: say why
+            self._check_lease(job_id, {"node": row["was_node"], "lease_gen": row["was_gen"]})
+            raise IllegalTransition(
+                f"job {job_id} cannot go from {row['was']} to {state.value}"
+                " (a bug in nemowatch: please report it)"
+            )
+        return JobRecord.from_row(row)
 
     # -- nodes -------------------------------------------------------------------------
 
