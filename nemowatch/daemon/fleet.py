@@ -26,7 +26,7 @@ from nemowatch import __version__
 from nemowatch.config import FleetSettings
 from nemowatch.daemon.companions import Companion, Host
 from nemowatch.errors import NemowatchError
-from nemowatch.ledger import JobState
+from nemowatch.ledger import JobRecord, JobState
 from nemowatch.rulepause import paused_rules
 
 log = structlog.get_logger("nemowatch.fleet")
@@ -52,16 +52,25 @@ class Fleet(Companion):
         if not ledger.is_shared:
             return
         lease = self._settings.lease
-        config = daemon.config
-        ledger.register(
-            socket.gethostname(), os.getpid(), __version__, [daemon.engine.name], config.concurrency
-        )
+
+        def register() -> None:
+            ledger.register(
+                socket.gethostname(),
+                os.getpid(),
+                __version__,
+                [daemon.engine.name],
+                daemon.config.concurrency,
+            )
+
+        register()
         log.info("fleet.joined", node=ledger.node, database=ledger.where, lease=lease)
         asked = None
         try:
             while True:
                 try:
-                    ledger.heartbeat()
+                    if not ledger.heartbeat():  # its row was removed: not adoptable, unseen
+                        log.warning("fleet.node_missing", node=ledger.node, hint="registered again")
+                        register()
                     self._adopt(daemon)
                     # operators' requests made on another machine ring no bell here
                     now_asked = (ledger.control(), paused_rules(ledger))
@@ -96,14 +105,28 @@ class Fleet(Companion):
                 hint="its node stopped beating (killed, cut off or stopped): this node "
                 "finishes it from its checkpoint",
             )
-            rule = daemon.intake.rule(record.rule)
-            if rule is None:
-                continue  # the rule is gone from this node's config: waits, like a restart
-            if record.finished:
-                daemon.pipeline.dispose(record, rule)
-                continue
-            if record.state is JobState.CLAIMED:
-                daemon.intake.finish_claim(record)  # the rename it may not have made
-                if not daemon.ledger.exists(record.id):
-                    continue
-            daemon.workers.enqueue(record.id)
+            try:
+                self._take_over(daemon, record)
+            except (NemowatchError, OSError) as error:
+                # adopted, so this node's: resumed at its next start, like a crash's jobs
+                log.error(
+                    "job.adoption_failed",
+                    job_id=record.id,
+                    error=str(error),
+                    hint="it stays this node's job and resumes when this node starts again",
+                )
+
+    @staticmethod
+    def _take_over(daemon: Host, record: JobRecord) -> None:
+        """Go on with an adopted job from where its node left it."""
+        rule = daemon.intake.rule(record.rule)
+        if rule is None:
+            return  # the rule is gone from this node's config: waits, like a restart
+        if record.finished:
+            daemon.pipeline.dispose(record, rule)
+            return
+        if record.state is JobState.CLAIMED:
+            daemon.intake.finish_claim(record)  # the rename it may not have made
+            if not daemon.ledger.exists(record.id):
+                return
+        daemon.workers.enqueue(record.id)

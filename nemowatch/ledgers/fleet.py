@@ -100,10 +100,6 @@ class Leases:
         """LeaseLost if another node adopted the job: checked before anything is published."""
         self._check_lease(job_id, None)
 
-    def hold(self, job_id: str, generation: int) -> None:
-        """This daemon works on the job at lease `generation` (resumed, adopted)."""
-        self._held[job_id] = generation
-
     def _transition_at_once(
         self,
         job_id: str,

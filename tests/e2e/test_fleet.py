@@ -283,12 +283,20 @@ def test_pause_resume_retry_from_another_machine_reach_every_node_and_nodes_tie_
         retried = nemowatch(config, "retry", "--failed")
         assert retried.returncode == 0, retried.stderr
         wait_for(lambda: fleet.finished(3), timeout=60, what="the mended file done")
+        # a node whose row someone removed registers again at its next beat (else its
+        # jobs could never be adopted, and `status` would not show it)
+        with psycopg.connect(fleet.url, autocommit=True) as connection:
+            connection.execute("DELETE FROM nodes WHERE name = 'a'")
+        wait_for(lambda: nodes[0].saw("fleet.node_missing"), timeout=20, what="a back")
+        with psycopg.connect(fleet.url) as connection:
+            registered = [row[0] for row in connection.execute("SELECT name FROM nodes ORDER BY 1")]
     finally:
         statuses = fleet.stop()
     assert statuses == [0, 0]
     states = Counter(job["state"] for job in fleet.jobs())
     assert states == {"done": 3, "failed": 1}  # the failed one lives on as its retry
     assert {job["node"] for job in fleet.jobs()} == {"b"}  # `nodes: [b]`
+    assert registered == ["a", "b"]
     assert sorted(path.name for path in files(fleet.outbox, "*.mp4")) == sorted(
         [*names, "broken.mp4"]
     )
