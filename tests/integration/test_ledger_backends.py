@@ -5,6 +5,7 @@ across nodes, node-scoped recovery, leases, adoption and fencing, outages."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -308,13 +309,23 @@ def test_an_unreachable_database_gives_up_after_the_outage_with_a_clear_error(
         PgStore(missing, outage=0.0)
 
 
-def test_the_password_never_appears_in_messages(tmp_path: Path) -> None:
+def test_the_password_never_appears_in_messages(
+    pg_server: PgServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert shown_url("postgresql://nw:s3cr3t@db.lan/nw") == "postgresql://nw@db.lan/nw"
     secret = tmp_path / "password"
     secret.write_text("s3cr3t-pw\n")
-    with pytest.raises(LedgerError) as raised:
-        PgStore(f"postgresql://nw@/none?host={tmp_path}", password_file=secret, outage=0.0)
-    assert "s3cr3t" not in str(raised.value) + str(raised.value.hint)
+    caplog.set_level(logging.DEBUG)  # psycopg's pool logs each failed connection
+    for host in (tmp_path, pg_server.socket):  # no server there; a server refusing the user
+        with pytest.raises(LedgerError) as raised:
+            PgStore(f"postgresql://nobody@/postgres?host={host}", password_file=secret, outage=0)
+        said = str(raised.value) + str(raised.value.hint)
+        assert "cannot reach the ledger's database" in said and "s3cr3t" not in said
+    assert "nobody" in caplog.text  # the refusals were logged...
+    assert "s3cr3t" not in caplog.text + capsys.readouterr().out  # ...without the password
 
 
 def test_a_database_written_by_a_newer_nemowatch_is_refused(database: str) -> None:
