@@ -281,28 +281,6 @@ def server_cpu(postmaster: int) -> float:
     return total
 
 
-def make_sources(work: Path, count: int) -> tuple[Path, list[Path]]:
-    """The clip every render copies, and `count` distinct sources (staged)."""
-    from nemowatch.probe import probe
-    from tests.media import make_clip
-
-    clip = work / "clip.mp4"
-    if not clip.exists():
-        make_clip(clip, 1, size="160x120", audio="tone")
-    payload = clip.read_bytes()
-    staging = work / "sources"
-    staging.mkdir(parents=True, exist_ok=True)
-    sources = []
-    for index in range(count):
-        path = staging / f"clip{index:04d}.mp4"
-        # trailing bytes after the MP4's last box: the content differs, the clip still plays
-        path.write_bytes(payload + f"nemowatch-fleet-{index:08d}".encode())
-        sources.append(path)
-    facts = probe(sources[-1])
-    assert facts.video is not None and facts.duration > 0.9, "a padded copy does not probe"
-    return clip, sources
-
-
 class PgLedger:
     """The fleet's ledger: tests/pg.py's PgServer, started with pg_stat_statements loaded,
     and a database in it."""
@@ -881,6 +859,8 @@ def main() -> int:
     if os.geteuid() == 0:  # the server runs as `postgres`; it only needs its own folder
         os.chmod(work, 0o755)
     print(f"preparing {args.files} files in {work} ...", file=sys.stderr)
+    from bench.load import make_sources  # the same padded copies of one tiny clip
+
     clip, sources = make_sources(work, args.files)
     runs = []
     for index in range(args.runs):
