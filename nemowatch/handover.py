@@ -108,33 +108,50 @@ def publish(
         return record, {}
     from nemowatch import timelines  # the local engine and PyAV: only when one is wanted
 
+    missing = timelines.missing_package(formats)
+    if missing is not None:  # asked by a sidecar on a machine without the extra
+        raise MediaError(
+            f"timelines ({', '.join(formats)}) need {missing}", hint=timelines.INSTALL_HINT
+        )
     draft = Draft.from_json(record.draft)
     uploaded = Uploaded.of_media(record.media)  # how a nemo job's draft names its source
     left: dict[str, list[str]] = {}
+    failed: list[str] = []
     for fmt in formats:
-        built = timelines.build(draft, fmt, source=source, render=first, uploaded=uploaded)
-        extra = [] if source.exists() else [f"the source: it is no longer at {source}"]
-        left[fmt] = [*extra, *built.left_out]
-        name = PREFIX + fmt
-        if name in record.published:
-            continue  # published by an earlier run
-        final = first.with_suffix(timelines.FORMATS[fmt][1])
-        relative = PurePosixPath(final.relative_to(rule.outbox)) if final.is_relative_to(
-            rule.outbox) else PurePosixPath(final.name)  # fmt: skip
-        temp = outbox.temp_path(rule.outbox, relative, outbox.temp_owner(record))
-        published = outbox.already_published(temp, final) if temp.exists() else None
-        if published is None:
-            try:
+        temp = None
+        try:
+            built = timelines.build(draft, fmt, source=source, render=first, uploaded=uploaded)
+            extra = [] if source.exists() else [f"the source: it is no longer at {source}"]
+            left[fmt] = [*extra, *built.left_out]
+            name = PREFIX + fmt
+            if name in record.published:
+                continue  # published by an earlier run
+            final = first.with_suffix(timelines.FORMATS[fmt][1])
+            relative = PurePosixPath(final.relative_to(rule.outbox)) if final.is_relative_to(
+                rule.outbox) else PurePosixPath(final.name)  # fmt: skip
+            temp = outbox.temp_path(rule.outbox, relative, outbox.temp_owner(record))
+            published = outbox.already_published(temp, final) if temp.exists() else None
+            if published is None:
                 timelines.write(built, fmt, temp)
                 published = outbox.publish(temp, final, rule.on_conflict)
-            except (OSError, MediaError) as error:
-                temp.unlink(missing_ok=True)
-                log.warning("outbox.timeline_not_written", format=fmt, error=str(error))
-                raise
+        except Exception as error:  # one format's failure is that format's alone
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    temp.unlink(missing_ok=True)
+            log.warning(
+                "outbox.timeline_not_written",
+                format=fmt,
+                error=str(error) or type(error).__name__,
+                exc_info=not isinstance(error, OSError | NemowatchError),  # a bug: its trace
+            )
+            failed.append(f"{fmt}: {error}")
+            continue  # the other formats are still written
         pairs = [*record.published.items(), (name, str(published) if published else None)]
         record = ledger.update(record.id, published=pairs)
         temp.unlink(missing_ok=True)  # only now: it told a restart the timeline was published
         log.info("outbox.timeline", format=fmt, output=str(published) if published else None)
         if after_each is not None:
             after_each()
+    if failed:
+        raise MediaError("; ".join(failed), hint="the video and the other timelines are published")
     return record, left

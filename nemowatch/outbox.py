@@ -177,7 +177,12 @@ def publish(temp: Path, final: Path, on_conflict: OnConflict) -> Path | None:
             os.link(temp, staging)
         except OSError:
             staging = temp  # no hard links here: the temporary name goes
-        os.replace(staging, final)
+        try:
+            os.replace(staging, final)
+        except OSError:
+            if staging != temp:
+                staging.unlink(missing_ok=True)  # not left behind under a name of its own
+            raise
         sync_folder(final.parent)
         return final
     if on_conflict is OnConflict.SKIP and final.exists():
@@ -356,7 +361,8 @@ def stray_temps(
             continue
         for path in outbox.rglob(f".*{TEMP_SUFFIX}"):
             owner = path.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
-            job_id = owner.split("~", 1)[0]  # `temp_owner`: an adopted job's lease generation
+            # `temp_owner` (an adopted job's lease generation), `publish`'s second name
+            job_id = owner.removesuffix(_PUBLISHING).split("~", 1)[0]
             if job_id not in active_job_ids and ours(job_id):
                 found.append(path)
     return found

@@ -296,10 +296,16 @@ class Pipeline:
             record, left_out = handover.publish(
                 self.ledger, record, rule, source, after_each=after_each
             )
-        except (OSError, NemowatchError) as error:
+        except Exception as error:  # never the job's (nor the daemon's) end:
+            # raised here, it would come back at each start, from recovery's disposal
             warning = f"a timeline for editors was not written: {error}"
-            log.warning("outbox.timeline_failed", error=str(error))
-            return self.ledger.update(record.id, warnings=[*record.warnings, warning])
+            log.warning(
+                "outbox.timeline_failed",
+                error=str(error),
+                exc_info=not isinstance(error, OSError | NemowatchError),
+            )
+            current = self.ledger.get(record.id)  # the timelines published meanwhile
+            return self.ledger.update(record.id, warnings=[*current.warnings, warning])
         if left_out and rule.report:
             for name, path in record.published.items():
                 if path and not handover.is_timeline(name):

@@ -527,7 +527,6 @@ class _CloudCut:
 
     def _sound(self, kind: str, track: Track, pieces: list[cloudcut.Piece]) -> list[str]:
         """An audio track of the draft (music, a voice-over...), with its level."""
-        import opentimelineio as otio
 
         laid = self._track("Music" if kind == "music" else kind.capitalize(), pieces)
         metadata = track.get("m", {})
@@ -546,21 +545,6 @@ class _CloudCut:
         for clip in laid.find_clips():
             said = levels.set_level(clip, self.fmt, what=kind, volume=volume, keyframes=steady)
         return left + said
-        decibels = round(20 * math.log10(max(float(volume), 1e-5)), 2)
-        level = f"{kind} at {round(volume * 100)} % ({decibels:.1f} dB)"
-        for clip in laid.find_clips():
-            clip.effects.append(
-                otio.schema.Effect(
-                    name="volume",
-                    effect_name="volume",
-                    metadata={"keyframes": {"0000000": decibels}, "nemowatch": {"volume": volume}},
-                )
-            )
-            if self.fmt == "fcpxml":  # the adapter writes no volume: the asset's note says it
-                clip.media_reference.metadata["fcpx"] = {"note": level}
-        if self.fmt in {"fcpxml", "xml"}:
-            left.append(f"the {kind}'s level as a setting ({level})")
-        return left
 
 
 def _text_items(draft: Draft, *, captions: bool) -> list[TrackSegment]:

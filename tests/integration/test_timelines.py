@@ -13,7 +13,7 @@ import opentimelineio as otio
 import pytest
 
 from nemowatch import timelines
-from nemowatch.config import BatchMode, Rule
+from nemowatch.config import BatchMode, OnConflict, Rule
 from nemowatch.engines.base import Draft, Job, RenderState
 from nemowatch.engines.local import LocalEngine
 from nemowatch.engines.local.analysis import Segment
@@ -256,7 +256,11 @@ def test_a_nemo_draft_without_source_points_plays_the_render_as_one_clip(
 
 
 def run_job(
-    tmp_path: Path, clips: Clips, export: ExportSpec, sidecar: str | None = None
+    tmp_path: Path,
+    clips: Clips,
+    export: ExportSpec,
+    sidecar: str | None = None,
+    on_conflict: OnConflict = OnConflict.RENAME,
 ) -> tuple[Pipeline, Ledger, Rule, str]:
     """A job of the three-pause clip (and a clip.txt sidecar saying `sidecar`) run by the
     pipeline to the end."""
@@ -267,9 +271,10 @@ def run_job(
         instructions=["cut out silences"],
         export=export,
         report=True,
+        on_conflict=on_conflict,
     )
     rule.inbox.mkdir()
-    rule.outbox.mkdir()
+    rule.outbox.mkdir(exist_ok=True)
     ledger = Ledger.in_state_dir(tmp_path / "state")
     pipeline = Pipeline(LocalEngine(), ledger, state_dir=tmp_path / "state")
     source = rule.inbox / "clip.mp4"
@@ -320,6 +325,32 @@ def test_the_pipeline_publishes_the_timelines_beside_the_mp4_linking_the_archive
     assert set(report["timelines"]) == {"otio", "edl"}
     assert report["timelines"]["otio"]["file"] == str(rule.outbox / "clip.otio")
     assert "loudness normalisation" in report["timelines"]["edl"]["left_out"]
+
+
+def test_a_timeline_that_cannot_be_written_is_a_warning_and_the_others_are_published(
+    tmp_path: Path, clips: Clips
+) -> None:
+    """The `.edl`'s place is taken by a folder, which `overwrite` cannot replace: the video,
+    the `.otio` and the `.xml` are published, the source archived, the job done with a
+    warning naming the edl, and the folder left as it was."""
+    blocker = tmp_path / "outbox" / "clip.edl"
+    blocker.mkdir(parents=True)
+    (blocker / "mine.txt").write_text("not nemowatch's", encoding="utf-8")
+    formats = ("otio", "edl", "xml")
+    _, ledger, rule, job_id = run_job(
+        tmp_path,
+        clips,
+        ExportSpec(quality="low", timelines=formats),
+        on_conflict=OnConflict.OVERWRITE,
+    )
+    record = ledger.get(job_id)
+    assert record.state is JobState.DONE and record.disposed is not None
+    assert list(record.published) == ["", "timeline otio", "timeline xml"]
+    assert (rule.outbox / "clip.otio").is_file() and (rule.outbox / "clip.xml").is_file()
+    (warning,) = [text for text in record.warnings if "timeline" in text]
+    assert warning.startswith("a timeline for editors was not written: edl: ")
+    assert (blocker / "mine.txt").read_text(encoding="utf-8") == "not nemowatch's"
+    assert not [path.name for path in rule.outbox.iterdir() if path.name.startswith(".")]
 
 
 def test_a_sidecar_asking_for_a_premiere_timeline_gets_one(tmp_path: Path, clips: Clips) -> None:

@@ -50,3 +50,19 @@ def test_temporary_results_are_hidden_and_found_when_stray(tmp_path: Path) -> No
     other = temp_path(tmp_path, PurePosixPath("b.mp4"), "job2")
     other.write_bytes(b"partial")
     assert stray_temps([tmp_path], active_job_ids={"job2"}) == [temp]
+
+
+def test_an_adopted_jobs_and_an_overwrites_temporary_names_are_known_as_the_jobs(
+    tmp_path: Path,
+) -> None:
+    # `temp_owner`: an adopted job's lease generation; `publish`'s second name (overwrite)
+    adopted = temp_path(tmp_path, PurePosixPath("a.mp4"), "job1~2")
+    staged = adopted.with_name(
+        adopted.name.replace(".nemowatch-part", "-publishing.nemowatch-part")
+    )
+    others = temp_path(tmp_path, PurePosixPath("b.mp4"), "job2~1")
+    for path in (adopted, staged, others):
+        path.write_bytes(b"partial")
+    mine = {"job1"}
+    found = stray_temps([tmp_path], active_job_ids=set(), ours=mine.__contains__)
+    assert sorted(found) == sorted([adopted, staged])
