@@ -24,7 +24,7 @@ from nemowatch.engines.local.timeline import SourceFacts, build_draft
 from nemowatch.files import claim, claim_folder
 from nemowatch.jobs import Batch, Revision
 from nemowatch.ledger import JobState, Ledger, new_job_id
-from nemowatch.pipeline import Pipeline
+from nemowatch.pipeline import NO_BATCH_TIMELINES, Pipeline
 from nemowatch.probe import probe
 from nemowatch.rules import EditSpec, ExportSpec
 from tests.media import TOOL_FFMPEG, Clips
@@ -442,6 +442,43 @@ def test_a_combined_folders_timeline_links_each_of_its_archived_files(
     assert abs(length - probe(record.output).duration * rate) <= 1  # as long as the MP4
     edl = timelines.read(rule.outbox / "trip.edl", "edl", rate=timelines.timecode_rate(rate))
     assert timelines.cut_list(edl, rate) == timelines.cut_list(timeline, rate)
+
+
+def test_a_file_of_a_batch_each_folder_says_it_gets_no_timelines(
+    tmp_path: Path, clips: Clips
+) -> None:
+    """Its folder moves as one when the last of its jobs ends: no final place to link yet.
+    The video is made; the job says why it has no timeline (not a silent half)."""
+    rule = Rule(
+        name="each",
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "outbox",
+        instructions=["cut out silences"],
+        export=ExportSpec(quality="low", timelines=("otio",)),
+    )
+    dropped = rule.inbox / "trip"
+    dropped.mkdir(parents=True)
+    shutil.copy(clips.basic, dropped / "a.mp4")
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    claim_id = new_job_id()
+    claimed = claim_folder(dropped, rule.inbox, claim_id)
+    assert claimed is not None
+    batch = Batch(claim_id, "each", dropped, claimed, files=("a.mp4",))
+    job_id = new_job_id()
+    ledger.create(
+        job_id=job_id, rule=rule.name, engine="local", source=dropped / "a.mp4",
+        claimed=claimed / "a.mp4", batch=batch,
+    )  # fmt: skip
+
+    record = asyncio.run(
+        Pipeline(LocalEngine(), ledger, state_dir=tmp_path / "state").run(job_id, rule)
+    )
+
+    assert record.state is JobState.DONE, record.error
+    assert record.output is not None and record.output.is_file()
+    assert NO_BATCH_TIMELINES in record.warnings
+    assert not [name for name in record.published if name.startswith("timeline")]
+    assert not list(rule.outbox.glob("*.otio"))
 
 
 def test_a_revisions_timelines_link_the_first_jobs_source_and_follow_its_file(
