@@ -4,8 +4,9 @@ variants defines its own `fake`)."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -37,6 +38,40 @@ def bundled_ffmpeg(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     """Pin $NEMOWATCH_FFMPEG (inherited by the daemons) to the bundled binary."""
     if request.path.name not in DEFAULT_CHOICE:
         monkeypatch.setenv("NEMOWATCH_FFMPEG", BUNDLED_FFMPEG)
+
+
+# The real FFmpeg, its render passes reading their source no faster than `rate` times real
+# time (-readrate, FFmpeg 5.0 and later): a render that lasts seconds without spending them.
+# Tests that must see a render running (its percent rising, a stop in the middle of it) used
+# to upscale their clip to 1080p so the encoder took that long: 5-10 s of CPU each. A pass
+# that reports its progress (`-progress`) is a render pass; probes and analyses run as fast
+# as they can.
+PACED = """#!/bin/sh
+case " $* " in
+  *" -progress "*) exec {real} -readrate {rate} "$@" ;;
+esac
+exec {real} "$@"
+"""
+
+
+@pytest.fixture
+def paced_ffmpeg(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[float], Path]:
+    """`paced_ffmpeg(rate)` points $NEMOWATCH_FFMPEG (inherited by the daemons and
+    commands the test starts) at the bundled FFmpeg, paced to `rate` times real time."""
+
+    def pace(rate: float) -> Path:
+        folder = tmp_path_factory.getbasetemp() / "paced-ffmpeg"
+        folder.mkdir(exist_ok=True)
+        script = folder / f"ffmpeg-x{rate:g}"
+        if not script.exists():
+            script.write_text(PACED.format(real=shlex.quote(BUNDLED_FFMPEG), rate=f"{rate:g}"))
+            script.chmod(0o755)
+        monkeypatch.setenv("NEMOWATCH_FFMPEG", str(script))
+        return script
+
+    return pace
 
 
 @pytest.fixture

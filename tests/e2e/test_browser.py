@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -23,10 +24,10 @@ from tests.media import Clips, write_random_bytes
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
-# 10 s of the silences clip upscaled to 1080p: a render of 3-4 s on an idle machine, long
-# enough for the page (refreshed every second) to show its percent more than once (at
-# 720p it took 2 s: once seen on an idle machine)
-SLOW_EXPORT = {"format": "mp4", "resolution": "1080p", "quality": "high"}
+# 10 s of the silences clip read at 2.5 times real time (`paced_ffmpeg`): a render of 4 s,
+# long enough for the page (refreshed every second) to show its percent more than once,
+# that costs what a tiny clip's render costs (it was upscaled to 1080p to take that long)
+PACE = 2.5
 # set to a path to keep the screenshot (docs/http-page.png is made so)
 SCREENSHOT = "NEMOWATCH_SCREENSHOT"
 JOB_SCREENSHOT = "NEMOWATCH_JOB_SCREENSHOT"  # docs/http-job-page.png
@@ -55,11 +56,12 @@ def percents_until_done(page: Page, name: str, timeout: float = 60.0) -> list[in
 
 
 def test_the_page_shows_a_drop_rendering_then_done_and_retries_a_failed_job(
-    tmp_path: Path, clips: Clips
+    tmp_path: Path, clips: Clips, paced_ffmpeg: Callable[[float], Path]
 ) -> None:
+    paced_ffmpeg(PACE)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    clip_rule = rule(tmp_path, export=SLOW_EXPORT, settle_seconds=0.2)
+    clip_rule = rule(tmp_path, settle_seconds=0.2)
     # a quick edit with cuts, for the job page's picture
     cuts_rule = rule(tmp_path, "cuts", edit={"cut_silences": True}, settle_seconds=0.2)
     config = write_config(tmp_path, [clip_rule, cuts_rule], http={"listen": f"127.0.0.1:{port}"})

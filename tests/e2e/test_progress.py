@@ -15,6 +15,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,12 +26,13 @@ from tests.media import Clips
 pytestmark = pytest.mark.e2e
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-# 10 s of the silences clip, upscaled to 720p: a render of a couple of seconds
-SLOW_EXPORT = {"format": "mp4", "resolution": "720p", "quality": "high"}
+# 10 s of the silences clip read at 2.5 times real time (`paced_ffmpeg`): a render of 4 s that
+# costs what a tiny clip's render costs
+PACE = 2.5
 
 
 def _config(tmp_path: Path, clips: Clips) -> tuple[Path, Path]:
-    config = write_config(tmp_path, [rule(tmp_path, export=SLOW_EXPORT)])
+    config = write_config(tmp_path, [rule(tmp_path)])
     source = tmp_path / "talk.mp4"
     shutil.copy(clips.silences, source)
     return config, source
@@ -65,8 +67,9 @@ def _run_on_a_terminal(arguments: list[str], timeout: float = 120.0) -> tuple[in
 
 
 def test_process_on_a_terminal_shows_the_render_percent_rising(
-    tmp_path: Path, clips: Clips
+    tmp_path: Path, clips: Clips, paced_ffmpeg: Callable[[float], Path]
 ) -> None:
+    paced_ffmpeg(PACE)
     config, source = _config(tmp_path, clips)
 
     status, screen = _run_on_a_terminal(
@@ -103,12 +106,10 @@ def test_process_on_a_pipe_prints_no_progress_line(tmp_path: Path, clips: Clips)
 
 
 def test_status_shows_a_running_jobs_stage_and_a_rising_percent(
-    tmp_path: Path, clips: Clips
+    tmp_path: Path, clips: Clips, paced_ffmpeg: Callable[[float], Path]
 ) -> None:
-    # 10 s upscaled to 1080p: a render of a few seconds on two cores (the ledger's
-    # progress is written about once a second)
-    slow = {"format": "mp4", "resolution": "1080p", "quality": "low"}
-    config = write_config(tmp_path, [rule(tmp_path, export=slow)])
+    paced_ffmpeg(PACE)  # a render of 4 s: the ledger's progress is written about once a second
+    config = write_config(tmp_path, [rule(tmp_path)])
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     try:
         drop(tmp_path / "inbox" / "clips" / "talk.mp4", clips.silences)
