@@ -293,6 +293,10 @@ CLIP_CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
     "portrait": ("portrait.mp4", {"seconds": 1, "size": "120x160", "audio": "tone"}),
     "matroska": ("matroska.mkv", {"seconds": 2, "audio": "tone"}),
     "long": ("long.mp4", {"seconds": 30, "size": "320x240", "audio": "tone"}),
+    "long_tiny": (
+        "long_tiny.mp4",
+        {"seconds": 15, "size": "64x36", "fps": 10, "audio": "tone", "sample_rate": 16000},
+    ),
     "two_minutes": (
         "two_minutes.mp4",
         {
@@ -384,6 +388,12 @@ class Clips:
     def long(self) -> Path:
         """30 s, 320x240, tone: long enough that rendering it takes a moment (about 1 s)."""
         return self.layout("long").path
+
+    @property
+    def long_tiny(self) -> Path:
+        """15 s, 64x36 at 10 fps, tone: a twentieth of `long`'s CPU to render. Read at 5 times
+        real time (tests/e2e/conftest.py's `paced_ffmpeg`), its render lasts 3 s."""
+        return self.layout("long_tiny").path
 
     @property
     def two_minutes(self) -> Path:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -209,14 +210,18 @@ def test_bad_inputs_end_in_failed_with_a_readable_report(setup, clips) -> None:
     assert not files(outbox, "random*") and no_temporaries(outbox)
 
 
-def test_sigkill_while_rendering_then_restart_finishes_the_job_once(tmp_path: Path, clips) -> None:
-    # smart: off, so every frame is encoded: a render long enough to be killed in
+def test_sigkill_while_rendering_then_restart_finishes_the_job_once(
+    tmp_path: Path, clips, paced_ffmpeg: Callable[[float], Path]
+) -> None:
+    # smart: off, so every frame is encoded; 15 s of tiny frames read at 5 times real
+    # time: a render of 3 s to be killed in
+    paced_ffmpeg(5)
     export = {"format": "mp4", "resolution": "source", "quality": "high", "smart": "off"}
     config = write_config(tmp_path, [rule(tmp_path, export=export)])
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
     log = tmp_path / "daemon.log"
     daemon = Daemon(config, log).start()
-    drop(inbox / "long.mp4", clips.long)
+    drop(inbox / "long.mp4", clips.long_tiny)
     wait_for(
         lambda: "exporting" in ledger_states(tmp_path / "state").values(),
         interval=0.02,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,18 @@ def test_sighup_reloads_the_config(tmp_path: Path, clips) -> None:
         assert daemon.stop() == 0
 
 
-def test_sigterm_lets_a_running_job_finish_within_the_grace_period(tmp_path: Path, clips) -> None:
+# 15 s of tiny frames read at 5 times real time: a render of 3 s to stop the daemon in
+SLOW = 5
+
+
+def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
+    tmp_path: Path, clips, paced_ffmpeg: Callable[[float], Path]
+) -> None:
+    paced_ffmpeg(SLOW)
     config = write_config(tmp_path, [rule(tmp_path)], grace_period=60)
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
-    drop(inbox / "long.mp4", clips.long)
+    drop(inbox / "long.mp4", clips.long_tiny)
     wait_for(
         lambda: "exporting" in ledger_states(tmp_path / "state").values(),
         interval=0.02,
@@ -80,12 +88,15 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(tmp_path: Pat
     assert daemon.saw("daemon.stopped")
 
 
-def test_sigterm_with_no_grace_leaves_the_job_to_resume(tmp_path: Path, clips) -> None:
+def test_sigterm_with_no_grace_leaves_the_job_to_resume(
+    tmp_path: Path, clips, paced_ffmpeg: Callable[[float], Path]
+) -> None:
+    paced_ffmpeg(SLOW)
     config = write_config(tmp_path, [rule(tmp_path)], grace_period=0)
     log = tmp_path / "daemon.log"
     daemon = Daemon(config, log).start()
     inbox, outbox = tmp_path / "inbox" / "clips", tmp_path / "outbox" / "clips"
-    drop(inbox / "long.mp4", clips.long)
+    drop(inbox / "long.mp4", clips.long_tiny)
     wait_for(
         lambda: "exporting" in ledger_states(tmp_path / "state").values(),
         interval=0.02,

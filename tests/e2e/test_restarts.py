@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,16 +71,21 @@ def every_file_once(folder: Path, names: list[str], fake: FakeNemo | None = None
     return problems
 
 
+# The long clip's tiny frames read at 5 times real time: a render of 3 s, whatever the load
+SLOW = 5
+
+
 def test_ten_files_survive_six_sigterm_restarts_that_interrupt_their_jobs(
-    tmp_path: Path, clips: Clips
+    tmp_path: Path, clips: Clips, paced_ffmpeg: Callable[[float], Path]
 ) -> None:
+    paced_ffmpeg(SLOW)
     chosen = seed()
     choose = random.Random(chosen)
     # no grace period: a stop interrupts the running jobs, as it does jobs longer than it
     config = write_config(tmp_path, [rule(tmp_path, outputs="{stem}.mp4")], grace_period=0)
     dropped = ten_files(tmp_path, clips)
     long = next(iter(dropped))
-    dropped[long] = clips.long  # it renders for a while: each stop comes while it does
+    dropped[long] = clips.long_tiny  # it renders for a while: each stop comes while it does
     drop_at_once(dropped)
     for number in range(1, 7):
         daemon = Daemon(config, tmp_path / f"daemon-{number:02d}.log").start()
@@ -98,12 +104,13 @@ def test_ten_files_survive_six_sigterm_restarts_that_interrupt_their_jobs(
 
 
 def test_a_file_that_crashes_the_daemon_fails_with_a_hint_after_running_alone(
-    tmp_path: Path, clips: Clips
+    tmp_path: Path, clips: Clips, paced_ffmpeg: Callable[[float], Path]
 ) -> None:
+    paced_ffmpeg(SLOW)
     config = write_config(tmp_path, [rule(tmp_path, outputs="{stem}.mp4")], max_attempts=2)
     inbox = tmp_path / "inbox" / "clips"
     # the crash comes as its render starts; the other one is rendering then, every time
-    drop_at_once({inbox / "crash.mp4": clips.basic, inbox / "bystander.mp4": clips.long})
+    drop_at_once({inbox / "crash.mp4": clips.basic, inbox / "bystander.mp4": clips.long_tiny})
     later = {inbox / path.name: path for path in clips.distinct(2)}  # with the 2nd daemon
     names = ["crash.mp4", "bystander.mp4", *(path.name for path in later)]
     daemons: list[Daemon] = []
