@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.media import Clips
+from tests.media import Clips, accepted_ffmpegs
 from tests.pg import PgServer
 
 # Slowest first: the files marked `slow` (most of a minute or more each), then the layers in
@@ -26,7 +26,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Write nemowatch's bytecode once, before the workers start, if Python is told not to.
+    """Before the workers start: learn what each FFmpeg can do (`accepted_ffmpegs`, kept
+    where the workers read it), and write nemowatch's bytecode once if Python is told not to.
 
     With PYTHONDONTWRITEBYTECODE set (as on the shared test machine), every `nemowatch` the
     tests start (a few hundred daemons and commands) compiled the package from source again:
@@ -36,6 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
         for folder in ("nemowatch", "tests"):
             compileall.compile_dir(REPOSITORY / folder, quiet=2)
         _write_rewritten_tests(config)
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        accepted_ffmpegs()  # probed once here, read by each worker (tests/media.py)
 
 
 def _write_rewritten_tests(config: pytest.Config) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import imageio_ffmpeg
 
-from nemowatch.engines.local.ffmpeg import detected_candidates
+from nemowatch.engines.local.ffmpeg import capability_cache, detected_candidates
 
 # The tests' own instrument, for making clips and reading what was made: the bundled
 # static binary, which starts in about 12 ms of CPU against Debian's 74 ms (it loads 200
@@ -40,11 +40,13 @@ def accepted_ffmpegs() -> list[tuple[str, Path]]:
 
 @functools.cache
 def _accepted_ffmpegs() -> tuple[tuple[str, Path], ...]:
-    # probed once per process: five test files ask while they are collected, and each
-    # probe runs every candidate FFmpeg a few times (about a second of CPU in all)
+    # Asked once per process: five test files ask while they are collected. Probing runs
+    # every candidate FFmpeg a dozen times (about a second of CPU), so what each binary can
+    # do is read from where the daemons the tests start keep it (`capability_cache`: by
+    # path, inode, time and size); tests/conftest.py asks before the workers start.
     return tuple(
         (f"{candidate.origin}-{candidate.capabilities.version.split('-')[0]}", candidate.path)
-        for candidate in detected_candidates(None)
+        for candidate in detected_candidates(None, cache=capability_cache(os.environ))
         if candidate.usable and candidate.capabilities is not None
     )
 

@@ -21,7 +21,10 @@ END = "<!-- end of phrasings -->"
 
 def load_table() -> list[dict[str, Any]]:
     """Every entry of the table, each with its `kind`."""
-    groups = yaml.safe_load(TABLE.read_text(encoding="utf-8"))
+    # libyaml's loader where PyYAML has it: each worker reads the table as it collects
+    # (0.17 s of CPU in Python, 0.02 s in C), and both read it alike
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    groups = yaml.load(TABLE.read_text(encoding="utf-8"), Loader=loader)
     return [{"kind": group["kind"], **entry} for group in groups for entry in group["phrasings"]]
 
 

@@ -110,7 +110,10 @@ def _written_by_tests() -> Iterator[Any]:
     """The configs the tests write: every YAML text of a test module that holds rules, and
     every config the e2e harness writes from literal arguments (`write_config`, `rule`)."""
     for module in sorted((ROOT / "tests").rglob("test_*.py")):
-        tree = ast.parse(module.read_text(encoding="utf-8"))
+        source = module.read_text(encoding="utf-8")
+        if "rule(" not in source and not ("rules:" in source and "inbox:" in source):
+            continue  # neither below: not parsed (each worker collects this: 0.6 -> 0.3 s)
+        tree = ast.parse(source)
         name = module.relative_to(ROOT / "tests")
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
