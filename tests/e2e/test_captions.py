@@ -137,9 +137,9 @@ def test_a_sound_files_audiogram_gets_the_captions_of_what_is_said(
 
 
 def test_fillers_are_cut_and_nothing_said_is(tmp_path: Path, kitchen: SpokenClip) -> None:
-    output, config = process(
-        tmp_path, kitchen.path, edit={"remove_fillers": True, "captions": {"burn": False}}
-    )
+    # (no loudness passes: they are tested elsewhere, and cost more CPU than the cuts)
+    edit = {"remove_fillers": True, "captions": {"burn": False}, "normalize": False}
+    output, config = process(tmp_path, kitchen.path, edit=edit)
 
     kept = kept_segments(config)
     for piece in kitchen.pieces:
@@ -181,9 +181,13 @@ def test_fillers_are_cut_and_nothing_said_is(tmp_path: Path, kitchen: SpokenClip
 
 def test_burned_captions_change_only_the_caption_area(tmp_path: Path, kitchen: SpokenClip) -> None:
     sharp = {"format": "mp4", "resolution": "source", "quality": "high"}
-    plain, _ = process(tmp_path / "plain", kitchen.path, export=sharp)
+    # (no loudness passes: the pictures are compared, and the sound costs more CPU)
+    plain, _ = process(tmp_path / "plain", kitchen.path, export=sharp, edit={"normalize": False})
     captioned, config = process(
-        tmp_path / "captioned", kitchen.path, export=sharp, edit={"captions": True}
+        tmp_path / "captioned",
+        kitchen.path,
+        export=sharp,
+        edit={"captions": True, "normalize": False},
     )
 
     width, height = probe(plain).video.width, probe(plain).video.height  # type: ignore[union-attr]
