@@ -138,8 +138,8 @@ async def test_a_render_of_another_size_and_rate_is_conformed_to_the_rules_expor
     subprocess.run(
         [
             str(TOOL_FFMPEG), "-v", "error", "-y",
-            "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25:d=3",
-            "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+            "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25:d=1",
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
             "-movflags", "+faststart", str(rendered),
         ],
