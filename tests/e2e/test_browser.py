@@ -24,10 +24,11 @@ from tests.media import Clips, write_random_bytes
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
-# 10 s of the silences clip read at 2.5 times real time (`paced_ffmpeg`): a render of 4 s,
-# long enough for the page (refreshed every second) to show its percent more than once,
-# that costs what a tiny clip's render costs (it was upscaled to 1080p to take that long)
-PACE = 2.5
+# 10 s of the silences clip read at 1.5 times real time (`paced_ffmpeg`): a render of 7 s,
+# long enough for the page (refreshed every second) to show its percent more than once
+# however busy the machine, that costs what a tiny clip's render costs (it was upscaled to
+# 1080p to take 3-4 s)
+PACE = 1.5
 # set to a path to keep the screenshot (docs/http-page.png is made so)
 SCREENSHOT = "NEMOWATCH_SCREENSHOT"
 JOB_SCREENSHOT = "NEMOWATCH_JOB_SCREENSHOT"  # docs/http-job-page.png

@@ -108,7 +108,10 @@ def test_process_on_a_pipe_prints_no_progress_line(tmp_path: Path, clips: Clips)
 def test_status_shows_a_running_jobs_stage_and_a_rising_percent(
     tmp_path: Path, clips: Clips, paced_ffmpeg: Callable[[float], Path]
 ) -> None:
-    paced_ffmpeg(PACE)  # a render of 4 s: the ledger's progress is written about once a second
+    # a render of 8 s: the ledger's progress is written about once a second, and each look
+    # below is a `nemowatch` process, slow to start on a busy machine (at 4 s, CI's load
+    # once left room for two looks, one of them before the first percent)
+    paced_ffmpeg(1.25)
     config = write_config(tmp_path, [rule(tmp_path)])
     daemon = Daemon(config, tmp_path / "daemon.log").start()
     try:
@@ -120,9 +123,9 @@ def test_status_shows_a_running_jobs_stage_and_a_rising_percent(
             assert result.returncode == 0, result.stderr
             running = [job for job in json.loads(result.stdout)["recent"] if job["stage"]]
             seen += [(job["stage"], job["percent"]) for job in running]
-            # each look is a `nemowatch` process; the ledger's percent changes about once a
-            # second, so a look every half second sees each value without crowding the render
-            time.sleep(0.5)
+            # each look is a `nemowatch` process (0.35 s of CPU); the ledger's percent
+            # changes about once a second: a look a second sees most values
+            time.sleep(1.0)
     finally:
         daemon.stop()
 
