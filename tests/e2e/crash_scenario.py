@@ -151,12 +151,14 @@ def configure(folder: Path, plan: Plan, fake: FakeNemo | None) -> Path:
     settings: dict[str, Any] = {"concurrency": plan.concurrency, "grace_period": 5}
     if plan.engine == "nemo":
         assert fake is not None, "the nemo engine needs the fake server"
-        # the fake lands an edit at once or never: 45 s of looking for one that a kill cut
-        # off is plenty (the default window, 300 s, is for the service's real edit times,
-        # and would outlast the scenario's finish timeout)
+        # the fake lands an edit as the request arrives, before it streams anything, or
+        # never: 4 s of looking (two reads) for one that a kill cut off is plenty. The
+        # default window, 300 s, is for the service's real edit times; 45 s, as it was,
+        # made each job whose instruction a kill stopped before it was sent wait that long,
+        # one after another when the last daemon ran them alone (a run of 181 s, not 30)
         settings |= {
             "engine": "nemo",
-            "nemo": {"base_url": fake.base_url, "landing_window": 45},
+            "nemo": {"base_url": fake.base_url, "landing_window": 4},
         }
     return write_config(folder, rules, **settings)
 

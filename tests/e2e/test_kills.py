@@ -45,7 +45,7 @@ def test_ten_files_survive_twelve_sigkills_one_to_three_seconds_apart(
         [rule(tmp_path, instructions=["cut out silences"], outputs="{stem}.mp4")],
         engine="nemo",
         # the fake lands an edit at once or never: see crash_scenario.configure
-        nemo={"base_url": fake.base_url, "landing_window": 45},
+        nemo={"base_url": fake.base_url, "landing_window": 4},
     )  # max_attempts: the default
     dropped = ten_files(tmp_path, clips)
     arrivals = list(dropped.items())
