@@ -181,7 +181,8 @@ def _samples(
 
     Computed with NumPy, sample by sample as FFmpeg's `aevalsrc` did from the same
     formula: aevalsrc evaluated every gate for every sample, which made a two-minute talk
-    with forty pauses cost 1-3 s of CPU to generate; this costs a few milliseconds."""
+    with forty pauses cost 1-3 s of CPU to generate; this costs a few milliseconds.
+    tests/integration/test_media.py holds the two to the same samples."""
     import numpy as np  # only here: collecting the tests needs no NumPy
 
     t = np.arange(round(seconds * sample_rate), dtype=np.float64) / sample_rate
