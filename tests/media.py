@@ -14,7 +14,7 @@ import itertools
 import os
 import random
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -368,13 +368,35 @@ class Clips:
         process made it already. It appears under its name whole (made under a hidden name,
         renamed), and the lock keeps two processes from spending the time to make it twice."""
         path = self.directory / file_name
-        with (self.directory / f".{file_name}.lock").open("w") as lock:
+        self._once(path, lambda partial: make_clip(partial, **arguments))
+        return clip_layout(path, **arguments)
+
+    def _once(self, path: Path, make: Callable[[Path], object]) -> None:
+        """Have `make` write `path` (under a hidden name, renamed) unless it exists."""
+        with (self.directory / f".{path.name}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
             if not path.exists():
-                partial = path.with_name(f".partial-{file_name}")
-                make_clip(partial, **arguments)
+                partial = path.with_name(f".partial-{path.name}")
+                make(partial)
                 os.replace(partial, path)
-        return clip_layout(path, **arguments)
+
+    def fast_start(self, name: str = "basic") -> Path:
+        """The clip `name` with its index first (`-movflags +faststart`, the streams copied):
+        what the fake NemoVideo serves as a render, since the pipeline refuses a result
+        that is not fast-start."""
+        source = self.layout(name).path
+        path = self.directory / f"{source.stem}-faststart{source.suffix}"
+        command = [str(TOOL_FFMPEG), "-v", "error", "-y", "-i", str(source), "-c", "copy"]
+        self._once(
+            path,
+            lambda partial: subprocess.run(
+                [*command, "-movflags", "+faststart", str(partial)],
+                check=True,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+            ),
+        )
+        return path
 
     @property
     def basic(self) -> Path:

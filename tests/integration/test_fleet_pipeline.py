@@ -24,6 +24,7 @@ from nemowatch.rules import ExportSpec
 from tests.fakes.scripted_engine import ScriptedEngine
 from tests.media import Clips
 from tests.pg import PgServer
+from tests.running import no_sleep
 
 
 class GatedEngine(ScriptedEngine):
@@ -38,10 +39,6 @@ class GatedEngine(ScriptedEngine):
         self.waiting.set()
         await self.gate.wait()
         await super().download(render, dest)
-
-
-async def no_sleep(seconds: float) -> None:
-    return None
 
 
 async def test_a_node_that_lost_its_lease_mid_job_publishes_nothing_and_the_adopter_does(

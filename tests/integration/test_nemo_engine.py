@@ -18,7 +18,6 @@ import logging
 import shutil
 import ssl
 import stat
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass, field, replace
@@ -52,7 +51,6 @@ from tests.fakes.nemo_server import (
     RenderShape,
     TextTurns,
 )
-from tests.media import TOOL_FFMPEG
 
 INSTRUCTIONS = ("cut out the silent parts", "add background music")
 ATTRIBUTION = ("nemowatch", __version__, "linux")
@@ -231,14 +229,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def video(clips: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def video(clips: Any) -> Path:
     """clips.basic with its index first: the pipeline refuses a result that is not
     fast-start, and the fake serves this very file as every render's result."""
-    path = tmp_path_factory.mktemp("nemo") / "basic-faststart.mp4"
-    command = [str(TOOL_FFMPEG), "-v", "error", "-y", "-i", str(clips.basic)]
-    command += ["-c", "copy", "-movflags", "+faststart", str(path)]
-    subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL)
-    return path
+    return clips.fast_start()
 
 
 @pytest.fixture

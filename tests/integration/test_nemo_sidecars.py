@@ -5,7 +5,6 @@ phrase); an invalid one fails the job before anything is uploaded."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,15 @@ from nemowatch.files import claim
 from nemowatch.ledger import JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from tests.fakes.nemo_server import FakeNemo
-from tests.media import TOOL_FFMPEG
+from tests.running import no_sleep
 
 RULE_SAYS = ("cut out the silent parts",)
 
 
-async def no_sleep(delay: float) -> None:
-    return None
-
-
 @pytest.fixture(scope="module")
-def video(clips: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def video(clips: Any) -> Path:
     """clips.basic with its index first, as the fake serves it as every render's result."""
-    path = tmp_path_factory.mktemp("nemo-sidecars") / "basic-faststart.mp4"
-    command = [str(TOOL_FFMPEG), "-v", "error", "-y", "-i", str(clips.basic)]
-    command += ["-c", "copy", "-movflags", "+faststart", str(path)]
-    subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL)
-    return path
+    return clips.fast_start()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -22,24 +21,17 @@ from nemowatch.ledger import JobRecord, JobState, Ledger, new_job_id
 from nemowatch.pipeline import Pipeline
 from nemowatch.rules import ExportSpec
 from tests.fakes.nemo_server import FakeNemo
-from tests.media import TOOL_FFMPEG, Clips
+from tests.media import Clips
+from tests.running import no_sleep
 
 FPS = 25  # clips.basic's rate, which the upload's answer reports
 SAYS = ("cut out the silent parts", "add background music", "add the title 'Hello'")
 
 
-async def no_sleep(delay: float) -> None:
-    return None
-
-
 @pytest.fixture(scope="module")
-def video(clips: Clips, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def video(clips: Clips) -> Path:
     """clips.basic (3 s) with its index first, as the fake serves it as the render."""
-    path = tmp_path_factory.mktemp("nemo-timelines") / "basic-faststart.mp4"
-    command = [str(TOOL_FFMPEG), "-v", "error", "-y", "-i", str(clips.basic)]
-    command += ["-c", "copy", "-movflags", "+faststart", str(path)]
-    subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL)
-    return path
+    return clips.fast_start()
 
 
 async def run_job(fake: FakeNemo, rule: Rule, video: Path, state: Path) -> JobRecord:
