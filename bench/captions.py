@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import imageio_ffmpeg  # noqa: E402
 import yaml  # noqa: E402
 
+from bench.procs import tree_rss  # noqa: E402
 from tests.speech_clips import TALK, spoken_clip, srt_cues, word_error_rate  # noqa: E402
 
 TRANSCRIBE = """
@@ -43,34 +44,6 @@ from nemowatch.engines.local.speech import Transcriber
 heard = Transcriber().transcribe(Path(sys.argv[1]), language=None, fillers=False)
 print(' '.join(word.text.strip() for word in heard.words))
 """
-
-
-def tree_rss(root: int) -> int:
-    """The resident memory of `root` and all its descendants now, in bytes (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                parents[int(entry)] = int(fields[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in tree:
-                tree.add(pid)
-                frontier.append(pid)
-    total = 0
-    for pid in tree:
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf(
-                "SC_PAGE_SIZE"
-            )
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
 
 
 def measured(arguments: list[str]) -> tuple[dict[str, float], str]:

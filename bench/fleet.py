@@ -65,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from bench.procs import CLOCK_TICKS, cpu_seconds, processes  # noqa: E402
 from nemowatch.engines.base import (  # noqa: E402
     EDIT_FRAME,
     Credits,
@@ -81,7 +82,6 @@ from nemowatch.engines.base import (  # noqa: E402
 )
 from nemowatch.rules import ExportSpec  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 INSTRUCTIONS = ["cut out silences"]
 STATS_FLUSH = 11.0  # seconds: an idle backend has sent its counts to pg_stat_database
 
@@ -257,25 +257,11 @@ def run_node(config_path: Path, counts_path: Path, clip: Path) -> int:
 # -- the parent ----------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads, in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as handle:
-        fields = handle.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def server_cpu(postmaster: int) -> float:
     """CPU seconds of the postmaster and its live children (backends, writers). A backend
     that exited is missed: the nodes keep theirs open for the whole run."""
     total = cpu_seconds(postmaster)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
+    for _, fields in processes():
         if int(fields[1]) == postmaster:
             total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return total

@@ -41,9 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from bench.procs import CLOCK_TICKS, cpu_seconds  # noqa: E402
 from tests.e2e.harness import Daemon  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # x86_64 system call numbers a sleeping thread of this daemon is found in
 SYSCALLS = {"7": "poll", "202": "futex", "219": "restart_syscall", "232": "epoll_wait"}
 
@@ -77,12 +77,6 @@ def look_at(pid: int) -> dict[int, ThreadLook]:
             involuntary=switches.get("nonvoluntary_ctxt_switches", 0),
         )
     return found
-
-
-def process_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", "rb") as handle:
-        fields = handle.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def py_spy() -> str | None:
@@ -169,9 +163,9 @@ def main() -> int:
         time.sleep(args.warmup / 2)
         roles = thread_roles(pid)  # py-spy pauses the process: done before the window
         time.sleep(args.warmup / 2)
-        before, cpu_before, started = look_at(pid), process_cpu(pid), time.monotonic()
+        before, cpu_before, started = look_at(pid), cpu_seconds(pid), time.monotonic()
         time.sleep(args.seconds)
-        after, cpu_after, ended = look_at(pid), process_cpu(pid), time.monotonic()
+        after, cpu_after, ended = look_at(pid), cpu_seconds(pid), time.monotonic()
         running = daemon.running
     finally:
         code = daemon.stop()

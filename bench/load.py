@@ -52,20 +52,13 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from bench.procs import cpu_seconds  # noqa: E402
 from nemowatch.probe import probe  # noqa: E402
 from tests.e2e.harness import Daemon, ledger_states, wait_for  # noqa: E402
 from tests.fakes.nemo_server import FakeNemo, Variants  # noqa: E402
 from tests.media import make_clip  # noqa: E402
 
 INSTRUCTIONS = ["cut out silences", "add background music"]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads, in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as handle:
-        fields = handle.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def status_kb(pid: int, key: str) -> int:

@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procs import tree_rss  # noqa: E402
 from nemowatch.engines.local.arguments import encoder_arguments  # noqa: E402
 from nemowatch.engines.local.ffmpeg import choose_ffmpeg  # noqa: E402
 from nemowatch.probe import probe  # noqa: E402
@@ -59,31 +60,6 @@ def speech_layout(seconds: float) -> list[tuple[float, float]]:
         position = start + pause
         index += 1
     return silences
-
-
-def tree_rss(root: int) -> int:
-    """Resident memory of `root` and all its descendants, in bytes."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-        except OSError:
-            continue
-    total, stack = 0, [root]
-    page = os.sysconf("SC_PAGE_SIZE")
-    while stack:
-        pid = stack.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as handle:
-                total += int(handle.read().split()[1]) * page
-        except OSError:
-            pass
-        stack.extend(children.get(pid, []))
-    return total
 
 
 def run_measured(command: list[str]) -> tuple[float, int, subprocess.CompletedProcess[str]]:
