@@ -51,3 +51,19 @@ def tree_rss(root: int) -> int:
             pass
         stack.extend(children.get(pid, []))
     return total
+
+
+def main() -> int:
+    """`python bench/procs.py PID...`: each process's CPU so far and its tree's memory now."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("pids", type=int, nargs="+")
+    args = parser.parse_args()
+    for pid in args.pids:
+        print(f"{pid}: {cpu_seconds(pid):.2f} s of CPU, {tree_rss(pid) / 2**20:.1f} MiB resident")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
