@@ -79,8 +79,7 @@ class Fleet:
             self.rules,
             state_dir=str(self.folder(name) / "state"),
             fleet={"node": name, "lease": self.lease},
-            **self.settings,
-            **extra,
+            **{**self.settings, **extra},
         )
 
     def drop(self, clips: Clips, count: int) -> list[str]:
@@ -183,18 +182,24 @@ def test_a_node_killed_mid_render_has_its_jobs_finished_by_the_others_exactly_on
     from the claimed sources."""
     fake.variants = Variants(render_polls=5)  # renders of ~7 s: time to be killed during one
     fleet = Fleet(tmp_path, database, fake, lease=3.0, engine=engine)
+    # node a runs one job at a time, so that it is killed while that one renders and the
+    # other waits, claimed: never between recording an instruction as sent and sending it,
+    # which the adopter cannot tell from a sent one and looks for over nemo.landing_window
+    # (5 minutes) instead of sending it again (steps.edit)
+    fleet.daemons["a"] = Daemon(fleet.config("a", concurrency=1), fleet.daemons["a"].log, fleet.env)
     a, b, c = (fleet.daemons[name] for name in NODES)
     try:
         a.start()
         names = fleet.drop(clips, 6)
-        # node a alone takes what it can start soon (2 + prefetch 1), and starts rendering
+        # node a alone takes what it can start soon (1 + prefetch 1), and starts rendering
         wait_for(
             lambda: any(job["state"] == "exporting" for job in fleet.jobs() if job["node"] == "a"),
             timeout=60,
             what="a render on node a",
         )
         a.kill()
-        killed_with = {job["id"] for job in fleet.jobs() if job["node"] == "a"}
+        killed_in = {job["id"]: job["state"] for job in fleet.jobs() if job["node"] == "a"}
+        killed_with = set(killed_in)
         b.start()
         c.start()
         wait_for(lambda: fleet.finished(6), timeout=150, what="every file done")
@@ -206,6 +211,7 @@ def test_a_node_killed_mid_render_has_its_jobs_finished_by_the_others_exactly_on
     finally:
         statuses = fleet.stop()
     assert statuses == [0, 0, 0]
+    assert sorted(killed_in.values()) == ["claimed", "exporting"]  # one rendering, one waiting
     assert sorted(adopted) == sorted(killed_with)  # each adopted once, by b or c
     jobs = fleet.assert_each_exactly_once(names, fake)
     for job in jobs:
