@@ -91,9 +91,13 @@ def test_every_job_finishes_once_through_transient_faults_and_an_outage(
         )
         # The service goes away while an instruction's turn is being streamed (it is
         # applied, and charged, as it arrives): the stream is cut, every request refused.
+        # Refused, not cut: another job's instruction on its way at that moment is answered
+        # 503, so it is sent again after the outage. Cut before an answer, it would be one
+        # the daemon cannot tell from a delivered one, and rightly looks for over
+        # nemo.landing_window (5 minutes) instead of sending it again.
         wait_for(lambda: applied(fake), interval=0.01, what="an instruction being applied")
         port = fake.base_url.rsplit(":", 1)[1]
-        fake.stop()
+        fake.stop(refuse=True)
         cut_off = applied(fake)
         in_flight = unfinished(tmp_path / "state")
         time.sleep(OUTAGE)

@@ -235,7 +235,8 @@ class FakeNemo:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
+        self._refusing = False  # stopped with `refuse`: see stop
+        self._connections: dict[socket.socket, _Handler] = {}
         self._port = 0
 
     # Lifecycle.
@@ -263,6 +264,7 @@ class FakeNemo:
         if self._server is not None:
             return self
         self._stopping.clear()
+        self._refusing = False
         server = _Server(("127.0.0.1", port), _Handler)
         server.fake = self
         self._port = server.server_address[1]
@@ -276,16 +278,26 @@ class FakeNemo:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop serving and cut open connections (streams and keep-alive ones alike)."""
+    def stop(self, refuse: bool = False) -> None:
+        """Stop serving and cut open connections (streams and keep-alive ones alike).
+
+        With `refuse`, the outage is behind a proxy that stays up: turns being streamed
+        are cut, but a request already on its way (an instruction not yet applied, a
+        request on a kept-alive connection) is answered 503, so that its client knows it
+        never arrived; only a connection cut before its answer leaves that unknown."""
         server, self._server = self._server, None
         if server is None:
             return
+        self._refusing = refuse
         self._stopping.set()
         server.shutdown()
         server.server_close()
         with self._lock:
-            connections = list(self._connections)
+            connections = [
+                connection
+                for connection, handler in self._connections.items()
+                if not refuse or handler._streaming
+            ]
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
@@ -495,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Per request, reset by _dispatch (one handler serves a keep-alive connection's requests).
     _status: int | None
     _fault: Fault | None
-    _streaming: bool
+    _streaming: bool = False  # read by FakeNemo.stop before the first request too
     _recorded: bool
     _body: BodyReader | None
     _path: str
@@ -510,7 +522,7 @@ class _Handler(BaseHTTPRequestHandler):
         # the client's delayed ACK add 40 ms to every answer.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.fake._lock:
-            self.server.fake._connections.add(self.connection)
+            self.server.fake._connections[self.connection] = self
 
     def finish(self) -> None:
         try:
@@ -518,7 +530,7 @@ class _Handler(BaseHTTPRequestHandler):
                 super().finish()
         finally:
             with self.server.fake._lock:
-                self.server.fake._connections.discard(self.connection)
+                self.server.fake._connections.pop(self.connection, None)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # silent: request lines and errors go to the books, never to stderr
@@ -559,6 +571,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._endpoint = endpoint
         try:
             self._body = BodyReader(self.rfile, self.headers)
+            if self.fake._refusing:  # arrived on a connection the outage left open
+                raise _Answer(503, {"code": 503, "message": "Service Unavailable"})
             if endpoint is None:
                 raise _Answer(404, {"detail": "Not Found"})
             if served is not None:
@@ -915,6 +929,8 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             if fake._sessions.get(session_id) is not session:  # dropped meanwhile
                 raise fake._session_lost(session_id)
+            if fake._refusing:  # the outage came first (see FakeNemo.stop)
+                raise _Answer(503, {"code": 503, "message": "Service Unavailable"})
             if applied and user.available < fake.edit_cost:  # a parallel edit spent it
                 raise self._no_credits(user, session_id, instruction)
             new_state, change = apply_instruction(session.state, instruction, fake.video_facts)

@@ -935,5 +935,44 @@ def test_stop_cuts_a_stalled_stream_and_start_comes_back_on_the_same_port(
     assert api.state(session_id)["draft"]["t"]  # state survives a restart
 
 
+def test_stop_refusing_cuts_the_stream_and_answers_503_on_a_connection_left_open(
+    fake: FakeNemo, api: Api
+) -> None:
+    """An outage behind a proxy (tests/e2e/test_faults.py): the turn being streamed is cut,
+    but an instruction sent on a kept-alive connection is refused with 503, never applied,
+    so its client knows it may send it again; a new connection is refused outright."""
+    session_id = api.ready_session()
+    fake.faults.next(Fault.STALL, delay=30, heartbeats=0)
+    outcome: list[BaseException | None] = []
+
+    def listen() -> None:
+        try:
+            api.say(session_id, "add music")
+            outcome.append(None)
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    wait_for(lambda: (Fault.STALL, Endpoint.RUN_SSE) in fake.faults.fired, what="the stall")
+    applied = api.state(session_id)["draft"]  # "add music", on a second connection
+    base_url = fake.base_url
+    fake.stop(refuse=True)
+    listener.join(15)
+    assert isinstance(outcome[0], httpx.RemoteProtocolError)  # the stream was cut
+    applied_before = fake.books.applied_instructions(session_id)
+
+    response, _ = api.say(session_id, "make it brighter")  # on the pool's open connection
+    assert response.status_code == 503
+    assert fake.books.applied_instructions(session_id) == applied_before
+    with pytest.raises(httpx.ConnectError), httpx.Client(base_url=base_url) as fresh:
+        fresh.get("/api/credits/balance/simple")
+
+    fake.start(port=int(base_url.rsplit(":", 1)[1]))
+    assert api.say(session_id, "make it brighter")[0].status_code == 200  # sent again: lands
+    assert fake.books.applied_instructions(session_id) == [*applied_before, "make it brighter"]
+    assert api.state(session_id)["draft"] != applied
+
+
 def test_unknown_paths_are_404(api: Api) -> None:
     assert api.http.get("/api/nothing").status_code == 404
