@@ -211,7 +211,9 @@ def test_a_node_killed_mid_render_has_its_jobs_finished_by_the_others_exactly_on
     finally:
         statuses = fleet.stop()
     assert statuses == [0, 0, 0]
-    assert sorted(killed_in.values()) == ["claimed", "exporting"]  # one rendering, one waiting
+    # one rendering, and the other waiting, claimed (the local engine's job can render
+    # before node a claims a second one)
+    assert set(killed_in.values()) - {"claimed"} == {"exporting"}
     assert sorted(adopted) == sorted(killed_with)  # each adopted once, by b or c
     jobs = fleet.assert_each_exactly_once(names, fake)
     for job in jobs:
