@@ -8,6 +8,7 @@ import shlex
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 import pytest
@@ -27,6 +28,24 @@ BUNDLED_FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 # Files that keep the FFmpeg nemowatch chooses by itself: burned captions are pictures
 # drawn by FFmpeg; the others test the choice itself (and set the variable as they need).
 DEFAULT_CHOICE = frozenset({"test_captions.py", "test_doctor.py", "test_ffmpeg_choice.py"})
+
+
+LOG_TAIL = 25  # lines of each daemon log shown with a failed test
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report ends with the last lines of the logs its daemons wrote in
+    its temporary folder: the one clue a CI run gives of a wait that timed out."""
+    report = yield
+    funcargs = getattr(item, "funcargs", {})
+    folder = funcargs.get("tmp_path")
+    if report.failed and call.when == "call" and isinstance(folder, Path):
+        for log in sorted(folder.rglob("*.log"))[:6]:
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+            tail = "\n".join(line[:300] for line in lines[-LOG_TAIL:])
+            report.sections.append((f"{log.relative_to(folder)} (last lines)", tail))
+    return report
 
 
 @pytest.fixture(autouse=True)
