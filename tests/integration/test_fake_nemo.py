@@ -905,30 +905,40 @@ def test_a_fault_armed_where_it_cannot_happen_is_refused(fake: FakeNemo) -> None
 # Lifecycle.
 
 
+class StalledTurn:
+    """An instruction whose turn stalls for 30 s, listened to on a thread of its own: what
+    a stop of the fake does to a stream."""
+
+    def __init__(self, fake: FakeNemo, api: Api, session_id: str) -> None:
+        fake.faults.next(Fault.STALL, delay=30, heartbeats=0)
+        self.outcome: list[BaseException | None] = []
+        self._listener = threading.Thread(target=self._listen, args=(api, session_id))
+        self._listener.start()
+        # the turn has reached its stall (a fixed sleep can end first on a busy machine)
+        wait_for(lambda: (Fault.STALL, Endpoint.RUN_SSE) in fake.faults.fired, what="the stall")
+
+    def _listen(self, api: Api, session_id: str) -> None:
+        try:
+            api.say(session_id, "add music")
+            self.outcome.append(None)
+        except httpx.HTTPError as exc:
+            self.outcome.append(exc)
+
+    def ended(self) -> BaseException | None:
+        self._listener.join(15)
+        return self.outcome[0]
+
+
 def test_stop_cuts_a_stalled_stream_and_start_comes_back_on_the_same_port(
     fake: FakeNemo, api: Api
 ) -> None:
     session_id = api.ready_session()
-    fake.faults.next(Fault.STALL, delay=30, heartbeats=0)
-    outcome: list[BaseException | None] = []
-
-    def listen() -> None:
-        try:
-            api.say(session_id, "add music")
-            outcome.append(None)
-        except httpx.HTTPError as exc:
-            outcome.append(exc)
-
-    listener = threading.Thread(target=listen)
-    listener.start()
-    # the turn has reached its stall (a fixed sleep can end first on a busy machine)
-    wait_for(lambda: (Fault.STALL, Endpoint.RUN_SSE) in fake.faults.fired, what="the stall")
+    turn = StalledTurn(fake, api, session_id)
     base_url = fake.base_url
     started = time.monotonic()
     fake.stop()
-    listener.join(15)
+    assert isinstance(turn.ended(), httpx.RemoteProtocolError)
     assert time.monotonic() - started < 15  # cut off, not left to its 30 s stall
-    assert isinstance(outcome[0], httpx.RemoteProtocolError)
 
     fake.start(port=int(base_url.rsplit(":", 1)[1]))
     assert fake.base_url == base_url
@@ -942,24 +952,11 @@ def test_stop_refusing_cuts_the_stream_and_answers_503_on_a_connection_left_open
     but an instruction sent on a kept-alive connection is refused with 503, never applied,
     so its client knows it may send it again; a new connection is refused outright."""
     session_id = api.ready_session()
-    fake.faults.next(Fault.STALL, delay=30, heartbeats=0)
-    outcome: list[BaseException | None] = []
-
-    def listen() -> None:
-        try:
-            api.say(session_id, "add music")
-            outcome.append(None)
-        except httpx.HTTPError as exc:
-            outcome.append(exc)
-
-    listener = threading.Thread(target=listen)
-    listener.start()
-    wait_for(lambda: (Fault.STALL, Endpoint.RUN_SSE) in fake.faults.fired, what="the stall")
+    turn = StalledTurn(fake, api, session_id)
     applied = api.state(session_id)["draft"]  # "add music", on a second connection
     base_url = fake.base_url
     fake.stop(refuse=True)
-    listener.join(15)
-    assert isinstance(outcome[0], httpx.RemoteProtocolError)  # the stream was cut
+    assert isinstance(turn.ended(), httpx.RemoteProtocolError)  # the stream was cut
     applied_before = fake.books.applied_instructions(session_id)
 
     response, _ = api.say(session_id, "make it brighter")  # on the pool's open connection
