@@ -282,9 +282,9 @@ class FakeNemo:
         """Stop serving and cut open connections (streams and keep-alive ones alike).
 
         With `refuse`, the outage is behind a proxy that stays up: turns being streamed
-        are cut, but a request already on its way (an instruction not yet applied, a
-        request on a kept-alive connection) is answered 503, so that its client knows it
-        never arrived; only a connection cut before its answer leaves that unknown."""
+        are cut, new connections refused, and an instruction not yet applied, or any
+        request arriving on a kept-alive connection, is answered 503, so that its client
+        knows it never arrived. Other requests already being answered finish."""
         server, self._server = self._server, None
         if server is None:
             return
